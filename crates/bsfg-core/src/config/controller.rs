@@ -1,0 +1,446 @@
+//! `bsfg-controller` configuration (`/etc/bsfg/controller.toml` plus `BSFG_*`).
+
+use super::{ConfigError, Logging, NatsConnection, TlsFiles, is_wildcard};
+use crate::cursor::StartPosition;
+use crate::limits::Limits;
+use crate::names::{self, NameKind};
+use crate::source::Source;
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// This zone's id, e.g. `plant-a`.
+    pub zone: String,
+    /// This host's name within the zone, e.g. `alpha`.
+    pub node: String,
+    pub listen: Listen,
+    #[serde(default)]
+    pub management: Management,
+    pub tls: TlsFiles,
+    #[serde(default)]
+    pub nats: NatsConnection,
+    pub store: Store,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Stream classes of the store buffer, by name.
+    #[serde(default)]
+    pub classes: BTreeMap<String, StreamClass>,
+    /// Declared consumers, by name.
+    #[serde(default)]
+    pub consumers: BTreeMap<String, Consumer>,
+    /// Artifact buckets, by name.
+    #[serde(default)]
+    pub buckets: BTreeMap<String, Bucket>,
+    /// Peer zones, by zone id.
+    #[serde(default)]
+    pub peers: BTreeMap<String, Peer>,
+    #[serde(default)]
+    pub lease: Lease,
+    #[serde(default)]
+    pub logging: Logging,
+    /// How long a SIGTERM waits for in-flight requests before closing connections.
+    #[serde(default = "default_drain", with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+fn default_drain() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// The service address: the zone VIP and port 9443 in production.
+    pub address: SocketAddr,
+    /// Development only: allow a wildcard address (`0.0.0.0`, `::`). A zone
+    /// controller must bind the VIP, so that a host without the VIP cannot serve.
+    #[serde(default)]
+    pub allow_wildcard: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Management {
+    /// Plain HTTP `/healthz`, `/readyz`, `/status`, `/metrics`: loopback or the
+    /// management network, never the VIP.
+    pub address: SocketAddr,
+}
+
+impl Default for Management {
+    fn default() -> Self {
+        Management {
+            address: "127.0.0.1:9464".parse().expect("static address"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// JetStream replicas of every stream and bucket (3 in a Triad-HA zone).
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    /// Where artifact blobs live (`/artifacts` in production).
+    pub artifact_dir: PathBuf,
+    /// How often the store-buffer fill is re-read from JetStream.
+    #[serde(default = "default_fill_poll", with = "humantime_serde")]
+    pub fill_poll_interval: Duration,
+    /// Retention of forward buffers (facts pulled from peers).
+    #[serde(default = "default_max_age", with = "humantime_serde")]
+    pub forward_max_age: Duration,
+    /// Size bound of each forward buffer.
+    #[serde(default = "default_max_bytes")]
+    pub forward_max_bytes: ByteSize,
+}
+
+fn default_replicas() -> usize {
+    3
+}
+fn default_fill_poll() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn default_max_bytes() -> ByteSize {
+    ByteSize::gib(10)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamClass {
+    /// Retention (`max_age` of the stream).
+    #[serde(default = "default_max_age", with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Capacity; appends are refused at `limits.store_buffer_reject_percent` of it.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: ByteSize,
+    /// Identities allowed to append to this class (`*`: any identity of the zone's CA).
+    #[serde(default)]
+    pub append: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consumer {
+    /// `store:<class>[/<kind>]` or `forward:<peer>[/<kind>]`.
+    pub source: String,
+    /// `earliest`, `latest`, or `{ offset = N }`.
+    #[serde(default)]
+    pub start: StartPosition,
+    /// Identities allowed to fetch and confirm.
+    #[serde(default)]
+    pub allowed: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    /// Identities allowed to `GetObject`.
+    #[serde(default)]
+    pub read: BTreeSet<String>,
+    /// Identities allowed to `PutObject`.
+    #[serde(default)]
+    pub write: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// The identity (certificate CN or first DNS SAN) the peer zone's controller presents.
+    pub identity: String,
+    /// The peer's controller, `https://<peer VIP>:9443`; needed to pull from it.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The consumer on the peer that this zone pulls from.
+    #[serde(default)]
+    pub consumer: Option<String>,
+    /// The peer's trust root, if it differs from this zone's `tls.ca`.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+}
+
+/// The zone controller lease (one writer per zone). See `bsfg_core::lease`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lease {
+    /// Off only for single-controller development setups.
+    pub enabled: bool,
+    /// JetStream KV bucket holding the lease key.
+    pub bucket: String,
+    /// Time after which an unrenewed lease may be taken by another host.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// How often the holder renews.
+    #[serde(with = "humantime_serde")]
+    pub renew_interval: Duration,
+    /// The holder stops serving this long before the TTL runs out, covering
+    /// clock-rate drift and scheduling delay.
+    #[serde(with = "humantime_serde")]
+    pub safety_margin: Duration,
+}
+
+impl Default for Lease {
+    fn default() -> Self {
+        Lease {
+            enabled: true,
+            bucket: "bsfg_lease".into(),
+            ttl: Duration::from_millis(1000),
+            renew_interval: Duration::from_millis(200),
+            safety_margin: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Lease {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.safety_margin >= self.ttl {
+            return Err(ConfigError::new(
+                "lease.safety_margin",
+                "must be shorter than lease.ttl",
+            ));
+        }
+        // At least two renewal attempts must fit before the holder fences itself.
+        if self.renew_interval * 2 > self.ttl - self.safety_margin {
+            return Err(ConfigError::new(
+                "lease.renew_interval",
+                format!(
+                    "{:?} leaves fewer than two renewals within ttl - safety_margin ({:?})",
+                    self.renew_interval,
+                    self.ttl - self.safety_margin
+                ),
+            ));
+        }
+        if self.bucket.is_empty()
+            || !self
+                .bucket
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ConfigError::new(
+                "lease.bucket",
+                "use letters, digits, '_' and '-' only",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ControllerConfig {
+    /// Everything that can be checked without I/O. Identities are lower-cased.
+    pub fn check(&mut self) -> Result<(), ConfigError> {
+        let max = self.limits.max_name_len;
+        self.limits
+            .check()
+            .map_err(|(k, m)| ConfigError::new(k, m))?;
+        names::check_token(NameKind::Zone, &self.zone, max)
+            .map_err(|e| ConfigError::new("zone", e))?;
+        names::check_token(NameKind::Host, &self.node, max)
+            .map_err(|e| ConfigError::new("node", e))?;
+        if is_wildcard(&self.listen.address) && !self.listen.allow_wildcard {
+            return Err(ConfigError::new(
+                "listen.address",
+                format!(
+                    "{} is a wildcard address; a zone controller binds the VIP only \
+                     (set listen.allow_wildcard = true for development)",
+                    self.listen.address
+                ),
+            ));
+        }
+        if self.listen.address == self.management.address {
+            return Err(ConfigError::new(
+                "management.address",
+                "must differ from listen.address",
+            ));
+        }
+        if !(1..=5).contains(&self.store.replicas) {
+            return Err(ConfigError::new(
+                "store.replicas",
+                "must be between 1 and 5",
+            ));
+        }
+        if self.classes.is_empty() {
+            return Err(ConfigError::new(
+                "classes",
+                "declare at least one stream class",
+            ));
+        }
+        for (name, class) in &mut self.classes {
+            let key = format!("classes.{name}");
+            names::check_token(NameKind::StreamClass, name, max)
+                .map_err(|e| ConfigError::new(&key, e))?;
+            if class.max_bytes.as_u64() < 1024 * 1024 {
+                return Err(ConfigError::new(
+                    format!("{key}.max_bytes"),
+                    "must be at least 1 MiB",
+                ));
+            }
+            if class.max_age.is_zero() {
+                return Err(ConfigError::new(
+                    format!("{key}.max_age"),
+                    "must be positive",
+                ));
+            }
+            class.append = normalise_identities(&format!("{key}.append"), &class.append, max)?;
+        }
+        for (zone, peer) in &mut self.peers {
+            let key = format!("peers.{zone}");
+            names::check_token(NameKind::Zone, zone, max).map_err(|e| ConfigError::new(&key, e))?;
+            if *zone == self.zone {
+                return Err(ConfigError::new(&key, "a zone cannot be its own peer"));
+            }
+            peer.identity = peer.identity.to_ascii_lowercase();
+            names::check_identity(&peer.identity, max)
+                .map_err(|e| ConfigError::new(format!("{key}.identity"), e))?;
+            if peer.endpoint.is_some() != peer.consumer.is_some() {
+                return Err(ConfigError::new(
+                    &key,
+                    "endpoint and consumer go together (both or neither)",
+                ));
+            }
+        }
+        for (name, consumer) in &mut self.consumers {
+            let key = format!("consumers.{name}");
+            names::check_token(NameKind::Consumer, name, max)
+                .map_err(|e| ConfigError::new(&key, e))?;
+            let source = Source::parse(&consumer.source, max)
+                .map_err(|e| ConfigError::new(format!("{key}.source"), e.detail))?;
+            match &source {
+                Source::Store { class, .. } if !self.classes.contains_key(class) => {
+                    return Err(ConfigError::new(
+                        format!("{key}.source"),
+                        format!("unknown class {class:?}"),
+                    ));
+                }
+                Source::Forward { peer, .. } if !self.peers.contains_key(peer) => {
+                    return Err(ConfigError::new(
+                        format!("{key}.source"),
+                        format!("unknown peer {peer:?}"),
+                    ));
+                }
+                _ => {}
+            }
+            consumer.allowed =
+                normalise_identities(&format!("{key}.allowed"), &consumer.allowed, max)?;
+        }
+        for (name, bucket) in &mut self.buckets {
+            let key = format!("buckets.{name}");
+            names::check_token(NameKind::Bucket, name, max)
+                .map_err(|e| ConfigError::new(&key, e))?;
+            bucket.read = normalise_identities(&format!("{key}.read"), &bucket.read, max)?;
+            bucket.write = normalise_identities(&format!("{key}.write"), &bucket.write, max)?;
+        }
+        if self.lease.enabled {
+            self.lease.check()?;
+        }
+        Ok(())
+    }
+}
+
+fn normalise_identities(
+    key: &str,
+    ids: &BTreeSet<String>,
+    max: usize,
+) -> Result<BTreeSet<String>, ConfigError> {
+    ids.iter()
+        .map(|id| {
+            if id == "*" {
+                return Ok(id.clone());
+            }
+            let id = id.to_ascii_lowercase();
+            names::check_identity(&id, max).map_err(|e| ConfigError::new(key, e))?;
+            Ok(id)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const EXAMPLE: &str = r#"
+zone = "plant-a"
+node = "alpha"
+[listen]
+address = "10.0.0.100:9443"
+[tls]
+certificate = "/run/credentials/bsfg-controller.service/cert.pem"
+private_key = "/run/credentials/bsfg-controller.service/key.pem"
+ca = "/run/credentials/bsfg-controller.service/ca.pem"
+[store]
+artifact_dir = "/artifacts"
+[classes.operational]
+max_age = "7d"
+max_bytes = "1 GiB"
+append = ["MES-Producer"]
+[consumers.erp-orders]
+source = "store:operational/order"
+start = "earliest"
+allowed = ["erp-reader"]
+[consumers.from-latest]
+source = "store:operational"
+start = { offset = 7 }
+[buckets.drawings]
+read = ["erp-reader"]
+write = ["mes-producer"]
+[peers.enterprise]
+identity = "enterprise-bsfg"
+"#;
+
+    fn example() -> ControllerConfig {
+        toml::from_str(EXAMPLE).unwrap()
+    }
+
+    #[test]
+    fn example_parses_and_checks() {
+        let mut c = example();
+        c.check().unwrap();
+        assert!(
+            c.classes["operational"].append.contains("mes-producer"),
+            "identities are lower-cased"
+        );
+        assert_eq!(c.consumers["from-latest"].start, StartPosition::Offset(7));
+        assert_eq!(c.classes["operational"].max_bytes, ByteSize::gib(1));
+        assert_eq!(c.management.address.to_string(), "127.0.0.1:9464");
+    }
+
+    #[test]
+    fn wildcard_bind_needs_the_development_flag() {
+        let mut c = example();
+        c.listen.address = "0.0.0.0:9443".parse().unwrap();
+        assert_eq!(c.check().unwrap_err().key, "listen.address");
+        c.listen.allow_wildcard = true;
+        c.check().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut c = example();
+        c.consumers.get_mut("erp-orders").unwrap().source = "store:audit".into();
+        assert_eq!(c.check().unwrap_err().key, "consumers.erp-orders.source");
+
+        let mut c = example();
+        c.classes
+            .insert("bad.name".into(), c.classes["operational"].clone());
+        assert_eq!(c.check().unwrap_err().key, "classes.bad.name");
+
+        let mut c = example();
+        c.lease.renew_interval = Duration::from_millis(600);
+        assert_eq!(c.check().unwrap_err().key, "lease.renew_interval");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text = EXAMPLE.replace("[store]", "[store]\nartefact_dir = \"/x\"");
+        let err = toml::from_str::<ControllerConfig>(&text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("artefact_dir"), "{err}");
+    }
+}

@@ -1,0 +1,114 @@
+//! Configuration types of the binaries.
+//!
+//! Only data and validation live here; loading (TOML file + `BSFG_*`
+//! environment through figment) happens in each binary. Every check returns
+//! a [`ConfigError`] naming the offending key, so a bad configuration exits
+//! with one line an operator can act on.
+
+mod controller;
+
+pub use controller::*;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A configuration problem: the dotted key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration key `{key}`: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl fmt::Display) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Certificate, key and trust root, all referenced by path (never inlined:
+/// secrets stay out of configuration files and the Nix store).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// PEM certificate chain presented by this process.
+    pub certificate: PathBuf,
+    /// PEM private key (PKCS#8, SEC1 or PKCS#1).
+    pub private_key: PathBuf,
+    /// PEM trust root(s) of the zone: client certificates must chain to one of these.
+    pub ca: PathBuf,
+}
+
+/// How a process reaches its local NATS server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConnection {
+    /// Client URL; in a zone always the local server (`nats://127.0.0.1:4222`).
+    pub url: String,
+    /// Optional NATS credentials file (`.creds`).
+    pub credentials: Option<PathBuf>,
+    /// Optional user/password file, one line `user:password`.
+    pub user_password_file: Option<PathBuf>,
+    /// Timeout of one JetStream API request or publish acknowledgement.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Timeout of the initial connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for NatsConnection {
+    fn default() -> Self {
+        NatsConnection {
+            url: "nats://127.0.0.1:4222".into(),
+            credentials: None,
+            user_password_file: None,
+            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (journald, log shippers).
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Logging {
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info,bsfg_store=debug`. `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// True for `0.0.0.0`, `::` and friends.
+pub fn is_wildcard(addr: &std::net::SocketAddr) -> bool {
+    addr.ip().is_unspecified()
+}
+
+/// The controller example configuration used by unit tests across this crate.
+#[cfg(test)]
+pub(crate) fn tests_example() -> &'static str {
+    controller::tests::EXAMPLE
+}
