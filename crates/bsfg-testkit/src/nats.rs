@@ -1,0 +1,267 @@
+//! A real JetStream cluster of `nats-server` processes on loopback.
+
+use crate::bins;
+use crate::http;
+use crate::ports::free_ports;
+use crate::process::Daemon;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How to build the cluster.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    pub nodes: usize,
+    /// `sync_interval: always` (the `critical` durability tier).
+    pub sync_always: bool,
+    /// Extra configuration appended to every node's file.
+    pub extra_config: String,
+}
+
+impl Default for NatsOptions {
+    fn default() -> Self {
+        NatsOptions {
+            nodes: 3,
+            sync_always: false,
+            extra_config: String::new(),
+        }
+    }
+}
+
+struct Node {
+    name: String,
+    client_port: u16,
+    monitor_port: u16,
+    config: PathBuf,
+    log: PathBuf,
+    daemon: Option<Daemon>,
+}
+
+/// A running cluster; every process is killed and every file removed on drop.
+pub struct NatsCluster {
+    dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+}
+
+impl NatsCluster {
+    /// A 3-node JetStream cluster with file storage, ready (meta leader elected).
+    pub async fn start3() -> NatsCluster {
+        Self::start(NatsOptions::default()).await
+    }
+
+    /// One JetStream server (no clustering).
+    pub async fn start1() -> NatsCluster {
+        Self::start(NatsOptions {
+            nodes: 1,
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn start(opts: NatsOptions) -> NatsCluster {
+        // Ports can be taken between choosing and binding; retry with fresh ones.
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            match Self::try_start(&opts).await {
+                Ok(c) => return c,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!(
+            "could not start a {}-node nats-server cluster: {last_err}",
+            opts.nodes
+        );
+    }
+
+    async fn try_start(opts: &NatsOptions) -> Result<NatsCluster, String> {
+        let bin = bins::nats_server();
+        let dir = tempfile::Builder::new()
+            .prefix("bsfg-nats-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let ports = free_ports(opts.nodes * 3);
+        let cluster_ports: Vec<u16> = (0..opts.nodes).map(|i| ports[i * 3 + 1]).collect();
+        let mut nodes = Vec::new();
+        for i in 0..opts.nodes {
+            let name = format!("n{i}");
+            let (client_port, cluster_port, monitor_port) =
+                (ports[i * 3], ports[i * 3 + 1], ports[i * 3 + 2]);
+            let store = dir.path().join(&name);
+            let mut conf = format!(
+                "server_name: {name}\nlisten: \"127.0.0.1:{client_port}\"\nhttp: \"127.0.0.1:{monitor_port}\"\n\
+                 jetstream {{\n  store_dir: \"{}\"\n  max_memory_store: 256MB\n  max_file_store: 4GB\n{}}}\n",
+                store.display(),
+                if opts.sync_always {
+                    "  sync_interval: always\n"
+                } else {
+                    ""
+                }
+            );
+            if opts.nodes > 1 {
+                let routes: Vec<String> = cluster_ports
+                    .iter()
+                    .filter(|p| **p != cluster_port)
+                    .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+                    .collect();
+                conf.push_str(&format!(
+                    "cluster {{\n  name: bsfgtest\n  listen: \"127.0.0.1:{cluster_port}\"\n  routes: [{}]\n}}\n",
+                    routes.join(", ")
+                ));
+            }
+            conf.push_str(&opts.extra_config);
+            let config = dir.path().join(format!("{name}.conf"));
+            std::fs::write(&config, conf).map_err(|e| e.to_string())?;
+            let log = dir.path().join(format!("{name}.log"));
+            nodes.push(Node {
+                name,
+                client_port,
+                monitor_port,
+                config,
+                log,
+                daemon: None,
+            });
+        }
+        let mut cluster = NatsCluster { dir, nodes };
+        for i in 0..cluster.nodes.len() {
+            cluster.spawn(i, &bin)?;
+        }
+        cluster.wait_ready_for(Duration::from_secs(30)).await?;
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, i: usize, bin: &PathBuf) -> Result<(), String> {
+        let node = &mut self.nodes[i];
+        let mut cmd = Command::new(bin);
+        cmd.arg("-c").arg(&node.config);
+        node.daemon = Some(
+            Daemon::spawn(&format!("nats-{}", node.name), cmd, &node.log)
+                .map_err(|e| e.to_string())?,
+        );
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// `nats://127.0.0.1:<port>` of node `i`.
+    pub fn client_url(&self, i: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.nodes[i].client_port)
+    }
+
+    /// `127.0.0.1:<port>` of node `i`'s monitoring endpoint.
+    pub fn monitor_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[i].monitor_port)
+    }
+
+    /// The server name of node `i` (`n0`, `n1`, ...).
+    pub fn node_name(&self, i: usize) -> &str {
+        &self.nodes[i].name
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// SIGKILL node `i` (a crash: no clean shutdown).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut d) = self.nodes[i].daemon.take() {
+            d.kill();
+        }
+    }
+
+    /// SIGSTOP / SIGCONT node `i`.
+    pub fn freeze(&self, i: usize) {
+        if let Some(d) = &self.nodes[i].daemon {
+            d.freeze();
+        }
+    }
+
+    pub fn thaw(&self, i: usize) {
+        if let Some(d) = &self.nodes[i].daemon {
+            d.thaw();
+        }
+    }
+
+    /// Starts node `i` again with its old data and waits until the cluster is ready.
+    pub async fn restart(&mut self, i: usize) {
+        self.kill(i);
+        let bin = bins::nats_server();
+        self.spawn(i, &bin).expect("respawn nats-server");
+        if let Err(e) = self.wait_ready_for(Duration::from_secs(30)).await {
+            panic!("node {i} did not rejoin: {e}\n{}", self.log_tail(i, 30));
+        }
+    }
+
+    pub fn is_running(&mut self, i: usize) -> bool {
+        self.nodes[i]
+            .daemon
+            .as_mut()
+            .is_some_and(Daemon::is_running)
+    }
+
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        self.nodes[i]
+            .daemon
+            .as_ref()
+            .map(|d| d.log_tail(lines))
+            .unwrap_or_default()
+    }
+
+    /// The meta leader as seen by node `i`, if known.
+    pub async fn meta_leader(&self, i: usize) -> Option<String> {
+        let jsz = http::get_json(&self.monitor_addr(i), "/jsz").await?;
+        jsz["meta_cluster"]["leader"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    }
+
+    /// Waits until every running node answers healthy and agrees on a meta leader.
+    pub async fn wait_ready(&mut self) {
+        if let Err(e) = self.wait_ready_for(Duration::from_secs(30)).await {
+            panic!("nats cluster not ready: {e}");
+        }
+    }
+
+    async fn wait_ready_for(&mut self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let clustered = self.nodes.len() > 1;
+        loop {
+            let mut problem = None;
+            for i in 0..self.nodes.len() {
+                if self.nodes[i].daemon.is_none() {
+                    continue;
+                }
+                if !self.is_running(i) {
+                    return Err(format!(
+                        "{} exited:\n{}",
+                        self.nodes[i].name,
+                        self.log_tail(i, 20)
+                    ));
+                }
+                let addr = self.monitor_addr(i);
+                match http::get(&addr, "/healthz?js-enabled-only=true").await {
+                    Ok((200, _)) => {}
+                    other => problem = Some(format!("{} health: {other:?}", self.nodes[i].name)),
+                }
+                if clustered && self.meta_leader(i).await.is_none() {
+                    problem = Some(format!("{} sees no meta leader", self.nodes[i].name));
+                }
+            }
+            match problem {
+                None => return Ok(()),
+                Some(p) if Instant::now() > deadline => return Err(p),
+                Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+}
