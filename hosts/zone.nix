@@ -1,0 +1,123 @@
+# The example zone: ONE description shared by
+#   * nixosConfigurations.{alpha,beta,gamma} (flake.nix -> hosts/<host>/), and
+#   * the zone simulator (modules/lib/simulator.nix reads this file).
+# Plain data, no functions: replace the addresses, interface names and
+# certificate paths with your site's values. Every setting is documented in
+# modules/lib/README.md; invalid values fail evaluation with a "zone: ..."
+# message that names the setting.
+{
+  zone = "plant-a";
+
+  # Contract section 6: "standard" keeps nats-server's default sync
+  # interval, "critical" fsyncs every acknowledged write (sync_interval: always).
+  tier = "standard";
+
+  # The three hosts, keyed by host name. `address` is on the zone segment
+  # that carries JetStream cluster traffic and, between alpha and beta, VRRP
+  # and the VIP. REPLACE: addresses and interface names of your hardware.
+  hosts = {
+    alpha = {
+      role = "alpha";
+      address = "10.20.0.11";
+      prefixLength = 24;
+      interface = "eno1";
+    };
+    beta = {
+      role = "beta";
+      address = "10.20.0.12";
+      prefixLength = 24;
+      interface = "eno1";
+    };
+    gamma = {
+      role = "gamma";
+      address = "10.20.0.13";
+      prefixLength = 24;
+      interface = "eno1";
+    };
+  };
+
+  # Where monitoring and operations traffic may come from (NATS monitoring,
+  # exporters, management endpoints). Hosts may also set managementAddress
+  # when the management network is a separate interface.
+  managementNetwork = "10.20.0.0/24";
+
+  # The zone VIP: the only address producers and peer zones use.
+  vip = {
+    address = "10.20.0.100";
+    prefixLength = 24;
+  };
+
+  # VRRPv3 with 0.2 s adverts: the standby declares the master dead after
+  # ~3 adverts (0.6 s plus skew) instead of ~3 s with VRRPv2's 1 s minimum.
+  vrrp = {
+    routerId = 51;
+    version = 3;
+    advertIntervalMs = 200;
+    priorities = {
+      alpha = 150;
+      beta = 100;
+    };
+  };
+
+  # REPLACE: where the controller certificate, its key and the zone CA live
+  # on alpha and beta. Strings, never Nix paths: the files are read on the
+  # host through systemd LoadCredential= and never enter the Nix store.
+  certificates = {
+    certificate = "/var/lib/bsfg/tls/controller.pem";
+    privateKey = "/var/lib/bsfg/tls/controller.key";
+    ca = "/var/lib/bsfg/tls/ca.pem";
+  };
+  certificatePolicy = {
+    minValidity = "30d";
+    policy = "deny";
+  };
+
+  lease = {
+    bucket = "bsfg_lease";
+    ttl = "1s";
+    renewInterval = "200ms";
+    safetyMargin = "250ms";
+  };
+
+  # Store buffer classes, consumers, artifact buckets and peer zones, in the
+  # controller's own schema (crates/bsfg-core/src/config/controller.rs).
+  classes = {
+    operational = {
+      max_age = "7d";
+      max_bytes = "10 GiB";
+      append = ["mes-producer"];
+    };
+    audit = {
+      max_age = "30d";
+      max_bytes = "5 GiB";
+      append = ["mes-producer"];
+    };
+  };
+  consumers = {
+    erp-orders = {
+      source = "store:operational/order";
+      start = "earliest";
+      allowed = ["erp-reader"];
+    };
+    from-enterprise = {
+      source = "forward:enterprise";
+      allowed = ["mes-reader"];
+    };
+  };
+  buckets = {
+    drawings = {
+      read = ["erp-reader"];
+      write = ["mes-producer"];
+    };
+  };
+  peers = {
+    enterprise = {
+      identity = "enterprise-bsfg";
+      endpoint = "https://10.10.0.100:9443";
+      consumer = "to-plant-a";
+    };
+  };
+
+  # REPLACE: your site's NTP servers (chrony). Empty: NixOS defaults.
+  timeServers = [];
+}

@@ -1,0 +1,654 @@
+# The Triad-HA zone, computed. Pure Nix (builtins only, no nixpkgs) so that
+#   * the NixOS modules (modules/services/*.nix) and
+#   * the zone simulator (bsfg-zonesim, through modules/lib/simulator.nix)
+# derive every per-host setting from ONE zone description with the SAME code.
+# Only the filesystem paths and the controller supervisor differ between the
+# two; they are arguments (see `nixosPaths` and `simulatorPaths`).
+#
+# Entry points:
+#   normalise zoneDescription          -> validated zone with defaults filled in
+#   hostSettings { zone; host; paths; supervisor; binaries; requireMountPoint; }
+#                                      -> everything one host runs (see README.md)
+#   nixosPaths / simulatorPaths        -> the `paths` argument for each world
+#
+# Every invalid description throws one line starting with "zone: " that names
+# the offending setting. tests/lib/ exercises each of them.
+let
+  net = import ./net.nix;
+  names = import ./names.nix;
+  duration = import ./duration.nix;
+  render = import ./render.nix;
+
+  inherit
+    (builtins)
+    attrNames
+    attrValues
+    all
+    any
+    concatStringsSep
+    elem
+    filter
+    head
+    isAttrs
+    isInt
+    isString
+    length
+    listToAttrs
+    mapAttrs
+    toJSON
+    ;
+
+  roles = ["alpha" "beta" "gamma"];
+  serviceRoles = ["alpha" "beta"];
+
+  # Ports of the appliance. Overridable per zone (`ports`), e.g. for a lab
+  # that runs two zones on one segment.
+  defaultPorts = {
+    natsClient = 4222;
+    natsCluster = 6222;
+    natsMonitor = 8222;
+    controller = 9443;
+    controllerManagement = 9464;
+    agentManagement = 9465;
+  };
+
+  # The name keepalived and systemd know the pieces by. Fixed, not options:
+  # the gate agent, the polkit rule and the VM tests refer to them.
+  controllerUnit = "bsfg-controller.service";
+  checkScriptName = "bsfg_jetstream_ok";
+  trackFileName = "bsfg_gate";
+
+  fail = msg: throw "zone: ${msg}";
+
+  # Optional attribute with a default, without nixpkgs' attrByPath.
+  get = attrs: name: default:
+    if attrs ? ${name}
+    then attrs.${name}
+    else default;
+
+  duplicates = list: let
+    go = seen: dups: rest:
+      if rest == []
+      then dups
+      else let
+        x = head rest;
+        tail = builtins.tail rest;
+      in
+        if elem x seen
+        then
+          go seen (
+            if elem x dups
+            then dups
+            else dups ++ [x]
+          )
+          tail
+        else go (seen ++ [x]) dups tail;
+  in
+    go [] [] list;
+
+  checkAbsolutePath = what: p:
+    if builtins.isPath p
+    then fail "${what} is a Nix path (${toString p}); write it as a string so the file is read on the host at run time and never copied into the world-readable Nix store"
+    else if !(isString p) || builtins.match "/.*" p == null
+    then fail "${what} = ${toJSON p} must be an absolute path string"
+    else p;
+
+  checkIdentities = what: ids:
+    if !(builtins.isList ids)
+    then fail "${what} must be a list of certificate identities"
+    else map (names.checkIdentity what) ids;
+
+  # ---------------------------------------------------------------- hosts
+
+  normaliseHost = name: h: let
+    where = "hosts.${name}";
+    role = get h "role" null;
+    address = get h "address" null;
+    prefixLength = get h "prefixLength" 24;
+    interface = get h "interface" null;
+    managementAddress = get h "managementAddress" address;
+  in
+    if !(isAttrs h)
+    then fail "${where} must be an attribute set"
+    else if !(elem role roles)
+    then fail "${where}.role = ${toJSON role} is not a role: use one of \"alpha\", \"beta\", \"gamma\""
+    else if !(net.isIPv4 address)
+    then fail "${where}.address = ${toJSON address} is not an IPv4 address"
+    else if !(net.validPrefix prefixLength)
+    then fail "${where}.prefixLength = ${toJSON prefixLength} must be an integer between 8 and 32"
+    else if net.isNetworkOrBroadcast address prefixLength
+    then fail "${where}.address ${address} is the network or broadcast address of its /${toString prefixLength}"
+    else if !(isString interface) || interface == ""
+    then fail "${where}.interface must name the host's zone network interface, e.g. \"eno1\""
+    else if !(net.isIPv4 managementAddress)
+    then fail "${where}.managementAddress = ${toJSON managementAddress} is not an IPv4 address"
+    else {
+      name = names.checkToken "host name" name;
+      inherit role address prefixLength interface managementAddress;
+    };
+
+  checkRoles = hosts: let
+    byRole = role: filter (h: h.role == role) (attrValues hosts);
+    problems =
+      map (role: let
+        holders = byRole role;
+      in
+        if length holders == 1
+        then null
+        else if holders == []
+        then "no host has role \"${role}\""
+        else "role \"${role}\" is given to several hosts (${concatStringsSep ", " (map (h: h.name) holders)}); a Triad-HA zone has exactly one alpha, one beta and one gamma")
+      roles;
+    firstProblem = filter (p: p != null) problems;
+  in
+    if length (attrNames hosts) != 3
+    then fail "a Triad-HA zone has exactly three hosts (alpha, beta, gamma); found ${toString (length (attrNames hosts))}: ${concatStringsSep ", " (attrNames hosts)}"
+    else if firstProblem != []
+    then fail (head firstProblem)
+    else hosts;
+
+  checkAddresses = hosts: let
+    all' = attrValues hosts;
+    dupAddr = duplicates (map (h: h.address) all');
+    dupMgmt = duplicates (map (h: h.managementAddress) all');
+  in
+    if dupAddr != []
+    then fail "duplicate host address ${head dupAddr} (hosts ${concatStringsSep ", " (map (h: h.name) (filter (h: h.address == head dupAddr) all'))}); every host needs its own address"
+    else if dupMgmt != []
+    then fail "duplicate management address ${head dupMgmt}; every host needs its own"
+    else hosts;
+
+  # ---------------------------------------------------------------- the zone
+
+  normalise = desc: let
+    zoneId = names.checkToken "zone id (`zone`)" (get desc "zone" null);
+
+    hosts0 = get desc "hosts" null;
+    hosts =
+      if !(isAttrs hosts0)
+      then fail "`hosts` must be an attribute set of the three hosts, keyed by host name"
+      else checkAddresses (checkRoles (mapAttrs normaliseHost hosts0));
+    hostByRole = role: head (filter (h: h.role == role) (attrValues hosts));
+    alpha = hostByRole "alpha";
+    beta = hostByRole "beta";
+
+    tier = let
+      t = get desc "tier" "standard";
+    in
+      if elem t ["standard" "critical"]
+      then t
+      else fail "tier = ${toJSON t} is not a durability tier: use \"standard\" or \"critical\" (contract section 6)";
+
+    managementNetwork = let
+      m = get desc "managementNetwork" null;
+    in
+      if net.parseCidr m == null
+      then fail "managementNetwork = ${toJSON m} must be a CIDR such as \"10.30.0.0/24\""
+      else m;
+
+    ports = defaultPorts // get desc "ports" {};
+
+    vip = let
+      v = get desc "vip" null;
+      address = get v "address" null;
+      prefixLength = get v "prefixLength" alpha.prefixLength;
+      interface = get v "interface" null;
+      hostAddrs = map (h: h.address) (attrValues hosts);
+    in
+      if !(isAttrs v)
+      then fail "`vip` must be set: { address = \"...\"; prefixLength = 24; }"
+      else if !(net.isIPv4 address)
+      then fail "vip.address = ${toJSON address} is not an IPv4 address"
+      else if !(net.validPrefix prefixLength)
+      then fail "vip.prefixLength = ${toJSON prefixLength} must be an integer between 8 and 32"
+      else if elem address hostAddrs
+      then fail "vip.address ${address} equals a host address; the VIP must be an address of its own that moves between alpha and beta"
+      else if !(net.sameSubnet alpha.address beta.address alpha.prefixLength)
+      then fail "alpha (${alpha.address}/${toString alpha.prefixLength}) and beta (${beta.address}) are not on one subnet; VRRP and the VIP need a shared segment between the two service hosts"
+      else if !(net.sameSubnet address alpha.address alpha.prefixLength) || !(net.sameSubnet address beta.address beta.prefixLength)
+      then fail "vip.address ${address} is outside the service hosts' subnet (alpha ${alpha.address}/${toString alpha.prefixLength}, beta ${beta.address}/${toString beta.prefixLength})"
+      else if net.isNetworkOrBroadcast address prefixLength
+      then fail "vip.address ${address} is the network or broadcast address of its subnet"
+      else if interface != null && (!(isString interface) || interface == "")
+      then fail "vip.interface must be null (use each host's interface) or an interface name"
+      else {inherit address prefixLength interface;};
+
+    vrrp = let
+      v = get desc "vrrp" {};
+      routerId = get v "routerId" null;
+      version = get v "version" 3;
+      advertIntervalMs = get v "advertIntervalMs" (
+        if version == 3
+        then 200
+        else 1000
+      );
+      priorities = {
+        alpha = 150;
+        beta = 100;
+      } // get v "priorities" {};
+      okPriority = p: isInt p && p >= 1 && p <= 254;
+    in
+      if !(isInt routerId) || routerId < 1 || routerId > 255
+      then fail "vrrp.routerId = ${toJSON routerId} must be an integer in 1..255, unique among the VRRP routers on the segment"
+      else if !(elem version [2 3])
+      then fail "vrrp.version = ${toJSON version} must be 2 or 3"
+      else if !(isInt advertIntervalMs) || advertIntervalMs < 10 || advertIntervalMs > 40950
+      then fail "vrrp.advertIntervalMs = ${toJSON advertIntervalMs} must be an integer between 10 and 40950"
+      else if version == 3 && advertIntervalMs - (advertIntervalMs / 10) * 10 != 0
+      then fail "vrrp.advertIntervalMs = ${toString advertIntervalMs}: VRRPv3 advertises in centiseconds, use a multiple of 10 ms"
+      else if version == 2 && advertIntervalMs - (advertIntervalMs / 1000) * 1000 != 0
+      then fail "vrrp.advertIntervalMs = ${toString advertIntervalMs}: VRRPv2 advertises in whole seconds; use a multiple of 1000 or set vrrp.version = 3 for sub-second adverts"
+      else if !(okPriority priorities.alpha) || !(okPriority priorities.beta)
+      then fail "vrrp.priorities must be integers in 1..254 (255 is reserved for an address owner); got alpha = ${toJSON priorities.alpha}, beta = ${toJSON priorities.beta}"
+      else if priorities.alpha == priorities.beta
+      then fail "vrrp.priorities tie (alpha = beta = ${toString priorities.alpha}); alpha must have the higher priority so that the election at start-up is deterministic"
+      else if priorities.alpha < priorities.beta
+      then fail "vrrp.priorities: alpha (${toString priorities.alpha}) must be higher than beta (${toString priorities.beta}); alpha is the primary service host"
+      else {inherit routerId version advertIntervalMs priorities;};
+
+    certificates = let
+      c = get desc "certificates" null;
+    in
+      if !(isAttrs c)
+      then fail "`certificates` must be set: { certificate = \"/path/cert.pem\"; privateKey = \"/path/key.pem\"; ca = \"/path/ca.pem\"; }"
+      else {
+        certificate = checkAbsolutePath "certificates.certificate" (get c "certificate" null);
+        privateKey = checkAbsolutePath "certificates.privateKey" (get c "privateKey" null);
+        ca = checkAbsolutePath "certificates.ca" (get c "ca" null);
+      };
+
+    certificatePolicy = let
+      c = get desc "certificatePolicy" {};
+      minValidity = get c "minValidity" "30d";
+      policy = get c "policy" "deny";
+    in
+      if !(elem policy ["deny" "warn"])
+      then fail "certificatePolicy.policy = ${toJSON policy} must be \"deny\" or \"warn\""
+      else {
+        minValidity = builtins.seq (duration.toMs "certificatePolicy.minValidity" minValidity) minValidity;
+        inherit policy;
+      };
+
+    lease = let
+      l = get desc "lease" {};
+      r = {
+        bucket = get l "bucket" "bsfg_lease";
+        ttl = get l "ttl" "1s";
+        renewInterval = get l "renewInterval" "200ms";
+        safetyMargin = get l "safetyMargin" "250ms";
+      };
+      ttl = duration.toMs "lease.ttl" r.ttl;
+      renew = duration.toMs "lease.renewInterval" r.renewInterval;
+      margin = duration.toMs "lease.safetyMargin" r.safetyMargin;
+    in
+      if builtins.match "[A-Za-z0-9_-]+" r.bucket == null
+      then fail "lease.bucket = ${toJSON r.bucket}: use letters, digits, '_' and '-' only"
+      else if margin >= ttl
+      then fail "lease.safetyMargin (${r.safetyMargin}) must be shorter than lease.ttl (${r.ttl})"
+      else if renew * 2 > ttl - margin
+      then fail "lease.renewInterval (${r.renewInterval}) leaves fewer than two renewals within ttl - safetyMargin (${toString (ttl - margin)}ms)"
+      else r;
+
+    classes = let
+      c = get desc "classes" {};
+    in
+      if !(isAttrs c) || c == {}
+      then fail "`classes` must declare at least one stream class, e.g. { operational = { max_age = \"7d\"; max_bytes = \"1 GiB\"; append = [ \"mes-producer\" ]; }; }"
+      else
+        mapAttrs (name: cls:
+          builtins.seq (names.checkToken "stream class" name) (
+            cls
+            // {append = checkIdentities "classes.${name}.append" (get cls "append" []);}
+          ))
+        c;
+
+    peers = mapAttrs (zone: p: let
+      where = "peers.${zone}";
+    in
+      if zone == zoneId
+      then fail "${where}: a zone cannot be its own peer"
+      else if !(p ? identity)
+      then fail "${where}.identity must name the certificate identity the peer's controller presents"
+      else if (p ? endpoint) != (p ? consumer)
+      then fail "${where}: endpoint and consumer go together (both or neither)"
+      else
+        builtins.seq (names.checkToken "peer zone" zone) (
+          p // {identity = names.checkIdentity "${where}.identity" p.identity;}
+        )) (get desc "peers" {});
+
+    consumers = mapAttrs (name: c: let
+      where = "consumers.${name}";
+      m = builtins.match "(store|forward):([a-z0-9][a-z0-9_-]*)(/.*)?" (get c "source" "");
+      kind = builtins.elemAt m 0;
+      target = builtins.elemAt m 1;
+    in
+      if m == null
+      then fail "${where}.source = ${toJSON (get c "source" null)} must be \"store:<class>[/<kind>]\" or \"forward:<peer>[/<kind>]\""
+      else if kind == "store" && !(classes ? ${target})
+      then fail "${where}.source names unknown stream class \"${target}\""
+      else if kind == "forward" && !(peers ? ${target})
+      then fail "${where}.source names unknown peer \"${target}\""
+      else
+        builtins.seq (names.checkToken "consumer" name) (
+          c // {allowed = checkIdentities "${where}.allowed" (get c "allowed" []);}
+        )) (get desc "consumers" {});
+
+    buckets = mapAttrs (name: b:
+      builtins.seq (names.checkToken "bucket" name) (
+        b
+        // {
+          read = checkIdentities "buckets.${name}.read" (get b "read" []);
+          write = checkIdentities "buckets.${name}.write" (get b "write" []);
+        }
+      )) (get desc "buckets" {});
+
+    logging =
+      {
+        format = "json";
+        filter = "info";
+      }
+      // get desc "logging" {};
+
+    gateAgent = let
+      g =
+        {
+          evaluateInterval = "250ms";
+          readyTimeout = "15s";
+          stopTimeout = "10s";
+        }
+        // get desc "gateAgent" {};
+    in
+      builtins.seq (duration.toMs "gateAgent.evaluateInterval" g.evaluateInterval)
+      (builtins.seq (duration.toMs "gateAgent.readyTimeout" g.readyTimeout)
+        (builtins.seq (duration.toMs "gateAgent.stopTimeout" g.stopTimeout) g));
+
+    known = [
+      "zone"
+      "tier"
+      "hosts"
+      "managementNetwork"
+      "vip"
+      "vrrp"
+      "ports"
+      "certificates"
+      "certificatePolicy"
+      "lease"
+      "classes"
+      "consumers"
+      "buckets"
+      "peers"
+      "store"
+      "limits"
+      "logging"
+      "gateAgent"
+      "timeServers"
+    ];
+    unknown = filter (k: !(elem k known)) (attrNames desc);
+  in
+    if !(isAttrs desc)
+    then fail "the zone description must be an attribute set"
+    else if unknown != []
+    then fail "unknown setting(s) ${concatStringsSep ", " unknown}; known: ${concatStringsSep ", " known}"
+    else {
+      zone = zoneId;
+      inherit tier hosts managementNetwork ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent;
+      store = get desc "store" {};
+      limits = get desc "limits" {};
+      timeServers = get desc "timeServers" [];
+      # Host names by role, for consumers that think in roles.
+      byRole = listToAttrs (map (role: {
+          name = role;
+          value = (hostByRole role).name;
+        })
+        roles);
+    };
+
+  # ---------------------------------------------------------------- paths
+
+  # Where things live on a real appliance (the seeds' canonical mounts).
+  nixosPaths = {
+    jetstream = "/data/jetstream";
+    artifacts = "/artifacts";
+    opt = "/opt/bsfg";
+    controllerConfig = "/etc/bsfg/controller.toml";
+    agentConfig = "/etc/bsfg/gate-agent.toml";
+    # systemd LoadCredential= puts the files here for the unit only.
+    tls = {
+      certificate = "/run/credentials/bsfg-controller.service/cert.pem";
+      privateKey = "/run/credentials/bsfg-controller.service/key.pem";
+      ca = "/run/credentials/bsfg-controller.service/ca.pem";
+    };
+    agentCertificate = "/run/credentials/bsfg-gate-agent.service/controller-cert.pem";
+    agentRuntime = "/run/bsfg-gate-agent";
+  };
+
+  # Where the zone simulator puts each host's state: everything under
+  # <runDir>/<host>/, certificates included (the simulator writes them).
+  simulatorPaths = runDir: host: let
+    base = "${runDir}/${host}";
+  in {
+    jetstream = "${base}/jetstream";
+    artifacts = "${base}/artifacts";
+    opt = "${base}/opt";
+    controllerConfig = "${base}/controller.toml";
+    agentConfig = "${base}/gate-agent.toml";
+    tls = {
+      certificate = "${base}/credentials/cert.pem";
+      privateKey = "${base}/credentials/key.pem";
+      ca = "${base}/credentials/ca.pem";
+    };
+    agentCertificate = "${base}/credentials/cert.pem";
+    agentRuntime = "${base}/run";
+  };
+
+  defaultBinaries = {
+    controller = "bsfg-controller";
+    gateAgent = "bsfg-gate-agent";
+  };
+
+  # ---------------------------------------------------------------- one host
+
+  hostSettings = {
+    zone, # the result of `normalise`
+    host, # host name (a key of zone.hosts)
+    paths, # nixosPaths or simulatorPaths runDir host
+    supervisor ? "systemd", # how the gate agent runs the controller
+    binaries ? defaultBinaries, # argv[0] of the controller and the agent
+    requireMountPoint ? true, # artifacts gate: /artifacts must be a mount point
+  }: let
+    h =
+      if zone.hosts ? ${host}
+      then zone.hosts.${host}
+      else fail "host ${toJSON host} is not in the zone (hosts: ${concatStringsSep ", " (attrNames zone.hosts)})";
+    isService = elem h.role serviceRoles;
+    others = filter (o: o.name != host) (attrValues zone.hosts);
+    peerServiceHost = head (filter (o: elem o.role serviceRoles) others);
+    inherit (zone) ports;
+    mgmt = port: "${h.managementAddress}:${toString port}";
+
+    nats = {
+      server_name = host;
+      # Client port: localhost only (seed "Canonical Bindings").
+      host = "127.0.0.1";
+      port = ports.natsClient;
+      # Monitoring: the management address; the firewall admits only the
+      # management network.
+      http = mgmt ports.natsMonitor;
+      jetstream =
+        {store_dir = paths.jetstream;}
+        # Contract section 6: `critical` fsyncs every write; `standard`
+        # keeps the server default (omitted, so both 2.11 and 2.15 apply
+        # their own default).
+        // (
+          if zone.tier == "critical"
+          then {sync_interval = "always";}
+          else {}
+        );
+      cluster = {
+        name = zone.zone;
+        listen = "${h.address}:${toString ports.natsCluster}";
+        routes = map (o: "nats-route://${o.address}:${toString ports.natsCluster}") others;
+      };
+      # Lame-duck shutdown moves stream leaders away before a planned stop;
+      # 30 s keeps a rolling reboot of the zone short (default is 2 min).
+      lame_duck_duration = "30s";
+      lame_duck_grace_period = "10s";
+    };
+
+    vipInterface =
+      if zone.vip.interface != null
+      then zone.vip.interface
+      else h.interface;
+    trackFilePath = "${paths.agentRuntime}/vrrp-track";
+    notifyFifo = "${paths.agentRuntime}/notify.fifo";
+
+    keepalived = let
+      # Both hosts start as BACKUP with nopreempt: the first election is
+      # decided by priority, after that the VIP never moves back by itself
+      # (no automatic failback, contract section 7).
+      k = {
+        instance = "bsfg_${zone.zone}";
+        inherit (h) interface;
+        state = "BACKUP";
+        noPreempt = true;
+        virtualRouterId = zone.vrrp.routerId;
+        priority = zone.vrrp.priorities.${h.role};
+        inherit (zone.vrrp) version advertIntervalMs;
+        advertInterval = duration.msToSecondsString zone.vrrp.advertIntervalMs;
+        unicastSrcIp = h.address;
+        unicastPeers = [peerServiceHost.address];
+        vip = {
+          inherit (zone.vip) address prefixLength;
+          interface = vipInterface;
+        };
+        # Keepalived only bids for the VIP while local JetStream is healthy
+        # (seed "VRRP health tracking"). weight 0: a failing check means FAULT.
+        checkScript = {
+          name = checkScriptName;
+          argv = [binaries.gateAgent "check" "--config" paths.agentConfig];
+          interval = 1;
+          timeout = 2;
+          fall = 2;
+          rise = 2;
+          weight = 0;
+          user = "keepalived_script";
+        };
+        # The gate agent writes a non-zero value here to demote: with weight 0
+        # a non-zero value means FAULT, which releases the VIP even under
+        # nopreempt (lowering the priority alone would not move it).
+        trackFile = {
+          name = trackFileName;
+          path = trackFilePath;
+          weight = 0;
+        };
+        inherit notifyFifo;
+      };
+    in
+      k // {configText = render.keepalivedConf k;};
+
+    controller = {
+      inherit (zone) zone;
+      node = host;
+      listen.address = "${zone.vip.address}:${toString ports.controller}";
+      management.address = mgmt ports.controllerManagement;
+      tls = {
+        inherit (paths.tls) certificate ca;
+        private_key = paths.tls.privateKey;
+      };
+      nats.url = "nats://127.0.0.1:${toString ports.natsClient}";
+      store =
+        {
+          replicas = 3;
+        }
+        // zone.store
+        // {artifact_dir = paths.artifacts;};
+      inherit (zone) limits classes consumers buckets peers;
+      lease = {
+        enabled = true;
+        inherit (zone.lease) bucket ttl;
+        renew_interval = zone.lease.renewInterval;
+        safety_margin = zone.lease.safetyMargin;
+      };
+      logging = {inherit (zone.logging) format filter;};
+    };
+
+    gateAgent = {
+      inherit (zone) zone;
+      host = host;
+      evaluate_interval = zone.gateAgent.evaluateInterval;
+      vip.address = zone.vip.address;
+      nats = {
+        url = "nats://127.0.0.1:${toString ports.natsClient}";
+        monitor_url = "http://${mgmt ports.natsMonitor}";
+        voters = 3;
+      };
+      artifacts = {
+        dir = paths.artifacts;
+        require_mount_point = requireMountPoint;
+      };
+      certificate = {
+        path = paths.agentCertificate;
+        min_validity = zone.certificatePolicy.minValidity;
+        inherit (zone.certificatePolicy) policy;
+      };
+      controller = {
+        inherit supervisor;
+        unit = controllerUnit;
+        command = [binaries.controller "--config" paths.controllerConfig];
+        management = mgmt ports.controllerManagement;
+        ready_timeout = zone.gateAgent.readyTimeout;
+        stop_timeout = zone.gateAgent.stopTimeout;
+      };
+      lease = {inherit (zone.lease) bucket ttl;};
+      keepalived = {
+        notify_fifo = notifyFifo;
+        track_file = trackFilePath;
+      };
+      management.address = mgmt ports.agentManagement;
+      logging = {inherit (zone.logging) format filter;};
+    };
+  in
+    if !(elem supervisor ["systemd" "process"])
+    then fail "supervisor = ${toJSON supervisor} must be \"systemd\" or \"process\""
+    else {
+      inherit (h) name role address prefixLength interface managementAddress;
+      runs = {
+        nats = true;
+        keepalived = isService;
+        gateAgent = isService;
+        controller = isService;
+        artifacts = isService;
+      };
+      inherit paths ports;
+      nats = {settings = nats;};
+      keepalived =
+        if isService
+        then keepalived
+        else null;
+      controller =
+        if isService
+        then {config = controller;}
+        else null;
+      gateAgent =
+        if isService
+        then {config = gateAgent;}
+        else null;
+    };
+
+  # Every host of a zone at once.
+  allHosts = {
+    zone,
+    pathsFor,
+    supervisor ? "systemd",
+    binaries ? defaultBinaries,
+    requireMountPoint ? true,
+  }:
+    mapAttrs (host: _:
+      hostSettings {
+        inherit zone host supervisor binaries requireMountPoint;
+        paths = pathsFor host;
+      })
+    zone.hosts;
+in {
+  inherit normalise hostSettings allHosts nixosPaths simulatorPaths defaultPorts defaultBinaries controllerUnit roles serviceRoles;
+}
