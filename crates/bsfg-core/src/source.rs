@@ -122,9 +122,35 @@ impl Source {
     }
 }
 
+/// True if a NATS `subject` matches `filter` (tokens, `*` one token, `>` the rest).
+pub fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut f = filter.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (f.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subject_matching_follows_nats_wildcards() {
+        assert!(subject_matches("facts.op.>", "facts.op.order.ab"));
+        assert!(!subject_matches("facts.op.>", "facts.op"));
+        assert!(subject_matches("facts.op.order.*", "facts.op.order.ab"));
+        assert!(!subject_matches("facts.op.order.*", "facts.op.order.ab.c"));
+        assert!(!subject_matches("facts.op.order.*", "facts.op.machine.ab"));
+        assert!(subject_matches("a.b", "a.b"));
+        assert!(!subject_matches("a.b", "a.b.c"));
+    }
 
     #[test]
     fn parses_both_schemes_with_and_without_kind() {

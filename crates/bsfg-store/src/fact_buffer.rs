@@ -1,0 +1,367 @@
+//! Store buffers and forward buffers: append-only fact streams with a
+//! put-if-absent keyed by `message_id` that costs no extra round trip.
+
+use crate::PAYLOAD_IDENTITY_HEADER;
+use crate::errors::{internal, unavailable};
+use crate::page::batch_direct_get;
+use crate::substrate::Substrate;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
+use bsfg_core::identity::message_token;
+use bsfg_core::source::{Buffer, subject_matches};
+use bsfg_core::{BsfgError, Reason};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A fact as stored: its offset (the stream sequence), time and encoded body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub offset: u64,
+    pub stored_at_unix_ms: i64,
+    pub subject: String,
+    pub payload: Bytes,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Written now, at this offset.
+    Appended { offset: u64 },
+    /// The same fact was already stored at this offset; nothing was written.
+    Duplicate { offset: u64 },
+}
+
+impl AppendOutcome {
+    pub fn offset(self) -> u64 {
+        match self {
+            AppendOutcome::Appended { offset } | AppendOutcome::Duplicate { offset } => offset,
+        }
+    }
+}
+
+/// Why a put-if-absent publish did not write.
+enum PublishRefusal {
+    /// The subject already holds a fact (10071): this `message_id` is taken.
+    IdTaken,
+    /// Another write to the subject is in flight (10164): retry shortly.
+    SubjectBusy,
+    Failed(BsfgError),
+}
+
+/// How full a buffer is, estimated without a round trip per append: the last
+/// polled byte count plus what this process appended since.
+#[derive(Debug, Default)]
+pub struct BufferFill {
+    polled_bytes: AtomicU64,
+    appended_since_poll: AtomicU64,
+    max_bytes: u64,
+}
+
+impl BufferFill {
+    pub fn percent(&self) -> f64 {
+        if self.max_bytes == 0 {
+            return 0.0;
+        }
+        let bytes = self.polled_bytes.load(Ordering::Relaxed)
+            + self.appended_since_poll.load(Ordering::Relaxed);
+        bytes as f64 * 100.0 / self.max_bytes as f64
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+}
+
+/// One fact stream (`facts_<class>` or `fwd_<peer>`).
+#[derive(Clone)]
+pub struct FactBuffer {
+    buffer: Buffer,
+    substrate: Substrate,
+    stream: stream::Stream,
+    fill: Arc<BufferFill>,
+}
+
+impl std::fmt::Debug for FactBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FactBuffer")
+            .field("buffer", &self.buffer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rough per-message overhead JetStream stores beside the body (subject, headers, index).
+const STORED_OVERHEAD: u64 = 160;
+
+impl FactBuffer {
+    /// Creates the stream, or reconciles its configuration with the wanted one.
+    pub async fn ensure(
+        substrate: &Substrate,
+        buffer: Buffer,
+        max_age: Duration,
+        max_bytes: u64,
+    ) -> Result<FactBuffer, BsfgError> {
+        let name = buffer.stream_name();
+        let wanted = stream::Config {
+            name: name.clone(),
+            description: Some(match &buffer {
+                Buffer::Store(c) => format!("BSFG store buffer, class {c}"),
+                Buffer::Forward(p) => format!("BSFG forward buffer, facts pulled from zone {p}"),
+            }),
+            subjects: vec![buffer.stream_subjects()],
+            max_age,
+            max_bytes: max_bytes as i64,
+            storage: StorageType::File,
+            num_replicas: substrate.replicas(),
+            // Never drop old facts to make room: refuse new ones (the controller refuses
+            // earlier, at the configured fill threshold, with store_buffer_full).
+            discard: DiscardPolicy::New,
+            duplicate_window: max_age.min(Duration::from_secs(120)),
+            allow_direct: true,
+            deny_delete: true,
+            ..Default::default()
+        };
+        let js = substrate.jetstream();
+        let stream = match js.get_stream(&name).await {
+            Ok(mut existing) => {
+                let info = existing
+                    .info()
+                    .await
+                    .map_err(|e| unavailable("reading stream info", e))?;
+                let c = &info.config;
+                let differs = c.subjects != wanted.subjects
+                    || c.max_age != wanted.max_age
+                    || c.max_bytes != wanted.max_bytes
+                    || c.num_replicas != wanted.num_replicas
+                    || c.discard != wanted.discard
+                    || c.allow_direct != wanted.allow_direct
+                    || c.deny_delete != wanted.deny_delete;
+                if differs {
+                    tracing::info!(stream = %name, "reconciling stream configuration");
+                    js.update_stream(&wanted)
+                        .await
+                        .map_err(|e| unavailable(&format!("updating stream {name}"), e))?;
+                    js.get_stream(&name)
+                        .await
+                        .map_err(|e| unavailable("reading stream", e))?
+                } else {
+                    existing
+                }
+            }
+            Err(e) if crate::kv::is_stream_not_found(&e.kind()) => {
+                tracing::info!(stream = %name, replicas = substrate.replicas(), "creating stream");
+                js.create_stream(wanted)
+                    .await
+                    .map_err(|e| unavailable(&format!("creating stream {name}"), e))?
+            }
+            Err(e) => return Err(unavailable(&format!("looking up stream {name}"), e)),
+        };
+        let fill = Arc::new(BufferFill {
+            max_bytes,
+            ..Default::default()
+        });
+        let me = FactBuffer {
+            buffer,
+            substrate: substrate.clone(),
+            stream,
+            fill,
+        };
+        me.refresh_fill().await?;
+        Ok(me)
+    }
+
+    pub fn buffer(&self) -> &Buffer {
+        &self.buffer
+    }
+
+    pub fn stream_name(&self) -> &str {
+        &self.stream.cached_info().config.name
+    }
+
+    pub fn fill(&self) -> &BufferFill {
+        &self.fill
+    }
+
+    /// Re-reads the stream's byte count (called on a timer, not per append).
+    pub async fn refresh_fill(&self) -> Result<(), BsfgError> {
+        let info = self
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| unavailable("reading stream state", e))?;
+        self.fill.appended_since_poll.store(0, Ordering::Relaxed);
+        self.fill
+            .polled_bytes
+            .store(info.state.bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Appends `body` (an encoded fact) under `kind` unless a fact with the same
+    /// `message_id` is already stored: one JetStream write; a second read only
+    /// when the id exists, to tell a duplicate from a conflict.
+    pub async fn append(
+        &self,
+        kind: &str,
+        message_id: &str,
+        payload_identity: &str,
+        body: Bytes,
+    ) -> Result<AppendOutcome, BsfgError> {
+        let subject = self.buffer.fact_subject(kind, &message_token(message_id));
+        let len = body.len() as u64;
+        // A concurrent write to the same subject still in the RAFT pipeline makes the
+        // server answer "not ready" (10164) rather than guess; it settles in milliseconds.
+        let mut backoff = Duration::from_millis(2);
+        loop {
+            match self
+                .publish_if_absent(&subject, payload_identity, body.clone())
+                .await
+            {
+                Ok(offset) => {
+                    self.fill
+                        .appended_since_poll
+                        .fetch_add(len + STORED_OVERHEAD, Ordering::Relaxed);
+                    return Ok(AppendOutcome::Appended { offset });
+                }
+                Err(PublishRefusal::IdTaken) => {
+                    return self
+                        .resolve_existing(&subject, message_id, payload_identity)
+                        .await;
+                }
+                Err(PublishRefusal::SubjectBusy) if backoff < Duration::from_millis(500) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(PublishRefusal::SubjectBusy) => {
+                    return Err(unavailable(
+                        "publishing a fact",
+                        "another write of this message_id did not settle",
+                    ));
+                }
+                Err(PublishRefusal::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn publish_if_absent(
+        &self,
+        subject: &str,
+        payload_identity: &str,
+        body: Bytes,
+    ) -> Result<u64, PublishRefusal> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
+        headers.insert(PAYLOAD_IDENTITY_HEADER, payload_identity);
+        let ack = self
+            .substrate
+            .jetstream()
+            .publish_with_headers(subject.to_owned(), headers, body)
+            .await
+            .map_err(|e| PublishRefusal::Failed(unavailable("publishing a fact", e)))?
+            .await;
+        match ack {
+            Ok(ack) => Ok(ack.sequence),
+            Err(e) => {
+                let text = e.to_string();
+                Err(match e.kind() {
+                    _ if text.contains("10164") => PublishRefusal::SubjectBusy,
+                    PublishErrorKind::WrongLastSequence => PublishRefusal::IdTaken,
+                    PublishErrorKind::TimedOut => PublishRefusal::Failed(unavailable(
+                        "publishing a fact",
+                        "no acknowledgement from JetStream in time",
+                    )),
+                    _ if text.contains("maximum bytes exceeded") || text.contains("10047") => {
+                        PublishRefusal::Failed(
+                            Reason::StoreBufferFull
+                                .err(format!("stream {} is at its max_bytes", self.stream_name())),
+                        )
+                    }
+                    _ => PublishRefusal::Failed(unavailable("publishing a fact", text)),
+                })
+            }
+        }
+    }
+
+    /// The id is taken: same payload identity → duplicate, else conflict.
+    async fn resolve_existing(
+        &self,
+        subject: &str,
+        message_id: &str,
+        payload_identity: &str,
+    ) -> Result<AppendOutcome, BsfgError> {
+        let existing = self
+            .stream
+            .get_last_raw_message_by_subject(subject)
+            .await
+            .map_err(|e| unavailable("reading the existing fact", e))?;
+        let stored_identity = existing
+            .headers
+            .get(PAYLOAD_IDENTITY_HEADER)
+            .map(|v| v.as_str().to_owned());
+        if stored_identity.as_deref() == Some(payload_identity) {
+            Ok(AppendOutcome::Duplicate {
+                offset: existing.sequence,
+            })
+        } else {
+            Err(Reason::ConflictingDuplicate.err(format!(
+                "message_id {message_id:?} is already stored at offset {} with a different payload",
+                existing.sequence
+            )))
+        }
+    }
+
+    /// Up to `limit` facts matching `filter` with offsets greater than `after`, in order.
+    pub async fn page(
+        &self,
+        filter: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredRecord>, BsfgError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        batch_direct_get(
+            self.substrate.client(),
+            self.stream_name(),
+            after + 1,
+            filter,
+            limit,
+            self.substrate.request_timeout(),
+        )
+        .await
+    }
+
+    /// Whether a fact matching `filter` is stored at exactly `offset` (read from the leader).
+    pub async fn holds(&self, filter: &str, offset: u64) -> Result<bool, BsfgError> {
+        match self.stream.get_raw_message(offset).await {
+            Ok(msg) => Ok(subject_matches(filter, msg.subject.as_str())),
+            Err(e)
+                if e.kind()
+                    == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("reading a fact", e)),
+        }
+    }
+
+    /// The highest offset in the stream (0 when empty).
+    pub async fn last_offset(&self) -> Result<u64, BsfgError> {
+        let info = self
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| unavailable("reading stream state", e))?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// Number of facts stored.
+    pub async fn count(&self) -> Result<u64, BsfgError> {
+        let info = self
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| internal("reading stream state", e))?;
+        Ok(info.state.messages)
+    }
+}

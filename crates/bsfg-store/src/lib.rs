@@ -1,0 +1,45 @@
+//! The BSFG substrate: everything the controller and the gate agent keep in
+//! NATS JetStream, behind types named in the domain's words.
+//!
+//! | type | JetStream object |
+//! |---|---|
+//! | [`FactBuffer`] (store buffer) | stream `facts_<class>`, subjects `facts.<class>.<kind>.<token>` |
+//! | [`FactBuffer`] (forward buffer) | stream `fwd_<peer>`, subjects `fwd.<peer>.<kind>.<token>` |
+//! | [`CursorStore`] | KV bucket `bsfg_cursors`: consumer → confirmed offset |
+//! | [`ArtifactIndex`] | KV bucket `bsfg_artifacts`: bucket/key → digest, size, media type |
+//! | [`LeaseStore`] | KV bucket `bsfg_lease`: the zone controller lease |
+//!
+//! The crate's public API is the substrate port: another substrate would
+//! reimplement these types, and nothing outside this crate names JetStream.
+//! (One implementation behind a trait would add indirection on the append
+//! path without a second implementation to justify it.)
+//!
+//! Consistency choices, and why:
+//! - Appends are one JetStream write each: the fact is published to its own
+//!   subject with `Nats-Expected-Last-Subject-Sequence: 0`, so the stream itself
+//!   is the put-if-absent index, for the whole retention.
+//! - KV buckets are created with `allow_direct = false`: reads go to the RAFT
+//!   leader, so a lease or cursor is never read stale from a lagging follower.
+//! - Fact pages are read with batched direct gets, served by the nearest
+//!   replica: a page may end a few facts early right after a write, never
+//!   with a gap or a wrong fact.
+
+mod artifact_index;
+mod cursors;
+mod errors;
+mod fact_buffer;
+mod kv;
+mod lease;
+mod page;
+mod placement;
+mod substrate;
+
+pub use artifact_index::{ArtifactIndex, ArtifactRecord, IndexOutcome};
+pub use cursors::{CursorAdvance, CursorStore, StoredCursor};
+pub use fact_buffer::{AppendOutcome, BufferFill, FactBuffer, StoredRecord};
+pub use lease::{LeaseStore, LeaseWrite};
+pub use placement::{StreamPlacement, step_down_leaders_on};
+pub use substrate::Substrate;
+
+/// Header carrying a fact's payload identity (`sha256:<hex>`), compared on duplicates.
+pub const PAYLOAD_IDENTITY_HEADER: &str = "Bsfg-Payload-Identity";

@@ -1,0 +1,288 @@
+//! The substrate against a real 3-node JetStream cluster (R3, file storage).
+
+use bsfg_core::Reason;
+use bsfg_core::lease::{LeaseRecord, Observation};
+use bsfg_core::source::Buffer;
+use bsfg_store::{
+    AppendOutcome, ArtifactIndex, ArtifactRecord, CursorAdvance, CursorStore, FactBuffer,
+    IndexOutcome, LeaseStore, LeaseWrite, Substrate,
+};
+use bsfg_testkit::nats::NatsCluster;
+use bytes::Bytes;
+use std::time::Duration;
+
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+async fn substrate(cluster: &NatsCluster) -> Substrate {
+    Substrate::connect_url(&cluster.client_url(0), 3)
+        .await
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn put_if_absent_is_atomic_and_tells_duplicates_from_conflicts() {
+    let cluster = NatsCluster::start3().await;
+    let s = substrate(&cluster).await;
+    let buf = FactBuffer::ensure(&s, Buffer::Store("operational".into()), WEEK, 64 << 20)
+        .await
+        .unwrap();
+
+    let first = buf
+        .append("order", "m-1", "sha256:aa", Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    let AppendOutcome::Appended { offset } = first else {
+        panic!("{first:?}")
+    };
+    let again = buf
+        .append("order", "m-1", "sha256:aa", Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    assert_eq!(again, AppendOutcome::Duplicate { offset });
+    let err = buf
+        .append("order", "m-1", "sha256:bb", Bytes::from_static(b"two"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, Reason::ConflictingDuplicate);
+    assert_eq!(buf.count().await.unwrap(), 1, "a conflict writes nothing");
+
+    // Many concurrent first attempts of one id with different payloads: exactly one wins.
+    let racers: Vec<_> = (0..32)
+        .map(|i| {
+            let buf = buf.clone();
+            tokio::spawn(async move {
+                buf.append(
+                    "order",
+                    "race",
+                    &format!("sha256:{i:02x}"),
+                    Bytes::from(format!("p{i}")),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for r in racers {
+        match r.await.unwrap() {
+            Ok(AppendOutcome::Appended { .. }) => won += 1,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => assert_eq!(e.reason, Reason::ConflictingDuplicate, "{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(buf.count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn pages_are_filtered_ordered_and_resume_after_an_offset() {
+    let cluster = NatsCluster::start3().await;
+    let s = substrate(&cluster).await;
+    let buf = FactBuffer::ensure(&s, Buffer::Store("telemetry".into()), WEEK, 64 << 20)
+        .await
+        .unwrap();
+    for i in 0..30u32 {
+        let kind = if i % 3 == 0 { "machine" } else { "order" };
+        buf.append(
+            kind,
+            &format!("id-{i}"),
+            &format!("sha256:{i}"),
+            Bytes::from(format!("{i}")),
+        )
+        .await
+        .unwrap();
+    }
+    let all = "facts.telemetry.>";
+    let orders = "facts.telemetry.order.*";
+    // Pages are served by the nearest replica: wait until it has everything.
+    let page = bsfg_testkit::eventually("all 30 facts readable", Duration::from_secs(10), || {
+        let buf = buf.clone();
+        async move { buf.page(all, 0, 100).await.ok().filter(|p| p.len() == 30) }
+    })
+    .await;
+    assert!(page.windows(2).all(|w| w[0].offset < w[1].offset));
+    let first = buf.page(orders, 0, 5).await.unwrap();
+    assert_eq!(first.len(), 5);
+    assert!(
+        first
+            .iter()
+            .all(|r| r.subject.starts_with("facts.telemetry.order."))
+    );
+    let again = buf.page(orders, 0, 5).await.unwrap();
+    assert_eq!(first, again, "fetching twice returns the same page");
+    let next = buf
+        .page(orders, first.last().unwrap().offset, 100)
+        .await
+        .unwrap();
+    assert_eq!(first.len() + next.len(), 20);
+    assert!(next[0].offset > first[4].offset);
+    assert!(buf.holds(orders, first[0].offset).await.unwrap());
+    let machine_offset = page
+        .iter()
+        .find(|r| r.subject.contains(".machine."))
+        .unwrap()
+        .offset;
+    assert!(!buf.holds(orders, machine_offset).await.unwrap());
+    assert!(!buf.holds(all, 10_000).await.unwrap());
+    assert!(page[0].stored_at_unix_ms > 1_700_000_000_000);
+}
+
+#[tokio::test]
+async fn cursors_advance_by_compare_and_swap() {
+    let cluster = NatsCluster::start3().await;
+    let s = substrate(&cluster).await;
+    let cursors = CursorStore::open(&s).await.unwrap();
+    assert_eq!(cursors.load("c1").await.unwrap(), None);
+    let c = cursors.load_or_init("c1", 7).await.unwrap();
+    assert_eq!(c.offset, 7);
+    assert_eq!(
+        cursors.load_or_init("c1", 99).await.unwrap(),
+        c,
+        "init does not overwrite"
+    );
+    let CursorAdvance::Advanced(next) = cursors.advance("c1", 12, c.revision).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(next.offset, 12);
+    assert_eq!(
+        cursors.advance("c1", 20, c.revision).await.unwrap(),
+        CursorAdvance::Conflict
+    );
+    // A second process (another controller) sees the same value.
+    let other = CursorStore::open(
+        &Substrate::connect_url(&cluster.client_url(2), 3)
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(other.load("c1").await.unwrap(), Some(next));
+}
+
+#[tokio::test]
+async fn artifact_index_records_once() {
+    let cluster = NatsCluster::start3().await;
+    let s = substrate(&cluster).await;
+    let index = ArtifactIndex::open(&s).await.unwrap();
+    let rec = ArtifactRecord {
+        bucket: "drawings".into(),
+        key: "part/17.pdf".into(),
+        digest: format!("sha256:{}", "ab".repeat(32)),
+        size: 3,
+        media_type: "application/pdf".into(),
+        created_at_unix_ms: 1,
+        stored_by: "alpha".into(),
+    };
+    assert_eq!(
+        index.record_if_absent(&rec).await.unwrap(),
+        IndexOutcome::Created
+    );
+    let other = ArtifactRecord {
+        digest: format!("sha256:{}", "cd".repeat(32)),
+        ..rec.clone()
+    };
+    assert_eq!(
+        index.record_if_absent(&other).await.unwrap(),
+        IndexOutcome::Existing(rec.clone())
+    );
+    assert_eq!(
+        index.get("drawings", "part/17.pdf").await.unwrap(),
+        Some(rec.clone())
+    );
+    assert_eq!(index.get("drawings", "nope").await.unwrap(), None);
+    assert_eq!(index.list().await.unwrap(), vec![rec]);
+}
+
+#[tokio::test]
+async fn lease_key_is_written_only_by_compare_and_swap() {
+    let cluster = NatsCluster::start3().await;
+    let s = substrate(&cluster).await;
+    let lease = LeaseStore::open(&s, "bsfg_lease").await.unwrap();
+    assert_eq!(
+        lease.read().await.unwrap(),
+        Observation::Vacant { revision: None }
+    );
+    let rec = |host: &str| LeaseRecord {
+        host: host.into(),
+        instance: format!("{host}-1"),
+        ttl_ms: 1000,
+        written_at_unix_ms: 0,
+    };
+    let LeaseWrite::Written { revision } = lease.write(&rec("alpha"), None).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        lease.write(&rec("beta"), None).await.unwrap(),
+        LeaseWrite::Conflict
+    );
+    let LeaseWrite::Written { revision: r2 } =
+        lease.write(&rec("alpha"), Some(revision)).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        lease.write(&rec("beta"), Some(revision)).await.unwrap(),
+        LeaseWrite::Conflict
+    );
+    assert_eq!(
+        lease.read().await.unwrap(),
+        Observation::Held {
+            record: rec("alpha"),
+            revision: r2
+        }
+    );
+    assert!(
+        !lease.release(revision).await.unwrap(),
+        "stale release is refused"
+    );
+    assert!(lease.release(r2).await.unwrap());
+    let Observation::Vacant {
+        revision: Some(deleted),
+    } = lease.read().await.unwrap()
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        lease.write(&rec("beta"), Some(deleted)).await.unwrap(),
+        LeaseWrite::Written { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_full_stream_refuses_with_store_buffer_full() {
+    let cluster = NatsCluster::start1().await;
+    let s = Substrate::connect_url(&cluster.client_url(0), 1)
+        .await
+        .unwrap();
+    let buf = FactBuffer::ensure(&s, Buffer::Store("tiny".into()), WEEK, 64 * 1024)
+        .await
+        .unwrap();
+    let body = Bytes::from(vec![b'x'; 4096]);
+    let mut refused = None;
+    for i in 0..64 {
+        match buf
+            .append(
+                "blob",
+                &format!("b{i}"),
+                &format!("sha256:{i}"),
+                body.clone(),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                refused = Some((i, e));
+                break;
+            }
+        }
+    }
+    let (i, e) = refused.expect("64 x 4 KiB must overflow a 64 KiB stream");
+    assert_eq!(e.reason, Reason::StoreBufferFull, "{e}");
+    assert!(i > 5, "refused too early at {i}");
+    assert!(
+        buf.fill().percent() > 80.0,
+        "fill estimate {}",
+        buf.fill().percent()
+    );
+    buf.refresh_fill().await.unwrap();
+    assert!(buf.fill().percent() > 80.0);
+}
