@@ -389,7 +389,11 @@ let
     then fail "the zone description must be an attribute set"
     else if unknown != []
     then fail "unknown setting(s) ${concatStringsSep ", " unknown}; known: ${concatStringsSep ", " known}"
-    else {
+    else
+      # deepSeq: validate every section now, including those (certificates,
+      # managementNetwork) that only some consumers of the result read, so an
+      # error never depends on which output someone happens to evaluate.
+      builtins.deepSeq [hosts tier managementNetwork vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent] {
       zone = zoneId;
       inherit tier hosts managementNetwork ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent;
       store = get desc "store" {};

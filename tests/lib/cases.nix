@@ -1,0 +1,117 @@
+# Positive tests of modules/lib: each case is { name = <bool expression>; }.
+# Evaluate with:  nix-instantiate --eval --strict --json tests/lib/cases.nix
+# The runner (tests/lib/run.sh) prints one line per case and fails on any
+# `false`. Failure cases (invalid zones and their messages) are in
+# failures.nix.
+let
+  lib = import ../../modules/lib/zone.nix;
+  net = import ../../modules/lib/net.nix;
+  duration = import ../../modules/lib/duration.nix;
+  fx = import ./fixtures.nix;
+
+  zone = lib.normalise fx.base;
+  nixos = lib.allHosts {
+    inherit zone;
+    pathsFor = _: lib.nixosPaths;
+  };
+  sim = import ../../modules/lib/simulator.nix {
+    zoneFile = ../../hosts/zone.nix;
+    runDir = "/run/sim";
+  };
+  critical = lib.allHosts {
+    zone = lib.normalise (fx.with' {tier = "critical";});
+    pathsFor = _: lib.nixosPaths;
+  };
+  # VRRPv2 without an explicit interval: the 1 s default applies.
+  v2 = lib.normalise (fx.with' {vrrp = builtins.removeAttrs fx.base.vrrp ["advertIntervalMs"] // {version = 2;};});
+
+  sortedNames = attrs: builtins.attrNames attrs;
+
+  # The exact key sets of the Rust configuration schemas. A key the Rust side
+  # does not know would be refused at start-up (deny_unknown_fields).
+  controllerKeys = ["buckets" "classes" "consumers" "lease" "limits" "listen" "logging" "management" "nats" "node" "peers" "store" "tls" "zone"];
+  agentKeys = ["artifacts" "certificate" "controller" "evaluate_interval" "host" "keepalived" "lease" "logging" "management" "nats" "vip" "zone"];
+
+  a = nixos.alpha;
+  b = nixos.beta;
+  g = nixos.gamma;
+in {
+  # --- net helpers
+  net_ipv4_parses = net.isIPv4 "10.20.0.11" && !(net.isIPv4 "10.20.0.256") && !(net.isIPv4 "10.020.0.1") && !(net.isIPv4 "10.20.0");
+  net_same_subnet = net.sameSubnet "10.20.0.1" "10.20.0.254" 24 && !(net.sameSubnet "10.20.0.1" "10.20.1.1" 24) && net.sameSubnet "10.20.0.1" "10.20.1.1" 16;
+  net_cidr = net.inCidr "10.20.0.9" "10.20.0.0/24" && !(net.inCidr "10.21.0.9" "10.20.0.0/24") && net.parseCidr "10.0.0.0/33" == null;
+  net_broadcast = net.isNetworkOrBroadcast "10.20.0.255" 24 && net.isNetworkOrBroadcast "10.20.0.0" 24 && !(net.isNetworkOrBroadcast "10.20.0.1" 24);
+
+  # --- durations
+  duration_parse = duration.parse "250ms" == 250 && duration.parse "30d" == 2592000000 && duration.parse "1.5s" == null;
+  advert_interval_strings = map duration.msToSecondsString [200 1000 1500 50 250 10] == ["0.2" "1" "1.5" "0.05" "0.25" "0.01"];
+
+  # --- roles decide what runs where (seed "Service Distribution")
+  gamma_runs_only_nats = g.runs == {
+    nats = true;
+    keepalived = false;
+    gateAgent = false;
+    controller = false;
+    artifacts = false;
+  };
+  gamma_has_no_service_settings = g.keepalived == null && g.controller == null && g.gateAgent == null;
+  service_hosts_run_everything = builtins.all (h: builtins.all (x: x) (builtins.attrValues h.runs)) [a b];
+
+  # --- VRRP: asymmetric priorities, unicast to the other service host only
+  priorities_asymmetric = a.keepalived.priority == 150 && b.keepalived.priority == 100;
+  unicast_peers_are_the_other_service_host = a.keepalived.unicastPeers == ["10.20.0.12"] && b.keepalived.unicastPeers == ["10.20.0.11"];
+  both_start_backup_nopreempt = builtins.all (h: h.keepalived.state == "BACKUP" && h.keepalived.noPreempt) [a b];
+  vrrpv3_fast_adverts = a.keepalived.version == 3 && a.keepalived.advertInterval == "0.2";
+  vrrpv2_defaults_to_one_second = v2.vrrp.advertIntervalMs == 1000;
+  weight_zero_check_and_track_file = a.keepalived.checkScript.weight == 0 && a.keepalived.trackFile.weight == 0;
+  check_script_runs_agent_check = builtins.elemAt a.keepalived.checkScript.argv 1 == "check" && builtins.elemAt a.keepalived.checkScript.argv 3 == "/etc/bsfg/gate-agent.toml";
+  vip_on_host_interface = a.keepalived.vip == {
+    address = "10.20.0.100";
+    prefixLength = 24;
+    interface = "eno1";
+  };
+  keepalived_text_mentions_everything = let
+    t = a.keepalived.configText;
+    has = s: builtins.match ".*${s}.*" (builtins.replaceStrings ["\n"] [" "] t) != null;
+  in
+    builtins.all has ["vrrp_version 3" "notify_fifo /run/bsfg-gate-agent/notify.fifo" "nopreempt" "virtual_router_id 51" "advert_int 0.2" "bsfg_gate weight 0" "unicast_src_ip 10.20.0.11" "enable_script_security"];
+
+  # --- NATS: client on localhost, cluster on host IPs, full mesh
+  nats_client_localhost = builtins.all (h: h.nats.settings.host == "127.0.0.1" && h.nats.settings.port == 4222) [a b g];
+  nats_cluster_on_host_ip = a.nats.settings.cluster.listen == "10.20.0.11:6222" && g.nats.settings.cluster.listen == "10.20.0.13:6222";
+  nats_routes_other_two = a.nats.settings.cluster.routes == ["nats-route://10.20.0.12:6222" "nats-route://10.20.0.13:6222"] && builtins.length g.nats.settings.cluster.routes == 2;
+  nats_monitoring_on_management_address = a.nats.settings.http == "10.20.0.11:8222";
+  standard_tier_keeps_default_sync = !(a.nats.settings.jetstream ? sync_interval);
+  critical_tier_syncs_always = builtins.all (h: h.nats.settings.jetstream.sync_interval == "always") (builtins.attrValues critical);
+  jetstream_store_dir_nixos = a.nats.settings.jetstream.store_dir == "/data/jetstream";
+
+  # --- controller: binds the VIP, exact schema, real paths on NixOS
+  controller_binds_vip = a.controller.config.listen == {address = "10.20.0.100:9443";};
+  controller_keys_match_schema = sortedNames a.controller.config == controllerKeys;
+  controller_tls_via_credentials = a.controller.config.tls.private_key == "/run/credentials/bsfg-controller.service/key.pem";
+  controller_artifacts_dir = a.controller.config.store.artifact_dir == "/artifacts";
+  controller_node_is_host = a.controller.config.node == "alpha" && b.controller.config.node == "beta";
+  lease_rendered = a.controller.config.lease == {
+    enabled = true;
+    bucket = "bsfg_lease";
+    ttl = "1s";
+    renew_interval = "200ms";
+    safety_margin = "250ms";
+  };
+
+  # --- gate agent
+  agent_keys_match_draft = sortedNames a.gateAgent.config == agentKeys;
+  agent_systemd_on_nixos = a.gateAgent.config.controller.supervisor == "systemd" && a.gateAgent.config.controller.unit == "bsfg-controller.service";
+  agent_artifacts_mount_required_on_nixos = a.gateAgent.config.artifacts.require_mount_point;
+  agent_reads_controller_cert_credential = a.gateAgent.config.certificate.path == "/run/credentials/bsfg-gate-agent.service/controller-cert.pem";
+
+  # --- simulator: same values, paths under runDir/<host>, process supervisor
+  simulator_paths_under_run_dir = sim.hosts.beta.controller.config.store.artifact_dir == "/run/sim/beta/artifacts" && sim.hosts.gamma.nats.settings.jetstream.store_dir == "/run/sim/gamma/jetstream";
+  simulator_process_supervisor = sim.hosts.alpha.gateAgent.config.controller.supervisor == "process" && sim.hosts.alpha.gateAgent.config.controller.command == ["bsfg-controller" "--config" "/run/sim/alpha/controller.toml"];
+  simulator_same_vrrp_as_nixos = sim.hosts.alpha.keepalived.priority == a.keepalived.priority && sim.hosts.alpha.keepalived.virtualRouterId == a.keepalived.virtualRouterId && sim.hosts.alpha.keepalived.unicastPeers == a.keepalived.unicastPeers;
+  simulator_same_classes_as_nixos = sim.hosts.beta.controller.config.classes == b.controller.config.classes;
+  simulator_json_serialisable = builtins.isString (builtins.toJSON sim);
+
+  # --- identities keep their case here; the controller lower-cases them
+  identities_passed_through = zone.classes.operational.append == ["mes-producer"];
+}

@@ -1,0 +1,91 @@
+# Invalid zone descriptions and the message each must fail with.
+# tests/lib/run.sh evaluates `cases.<name>.result` for every case, expects a
+# non-zero exit, and checks that the error output contains `expect`.
+let
+  lib = import ../../modules/lib/zone.nix;
+  fx = import ./fixtures.nix;
+  case = expect: desc: {
+    inherit expect;
+    # Force everything a host computes, so errors in lazily evaluated
+    # sections surface too.
+    result = builtins.toJSON (lib.allHosts {
+      zone = lib.normalise desc;
+      pathsFor = _: lib.nixosPaths;
+    });
+  };
+  hostsWithout = name: builtins.removeAttrs fx.base.hosts [name];
+in {
+  cases = {
+    wrong_role = case "hosts.gamma.role = \"delta\" is not a role" (fx.withHost "gamma" {role = "delta";});
+    duplicate_role = case "role \"alpha\" is given to several hosts" (fx.withHost "beta" {role = "alpha";});
+    missing_role_two_hosts = case "exactly three hosts" (fx.with' {hosts = hostsWithout "gamma";});
+    four_hosts = case "exactly three hosts" (fx.with' {
+      hosts =
+        fx.base.hosts
+        // {
+          delta = fx.base.hosts.gamma // {address = "10.20.0.14";};
+        };
+    });
+    duplicate_address = case "duplicate host address 10.20.0.11" (fx.withHost "gamma" {address = "10.20.0.11";});
+    bad_address = case "hosts.beta.address = \"10.20.0.300\" is not an IPv4 address" (fx.withHost "beta" {address = "10.20.0.300";});
+    vip_outside_subnet = case "vip.address 10.21.0.100 is outside the service hosts' subnet" (fx.withVip {address = "10.21.0.100";});
+    vip_equals_host = case "vip.address 10.20.0.12 equals a host address" (fx.withVip {address = "10.20.0.12";});
+    vip_broadcast = case "network or broadcast address" (fx.withVip {address = "10.20.0.255";});
+    service_hosts_apart = case "are not on one subnet" (fx.withHost "beta" {address = "10.20.1.12";});
+    priority_tie = case "vrrp.priorities tie (alpha = beta = 100)" (fx.withVrrp {
+      priorities = {
+        alpha = 100;
+        beta = 100;
+      };
+    });
+    priority_inverted = case "alpha (90) must be higher than beta (100)" (fx.withVrrp {
+      priorities = {
+        alpha = 90;
+        beta = 100;
+      };
+    });
+    priority_255 = case "must be integers in 1..254" (fx.withVrrp {priorities = {alpha = 255;};});
+    router_id_zero = case "vrrp.routerId = 0 must be an integer in 1..255" (fx.withVrrp {routerId = 0;});
+    router_id_256 = case "vrrp.routerId = 256 must be an integer in 1..255" (fx.withVrrp {routerId = 256;});
+    vrrp2_subsecond = case "VRRPv2 advertises in whole seconds" (fx.withVrrp {version = 2;});
+    vrrp3_not_centiseconds = case "use a multiple of 10 ms" (fx.withVrrp {advertIntervalMs = 205;});
+    zone_name_dot = case "zone id (`zone`) \"plant.a\" is not a valid name" (fx.with' {zone = "plant.a";});
+    zone_name_space = case "is not a valid name" (fx.with' {zone = "plant a";});
+    host_name_wildcard = case "host name \"al*pha\" is not a valid name" (fx.with' {
+      hosts = hostsWithout "alpha" // {"al*pha" = fx.base.hosts.alpha;};
+    });
+    class_name_gt = case "stream class \"ops>\" is not a valid name" (fx.with' {classes = {"ops>" = {};};});
+    consumer_name_dot = case "consumer \"erp.orders\" is not a valid name" (fx.with' {
+      consumers = {
+        "erp.orders" = {source = "store:operational";};
+      };
+    });
+    bucket_name_upper = case "bucket \"Drawings\" is not a valid name" (fx.with' {buckets = {Drawings = {};};});
+    no_classes = case "declare at least one stream class" (fx.with' {classes = {};});
+    consumer_unknown_class = case "names unknown stream class \"telemetry\"" (fx.with' {
+      consumers = {x = {source = "store:telemetry";};};
+    });
+    peer_is_self = case "a zone cannot be its own peer" (fx.with' {peers = fx.base.peers // {plant-a = {identity = "plant-a-bsfg";};};});
+    peer_endpoint_alone = case "endpoint and consumer go together" (fx.with' {
+      peers = {
+        enterprise = {
+          identity = "enterprise-bsfg";
+          endpoint = "https://10.10.0.100:9443";
+        };
+      };
+    });
+    tier_unknown = case "tier = \"gold\" is not a durability tier" (fx.with' {tier = "gold";});
+    lease_renew_too_slow = case "leaves fewer than two renewals" (fx.withLease {renewInterval = "600ms";});
+    lease_margin_too_long = case "must be shorter than lease.ttl" (fx.withLease {safetyMargin = "1s";});
+    lease_bad_duration = case "lease.ttl = \"one second\" is not a duration" (fx.withLease {ttl = "one second";});
+    cert_as_nix_path = case "certificates.privateKey is a Nix path" (fx.with' {
+      certificates = fx.base.certificates // {privateKey = ./fixtures.nix;};
+    });
+    cert_relative = case "certificates.ca = \"ca.pem\" must be an absolute path string" (fx.with' {
+      certificates = fx.base.certificates // {ca = "ca.pem";};
+    });
+    cert_policy_unknown = case "certificatePolicy.policy = \"ignore\"" (fx.with' {certificatePolicy = {policy = "ignore";};});
+    unknown_setting = case "unknown setting(s) vipAddress" (fx.with' {vipAddress = "10.20.0.100";});
+    management_network_bad = case "managementNetwork = \"10.20.0.0\" must be a CIDR" (fx.with' {managementNetwork = "10.20.0.0";});
+  };
+}
