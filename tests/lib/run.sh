@@ -19,13 +19,20 @@ report() { # status name detail
   fi
 }
 
-# Positive cases: one evaluation for all of them.
-json=$(nix-instantiate --eval --strict --json tests/lib/cases.nix)
-while IFS=$'\t' read -r name value; do
-  if [[ $value == true ]]; then report ok "$name"; else report fail "$name" "evaluated to $value"; fi
-done < <(python3 -c 'import json,sys
+# Positive cases: one evaluation per file for all of its cases.
+#   cases.nix         the pure zone library
+#   module-smoke.nix  the NixOS modules against a stub lib (see its header)
+for file in tests/lib/cases.nix tests/lib/module-smoke.nix; do
+  if ! json=$(nix-instantiate --eval --strict --json "$file" 2>&1); then
+    report fail "$file" "does not evaluate: $json"
+    continue
+  fi
+  while IFS=$'\t' read -r name value; do
+    if [[ $value == true ]]; then report ok "$name"; else report fail "$name" "evaluated to $value"; fi
+  done < <(python3 -c 'import json,sys
 for k, v in json.load(sys.stdin).items():
     print(f"{k}\t{json.dumps(v)}")' <<<"$json")
+done
 
 # Failure cases: one evaluation each, since each must abort.
 mapfile -t names < <(nix-instantiate --eval --strict --json -E 'builtins.attrNames (import ./tests/lib/failures.nix).cases' |

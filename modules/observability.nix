@@ -1,0 +1,100 @@
+# The seed's "Observability Placement" table: host metrics and JetStream
+# metrics on every host, keepalived state and controller health on the
+# service hosts (exported by the gate agent and the controller themselves on
+# their management addresses), logs zone-local first (journald), forwarded
+# second (optional systemd-journal-upload).
+{
+  config,
+  lib,
+  ...
+}: let
+  inherit (lib) mkOption mkEnableOption types literalExpression;
+  cfg = config.services.bsfg;
+  ocfg = cfg.observability;
+  s = cfg.settings;
+in {
+  options.services.bsfg.observability = {
+    enable = mkOption {
+      type = types.bool;
+      default = true;
+      description = "Whether to run the node and NATS Prometheus exporters on the management address.";
+    };
+
+    nodeExporterPort = mkOption {
+      type = types.port;
+      default = 9100;
+      description = "Port of the node exporter (host metrics).";
+    };
+
+    natsExporterPort = mkOption {
+      type = types.port;
+      default = 7777;
+      description = "Port of the NATS exporter (JetStream metrics from the local monitoring endpoint).";
+    };
+
+    exporterPorts = mkOption {
+      type = types.listOf types.port;
+      readOnly = true;
+      internal = true;
+      default = [ocfg.nodeExporterPort ocfg.natsExporterPort];
+      description = "Exporter ports, for the firewall.";
+    };
+
+    journalUpload = {
+      enable = mkEnableOption "forwarding the journal to a central systemd-journal-remote (logs stay zone-local first)";
+      url = mkOption {
+        type = types.str;
+        example = "https://logs.plant-a.example:19532";
+        description = "The journal-remote server to upload to (systemd-journal-upload `URL=`).";
+      };
+    };
+
+    alertRules = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = literalExpression "./docs/monitoring/alerts.yml";
+      description = ''
+        Prometheus alert rules for the zone (the contract's section 9
+        thresholds). Installed as /etc/bsfg/monitoring/alert-rules.yml for a
+        Prometheus server to load; this host does not run Prometheus itself.
+      '';
+    };
+
+    grafanaDashboard = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      description = "Grafana dashboard JSON, installed as /etc/bsfg/monitoring/dashboard.json for provisioning elsewhere.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable (lib.mkMerge [
+    (lib.mkIf ocfg.enable {
+      services.prometheus.exporters.node = {
+        enable = true;
+        listenAddress = s.managementAddress;
+        port = ocfg.nodeExporterPort;
+      };
+      services.prometheus.exporters.nats = {
+        enable = true;
+        listenAddress = s.managementAddress;
+        port = ocfg.natsExporterPort;
+        url = "http://${s.nats.settings.http}";
+      };
+    })
+    (lib.mkIf ocfg.journalUpload.enable {
+      services.journald.upload = {
+        enable = true;
+        settings.Upload.URL = ocfg.journalUpload.url;
+      };
+    })
+    {
+      environment.etc =
+        lib.optionalAttrs (ocfg.alertRules != null) {
+          "bsfg/monitoring/alert-rules.yml".source = ocfg.alertRules;
+        }
+        // lib.optionalAttrs (ocfg.grafanaDashboard != null) {
+          "bsfg/monitoring/dashboard.json".source = ocfg.grafanaDashboard;
+        };
+    }
+  ]);
+}

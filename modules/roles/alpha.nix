@@ -1,0 +1,10 @@
+# Role module: only SELECTS the role. What the role implies is computed from
+# the zone description (modules/lib/zone.nix) and enforced by assertions in
+# the service modules. Alpha: the primary service host: NATS, keepalived (higher VRRP priority), gate agent, controller when promoted, /artifacts.
+{
+  imports = [../default.nix];
+  services.bsfg = {
+    enable = true;
+    role = "alpha";
+  };
+}

@@ -1,0 +1,118 @@
+# The gate agent on alpha and beta: the only thing that starts the
+# controller (contract section 7). It reads keepalived's notify FIFO, checks
+# the promotion gates, writes the keepalived track file to demote, and starts
+# or stops bsfg-controller.service through systemd's D-Bus API. A polkit rule
+# grants its user exactly start/stop/restart of that one unit, nothing else.
+#
+# Hardening is as tight as the job allows: it needs AF_NETLINK (reads the
+# VIP's presence from the kernel), AF_UNIX (D-Bus), TCP (NATS, its status
+# endpoint), write access to its runtime directory (FIFO, track file) and to
+# /artifacts (the writability probe).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}: let
+  cfg = config.services.bsfg;
+  s = cfg.settings;
+  certs = cfg.normalisedZone.certificates;
+  toml = pkgs.formats.toml {};
+  configFile = toml.generate "bsfg-gate-agent.toml" s.gateAgent.config;
+  unitName = "bsfg-gate-agent";
+  user = "bsfg-gate-agent";
+  controllerUnit = (import ../lib/zone.nix).controllerUnit;
+in {
+  config = lib.mkIf cfg.enable (lib.mkMerge [
+    (lib.mkIf s.runs.gateAgent {
+      environment.etc."bsfg/gate-agent.toml".source = configFile;
+
+      users.users.${user} = {
+        isSystemUser = true;
+        group = user;
+        extraGroups = ["bsfg-artifacts"];
+        description = "BSFG gate agent";
+      };
+      users.groups.${user} = {};
+
+      systemd.services.${unitName} = {
+        description = "BSFG gate agent (promotes and demotes the controller)";
+        wantedBy = ["multi-user.target"];
+        wants = ["network-online.target"];
+        after = ["network-online.target" "nats.service"];
+        restartTriggers = [configFile];
+        serviceConfig = {
+          # TO VERIFY once crates/bsfg-gate-agent lands: the daemon
+          # subcommand name (`run`) and whether it sends sd_notify READY=1.
+          ExecStart = "${lib.getExe' cfg.packages.gateAgent "bsfg-gate-agent"} run --config ${s.paths.agentConfig}";
+          Type = "simple";
+          Restart = "always";
+          RestartSec = "1s";
+
+          User = user;
+          Group = user;
+          SupplementaryGroups = ["bsfg-artifacts"];
+          # Only the public certificate: the agent checks its validity.
+          LoadCredential = ["controller-cert.pem:${certs.certificate}"];
+
+          # The FIFO keepalived writes to and the track file keepalived
+          # reads: preserved across agent restarts so keepalived's open FIFO
+          # stays valid.
+          RuntimeDirectory = "bsfg-gate-agent";
+          RuntimeDirectoryMode = "0750";
+          RuntimeDirectoryPreserve = "yes";
+
+          ProtectSystem = "strict";
+          ReadWritePaths = [s.paths.artifacts];
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          NoNewPrivileges = true;
+          CapabilityBoundingSet = "";
+          AmbientCapabilities = "";
+          RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK"];
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          RestrictSUIDSGID = true;
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          ProtectClock = true;
+          ProtectControlGroups = true;
+          ProtectHostname = true;
+          ProtectKernelLogs = true;
+          ProtectKernelModules = true;
+          ProtectKernelTunables = true;
+          RemoveIPC = true;
+          SystemCallArchitectures = "native";
+          SystemCallFilter = ["@system-service" "~@privileged" "~@resources"];
+          UMask = "0027";
+        };
+      };
+
+      # Least privilege to drive the controller: start, stop and restart of
+      # bsfg-controller.service, for this user only.
+      security.polkit.enable = true;
+      security.polkit.extraConfig = ''
+        // services.bsfg (modules/services/gate-agent.nix)
+        polkit.addRule(function (action, subject) {
+          if (action.id == "org.freedesktop.systemd1.manage-units" &&
+              subject.user == "${user}" &&
+              action.lookup("unit") == "${controllerUnit}") {
+            var verb = action.lookup("verb");
+            if (verb == "start" || verb == "stop" || verb == "restart") {
+              return polkit.Result.YES;
+            }
+          }
+        });
+      '';
+    })
+    {
+      assertions = [
+        {
+          assertion = s.runs.gateAgent || !(config.systemd.services ? ${unitName});
+          message = "services.bsfg: ${cfg.hostName} has role ${cfg.role}; it must not run ${unitName} (only alpha and beta promote a controller).";
+        }
+      ];
+    }
+  ]);
+}
