@@ -1,0 +1,221 @@
+{
+  description = "Triad: NixOS appliance images for BSFG zones (Triad-HA: alpha, beta, gamma)";
+
+  # Keep these URLs identical to the `original` entries of flake.lock;
+  # scripts/check-nix.sh checks the pins.
+  inputs = {
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+    crane.url = "github:ipetkov/crane";
+    advisory-db = {
+      url = "github:rustsec/advisory-db";
+      flake = false;
+    };
+  };
+
+  outputs = {
+    self,
+    nixpkgs,
+    crane,
+    advisory-db,
+  }: let
+    system = "x86_64-linux";
+    pkgs = nixpkgs.legacyPackages.${system};
+    inherit (nixpkgs) lib;
+
+    # ------------------------------------------------------------ Rust (crane)
+    craneLib = crane.mkLib pkgs;
+    workspaceVersion = (builtins.fromTOML (builtins.readFile ./Cargo.toml)).workspace.package.version;
+
+    # Cargo sources plus the .proto files bsfg-proto compiles with protox
+    # (pure Rust: no protoc in the build).
+    src = lib.cleanSourceWith {
+      src = ./.;
+      name = "bsfg-source";
+      filter = path: type: (lib.hasSuffix ".proto" path) || (craneLib.filterCargoSources path type);
+    };
+
+    commonArgs = {
+      inherit src;
+      pname = "bsfg-workspace";
+      version = workspaceVersion;
+      strictDeps = true;
+    };
+
+    # ONE dependency build, shared by every package and every cargo check.
+    cargoArtifacts = craneLib.buildDepsOnly commonArgs;
+
+    workspaceBinary = name:
+      craneLib.buildPackage (commonArgs
+        // {
+          inherit cargoArtifacts;
+          pname = name;
+          cargoExtraArgs = "--locked -p ${name}";
+          # Tests run once, in checks.nextest, not once per package.
+          doCheck = false;
+          meta.mainProgram = name;
+        });
+
+    rustPackages = {
+      bsfg-controller = workspaceBinary "bsfg-controller";
+      bsfg-gate-agent = workspaceBinary "bsfg-gate-agent";
+      bsfgctl = workspaceBinary "bsfgctl";
+      bsfg-zonesim = workspaceBinary "bsfg-zonesim";
+    };
+
+    rustChecks = {
+      clippy = craneLib.cargoClippy (commonArgs
+        // {
+          inherit cargoArtifacts;
+          cargoClippyExtraArgs = "--workspace --all-targets -- --deny warnings";
+        });
+
+      # Unit tests only (`--lib --bins`): the integration tests need
+      # nats-server, keepalived and root network namespaces, which the Nix
+      # build sandbox does not have. They run in the repository's test
+      # command (README) and the VM tests below cover the assembled system.
+      nextest = craneLib.cargoNextest (commonArgs
+        // {
+          inherit cargoArtifacts;
+          cargoNextestExtraArgs = "--workspace --lib --bins";
+        });
+
+      fmt = craneLib.cargoFmt {inherit src;};
+
+      doc = craneLib.cargoDoc (commonArgs
+        // {
+          inherit cargoArtifacts;
+          cargoDocExtraArgs = "--workspace --no-deps";
+          env.RUSTDOCFLAGS = "--deny warnings";
+        });
+
+      audit = craneLib.cargoAudit {inherit src advisory-db;};
+    };
+
+    # ------------------------------------------------------------ NixOS
+    # Wires this flake's packages into the modules, which take them as
+    # options (services.bsfg.packages.*) like any nixpkgs module would.
+    packagesModule = {pkgs, ...}: let
+      p = self.packages.${pkgs.stdenv.hostPlatform.system};
+    in {
+      services.bsfg.packages = {
+        controller = lib.mkDefault p.bsfg-controller;
+        gateAgent = lib.mkDefault p.bsfg-gate-agent;
+        cli = lib.mkDefault p.bsfgctl;
+      };
+    };
+
+    roleModule = role: {
+      imports = [./modules/roles/${role}.nix packagesModule];
+    };
+
+    # hosts/<name>/ is the host's identity (role, disks, access); its
+    # hardware.nix is kept apart so that the ISO image of the same host can
+    # leave it out.
+    hostModules = name: [./hosts/${name} packagesModule];
+    mkHost = name:
+      lib.nixosSystem {
+        modules = hostModules name ++ [./hosts/${name}/hardware.nix];
+      };
+
+    # A bootable EFI + USB image of one host (live appliance), through
+    # nixpkgs' installer/cd-dvd/iso-image.nix (not nixos-generators).
+    isoModule = {
+      lib,
+      modulesPath,
+      ...
+    }: {
+      imports = ["${modulesPath}/installer/cd-dvd/iso-image.nix"];
+      isoImage.makeEfiBootable = true;
+      isoImage.makeUsbBootable = true;
+      # The image boots from its own media; the data disks are still
+      # mounted by label if present, but their absence must not stop boot
+      # (NATS refuses to start without /data/jetstream: RequiresMountsFor).
+      services.bsfg.storage = lib.genAttrs ["jetstream" "artifacts" "opt"] (_: {
+        options = lib.mkImageMediaOverride ["noatime" "nofail" "x-systemd.device-timeout=10s"];
+      });
+    };
+    mkIso = name:
+      (lib.nixosSystem {modules = hostModules name ++ [isoModule];}).config.system.build.isoImage;
+
+    hostNames = ["alpha" "beta" "gamma"];
+
+    vmTests = import ./tests {
+      inherit pkgs lib;
+      nixosModules = self.nixosModules;
+    };
+
+    # The pure zone-library tests, as a flake check (CI runs the same
+    # script directly with Debian's nix-instantiate).
+    zoneLibCheck =
+      pkgs.runCommand "zone-lib-tests" {
+        nativeBuildInputs = [pkgs.nix pkgs.python3 pkgs.bash];
+        src = lib.fileset.toSource {
+          root = ./.;
+          fileset = lib.fileset.unions [./modules ./hosts/zone.nix ./tests/lib];
+        };
+      } ''
+        export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix NIX_LOG_DIR=$TMPDIR/nix/log
+        cp -r $src work && chmod -R u+w work && cd work
+        bash tests/lib/run.sh
+        touch $out
+      '';
+  in {
+    packages.${system} =
+      rustPackages
+      // lib.listToAttrs (map (name: {
+          name = "iso-${name}";
+          value = mkIso name;
+        })
+        hostNames)
+      // {default = rustPackages.bsfg-controller;};
+
+    checks.${system} =
+      rustChecks
+      // vmTests
+      // {zone-lib = zoneLibCheck;};
+
+    devShells.${system}.default = craneLib.devShell {
+      packages = with pkgs; [
+        cargo-nextest
+        cargo-audit
+        nats-server
+        natscli
+        keepalived
+        iproute2
+        nftables
+        openssl
+        python3
+        nix
+        alejandra
+        deadnix
+      ];
+    };
+
+    formatter.${system} = pkgs.alejandra;
+
+    # Everything (declares options; a role module turns a host on).
+    nixosModules =
+      {
+        default = {imports = [./modules packagesModule];};
+        # The pieces, for reading or composing; they expect the option tree
+        # of ./modules/zone.nix (and firewall.nix reads observability's).
+        zone = ./modules/zone.nix;
+        base = ./modules/base.nix;
+        storage = ./modules/storage.nix;
+        firewall = ./modules/firewall.nix;
+        observability = ./modules/observability.nix;
+        nats = ./modules/services/nats.nix;
+        keepalived = ./modules/services/keepalived.nix;
+        controller = ./modules/services/controller.nix;
+        gate-agent = ./modules/services/gate-agent.nix;
+      }
+      # alpha / beta / gamma: all modules plus the role selection.
+      // lib.genAttrs hostNames roleModule;
+
+    nixosConfigurations = lib.genAttrs hostNames mkHost;
+
+    # The pure zone functions (builtins only), e.g. for other flakes that
+    # describe zones: `triad.lib.zone.normalise (import ./my-zone.nix)`.
+    lib.zone = import ./modules/lib/zone.nix;
+  };
+}
