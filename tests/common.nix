@@ -1,0 +1,104 @@
+# What every VM test shares: the nodes (alpha, beta, gamma built ONLY from
+# the flake's nixosModules plus tests/zone.nix; a client node holding a
+# producer certificate), the test PKI, and the Python helpers.
+#
+# A scenario is a Python file in tests/scripts/; its test script is
+#   <generated constants> + tests/scripts/common.py + tests/scripts/<scenario>.py
+{
+  pkgs,
+  lib,
+  nixosModules,
+}: let
+  zoneDescription = import ./zone.nix;
+  zoneLib = import ../modules/lib/zone.nix;
+  zone = zoneLib.normalise zoneDescription;
+  clientAddress = "192.168.1.10";
+
+  pki = pkgs.callPackage ./pki.nix {vip = zone.vip.address;};
+
+  # Test-only: install the generated certificates where the zone description
+  # says they are, before anything reads them (systemd-tmpfiles "C" copies
+  # once; the gates scenario swaps files and restarts the agent).
+  pkiModule = {
+    environment.etc."test-pki".source = pki;
+    systemd.tmpfiles.rules = [
+      "d /var/lib/bsfg/tls 0700 root root -"
+      "C /var/lib/bsfg/tls/ca.pem - - - - ${pki}/ca.pem"
+      "C /var/lib/bsfg/tls/controller.pem - - - - ${pki}/controller.pem"
+      "C /var/lib/bsfg/tls/controller.key - - - - ${pki}/controller.key"
+    ];
+  };
+
+  zoneNode = name: {lib, ...}: let
+    isService = zone.hosts.${name}.role != "gamma";
+  in {
+    imports = [nixosModules.${zone.hosts.${name}.role} pkiModule];
+    services.bsfg.zone = zoneDescription;
+
+    # One NIC on VLAN 1 without the driver's automatic address: the zone
+    # module assigns the address from tests/zone.nix.
+    virtualisation.interfaces.eth1.vlan = 1;
+    virtualisation.memorySize = 1536;
+
+    # A real /artifacts mount on the service hosts, so that the artifact
+    # gate can be tested by unmounting it.
+    virtualisation.emptyDiskImages = lib.optional isService 256;
+    virtualisation.fileSystems = lib.mkIf isService {
+      "/artifacts" = {
+        device = "/dev/vdb";
+        fsType = "ext4";
+        autoFormat = true;
+      };
+    };
+
+    environment.systemPackages = with pkgs; [curl jq natscli iproute2];
+  };
+
+  clientNode = {config, ...}: {
+    imports = [nixosModules.default];
+    virtualisation.interfaces.eth1.vlan = 1;
+    networking.interfaces.eth1.ipv4.addresses = [
+      {
+        address = clientAddress;
+        prefixLength = 24;
+      }
+    ];
+    environment.etc."test-pki".source = pki;
+    # bsfgctl, from the flake's packages (wired by nixosModules.default).
+    environment.systemPackages = [pkgs.curl pkgs.jq config.services.bsfg.packages.cli];
+  };
+
+  # Constants the Python helpers need, generated from the same zone.
+  constants = {
+    inherit (zone) zone;
+    vip = zone.vip.address;
+    inherit (zone) ports;
+    hosts = builtins.mapAttrs (_: h: {inherit (h) role address managementAddress;}) zone.hosts;
+    client = clientAddress;
+    minValidity = zone.certificatePolicy.minValidity;
+  };
+
+  mkTest = {
+    name,
+    # Generous: without KVM the VMs run 5-10x slower (docs/testing.md).
+    globalTimeout ? 3600,
+  }:
+    pkgs.testers.runNixOSTest {
+      name = "bsfg-${name}";
+      inherit globalTimeout;
+      nodes = {
+        alpha = zoneNode "alpha";
+        beta = zoneNode "beta";
+        gamma = zoneNode "gamma";
+        client = clientNode;
+      };
+      testScript = lib.concatStringsSep "\n" [
+        "import json"
+        "ZONE = json.loads(${builtins.toJSON (builtins.toJSON constants)})"
+        (builtins.readFile ./scripts/common.py)
+        (builtins.readFile ./scripts/${builtins.replaceStrings ["-"] ["_"] name}.py)
+      ];
+    };
+in {
+  inherit mkTest pki constants;
+}
