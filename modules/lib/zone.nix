@@ -23,8 +23,6 @@ let
     (builtins)
     attrNames
     attrValues
-    all
-    any
     concatStringsSep
     elem
     filter
@@ -129,16 +127,15 @@ let
 
   checkRoles = hosts: let
     byRole = role: filter (h: h.role == role) (attrValues hosts);
-    problems =
-      map (role: let
-        holders = byRole role;
-      in
-        if length holders == 1
-        then null
-        else if holders == []
-        then "no host has role \"${role}\""
-        else "role \"${role}\" is given to several hosts (${concatStringsSep ", " (map (h: h.name) holders)}); a Triad-HA zone has exactly one alpha, one beta and one gamma")
-      roles;
+    problems = map (role: let
+      holders = byRole role;
+    in
+      if length holders == 1
+      then null
+      else if holders == []
+      then "no host has role \"${role}\""
+      else "role \"${role}\" is given to several hosts (${concatStringsSep ", " (map (h: h.name) holders)}); a Triad-HA zone has exactly one alpha, one beta and one gamma")
+    roles;
     firstProblem = filter (p: p != null) problems;
   in
     if length (attrNames hosts) != 3
@@ -222,10 +219,12 @@ let
         then 200
         else 1000
       );
-      priorities = {
-        alpha = 150;
-        beta = 100;
-      } // get v "priorities" {};
+      priorities =
+        {
+          alpha = 150;
+          beta = 100;
+        }
+        // get v "priorities" {};
       okPriority = p: isInt p && p >= 1 && p <= 254;
     in
       if !(isInt routerId) || routerId < 1 || routerId > 255
@@ -394,18 +393,18 @@ let
       # managementNetwork) that only some consumers of the result read, so an
       # error never depends on which output someone happens to evaluate.
       builtins.deepSeq [hosts tier managementNetwork vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent] {
-      zone = zoneId;
-      inherit tier hosts managementNetwork ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent;
-      store = get desc "store" {};
-      limits = get desc "limits" {};
-      timeServers = get desc "timeServers" [];
-      # Host names by role, for consumers that think in roles.
-      byRole = listToAttrs (map (role: {
-          name = role;
-          value = (hostByRole role).name;
-        })
-        roles);
-    };
+        zone = zoneId;
+        inherit tier hosts managementNetwork ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent;
+        store = get desc "store" {};
+        limits = get desc "limits" {};
+        timeServers = get desc "timeServers" [];
+        # Host names by role, for consumers that think in roles.
+        byRole = listToAttrs (map (role: {
+            name = role;
+            value = (hostByRole role).name;
+          })
+          roles);
+      };
 
   # ---------------------------------------------------------------- paths
 

@@ -47,13 +47,15 @@ in {
   advert_interval_strings = map duration.msToSecondsString [200 1000 1500 50 250 10] == ["0.2" "1" "1.5" "0.05" "0.25" "0.01"];
 
   # --- roles decide what runs where (seed "Service Distribution")
-  gamma_runs_only_nats = g.runs == {
-    nats = true;
-    keepalived = false;
-    gateAgent = false;
-    controller = false;
-    artifacts = false;
-  };
+  gamma_runs_only_nats =
+    g.runs
+    == {
+      nats = true;
+      keepalived = false;
+      gateAgent = false;
+      controller = false;
+      artifacts = false;
+    };
   gamma_has_no_service_settings = g.keepalived == null && g.controller == null && g.gateAgent == null;
   service_hosts_run_everything = builtins.all (h: builtins.all (x: x) (builtins.attrValues h.runs)) [a b];
 
@@ -65,11 +67,13 @@ in {
   vrrpv2_defaults_to_one_second = v2.vrrp.advertIntervalMs == 1000;
   weight_zero_check_and_track_file = a.keepalived.checkScript.weight == 0 && a.keepalived.trackFile.weight == 0;
   check_script_runs_agent_check = builtins.elemAt a.keepalived.checkScript.argv 1 == "check" && builtins.elemAt a.keepalived.checkScript.argv 3 == "/etc/bsfg/gate-agent.toml";
-  vip_on_host_interface = a.keepalived.vip == {
-    address = "10.20.0.100";
-    prefixLength = 24;
-    interface = "eno1";
-  };
+  vip_on_host_interface =
+    a.keepalived.vip
+    == {
+      address = "10.20.0.100";
+      prefixLength = 24;
+      interface = "eno1";
+    };
   keepalived_text_mentions_everything = let
     t = a.keepalived.configText;
     has = s: builtins.match ".*${s}.*" (builtins.replaceStrings ["\n"] [" "] t) != null;
@@ -91,13 +95,15 @@ in {
   controller_tls_via_credentials = a.controller.config.tls.private_key == "/run/credentials/bsfg-controller.service/key.pem";
   controller_artifacts_dir = a.controller.config.store.artifact_dir == "/artifacts";
   controller_node_is_host = a.controller.config.node == "alpha" && b.controller.config.node == "beta";
-  lease_rendered = a.controller.config.lease == {
-    enabled = true;
-    bucket = "bsfg_lease";
-    ttl = "1s";
-    renew_interval = "200ms";
-    safety_margin = "250ms";
-  };
+  lease_rendered =
+    a.controller.config.lease
+    == {
+      enabled = true;
+      bucket = "bsfg_lease";
+      ttl = "1s";
+      renew_interval = "200ms";
+      safety_margin = "250ms";
+    };
 
   # --- gate agent
   agent_keys_match_draft = sortedNames a.gateAgent.config == agentKeys;

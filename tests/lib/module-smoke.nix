@@ -217,7 +217,8 @@ in {
     sc = (get "beta" "controller").systemd.services.bsfg-controller.serviceConfig;
   in
     sc.Type == "notify" && sc.WatchdogSec == "10s" && sc.ProtectSystem == "strict" && sc.ReadWritePaths == ["/artifacts"];
-  controller_credentials_from_zone_paths = (get "alpha" "controller").systemd.services.bsfg-controller.serviceConfig.LoadCredential
+  controller_credentials_from_zone_paths =
+    (get "alpha" "controller").systemd.services.bsfg-controller.serviceConfig.LoadCredential
     == ["cert.pem:/var/lib/bsfg/tls/controller.pem" "key.pem:/var/lib/bsfg/tls/controller.key" "ca.pem:/var/lib/bsfg/tls/ca.pem"];
   polkit_rule_names_controller_unit = builtins.match ".*bsfg-controller[.]service.*" (get "alpha" "gate-agent").security.polkit.extraConfig != null;
   nats_on_every_host = builtins.all (h: (get h "nats").services.nats.enable) hosts;
