@@ -11,8 +11,6 @@
   zone = cfg.normalisedZone;
 in {
   config = lib.mkIf cfg.enable {
-    networking.hostName = lib.mkDefault cfg.hostName;
-
     networking.interfaces = lib.mkIf cfg.manageNetwork {
       ${s.interface}.ipv4.addresses = [
         {

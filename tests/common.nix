@@ -39,6 +39,7 @@
     # module assigns the address from tests/zone.nix.
     virtualisation.interfaces.eth1.vlan = 1;
     virtualisation.memorySize = 1536;
+    networking.useDHCP = false;
 
     # A real /artifacts mount on the service hosts, so that the artifact
     # gate can be tested by unmounting it.
@@ -57,6 +58,7 @@
   clientNode = {config, ...}: {
     imports = [nixosModules.default];
     virtualisation.interfaces.eth1.vlan = 1;
+    networking.useDHCP = false;
     networking.interfaces.eth1.ipv4.addresses = [
       {
         address = clientAddress;

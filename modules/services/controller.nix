@@ -78,6 +78,9 @@ in {
           ProtectHome = true;
           PrivateTmp = true;
           PrivateDevices = true;
+          # Only its own user is mapped: /artifacts is owned by it, the
+          # credentials are handed to it, nothing else needs an identity.
+          PrivateUsers = true;
           DevicePolicy = "closed";
           NoNewPrivileges = true;
           CapabilityBoundingSet = "";

@@ -63,7 +63,9 @@ in {
           RuntimeDirectoryPreserve = "yes";
 
           ProtectSystem = "strict";
-          ReadWritePaths = [s.paths.artifacts];
+          # "-": the agent must start (and report the failing gate) even
+          # when the artifact storage is missing.
+          ReadWritePaths = ["-${s.paths.artifacts}"];
           ProtectHome = true;
           PrivateTmp = true;
           PrivateDevices = true;
