@@ -151,7 +151,8 @@
         nativeBuildInputs = [pkgs.nix pkgs.python3 pkgs.bash];
         src = lib.fileset.toSource {
           root = ./.;
-          fileset = lib.fileset.unions [./modules ./hosts/zone.nix ./tests/lib];
+          # flake-smoke.nix evaluates flake.nix itself (with stand-in inputs).
+          fileset = lib.fileset.unions [./flake.nix ./Cargo.toml ./modules ./hosts ./tests];
         };
       } ''
         export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix NIX_LOG_DIR=$TMPDIR/nix/log

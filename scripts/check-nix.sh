@@ -260,17 +260,27 @@ for f in "${py_scripts[@]}"; do
   # Bytecode goes to the temporary directory, not into the work tree.
   PYTHONPYCACHEPREFIX=$tmp/pycache python3 -m py_compile "$f" || die "$f does not compile"
 done
-# pyflakes sees each scenario as the driver does: constants, common.py, scenario.
+# pyflakes reads each VM test's script exactly as the test driver gets it:
+# tests/common.nix assembles constants + common.py + scenario, and
+# tests/lib/flake-stub.nix evaluates that without nixpkgs.
+nix-instantiate --eval --strict --json -E '
+  let checks = (import ./tests/lib/flake-stub.nix).outputs.checks.x86_64-linux;
+      vmTests = builtins.filter (n: (checks.${n}._stub or "") == "nixos-test") (builtins.attrNames checks);
+  in builtins.listToAttrs (map (n: { name = n; value = checks.${n}.testScript; }) vmTests)' >"$tmp/scripts.json" ||
+  die "cannot assemble the VM test scripts"
+python3 - "$tmp" <<'EOF' || die "cannot write the assembled VM test scripts"
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+scripts = json.loads((out / "scripts.json").read_text())
+assert len(scripts) >= 6, f"expected the six VM tests, found {sorted(scripts)}"
+for name, text in scripts.items():
+    (out / f"vm-{name}.py").write_text(text)
+EOF
+# Names the test driver defines for every script.
 export PYFLAKES_BUILTINS="alpha,beta,gamma,client,machines,start_all,join_all,subtest,polling_condition,retry,log,serial_stdout_on,serial_stdout_off,create_machine,driver"
-for f in "${py_scripts[@]}"; do
-  [[ $f == */common.py ]] && continue
-  assembled=$tmp/$(basename "$f")
-  {
-    echo "import json"
-    echo "ZONE = json.loads('{}')"
-    cat tests/scripts/common.py "$f"
-  } >"$assembled"
-  "$BIN/pyflakes" "$assembled" || die "pyflakes: $f (line numbers count from the assembled script: 2 lines + common.py)"
+for assembled in "$tmp"/vm-*.py; do
+  PYTHONPYCACHEPREFIX=$tmp/pycache python3 -m py_compile "$assembled" || die "assembled $(basename "$assembled") does not compile"
+  "$BIN/pyflakes" "$assembled" || die "pyflakes: $(basename "$assembled") (the assembled script: 2 constant lines, common.py, then the scenario)"
 done
 done_step
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the zone-library tests with plain nix-instantiate (no nixpkgs needed):
-#   * tests/lib/cases.nix: every attribute must evaluate to true;
+#   * tests/lib/{cases,module-smoke,flake-smoke}.nix: every attribute must
+#     evaluate to true;
 #   * tests/lib/failures.nix: every case must fail to evaluate, and its error
 #     output must contain the expected message.
 # Prints one line per case and a closing "N passed, N failed" line.
@@ -22,7 +23,8 @@ report() { # status name detail
 # Positive cases: one evaluation per file for all of its cases.
 #   cases.nix         the pure zone library
 #   module-smoke.nix  the NixOS modules against a stub lib (see its header)
-for file in tests/lib/cases.nix tests/lib/module-smoke.nix; do
+#   flake-smoke.nix   flake.nix's outputs with stand-in inputs
+for file in tests/lib/cases.nix tests/lib/module-smoke.nix tests/lib/flake-smoke.nix; do
   if ! json=$(nix-instantiate --eval --strict --json "$file" 2>&1); then
     report fail "$file" "does not evaluate: $json"
     continue

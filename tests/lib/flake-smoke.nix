@@ -1,0 +1,39 @@
+# Smoke test of flake.nix's outputs WITHOUT its inputs (CI has no nixpkgs,
+# crane or advisory-db), through the stand-ins of flake-stub.nix: output
+# names, the per-crate cargo arguments, the VM tests' nodes and assembled
+# test scripts. It proves nothing about nixpkgs itself; `nix flake check` does.
+let
+  stub = import ./flake-stub.nix;
+  inherit (stub) outputs;
+  stubLib = stub.lib;
+  pkgsOut = outputs.packages.x86_64-linux;
+  checks = outputs.checks.x86_64-linux;
+  vm = name: checks.${name};
+  vmNames = ["bring-up" "alpha-crash" "gamma-crash" "alpha-isolated" "gates" "boot-semantics"];
+  has = needle: haystack: builtins.match ".*${needle}.*" (builtins.replaceStrings ["\n"] [" "] haystack) != null;
+in {
+  package_outputs = builtins.attrNames pkgsOut == ["bsfg-controller" "bsfg-gate-agent" "bsfg-zonesim" "bsfgctl" "default" "iso-alpha" "iso-beta" "iso-gamma"];
+  one_deps_build_shared = builtins.all (p: pkgsOut.${p}.cargoArtifacts._stub == "buildDepsOnly") ["bsfg-controller" "bsfg-gate-agent" "bsfgctl" "bsfg-zonesim"] && checks.clippy.cargoArtifacts._stub == "buildDepsOnly" && checks.nextest.cargoArtifacts._stub == "buildDepsOnly";
+  packages_select_their_crate = pkgsOut.bsfg-gate-agent.cargoExtraArgs == "--locked -p bsfg-gate-agent" && pkgsOut.bsfgctl.pname == "bsfgctl";
+  version_from_workspace = pkgsOut.bsfg-controller.version == (builtins.fromTOML (builtins.readFile ../../Cargo.toml)).workspace.package.version;
+  clippy_denies_warnings = has "--deny warnings" checks.clippy.cargoClippyExtraArgs;
+  nextest_unit_tests_only = checks.nextest.cargoNextestExtraArgs == "--workspace --lib --bins";
+  audit_uses_advisory_db = checks.audit.advisory-db == "/nix/store/00000000000000000000000000000000-advisory-db";
+  check_outputs = builtins.attrNames checks == builtins.sort builtins.lessThan (["audit" "clippy" "doc" "fmt" "nextest" "zone-lib"] ++ vmNames);
+  nixos_configurations = builtins.attrNames outputs.nixosConfigurations == ["alpha" "beta" "gamma"];
+  host_uses_its_hardware = builtins.elem ../../hosts/beta/hardware.nix outputs.nixosConfigurations.beta.modules;
+  iso_leaves_hardware_out = !(builtins.elem ../../hosts/alpha/hardware.nix pkgsOut.iso-alpha.modules);
+  nixos_modules = builtins.all (n: outputs.nixosModules ? ${n}) ["default" "alpha" "beta" "gamma" "zone" "nats" "keepalived" "controller" "gate-agent" "storage" "firewall" "observability"];
+  lib_output_is_zone_library = outputs.lib.zone ? hostSettings;
+
+  vm_tests_nodes = builtins.all (n: builtins.attrNames (vm n).nodes == ["alpha" "beta" "client" "gamma"]) vmNames;
+  vm_tests_named = builtins.all (n: (vm n).name == "bsfg-${n}") vmNames;
+  vm_test_scripts_assembled = builtins.all (n: has "never two controllers active" (vm n).testScript && has "ZONE = json.loads" (vm n).testScript) vmNames;
+  vm_test_script_is_its_scenario = has "alpha.crash[(][)]" (vm "alpha-crash").testScript && has "alpha.block[(][)]" (vm "alpha-isolated").testScript;
+  vm_zone_constants = has "192.168.1.100" (vm "bring-up").testScript;
+  vm_nodes_from_role_modules = let
+    node = (vm "gates").nodes.beta {lib = stubLib;};
+  in
+    builtins.elem outputs.nixosModules.beta node.imports && node.services.bsfg.zone.zone == "plant-t";
+  vm_gamma_has_no_artifact_disk = ((vm "bring-up").nodes.gamma {lib = stubLib;}).virtualisation.emptyDiskImages == [];
+}
