@@ -46,6 +46,13 @@ in {
           # subcommand name (`run`) and whether it sends sd_notify READY=1.
           ExecStart = "${lib.getExe' cfg.packages.gateAgent "bsfg-gate-agent"} run --config ${s.paths.agentConfig}";
           Type = "simple";
+          # The FIFO must exist, owned by the agent, before keepalived (root,
+          # ordered after this unit) opens it; otherwise keepalived would
+          # create it root-owned and the agent could not read it.
+          ExecStartPre = pkgs.writeShellScript "bsfg-gate-agent-fifo" ''
+            fifo=${lib.escapeShellArg s.keepalived.notifyFifo}
+            [ -p "$fifo" ] || ${pkgs.coreutils}/bin/mkfifo -m 0600 "$fifo"
+          '';
           Restart = "always";
           RestartSec = "1s";
 

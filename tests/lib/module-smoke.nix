@@ -59,6 +59,7 @@ let
       else {};
     listToAttrs = builtins.listToAttrs;
     getExe' = pkg: exe: "${pkg}/bin/${exe}";
+    escapeShellArg = arg: "'${builtins.replaceStrings ["'"] ["'\\''"] (toString arg)}'";
     # Deep merge of plain attribute sets; lists concatenate (as NixOS
     # merges list options).
     merge = a: b:
@@ -73,6 +74,8 @@ let
   };
 
   pkgs = {
+    coreutils = fakePackage "coreutils";
+    writeShellScript = name: text: builtins.seq text "/nix/store/00000000000000000000000000000000-${name}";
     formats.toml = _: {
       generate = name: value: builtins.seq (builtins.toJSON value) "/nix/store/00000000000000000000000000000000-${name}";
     };
