@@ -224,7 +224,8 @@ if ! out=$(bash tests/lib/run.sh 2>&1); then
   echo "$out" | grep -v '^ok ' >&2
   die "zone library tests"
 fi
-echo "    $(tail -n 1 <<<"$out")"
+# The runner's closing "N passed, N failed" line, for test-result parsers.
+echo "zone-lib: $(tail -n 1 <<<"$out")"
 done_step
 
 step "simulator entry point evaluates (modules/lib/simulator.nix on hosts/zone.nix)"
