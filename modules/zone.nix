@@ -59,6 +59,17 @@ in {
       '';
     };
 
+    validateConfig = mkOption {
+      type = types.bool;
+      default = true;
+      description = ''
+        Whether to check the generated controller configuration at build time
+        with `bsfg-controller --check-config`, so that a system whose
+        controller would refuse its configuration is never built. Turn off
+        only when cross-compiling (the check runs the controller binary).
+      '';
+    };
+
     packages = {
       controller = mkOption {
         type = types.package;

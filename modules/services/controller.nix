@@ -23,7 +23,18 @@
   s = cfg.settings;
   certs = cfg.normalisedZone.certificates;
   toml = pkgs.formats.toml {};
-  configFile = toml.generate "bsfg-controller.toml" s.controller.config;
+  rawConfig = toml.generate "bsfg-controller.toml" s.controller.config;
+  # Like nixpkgs' services.nats.validateConfig: refuse to build a system whose
+  # controller would refuse its configuration at promotion time.
+  # `--check-config` parses and checks without I/O beyond reading the file.
+  configFile =
+    if cfg.validateConfig
+    then
+      pkgs.runCommand "bsfg-controller-checked.toml" {} ''
+        ${lib.getExe' cfg.packages.controller "bsfg-controller"} --config ${rawConfig} --check-config
+        ln -s ${rawConfig} $out
+      ''
+    else rawConfig;
   unitName = "bsfg-controller";
   unit = config.systemd.services.${unitName} or null;
 in {

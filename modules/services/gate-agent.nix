@@ -1,8 +1,8 @@
 # The gate agent on alpha and beta: the only thing that starts the
 # controller (contract section 7). It reads keepalived's notify FIFO, checks
 # the promotion gates, writes the keepalived track file to demote, and starts
-# or stops bsfg-controller.service through systemd's D-Bus API. A polkit rule
-# grants its user exactly start/stop/restart of that one unit, nothing else.
+# or stops bsfg-controller.service with `systemctl` (D-Bus). A polkit rule
+# grants its user exactly the verbs it uses on that one unit, nothing else.
 #
 # Hardening is as tight as the job allows: it needs AF_NETLINK (reads the
 # VIP's presence from the kernel), AF_UNIX (D-Bus), TCP (NATS, its status
@@ -22,6 +22,7 @@
   unitName = "bsfg-gate-agent";
   user = "bsfg-gate-agent";
   controllerUnit = (import ../lib/zone.nix).controllerUnit;
+  controllerVerbs = ["start" "stop" "restart" "kill" "reset-failed"];
 in {
   config = lib.mkIf cfg.enable (lib.mkMerge [
     (lib.mkIf s.runs.gateAgent {
@@ -98,8 +99,11 @@ in {
         };
       };
 
-      # Least privilege to drive the controller: start, stop and restart of
-      # bsfg-controller.service, for this user only.
+      # Least privilege to drive the controller: these systemd verbs on
+      # bsfg-controller.service, for this user only. `kill` (SIGKILL after
+      # controller.stop_timeout) and `reset-failed` are what the agent's
+      # systemd supervisor uses besides start/stop
+      # (crates/bsfg-gate-agent/src/supervisor/systemd.rs).
       security.polkit.enable = true;
       security.polkit.extraConfig = ''
         // services.bsfg (modules/services/gate-agent.nix)
@@ -108,7 +112,7 @@ in {
               subject.user == "${user}" &&
               action.lookup("unit") == "${controllerUnit}") {
             var verb = action.lookup("verb");
-            if (verb == "start" || verb == "stop" || verb == "restart") {
+            if (${lib.concatMapStringsSep " || " (v: "verb == \"${v}\"") controllerVerbs}) {
               return polkit.Result.YES;
             }
           }

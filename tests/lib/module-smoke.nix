@@ -41,6 +41,7 @@ let
     };
     inherit (builtins) filter;
     concatStringsSep = builtins.concatStringsSep;
+    concatMapStringsSep = sep: f: xs: builtins.concatStringsSep sep (map f xs);
     optional = c: x:
       if c
       then [x]
@@ -76,6 +77,7 @@ let
   pkgs = {
     coreutils = fakePackage "coreutils";
     writeShellScript = name: text: builtins.seq text "/nix/store/00000000000000000000000000000000-${name}";
+    runCommand = name: _env: script: builtins.seq script "/nix/store/00000000000000000000000000000000-${name}";
     formats.toml = _: {
       generate = name: value: builtins.seq (builtins.toJSON value) "/nix/store/00000000000000000000000000000000-${name}";
     };
@@ -100,6 +102,7 @@ let
       zone = fx.base;
       hostName = host;
       manageNetwork = true;
+      validateConfig = true;
       normalisedZone = zone;
       settings = zoneLib.hostSettings {
         inherit zone host;
@@ -224,6 +227,11 @@ in {
     (get "alpha" "controller").systemd.services.bsfg-controller.serviceConfig.LoadCredential
     == ["cert.pem:/var/lib/bsfg/tls/controller.pem" "key.pem:/var/lib/bsfg/tls/controller.key" "ca.pem:/var/lib/bsfg/tls/ca.pem"];
   polkit_rule_names_controller_unit = builtins.match ".*bsfg-controller[.]service.*" (get "alpha" "gate-agent").security.polkit.extraConfig != null;
+  polkit_rule_exact_verbs = let
+    rule = builtins.replaceStrings ["\n"] [" "] (get "alpha" "gate-agent").security.polkit.extraConfig;
+  in
+    builtins.match ".*verb == \"kill\" [|][|] verb == \"reset-failed\".*" rule != null && builtins.match ".*verb == \"reload\".*" rule == null;
+  controller_config_checked_at_build = builtins.match ".*checked.*" (get "alpha" "controller").environment.etc."bsfg/controller.toml".source != null;
   nats_on_every_host = builtins.all (h: (get h "nats").services.nats.enable) hosts;
   nats_store_dir_is_jetstream_mount = (get "gamma" "nats").services.nats.dataDir == "/data/jetstream";
   firewall_vrrp_only_on_service_hosts = let
