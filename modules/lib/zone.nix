@@ -545,6 +545,15 @@ let
           weight = 0;
         };
         inherit notifyFifo;
+        # Seconds after boot before keepalived starts (nixpkgs starts it from
+        # a timer, 5 s by default). Beta waits longer, so that when the whole
+        # zone boots at once alpha wins the first election, as the seed's
+        # bootstrap semantics expect; with nopreempt, whoever is MASTER first
+        # keeps the VIP.
+        bootDelaySeconds =
+          if h.role == "alpha"
+          then 5
+          else 15;
       };
     in
       k // {configText = render.keepalivedConf k;};

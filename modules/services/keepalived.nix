@@ -55,6 +55,10 @@ in {
       };
       users.groups.keepalived_script = {};
 
+      # nixpkgs starts keepalived from this timer (OnActiveSec = 5s); beta
+      # waits longer so that alpha wins the election of a zone-wide boot.
+      systemd.timers.keepalived-boot-delay.timerConfig.OnActiveSec = lib.mkForce "${toString k.bootDelaySeconds}s";
+
       # The notify FIFO and the track file live in the agent's runtime
       # directory: start keepalived after the agent has created it.
       systemd.services.keepalived = {

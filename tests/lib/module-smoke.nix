@@ -22,6 +22,7 @@ let
       else {};
     mkMerge = builtins.foldl' merge {};
     mkDefault = x: x;
+    mkForce = x: x;
     mkOption = attrs: {_type = "option";} // attrs;
     mkEnableOption = what: mkOption {description = "Whether to enable ${what}.";};
     literalExpression = text: {
@@ -212,6 +213,7 @@ in {
   no_assertion_fires = builtins.all (host: builtins.all (r: r.assertionsFailed == []) (builtins.attrValues results.${host})) hosts;
 
   alpha_keepalived_instance = (get "alpha" "keepalived").services.keepalived.vrrpInstances.bsfg_plant-a.priority == 150;
+  keepalived_beta_starts_later = (get "alpha" "keepalived").systemd.timers.keepalived-boot-delay.timerConfig.OnActiveSec == "5s" && (get "beta" "keepalived").systemd.timers.keepalived-boot-delay.timerConfig.OnActiveSec == "15s";
   beta_keepalived_peer = (get "beta" "keepalived").services.keepalived.vrrpInstances.bsfg_plant-a.unicastPeers == ["10.20.0.11"];
   gamma_no_keepalived = !((get "gamma" "keepalived") ? services);
   gamma_no_controller_unit = !((get "gamma" "controller") ? systemd);

@@ -90,20 +90,24 @@ def single_controller():
 # ---------------------------------------------------------------- waiting
 
 
-def jetstream_cluster_cmd(machine):
-    # Meta leader known and all three servers in the meta group.
+def jetstream_cluster_cmd(machine, all_voters=True):
+    # Meta leader known and, with all_voters, all three servers in the meta
+    # group (a fresh cluster with one server still down only has a leader).
+    condition = ".meta_cluster.leader != null"
+    if all_voters:
+        condition += " and .meta_cluster.cluster_size == 3"
     return (
         f"curl -sf --max-time 3 http://{mgmt(machine)}:{PORTS['natsMonitor']}/jsz"
-        " | jq -e '.meta_cluster.leader != null and .meta_cluster.cluster_size == 3'"
+        f" | jq -e '{condition}'"
     )
 
 
-def wait_for_zone(machines=None):
+def wait_for_zone(machines=None, all_voters=True):
     machines = machines or ZONE_HOSTS
     for m in machines:
         m.wait_for_unit("nats.service", timeout=BOOT_TIMEOUT)
     for m in machines:
-        m.wait_until_succeeds(jetstream_cluster_cmd(m), timeout=BOOT_TIMEOUT)
+        m.wait_until_succeeds(jetstream_cluster_cmd(m, all_voters), timeout=BOOT_TIMEOUT)
     for m in machines:
         if m in SERVICE_HOSTS:
             m.wait_for_unit(AGENT_UNIT, timeout=BOOT_TIMEOUT)
@@ -175,8 +179,15 @@ def assert_all_present_once(acked):
 
 
 def bring_up_zone():
-    """Boots the zone and waits until alpha is the active controller."""
-    start_all()
+    """Boots the zone with alpha as the active controller: alpha and gamma
+    first (a quorum), beta once alpha serves, so the scenarios never depend
+    on who wins a simultaneous boot (bring_up.py tests that case)."""
+    alpha.start()
+    gamma.start()
+    wait_for_zone([alpha, gamma], all_voters=False)
+    wait_serving(alpha)
+    beta.start()
+    client.start()
     wait_for_zone()
     client.wait_for_unit("multi-user.target")
     wait_serving(alpha)
