@@ -1,0 +1,199 @@
+//! The promotion gates of contract section 7: pure functions from observed
+//! facts (gathered by [`crate::probes`]) to a [`GateResult`] with a reason an
+//! operator can act on. No I/O here, so every gate is tested directly.
+//!
+//! | # | gate | module |
+//! |---|---|---|
+//! | 1 | this host holds the VIP | [`vip`] |
+//! | 2 | local JetStream answers | [`jetstream`] |
+//! | 3 | JetStream quorum (meta leader known, majority of voters current) | [`quorum`] |
+//! | 4 | artifact storage mounted and writable | [`artifacts`] |
+//! | 5 | controller certificate valid for at least the threshold | [`certificate`] |
+//! | 6 | the controller reports ready (it bound the VIP) | [`controller`] |
+//! | 7 | the zone lease permits this host | [`lease`] |
+//!
+//! Gates 2–5 are the host's *health*: they say whether this host could serve
+//! at all. Gates 1 and 7 say whether it is *the* host that should. Gate 6 is
+//! the outcome of a promotion.
+
+pub mod artifacts;
+pub mod certificate;
+pub mod controller;
+pub mod jetstream;
+pub mod lease;
+pub mod quorum;
+pub mod vip;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The seven gates, in the contract's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateId {
+    Vip,
+    Jetstream,
+    Quorum,
+    Artifacts,
+    Certificate,
+    ControllerReady,
+    Lease,
+}
+
+impl GateId {
+    pub const ALL: [GateId; 7] = [
+        GateId::Vip,
+        GateId::Jetstream,
+        GateId::Quorum,
+        GateId::Artifacts,
+        GateId::Certificate,
+        GateId::ControllerReady,
+        GateId::Lease,
+    ];
+
+    /// The host's health gates (2–5).
+    pub const HEALTH: [GateId; 4] = [
+        GateId::Jetstream,
+        GateId::Quorum,
+        GateId::Artifacts,
+        GateId::Certificate,
+    ];
+
+    /// The contract's number (1–7).
+    pub fn number(self) -> u8 {
+        self as u8 + 1
+    }
+
+    /// Stable name used in JSON, metrics labels and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            GateId::Vip => "vip",
+            GateId::Jetstream => "jetstream",
+            GateId::Quorum => "quorum",
+            GateId::Artifacts => "artifacts",
+            GateId::Certificate => "certificate",
+            GateId::ControllerReady => "controller_ready",
+            GateId::Lease => "lease",
+        }
+    }
+
+    /// True for gates whose failure is usually a JetStream-wide stall (a
+    /// leader election), which no other host could do better during.
+    pub fn depends_on_jetstream(self) -> bool {
+        matches!(self, GateId::Jetstream | GateId::Quorum)
+    }
+}
+
+impl fmt::Display for GateId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    /// Passes, with something an operator must look at (certificate policy `warn`).
+    Warn,
+    Fail,
+}
+
+/// A gate's verdict and why. The reason is filled for passes too
+/// ("10.0.0.100 on eth0"), so status shows what was checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateResult {
+    pub verdict: Verdict,
+    pub reason: String,
+}
+
+impl GateResult {
+    pub fn pass(reason: impl Into<String>) -> GateResult {
+        GateResult {
+            verdict: Verdict::Pass,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn warn(reason: impl Into<String>) -> GateResult {
+        GateResult {
+            verdict: Verdict::Warn,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn fail(reason: impl Into<String>) -> GateResult {
+        GateResult {
+            verdict: Verdict::Fail,
+            reason: reason.into(),
+        }
+    }
+
+    /// Pass or warn.
+    pub fn passes(&self) -> bool {
+        self.verdict != Verdict::Fail
+    }
+}
+
+/// All seven results of one evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateReport {
+    pub vip: GateResult,
+    pub jetstream: GateResult,
+    pub quorum: GateResult,
+    pub artifacts: GateResult,
+    pub certificate: GateResult,
+    pub controller_ready: GateResult,
+    pub lease: GateResult,
+    /// Gate 7 failed because another host holds a live lease (not merely
+    /// because the lease could not be read).
+    pub lease_held_elsewhere: bool,
+}
+
+impl GateReport {
+    pub fn get(&self, id: GateId) -> &GateResult {
+        match id {
+            GateId::Vip => &self.vip,
+            GateId::Jetstream => &self.jetstream,
+            GateId::Quorum => &self.quorum,
+            GateId::Artifacts => &self.artifacts,
+            GateId::Certificate => &self.certificate,
+            GateId::ControllerReady => &self.controller_ready,
+            GateId::Lease => &self.lease,
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (GateId, &GateResult)> {
+        GateId::ALL.into_iter().map(|id| (id, self.get(id)))
+    }
+
+    /// Health gates (2–5) that fail, in order.
+    pub fn failing_health(&self) -> Vec<GateId> {
+        GateId::HEALTH
+            .into_iter()
+            .filter(|id| !self.get(*id).passes())
+            .collect()
+    }
+
+    /// "quorum: 1 of 3 voters current; artifacts: /artifacts is not a mount point"
+    pub fn describe(&self, ids: &[GateId]) -> String {
+        ids.iter()
+            .map(|id| format!("{id}: {}", self.get(*id).reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// A report in which every gate passes (tests start from it).
+    pub fn all_passing() -> GateReport {
+        GateReport {
+            vip: GateResult::pass("vip held"),
+            jetstream: GateResult::pass("jetstream answers"),
+            quorum: GateResult::pass("3 of 3 voters current"),
+            artifacts: GateResult::pass("mounted and writable"),
+            certificate: GateResult::pass("valid for 365 days"),
+            controller_ready: GateResult::pass("ready"),
+            lease: GateResult::pass("lease free"),
+            lease_held_elsewhere: false,
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Gate 3: the JetStream meta cluster has quorum, as the local server sees
+//! it: a meta leader is known and a majority of the voters is current.
+//!
+//! Read from the local server's `/jsz` (`meta_cluster`). Its `replicas` list
+//! the *other* peers as this server sees them: on the leader, every follower
+//! with `current`; on a follower, the leader (current while heard from) and
+//! the other followers (never current, a follower does not track them). So
+//! the count is: this server (it follows a known leader, or is the leader)
+//! plus every other peer reported current. A leader that stopped answering
+//! shows up as `current: false` before it disappears, so a stale leader name
+//! does not count.
+
+use super::GateResult;
+use serde::Deserialize;
+
+/// The parts of `/jsz` `meta_cluster` the gate uses.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+pub struct MetaCluster {
+    #[serde(default)]
+    pub leader: Option<String>,
+    #[serde(default)]
+    pub replicas: Vec<MetaPeer>,
+    #[serde(default)]
+    pub cluster_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MetaPeer {
+    pub name: String,
+    #[serde(default)]
+    pub current: bool,
+    #[serde(default)]
+    pub offline: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumFacts {
+    /// This server's name (`/varz` `server_name`).
+    pub server_name: String,
+    pub meta: MetaCluster,
+}
+
+/// Extracts `meta_cluster` from a `/jsz` document.
+pub fn parse_jsz(jsz: &serde_json::Value) -> Result<MetaCluster, String> {
+    let meta = jsz
+        .get("meta_cluster")
+        .ok_or("JetStream is not clustered (no meta_cluster in /jsz)")?;
+    let mut m: MetaCluster =
+        serde_json::from_value(meta.clone()).map_err(|e| format!("unexpected /jsz: {e}"))?;
+    if m.leader.as_deref() == Some("") {
+        m.leader = None;
+    }
+    Ok(m)
+}
+
+pub fn evaluate(voters: usize, facts: &Result<QuorumFacts, String>) -> GateResult {
+    let facts = match facts {
+        Ok(f) => f,
+        Err(e) => return GateResult::fail(format!("cannot read the meta cluster: {e}")),
+    };
+    let needed = voters / 2 + 1;
+    let Some(leader) = &facts.meta.leader else {
+        return GateResult::fail(format!(
+            "no meta leader known (election in progress or quorum lost; {needed} of {voters} voters needed)"
+        ));
+    };
+    let mut current: Vec<&str> = vec![facts.server_name.as_str()];
+    for peer in &facts.meta.replicas {
+        if peer.current && !peer.offline && !current.contains(&peer.name.as_str()) {
+            current.push(&peer.name);
+        }
+    }
+    current.sort_unstable();
+    if let Some(size) = facts.meta.cluster_size {
+        if size != voters {
+            return GateResult::fail(format!(
+                "meta cluster has {size} peers, configuration says {voters} voters"
+            ));
+        }
+    }
+    let leader_current = *leader == facts.server_name || current.contains(&leader.as_str());
+    if !leader_current {
+        return GateResult::fail(format!(
+            "meta leader {leader} not current; {} of {voters} voters current ({})",
+            current.len(),
+            current.join(", ")
+        ));
+    }
+    if current.len() < needed {
+        return GateResult::fail(format!(
+            "{} of {voters} voters current ({}), {needed} needed",
+            current.len(),
+            current.join(", ")
+        ));
+    }
+    GateResult::pass(format!(
+        "leader {leader}; {} of {voters} voters current ({})",
+        current.len(),
+        current.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn facts(server: &str, jsz: serde_json::Value) -> Result<QuorumFacts, String> {
+        Ok(QuorumFacts {
+            server_name: server.into(),
+            meta: parse_jsz(&jsz)?,
+        })
+    }
+
+    // Shapes below are what nats-server 2.15 answered in a real 3-node cluster.
+
+    #[test]
+    fn leader_sees_all_followers_current() {
+        let f = facts(
+            "n1",
+            json!({"meta_cluster": {"name": "exp", "leader": "n1", "cluster_size": 3, "replicas": [
+                {"name": "n0", "current": true, "active": 698429471},
+                {"name": "n2", "current": true, "active": 698416672}]}}),
+        );
+        let r = evaluate(3, &f);
+        assert!(r.passes(), "{r:?}");
+        assert_eq!(r.reason, "leader n1; 3 of 3 voters current (n0, n1, n2)");
+    }
+
+    #[test]
+    fn follower_counts_itself_and_the_current_leader() {
+        let f = facts(
+            "n0",
+            json!({"meta_cluster": {"leader": "n1", "cluster_size": 3, "replicas": [
+                {"name": "n1", "current": true}, {"name": "n2", "current": false}]}}),
+        );
+        assert!(evaluate(3, &f).passes());
+    }
+
+    #[test]
+    fn two_nodes_gone_fails_with_a_reason() {
+        // Seconds after killing two nodes: the old leader is still named but not current.
+        let f = facts(
+            "n0",
+            json!({"meta_cluster": {"leader": "n1", "cluster_size": 3, "replicas": [
+                {"name": "n1", "current": false}, {"name": "n2", "current": false}]}}),
+        );
+        let r = evaluate(3, &f);
+        assert!(!r.passes());
+        assert_eq!(
+            r.reason,
+            "meta leader n1 not current; 1 of 3 voters current (n0)"
+        );
+        // Later: the leader is gone and this server lists itself while campaigning.
+        let f = facts(
+            "n0",
+            json!({"meta_cluster": {"cluster_size": 3, "replicas": [
+                {"name": "n0", "current": true}, {"name": "n1", "current": false},
+                {"name": "n2", "current": false}]}}),
+        );
+        let r = evaluate(3, &f);
+        assert!(!r.passes());
+        assert!(r.reason.starts_with("no meta leader known"), "{}", r.reason);
+    }
+
+    #[test]
+    fn offline_peers_and_self_listed_twice_do_not_count() {
+        let f = facts(
+            "n0",
+            json!({"meta_cluster": {"leader": "n0", "cluster_size": 3, "replicas": [
+                {"name": "n0", "current": true}, {"name": "n1", "current": true, "offline": true},
+                {"name": "n2", "current": false}]}}),
+        );
+        let r = evaluate(3, &f);
+        assert!(!r.passes());
+        assert_eq!(r.reason, "1 of 3 voters current (n0), 2 needed");
+    }
+
+    #[test]
+    fn unclustered_or_unreachable_fails() {
+        assert!(parse_jsz(&json!({"streams": 0})).is_err());
+        let r = evaluate(3, &Err("connection refused".into()));
+        assert!(r.reason.contains("connection refused"));
+        let f = facts(
+            "n0",
+            json!({"meta_cluster": {"leader": "", "replicas": []}}),
+        );
+        assert!(evaluate(3, &f).reason.starts_with("no meta leader"));
+    }
+
+    #[test]
+    fn a_cluster_of_unexpected_size_fails() {
+        let f = facts(
+            "n0",
+            json!({"meta_cluster": {"leader": "n0", "cluster_size": 5, "replicas": [
+                {"name": "n1", "current": true}, {"name": "n2", "current": true}]}}),
+        );
+        assert!(evaluate(3, &f).reason.contains("5 peers"));
+    }
+}

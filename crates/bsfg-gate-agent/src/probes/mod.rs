@@ -1,0 +1,152 @@
+//! Probes: the only I/O that feeds the gates. Each probe observes one part
+//! of the host (netlink, the local NATS server, the artifact mount, the
+//! certificate file, the controller's readiness, the lease) and returns
+//! plain facts; [`crate::gates`] turns them into verdicts.
+//!
+//! Every probe has a deadline, and all run concurrently, so one stuck
+//! subsystem delays an evaluation by at most `nats.request_timeout`.
+
+pub mod artifacts;
+pub mod certificate;
+pub mod lease;
+pub mod nats;
+pub mod vip;
+
+use crate::config::AgentConfig;
+use crate::gates::controller::ReadinessFacts;
+use crate::gates::{self, GateReport};
+use bsfg_core::lease::LeaseView;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What one evaluation observed.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub gates: GateReport,
+    pub lease: Result<LeaseView, String>,
+}
+
+#[derive(Debug)]
+pub struct Probes {
+    config: Arc<AgentConfig>,
+    vip: vip::VipProbe,
+    monitor: nats::NatsMonitor,
+    lease: lease::LeaseProbe,
+    /// A write probe of the artifact directory is still running (a hung disk):
+    /// do not pile up blocked threads behind it.
+    artifact_probe_busy: Arc<AtomicBool>,
+}
+
+impl Probes {
+    /// Must be called inside the tokio runtime (starts the NATS connection).
+    pub fn new(config: Arc<AgentConfig>) -> Probes {
+        let monitor_addr = config
+            .nats
+            .monitor_addr()
+            .expect("nats.monitor_url is checked when loading");
+        let lease = lease::LeaseProbe::new(
+            &config.host,
+            config.nats.connection(),
+            config.nats.voters,
+            config.lease.bucket.clone(),
+            config.lease.ttl,
+            config.lease.sighting_file.clone(),
+        );
+        Probes {
+            monitor: nats::NatsMonitor::new(monitor_addr, config.nats.request_timeout),
+            vip: vip::VipProbe::default(),
+            lease,
+            artifact_probe_busy: Arc::new(AtomicBool::new(false)),
+            config,
+        }
+    }
+
+    /// Runs every probe and evaluates every gate. `controller_running`:
+    /// whether to ask the controller for readiness.
+    pub async fn observe(&mut self, controller_running: bool) -> Observed {
+        let c = self.config.clone();
+        let timeout = c.nats.request_timeout;
+        let client = self.lease.client();
+        let monitor = &self.monitor;
+        let (addresses, jetstream, quorum, lease, readiness, artifacts) = tokio::join!(
+            self.vip.addresses(),
+            nats::jetstream_facts(monitor, client.as_ref(), timeout),
+            monitor.quorum(),
+            self.lease.observe(),
+            readiness(controller_running, &c, timeout),
+            artifact_facts(&c, self.artifact_probe_busy.clone(), timeout),
+        );
+        let certificate = certificate::observe(&c.certificate.path);
+        let (lease_gate, lease_held_elsewhere) = gates::lease::evaluate(&c.host, &lease);
+        let gates = GateReport {
+            vip: gates::vip::evaluate(c.vip.address, &addresses),
+            jetstream: gates::jetstream::evaluate(&jetstream),
+            quorum: gates::quorum::evaluate(c.nats.voters, &quorum),
+            artifacts: gates::artifacts::evaluate(c.artifacts.require_mount_point, &artifacts),
+            certificate: gates::certificate::evaluate(
+                unix_now(),
+                c.certificate.min_validity,
+                c.certificate.policy,
+                &certificate,
+            ),
+            controller_ready: gates::controller::evaluate(&readiness),
+            lease: lease_gate,
+            lease_held_elsewhere,
+        };
+        Observed { gates, lease }
+    }
+}
+
+async fn readiness(running: bool, c: &AgentConfig, timeout: Duration) -> ReadinessFacts {
+    if !running {
+        return ReadinessFacts::NotRunning;
+    }
+    let addr = c.controller.management.to_string();
+    ReadinessFacts::Asked(crate::http::get(&addr, "/readyz", timeout).await)
+}
+
+async fn artifact_facts(
+    c: &AgentConfig,
+    busy: Arc<AtomicBool>,
+    timeout: Duration,
+) -> gates::artifacts::ArtifactFacts {
+    let dir = c.artifacts.dir.clone();
+    let stuck = |why: &str| gates::artifacts::ArtifactFacts {
+        dir: c.artifacts.dir.clone(),
+        is_dir: true,
+        mount_point: Ok(true),
+        writable: Err(why.to_owned()),
+    };
+    if busy.swap(true, Ordering::AcqRel) {
+        return stuck("the previous write probe has not returned (hung storage?)");
+    }
+    let done = busy.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let facts = artifacts::observe(&dir);
+        done.store(false, Ordering::Release);
+        facts
+    });
+    match tokio::time::timeout(timeout.max(Duration::from_secs(1)), task).await {
+        Ok(Ok(facts)) => facts,
+        Ok(Err(e)) => {
+            busy.store(false, Ordering::Release);
+            stuck(&format!("probe failed: {e}"))
+        }
+        Err(_) => stuck("write probe did not return in time (hung storage?)"),
+    }
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,81 @@
+//! The local NATS server: monitoring endpoint (`/healthz`, `/jsz`, `/varz`)
+//! and a client connection (ping), feeding gates 2 and 3.
+
+use crate::gates::jetstream::JetstreamFacts;
+use crate::gates::quorum::{QuorumFacts, parse_jsz};
+use crate::http;
+use std::time::Duration;
+
+/// `/healthz?js-enabled-only=true`: JetStream enabled on this server.
+pub const HEALTHZ_PATH: &str = "/healthz?js-enabled-only=true";
+
+#[derive(Debug)]
+pub struct NatsMonitor {
+    addr: String,
+    timeout: Duration,
+    /// `server_name` from `/varz`, read once (it never changes while the server runs;
+    /// re-read after any failure in case the server was replaced).
+    server_name: std::sync::Mutex<Option<String>>,
+}
+
+impl NatsMonitor {
+    pub fn new(addr: String, timeout: Duration) -> NatsMonitor {
+        NatsMonitor {
+            addr,
+            timeout,
+            server_name: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub async fn healthz(&self) -> Result<(u16, String), String> {
+        http::get(&self.addr, HEALTHZ_PATH, self.timeout).await
+    }
+
+    async fn json(&self, path: &str) -> Result<serde_json::Value, String> {
+        match http::get(&self.addr, path, self.timeout).await? {
+            (200, body) => serde_json::from_str(&body).map_err(|e| format!("{path}: {e}")),
+            (status, body) => Err(format!("{path} answered {status}: {}", body.trim())),
+        }
+    }
+
+    pub async fn quorum(&self) -> Result<QuorumFacts, String> {
+        let cached = self.server_name.lock().expect("not poisoned").clone();
+        let server_name = match cached {
+            Some(n) => n,
+            None => {
+                let varz = self.json("/varz").await?;
+                let name = varz["server_name"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .ok_or("no server_name in /varz")?
+                    .to_owned();
+                *self.server_name.lock().expect("not poisoned") = Some(name.clone());
+                name
+            }
+        };
+        let jsz = self.json("/jsz").await.inspect_err(|_| {
+            *self.server_name.lock().expect("not poisoned") = None;
+        })?;
+        Ok(QuorumFacts {
+            server_name,
+            meta: parse_jsz(&jsz)?,
+        })
+    }
+}
+
+/// Gate 2's facts: health endpoint plus a ping over `client`, if connected.
+pub async fn jetstream_facts(
+    monitor: &NatsMonitor,
+    client: Option<&async_nats::Client>,
+    timeout: Duration,
+) -> JetstreamFacts {
+    let ping = async {
+        let client = client.ok_or_else(|| "not connected to the local server".to_owned())?;
+        tokio::time::timeout(timeout, client.flush())
+            .await
+            .map_err(|_| format!("no PONG within {}", humantime::format_duration(timeout)))?
+            .map_err(|e| e.to_string())
+    };
+    let (healthz, ping) = tokio::join!(monitor.healthz(), ping);
+    JetstreamFacts { healthz, ping }
+}

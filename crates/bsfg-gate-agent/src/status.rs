@@ -1,0 +1,480 @@
+//! The agent's status document (`GET /status`, `bsfg-gate-agent status`),
+//! its human rendering, and the Prometheus metrics derived from it.
+//!
+//! The JSON shape is a contract for `bsfg-gate-agent status`, `bsfgctl` and
+//! the zone simulator; it is documented in `docs/gate-agent.md`. Add fields
+//! freely; do not rename them.
+
+use crate::gates::{GateId, Verdict};
+use crate::keepalived::VrrpState;
+use crate::promotion::Role;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub zone: String,
+    pub host: String,
+    pub role: Role,
+    /// Why the current role was entered.
+    pub role_reason: String,
+    pub role_since_unix_ms: i64,
+    /// What keeps the role from changing right now, if anything
+    /// ("promotion refused: lease held by alpha (640 ms left)").
+    pub blocker: Option<String>,
+    pub vrrp: VrrpStatus,
+    pub vip: String,
+    pub gates: Vec<GateStatus>,
+    pub controller: ControllerStatus,
+    pub lease: LeaseStatus,
+    pub track_file: TrackFileStatus,
+    pub transitions_total: u64,
+    /// The most recent role changes, oldest first.
+    pub transitions: Vec<TransitionStatus>,
+    pub evaluated_at_unix_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VrrpStatus {
+    pub state: VrrpState,
+    pub since_unix_ms: Option<i64>,
+    /// The last keepalived line received (`INSTANCE "bsfg_plant-a" MASTER 100`).
+    pub last_notification: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateStatus {
+    pub number: u8,
+    pub gate: GateId,
+    pub verdict: Verdict,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControllerStatus {
+    /// `systemd unit bsfg-controller.service`, `process bsfg-controller (pid 42)`.
+    pub supervisor: String,
+    /// `stopped`, `running`, `stopping`, `exited`.
+    pub process: String,
+    pub ready: bool,
+    /// How the controller last ended (`exited with code 75 (...)`).
+    pub last_exit: Option<String>,
+    /// The last failure to start or stop it.
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseStatus {
+    pub holder: Option<String>,
+    pub revision: Option<u64>,
+    /// Time until another host may take the lease, as measured on this host.
+    pub remaining_ms: u64,
+    /// Gate 7's verdict for this host.
+    pub permits: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackFileStatus {
+    pub path: String,
+    /// 0: may bid for the VIP; 1: demoted (keepalived FAULT).
+    pub value: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransitionStatus {
+    pub at_unix_ms: i64,
+    pub from: Role,
+    pub to: Role,
+    pub reason: String,
+}
+
+impl Status {
+    pub fn gate(&self, id: GateId) -> Option<&GateStatus> {
+        self.gates.iter().find(|g| g.gate == id)
+    }
+}
+
+fn ago(now_ms: i64, then_ms: i64) -> String {
+    let secs = (now_ms - then_ms).max(0) / 1000;
+    if secs < 120 {
+        format!("{secs}s ago")
+    } else if secs < 7200 {
+        format!("{}m ago", secs / 60)
+    } else {
+        format!("{}h ago", secs / 3600)
+    }
+}
+
+/// The human table printed by `bsfg-gate-agent status`.
+pub fn render(s: &Status) -> String {
+    let now = s.evaluated_at_unix_ms;
+    let mut out = String::new();
+    let _ = writeln!(out, "zone {}  host {}  VIP {}", s.zone, s.host, s.vip);
+    let _ = writeln!(
+        out,
+        "role        {} (since {}): {}",
+        s.role,
+        ago(now, s.role_since_unix_ms),
+        s.role_reason
+    );
+    if let Some(b) = &s.blocker {
+        let _ = writeln!(out, "blocked     {b}");
+    }
+    let _ = writeln!(
+        out,
+        "vrrp        {}{}",
+        s.vrrp.state,
+        s.vrrp
+            .since_unix_ms
+            .map(|t| format!(" (since {})", ago(now, t)))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "controller  {}, {}{}",
+        s.controller.process,
+        if s.controller.ready {
+            "ready"
+        } else {
+            "not ready"
+        },
+        format_args!(" — {}", s.controller.supervisor)
+    );
+    if let Some(e) = &s.controller.last_exit {
+        let _ = writeln!(out, "            last exit: {e}");
+    }
+    if let Some(e) = &s.controller.last_error {
+        let _ = writeln!(out, "            last error: {e}");
+    }
+    let _ = writeln!(
+        out,
+        "lease       holder {}  revision {}  remaining {} ms",
+        s.lease.holder.as_deref().unwrap_or("-"),
+        s.lease
+            .revision
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "-".into()),
+        s.lease.remaining_ms
+    );
+    let _ = writeln!(
+        out,
+        "track file  {} = {}",
+        s.track_file.path, s.track_file.value
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(out, "  #  gate              state  reason");
+    for g in &s.gates {
+        let verdict = match g.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Warn => "WARN",
+            Verdict::Fail => "FAIL",
+        };
+        let _ = writeln!(
+            out,
+            "  {}  {:<16}  {:<5}  {}",
+            g.number,
+            g.gate.name(),
+            verdict,
+            g.reason
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "transitions {} total{}",
+        s.transitions_total,
+        if s.transitions.is_empty() {
+            ""
+        } else {
+            "; recent:"
+        }
+    );
+    for t in s.transitions.iter().rev().take(5) {
+        let _ = writeln!(
+            out,
+            "  {:>9}  {} -> {}: {}",
+            ago(now, t.at_unix_ms),
+            t.from,
+            t.to,
+            t.reason
+        );
+    }
+    out
+}
+
+// ------------------------------------------------------------------ metrics
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GateLabel {
+    gate: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HostLabel {
+    host: String,
+}
+
+/// The agent's Prometheus metrics (contract section 9: gate states, VRRP
+/// state, transition counts for churn alerts, plus the lease).
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    gate_state: Family<GateLabel, Gauge>,
+    vrrp_state: Family<StateLabel, Gauge>,
+    role: Family<StateLabel, Gauge>,
+    controller_active: Gauge,
+    transitions: Counter,
+    lease_remaining: Gauge<f64, AtomicU64>,
+    lease_holder: Family<HostLabel, Gauge>,
+    counted_transitions: std::sync::atomic::AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let gate_state = Family::<GateLabel, Gauge>::default();
+        registry.register(
+            "bsfg_gate_state",
+            "Promotion gate verdict (1 pass or warn, 0 fail)",
+            gate_state.clone(),
+        );
+        let vrrp_state = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "bsfg_vrrp_state",
+            "Keepalived VRRP state last reported (1 for the current state)",
+            vrrp_state.clone(),
+        );
+        let role = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "bsfg_gate_agent_role",
+            "The agent's role (1 for the current role)",
+            role.clone(),
+        );
+        let controller_active = Gauge::default();
+        registry.register(
+            "bsfg_controller_active",
+            "1 while the controller runs here and reports ready",
+            controller_active.clone(),
+        );
+        let transitions = Counter::default();
+        registry.register(
+            "bsfg_role_transitions",
+            "Role changes of this agent (alert on a high rate: churn)",
+            transitions.clone(),
+        );
+        let lease_remaining = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "bsfg_lease_remaining_seconds",
+            "Time until another host may take the zone lease, measured here",
+            lease_remaining.clone(),
+        );
+        let lease_holder = Family::<HostLabel, Gauge>::default();
+        registry.register(
+            "bsfg_lease_holder",
+            "1 for the host holding the zone lease",
+            lease_holder.clone(),
+        );
+        for id in GateId::ALL {
+            let _ = gate_state.get_or_create(&GateLabel {
+                gate: id.name().into(),
+            });
+        }
+        Metrics {
+            registry,
+            gate_state,
+            vrrp_state,
+            role,
+            controller_active,
+            transitions,
+            lease_remaining,
+            lease_holder,
+            counted_transitions: Default::default(),
+        }
+    }
+
+    pub fn update(&self, s: &Status) {
+        for g in &s.gates {
+            self.gate_state
+                .get_or_create(&GateLabel {
+                    gate: g.gate.name().into(),
+                })
+                .set(i64::from(g.verdict != Verdict::Fail));
+        }
+        for state in VrrpState::ALL {
+            self.vrrp_state
+                .get_or_create(&StateLabel {
+                    state: state.name().into(),
+                })
+                .set(i64::from(state == s.vrrp.state));
+        }
+        for role in [Role::Standby, Role::Promoting, Role::Active, Role::Demoted] {
+            self.role
+                .get_or_create(&StateLabel {
+                    state: role.name().into(),
+                })
+                .set(i64::from(role == s.role));
+        }
+        self.controller_active
+            .set(i64::from(s.role == Role::Active && s.controller.ready));
+        use std::sync::atomic::Ordering;
+        let before = self
+            .counted_transitions
+            .swap(s.transitions_total, Ordering::AcqRel);
+        if s.transitions_total > before {
+            self.transitions.inc_by(s.transitions_total - before);
+        }
+        self.lease_remaining
+            .set(s.lease.remaining_ms as f64 / 1000.0);
+        self.lease_holder.clear();
+        if let Some(h) = &s.lease.holder {
+            self.lease_holder
+                .get_or_create(&HostLabel { host: h.clone() })
+                .set(1);
+        }
+    }
+
+    /// OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn example() -> Status {
+        Status {
+            zone: "plant-a".into(),
+            host: "beta".into(),
+            role: Role::Standby,
+            role_reason: "agent started".into(),
+            role_since_unix_ms: 1_000_000,
+            blocker: Some("promotion refused: lease held by alpha (640 ms left)".into()),
+            vrrp: VrrpStatus {
+                state: VrrpState::Master,
+                since_unix_ms: Some(1_050_000),
+                last_notification: Some("INSTANCE \"bsfg_plant-a\" MASTER 100".into()),
+            },
+            vip: "10.0.0.100".into(),
+            gates: vec![
+                GateStatus {
+                    number: 1,
+                    gate: GateId::Vip,
+                    verdict: Verdict::Pass,
+                    reason: "10.0.0.100 on eth0".into(),
+                },
+                GateStatus {
+                    number: 5,
+                    gate: GateId::Certificate,
+                    verdict: Verdict::Warn,
+                    reason: "expires in 10d 0h (policy warn)".into(),
+                },
+                GateStatus {
+                    number: 7,
+                    gate: GateId::Lease,
+                    verdict: Verdict::Fail,
+                    reason: "lease held by alpha (640 ms left)".into(),
+                },
+            ],
+            controller: ControllerStatus {
+                supervisor: "process bsfg-controller".into(),
+                process: "stopped".into(),
+                ready: false,
+                last_exit: None,
+                last_error: None,
+            },
+            lease: LeaseStatus {
+                holder: Some("alpha".into()),
+                revision: Some(41),
+                remaining_ms: 640,
+                permits: false,
+                reason: "lease held by alpha (640 ms left)".into(),
+            },
+            track_file: TrackFileStatus {
+                path: "/run/bsfg-gate-agent/vrrp-track".into(),
+                value: 0,
+            },
+            transitions_total: 1,
+            transitions: vec![TransitionStatus {
+                at_unix_ms: 1_040_000,
+                from: Role::Promoting,
+                to: Role::Standby,
+                reason: "controller exited 75: the zone lease is held by another host".into(),
+            }],
+            evaluated_at_unix_ms: 1_060_000,
+        }
+    }
+
+    #[test]
+    fn json_round_trips_with_stable_names() {
+        let s = example();
+        let text = serde_json::to_string(&s).unwrap();
+        assert!(text.contains(r#""role":"standby""#), "{text}");
+        assert!(text.contains(r#""state":"MASTER""#));
+        assert!(text.contains(r#""gate":"lease","verdict":"fail""#));
+        let back: Status = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn the_table_shows_role_gates_lease_and_transitions() {
+        let t = render(&example());
+        assert!(
+            t.contains("role        standby (since 60s ago): agent started"),
+            "{t}"
+        );
+        assert!(t.contains("blocked     promotion refused: lease held by alpha"));
+        assert!(t.contains("  7  lease             FAIL   lease held by alpha (640 ms left)"));
+        assert!(t.contains("  5  certificate       WARN"));
+        assert!(t.contains("holder alpha  revision 41  remaining 640 ms"));
+        assert!(t.contains("20s ago  promoting -> standby"));
+    }
+
+    #[test]
+    fn metrics_follow_the_status() {
+        let m = Metrics::new();
+        let mut s = example();
+        m.update(&s);
+        let text = m.encode();
+        assert!(
+            text.contains(r#"bsfg_gate_state{gate="lease"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"bsfg_gate_state{gate="certificate"} 1"#));
+        assert!(text.contains(r#"bsfg_vrrp_state{state="MASTER"} 1"#));
+        assert!(text.contains(r#"bsfg_vrrp_state{state="BACKUP"} 0"#));
+        assert!(text.contains("bsfg_role_transitions_total 1"));
+        assert!(text.contains(r#"bsfg_lease_holder{host="alpha"} 1"#));
+        assert!(text.contains("bsfg_lease_remaining_seconds 0.64"));
+        assert!(text.contains("bsfg_controller_active 0"));
+        s.transitions_total = 3;
+        s.lease.holder = Some("beta".into());
+        m.update(&s);
+        m.update(&s);
+        let text = m.encode();
+        assert!(text.contains("bsfg_role_transitions_total 3"), "{text}");
+        assert!(!text.contains(r#"host="alpha""#));
+    }
+}

@@ -1,0 +1,88 @@
+//! Running the controller: one trait, two implementations.
+//!
+//! - [`systemd::SystemdSupervisor`] (production): `systemctl start|stop|kill`
+//!   of `bsfg-controller.service`, a unit that is never enabled for boot. The
+//!   agent runs unprivileged; a polkit rule lets its user manage that one unit.
+//! - [`process::ChildSupervisor`] (zone simulator, containers): the agent
+//!   spawns `controller.command` itself and owns the child.
+//!
+//! Both report what the process is doing through [`Supervisor::poll`], called
+//! on every evaluation, which is also where a stop that outlived
+//! `stop_timeout` is escalated to SIGKILL.
+
+pub mod process;
+pub mod systemd;
+
+use std::fmt;
+use std::future::Future;
+
+/// The controller process as the supervisor sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControllerProcess {
+    /// Not running (never started, or its exit was already reported).
+    Stopped,
+    Running,
+    /// Asked to stop, not gone yet.
+    Stopping,
+    /// Exited since the last poll (reported once, then `Stopped`).
+    Exited(ExitReport),
+}
+
+impl ControllerProcess {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ControllerProcess::Stopped => "stopped",
+            ControllerProcess::Running => "running",
+            ControllerProcess::Stopping => "stopping",
+            ControllerProcess::Exited(_) => "exited",
+        }
+    }
+}
+
+/// How the controller ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitReport {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl fmt::Display for ExitReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.code, self.signal) {
+            (Some(code), _) => {
+                let meaning = match code {
+                    0 => " (clean stop)",
+                    69 => " (could not bind the VIP or reach JetStream)",
+                    70 => " (internal error)",
+                    75 => " (the zone lease is held by another host)",
+                    78 => " (configuration error)",
+                    _ => "",
+                };
+                write!(f, "exited with code {code}{meaning}")
+            }
+            (None, Some(sig)) => write!(f, "killed by signal {sig}"),
+            (None, None) => f.write_str("ended (status unknown)"),
+        }
+    }
+}
+
+/// A failure to ask for a start or stop (the process's own failures are
+/// reported by [`Supervisor::poll`] as an exit).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SupervisorError(pub String);
+
+pub trait Supervisor: Send {
+    /// What is supervised ("process bsfg-controller", "systemd unit bsfg-controller.service").
+    fn describe(&self) -> String;
+
+    /// Starts the controller; returns once the start was requested.
+    fn start(&mut self) -> impl Future<Output = Result<(), SupervisorError>> + Send;
+
+    /// Asks the controller to stop (SIGTERM) now; [`poll`](Self::poll) sends
+    /// SIGKILL once `stop_timeout` has passed.
+    fn stop(&mut self) -> impl Future<Output = Result<(), SupervisorError>> + Send;
+
+    /// The controller's state now.
+    fn poll(&mut self) -> impl Future<Output = ControllerProcess> + Send;
+}

@@ -1,0 +1,293 @@
+//! systemd supervision: the controller is `bsfg-controller.service`, never
+//! enabled for boot; the agent starts and stops it with `systemctl`.
+//!
+//! Least privilege: the agent runs as its own user. A polkit rule allows that
+//! user `org.freedesktop.systemd1.manage-units` for this one unit and the
+//! verbs used here (`start`, `stop`, `kill`, `reset-failed`), nothing else.
+//! `systemctl` is called with `--no-block` so a slow start or a draining stop
+//! never blocks the agent's evaluation loop; progress is read back with
+//! `systemctl show` on every poll.
+
+use super::{ControllerProcess, ExitReport, Supervisor, SupervisorError};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+
+/// How long one `systemctl` call may take.
+const SYSTEMCTL_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct SystemdSupervisor {
+    unit: String,
+    stop_timeout: Duration,
+    /// The unit was seen running since the last exit report.
+    seen_running: bool,
+    /// `ExecMainStartTimestampMonotonic` read just before our last start: while
+    /// it is unchanged, the start job has not run yet (the unit is merely
+    /// still inactive, it did not exit).
+    start_marker: Option<u64>,
+    stopping_since: Option<Instant>,
+    killed: bool,
+}
+
+/// The unit properties `poll` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitState {
+    pub active_state: String,
+    pub exec_main_code: Option<i32>,
+    pub exec_main_status: Option<i32>,
+    pub main_started: Option<u64>,
+}
+
+/// Parses `systemctl show -p ActiveState -p ExecMainCode -p ExecMainStatus
+/// -p ExecMainStartTimestampMonotonic` output.
+pub fn parse_show(text: &str) -> Result<UnitState, String> {
+    let props: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    let active_state = props
+        .get("ActiveState")
+        .ok_or_else(|| format!("no ActiveState in {text:?}"))?
+        .to_string();
+    let num = |k: &str| props.get(k).and_then(|v| v.trim().parse::<i32>().ok());
+    Ok(UnitState {
+        active_state,
+        exec_main_code: num("ExecMainCode"),
+        exec_main_status: num("ExecMainStatus"),
+        main_started: props
+            .get("ExecMainStartTimestampMonotonic")
+            .and_then(|v| v.trim().parse().ok()),
+    })
+}
+
+/// The controller's state from the unit's. `ExecMainCode` is the kernel's
+/// `si_code`: 1 exited (status = exit code), 2 killed, 3 dumped (status = signal).
+/// `start_pending`: we asked for a start whose job has not run yet.
+pub fn interpret(
+    unit: &UnitState,
+    seen_running: bool,
+    stopping: bool,
+    start_pending: bool,
+) -> ControllerProcess {
+    match unit.active_state.as_str() {
+        _ if start_pending && !stopping => ControllerProcess::Running,
+        "active" | "activating" | "reloading" if stopping => ControllerProcess::Stopping,
+        "active" | "activating" | "reloading" => ControllerProcess::Running,
+        "deactivating" => ControllerProcess::Stopping,
+        _ if seen_running => {
+            let status = unit.exec_main_status;
+            ControllerProcess::Exited(match unit.exec_main_code {
+                Some(1) => ExitReport {
+                    code: status,
+                    signal: None,
+                },
+                Some(2) | Some(3) => ExitReport {
+                    code: None,
+                    signal: status,
+                },
+                _ => ExitReport {
+                    code: None,
+                    signal: None,
+                },
+            })
+        }
+        _ => ControllerProcess::Stopped,
+    }
+}
+
+impl SystemdSupervisor {
+    pub fn new(unit: String, stop_timeout: Duration) -> SystemdSupervisor {
+        SystemdSupervisor {
+            unit,
+            stop_timeout,
+            seen_running: false,
+            start_marker: None,
+            stopping_since: None,
+            killed: false,
+        }
+    }
+
+    async fn systemctl(&self, args: &[&str]) -> Result<String, SupervisorError> {
+        let mut cmd = Command::new("systemctl");
+        cmd.args(args).arg(&self.unit).kill_on_drop(true);
+        let out = tokio::time::timeout(SYSTEMCTL_TIMEOUT, cmd.output())
+            .await
+            .map_err(|_| SupervisorError(format!("systemctl {} timed out", args.join(" "))))?
+            .map_err(|e| SupervisorError(format!("running systemctl: {e}")))?;
+        if !out.status.success() {
+            return Err(SupervisorError(format!(
+                "systemctl {} {}: {}",
+                args.join(" "),
+                self.unit,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+impl Supervisor for SystemdSupervisor {
+    fn describe(&self) -> String {
+        format!("systemd unit {}", self.unit)
+    }
+
+    async fn start(&mut self) -> Result<(), SupervisorError> {
+        // A unit that failed before refuses nothing, but its failed state
+        // would linger in `systemctl --failed` and monitoring.
+        let _ = self.systemctl(&["reset-failed"]).await;
+        self.start_marker = self
+            .systemctl(&["show", "-p", "ExecMainStartTimestampMonotonic"])
+            .await
+            .ok()
+            .and_then(|t| {
+                t.trim()
+                    .strip_prefix("ExecMainStartTimestampMonotonic=")
+                    .and_then(|v| v.parse().ok())
+            });
+        self.systemctl(&["start", "--no-block"]).await?;
+        self.seen_running = true;
+        self.stopping_since = None;
+        self.killed = false;
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<(), SupervisorError> {
+        if self.stopping_since.is_some() {
+            return Ok(());
+        }
+        self.stopping_since = Some(Instant::now());
+        self.systemctl(&["stop", "--no-block"]).await.map(|_| ())
+    }
+
+    async fn poll(&mut self) -> ControllerProcess {
+        let text = match self
+            .systemctl(&[
+                "show",
+                "-p",
+                "ActiveState",
+                "-p",
+                "ExecMainCode",
+                "-p",
+                "ExecMainStatus",
+                "-p",
+                "ExecMainStartTimestampMonotonic",
+            ])
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the controller unit's state");
+                // Unknown: claim the worst that forces no start (a running controller).
+                return if self.seen_running {
+                    ControllerProcess::Running
+                } else {
+                    ControllerProcess::Stopped
+                };
+            }
+        };
+        let unit = match parse_show(&text) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "unexpected systemctl show output");
+                return ControllerProcess::Running;
+            }
+        };
+        let start_pending = self.start_marker.is_some() && unit.main_started == self.start_marker;
+        if !start_pending {
+            self.start_marker = None;
+        }
+        let state = interpret(
+            &unit,
+            self.seen_running,
+            self.stopping_since.is_some(),
+            start_pending,
+        );
+        match &state {
+            ControllerProcess::Running => self.seen_running = true,
+            ControllerProcess::Stopping => {
+                self.seen_running = true;
+                if let Some(since) = self.stopping_since {
+                    if since.elapsed() >= self.stop_timeout && !self.killed {
+                        tracing::warn!(unit = %self.unit, "controller unit did not stop; SIGKILL");
+                        self.killed = true;
+                        if let Err(e) = self.systemctl(&["kill", "--signal=SIGKILL"]).await {
+                            tracing::error!(error = %e, "SIGKILL to the controller unit failed");
+                        }
+                    }
+                }
+            }
+            ControllerProcess::Exited(_) | ControllerProcess::Stopped => {
+                self.seen_running = false;
+                self.stopping_since = None;
+            }
+        }
+        state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_show_output() {
+        let u = parse_show(
+            "ActiveState=failed\nExecMainCode=1\nExecMainStatus=75\nExecMainStartTimestampMonotonic=123\n",
+        )
+        .unwrap();
+        assert_eq!(
+            u,
+            UnitState {
+                active_state: "failed".into(),
+                exec_main_code: Some(1),
+                exec_main_status: Some(75),
+                main_started: Some(123),
+            }
+        );
+        assert!(parse_show("SubState=dead\n").is_err());
+    }
+
+    #[test]
+    fn interprets_unit_states() {
+        let u = |s: &str, code, status| UnitState {
+            active_state: s.into(),
+            exec_main_code: code,
+            exec_main_status: status,
+            main_started: None,
+        };
+        assert_eq!(
+            interpret(&u("activating", Some(0), Some(0)), true, false, false),
+            ControllerProcess::Running
+        );
+        assert_eq!(
+            interpret(&u("active", None, None), true, true, false),
+            ControllerProcess::Stopping
+        );
+        assert_eq!(
+            interpret(&u("deactivating", None, None), true, false, false),
+            ControllerProcess::Stopping
+        );
+        assert_eq!(
+            interpret(&u("failed", Some(1), Some(75)), true, false, false),
+            ControllerProcess::Exited(ExitReport {
+                code: Some(75),
+                signal: None
+            })
+        );
+        assert_eq!(
+            interpret(&u("failed", Some(2), Some(9)), true, true, false),
+            ControllerProcess::Exited(ExitReport {
+                code: None,
+                signal: Some(9)
+            })
+        );
+        // Right after `start --no-block` the job may not have run: not an exit.
+        assert_eq!(
+            interpret(&u("failed", Some(1), Some(75)), true, false, true),
+            ControllerProcess::Running
+        );
+        // Inactive and never started by us: nothing to report.
+        assert_eq!(
+            interpret(&u("inactive", Some(1), Some(0)), false, false, false),
+            ControllerProcess::Stopped
+        );
+    }
+}
