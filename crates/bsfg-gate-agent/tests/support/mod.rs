@@ -184,12 +184,42 @@ impl Host {
     }
 }
 
+/// The zone directory bind-mounted onto itself and made a shared mount.
+///
+/// `ip netns exec` gives each process it starts a new mount namespace whose
+/// mounts are slaves of ours; mounts made later (a tmpfs appearing under a
+/// running agent, or going away) only reach it through a shared mount.
+struct SharedMount {
+    path: PathBuf,
+}
+
+impl SharedMount {
+    fn new(path: &Path) -> SharedMount {
+        rustix::mount::mount_bind(path, path)
+            .unwrap_or_else(|e| panic!("bind mount {}: {e}", path.display()));
+        let guard = SharedMount {
+            path: path.to_owned(),
+        };
+        rustix::mount::mount_change(path, rustix::mount::MountPropagationFlags::SHARED)
+            .unwrap_or_else(|e| panic!("make {} shared: {e}", path.display()));
+        guard
+    }
+}
+
+impl Drop for SharedMount {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.path, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
 /// Alpha, beta and gamma on one bridge, with a 3-node JetStream cluster.
+/// (Fields drop in order: processes first, the directory last.)
 pub struct Zone {
-    pub dir: tempfile::TempDir,
     pub hosts: Vec<Host>,
     pub pki: TestPki,
     _bridge: Link,
+    _shared: SharedMount,
+    pub dir: tempfile::TempDir,
 }
 
 const NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
@@ -201,6 +231,7 @@ impl Zone {
             .prefix("bsfg-agent-zone-")
             .tempdir()
             .expect("tempdir");
+        let shared = SharedMount::new(dir.path());
         let br = bridge("gzb");
         let mut hosts = Vec::new();
         for (i, name) in NAMES.iter().enumerate() {
@@ -220,10 +251,11 @@ impl Zone {
         }
         let pki = TestPki::new("zone");
         let mut zone = Zone {
-            dir,
             hosts,
             pki,
             _bridge: br,
+            _shared: shared,
+            dir,
         };
         for i in 0..3 {
             zone.start_nats(i);

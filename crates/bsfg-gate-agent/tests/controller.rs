@@ -1,0 +1,245 @@
+//! End to end: `bsfg-gate-agent run` supervising the real `bsfg-controller`
+//! (process supervisor) inside a namespace zone with a real 3-node
+//! JetStream cluster. The VIP is added and removed by hand here (keepalived
+//! is in `keepalived.rs`), which also lets a test give both hosts the VIP at
+//! once, as a one-way VRRP loss would.
+//!
+//! Needs root (namespaces, tmpfs) and the workspace binaries
+//! (`cargo build --workspace --bins`); fails, never skips, without them.
+
+mod support;
+
+use bsfg_gate_agent::gates::{GateId, Verdict};
+use bsfg_gate_agent::promotion::Role;
+use bsfg_gate_agent::status::Status;
+use std::time::Duration;
+use support::{Agent, AgentSetup, Zone, wait_for};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn role_is(agent: &Agent, role: Role) -> Option<Status> {
+    agent.status().filter(|s| s.role == role)
+}
+
+#[test]
+fn agent_promotes_when_the_vip_appears_and_demotes_when_it_goes() {
+    let zone = Zone::start();
+    let mut alpha = Agent::prepare(&zone, "alpha", &AgentSetup::default());
+    alpha.artifacts.mount();
+    alpha.start(&zone);
+
+    // No VIP: standby, every other gate evaluated all the same.
+    let s = wait_for(
+        "alpha standby with its health gates passing",
+        LONG,
+        || {
+            alpha.status().filter(|s| {
+                s.role == Role::Standby && s.gate(GateId::Quorum).unwrap().verdict == Verdict::Pass
+            })
+        },
+        || alpha.logs(),
+    );
+    assert_eq!(s.gate(GateId::Vip).unwrap().verdict, Verdict::Fail);
+    assert!(
+        s.blocker
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("waiting for the VIP"),
+        "{s:?}"
+    );
+    assert!(!alpha.controller_running(), "no controller without the VIP");
+    assert_eq!(alpha.track_value().as_deref(), Some("0"));
+
+    zone.host("alpha").add_vip();
+    let s = wait_for(
+        "alpha active",
+        LONG,
+        || role_is(&alpha, Role::Active),
+        || alpha.logs(),
+    );
+    assert!(alpha.controller_ready());
+    assert_eq!(s.lease.holder.as_deref(), Some("alpha"));
+    assert!(s.controller.ready);
+    for gate in &s.gates {
+        assert_ne!(gate.verdict, Verdict::Fail, "{gate:?}");
+    }
+    let table = alpha.status_table();
+    assert!(table.contains("role        active"), "{table}");
+    assert!(table.contains("lease       holder alpha"), "{table}");
+
+    zone.host("alpha").del_vip();
+    let s = wait_for(
+        "alpha back to standby with the controller stopped",
+        LONG,
+        || {
+            alpha
+                .status()
+                .filter(|s| s.role == Role::Standby && s.controller.process == "stopped")
+        },
+        || alpha.logs(),
+    );
+    assert!(s.role_reason.starts_with("VIP lost"), "{}", s.role_reason);
+    assert!(!alpha.controller_running());
+    // Losing the VIP is keepalived's decision, not a health problem: no FAULT.
+    assert_eq!(alpha.track_value().as_deref(), Some("0"));
+    assert_eq!(
+        s.controller.last_exit.as_deref(),
+        Some("exited with code 0 (clean stop)")
+    );
+    assert!(s.transitions_total >= 3);
+
+    // The agent stopping releases the VIP through the track file.
+    assert_eq!(alpha.stop(), Some(0));
+    assert_eq!(alpha.track_value().as_deref(), Some("1"));
+}
+
+#[test]
+fn promotion_is_denied_without_the_artifact_mount_and_follows_the_certificate_policy() {
+    let zone = Zone::start();
+    let mut alpha = Agent::prepare(
+        &zone,
+        "alpha",
+        &AgentSetup {
+            certificate_days: 10,
+            policy: "deny",
+            ..Default::default()
+        },
+    );
+    let mut beta = Agent::prepare(
+        &zone,
+        "beta",
+        &AgentSetup {
+            certificate_days: 10,
+            policy: "warn",
+            ..Default::default()
+        },
+    );
+    // Alpha holds the VIP, but its artifact storage is not mounted.
+    zone.host("alpha").add_vip();
+    alpha.start(&zone);
+    let s = wait_for(
+        "alpha's promotion denied",
+        LONG,
+        || role_is(&alpha, Role::Demoted),
+        || alpha.logs(),
+    );
+    assert!(
+        s.role_reason.starts_with("promotion denied: ")
+            && s.role_reason.contains("is not a mount point"),
+        "{}",
+        s.role_reason
+    );
+    assert_eq!(
+        alpha.track_value().as_deref(),
+        Some("1"),
+        "denied and VIP given away"
+    );
+    assert!(!alpha.controller_running());
+
+    // Mounted now: the artifact gate passes, but the certificate (10 days
+    // left, policy deny) still denies promotion.
+    alpha.artifacts.mount();
+    let s = wait_for(
+        "alpha's artifact gate to pass",
+        LONG,
+        || {
+            alpha
+                .status()
+                .filter(|s| s.gate(GateId::Artifacts).unwrap().verdict == Verdict::Pass)
+        },
+        || alpha.logs(),
+    );
+    assert_eq!(s.role, Role::Demoted);
+    let cert = s.gate(GateId::Certificate).unwrap();
+    assert_eq!(cert.verdict, Verdict::Fail);
+    assert!(cert.reason.contains("below the 30d"), "{}", cert.reason);
+    assert!(!alpha.controller_running());
+
+    // Beta has the same short certificate under policy warn: it promotes,
+    // with the warning visible.
+    beta.artifacts.mount();
+    zone.host("alpha").del_vip();
+    zone.host("beta").add_vip();
+    beta.start(&zone);
+    let s = wait_for(
+        "beta active despite the short certificate",
+        LONG,
+        || role_is(&beta, Role::Active),
+        || beta.logs(),
+    );
+    assert_eq!(s.gate(GateId::Certificate).unwrap().verdict, Verdict::Warn);
+    assert!(
+        s.role_reason.contains("warning: certificate"),
+        "{}",
+        s.role_reason
+    );
+    assert!(beta.controller_ready());
+    assert!(!alpha.controller_running());
+}
+
+#[test]
+fn two_agents_holding_the_vip_leave_exactly_one_controller_serving() {
+    let zone = Zone::start();
+    let mut alpha = Agent::prepare(&zone, "alpha", &AgentSetup::default());
+    let mut beta = Agent::prepare(&zone, "beta", &AgentSetup::default());
+    alpha.artifacts.mount();
+    beta.artifacts.mount();
+    alpha.start(&zone);
+    beta.start(&zone);
+    // Both hosts hold the VIP, as after a one-way loss of VRRP adverts.
+    zone.host("alpha").add_vip();
+    zone.host("beta").add_vip();
+
+    let (active, standby) = wait_for(
+        "one agent active",
+        LONG,
+        || {
+            let a = alpha.status()?;
+            let b = beta.status()?;
+            match (a.role, b.role) {
+                (Role::Active, _) => Some((&alpha, &beta)),
+                (_, Role::Active) => Some((&beta, &alpha)),
+                _ => None,
+            }
+        },
+        || format!("{}\n{}", alpha.logs(), beta.logs()),
+    );
+    // The other refuses and says why, naming the holder.
+    let refused = wait_for(
+        "the other agent to report the lease holder",
+        LONG,
+        || {
+            standby.status().filter(|s| {
+                s.role != Role::Active
+                    && s.gate(GateId::Lease)
+                        .unwrap()
+                        .reason
+                        .starts_with(&format!("lease held by {}", active.host))
+            })
+        },
+        || standby.logs(),
+    );
+    assert_eq!(refused.lease.holder.as_deref(), Some(active.host.as_str()));
+    // Sample for a while: never two controllers ready.
+    for _ in 0..30 {
+        let serving = [&alpha, &beta]
+            .iter()
+            .filter(|a| a.controller_ready())
+            .count();
+        assert!(serving <= 1, "two controllers serving");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(active.controller_ready());
+
+    // The active host loses the VIP: its controller stops and releases the
+    // lease, and the other host (still holding the VIP) takes over.
+    zone.host(&active.host).del_vip();
+    wait_for(
+        "the other agent active",
+        LONG,
+        || role_is(standby, Role::Active),
+        || format!("{}\n{}", active.logs(), standby.logs()),
+    );
+    assert!(standby.controller_ready());
+    assert!(!active.controller_ready());
+}
