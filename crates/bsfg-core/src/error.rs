@@ -115,6 +115,8 @@ reasons! {
     ObjectTooLarge => ("object_too_large", ResourceExhausted),
     /// The uploaded bytes do not match the declared size or digest.
     ObjectMismatch => ("object_mismatch", InvalidArgument),
+    /// The fact references an artifact the zone's index does not know (upload it first).
+    ArtifactMissing => ("artifact_missing", FailedPrecondition),
     /// Confirming an offset that was never delivered to this consumer.
     OffsetNotDelivered => ("offset_not_delivered", FailedPrecondition),
     /// The index knows the artifact but this host lacks the blob; it is being fetched back.

@@ -147,10 +147,10 @@ impl LeaseState {
             // Our own write (perhaps one whose acknowledgement was lost): adopt its revision,
             // dated conservatively from the oldest write we have not had confirmed.
             (Some(rec), Some(rev)) if self.is_mine(rec) => {
-                if self.held.is_none_or(|(r, _)| r != rev) {
-                    if let Some(since) = self.unacknowledged_since.or(self.held.map(|(_, t)| t)) {
-                        self.held = Some((rev, since));
-                    }
+                if self.held.is_none_or(|(r, _)| r != rev)
+                    && let Some(since) = self.unacknowledged_since.or(self.held.map(|(_, t)| t))
+                {
+                    self.held = Some((rev, since));
                 }
             }
             // Someone else's record, or vacant: we do not hold it, whatever we thought,

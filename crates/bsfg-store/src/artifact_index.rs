@@ -78,10 +78,11 @@ impl ArtifactIndex {
         let body =
             serde_json::to_vec(record).map_err(|e| internal("encoding an artifact record", e))?;
         for _ in 0..3 {
-            let r = self
-                .kv
-                .create(index_key(&record.bucket, &record.key), body.clone().into())
-                .await;
+            let r = crate::kv::write_with_retry(|| {
+                self.kv
+                    .create(index_key(&record.bucket, &record.key), body.clone().into())
+            })
+            .await;
             match cas_result(r, "recording an artifact")? {
                 CasOutcome::Written(_) => return Ok(IndexOutcome::Created),
                 CasOutcome::Conflict => {

@@ -74,7 +74,10 @@ impl CursorStore {
             if let Some(c) = self.load(consumer).await? {
                 return Ok(c);
             }
-            let r = self.kv.create(consumer, initial.to_string().into()).await;
+            let r = crate::kv::write_with_retry(|| {
+                self.kv.create(consumer, initial.to_string().into())
+            })
+            .await;
             if let CasOutcome::Written(revision) = cas_result(r, "initialising a cursor")? {
                 return Ok(StoredCursor {
                     offset: initial,
@@ -95,10 +98,11 @@ impl CursorStore {
         offset: u64,
         expected_revision: u64,
     ) -> Result<CursorAdvance, BsfgError> {
-        let r = self
-            .kv
-            .update(consumer, offset.to_string().into(), expected_revision)
-            .await;
+        let r = crate::kv::write_with_retry(|| {
+            self.kv
+                .update(consumer, offset.to_string().into(), expected_revision)
+        })
+        .await;
         Ok(match cas_result(r, "advancing a cursor")? {
             CasOutcome::Written(revision) => {
                 CursorAdvance::Advanced(StoredCursor { offset, revision })

@@ -47,6 +47,9 @@ enum PublishRefusal {
     IdTaken,
     /// Another write to the subject is in flight (10164): retry shortly.
     SubjectBusy,
+    /// No server took the message (no stream interest yet, or a leader change
+    /// under way). Nothing was written, so a retry is safe.
+    NoResponders,
     Failed(BsfgError),
 }
 
@@ -157,6 +160,7 @@ impl FactBuffer {
             }
             Err(e) => return Err(unavailable(&format!("looking up stream {name}"), e)),
         };
+        crate::kv::wait_for_leader(substrate, &name).await?;
         let fill = Arc::new(BufferFill {
             max_bytes,
             ..Default::default()
@@ -228,7 +232,9 @@ impl FactBuffer {
                         .resolve_existing(&subject, message_id, payload_identity)
                         .await;
                 }
-                Err(PublishRefusal::SubjectBusy) if backoff < Duration::from_millis(500) => {
+                Err(PublishRefusal::SubjectBusy | PublishRefusal::NoResponders)
+                    if backoff < Duration::from_millis(1000) =>
+                {
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                 }
@@ -236,6 +242,12 @@ impl FactBuffer {
                     return Err(unavailable(
                         "publishing a fact",
                         "another write of this message_id did not settle",
+                    ));
+                }
+                Err(PublishRefusal::NoResponders) => {
+                    return Err(unavailable(
+                        "publishing a fact",
+                        "no JetStream server accepts the stream's subjects",
                     ));
                 }
                 Err(PublishRefusal::Failed(e)) => return Err(e),
@@ -266,6 +278,7 @@ impl FactBuffer {
                 Err(match e.kind() {
                     _ if text.contains("10164") => PublishRefusal::SubjectBusy,
                     PublishErrorKind::WrongLastSequence => PublishRefusal::IdTaken,
+                    PublishErrorKind::StreamNotFound => PublishRefusal::NoResponders,
                     PublishErrorKind::TimedOut => PublishRefusal::Failed(unavailable(
                         "publishing a fact",
                         "no acknowledgement from JetStream in time",

@@ -17,6 +17,40 @@ pub(crate) fn is_stream_not_found(kind: &GetStreamErrorKind) -> bool {
     matches!(kind, GetStreamErrorKind::JetStream(e) if e.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND)
 }
 
+/// Waits until a replicated stream has an elected leader, so the first write
+/// after creation does not find "no stream for subject". Single servers have
+/// no RAFT group and return at once.
+pub(crate) async fn wait_for_leader(substrate: &Substrate, stream: &str) -> Result<(), BsfgError> {
+    let deadline = tokio::time::Instant::now()
+        + substrate
+            .request_timeout()
+            .max(std::time::Duration::from_secs(10));
+    loop {
+        let info = match substrate.jetstream().get_stream(stream).await {
+            Ok(mut s) => s.info().await.cloned().ok(),
+            Err(_) => None,
+        };
+        if let Some(info) = info {
+            let led = match &info.cluster {
+                Some(c) => {
+                    c.leader.is_some() || info.config.num_replicas <= 1 && c.replicas.is_empty()
+                }
+                None => true,
+            };
+            if led {
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(unavailable(
+                &format!("stream {stream}"),
+                "no RAFT leader elected",
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Opens `bucket`, creating it (leader reads, `history` 1, zone replicas) if missing.
 pub(crate) async fn leader_read_bucket(
     substrate: &Substrate,
@@ -53,6 +87,7 @@ pub(crate) async fn leader_read_bucket(
         }
         Err(e) => return Err(unavailable(&format!("looking up bucket {bucket}"), e)),
     }
+    wait_for_leader(substrate, &name).await?;
     js.get_key_value(bucket)
         .await
         .map_err(|e| unavailable(&format!("opening bucket {bucket}"), e))
@@ -63,6 +98,33 @@ pub(crate) async fn leader_read_bucket(
 pub(crate) enum CasOutcome {
     Written(u64),
     Conflict,
+}
+
+/// Runs a KV write, retrying for up to ~1.5 s while no server answers for the
+/// bucket (fresh cluster routes, leader change): such a write was not stored.
+pub(crate) async fn write_with_retry<F, Fut, E>(mut write: F) -> Result<u64, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, E>>,
+    E: std::fmt::Display,
+{
+    let mut backoff = std::time::Duration::from_millis(5);
+    loop {
+        match write().await {
+            Err(e)
+                if is_no_responders(&e.to_string())
+                    && backoff < std::time::Duration::from_millis(800) =>
+            {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_no_responders(text: &str) -> bool {
+    text.contains("no stream found") || text.contains("no responders")
 }
 
 /// Maps a KV create/update error: a wrong revision is a conflict, the rest is unavailability.

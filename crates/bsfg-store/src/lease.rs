@@ -7,8 +7,51 @@ use crate::substrate::Substrate;
 use async_nats::jetstream::kv;
 use bsfg_core::BsfgError;
 use bsfg_core::lease::{LeaseRecord, Observation};
+use std::path::Path;
+use std::time::Duration;
 
 const LEASE_KEY: &str = "controller";
+
+/// The host's monotonic clock (`CLOCK_MONOTONIC`), as a duration since boot.
+///
+/// Every lease decision uses this clock. Unlike `std::time::Instant`, its
+/// readings are comparable between processes on one host, which lets the
+/// gate agent hand its lease observation to the controller it starts.
+pub fn monotonic_now() -> Duration {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// What an observer on this host has seen of the lease: a revision and the
+/// monotonic time it was first seen. The gate agent writes it continuously;
+/// the controller it starts seeds its own [`bsfg_core::lease::LeaseState`]
+/// from it, so a lease that the agent has already watched expire is taken at
+/// once instead of after another full TTL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseSighting {
+    /// `None`: the key was absent.
+    pub revision: Option<u64>,
+    /// `monotonic_now()` in milliseconds when this revision was first seen.
+    pub first_seen_monotonic_ms: u64,
+}
+
+impl LeaseSighting {
+    /// Writes the sighting atomically (temp file + rename).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(self)?)?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// Reads a sighting; `None` if the file is missing or unreadable.
+    pub fn read(path: &Path) -> Option<LeaseSighting> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+
+    pub fn first_seen(&self) -> Duration {
+        Duration::from_millis(self.first_seen_monotonic_ms)
+    }
+}
 
 /// Outcome of a lease write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

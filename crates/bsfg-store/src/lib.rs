@@ -37,7 +37,7 @@ mod substrate;
 pub use artifact_index::{ArtifactIndex, ArtifactRecord, IndexOutcome};
 pub use cursors::{CursorAdvance, CursorStore, StoredCursor};
 pub use fact_buffer::{AppendOutcome, BufferFill, FactBuffer, StoredRecord};
-pub use lease::{LeaseStore, LeaseWrite};
+pub use lease::{LeaseSighting, LeaseStore, LeaseWrite, monotonic_now};
 pub use placement::{StreamPlacement, step_down_leaders_on};
 pub use substrate::Substrate;
 

@@ -8,12 +8,15 @@
 //!   killed when dropped;
 //! - [`netns`]: network namespaces, bridges and veth pairs with names unique
 //!   to the test and removal on drop (and of leftovers of crashed runs);
+//! - [`controller::RunningController`]: the real `bsfg-controller` binary
+//!   with a complete test configuration ([`controller::test_config`]);
 //! - [`bins`]: where `nats-server` and this workspace's binaries are.
 //!
 //! Nothing is skipped: a missing prerequisite is a test failure that says how
 //! to install it.
 
 pub mod bins;
+pub mod controller;
 pub mod http;
 pub mod nats;
 pub mod netns;

@@ -42,10 +42,9 @@ pub fn reap_orphans() {
                     .file_name()
                     .to_str()
                     .and_then(|s| s.parse::<i32>().ok())
+                    .and_then(Pid::from_raw)
                 {
-                    if let Some(pid) = Pid::from_raw(pid) {
-                        let _ = kill_process(pid, Signal::KILL);
-                    }
+                    let _ = kill_process(pid, Signal::KILL);
                 }
             }
             let _ = fs::remove_dir_all(owner.path());
@@ -148,12 +147,12 @@ impl Daemon {
         self.signal(Signal::TERM);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
-            if let Some(c) = &mut self.child {
-                if let Ok(Some(status)) = c.try_wait() {
-                    self.child = None;
-                    let _ = fs::remove_file(&self.marker);
-                    return status.code();
-                }
+            if let Some(c) = &mut self.child
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                self.child = None;
+                let _ = fs::remove_file(&self.marker);
+                return status.code();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

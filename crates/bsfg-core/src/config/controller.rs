@@ -184,6 +184,10 @@ pub struct Lease {
     /// clock-rate drift and scheduling delay.
     #[serde(with = "humantime_serde")]
     pub safety_margin: Duration,
+    /// Where the gate agent on this host records its lease sighting
+    /// (`bsfg_store::LeaseSighting`); read once at start so a lease the agent
+    /// already saw expire is taken without waiting another TTL.
+    pub sighting_file: Option<PathBuf>,
 }
 
 impl Default for Lease {
@@ -194,6 +198,7 @@ impl Default for Lease {
             ttl: Duration::from_millis(1000),
             renew_interval: Duration::from_millis(200),
             safety_margin: Duration::from_millis(250),
+            sighting_file: None,
         }
     }
 }

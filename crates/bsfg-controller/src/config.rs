@@ -1,0 +1,41 @@
+//! Loading the configuration: a TOML file, then `BSFG_*` environment overrides.
+
+use bsfg_core::config::ControllerConfig;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use std::path::Path;
+
+/// Loads and checks the configuration. The error is one line naming the key.
+pub fn load(path: &Path) -> Result<ControllerConfig, String> {
+    if !path.is_file() {
+        return Err(format!(
+            "configuration file {} does not exist",
+            path.display()
+        ));
+    }
+    let mut config: ControllerConfig = Figment::new()
+        .merge(Toml::file(path))
+        // BSFG_LISTEN__ADDRESS → listen.address; BSFG_CONFIG names the file itself.
+        .merge(Env::prefixed("BSFG_").ignore(&["CONFIG"]).split("__"))
+        .extract()
+        .map_err(|e| format!("{}: {}", path.display(), one_line(e)))?;
+    config
+        .check()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(config)
+}
+
+/// figment errors can chain; operators need the first, with its key path.
+fn one_line(e: figment::Error) -> String {
+    let key = if e.path.is_empty() {
+        String::new()
+    } else {
+        format!("key `{}`: ", e.path.join("."))
+    };
+    let first = e
+        .into_iter()
+        .next()
+        .map(|e| e.kind.to_string())
+        .unwrap_or_default();
+    format!("{key}{first}")
+}

@@ -1,0 +1,289 @@
+//! Holding the zone lease and fencing ourselves when we cannot renew it.
+//!
+//! The [`Fence`] is what every request checks first: serving is allowed only
+//! while (a) we are not draining and (b) the lease's fence deadline — a
+//! `CLOCK_MONOTONIC` instant computed by `bsfg_core::lease` — lies in the
+//! future. The check reads two atomics and the clock, so self-fencing is exact
+//! to the request and does not depend on a background task being scheduled.
+
+use crate::metrics::Metrics;
+use bsfg_core::config::Lease as LeaseConfig;
+use bsfg_core::lease::{LeaseAction, LeaseState, LeaseTiming, Observation};
+use bsfg_core::{BsfgError, Reason};
+use bsfg_store::{LeaseSighting, LeaseStore, LeaseWrite, monotonic_now};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// Whether requests may be served right now.
+#[derive(Debug, Default)]
+pub struct Fence {
+    /// `CLOCK_MONOTONIC` milliseconds until which we may serve; `u64::MAX` without a lease.
+    deadline_ms: AtomicU64,
+    draining: AtomicBool,
+    lease_enabled: AtomicBool,
+    /// Who holds the lease when it is not us, for errors and /readyz.
+    pub(crate) blocked_by: std::sync::Mutex<Option<String>>,
+}
+
+impl Fence {
+    pub fn without_lease() -> Arc<Fence> {
+        Arc::new(Fence {
+            deadline_ms: AtomicU64::new(u64::MAX),
+            ..Default::default()
+        })
+    }
+
+    fn with_lease() -> Arc<Fence> {
+        let f = Fence::default();
+        f.lease_enabled.store(true, Ordering::Relaxed);
+        Arc::new(f)
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Time left before we must stop serving (`None`: no lease in use).
+    pub fn remaining(&self) -> Option<Duration> {
+        if !self.lease_enabled.load(Ordering::Relaxed) {
+            return None;
+        }
+        let deadline = self.deadline_ms.load(Ordering::Acquire);
+        Some(Duration::from_millis(
+            deadline.saturating_sub(monotonic_now().as_millis() as u64),
+        ))
+    }
+
+    pub fn is_serving(&self) -> bool {
+        !self.is_draining() && self.remaining().is_none_or(|r| !r.is_zero())
+    }
+
+    /// The first check of every request.
+    pub fn check(&self) -> Result<(), BsfgError> {
+        if self.is_draining() {
+            return Err(Reason::NotServing
+                .err("this controller is shutting down; retry (the zone VIP moves)"));
+        }
+        if self.remaining().is_some_and(|r| r.is_zero()) {
+            let who = self
+                .blocked_by
+                .lock()
+                .map(|g| g.clone())
+                .unwrap_or_default();
+            let why = match who {
+                Some(h) => format!("the zone lease is held by {h}"),
+                None => "this controller could not renew the zone lease".into(),
+            };
+            return Err(Reason::NotServing.err(format!("{why}; it does not serve")));
+        }
+        Ok(())
+    }
+
+    fn set_deadline(&self, deadline: Option<Duration>) {
+        self.deadline_ms.store(
+            deadline.map(|d| d.as_millis() as u64).unwrap_or(0),
+            Ordering::Release,
+        );
+    }
+
+    /// Why we are not serving, for /readyz; `None` while serving.
+    pub fn not_serving_reason(&self) -> Option<String> {
+        self.check().err().map(|e| e.detail)
+    }
+}
+
+/// The lease holder: takes the lease at start, renews it, releases it on shutdown.
+pub struct LeaseHolder {
+    store: LeaseStore,
+    state: Mutex<LeaseState>,
+    timing: LeaseTiming,
+    fence: Arc<Fence>,
+    metrics: Arc<Metrics>,
+}
+
+impl LeaseHolder {
+    /// Opens the lease bucket and prepares (does not yet take) the lease.
+    pub fn new(
+        store: LeaseStore,
+        host: &str,
+        config: &LeaseConfig,
+        metrics: Arc<Metrics>,
+    ) -> (Arc<LeaseHolder>, Arc<Fence>) {
+        let instance = format!("{host}-{:016x}", rand::random::<u64>());
+        let timing = LeaseTiming {
+            ttl: config.ttl,
+            renew_interval: config.renew_interval,
+            safety_margin: config.safety_margin,
+        };
+        let fence = Fence::with_lease();
+        let holder = LeaseHolder {
+            store,
+            state: Mutex::new(LeaseState::new(host, instance, timing)),
+            timing,
+            fence: fence.clone(),
+            metrics,
+        };
+        (Arc::new(holder), fence)
+    }
+
+    pub async fn instance(&self) -> String {
+        self.state.lock().await.instance().to_owned()
+    }
+
+    /// Takes the lease, waiting at most about one TTL for a previous holder's
+    /// lease to expire. `sighting` is the gate agent's observation, if any.
+    pub async fn acquire(&self, sighting: Option<LeaseSighting>) -> Result<(), BsfgError> {
+        let first = self.store.read().await?;
+        {
+            let mut state = self.state.lock().await;
+            // Seed from the agent's sighting of the same revision: it has been
+            // watching longer than we have, on the same host clock.
+            let seen_since = match (&first, sighting) {
+                (Observation::Held { revision, .. }, Some(s)) if s.revision == Some(*revision) => {
+                    s.first_seen()
+                }
+                (Observation::Vacant { revision }, Some(s)) if s.revision == *revision => {
+                    s.first_seen()
+                }
+                _ => monotonic_now(),
+            };
+            state.observe(seen_since, first);
+        }
+        let give_up = monotonic_now() + self.timing.ttl * 2 + self.timing.renew_interval;
+        loop {
+            self.step().await;
+            if self.fence.remaining().is_some_and(|r| !r.is_zero()) {
+                return Ok(());
+            }
+            if monotonic_now() > give_up {
+                let holder = self
+                    .fence
+                    .blocked_by
+                    .lock()
+                    .map(|g| g.clone())
+                    .unwrap_or_default();
+                return Err(Reason::NotServing.err(format!(
+                    "the zone lease is held by {}",
+                    holder.unwrap_or_else(|| "another controller".into())
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// One decision + I/O step; updates the fence.
+    async fn step(&self) {
+        let mut state = self.state.lock().await;
+        let now = monotonic_now();
+        let action = state.next_action(now);
+        let expected = match action {
+            LeaseAction::Hold => None,
+            LeaseAction::Wait { holder, .. } => {
+                if let Ok(mut b) = self.fence.blocked_by.lock() {
+                    *b = Some(holder);
+                }
+                // Keep observing: a renewal restarts the wait, a release ends it.
+                if let Ok(obs) = self.store.read().await {
+                    state.observe(monotonic_now(), obs);
+                }
+                None
+            }
+            LeaseAction::Acquire { expected_revision } => Some(expected_revision),
+            LeaseAction::Renew { revision } => Some(Some(revision)),
+        };
+        if let Some(expected) = expected {
+            let sent = monotonic_now();
+            state.write_sent(sent);
+            let record = state.record(unix_ms());
+            let budget = self.timing.renew_interval.max(Duration::from_millis(100));
+            match tokio::time::timeout(budget, self.store.write(&record, expected)).await {
+                Ok(Ok(LeaseWrite::Written { revision })) => {
+                    state.write_succeeded(sent, revision);
+                    self.metrics.lease_renewals.inc();
+                    if let Ok(mut b) = self.fence.blocked_by.lock() {
+                        *b = None;
+                    }
+                }
+                Ok(Ok(LeaseWrite::Conflict)) => {
+                    state.write_conflicted();
+                    if let Ok(obs) = self.store.read().await {
+                        state.observe(monotonic_now(), obs);
+                    }
+                }
+                Ok(Err(e)) => {
+                    self.metrics.lease_write_failures.inc();
+                    tracing::warn!(error = %e, "lease write failed");
+                    state.write_failed();
+                }
+                Err(_) => {
+                    self.metrics.lease_write_failures.inc();
+                    tracing::warn!("lease write timed out");
+                    state.write_failed();
+                }
+            }
+        }
+        let deadline = state.fence_deadline();
+        self.fence.set_deadline(deadline);
+        let now = monotonic_now();
+        let held = deadline.is_some_and(|d| d > now);
+        self.metrics.lease_held.set(held as i64);
+        self.metrics.lease_remaining_seconds.set(
+            deadline
+                .map(|d| d.saturating_sub(now).as_secs_f64())
+                .unwrap_or(0.0),
+        );
+    }
+
+    /// Renews until cancelled. Losing the lease closes the fence (requests get
+    /// `not_serving`); the gate agent sees /readyz fail and demotes this host.
+    pub async fn keep(self: Arc<Self>, stop: CancellationToken) {
+        let tick = self.timing.renew_interval / 4;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(tick.max(Duration::from_millis(10))) => {}
+            }
+            let was_serving = self.fence.is_serving();
+            self.step().await;
+            if was_serving && !self.fence.is_serving() && !self.fence.is_draining() {
+                tracing::error!(
+                    "zone lease lost or not renewed in time: fenced, no longer serving"
+                );
+            }
+        }
+    }
+
+    /// Deletes the lease key if we still hold it, so the peer need not wait for the TTL.
+    pub async fn release(&self) {
+        let revision = self.state.lock().await.release();
+        self.fence.set_deadline(None);
+        if let Some(rev) = revision {
+            match self.store.release(rev).await {
+                Ok(true) => tracing::info!(revision = rev, "zone lease released"),
+                Ok(false) => tracing::info!("zone lease already moved on; nothing to release"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not release the zone lease; it expires by itself")
+                }
+            }
+        }
+    }
+
+    /// (revision, holder) for /status.
+    pub async fn view(&self) -> bsfg_core::lease::LeaseView {
+        self.state.lock().await.view(monotonic_now())
+    }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

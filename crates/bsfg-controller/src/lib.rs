@@ -1,0 +1,286 @@
+//! The BSFG zone controller.
+//!
+//! Start-up order, each step a gate for the next (the gate agent reads the
+//! outcome from the exit code or from `/readyz`):
+//!
+//! 1. TLS material loads (else exit 78);
+//! 2. the management endpoint binds (loopback/management network);
+//! 3. JetStream answers (else exit 69);
+//! 4. the zone lease is taken (else exit 75) — see [`fencing`];
+//! 5. streams and buckets are created or reconciled, cursors loaded;
+//! 6. the service address — the VIP — is bound (else exit 69);
+//! 7. `READY=1` to systemd; stream leaders are moved off this host.
+//!
+//! On SIGTERM: `STOPPING=1`, stop accepting, drain in-flight requests for
+//! `drain_timeout`, release the lease, exit 0.
+
+pub mod artifacts;
+pub mod boundary;
+pub mod config;
+pub mod fencing;
+pub mod logging;
+pub mod metrics;
+pub mod mgmt;
+pub mod rpc;
+pub mod tls;
+
+use bsfg_core::config::ControllerConfig;
+use bsfg_store::{LeaseSighting, LeaseStore, Substrate};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Process exit statuses (sysexits.h), stable API for the gate agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    Unavailable = 69,
+    Software = 70,
+    LeaseHeld = 75,
+    Config = 78,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StartError {
+    pub status: ExitStatus,
+    pub message: String,
+}
+
+fn fail(status: ExitStatus, message: impl std::fmt::Display) -> StartError {
+    StartError {
+        status,
+        message: message.to_string(),
+    }
+}
+
+pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
+    let stop = CancellationToken::new();
+    spawn_signal_handler(stop.clone());
+
+    let tls = tls::server_config(&config.tls)
+        .map_err(|e| fail(ExitStatus::Config, format!("TLS: {e}")))?;
+    let metrics = Arc::new(metrics::Metrics::new(config.classes.keys().cloned()));
+
+    let substrate = Substrate::connect(
+        &config.nats,
+        config.store.replicas,
+        &format!("bsfg-controller-{}", config.node),
+    )
+    .await
+    .map_err(|e| fail(ExitStatus::Unavailable, e))?;
+
+    let (lease, fence) = if config.lease.enabled {
+        let store = retry_startup("opening the lease bucket", || {
+            LeaseStore::open(&substrate, &config.lease.bucket)
+        })
+        .await
+        .map_err(|e| fail(ExitStatus::Unavailable, e))?;
+        let (holder, fence) =
+            fencing::LeaseHolder::new(store, &config.node, &config.lease, metrics.clone());
+        (Some(holder), fence)
+    } else {
+        tracing::warn!("the zone lease is disabled: nothing prevents a second active controller");
+        (None, fencing::Fence::without_lease())
+    };
+
+    let observed = Arc::new(mgmt::Observed {
+        zone: config.zone.clone(),
+        node: config.node.clone(),
+        listen: config.listen.address,
+        fence: fence.clone(),
+        started_at_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+        boundary: tokio::sync::OnceCell::new(),
+        lease: lease.clone(),
+        metrics: metrics.clone(),
+        bound: std::sync::atomic::AtomicBool::new(false),
+    });
+    let mgmt_listener = mgmt::bind(config.management.address).await.map_err(|e| {
+        fail(
+            ExitStatus::Unavailable,
+            format!("management address {}: {e}", config.management.address),
+        )
+    })?;
+    let mgmt_task = tokio::spawn(mgmt::serve(mgmt_listener, observed.clone(), stop.clone()));
+
+    if let Some(holder) = &lease {
+        let sighting = config
+            .lease
+            .sighting_file
+            .as_deref()
+            .and_then(LeaseSighting::read);
+        holder
+            .acquire(sighting)
+            .await
+            .map_err(|e| fail(ExitStatus::LeaseHeld, e.detail))?;
+        tracing::info!(instance = %holder.instance().await, "zone lease taken");
+        tokio::spawn(holder.clone().keep(stop.clone()));
+    }
+
+    let boundary = match retry_startup("preparing streams and buckets", || {
+        boundary::Boundary::start(&config, &substrate, metrics.clone(), fence.clone())
+    })
+    .await
+    {
+        Ok(b) => Arc::new(b),
+        Err(e) => {
+            release(&lease).await;
+            return Err(fail(ExitStatus::Unavailable, e));
+        }
+    };
+    let _ = observed.boundary.set(boundary.clone());
+
+    let listener = match tokio::net::TcpListener::bind(config.listen.address).await {
+        Ok(l) => l,
+        Err(e) => {
+            release(&lease).await;
+            return Err(fail(
+                ExitStatus::Unavailable,
+                format!(
+                    "cannot bind the service address {} (is the VIP on this host?): {e}",
+                    config.listen.address
+                ),
+            ));
+        }
+    };
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<bsfg_proto::v1::boundary_service_server::BoundaryServiceServer<rpc::grpc::GrpcBoundary>>().await;
+    let app = rpc::ProtocolSplit::new(boundary.clone(), health_service);
+    let server = tokio::spawn(rpc::serve(
+        listener,
+        tls,
+        app,
+        metrics.clone(),
+        stop.clone(),
+        config.drain_timeout,
+    ));
+    observed
+        .bound
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    tracing::info!(listen = %config.listen.address, zone = %config.zone, node = %config.node, "serving");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    spawn_watchdog(stop.clone());
+    spawn_fill_poller(
+        boundary.clone(),
+        config.store.fill_poll_interval,
+        stop.clone(),
+    );
+    spawn_leader_placement(substrate.clone(), stop.clone());
+
+    stop.cancelled().await;
+    tracing::info!("stopping: draining in-flight requests");
+    fence.set_draining();
+    health_reporter.set_not_serving::<bsfg_proto::v1::boundary_service_server::BoundaryServiceServer<rpc::grpc::GrpcBoundary>>().await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = server.await;
+    release(&lease).await;
+    let _ = mgmt_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// How long start-up keeps retrying JetStream set-up steps (stream creation,
+/// leader election on a freshly formed cluster) before exiting 69.
+const STARTUP_BUDGET: Duration = Duration::from_secs(30);
+
+async fn retry_startup<T, F, Fut>(what: &str, mut step: F) -> Result<T, bsfg_core::BsfgError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, bsfg_core::BsfgError>>,
+{
+    let deadline = tokio::time::Instant::now() + STARTUP_BUDGET;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match step().await {
+            Ok(v) => return Ok(v),
+            Err(e)
+                if e.reason == bsfg_core::Reason::SubstrateUnavailable
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::warn!(error = %e, "{what}: JetStream not ready, retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn release(lease: &Option<Arc<fencing::LeaseHolder>>) {
+    if let Some(l) = lease {
+        l.release().await;
+    }
+}
+
+fn spawn_signal_handler(stop: CancellationToken) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
+        }
+        stop.cancel();
+    });
+}
+
+/// Pings the systemd watchdog at half its interval while the runtime is alive.
+fn spawn_watchdog(stop: CancellationToken) {
+    let Some(interval) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let period = interval / 2;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(period) => { let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]); }
+            }
+        }
+    });
+}
+
+fn spawn_fill_poller(boundary: Arc<boundary::Boundary>, every: Duration, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => boundary.refresh_fill().await,
+            }
+        }
+    });
+}
+
+/// Moves stream leaders off this host after promotion, and again whenever one
+/// comes back (a restarted peer can hand leadership back to us).
+fn spawn_leader_placement(substrate: Substrate, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let Some(server) = substrate.client().server_info().server_name.clone().into() else {
+            return;
+        };
+        let server: String = server;
+        loop {
+            match bsfg_store::step_down_leaders_on(&substrate, &server).await {
+                Ok(moved) if !moved.is_empty() => {
+                    tracing::info!(?moved, "moved stream leaders off this host")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "leader placement check failed"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            }
+        }
+    });
+}

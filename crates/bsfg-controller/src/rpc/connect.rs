@@ -1,0 +1,367 @@
+//! The Connect protocol on the service port.
+//!
+//! - Unary (`AppendFact`, `FetchFacts`, `ConfirmReceipt`): `POST
+//!   /bsfg.v1.BoundaryService/<Method>` with `application/json` (proto3 JSON
+//!   mapping) or `application/proto`; `Connect-Protocol-Version: 1` optional.
+//!   Errors: the HTTP status of the code and a JSON error document.
+//! - Streaming (`PutObject` client stream, `GetObject` server stream):
+//!   `application/connect+json` or `application/connect+proto`, messages in
+//!   5-byte envelopes (flags, big-endian length), ending with an end-of-stream
+//!   envelope (flag 0x02) carrying `{}` or `{"error": ...}`.
+
+use super::PeerIdentity;
+use super::status::connect_error_json;
+use crate::boundary::Boundary;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Router};
+use bsfg_core::{BsfgError, Reason};
+use bsfg_proto::v1::*;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub fn router(boundary: Arc<Boundary>) -> Router {
+    Router::new()
+        .route(
+            &format!("/{}/{{method}}", bsfg_proto::SERVICE_NAME),
+            post(handle),
+        )
+        .fallback(|| async { error_response(&Reason::Unimplemented.err("no such procedure")) })
+        .with_state(boundary)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    Json,
+    Proto,
+}
+
+const END_STREAM: u8 = 0x02;
+const COMPRESSED: u8 = 0x01;
+
+/// `(codec, streaming?)` from the content type, ignoring parameters.
+fn codec_of(headers: &HeaderMap) -> Option<(Codec, bool)> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = ct.split(';').next()?.trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Some((Codec::Json, false)),
+        "application/proto" => Some((Codec::Proto, false)),
+        "application/connect+json" => Some((Codec::Json, true)),
+        "application/connect+proto" => Some((Codec::Proto, true)),
+        _ => None,
+    }
+}
+
+fn content_type(codec: Codec, streaming: bool) -> HeaderValue {
+    HeaderValue::from_static(match (codec, streaming) {
+        (Codec::Json, false) => "application/json",
+        (Codec::Proto, false) => "application/proto",
+        (Codec::Json, true) => "application/connect+json",
+        (Codec::Proto, true) => "application/connect+proto",
+    })
+}
+
+fn error_response(e: &BsfgError) -> Response {
+    let status =
+        StatusCode::from_u16(e.code().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        connect_error_json(e).to_string(),
+    )
+        .into_response()
+}
+
+fn decode<M>(codec: Codec, bytes: &[u8]) -> Result<M, BsfgError>
+where
+    M: prost::Message + Default + serde::de::DeserializeOwned,
+{
+    match codec {
+        Codec::Json => serde_json::from_slice(bytes)
+            .map_err(|e| Reason::InvalidRequest.err(format!("JSON body: {e}"))),
+        Codec::Proto => {
+            M::decode(bytes).map_err(|e| Reason::InvalidRequest.err(format!("protobuf body: {e}")))
+        }
+    }
+}
+
+fn encode<M: prost::Message + serde::Serialize>(codec: Codec, m: &M) -> Bytes {
+    match codec {
+        Codec::Json => Bytes::from(serde_json::to_vec(m).expect("generated types serialise")),
+        Codec::Proto => Bytes::from(m.encode_to_vec()),
+    }
+}
+
+async fn handle(
+    State(b): State<Arc<Boundary>>,
+    identity: Option<Extension<PeerIdentity>>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let Some(Extension(PeerIdentity(who))) = identity else {
+        return error_response(&Reason::Unauthenticated.err("no client certificate identity"));
+    };
+    let Some((codec, streaming)) = codec_of(&headers) else {
+        let e = Reason::InvalidRequest.err(
+            "content-type must be application/json or application/proto (unary), \
+             application/connect+json or application/connect+proto (streaming)",
+        );
+        let mut r = error_response(&e);
+        *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return r;
+    };
+    let (response, code) = match (method.as_str(), streaming) {
+        ("AppendFact" | "FetchFacts" | "ConfirmReceipt", false) => {
+            unary(&b, &who, &method, codec, body).await
+        }
+        ("PutObject", true) => put_object(&b, &who, codec, body).await,
+        ("GetObject", true) => get_object(b.clone(), &who, codec, body).await,
+        ("AppendFact" | "FetchFacts" | "ConfirmReceipt" | "PutObject" | "GetObject", _) => {
+            let e = Reason::InvalidRequest.err(format!(
+                "{method} is {} over Connect; use the matching content type",
+                if streaming { "unary" } else { "streaming" }
+            ));
+            let mut r = error_response(&e);
+            *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            (r, e.code().connect_name())
+        }
+        _ => {
+            let e = Reason::Unimplemented.err(format!("no procedure {method}"));
+            (error_response(&e), e.code().connect_name())
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    b.metrics.rpc_done(&method, code, elapsed);
+    if method == "AppendFact" {
+        b.metrics.append_latency.observe(elapsed);
+    }
+    response
+}
+
+async fn unary(
+    b: &Boundary,
+    who: &bsfg_core::policy::Identity,
+    method: &str,
+    codec: Codec,
+    body: Body,
+) -> (Response, &'static str) {
+    let limit = b.limits().max_connect_body_bytes;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let reason = if method == "AppendFact" {
+                Reason::FactTooLarge
+            } else {
+                Reason::InvalidRequest
+            };
+            let e = reason.err(format!("request body is larger than {limit} bytes"));
+            return (error_response(&e), e.code().connect_name());
+        }
+    };
+    let result = match method {
+        "AppendFact" => match decode::<AppendFactRequest>(codec, &bytes) {
+            Ok(req) => b.append(who, req).await.map(|r| encode(codec, &r)),
+            Err(e) => Err(e),
+        },
+        "FetchFacts" => match decode::<FetchFactsRequest>(codec, &bytes) {
+            Ok(req) => b.fetch(who, req).await.map(|r| encode(codec, &r)),
+            Err(e) => Err(e),
+        },
+        _ => match decode::<ConfirmReceiptRequest>(codec, &bytes) {
+            Ok(req) => b.confirm(who, req).await.map(|r| encode(codec, &r)),
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(body) => (
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, content_type(codec, false))],
+                body,
+            )
+                .into_response(),
+            "ok",
+        ),
+        Err(e) => (error_response(&e), e.code().connect_name()),
+    }
+}
+
+fn envelope(flags: u8, msg: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(5 + msg.len());
+    out.put_u8(flags);
+    out.put_u32(msg.len() as u32);
+    out.put_slice(msg);
+    out.freeze()
+}
+
+fn end_stream(error: Option<&BsfgError>) -> Bytes {
+    let doc = match error {
+        None => serde_json::json!({}),
+        Some(e) => serde_json::json!({ "error": connect_error_json(e) }),
+    };
+    envelope(END_STREAM, doc.to_string().as_bytes())
+}
+
+fn stream_response(codec: Codec, body: Body) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type(codec, true))],
+        body,
+    )
+        .into_response()
+}
+
+/// Decodes enveloped messages from a request body, one at a time.
+fn enveloped_messages<M>(
+    codec: Codec,
+    body: Body,
+    max_message: usize,
+) -> impl Stream<Item = Result<M, BsfgError>> + Unpin
+where
+    M: prost::Message + Default + serde::de::DeserializeOwned,
+{
+    let data = body.into_data_stream();
+    Box::pin(futures::stream::unfold(
+        (data, BytesMut::new(), false),
+        move |(mut data, mut buf, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                if buf.len() >= 5 {
+                    let flags = buf[0];
+                    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+                    if flags & COMPRESSED != 0 {
+                        return Some((
+                            Err(Reason::InvalidRequest.err("compressed messages are not supported")),
+                            (data, buf, true),
+                        ));
+                    }
+                    if len > max_message {
+                        let e = Reason::InvalidRequest.err(format!(
+                            "a streamed message of {len} bytes exceeds {max_message}"
+                        ));
+                        return Some((Err(e), (data, buf, true)));
+                    }
+                    if buf.len() >= 5 + len {
+                        buf.advance(5);
+                        let msg = buf.split_to(len);
+                        if flags & END_STREAM != 0 {
+                            return None;
+                        }
+                        return Some((decode::<M>(codec, &msg), (data, buf, false)));
+                    }
+                }
+                match data.next().await {
+                    Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                    Some(Err(e)) => {
+                        return Some((
+                            Err(Reason::InvalidRequest.err(format!("request body: {e}"))),
+                            (data, buf, true),
+                        ));
+                    }
+                    None if buf.is_empty() => return None,
+                    None => {
+                        return Some((
+                            Err(Reason::InvalidRequest.err("request body ends inside a message")),
+                            (data, buf, true),
+                        ));
+                    }
+                }
+            }
+        },
+    ))
+}
+
+async fn put_object(
+    b: &Boundary,
+    who: &bsfg_core::policy::Identity,
+    codec: Codec,
+    body: Body,
+) -> (Response, &'static str) {
+    let max = b.limits().max_connect_body_bytes;
+    let parts = enveloped_messages::<PutObjectRequest>(codec, body, max);
+    match b.put_object(who, parts).await {
+        Ok(resp) => {
+            let mut out = BytesMut::new();
+            out.extend_from_slice(&envelope(0, &encode(codec, &resp)));
+            out.extend_from_slice(&end_stream(None));
+            (stream_response(codec, Body::from(out.freeze())), "ok")
+        }
+        Err(e) => (
+            stream_response(codec, Body::from(end_stream(Some(&e)))),
+            e.code().connect_name(),
+        ),
+    }
+}
+
+async fn get_object(
+    b: Arc<Boundary>,
+    who: &bsfg_core::policy::Identity,
+    codec: Codec,
+    body: Body,
+) -> (Response, &'static str) {
+    let max = b.limits().max_connect_body_bytes;
+    let mut requests = enveloped_messages::<GetObjectRequest>(codec, body, max);
+    let req = match requests.next().await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            return (
+                stream_response(codec, Body::from(end_stream(Some(&e)))),
+                e.code().connect_name(),
+            );
+        }
+        None => {
+            let e = Reason::InvalidRequest.err("GetObject needs one request message");
+            return (
+                stream_response(codec, Body::from(end_stream(Some(&e)))),
+                e.code().connect_name(),
+            );
+        }
+    };
+    match b.get_object(who, req).await {
+        Ok((header, chunks)) => {
+            let head = envelope(
+                0,
+                &encode(
+                    codec,
+                    &GetObjectResponse {
+                        part: Some(get_object_response::Part::Header(header)),
+                    },
+                ),
+            );
+            // Header, chunks, then exactly one end-of-stream frame (with the error if a read fails).
+            let frames = futures::stream::unfold(
+                (Some(head), Some(chunks)),
+                move |(head, chunks)| async move {
+                    if let Some(h) = head {
+                        return Some((Ok::<_, std::io::Error>(h), (None, chunks)));
+                    }
+                    let mut chunks = chunks?;
+                    match chunks.next().await {
+                        Some(Ok(bytes)) => {
+                            let msg = GetObjectResponse {
+                                part: Some(get_object_response::Part::Chunk(bytes.to_vec())),
+                            };
+                            Some((Ok(envelope(0, &encode(codec, &msg))), (None, Some(chunks))))
+                        }
+                        Some(Err(e)) => Some((Ok(end_stream(Some(&e))), (None, None))),
+                        None => Some((Ok(end_stream(None)), (None, None))),
+                    }
+                },
+            );
+            (stream_response(codec, Body::from_stream(frames)), "ok")
+        }
+        Err(e) => (
+            stream_response(codec, Body::from(end_stream(Some(&e)))),
+            e.code().connect_name(),
+        ),
+    }
+}

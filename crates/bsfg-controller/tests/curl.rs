@@ -1,0 +1,97 @@
+//! The contract's promise: `curl` speaks to the controller (Connect, JSON).
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn curl(
+    zone: &Zone,
+    who: &bsfg_core::config::TlsFiles,
+    method: &str,
+    json: &str,
+) -> (u16, serde_json::Value) {
+    let curl = bsfg_testkit::bins::system_program("curl", "curl");
+    let url = format!(
+        "{}/bsfg.v1.BoundaryService/{method}",
+        zone.controller.endpoint()
+    );
+    let out = Command::new(curl)
+        .args([
+            "--silent",
+            "--show-error",
+            "--write-out",
+            "\n%{http_code}",
+            "--cacert",
+        ])
+        .arg(&who.ca)
+        .arg("--cert")
+        .arg(&who.certificate)
+        .arg("--key")
+        .arg(&who.private_key)
+        .args(["-H", "content-type: application/json", "--data", json, &url])
+        .output()
+        .expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn curl_appends_fetches_and_confirms_with_connect_json() {
+    let zone = Zone::start1_with(|_| {}).await;
+    let append = r#"{"streamClass":"operational","fact":{"envelope":{"messageId":"curl-1","fromZone":"plant-a","toZone":"enterprise","producedAtUnixMs":"1780000000000"},"subject":"order:4711","predicate":"has_status","objectJson":"{\"status\":\"released\"}"}}"#;
+    let (code, body) = curl(&zone, &zone.producer, "AppendFact", append);
+    assert_eq!(
+        (code, &body["offset"]),
+        (200, &serde_json::json!("1")),
+        "{body}"
+    );
+    let (code, body) = curl(&zone, &zone.producer, "AppendFact", append);
+    assert_eq!(
+        (code, &body["duplicate"]),
+        (200, &serde_json::json!(true)),
+        "{body}"
+    );
+
+    let (code, body) = curl(
+        &zone,
+        &zone.reader,
+        "FetchFacts",
+        r#"{"consumerName":"erp-orders","limit":10}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["facts"][0]["offset"], "1");
+    assert_eq!(body["facts"][0]["fact"]["envelope"]["messageId"], "curl-1");
+    assert_eq!(
+        body["facts"][0]["fact"]["objectJson"],
+        r#"{"status":"released"}"#
+    );
+
+    let (code, body) = curl(
+        &zone,
+        &zone.reader,
+        "ConfirmReceipt",
+        r#"{"consumerName":"erp-orders","offset":"1"}"#,
+    );
+    assert_eq!(
+        (code, &body["cursorAdvancedTo"]),
+        (200, &serde_json::json!("1")),
+        "{body}"
+    );
+
+    let (code, body) = curl(&zone, &zone.reader, "AppendFact", append);
+    assert_eq!(
+        (code, &body["code"]),
+        (403, &serde_json::json!("permission_denied")),
+        "{body}"
+    );
+}

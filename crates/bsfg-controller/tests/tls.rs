@@ -1,0 +1,185 @@
+//! Mutual TLS is mandatory and identities are authorised per operation.
+
+mod common;
+
+use bsfg_client::pb::*;
+use bsfg_testkit::pki::TestPki;
+use common::*;
+use rustls_pki_types::ServerName;
+use std::sync::Arc;
+
+/// A TLS handshake plus one HTTP/1.1 request: Ok(status line) or the error.
+async fn try_request(
+    addr: std::net::SocketAddr,
+    config: rustls::ClientConfig,
+) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let req = "POST /bsfg.v1.BoundaryService/FetchFacts HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+    tls.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    let mut buf = vec![0u8; 512];
+    let n = tls.read(&mut buf).await.map_err(|e| format!("read: {e}"))?;
+    if n == 0 {
+        return Err("connection closed".into());
+    }
+    Ok(String::from_utf8_lossy(&buf[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(pki: &TestPki) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::pem::PemObject::pem_file_iter(pki.ca_path()).unwrap() {
+        let c: rustls_pki_types::CertificateDer<'static> = c.unwrap();
+        roots.add(c).unwrap();
+    }
+    roots
+}
+
+fn without_client_cert(pki: &TestPki) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots(pki))
+        .with_no_client_auth()
+}
+
+#[tokio::test]
+async fn clients_without_a_valid_certificate_of_the_zone_ca_are_refused() {
+    let zone = Zone::start1_with(|_| {}).await;
+    let addr = zone.controller.config.listen.address;
+
+    // Sanity: the zone's own producer gets an HTTP answer on the same path.
+    let ok = bsfg_client::client_config(&zone.producer, &[b"http/1.1"]).unwrap();
+    let line = try_request(addr, ok)
+        .await
+        .expect("a valid client gets an answer");
+    assert!(line.starts_with("HTTP/1.1"), "{line}");
+
+    // 1. No client certificate at all.
+    let err = try_request(addr, without_client_cert(&zone.pki))
+        .await
+        .unwrap_err();
+    assert!(!err.is_empty());
+    // 2. A certificate from another CA.
+    let foreign_ca = TestPki::new("elsewhere");
+    let foreign = foreign_ca.client("mes-producer");
+    let cfg = bsfg_client::client_config(
+        &bsfg_core::config::TlsFiles {
+            ca: zone.pki.ca_path().clone(),
+            ..foreign.tls_files()
+        },
+        &[b"http/1.1"],
+    )
+    .unwrap();
+    assert!(try_request(addr, cfg).await.is_err(), "foreign CA accepted");
+    // 3. An expired certificate from the right CA.
+    let expired = zone.pki.expired_client("mes-producer");
+    let cfg = bsfg_client::client_config(&expired.tls_files(), &[b"http/1.1"]).unwrap();
+    assert!(
+        try_request(addr, cfg).await.is_err(),
+        "expired certificate accepted"
+    );
+
+    // The same refusals through the gRPC client: no call succeeds.
+    let mut foreign_grpc = bsfg_client::connect_grpc(
+        &zone.controller.endpoint(),
+        &bsfg_core::config::TlsFiles {
+            ca: zone.pki.ca_path().clone(),
+            ..foreign.tls_files()
+        },
+    )
+    .unwrap();
+    assert!(
+        foreign_grpc
+            .fetch_facts(FetchFactsRequest {
+                consumer_name: "all-ops".into(),
+                limit: 1
+            })
+            .await
+            .is_err()
+    );
+
+    let metrics = bsfg_testkit::http::get(&zone.controller.mgmt_addr(), "/metrics")
+        .await
+        .unwrap()
+        .1;
+    let failures: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("bsfg_tls_handshake_failures_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .expect("handshake failure counter");
+    assert!(failures >= 3.0, "{failures} handshake failures counted");
+}
+
+#[tokio::test]
+async fn identities_without_permission_get_permission_denied() {
+    let zone = Zone::start1_with(|_| {}).await;
+    let mut reader = zone.grpc(&zone.reader);
+    let err = reader
+        .append_fact(append_req("operational", fact("r-1", "order:1", "{}")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (tonic::Code::PermissionDenied, "not_authorized")
+    );
+
+    let stranger = zone.pki.client("some-tool").tls_files();
+    let mut stranger = zone.grpc(&stranger);
+    let err = stranger
+        .fetch_facts(FetchFactsRequest {
+            consumer_name: "all-ops".into(),
+            limit: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (tonic::Code::PermissionDenied, "not_authorized")
+    );
+    // `audit` allows any identity of the zone CA to append, but only as this zone.
+    stranger
+        .append_fact(append_req("audit", fact("s-1", "event:1", "{}")))
+        .await
+        .unwrap();
+    let mut foreign_zone = fact("s-2", "event:2", "{}");
+    foreign_zone.envelope.as_mut().unwrap().from_zone = "enterprise".into();
+    let err = stranger
+        .append_fact(append_req("audit", foreign_zone))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (tonic::Code::PermissionDenied, "zone_mismatch")
+    );
+
+    let mut producer = zone.grpc(&zone.producer);
+    let err = producer
+        .fetch_facts(FetchFactsRequest {
+            consumer_name: "erp-orders".into(),
+            limit: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "not_authorized");
+    // Nothing was written by the refused calls.
+    assert_eq!(fetch_all(&mut reader, "all-ops").await.len(), 0);
+}
