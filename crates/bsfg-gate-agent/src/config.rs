@@ -185,6 +185,21 @@ pub struct Controller {
     /// Time between SIGTERM and SIGKILL when stopping the controller.
     #[serde(default = "default_stop_timeout", with = "humantime_serde")]
     pub stop_timeout: Duration,
+    /// `supervisor = "process"`: where the child's pid is recorded, so an
+    /// agent restarted after a crash stops the controller its predecessor
+    /// left behind. Default: `controller.pid` next to `keepalived.track_file`.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+}
+
+impl AgentConfig {
+    /// `controller.pid_file`, or its default in the agent's runtime directory.
+    pub fn controller_pid_file(&self) -> PathBuf {
+        self.controller
+            .pid_file
+            .clone()
+            .unwrap_or_else(|| self.keepalived.track_file.with_file_name("controller.pid"))
+    }
 }
 
 fn default_unit() -> String {
@@ -331,10 +346,10 @@ fn first_error(e: figment::Error) -> ConfigError {
         Kind::UnknownField(name, _) => Some(name.clone()),
         _ => None,
     };
-    if let Some(field) = field {
-        if path.last() != Some(&field) {
-            path.push(field);
-        }
+    if let Some(field) = field
+        && path.last() != Some(&field)
+    {
+        path.push(field);
     }
     let key = if path.is_empty() {
         "(file)".to_owned()

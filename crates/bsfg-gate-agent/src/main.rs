@@ -132,7 +132,8 @@ fn real_main(cli: &Cli) -> Result<ExitCode, ExitCode> {
                         let s = ChildSupervisor::new(
                             config.controller.command.clone(),
                             config.controller.stop_timeout,
-                        );
+                        )
+                        .with_pid_file(config.controller_pid_file());
                         daemon::run(config, s).await
                     }
                     SupervisorKind::Systemd => {

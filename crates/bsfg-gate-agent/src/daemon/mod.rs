@@ -97,7 +97,9 @@ pub async fn run<S: Supervisor>(config: AgentConfig, mut supervisor: S) -> Resul
     ));
 
     // Start from what the host says: a set track file means a previous run
-    // demoted this host; a running controller is adopted.
+    // demoted this host; a running controller is adopted (systemd) or, if it
+    // cannot be (an orphaned child process), stopped.
+    supervisor.stop_leftover().await;
     let track_set = keepalived::read_track(&config.keepalived.track_file).is_some_and(|v| v != 0);
     let controller_running = matches!(supervisor.poll().await, ControllerProcess::Running);
     let now = monotonic_now();

@@ -71,12 +71,12 @@ pub fn evaluate(voters: usize, facts: &Result<QuorumFacts, String>) -> GateResul
         }
     }
     current.sort_unstable();
-    if let Some(size) = facts.meta.cluster_size {
-        if size != voters {
-            return GateResult::fail(format!(
-                "meta cluster has {size} peers, configuration says {voters} voters"
-            ));
-        }
+    if let Some(size) = facts.meta.cluster_size
+        && size != voters
+    {
+        return GateResult::fail(format!(
+            "meta cluster has {size} peers, configuration says {voters} voters"
+        ));
     }
     let leader_current = *leader == facts.server_name || current.contains(&leader.as_str());
     if !leader_current {

@@ -122,10 +122,10 @@ impl LeaseProbe {
             first_seen_monotonic_ms: now.as_millis() as u64,
         };
         self.sighting = Some(sighting);
-        if let Some(path) = &self.sighting_file {
-            if let Err(e) = sighting.write(path) {
-                tracing::warn!(path = %path.display(), error = %e, "cannot record the lease sighting");
-            }
+        if let Some(path) = &self.sighting_file
+            && let Err(e) = sighting.write(path)
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot record the lease sighting");
         }
     }
 }

@@ -85,4 +85,10 @@ pub trait Supervisor: Send {
 
     /// The controller's state now.
     fn poll(&mut self) -> impl Future<Output = ControllerProcess> + Send;
+
+    /// At agent start: stop a controller that a crashed predecessor left
+    /// running and that this supervisor cannot adopt. Default: nothing to do.
+    fn stop_leftover(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }

@@ -4,10 +4,15 @@
 //!
 //! The child inherits the agent's stdout and stderr, so its logs land wherever
 //! the agent's go. It is killed if the agent drops it (agent panic, shutdown).
+//! An agent killed outright (SIGKILL) cannot do that, and an orphaned
+//! controller would keep renewing the zone lease with nobody supervising it;
+//! so the child's pid and start time are recorded in a pid file, and the next
+//! agent stops that exact process ([`Supervisor::stop_leftover`]).
 
 use super::{ControllerProcess, ExitReport, Supervisor, SupervisorError};
 use rustix::process::{Pid, Signal, kill_process};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
@@ -19,6 +24,26 @@ pub struct ChildSupervisor {
     child: Option<Child>,
     stopping_since: Option<Instant>,
     killed: bool,
+    pid_file: Option<PathBuf>,
+}
+
+/// A process's start time (clock ticks since boot, `/proc/<pid>/stat` field
+/// 22): with the pid, it names one process even after pids are reused.
+/// `None` for a process that is gone or a zombie (it has exited).
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields resume after ')'.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// Parses a pid file written by [`ChildSupervisor`]: `<pid> <start time>`.
+pub fn parse_pid_file(text: &str) -> Option<(u32, u64)> {
+    let mut words = text.split_whitespace();
+    Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
 }
 
 impl ChildSupervisor {
@@ -30,6 +55,27 @@ impl ChildSupervisor {
             child: None,
             stopping_since: None,
             killed: false,
+            pid_file: None,
+        }
+    }
+
+    /// Records the child's identity in `path` (see the module documentation).
+    pub fn with_pid_file(mut self, path: PathBuf) -> ChildSupervisor {
+        self.pid_file = Some(path);
+        self
+    }
+
+    fn record_pid(&self, pid: Option<u32>) {
+        let Some(path) = &self.pid_file else { return };
+        let result = match pid.and_then(|p| Some((p, start_time(p)?))) {
+            Some((pid, start)) => std::fs::write(path, format!("{pid} {start}\n")),
+            None => match std::fs::remove_file(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            },
+        };
+        if let Err(e) = result {
+            tracing::warn!(path = %path.display(), error = %e, "controller pid file");
         }
     }
 
@@ -66,6 +112,7 @@ impl Supervisor for ChildSupervisor {
             .spawn()
             .map_err(|e| SupervisorError(format!("spawning {}: {e}", self.argv[0])))?;
         tracing::info!(pid = child.id(), command = ?self.argv, "controller process started");
+        self.record_pid(child.id());
         self.child = Some(child);
         self.stopping_since = None;
         self.killed = false;
@@ -88,6 +135,7 @@ impl Supervisor for ChildSupervisor {
             Ok(Some(status)) => {
                 self.child = None;
                 self.stopping_since = None;
+                self.record_pid(None);
                 let report = ExitReport {
                     code: status.code(),
                     signal: status.signal(),
@@ -116,6 +164,36 @@ impl Supervisor for ChildSupervisor {
                 ControllerProcess::Running
             }
         }
+    }
+
+    async fn stop_leftover(&mut self) {
+        let Some(path) = &self.pid_file else { return };
+        let Some((pid, start)) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| parse_pid_file(&t))
+        else {
+            return;
+        };
+        if start_time(pid) != Some(start) {
+            self.record_pid(None); // that process is gone; the pid may be reused
+            return;
+        }
+        let Some(target) = Pid::from_raw(pid as i32) else {
+            return;
+        };
+        tracing::warn!(
+            pid,
+            "stopping a controller left running by a previous agent"
+        );
+        let _ = kill_process(target, Signal::TERM);
+        let deadline = Instant::now() + self.stop_timeout;
+        while start_time(pid) == Some(start) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if start_time(pid) == Some(start) {
+            let _ = kill_process(target, Signal::KILL);
+        }
+        self.record_pid(None);
     }
 }
 
@@ -181,6 +259,35 @@ mod tests {
         assert_eq!(s.poll().await, ControllerProcess::Stopping);
         let r = until_exit(&mut s).await;
         assert_eq!(r.signal, Some(9));
+    }
+
+    #[tokio::test]
+    async fn a_controller_left_by_a_killed_agent_is_stopped_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("controller.pid");
+        let mut first =
+            ChildSupervisor::new(vec!["sleep".into(), "60".into()], Duration::from_secs(5))
+                .with_pid_file(pid_file.clone());
+        first.start().await.unwrap();
+        let (pid, start) = parse_pid_file(&std::fs::read_to_string(&pid_file).unwrap()).unwrap();
+        assert_eq!(start_time(pid), Some(start));
+        // The agent dies without cleaning up: its child lives on.
+        std::mem::forget(first);
+        let mut next =
+            ChildSupervisor::new(vec!["sleep".into(), "60".into()], Duration::from_secs(5))
+                .with_pid_file(pid_file.clone());
+        next.stop_leftover().await;
+        // Gone (a zombie of this test process at most, until reaped below).
+        assert_eq!(start_time(pid), None);
+        let _ = rustix::process::waitpid(
+            Pid::from_raw(pid as i32),
+            rustix::process::WaitOptions::NOHANG,
+        );
+        assert!(!pid_file.exists());
+        // A stale file naming another process is ignored and removed.
+        std::fs::write(&pid_file, format!("{} 1\n", std::process::id())).unwrap();
+        next.stop_leftover().await;
+        assert!(!pid_file.exists());
     }
 
     #[tokio::test]

@@ -204,13 +204,14 @@ impl Supervisor for SystemdSupervisor {
             ControllerProcess::Running => self.seen_running = true,
             ControllerProcess::Stopping => {
                 self.seen_running = true;
-                if let Some(since) = self.stopping_since {
-                    if since.elapsed() >= self.stop_timeout && !self.killed {
-                        tracing::warn!(unit = %self.unit, "controller unit did not stop; SIGKILL");
-                        self.killed = true;
-                        if let Err(e) = self.systemctl(&["kill", "--signal=SIGKILL"]).await {
-                            tracing::error!(error = %e, "SIGKILL to the controller unit failed");
-                        }
+                if let Some(since) = self.stopping_since
+                    && since.elapsed() >= self.stop_timeout
+                    && !self.killed
+                {
+                    tracing::warn!(unit = %self.unit, "controller unit did not stop; SIGKILL");
+                    self.killed = true;
+                    if let Err(e) = self.systemctl(&["kill", "--signal=SIGKILL"]).await {
+                        tracing::error!(error = %e, "SIGKILL to the controller unit failed");
                     }
                 }
             }

@@ -362,6 +362,23 @@ impl Default for AgentSetup {
     }
 }
 
+impl Drop for Agent {
+    /// SIGTERM: the agent stops its controller. If the agent is already gone
+    /// (killed by the test), the controller it left is killed here.
+    fn drop(&mut self) {
+        let _ = self.stop();
+        let leftover = std::fs::read_to_string(self.controller_pid_file())
+            .ok()
+            .and_then(|t| bsfg_gate_agent::supervisor::process::parse_pid_file(&t));
+        if let Some((pid, start)) = leftover
+            && bsfg_gate_agent::supervisor::process::start_time(pid) == Some(start)
+            && let Some(pid) = rustix::process::Pid::from_raw(pid as i32)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 /// A gate agent (process supervisor) and the controller it runs, on one host.
 pub struct Agent {
     pub host: String,
@@ -372,6 +389,7 @@ pub struct Agent {
     pub artifacts: Tmpfs,
     pub controller_log: PathBuf,
     daemon: Option<Daemon>,
+    stopped_log: Option<String>,
 }
 
 impl Agent {
@@ -495,6 +513,7 @@ filter = "info,bsfg_gate_agent=debug"
             artifacts,
             controller_log,
             daemon: None,
+            stopped_log: None,
         }
     }
 
@@ -524,14 +543,16 @@ filter = "info,bsfg_gate_agent=debug"
         );
     }
 
-    /// SIGTERM and wait.
+    /// SIGTERM and wait (once: a stopped agent is forgotten).
     pub fn stop(&mut self) -> Option<i32> {
-        let d = self.daemon.as_mut()?;
+        let mut d = self.daemon.take()?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        rt.block_on(d.stop(Duration::from_secs(20)))
+        let code = rt.block_on(d.stop(Duration::from_secs(20)));
+        self.stopped_log = Some(d.log_tail(40));
+        code
     }
 
     /// The agent's `/status`, through `bsfg-gate-agent status --json` run inside the host.
@@ -579,11 +600,17 @@ filter = "info,bsfg_gate_agent=debug"
             .map(|s| s.trim().to_owned())
     }
 
+    /// The controller pid file the agent keeps (its default location).
+    fn controller_pid_file(&self) -> PathBuf {
+        self.track_file.with_file_name("controller.pid")
+    }
+
     pub fn logs(&self) -> String {
         let agent = self
             .daemon
             .as_ref()
             .map(|d| d.log_tail(40))
+            .or_else(|| self.stopped_log.clone())
             .unwrap_or_default();
         let controller = std::fs::read_to_string(&self.controller_log).unwrap_or_default();
         let controller: Vec<_> = controller.lines().collect();
