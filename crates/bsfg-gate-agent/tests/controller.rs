@@ -243,3 +243,68 @@ fn two_agents_holding_the_vip_leave_exactly_one_controller_serving() {
     assert!(standby.controller_ready());
     assert!(!active.controller_ready());
 }
+
+#[test]
+fn a_stale_backup_notification_stops_the_controller_and_the_vip_brings_it_back() {
+    let zone = Zone::start();
+    let mut alpha = Agent::prepare(&zone, "alpha", &AgentSetup::default());
+    alpha.artifacts.mount();
+    alpha.start(&zone);
+    zone.host("alpha").add_vip();
+    wait_for(
+        "alpha active",
+        LONG,
+        || role_is(&alpha, Role::Active),
+        || alpha.logs(),
+    );
+    let metrics = support::get_in(&alpha.ns, support::AGENT_MGMT, "/metrics")
+        .expect("metrics")
+        .1;
+    assert!(
+        metrics.contains(r#"bsfg_gate_state{gate="quorum"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("bsfg_controller_active 1"), "{metrics}");
+    assert!(
+        metrics.contains(r#"bsfg_lease_holder{host="alpha"} 1"#),
+        "{metrics}"
+    );
+
+    // A classic notify script delivers BACKUP late, after the MASTER that
+    // really came last: the VIP is still here.
+    let out = alpha.notify(&["INSTANCE", "bsfg_agentzone", "BACKUP", "100"]);
+    assert!(out.status.success(), "{out:?}");
+    let s = wait_for(
+        "the controller stopped on BACKUP",
+        LONG,
+        || {
+            alpha
+                .status()
+                .filter(|s| s.role_reason == "keepalived reported BACKUP")
+        },
+        || alpha.logs(),
+    );
+    assert_ne!(s.role, Role::Active);
+    assert_eq!(
+        alpha.track_value().as_deref(),
+        Some("0"),
+        "BACKUP is not a demotion"
+    );
+    // The truth (the VIP on eth0) wins after the hold-down.
+    let s = wait_for(
+        "alpha active again",
+        LONG,
+        || {
+            alpha
+                .status()
+                .filter(|s| s.role == Role::Active && s.transitions_total >= 4)
+        },
+        || alpha.logs(),
+    );
+    assert!(alpha.controller_ready());
+    assert_eq!(s.vrrp.state, bsfg_gate_agent::keepalived::VrrpState::Backup);
+
+    // Garbage is refused, and says why.
+    let out = alpha.notify(&["INSTANCE", "bsfg_agentzone", "MASTER", "lots"]);
+    assert!(!out.status.success());
+}

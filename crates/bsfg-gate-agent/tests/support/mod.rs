@@ -571,6 +571,20 @@ filter = "info,bsfg_gate_agent=debug"
         serde_json::from_slice(&out.stdout).ok()
     }
 
+    /// `bsfg-gate-agent notify <args>` run inside the host, as a keepalived
+    /// notify script would.
+    pub fn notify(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bins::system_program("ip", "iproute2"))
+            .args(["netns", "exec", &self.ns])
+            .arg(bins::workspace_binary("bsfg-gate-agent"))
+            .args(["notify", "--config"])
+            .arg(&self.config_path)
+            .args(args)
+            .env_remove("BSFG_BIN_DIR")
+            .output()
+            .expect("run notify")
+    }
+
     /// The human table (`bsfg-gate-agent status`).
     pub fn status_table(&self) -> String {
         let out = Command::new(bins::system_program("ip", "iproute2"))
