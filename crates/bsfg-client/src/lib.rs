@@ -15,7 +15,7 @@ mod tls;
 
 pub use bsfg_proto::v1 as pb;
 pub use bsfg_proto::v1::boundary_service_client::BoundaryServiceClient;
-pub use tls::client_config;
+pub use tls::{certificate_identity, client_config};
 
 use bsfg_core::config::TlsFiles;
 use rustls_pki_types::ServerName;
@@ -80,11 +80,24 @@ pub fn connect_grpc(
     endpoint: &str,
     identity: &TlsFiles,
 ) -> Result<BoundaryServiceClient<Channel>, ClientError> {
+    connect_grpc_to(endpoint, identity, None)
+}
+
+/// Like [`connect_grpc`], and the server's certificate must also name
+/// `expected_identity` (its CN, else first DNS SAN): a zone pulling from a
+/// peer checks that the peer is the zone it expects, not merely any holder
+/// of a certificate from a trusted CA.
+pub fn connect_grpc_to(
+    endpoint: &str,
+    identity: &TlsFiles,
+    expected_identity: Option<&str>,
+) -> Result<BoundaryServiceClient<Channel>, ClientError> {
     let ep = Endpoint::parse(endpoint)?;
     let tls = tls::client_config(identity, &[b"h2"]).map_err(ClientError::Tls)?;
     let connector = tls::Connector {
         endpoint: ep.clone(),
         tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+        expected_identity: expected_identity.map(str::to_ascii_lowercase),
     };
     // The TLS is ours (the connector); tonic sees plain HTTP/2 on the stream.
     let uri: Uri = format!("http://{}", ep.authority())

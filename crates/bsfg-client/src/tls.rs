@@ -46,6 +46,26 @@ pub fn client_config(files: &TlsFiles, alpn: &[&[u8]]) -> Result<rustls::ClientC
 pub(crate) struct Connector {
     pub(crate) endpoint: Endpoint,
     pub(crate) tls: tokio_rustls::TlsConnector,
+    /// When set, the server certificate's identity must be this (lower-case).
+    pub(crate) expected_identity: Option<String>,
+}
+
+/// CN, else first DNS SAN, lower-cased: the identity rule of the contract.
+pub fn certificate_identity(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    if let Some(cn) = parsed
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+    {
+        return Some(cn.to_ascii_lowercase());
+    }
+    let san = parsed.subject_alternative_name().ok().flatten()?;
+    san.value.general_names.iter().find_map(|n| match n {
+        x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+        _ => None,
+    })
 }
 
 type Io = TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
@@ -68,6 +88,24 @@ impl tower::Service<Uri> for Connector {
             tcp.set_nodelay(true)?;
             let name = this.endpoint.server_name().map_err(std::io::Error::other)?;
             let tls = this.tls.connect(name, tcp).await?;
+            if let Some(expected) = &this.expected_identity {
+                let presented = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(certificate_identity);
+                if presented.as_deref() != Some(expected.as_str()) {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!(
+                            "{} presented identity {:?}, expected {expected:?}",
+                            this.endpoint.authority(),
+                            presented.unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
             Ok(TokioIo::new(tls))
         })
     }

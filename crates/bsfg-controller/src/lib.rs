@@ -21,6 +21,7 @@ pub mod fencing;
 pub mod logging;
 pub mod metrics;
 pub mod mgmt;
+pub mod replicator;
 pub mod rpc;
 pub mod tls;
 
@@ -60,6 +61,8 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
 
     let tls = tls::server_config(&config.tls)
         .map_err(|e| fail(ExitStatus::Config, format!("TLS: {e}")))?;
+    // Peer endpoints and identities are configuration: a bad one is exit 78, now.
+    let peer_links = replicator::peer_links(&config).map_err(|e| fail(ExitStatus::Config, e))?;
     let metrics = Arc::new(metrics::Metrics::new(config.classes.keys().cloned()));
 
     let substrate = Substrate::connect(
@@ -97,6 +100,8 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         lease: lease.clone(),
         metrics: metrics.clone(),
         bound: std::sync::atomic::AtomicBool::new(false),
+        replication: tokio::sync::OnceCell::new(),
+        rehydration: tokio::sync::OnceCell::new(),
     });
     let mgmt_listener = mgmt::bind(config.management.address).await.map_err(|e| {
         fail(
@@ -170,6 +175,23 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         stop.clone(),
     );
     spawn_leader_placement(substrate.clone(), stop.clone());
+    let mut peer_status = Vec::new();
+    for link in peer_links.clone() {
+        if let Some((r, status)) =
+            replicator::PeerReplicator::new(link, boundary.clone(), config.replication.clone())
+        {
+            peer_status.push(status);
+            tokio::spawn(r.run(stop.clone()));
+        }
+    }
+    let _ = observed.replication.set(peer_status);
+    let (rehydrator, rehydration) = replicator::rehydrate::Rehydrator::new(
+        boundary.clone(),
+        peer_links,
+        config.replication.rehydrate_retry,
+    );
+    let _ = observed.rehydration.set(rehydration);
+    tokio::spawn(rehydrator.run(stop.clone()));
 
     stop.cancelled().await;
     tracing::info!("stopping: draining in-flight requests");

@@ -44,6 +44,12 @@ pub struct PeerLabel {
     pub peer: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerReason {
+    pub peer: String,
+    pub reason: String,
+}
+
 /// Per-class handles used on the append path.
 #[derive(Clone, Debug)]
 pub struct ClassMetrics {
@@ -72,6 +78,8 @@ pub struct Metrics {
     pub replication_lag_seconds: Family<PeerLabel, Gauge<f64, AtomicU64>>,
     pub replication_backlog: Family<PeerLabel, Gauge>,
     pub replicated_facts: Family<PeerLabel, Counter>,
+    pub replication_rejected: Family<PeerReason, Counter>,
+    pub artifact_transfer_failures: Family<PeerLabel, Counter>,
     pub artifacts_rehydrating: Gauge,
     pub artifacts_rehydrated: Counter,
 }
@@ -136,6 +144,8 @@ impl Metrics {
             replication_lag_seconds: Family::default(),
             replication_backlog: Family::default(),
             replicated_facts: Family::default(),
+            replication_rejected: Family::default(),
+            artifact_transfer_failures: Family::default(),
             artifacts_rehydrating: Gauge::default(),
             artifacts_rehydrated: Counter::default(),
         };
@@ -223,6 +233,16 @@ impl Metrics {
             "bsfg_replication_backlog",
             "Facts known to wait at each peer",
             self.replication_backlog.clone(),
+        );
+        r.register(
+            "bsfg_replication_rejected",
+            "Facts from peers not materialised, by reason",
+            self.replication_rejected.clone(),
+        );
+        r.register(
+            "bsfg_artifact_transfer_failures",
+            "Artifacts from peers that failed size or digest verification",
+            self.artifact_transfer_failures.clone(),
         );
         r.register(
             "bsfg_replicated_facts",

@@ -27,6 +27,11 @@ pub struct Observed {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set once the listener is bound and the service is up.
     pub bound: std::sync::atomic::AtomicBool,
+    pub replication:
+        tokio::sync::OnceCell<Vec<Arc<std::sync::Mutex<crate::replicator::PeerStatus>>>>,
+    pub rehydration: tokio::sync::OnceCell<
+        Arc<std::sync::Mutex<crate::replicator::rehydrate::RehydrationStatus>>,
+    >,
 }
 
 #[derive(Serialize)]
@@ -42,6 +47,8 @@ struct Status {
     lease: Option<LeaseStatus>,
     classes: Vec<ClassStatus>,
     consumers: Vec<ConsumerStatus>,
+    replication: Vec<crate::replicator::PeerStatus>,
+    rehydration: Option<crate::replicator::rehydrate::RehydrationStatus>,
 }
 
 #[derive(Serialize)]
@@ -146,6 +153,19 @@ async fn status(State(o): State<Arc<Observed>>) -> impl IntoResponse {
         lease,
         classes,
         consumers,
+        replication: o
+            .replication
+            .get()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|s| s.lock().ok().map(|s| s.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        rehydration: o
+            .rehydration
+            .get()
+            .and_then(|s| s.lock().ok().map(|s| s.clone())),
     })
 }
 

@@ -63,22 +63,9 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, Stri
     Ok(Arc::new(config))
 }
 
-/// CN, else the first DNS SAN, of a DER certificate.
+/// CN, else the first DNS SAN, of a DER certificate (the contract's identity rule).
 pub fn identity_of(cert: &CertificateDer<'_>) -> Option<Identity> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    if let Some(cn) = parsed
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-    {
-        return Some(Identity::new(cn));
-    }
-    let san = parsed.subject_alternative_name().ok().flatten()?;
-    san.value.general_names.iter().find_map(|n| match n {
-        x509_parser::extensions::GeneralName::DNSName(d) => Some(Identity::new(d)),
-        _ => None,
-    })
+    bsfg_client::certificate_identity(cert).map(|id| Identity::new(&id))
 }
 
 /// Seconds until the certificate at `path` expires (negative once expired).

@@ -22,6 +22,9 @@ pub struct ArtifactRecord {
     pub created_at_unix_ms: i64,
     /// Host whose controller stored the blob first.
     pub stored_by: String,
+    /// The peer zone the artifact was replicated from; `None` when produced here.
+    #[serde(default)]
+    pub origin_zone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

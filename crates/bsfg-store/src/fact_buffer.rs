@@ -3,7 +3,7 @@
 
 use crate::PAYLOAD_IDENTITY_HEADER;
 use crate::errors::{internal, unavailable};
-use crate::page::batch_direct_get;
+use crate::page::{Page, batch_direct_get};
 use crate::substrate::Substrate;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
@@ -324,14 +324,9 @@ impl FactBuffer {
     }
 
     /// Up to `limit` facts matching `filter` with offsets greater than `after`, in order.
-    pub async fn page(
-        &self,
-        filter: &str,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<StoredRecord>, BsfgError> {
+    pub async fn page(&self, filter: &str, after: u64, limit: u32) -> Result<Page, BsfgError> {
         if limit == 0 {
-            return Ok(Vec::new());
+            return Ok(Page::default());
         }
         batch_direct_get(
             self.substrate.client(),

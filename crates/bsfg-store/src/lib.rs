@@ -30,7 +30,7 @@ mod errors;
 mod fact_buffer;
 mod kv;
 mod lease;
-mod page;
+pub mod page;
 mod placement;
 mod substrate;
 
@@ -38,6 +38,7 @@ pub use artifact_index::{ArtifactIndex, ArtifactRecord, IndexOutcome};
 pub use cursors::{CursorAdvance, CursorStore, StoredCursor};
 pub use fact_buffer::{AppendOutcome, BufferFill, FactBuffer, StoredRecord};
 pub use lease::{LeaseSighting, LeaseStore, LeaseWrite, monotonic_now};
+pub use page::Page;
 pub use placement::{StreamPlacement, step_down_leaders_on};
 pub use substrate::Substrate;
 

@@ -18,7 +18,7 @@ pub(crate) async fn batch_direct_get(
     filter: &str,
     limit: u32,
     timeout: Duration,
-) -> Result<Vec<StoredRecord>, BsfgError> {
+) -> Result<Page, BsfgError> {
     let inbox = client.new_inbox();
     let mut sub = client
         .subscribe(inbox.clone())
@@ -49,7 +49,10 @@ pub(crate) async fn batch_direct_get(
         if let Some(status) = msg.status {
             return match status.as_u16() {
                 // 204: end of batch; 404: nothing at or after seq.
-                204 | 404 => Ok(out),
+                204 | 404 => Ok(Page {
+                    records: out,
+                    backlog: 0,
+                }),
                 503 => Err(unavailable("reading a page", "no JetStream responders")),
                 _ => Err(unavailable(
                     "reading a page",
@@ -69,6 +72,11 @@ pub(crate) async fn batch_direct_get(
             .get("Nats-Time-Stamp")
             .map(|v| rfc3339_to_unix_ms(v.as_str()))
             .unwrap_or(0);
+        // Matching messages after this one: the consumer's backlog once the page ends.
+        let backlog = headers
+            .get("Nats-Num-Pending")
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+            .unwrap_or(0);
         let subject = headers
             .get("Nats-Subject")
             .map(|v| v.as_str().to_owned())
@@ -81,9 +89,19 @@ pub(crate) async fn batch_direct_get(
         });
         if out.len() as u32 >= limit {
             // The server still sends its end-of-batch marker; we do not need to wait for it.
-            return Ok(out);
+            return Ok(Page {
+                records: out,
+                backlog,
+            });
         }
     }
+}
+
+/// One page of facts and how many more match after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub records: Vec<StoredRecord>,
+    pub backlog: u64,
 }
 
 /// `2026-11-22T01:16:48.919539713Z` → Unix milliseconds (0 if unparsable).

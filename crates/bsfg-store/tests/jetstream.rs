@@ -96,23 +96,33 @@ async fn pages_are_filtered_ordered_and_resume_after_an_offset() {
     // Pages are served by the nearest replica: wait until it has everything.
     let page = bsfg_testkit::eventually("all 30 facts readable", Duration::from_secs(10), || {
         let buf = buf.clone();
-        async move { buf.page(all, 0, 100).await.ok().filter(|p| p.len() == 30) }
+        async move {
+            buf.page(all, 0, 100)
+                .await
+                .ok()
+                .map(|p| p.records)
+                .filter(|p| p.len() == 30)
+        }
     })
     .await;
     assert!(page.windows(2).all(|w| w[0].offset < w[1].offset));
-    let first = buf.page(orders, 0, 5).await.unwrap();
+    let first_page = buf.page(orders, 0, 5).await.unwrap();
+    assert_eq!(first_page.backlog, 15, "15 more orders after the first 5");
+    let first = first_page.records;
     assert_eq!(first.len(), 5);
     assert!(
         first
             .iter()
             .all(|r| r.subject.starts_with("facts.telemetry.order."))
     );
-    let again = buf.page(orders, 0, 5).await.unwrap();
+    let again = buf.page(orders, 0, 5).await.unwrap().records;
     assert_eq!(first, again, "fetching twice returns the same page");
-    let next = buf
+    let next_page = buf
         .page(orders, first.last().unwrap().offset, 100)
         .await
         .unwrap();
+    assert_eq!(next_page.backlog, 0);
+    let next = next_page.records;
     assert_eq!(first.len() + next.len(), 20);
     assert!(next[0].offset > first[4].offset);
     assert!(buf.holds(orders, first[0].offset).await.unwrap());
@@ -171,6 +181,7 @@ async fn artifact_index_records_once() {
         media_type: "application/pdf".into(),
         created_at_unix_ms: 1,
         stored_by: "alpha".into(),
+        origin_zone: None,
     };
     assert_eq!(
         index.record_if_absent(&rec).await.unwrap(),

@@ -101,6 +101,7 @@ pub fn test_config(
         buckets,
         peers: BTreeMap::new(),
         lease: Lease::default(),
+        replication: Replication::default(),
         logging: Logging {
             format: LogFormat::Text,
             filter: "info,bsfg_controller=debug".into(),

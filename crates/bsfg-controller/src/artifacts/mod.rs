@@ -117,9 +117,14 @@ impl Upload {
         self.size
     }
 
+    /// `sha256:<hex>` of what was written so far.
+    pub fn digest(&self) -> String {
+        format!("sha256:{}", hex::encode(self.hasher.clone().finalize()))
+    }
+
     /// Makes the blob durable under its digest and returns the digest.
     pub async fn commit(mut self) -> Result<String, BsfgError> {
-        let digest = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+        let digest = self.digest();
         let mut file = self
             .file
             .take()

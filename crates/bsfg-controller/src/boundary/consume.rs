@@ -32,7 +32,8 @@ impl Boundary {
         self.metrics.fetch_requests.get_or_create(&c.label).inc();
         let after = c.cursor.lock().await.stored.offset;
         let limit = self.limits.page_size(req.limit);
-        let records = c.buffer.page(&c.filter, after, limit).await?;
+        let page = c.buffer.page(&c.filter, after, limit).await?;
+        let records = page.records;
         let mut facts = Vec::with_capacity(records.len());
         for r in &records {
             let fact = Fact::decode(r.payload.clone()).map_err(|e| {
@@ -52,7 +53,10 @@ impl Boundary {
             let mut cache = c.cursor.lock().await;
             cache.delivered = Some(cache.delivered.map_or(last.offset, |d| d.max(last.offset)));
         }
-        Ok(FetchFactsResponse { facts })
+        Ok(FetchFactsResponse {
+            facts,
+            backlog: page.backlog,
+        })
     }
 
     /// Advances the cursor to `offset` (cumulative), monotonically.

@@ -6,6 +6,7 @@
 
 mod append;
 mod consume;
+mod forward;
 mod objects;
 
 pub use objects::ObjectBody;
@@ -49,6 +50,8 @@ pub struct Boundary {
     blobs: BlobStore,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) fence: Arc<Fence>,
+    /// Wakes the artifact rehydrator when a request finds a blob missing.
+    pub(crate) rehydrate_nudge: tokio::sync::Notify,
 }
 
 impl Boundary {
@@ -131,11 +134,16 @@ impl Boundary {
             blobs,
             metrics,
             fence,
+            rehydrate_nudge: tokio::sync::Notify::new(),
         })
     }
 
     pub fn zone(&self) -> &str {
         &self.zone
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     pub fn limits(&self) -> &Limits {

@@ -65,27 +65,21 @@ impl Boundary {
                 self.limits.max_object_bytes
             )));
         }
-        let mut upload = self.blobs.begin().await?;
-        while let Some(part) = parts.next().await {
-            match part?.part {
-                Some(Part::Chunk(chunk)) => {
-                    if upload.size() + chunk.len() as u64 > size {
-                        return Err(Reason::ObjectMismatch
-                            .err(format!("more bytes than the declared size {size}")));
-                    }
-                    upload.write(&Bytes::from(chunk)).await?;
-                }
-                Some(Part::Header(_)) => {
-                    return Err(Reason::InvalidRequest.err("a second header in one PutObject"));
-                }
-                None => {}
+        let chunks = parts.filter_map(|p| async move {
+            match p {
+                Err(e) => Some(Err(e)),
+                Ok(PutObjectRequest {
+                    part: Some(Part::Chunk(c)),
+                }) => Some(Ok(Bytes::from(c))),
+                Ok(PutObjectRequest {
+                    part: Some(Part::Header(_)),
+                }) => Some(Err(
+                    Reason::InvalidRequest.err("a second header in one PutObject")
+                )),
+                Ok(PutObjectRequest { part: None }) => None,
             }
-        }
-        if upload.size() != size {
-            return Err(Reason::ObjectMismatch
-                .err(format!("received {} bytes, declared {size}", upload.size())));
-        }
-        let digest = upload.commit().await?;
+        });
+        let digest = self.ingest_blob(Box::pin(chunks), size, None).await?;
         let record = ArtifactRecord {
             bucket: bucket.clone(),
             key: key.clone(),
@@ -94,23 +88,63 @@ impl Boundary {
             media_type,
             created_at_unix_ms: unix_ms(),
             stored_by: self.node.clone(),
+            origin_zone: None,
         };
-        match self.index.record_if_absent(&record).await? {
-            IndexOutcome::Created => {}
-            IndexOutcome::Existing(existing) if existing.digest == digest => {}
-            IndexOutcome::Existing(existing) => {
-                return Err(Reason::ObjectConflict.err(format!(
-                    "{bucket}/{key} is already stored with digest {}",
-                    existing.digest
-                )));
-            }
-        }
+        self.index_artifact(&record).await?;
         Ok(PutObjectResponse {
             bucket,
             key,
             digest,
             size,
         })
+    }
+
+    /// Writes a blob from `chunks`, checking the declared size (and digest, when
+    /// known) before it becomes visible under its content address.
+    pub(crate) async fn ingest_blob<S>(
+        &self,
+        mut chunks: S,
+        size: u64,
+        expected_digest: Option<&str>,
+    ) -> Result<String, BsfgError>
+    where
+        S: Stream<Item = Result<Bytes, BsfgError>> + Unpin,
+    {
+        let mut upload = self.blobs.begin().await?;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            if upload.size() + chunk.len() as u64 > size {
+                return Err(
+                    Reason::ObjectMismatch.err(format!("more bytes than the declared size {size}"))
+                );
+            }
+            upload.write(&chunk).await?;
+        }
+        if upload.size() != size {
+            return Err(Reason::ObjectMismatch
+                .err(format!("received {} bytes, declared {size}", upload.size())));
+        }
+        if let Some(expected) = expected_digest {
+            let actual = upload.digest();
+            if actual != expected {
+                return Err(Reason::ObjectMismatch.err(format!(
+                    "received content has digest {actual}, expected {expected}"
+                )));
+            }
+        }
+        upload.commit().await
+    }
+
+    /// Records an artifact in the zone index: same digest again is fine, another is a conflict.
+    pub(crate) async fn index_artifact(&self, record: &ArtifactRecord) -> Result<(), BsfgError> {
+        match self.index.record_if_absent(record).await? {
+            IndexOutcome::Created => Ok(()),
+            IndexOutcome::Existing(existing) if existing.digest == record.digest => Ok(()),
+            IndexOutcome::Existing(existing) => Err(Reason::ObjectConflict.err(format!(
+                "{}/{} is already stored with digest {}",
+                record.bucket, record.key, existing.digest
+            ))),
+        }
     }
 
     /// Reads an artifact: its reference, then its bytes in chunks.
@@ -130,6 +164,7 @@ impl Boundary {
                 Reason::UnknownObject.err(format!("no artifact {}/{}", req.bucket, req.key))
             })?;
         if !self.blobs.holds(&rec.digest, rec.size).await {
+            self.rehydrate_nudge.notify_one();
             return Err(Reason::ArtifactRehydrating.err(format!(
                 "{}/{} ({}) is not on this host yet (stored by {}); it is being fetched back, retry later",
                 rec.bucket, rec.key, rec.digest, rec.stored_by

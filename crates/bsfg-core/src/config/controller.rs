@@ -43,6 +43,8 @@ pub struct ControllerConfig {
     #[serde(default)]
     pub lease: Lease,
     #[serde(default)]
+    pub replication: Replication,
+    #[serde(default)]
     pub logging: Logging,
     /// How long a SIGTERM waits for in-flight requests before closing connections.
     #[serde(default = "default_drain", with = "humantime_serde")]
@@ -164,6 +166,41 @@ pub struct Peer {
     /// The peer's trust root, if it differs from this zone's `tls.ca`.
     #[serde(default)]
     pub ca: Option<PathBuf>,
+}
+
+/// Cross-zone replay: how this zone pulls facts from its peers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Replication {
+    /// Facts requested per `FetchFacts` (the peer caps it to its own limit);
+    /// also bounds the memory a replicator holds.
+    pub page_facts: u32,
+    /// Facts of one page written to the forward buffer concurrently.
+    pub concurrency: usize,
+    /// Pause between polls when a peer has nothing new.
+    #[serde(with = "humantime_serde")]
+    pub idle_poll: Duration,
+    /// Backoff after a failure starts here, doubles, and is jittered.
+    #[serde(with = "humantime_serde")]
+    pub backoff_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// How often artifacts still missing after a failover are retried.
+    #[serde(with = "humantime_serde")]
+    pub rehydrate_retry: Duration,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication {
+            page_facts: 256,
+            concurrency: 16,
+            idle_poll: Duration::from_millis(25),
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+            rehydrate_retry: Duration::from_secs(30),
+        }
+    }
 }
 
 /// The zone controller lease (one writer per zone). See `bsfg_core::lease`.
@@ -303,10 +340,21 @@ impl ControllerConfig {
             peer.identity = peer.identity.to_ascii_lowercase();
             names::check_identity(&peer.identity, max)
                 .map_err(|e| ConfigError::new(format!("{key}.identity"), e))?;
-            if peer.endpoint.is_some() != peer.consumer.is_some() {
+            // An endpoint alone serves artifact rehydration; pulling facts needs a consumer too.
+            if peer.consumer.is_some() && peer.endpoint.is_none() {
                 return Err(ConfigError::new(
-                    &key,
-                    "endpoint and consumer go together (both or neither)",
+                    format!("{key}.consumer"),
+                    "pulling from a peer needs its endpoint too",
+                ));
+            }
+            if let Some(e) = &peer.endpoint
+                && !(e.starts_with("https://")
+                    && e.rsplit_once(':')
+                        .is_some_and(|(_, p)| p.parse::<u16>().is_ok()))
+            {
+                return Err(ConfigError::new(
+                    format!("{key}.endpoint"),
+                    format!("{e:?} is not https://<host>:<port>"),
                 ));
             }
         }
@@ -343,6 +391,18 @@ impl ControllerConfig {
         }
         if self.lease.enabled {
             self.lease.check()?;
+        }
+        if self.replication.page_facts == 0 || self.replication.concurrency == 0 {
+            return Err(ConfigError::new(
+                "replication",
+                "page_facts and concurrency must be at least 1",
+            ));
+        }
+        if self.replication.backoff_min > self.replication.backoff_max {
+            return Err(ConfigError::new(
+                "replication.backoff_min",
+                "must not exceed replication.backoff_max",
+            ));
         }
         Ok(())
     }

@@ -1,0 +1,450 @@
+//! Cross-zone replay: this zone pulls facts from each peer zone.
+//!
+//! One [`PeerReplicator`] per configured peer with an endpoint. It runs only
+//! while this controller serves (it checks the fence every round, so a
+//! fenced or draining controller pulls nothing), and it keeps no state of its
+//! own: the peer's consumer cursor is the durable progress, and the forward
+//! buffer's put-if-absent makes every re-delivered fact a harmless duplicate.
+//!
+//! One round: `FetchFacts` (a page) → for each fact, concurrently: check
+//! `from_zone`, fetch and verify its artifact if any, put-if-absent into
+//! `fwd_<peer>` → when the whole page is durable here, `ConfirmReceipt` of its
+//! last offset. A failure anywhere leaves the page unconfirmed; the next round
+//! (after a jittered backoff) fetches it again. A controller killed mid-page
+//! therefore yields neither gaps nor duplicates.
+//!
+//! Facts that can never be materialised (a `from_zone` other than the peer's,
+//! a grammar this zone's limits refuse, a conflicting payload for a known
+//! `message_id`) are not written, counted in
+//! `bsfg_replication_rejected_total{peer,reason}`, logged, and confirmed, so
+//! one bad fact does not stall the boundary.
+
+pub mod rehydrate;
+
+use crate::boundary::Boundary;
+use bsfg_client::BoundaryServiceClient;
+use bsfg_client::pb::{
+    ArtifactRef, ConfirmReceiptRequest, FetchFactsRequest, GetObjectRequest, StoredFact,
+    get_object_response,
+};
+use bsfg_core::config::{ControllerConfig, Replication, TlsFiles};
+use bsfg_core::{BsfgError, Reason};
+use futures::StreamExt;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// A peer zone this controller can reach.
+#[derive(Clone)]
+pub struct PeerLink {
+    pub zone: String,
+    /// The peer's consumer this zone pulls from; `None`: reached for artifacts only.
+    pub consumer: Option<String>,
+    pub client: BoundaryServiceClient<Channel>,
+}
+
+/// Clients for every peer with an endpoint, verifying each peer's identity.
+pub fn peer_links(config: &ControllerConfig) -> Result<Vec<PeerLink>, String> {
+    let mut links = Vec::new();
+    for (zone, peer) in &config.peers {
+        let Some(endpoint) = &peer.endpoint else {
+            continue;
+        };
+        let consumer = peer.consumer.clone();
+        // Our controller certificate is our zone identity; the peer's trust root may differ from ours.
+        let ours = TlsFiles {
+            ca: peer.ca.clone().unwrap_or_else(|| config.tls.ca.clone()),
+            ..config.tls.clone()
+        };
+        let client = bsfg_client::connect_grpc_to(endpoint, &ours, Some(&peer.identity))
+            .map_err(|e| format!("peers.{zone}: {e}"))?;
+        links.push(PeerLink {
+            zone: zone.clone(),
+            consumer,
+            client,
+        });
+    }
+    Ok(links)
+}
+
+/// Where a replicator stands, for /status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerState {
+    Starting,
+    Replicating,
+    CaughtUp,
+    Backoff,
+    /// This controller does not serve (fenced or draining): nothing is pulled.
+    Paused,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStatus {
+    pub peer: String,
+    pub consumer: String,
+    pub state: PeerState,
+    pub last_error: Option<String>,
+    pub replicated: u64,
+    pub rejected: u64,
+    pub confirmed_offset: u64,
+    pub backlog: u64,
+    pub lag_seconds: f64,
+}
+
+pub struct PeerReplicator {
+    link: PeerLink,
+    consumer: String,
+    boundary: Arc<Boundary>,
+    settings: Replication,
+    status: Arc<Mutex<PeerStatus>>,
+}
+
+/// Why a round failed; the page stays unconfirmed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RoundError {
+    #[error("{0}")]
+    Rpc(String),
+    #[error("{0}")]
+    Local(BsfgError),
+}
+
+fn rpc(e: tonic::Status) -> RoundError {
+    RoundError::Rpc(format!("{:?}: {}", e.code(), e.message()))
+}
+
+impl PeerReplicator {
+    /// A replicator for a link that has a consumer (`None` otherwise).
+    pub fn new(
+        link: PeerLink,
+        boundary: Arc<Boundary>,
+        settings: Replication,
+    ) -> Option<(PeerReplicator, Arc<Mutex<PeerStatus>>)> {
+        let consumer = link.consumer.clone()?;
+        let status = Arc::new(Mutex::new(PeerStatus {
+            peer: link.zone.clone(),
+            consumer: consumer.clone(),
+            state: PeerState::Starting,
+            last_error: None,
+            replicated: 0,
+            rejected: 0,
+            confirmed_offset: 0,
+            backlog: 0,
+            lag_seconds: 0.0,
+        }));
+        Some((
+            PeerReplicator {
+                link,
+                consumer,
+                boundary,
+                settings,
+                status: status.clone(),
+            },
+            status,
+        ))
+    }
+
+    fn set(&self, f: impl FnOnce(&mut PeerStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// Pulls until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut backoff = self.settings.backoff_min;
+        loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            let pause = if !self.boundary.fence.is_serving() {
+                self.set(|s| s.state = PeerState::Paused);
+                Duration::from_millis(100)
+            } else {
+                match self.round().await {
+                    Ok(0) => {
+                        backoff = self.settings.backoff_min;
+                        self.set(|s| {
+                            s.state = PeerState::CaughtUp;
+                            s.last_error = None;
+                        });
+                        self.settings.idle_poll
+                    }
+                    Ok(_) => {
+                        backoff = self.settings.backoff_min;
+                        self.set(|s| {
+                            s.state = PeerState::Replicating;
+                            s.last_error = None;
+                        });
+                        Duration::ZERO
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %self.link.zone, error = %e, ?backoff, "replication round failed");
+                        self.set(|s| {
+                            s.state = PeerState::Backoff;
+                            s.last_error = Some(e.to_string());
+                        });
+                        let wait = jitter(backoff);
+                        backoff = (backoff * 2).min(self.settings.backoff_max);
+                        wait
+                    }
+                }
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+
+    /// One page: fetch, materialise, confirm. Returns the number of facts handled.
+    async fn round(&self) -> Result<usize, RoundError> {
+        let mut client = self.link.client.clone();
+        let page = client
+            .fetch_facts(FetchFactsRequest {
+                consumer_name: self.consumer.clone(),
+                limit: self.settings.page_facts,
+            })
+            .await
+            .map_err(rpc)?
+            .into_inner();
+        let label = crate::metrics::PeerLabel {
+            peer: self.link.zone.clone(),
+        };
+        self.boundary
+            .metrics
+            .replication_backlog
+            .get_or_create(&label)
+            .set(page.backlog as i64);
+        let Some(last) = page.facts.last().map(|f| f.offset) else {
+            self.set(|s| {
+                s.backlog = 0;
+                s.lag_seconds = 0.0;
+            });
+            self.boundary
+                .metrics
+                .replication_lag_seconds
+                .get_or_create(&label)
+                .set(0.0);
+            return Ok(0);
+        };
+        let newest_stored_at = page
+            .facts
+            .iter()
+            .map(|f| f.stored_at_unix_ms)
+            .max()
+            .unwrap_or(0);
+        let n = page.facts.len();
+        let outcomes: Vec<Result<bool, RoundError>> = futures::stream::iter(page.facts)
+            .map(|f| self.materialise(f))
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
+        let mut rejected = 0;
+        for o in outcomes {
+            if !o? {
+                rejected += 1;
+            }
+        }
+        // Everything of the page is durable here (or deliberately rejected): confirm it.
+        client
+            .confirm_receipt(ConfirmReceiptRequest {
+                consumer_name: self.consumer.clone(),
+                offset: last,
+            })
+            .await
+            .map_err(rpc)?;
+        let lag = (unix_ms() - newest_stored_at).max(0) as f64 / 1000.0;
+        self.boundary
+            .metrics
+            .replication_lag_seconds
+            .get_or_create(&label)
+            .set(lag);
+        self.boundary
+            .metrics
+            .replicated_facts
+            .get_or_create(&label)
+            .inc_by((n - rejected) as u64);
+        self.boundary
+            .metrics
+            .frontier_offset
+            .get_or_create(&crate::metrics::ConsumerLabel {
+                consumer: format!("replicate:{}", self.link.zone),
+            })
+            .set(last as i64);
+        self.set(|s| {
+            s.replicated += (n - rejected) as u64;
+            s.rejected += rejected as u64;
+            s.confirmed_offset = last;
+            s.backlog = page.backlog;
+            s.lag_seconds = lag;
+        });
+        Ok(n)
+    }
+
+    /// Stores one fact (and its artifact). `Ok(false)`: deliberately rejected.
+    async fn materialise(&self, stored: StoredFact) -> Result<bool, RoundError> {
+        let Some(fact) = stored.fact else {
+            return Ok(self.reject(stored.offset, "empty fact"));
+        };
+        // Only a fact that can be materialised is worth its artifact (from_zone is checked again on store).
+        if let Some(envelope) = &fact.envelope
+            && let Some(artifact) = &envelope.artifact
+            && envelope.from_zone == self.link.zone
+        {
+            fetch_artifact(&self.boundary, &self.link, artifact).await?;
+        }
+        match self.boundary.store_forwarded(&self.link.zone, &fact).await {
+            Ok(_) => Ok(true),
+            Err(e) => match e.reason {
+                Reason::SubstrateUnavailable | Reason::StoreBufferFull | Reason::Internal => {
+                    Err(RoundError::Local(e))
+                }
+                _ => Ok(self.reject(stored.offset, e.reason.token())),
+            },
+        }
+    }
+
+    fn reject(&self, offset: u64, why: &str) -> bool {
+        tracing::error!(peer = %self.link.zone, offset, reason = why, "fact from peer not materialised");
+        self.boundary
+            .metrics
+            .replication_rejected
+            .get_or_create(&crate::metrics::PeerReason {
+                peer: self.link.zone.clone(),
+                reason: why.to_owned(),
+            })
+            .inc();
+        false
+    }
+}
+
+/// Fetches `artifact` from `link` unless this host already holds it, verifying
+/// size and digest before it is stored and indexed.
+pub(crate) async fn fetch_artifact(
+    boundary: &Boundary,
+    link: &PeerLink,
+    artifact: &ArtifactRef,
+) -> Result<(), RoundError> {
+    if boundary
+        .blobs()
+        .holds(&artifact.digest, artifact.size)
+        .await
+    {
+        return index_replicated(boundary, link, artifact).await;
+    }
+    let mut client = link.client.clone();
+    let mut stream = client
+        .get_object(GetObjectRequest {
+            bucket: artifact.bucket.clone(),
+            key: artifact.key.clone(),
+        })
+        .await
+        .map_err(rpc)?
+        .into_inner();
+    let header = match stream.next().await {
+        Some(Ok(m)) => match m.part {
+            Some(get_object_response::Part::Header(h)) => h,
+            _ => {
+                return Err(RoundError::Rpc(
+                    "GetObject did not start with a header".into(),
+                ));
+            }
+        },
+        Some(Err(e)) => return Err(rpc(e)),
+        None => return Err(RoundError::Rpc("GetObject ended before its header".into())),
+    };
+    if header.digest != artifact.digest || header.size != artifact.size {
+        return Err(RoundError::Local(Reason::ObjectMismatch.err(format!(
+            "peer {} serves {}/{} as {} ({} bytes), the fact references {} ({} bytes)",
+            link.zone,
+            artifact.bucket,
+            artifact.key,
+            header.digest,
+            header.size,
+            artifact.digest,
+            artifact.size
+        ))));
+    }
+    let chunks = stream.filter_map(|m| async move {
+        match m {
+            Ok(m) => match m.part {
+                Some(get_object_response::Part::Chunk(c)) => Some(Ok(bytes::Bytes::from(c))),
+                _ => None,
+            },
+            Err(e) => Some(Err(
+                Reason::SubstrateUnavailable.err(format!("artifact stream: {}", e.message()))
+            )),
+        }
+    });
+    boundary
+        .ingest_blob(Box::pin(chunks), artifact.size, Some(&artifact.digest))
+        .await
+        .map_err(|e| {
+            if e.reason == Reason::ObjectMismatch {
+                boundary
+                    .metrics
+                    .artifact_transfer_failures
+                    .get_or_create(&crate::metrics::PeerLabel {
+                        peer: link.zone.clone(),
+                    })
+                    .inc();
+            }
+            RoundError::Local(e)
+        })?;
+    index_replicated(boundary, link, artifact).await
+}
+
+async fn index_replicated(
+    boundary: &Boundary,
+    link: &PeerLink,
+    artifact: &ArtifactRef,
+) -> Result<(), RoundError> {
+    let record = bsfg_store::ArtifactRecord {
+        bucket: artifact.bucket.clone(),
+        key: artifact.key.clone(),
+        digest: artifact.digest.clone(),
+        size: artifact.size,
+        media_type: artifact.media_type.clone(),
+        created_at_unix_ms: unix_ms(),
+        stored_by: boundary.node().to_owned(),
+        origin_zone: Some(link.zone.clone()),
+    };
+    boundary
+        .index_artifact(&record)
+        .await
+        .map_err(RoundError::Local)
+}
+
+/// Full jitter: uniformly in [backoff/2, backoff].
+fn jitter(backoff: Duration) -> Duration {
+    let half = backoff / 2;
+    half + Duration::from_micros(rand::random_range(0..=half.as_micros() as u64))
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_half_to_full() {
+        for _ in 0..1000 {
+            let j = jitter(Duration::from_millis(400));
+            assert!(
+                j >= Duration::from_millis(200) && j <= Duration::from_millis(400),
+                "{j:?}"
+            );
+        }
+    }
+}

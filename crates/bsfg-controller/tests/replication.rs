@@ -1,0 +1,532 @@
+//! Cross-zone replay between two zones on one machine: facts and artifacts
+//! cross exactly once through partitions, crashes and bad peers.
+//!
+//! Zone `plant-a` (the sender) exposes consumer `to-enterprise`; zone
+//! `enterprise` (the receiver) pulls it into `fwd_plant-a` and offers it to its
+//! own reader through consumer `from-plant-a`. Each zone has its own CA; the
+//! sender trusts the receiver's CA for the receiver's client certificate.
+
+mod common;
+
+use bsfg_client::pb::*;
+use bsfg_core::config::{ControllerConfig, Peer, TlsFiles};
+use bsfg_core::cursor::StartPosition;
+use bsfg_testkit::controller::{RunningController, test_config};
+use bsfg_testkit::nats::NatsCluster;
+use bsfg_testkit::pki::{TestPki, Usage};
+use common::{append_req, fact, reason};
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+use tokio_stream::StreamExt;
+
+struct TwoZones {
+    // Held for their lifetime: the servers and the certificate files.
+    _sender_nats: NatsCluster,
+    _receiver_nats: NatsCluster,
+    _sender_pki: TestPki,
+    receiver_pki: TestPki,
+    dir: tempfile::TempDir,
+    sender: RunningController,
+    receiver: Option<RunningController>,
+    receiver_config: ControllerConfig,
+    producer: TlsFiles,
+    reader: TlsFiles,
+}
+
+fn set(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+fn bundle(dir: &Path, name: &str, cas: &[&Path]) -> std::path::PathBuf {
+    let text: String = cas
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+impl TwoZones {
+    /// `sender_identity`: what the sender's certificate says (the receiver expects `plant-a-bsfg`).
+    async fn start(receiver_nodes: usize, sender_identity: &str) -> TwoZones {
+        let sender_nats = NatsCluster::start1().await;
+        let receiver_nats = if receiver_nodes == 3 {
+            NatsCluster::start3().await
+        } else {
+            NatsCluster::start1().await
+        };
+        let sender_pki = TestPki::new("plant-a");
+        let receiver_pki = TestPki::new("enterprise");
+        let dir = tempfile::tempdir().unwrap();
+        let lo: [IpAddr; 1] = ["127.0.0.1".parse().unwrap()];
+        let sender_cert = sender_pki.issue(sender_identity, Usage::Both, &lo, 365);
+        let receiver_cert = receiver_pki.issue("enterprise-bsfg", Usage::Both, &lo, 365);
+
+        // Sender: trusts its own CA and the receiver's (for the receiver's client certificate).
+        let mut s = test_config(
+            "plant-a",
+            "alpha",
+            &sender_nats.client_url(0),
+            1,
+            &sender_cert,
+            dir.path(),
+        );
+        s.tls.ca = bundle(
+            dir.path(),
+            "sender-trust.pem",
+            &[sender_pki.ca_path(), receiver_pki.ca_path()],
+        );
+        s.consumers.insert(
+            "to-enterprise".into(),
+            bsfg_core::config::Consumer {
+                source: "store:operational".into(),
+                start: StartPosition::Earliest,
+                allowed: set(&["enterprise-bsfg"]),
+            },
+        );
+        s.buckets
+            .get_mut("drawings")
+            .unwrap()
+            .read
+            .insert("enterprise-bsfg".into());
+        s.peers.insert(
+            "enterprise".into(),
+            Peer {
+                identity: "enterprise-bsfg".into(),
+                endpoint: None,
+                consumer: None,
+                ca: None,
+            },
+        );
+        let sender = RunningController::start(s, dir.path()).await;
+
+        // Receiver: pulls from the sender, verifying the sender's identity against the sender's CA.
+        let mut r = test_config(
+            "enterprise",
+            "alpha",
+            &receiver_nats.client_url(0),
+            receiver_nodes,
+            &receiver_cert,
+            dir.path(),
+        );
+        r.store.artifact_dir = dir.path().join("artifacts-receiver");
+        r.peers.insert(
+            "plant-a".into(),
+            Peer {
+                identity: "plant-a-bsfg".into(),
+                endpoint: Some(sender.endpoint()),
+                consumer: Some("to-enterprise".into()),
+                ca: Some(sender_pki.ca_path().clone()),
+            },
+        );
+        r.consumers.insert(
+            "from-plant-a".into(),
+            bsfg_core::config::Consumer {
+                source: "forward:plant-a".into(),
+                start: StartPosition::Earliest,
+                allowed: set(&["erp-reader"]),
+            },
+        );
+        r.replication.idle_poll = Duration::from_millis(10);
+        r.replication.backoff_min = Duration::from_millis(50);
+        r.replication.backoff_max = Duration::from_millis(500);
+        r.replication.rehydrate_retry = Duration::from_millis(300);
+        let producer = sender_pki.client("mes-producer").tls_files();
+        let reader = receiver_pki.client("erp-reader").tls_files();
+        TwoZones {
+            _sender_nats: sender_nats,
+            _receiver_nats: receiver_nats,
+            _sender_pki: sender_pki,
+            receiver_pki,
+            dir,
+            sender,
+            receiver: None,
+            receiver_config: r,
+            producer,
+            reader,
+        }
+    }
+
+    async fn start_receiver(&mut self) {
+        self.receiver =
+            Some(RunningController::start(self.receiver_config.clone(), self.dir.path()).await);
+    }
+
+    fn receiver(&self) -> &RunningController {
+        self.receiver.as_ref().expect("receiver running")
+    }
+
+    async fn append_many(&self, prefix: &str, n: usize) -> Vec<String> {
+        let client = bsfg_client::connect_grpc(&self.sender.endpoint(), &self.producer).unwrap();
+        let ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+        let mut tasks = Vec::new();
+        for chunk in ids.chunks(n.div_ceil(16).max(1)) {
+            let (mut c, chunk) = (client.clone(), chunk.to_vec());
+            tasks.push(tokio::spawn(async move {
+                for id in chunk {
+                    let f = fact_from("plant-a", &id);
+                    c.append_fact(append_req("operational", f))
+                        .await
+                        .expect("sender append");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        ids
+    }
+
+    /// Everything in the receiver's forward buffer, by message id → count.
+    async fn forwarded(&self) -> HashMap<String, usize> {
+        let mut client =
+            bsfg_client::connect_grpc(&self.receiver().endpoint(), &self.reader).unwrap();
+        let mut counts = HashMap::new();
+        let mut after_confirm = Vec::new();
+        loop {
+            let page = client
+                .fetch_facts(FetchFactsRequest {
+                    consumer_name: "from-plant-a".into(),
+                    limit: 1000,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .facts;
+            let Some(last) = page.last().map(|f| f.offset) else {
+                break;
+            };
+            for f in page {
+                *counts
+                    .entry(f.fact.unwrap().envelope.unwrap().message_id)
+                    .or_insert(0) += 1;
+            }
+            client
+                .confirm_receipt(ConfirmReceiptRequest {
+                    consumer_name: "from-plant-a".into(),
+                    offset: last,
+                })
+                .await
+                .unwrap();
+            after_confirm.push(last);
+        }
+        // Leave the consumer where it was for the next look: rewinding is not an API, so
+        // callers look once, at the end.
+        counts
+    }
+
+    async fn replicated_so_far(&self) -> u64 {
+        self.receiver()
+            .status()
+            .await
+            .and_then(|s| s["replication"][0]["replicated"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Waits until this receiver process has pulled at least `n` facts.
+    async fn wait_replicated(&self, n: u64) {
+        bsfg_testkit::eventually(
+            &format!("{n} facts replicated"),
+            Duration::from_secs(120),
+            || async move { (self.replicated_so_far().await >= n).then_some(()) },
+        )
+        .await;
+    }
+
+    /// Waits until the receiver has nothing left to pull.
+    async fn wait_caught_up(&self) {
+        bsfg_testkit::eventually(
+            "replication caught up",
+            Duration::from_secs(120),
+            || async move {
+                let s = self.receiver().status().await?;
+                let r = &s["replication"][0];
+                (r["state"] == "caught_up" && r["backlog"] == 0).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+fn fact_from(zone: &str, id: &str) -> Fact {
+    let mut f = fact(id, "order:o1", &format!("{{\"id\":\"{id}\"}}"));
+    f.envelope.as_mut().unwrap().from_zone = zone.into();
+    f
+}
+
+fn assert_exactly_once(counts: &HashMap<String, usize>, ids: &[String]) {
+    let missing: Vec<_> = ids.iter().filter(|id| !counts.contains_key(*id)).collect();
+    let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        missing.is_empty(),
+        "{} facts missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(3)]
+    );
+    assert!(duplicated.is_empty(), "duplicates: {duplicated:?}");
+    assert_eq!(counts.len(), ids.len(), "unexpected extra facts");
+}
+
+async fn put_and_reference(zone: &TwoZones, key: &str, data: &[u8]) -> ArtifactRef {
+    use put_object_request::Part;
+    let mut c = bsfg_client::connect_grpc(&zone.sender.endpoint(), &zone.producer).unwrap();
+    let msgs = vec![
+        PutObjectRequest {
+            part: Some(Part::Header(ObjectHeader {
+                bucket: "drawings".into(),
+                key: key.into(),
+                media_type: "application/octet-stream".into(),
+                size: data.len() as u64,
+            })),
+        },
+        PutObjectRequest {
+            part: Some(Part::Chunk(data.to_vec())),
+        },
+    ];
+    let put = c
+        .put_object(tokio_stream::iter(msgs))
+        .await
+        .unwrap()
+        .into_inner();
+    let reference = ArtifactRef {
+        bucket: "drawings".into(),
+        key: key.into(),
+        digest: put.digest,
+        size: put.size,
+        media_type: "application/octet-stream".into(),
+    };
+    let mut f = fact_from("plant-a", &format!("with-{key}"));
+    f.envelope.as_mut().unwrap().artifact = Some(reference.clone());
+    c.append_fact(append_req("operational", f)).await.unwrap();
+    reference
+}
+
+async fn get_object(endpoint: &str, who: &TlsFiles, key: &str) -> Result<Vec<u8>, tonic::Status> {
+    let mut c = bsfg_client::connect_grpc(endpoint, who).unwrap();
+    let mut s = c
+        .get_object(GetObjectRequest {
+            bucket: "drawings".into(),
+            key: key.into(),
+        })
+        .await?
+        .into_inner();
+    let mut data = Vec::new();
+    while let Some(m) = s.next().await {
+        if let Some(get_object_response::Part::Chunk(c)) = m?.part {
+            data.extend(c);
+        }
+    }
+    Ok(data)
+}
+
+#[tokio::test]
+async fn facts_and_artifacts_cross_into_a_three_node_zone_exactly_once() {
+    let mut z = TwoZones::start(3, "plant-a-bsfg").await;
+    let ids = z.append_many("x", 500).await;
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let reference = put_and_reference(&z, "part-1.bin", &data).await;
+    z.start_receiver().await;
+    z.wait_replicated(501).await;
+    let mut all = ids.clone();
+    all.push("with-part-1.bin".into());
+    assert_exactly_once(&z.forwarded().await, &all);
+    // The artifact crossed with its fact, byte for byte.
+    let got = get_object(&z.receiver().endpoint(), &z.reader, "part-1.bin")
+        .await
+        .unwrap();
+    assert_eq!(bsfg_core::identity::content_digest(&got), reference.digest);
+    let status = z.receiver().status().await.unwrap();
+    assert_eq!(status["replication"][0]["peer"], "plant-a");
+    let metrics = bsfg_testkit::http::get(&z.receiver().mgmt_addr(), "/metrics")
+        .await
+        .unwrap()
+        .1;
+    assert!(
+        metrics.contains(r#"bsfg_replicated_facts_total{peer="plant-a"} 501"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("bsfg_replication_lag_seconds{peer=\"plant-a\"}"));
+}
+
+#[tokio::test]
+async fn a_partition_drains_completely_without_gaps_or_duplicates() {
+    let mut z = TwoZones::start(1, "plant-a-bsfg").await;
+    z.start_receiver().await;
+    let first = z.append_many("before", 200).await;
+    z.wait_replicated(200).await;
+
+    // The receiving side goes away; the sender keeps accepting (producers never block).
+    let mut receiver = z.receiver.take().unwrap();
+    receiver.kill();
+    let during = z.append_many("during", 3000).await;
+
+    // The sender goes away; the receiver's own appends keep succeeding meanwhile.
+    z.start_receiver().await;
+    z.sender.kill();
+    let receiver_producer = z.receiver_pki.client("mes-producer").tls_files();
+    let mut local =
+        bsfg_client::connect_grpc(&z.receiver().endpoint(), &receiver_producer).unwrap();
+    let mut local_fact = fact("local-1", "order:1", "{}");
+    local_fact.envelope.as_mut().unwrap().from_zone = "enterprise".into();
+    local
+        .append_fact(append_req("operational", local_fact))
+        .await
+        .expect("local appends do not depend on the peer");
+    bsfg_testkit::eventually(
+        "replicator backing off",
+        Duration::from_secs(20),
+        || async {
+            let s = z.receiver().status().await?;
+            (s["replication"][0]["state"] == "backoff"
+                && s["replication"][0]["last_error"].is_string())
+            .then_some(())
+        },
+    )
+    .await;
+
+    // Reconnect: the whole backlog drains.
+    let config = z.sender.config.clone();
+    z.sender = RunningController::start(config, z.dir.path()).await;
+    // This receiver process missed the first 200 (its predecessor pulled them).
+    z.wait_replicated(3000).await;
+    z.wait_caught_up().await;
+    let mut all = first;
+    all.extend(during);
+    assert_exactly_once(&z.forwarded().await, &all);
+}
+
+#[tokio::test]
+async fn killing_the_receiver_mid_page_yields_no_gaps_and_no_duplicates() {
+    let mut z = TwoZones::start(1, "plant-a-bsfg").await;
+    z.receiver_config.replication.page_facts = 500;
+    let ids = z.append_many("k", 5000).await;
+    z.start_receiver().await;
+    bsfg_testkit::eventually("replication under way", Duration::from_secs(60), || async {
+        let n = z.replicated_so_far().await;
+        (n > 0 && n < 5000).then_some(())
+    })
+    .await;
+    let mut receiver = z.receiver.take().unwrap();
+    receiver.kill();
+    z.start_receiver().await;
+    z.wait_replicated(1).await;
+    z.wait_caught_up().await;
+    assert_exactly_once(&z.forwarded().await, &ids);
+}
+
+#[tokio::test]
+async fn a_peer_presenting_the_wrong_zone_identity_is_refused() {
+    let mut z = TwoZones::start(1, "rogue-bsfg").await;
+    z.append_many("r", 10).await;
+    z.start_receiver().await;
+    let s = bsfg_testkit::eventually(
+        "replicator refuses the peer",
+        Duration::from_secs(20),
+        || async {
+            let s = z.receiver().status().await?;
+            s["replication"][0]["last_error"]
+                .as_str()
+                .filter(|e| e.contains("rogue-bsfg"))
+                .map(str::to_owned)
+        },
+    )
+    .await;
+    assert!(s.contains("expected \"plant-a-bsfg\""), "{s}");
+    assert_eq!(z.replicated_so_far().await, 0);
+    assert!(z.forwarded().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_corrupted_artifact_transfer_is_detected_and_retried() {
+    let mut z = TwoZones::start(1, "plant-a-bsfg").await;
+    let data = vec![7u8; 50_000];
+    let reference = put_and_reference(&z, "part-2.bin", &data).await;
+    // Flip bytes of the sender's blob in place: same size, other content.
+    let blob = z
+        .sender
+        .config
+        .store
+        .artifact_dir
+        .join("blobs/sha256")
+        .join(reference.digest.trim_start_matches("sha256:"));
+    let mut corrupted = data.clone();
+    corrupted[100] = 8;
+    std::fs::write(&blob, &corrupted).unwrap();
+
+    z.start_receiver().await;
+    bsfg_testkit::eventually(
+        "digest mismatch detected",
+        Duration::from_secs(20),
+        || async {
+            let m = bsfg_testkit::http::get(&z.receiver().mgmt_addr(), "/metrics")
+                .await
+                .ok()?
+                .1;
+            m.contains(r#"bsfg_artifact_transfer_failures_total{peer="plant-a"}"#)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        z.replicated_so_far().await,
+        0,
+        "the fact is not confirmed without its artifact"
+    );
+    let err = get_object(&z.receiver().endpoint(), &z.reader, "part-2.bin")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reason(&err),
+        "unknown_object",
+        "nothing of the corrupt transfer was indexed"
+    );
+
+    // Repaired at the source: the retry succeeds, with the right bytes.
+    std::fs::write(&blob, &data).unwrap();
+    z.wait_replicated(1).await;
+    let got = get_object(&z.receiver().endpoint(), &z.reader, "part-2.bin")
+        .await
+        .unwrap();
+    assert_eq!(got, data);
+}
+
+#[tokio::test]
+async fn missing_blobs_are_rehydrated_from_a_peer_after_a_failover() {
+    let mut z = TwoZones::start(1, "plant-a-bsfg").await;
+    let data = vec![42u8; 10_000];
+    let reference = put_and_reference(&z, "part-3.bin", &data).await;
+    z.start_receiver().await;
+    z.wait_replicated(1).await;
+
+    // The receiver's controller moves to a host without the blob: same JetStream
+    // (the index), an empty artifact directory.
+    let mut receiver = z.receiver.take().unwrap();
+    receiver.stop().await;
+    z.receiver_config.store.artifact_dir = z.dir.path().join("artifacts-receiver-beta");
+    z.receiver_config.node = "beta".into();
+    z.receiver_config.replication.rehydrate_retry = Duration::from_secs(3600);
+    z.start_receiver().await;
+    // Either it is already back (rehydrated at start) or the request says so and nudges.
+    let got = bsfg_testkit::eventually("artifact rehydrated", Duration::from_secs(20), || async {
+        match get_object(&z.receiver().endpoint(), &z.reader, "part-3.bin").await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                assert_eq!(
+                    (e.code(), reason(&e).as_str()),
+                    (tonic::Code::Unavailable, "artifact_rehydrating")
+                );
+                None
+            }
+        }
+    })
+    .await;
+    assert_eq!(bsfg_core::identity::content_digest(&got), reference.digest);
+    let status = z.receiver().status().await.unwrap();
+    assert!(
+        status["rehydration"]["fetched"].as_u64().unwrap() >= 1,
+        "{status}"
+    );
+}
