@@ -504,6 +504,9 @@ let
       else h.interface;
     trackFilePath = "${paths.agentRuntime}/vrrp-track";
     notifyFifo = "${paths.agentRuntime}/notify.fifo";
+    # The agent's lease sighting, read by the controller it starts so a lease
+    # the agent already watched expire is taken at once (bsfg_store::LeaseSighting).
+    sightingFile = "${paths.agentRuntime}/lease-sighting";
 
     keepalived = let
       # Both hosts start as BACKUP with nopreempt: the first election is
@@ -580,6 +583,7 @@ let
         inherit (zone.lease) bucket ttl;
         renew_interval = zone.lease.renewInterval;
         safety_margin = zone.lease.safetyMargin;
+        sighting_file = sightingFile;
       };
       logging = {inherit (zone.logging) format filter;};
     };
@@ -611,7 +615,10 @@ let
         ready_timeout = zone.gateAgent.readyTimeout;
         stop_timeout = zone.gateAgent.stopTimeout;
       };
-      lease = {inherit (zone.lease) bucket ttl;};
+      lease = {
+        inherit (zone.lease) bucket ttl;
+        sighting_file = sightingFile;
+      };
       keepalived = {
         notify_fifo = notifyFifo;
         track_file = trackFilePath;

@@ -66,8 +66,10 @@ in {
           # The FIFO keepalived writes to and the track file keepalived
           # reads: preserved across agent restarts so keepalived's open FIFO
           # stays valid.
+          # 0755: the controller (another user) reads the lease sighting here;
+          # the FIFO itself is 0600 and the track file is only read by root.
           RuntimeDirectory = "bsfg-gate-agent";
-          RuntimeDirectoryMode = "0750";
+          RuntimeDirectoryMode = "0755";
           RuntimeDirectoryPreserve = "yes";
 
           ProtectSystem = "strict";

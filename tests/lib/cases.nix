@@ -103,7 +103,11 @@ in {
       ttl = "1s";
       renew_interval = "200ms";
       safety_margin = "250ms";
+      sighting_file = "/run/bsfg-gate-agent/lease-sighting";
     };
+
+  # The agent writes the sighting where the controller reads it.
+  lease_sighting_shared = a.gateAgent.config.lease.sighting_file == a.controller.config.lease.sighting_file;
 
   # --- gate agent
   agent_keys_match_draft = sortedNames a.gateAgent.config == agentKeys;

@@ -38,8 +38,11 @@ pub struct LeaseSighting {
 impl LeaseSighting {
     /// Writes the sighting atomically (temp file + rename).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_vec(self)?)?;
+        // Readable by the controller, which runs as another user; not secret.
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
         std::fs::rename(tmp, path)
     }
 
