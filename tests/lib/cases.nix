@@ -14,6 +14,15 @@ let
     inherit zone;
     pathsFor = _: lib.nixosPaths;
   };
+  op = import ../../modules/lib/operator.nix {zone = fx.base;};
+  opSim = import ../../modules/lib/operator.nix {
+    zone = import ../../hosts/zone.nix;
+    runDir = "/run/sim";
+    commissioning = {
+      class = "commissioning";
+      consumer = "commissioning";
+    };
+  };
   sim = import ../../modules/lib/simulator.nix {
     zoneFile = ../../hosts/zone.nix;
     runDir = "/run/sim";
@@ -124,4 +133,32 @@ in {
 
   # --- identities keep their case here; the controller lower-cases them
   identities_passed_through = zone.classes.operational.append == ["mes-producer"];
+
+  # --- operator view (bsfgctl's zone file): the same addresses, ports and peers
+  operator_endpoint_is_the_vip = op.endpoint == "https://${zone.vip.address}:${toString zone.ports.controller}";
+  operator_coordination_network_is_alphas_subnet = op.coordinationNetwork == "10.20.0.0/24";
+  operator_agents_only_on_service_hosts = op.hosts.alpha.agent == "${a.managementAddress}:${toString zone.ports.agentManagement}" && op.hosts.gamma.agent == null && op.hosts.gamma.controllerManagement == null;
+  operator_keepalived_peers_as_rendered = op.hosts.alpha.keepalived.unicastPeers == a.keepalived.unicastPeers && op.hosts.alpha.keepalived.unicastSrcIp == a.keepalived.unicastSrcIp && op.hosts.gamma.keepalived == null;
+  operator_mounts_by_role = map (m: m.path) op.hosts.alpha.mounts == ["/data/jetstream" "/opt/bsfg" "/artifacts"] && map (m: m.path) op.hosts.gamma.mounts == ["/data/jetstream" "/opt/bsfg"] && op.hosts.gamma.absentMounts == ["/artifacts"] && builtins.all (m: m.mountPoint) op.hosts.beta.mounts;
+  operator_simulator_paths_are_directories =
+    opSim.hosts.beta.mounts
+    == [
+      {
+        path = "/run/sim/beta/jetstream";
+        purpose = "jetstream";
+        mountPoint = false;
+      }
+      {
+        path = "/run/sim/beta/opt";
+        purpose = "opt";
+        mountPoint = false;
+      }
+      {
+        path = "/run/sim/beta/artifacts";
+        purpose = "artifacts";
+        mountPoint = false;
+      }
+    ];
+  operator_commissioning_passed_through = opSim.commissioning.class == "commissioning" && op.commissioning == null;
+  operator_json_serialisable = builtins.isString (builtins.toJSON opSim);
 }

@@ -5,8 +5,9 @@
 # driver provides the machines (alpha, beta, gamma, client) and start_all,
 # subtest, polling_condition.
 #
-# TO VERIFY once the binaries land (crates/bsfgctl, crates/bsfg-gate-agent):
-#   * APPEND_CMD: the `bsfgctl append` flags below follow the agreed draft;
+# TO VERIFY once the binaries land (crates/bsfg-gate-agent):
+#   * APPEND_CMD: verified against bsfgctl (crates/bsfgctl/tests/client.rs runs
+#     exactly these flags); `--from-zone` is required (envelope.from_zone);
 #   * AGENT_STATUS_CMD: `bsfg-gate-agent status --config ...` prints the
 #     failing gate's reason.
 # Reading facts back uses the Connect protocol's JSON form with curl, which
@@ -31,7 +32,7 @@ TLS_ARGS = f"--cert {PKI}/producer.pem --key {PKI}/producer.key --ca {PKI}/ca.pe
 CURL_TLS = f"--cacert {PKI}/ca.pem --cert {PKI}/producer.pem --key {PKI}/producer.key"
 
 APPEND_CMD = (
-    "bsfgctl append --endpoint {endpoint} {tls} --class operational "
+    "bsfgctl append --endpoint {endpoint} {tls} --class operational --from-zone " + ZONE["zone"] + " "
     "--message-id {message_id} --subject order:line-1/{message_id} "
     "--predicate created --object-json '{{\"n\": \"{message_id}\"}}'"
 )

@@ -84,7 +84,7 @@ pub struct AppendArgs {
     /// `envelope.from_zone`; default: `from_zone` in the config file, else the zone file's zone.
     #[arg(long, env = "BSFG_CLI_FROM_ZONE", value_name = "ZONE")]
     pub from_zone: Option<String>,
-    /// `envelope.to_zone` (optional).
+    /// `envelope.to_zone`; default: the from zone (a fact for this zone).
     #[arg(long, value_name = "ZONE")]
     pub to_zone: Option<String>,
     #[arg(long, value_name = "ID")]
@@ -155,8 +155,9 @@ pub struct PutObjectArgs {
     pub client: ClientArgs,
     #[arg(long)]
     pub bucket: String,
-    #[arg(long)]
-    pub key: String,
+    /// The object's key in the bucket (`--key` is the private key).
+    #[arg(long = "object-key", value_name = "KEY")]
+    pub object_key: String,
     #[arg(long, default_value = "application/octet-stream")]
     pub media_type: String,
     /// The file to upload (`-`: standard input).
@@ -170,8 +171,9 @@ pub struct GetObjectArgs {
     pub client: ClientArgs,
     #[arg(long)]
     pub bucket: String,
-    #[arg(long)]
-    pub key: String,
+    /// The object's key in the bucket (`--key` is the private key).
+    #[arg(long = "object-key", value_name = "KEY")]
+    pub object_key: String,
     /// Write here (only after the digest verified); default: standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -71,8 +71,8 @@ pub fn build_fact(a: &AppendArgs, from_zone: String, now_ms: i64) -> Result<pb::
     Ok(pb::Fact {
         envelope: Some(pb::Envelope {
             message_id: a.message_id.clone(),
+            to_zone: a.to_zone.clone().unwrap_or_else(|| from_zone.clone()),
             from_zone,
-            to_zone: a.to_zone.clone().unwrap_or_default(),
             produced_at_unix_ms: a.produced_at_unix_ms.unwrap_or(now_ms),
             correlation_id: a.correlation_id.clone().unwrap_or_default(),
             causation_id: a.causation_id.clone().unwrap_or_default(),

@@ -71,7 +71,7 @@ pub async fn put(a: &PutObjectArgs, file: &ConfigFile, json: bool) -> Result<u8>
     let header = pb::PutObjectRequest {
         part: Some(pb::put_object_request::Part::Header(pb::ObjectHeader {
             bucket: a.bucket.clone(),
-            key: a.key.clone(),
+            key: a.object_key.clone(),
             media_type: a.media_type.clone(),
             size,
         })),
@@ -150,7 +150,7 @@ pub async fn get(a: &GetObjectArgs, file: &ConfigFile, json: bool) -> Result<u8>
     let mut stream = c
         .get_object(pb::GetObjectRequest {
             bucket: a.bucket.clone(),
-            key: a.key.clone(),
+            key: a.object_key.clone(),
         })
         .await
         .map_err(|s| CliError::from_status("GetObject", &s))?
@@ -203,7 +203,7 @@ pub async fn get(a: &GetObjectArgs, file: &ConfigFile, json: bool) -> Result<u8>
         return Err(CliError::Failed(format!(
             "object {}/{} did not verify: {p}{}",
             a.bucket,
-            a.key,
+            a.object_key,
             if a.output.is_some() {
                 " (nothing written)"
             } else {
