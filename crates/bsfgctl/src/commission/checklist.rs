@@ -294,30 +294,55 @@ pub fn controller_bound_to_vip(s: &Snapshot) -> Item {
     )
 }
 
+/// Voters and their currency: only the meta leader knows whether the others
+/// are current (followers report their peers as not current), so the
+/// leader's view decides; every server must count the same voters.
 pub fn jetstream_voters(s: &Snapshot) -> Item {
     let mut fail = Vec::new();
     let mut ev = Vec::new();
+    let leader = s.meta_leader().ok();
+    let mut leader_seen = false;
     for h in &s.hosts {
         match &h.jsz {
             Ok(j) => match &j.meta {
                 Some(m) => {
-                    let cur = m.current_voters(&j.server_name);
-                    let line = format!(
-                        "{}: {} voters in the meta group, current: {}",
-                        h.name,
-                        m.cluster_size,
-                        cur.join(", ")
-                    );
-                    if m.cluster_size == s.zone.voters && cur.len() == s.zone.voters {
-                        ev.push(line);
-                    } else {
-                        fail.push(format!("{line} (expected {} current)", s.zone.voters));
+                    if m.cluster_size != s.zone.voters {
+                        fail.push(format!(
+                            "{}: {} voters in the meta group, expected {}",
+                            h.name, m.cluster_size, s.zone.voters
+                        ));
+                    }
+                    if leader.as_deref() == Some(j.server_name.as_str()) {
+                        leader_seen = true;
+                        let cur = m.current_voters(&j.server_name);
+                        let line = format!(
+                            "{} (meta leader): {} voters, current: {}",
+                            h.name,
+                            m.cluster_size,
+                            cur.join(", ")
+                        );
+                        if cur.len() == s.zone.voters {
+                            ev.insert(0, line);
+                        } else {
+                            fail.push(format!("{line} (expected {} current)", s.zone.voters));
+                        }
+                    } else if m.cluster_size == s.zone.voters {
+                        ev.push(format!(
+                            "{}: {} voters in the meta group",
+                            h.name, m.cluster_size
+                        ));
                     }
                 }
                 None => fail.push(format!("{}: not in a JetStream cluster", h.name)),
             },
             Err(e) => fail.push(format!("{}: /jsz: {e}", h.name)),
         }
+    }
+    if !leader_seen {
+        fail.push(match leader {
+            Some(l) => format!("the meta leader {l} did not answer: voter currency unknown"),
+            None => "no agreed meta leader: voter currency unknown".into(),
+        });
     }
     Item::new(
         "jetstream-voters",
@@ -348,43 +373,71 @@ pub fn jetstream_quorum(s: &Snapshot) -> Item {
     )
 }
 
+/// Every stream at the zone's replica count, with a leader whose own view
+/// reports every follower current (only a stream's leader knows).
 pub fn streams_replicated(s: &Snapshot) -> Item {
     let mut fail = Vec::new();
     let mut ev = Vec::new();
-    // The meta leader's view if it answered, else any.
-    let leader = s.meta_leader().ok();
-    let jsz = s
-        .hosts
+    let views: Vec<&crate::zone::nats::Jsz> =
+        s.hosts.iter().filter_map(|h| h.jsz.as_ref().ok()).collect();
+    let mut names: Vec<&str> = views
         .iter()
-        .filter_map(|h| h.jsz.as_ref().ok())
-        .max_by_key(|j| Some(&j.server_name) == leader.as_ref());
-    match jsz {
-        None => fail.push("no server answered /jsz".into()),
-        Some(j) if j.streams.is_empty() => {
-            fail.push(format!("{} reports no streams", j.server_name))
+        .flat_map(|j| j.streams.iter().map(|st| st.name.as_str()))
+        .collect();
+    names.sort();
+    names.dedup();
+    if views.is_empty() {
+        fail.push("no server answered /jsz".into());
+    } else if names.is_empty() {
+        fail.push("no streams reported".into());
+    }
+    for name in names {
+        let entries: Vec<(&str, &crate::zone::nats::StreamInfo)> = views
+            .iter()
+            .flat_map(|j| {
+                j.streams
+                    .iter()
+                    .filter(|st| st.name == name)
+                    .map(move |st| (j.server_name.as_str(), st))
+            })
+            .collect();
+        let r = entries
+            .iter()
+            .filter_map(|(_, st)| st.replicas_configured)
+            .max()
+            .unwrap_or(0);
+        let leader = entries.iter().find_map(|(_, st)| st.leader.clone());
+        let own = leader.as_deref().and_then(|l| {
+            entries
+                .iter()
+                .find(|(server, _)| *server == l)
+                .map(|(_, st)| *st)
+        });
+        if r != s.zone.replicas {
+            fail.push(format!(
+                "stream {name} has {r} replicas, expected {}",
+                s.zone.replicas
+            ));
+            continue;
         }
-        Some(j) => {
-            for st in &j.streams {
-                let r = st.replicas_configured.unwrap_or(0);
-                let current = st.followers.iter().filter(|f| f.current).count()
-                    + usize::from(st.leader.is_some());
-                if r != s.zone.replicas {
+        match (&leader, own) {
+            (None, _) => fail.push(format!("stream {name} has no leader")),
+            (Some(l), None) => fail.push(format!(
+                "stream {name}: its leader {l} did not answer; replica currency unknown"
+            )),
+            (Some(l), Some(st)) => {
+                let current = 1 + st
+                    .followers
+                    .iter()
+                    .filter(|f| f.current && !f.offline)
+                    .count();
+                if current < r {
                     fail.push(format!(
-                        "stream {} has {r} replicas, expected {}",
-                        st.name, s.zone.replicas
-                    ));
-                } else if st.leader.is_none() {
-                    fail.push(format!("stream {} has no leader", st.name));
-                } else if current < r {
-                    fail.push(format!(
-                        "stream {}: {current} of {r} replicas current",
-                        st.name
+                        "stream {name}: {current} of {r} replicas current (leader {l})"
                     ));
                 } else {
                     ev.push(format!(
-                        "stream {}: R{r}, leader {}",
-                        st.name,
-                        st.leader.as_deref().unwrap_or("-")
+                        "stream {name}: R{r}, leader {l}, all replicas current"
                     ));
                 }
             }
@@ -478,15 +531,19 @@ pub fn clock_offset(s: &Snapshot, max: Duration) -> Item {
             offsets.len()
         ));
     } else {
-        let (lo, hi) = (
-            offsets.iter().min_by_key(|x| x.1).expect("nonempty"),
-            offsets.iter().max_by_key(|x| x.1).expect("nonempty"),
-        );
-        let spread = hi.1 - lo.1;
-        let uncertainty = hi.2 + lo.2;
+        // The worst pair: the largest offset difference plus both uncertainties.
+        let mut worst: Option<(i64, i64, &str, &str)> = None;
+        for (i, a) in offsets.iter().enumerate() {
+            for b in &offsets[i + 1..] {
+                let (spread, unc) = ((a.1 - b.1).abs(), a.2 + b.2);
+                if worst.is_none_or(|w| spread + unc > w.0 + w.1) {
+                    worst = Some((spread, unc, &a.0, &b.0));
+                }
+            }
+        }
+        let (spread, uncertainty, x, y) = worst.expect("at least two hosts");
         let line = format!(
-            "largest offset between hosts {spread} ms ({} vs {}) ± {uncertainty} ms; allowed < {max_ms} ms",
-            hi.0, lo.0
+            "largest offset between hosts {spread} ms ({x} vs {y}) ± {uncertainty} ms; allowed < {max_ms} ms"
         );
         if spread + uncertainty < max_ms {
             ev.insert(0, line);
@@ -574,6 +631,9 @@ pub fn keepalived_unicast(s: &Snapshot) -> Item {
         } else {
             fail.push(format!("{line}: {}", bad.join("; ")));
         }
+    }
+    if fail.is_empty() && ev.is_empty() {
+        fail.push("the zone file names no keepalived peers for any service host".into());
     }
     Item::new(
         "keepalived-unicast",

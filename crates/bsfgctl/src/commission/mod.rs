@@ -12,6 +12,8 @@
 pub mod checklist;
 pub mod drill;
 pub mod round_trip;
+#[cfg(test)]
+mod tests;
 
 use crate::cli::CommissionArgs;
 use crate::exit::Result;

@@ -86,8 +86,14 @@ async fn observe_host(name: String, h: HostEntry, timeout: Duration) -> HostObse
             ),
         }
     };
-    let ((varz, varz_window), jsz, jetstream_health, agent, controller, node_exporter_mounts) =
+    let ((varz, varz_window), mut jsz, jetstream_health, agent, controller, node_exporter_mounts) =
         tokio::join!(varz, jsz, health, agent, controller, node);
+    // /jsz does not carry the server name; /varz does.
+    if let (Ok(j), Ok(v)) = (&mut jsz, &varz)
+        && j.server_name.is_empty()
+    {
+        j.server_name = v.server_name.clone();
+    }
     HostObservation {
         name,
         role: h.role,

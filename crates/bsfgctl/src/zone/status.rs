@@ -183,16 +183,22 @@ pub fn evaluate(s: &Snapshot, now_ms: i64) -> ZoneView {
     if let Err(views) = &meta_leader {
         problems.push(format!("no agreed JetStream meta leader ({views})"));
     }
-    for h in &hosts {
-        if h.meta_leader.is_some() && h.current_voters.len() < s.zone.voters {
-            problems.push(format!(
-                "{} sees {} of {} JetStream voters current ({})",
-                h.name,
-                h.current_voters.len(),
-                s.zone.voters,
-                h.current_voters.join(", ")
-            ));
-        }
+    // Only the meta leader knows whether the other voters are current.
+    if let Ok(l) = &meta_leader
+        && let Some(h) = hosts.iter().find(|h| {
+            s.host(&h.name)
+                .and_then(|o| o.jsz.as_ref().ok())
+                .is_some_and(|j| &j.server_name == l)
+        })
+        && h.current_voters.len() < s.zone.voters
+    {
+        problems.push(format!(
+            "the meta leader {} sees {} of {} JetStream voters current ({})",
+            h.name,
+            h.current_voters.len(),
+            s.zone.voters,
+            h.current_voters.join(", ")
+        ));
     }
     let threshold_ms = s.zone.min_validity().as_millis() as i64;
     for h in &hosts {

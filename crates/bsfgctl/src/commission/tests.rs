@@ -1,0 +1,526 @@
+//! Checklist verdicts on hand-built snapshots: a healthy zone passes every
+//! item, and each fault the zone simulator's drills inject fails the item
+//! that names it.
+
+use super::checklist::*;
+use crate::zone::agent::*;
+use crate::zone::file::ZoneFile;
+use crate::zone::nats::{Jsz, Meta, Peer, StreamInfo, Varz};
+use crate::zone::snapshot::*;
+use std::time::Duration;
+
+const NOW: i64 = 1_800_000_000_000;
+const DAY: i64 = 86_400_000;
+const CTRL: &str =
+    "/nix/store/9ryh3i2k0z2wmx1rzb1mfb7s1rd8q2a1-bsfg-controller-0.1.0/bin/bsfg-controller";
+
+fn zone() -> ZoneFile {
+    ZoneFile::parse(crate::zone::file::tests::EXAMPLE).unwrap()
+}
+
+fn gates(vip: bool) -> Vec<Gate> {
+    let g = |n: u8, gate: &str, ok: bool, reason: &str| Gate {
+        number: n,
+        gate: gate.into(),
+        verdict: if ok { "pass" } else { "fail" }.into(),
+        reason: reason.into(),
+    };
+    vec![
+        g(
+            1,
+            "vip",
+            vip,
+            if vip {
+                "10.20.0.100 on eno1"
+            } else {
+                "10.20.0.100 is not on any local interface"
+            },
+        ),
+        g(2, "jetstream", true, "healthy"),
+        g(3, "quorum", true, "leader gamma, 3 of 3 current"),
+        g(4, "artifacts", true, "/artifacts mounted and writable"),
+        g(5, "certificate", true, "valid for 364 days"),
+        g(6, "controller_ready", vip, "ready"),
+        g(7, "lease", vip, "held by this host"),
+    ]
+}
+
+fn host(name: &str, role: &str, active: bool) -> HostObservation {
+    let z = zone();
+    let addr = z.hosts[name].address.clone();
+    let peers: Vec<Peer> = ["alpha", "beta", "gamma"]
+        .iter()
+        .filter(|p| **p != name)
+        .map(|p| Peer {
+            name: (*p).into(),
+            current: true,
+            offline: false,
+            lag: 0,
+        })
+        .collect();
+    let stream = |n: &str| StreamInfo {
+        name: n.into(),
+        replicas_configured: Some(3),
+        leader: Some("gamma".into()),
+        followers: vec![
+            Peer {
+                name: "alpha".into(),
+                current: true,
+                ..Default::default()
+            },
+            Peer {
+                name: "beta".into(),
+                current: true,
+                ..Default::default()
+            },
+        ],
+        messages: 5,
+    };
+    let service = role != "gamma";
+    HostObservation {
+        name: name.into(),
+        role: role.into(),
+        varz: Ok(Varz {
+            server_name: name.into(),
+            version: "2.15.1".into(),
+            now_unix_ms: Some(NOW + 3),
+            store_dir: Some("/data/jetstream/jetstream".into()),
+        }),
+        varz_window: Some((NOW, NOW + 6)),
+        jsz: Ok(Jsz {
+            server_name: name.into(),
+            meta: Some(Meta {
+                leader: Some("gamma".into()),
+                cluster_size: 3,
+                peers,
+            }),
+            streams: vec![stream("facts_operational"), stream("KV_bsfg_lease")],
+        }),
+        jetstream_health: Ok(()),
+        agent: service.then(|| {
+            Ok(AgentStatus {
+                zone: "plant-a".into(),
+                host: name.into(),
+                role: if active { "active" } else { "standby" }.into(),
+                vrrp: Vrrp {
+                    state: if active { "MASTER" } else { "BACKUP" }.into(),
+                    since_unix_ms: None,
+                },
+                vip: "10.20.0.100".into(),
+                gates: gates(active),
+                controller: Controller {
+                    process: if active { "running" } else { "stopped" }.into(),
+                    ready: active,
+                    ..Default::default()
+                },
+                lease: Lease {
+                    holder: Some("alpha".into()),
+                    permits: active,
+                    ..Default::default()
+                },
+                host_facts: Some(HostFacts {
+                    now_unix_ms: NOW,
+                    system: Some(
+                        "/nix/store/0c6a8q4pq0bqsb6l7hxp8g3yq3xx3lxk-nixos-system-x-25.05".into(),
+                    ),
+                    controller_executable: Some(CTRL.into()),
+                    mounts: ["/", "/data/jetstream", "/opt/bsfg", "/artifacts"]
+                        .iter()
+                        .map(|m| Mount {
+                            mount_point: (*m).into(),
+                            source: "/dev/x".into(),
+                            fs_type: "ext4".into(),
+                            read_only: false,
+                        })
+                        .collect(),
+                    keepalived: Some(Keepalived {
+                        config: "/etc/keepalived/keepalived.conf".into(),
+                        interface: Some("eno1".into()),
+                        unicast_src_ip: Some(addr.clone()),
+                        unicast_peers: vec![
+                            if name == "alpha" {
+                                "10.20.0.12"
+                            } else {
+                                "10.20.0.11"
+                            }
+                            .into(),
+                        ],
+                    }),
+                    certificate: Some(Certificate {
+                        path: "/run/c.pem".into(),
+                        subject: "CN=plant-a-bsfg".into(),
+                        not_after_unix_ms: NOW + 365 * DAY,
+                    }),
+                    errors: vec![],
+                }),
+                ..Default::default()
+            })
+        }),
+        controller: service.then(|| {
+            if active {
+                Ok(ControllerSeen {
+                    ready: true,
+                    state: "serving".into(),
+                    listen: "10.20.0.100:9443".into(),
+                    node: name.into(),
+                    executable: Some(CTRL.into()),
+                    lease_holder: Some(name.into()),
+                    lease_held: true,
+                    ..Default::default()
+                })
+            } else {
+                Err("connection refused".into())
+            }
+        }),
+        // gamma: mounts seen through the node exporter
+        node_exporter_mounts: (!service).then(|| {
+            Ok(vec![
+                "/".into(),
+                "/data/jetstream".into(),
+                "/opt/bsfg".into(),
+            ])
+        }),
+    }
+}
+
+fn healthy() -> Snapshot {
+    Snapshot {
+        zone: zone(),
+        taken_at_unix_ms: NOW,
+        hosts: vec![
+            host("alpha", "alpha", true),
+            host("beta", "beta", false),
+            host("gamma", "gamma", false),
+        ],
+        vip_certificate: Some(Ok(CertificateSeen {
+            subject: "CN=plant-a-bsfg".into(),
+            not_after_unix_ms: NOW + 365 * DAY,
+        })),
+    }
+}
+
+const T: Thresholds = Thresholds {
+    certificate_min_validity: Duration::from_secs(30 * 86_400),
+    max_clock_offset: Duration::from_millis(100),
+};
+
+fn failing(s: &Snapshot) -> Vec<&'static str> {
+    evaluate_all(s, &T, NOW)
+        .into_iter()
+        .filter(|i| i.verdict == Verdict::Fail)
+        .map(|i| i.id)
+        .collect()
+}
+
+fn agent_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut AgentStatus {
+    s.hosts
+        .iter_mut()
+        .find(|h| h.name == host)
+        .unwrap()
+        .agent
+        .as_mut()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+}
+
+fn host_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut HostObservation {
+    s.hosts.iter_mut().find(|h| h.name == host).unwrap()
+}
+
+#[test]
+fn a_healthy_zone_passes_every_item_with_evidence() {
+    let items = evaluate_all(&healthy(), &T, NOW);
+    assert_eq!(items.len(), 12);
+    for i in &items {
+        assert_eq!(i.verdict, Verdict::Pass, "{i:?}");
+        assert!(!i.evidence.is_empty(), "{} has no evidence", i.id);
+    }
+    assert_eq!(exit_code(&items), crate::exit::OK);
+    let text = render(&items);
+    assert!(text.contains("PASS  vip-single-holder"), "{text}");
+    assert!(text.contains("alpha holds the VIP 10.20.0.100"), "{text}");
+    assert!(text.ends_with("12/12 items pass\n"), "{text}");
+}
+
+#[test]
+fn a_crashed_host_fails_reachability_and_voters() {
+    let mut s = healthy();
+    let g = host_mut(&mut s, "gamma");
+    g.varz = Err("connection refused".into());
+    g.varz_window = None;
+    g.jsz = Err("connection refused".into());
+    g.jetstream_health = Err("connection refused".into());
+    for h in ["alpha", "beta"] {
+        let j = host_mut(&mut s, h).jsz.as_mut().unwrap();
+        let m = j.meta.as_mut().unwrap();
+        m.leader = Some("alpha".into());
+        for p in m.peers.iter_mut().filter(|p| p.name == "gamma") {
+            p.current = false;
+            p.offline = true;
+        }
+    }
+    let f = failing(&s);
+    assert!(
+        f.contains(&"hosts-reachable") && f.contains(&"jetstream-voters"),
+        "{f:?}"
+    );
+    let items = evaluate_all(&s, &T, NOW);
+    let reach = items.iter().find(|i| i.id == "hosts-reachable").unwrap();
+    assert!(
+        reach.evidence[0].starts_with("gamma: NATS monitoring 10.20.0.13:8222"),
+        "{reach:?}"
+    );
+    assert_eq!(exit_code(&items), crate::exit::FAILED);
+}
+
+#[test]
+fn a_missing_artifact_mount_on_the_standby_fails_mounts() {
+    let mut s = healthy();
+    let a = agent_mut(&mut s, "beta");
+    a.gates[3].verdict = "fail".into();
+    a.gates[3].reason = "/artifacts is not a mount point".into();
+    a.host_facts
+        .as_mut()
+        .unwrap()
+        .mounts
+        .retain(|m| m.mount_point != "/artifacts");
+    let f = failing(&s);
+    assert_eq!(f, vec!["mounts"]);
+    let item = evaluate_all(&s, &T, NOW)
+        .into_iter()
+        .find(|i| i.id == "mounts")
+        .unwrap();
+    assert!(
+        item.evidence
+            .iter()
+            .any(|e| e == "beta: /artifacts (artifacts) is not mounted (gate agent mount table)"),
+        "{item:?}"
+    );
+}
+
+#[test]
+fn artifacts_on_gamma_or_unobservable_mounts_fail() {
+    let mut s = healthy();
+    host_mut(&mut s, "gamma").node_exporter_mounts = Some(Ok(vec![
+        "/data/jetstream".into(),
+        "/opt/bsfg".into(),
+        "/artifacts".into(),
+    ]));
+    assert_eq!(failing(&s), vec!["mounts"]);
+    let mut s = healthy();
+    host_mut(&mut s, "gamma").node_exporter_mounts = None;
+    assert_eq!(
+        failing(&s),
+        vec!["mounts"],
+        "a required mount nobody can see is not a pass"
+    );
+}
+
+#[test]
+fn a_certificate_below_threshold_fails_certificates() {
+    let mut s = healthy();
+    agent_mut(&mut s, "beta")
+        .host_facts
+        .as_mut()
+        .unwrap()
+        .certificate
+        .as_mut()
+        .unwrap()
+        .not_after_unix_ms = NOW + 10 * DAY;
+    assert_eq!(failing(&s), vec!["certificates"]);
+    let item = evaluate_all(&s, &T, NOW)
+        .into_iter()
+        .find(|i| i.id == "certificates")
+        .unwrap();
+    assert!(
+        item.evidence[0].starts_with("beta: CN=plant-a-bsfg valid for 10d, below 30days"),
+        "{item:?}"
+    );
+}
+
+#[test]
+fn the_vip_on_both_hosts_fails_vip_and_placement() {
+    // vrrp-one-way / keepalived killed on the active host: both hold the VIP.
+    let mut s = healthy();
+    agent_mut(&mut s, "beta").gates[0].verdict = "pass".into();
+    let f = failing(&s);
+    assert!(f.contains(&"vip-single-holder"), "{f:?}");
+    assert!(
+        f.contains(&"controller-placement"),
+        "beta holds the VIP without serving: {f:?}"
+    );
+    // ... and on neither.
+    let mut s = healthy();
+    agent_mut(&mut s, "alpha").gates[0].verdict = "fail".into();
+    let f = failing(&s);
+    assert!(
+        f.contains(&"vip-single-holder") && f.contains(&"controller-placement"),
+        "{f:?}"
+    );
+}
+
+#[test]
+fn a_controller_without_the_vip_or_bound_elsewhere_fails() {
+    let mut s = healthy();
+    agent_mut(&mut s, "beta").controller.process = "running".into();
+    assert_eq!(failing(&s), vec!["controller-placement"]);
+    let mut s = healthy();
+    if let Some(Ok(c)) = host_mut(&mut s, "alpha").controller.as_mut() {
+        c.listen = "0.0.0.0:9443".into();
+    }
+    assert_eq!(failing(&s), vec!["controller-bound-to-vip"]);
+}
+
+#[test]
+fn quorum_streams_clock_keepalived_and_builds_each_fail_alone() {
+    // Disagreeing meta leaders.
+    let mut s = healthy();
+    host_mut(&mut s, "beta")
+        .jsz
+        .as_mut()
+        .unwrap()
+        .meta
+        .as_mut()
+        .unwrap()
+        .leader = Some("beta".into());
+    assert_eq!(
+        failing(&s),
+        vec!["jetstream-voters", "jetstream-quorum"],
+        "voter currency is unknown without an agreed leader"
+    );
+    // A stream at R1.
+    let mut s = healthy();
+    for h in &mut s.hosts {
+        h.jsz.as_mut().unwrap().streams[0].replicas_configured = Some(1);
+    }
+    assert_eq!(failing(&s), vec!["streams-r3"]);
+    // Beta's clock 150 ms ahead.
+    let mut s = healthy();
+    host_mut(&mut s, "beta").varz.as_mut().unwrap().now_unix_ms = Some(NOW + 153);
+    assert_eq!(failing(&s), vec!["clock-offset"]);
+    // An offset within the limit but too uncertain to prove it is not a pass.
+    let mut s = healthy();
+    host_mut(&mut s, "beta").varz_window = Some((NOW - 200, NOW + 206));
+    assert_eq!(failing(&s), vec!["clock-offset"]);
+    // Multicast VRRP (no unicast peers), and a peer outside the segment.
+    let mut s = healthy();
+    agent_mut(&mut s, "alpha")
+        .host_facts
+        .as_mut()
+        .unwrap()
+        .keepalived
+        .as_mut()
+        .unwrap()
+        .unicast_peers
+        .clear();
+    assert_eq!(failing(&s), vec!["keepalived-unicast"]);
+    let mut s = healthy();
+    agent_mut(&mut s, "beta")
+        .host_facts
+        .as_mut()
+        .unwrap()
+        .keepalived
+        .as_mut()
+        .unwrap()
+        .unicast_peers = vec!["192.168.9.11".into()];
+    assert_eq!(failing(&s), vec!["keepalived-unicast"]);
+    // Keepalived not running on a service host.
+    let mut s = healthy();
+    agent_mut(&mut s, "beta")
+        .host_facts
+        .as_mut()
+        .unwrap()
+        .keepalived = None;
+    assert_eq!(failing(&s), vec!["keepalived-unicast"]);
+    // Beta would start another controller build.
+    let mut s = healthy();
+    agent_mut(&mut s, "beta")
+        .host_facts
+        .as_mut()
+        .unwrap()
+        .controller_executable = Some(
+        "/nix/store/1b7b1j6ii2rw2dyz2h9h7xlcg7vcd4h4-bsfg-controller-0.1.1/bin/bsfg-controller"
+            .into(),
+    );
+    assert_eq!(failing(&s), vec!["controller-builds"]);
+}
+
+#[test]
+fn an_unanswering_agent_fails_every_item_that_needs_it() {
+    let mut s = healthy();
+    host_mut(&mut s, "beta").agent = Some(Err("connection refused".into()));
+    let f = failing(&s);
+    for id in [
+        "hosts-reachable",
+        "mounts",
+        "vip-single-holder",
+        "certificates",
+        "keepalived-unicast",
+        "controller-builds",
+    ] {
+        assert!(f.contains(&id), "{id} should fail: {f:?}");
+    }
+}
+
+#[test]
+fn in_network_matches_cidrs() {
+    assert!(in_network("10.20.0.12", "10.20.0.0/24"));
+    assert!(!in_network("10.20.1.12", "10.20.0.0/24"));
+    assert!(in_network("10.20.1.12", "10.20.0.0/16"));
+    assert!(in_network("1.2.3.4", "0.0.0.0/0"));
+    assert!(!in_network("x", "10.0.0.0/8"));
+}
+
+#[test]
+fn zone_status_flags_problems_and_renders_a_row_per_host() {
+    use crate::zone::status::{evaluate, render};
+    let v = evaluate(&healthy(), NOW);
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    assert_eq!(v.vip_holders, vec!["alpha"]);
+    let text = render(&v);
+    assert!(
+        text.contains("zone plant-a  VIP 10.20.0.100 on alpha  meta leader gamma  lease alpha"),
+        "{text}"
+    );
+    let alpha = text.lines().find(|l| l.starts_with("alpha")).unwrap();
+    for want in [
+        "MASTER",
+        "7/7",
+        "serving",
+        "follower",
+        "365d",
+        "nixos-system-x-25.05",
+        "bsfg-controller-0.1.0",
+    ] {
+        assert!(alpha.contains(want), "{want} in {alpha}");
+    }
+    assert!(text.ends_with("no problems found\n"));
+
+    let mut s = healthy();
+    agent_mut(&mut s, "beta")
+        .host_facts
+        .as_mut()
+        .unwrap()
+        .controller_executable = Some(
+        "/nix/store/1b7b1j6ii2rw2dyz2h9h7xlcg7vcd4h4-bsfg-controller-0.1.1/bin/bsfg-controller"
+            .into(),
+    );
+    let a = agent_mut(&mut s, "beta");
+    a.gates[4].verdict = "fail".into();
+    a.gates[4].reason = "valid for 10 days, below 30 days".into();
+    let v = evaluate(&s, NOW);
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.starts_with("alpha and beta run different controller builds")),
+        "{:?}",
+        v.problems
+    );
+    assert!(
+        v.problems.iter().any(|p| p
+            == "standby beta could not take over: certificate: valid for 10 days, below 30 days"),
+        "{:?}",
+        v.problems
+    );
+}
