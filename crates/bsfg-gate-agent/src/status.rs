@@ -38,6 +38,11 @@ pub struct Status {
     /// The most recent role changes, oldest first.
     pub transitions: Vec<TransitionStatus>,
     pub evaluated_at_unix_ms: i64,
+    /// What only the host can see (system, controller executable, mounts,
+    /// keepalived unicast settings, certificate, clock), read when `/status`
+    /// is requested; absent in the evaluation loop's copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_facts: Option<crate::host_facts::HostFacts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,6 +210,28 @@ pub fn render(s: &Status) -> String {
             t.to,
             t.reason
         );
+    }
+    if let Some(f) = &s.host_facts {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "system      {}", f.system.as_deref().unwrap_or("-"));
+        let _ = writeln!(
+            out,
+            "controller  {}",
+            f.controller_executable.as_deref().unwrap_or("-")
+        );
+        if let Some(k) = &f.keepalived {
+            let _ = writeln!(
+                out,
+                "keepalived  pid {} {}: unicast {} -> {}",
+                k.pid,
+                k.config,
+                k.unicast_src_ip.as_deref().unwrap_or("-"),
+                k.unicast_peers.join(", ")
+            );
+        }
+        for e in &f.errors {
+            let _ = writeln!(out, "unreadable  {e}");
+        }
     }
     out
 }
@@ -424,6 +451,7 @@ pub(crate) mod tests {
                 reason: "controller exited 75: the zone lease is held by another host".into(),
             }],
             evaluated_at_unix_ms: 1_060_000,
+            host_facts: None,
         }
     }
 

@@ -226,4 +226,59 @@ fn keepalived_moves_the_vip_when_the_agent_demotes_and_never_fails_back() {
     let bs = beta.status().expect("beta status");
     assert_eq!(bs.role, Role::Active);
     assert!(beta.controller_ready() && !alpha.controller_running());
+
+    // host_facts (for bsfgctl): each agent finds the keepalived of its own
+    // network namespace (both run on this machine) and reads its unicast
+    // settings; the mount table shows the artifact tmpfs; the controller
+    // executable is the one its command names; the certificate's expiry.
+    for (agent, own, peer) in [
+        (&alpha, "10.77.0.11", "10.77.0.12"),
+        (&beta, "10.77.0.12", "10.77.0.11"),
+    ] {
+        let f = agent
+            .status()
+            .and_then(|s| s.host_facts)
+            .expect("host_facts in /status");
+        let k = f
+            .keepalived
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}: no keepalived found: {f:?}", agent.host));
+        assert_eq!(
+            k.unicast_src_ip.as_deref(),
+            Some(own),
+            "{}: {k:?}",
+            agent.host
+        );
+        assert_eq!(
+            k.unicast_peers,
+            vec![peer.to_owned()],
+            "{}: {k:?}",
+            agent.host
+        );
+        assert_eq!(k.interface.as_deref(), Some("eth0"));
+        assert!(k.config.ends_with("keepalived/keepalived.conf"), "{k:?}");
+        let artifacts = agent.artifacts.path().display().to_string();
+        let m = f
+            .mounts
+            .iter()
+            .find(|m| m.mount_point == artifacts)
+            .unwrap_or_else(|| panic!("{artifacts} not in {:?}", f.mounts));
+        assert_eq!(m.fs_type, "tmpfs");
+        // The test agents run the controller through a wrapper script (its command[0]).
+        let exe = f
+            .controller_executable
+            .as_deref()
+            .expect("controller executable");
+        assert!(
+            exe.ends_with(&format!("/{}/controller.sh", agent.host)),
+            "{exe}"
+        );
+        let c = f.certificate.as_ref().expect("certificate");
+        assert!(
+            c.not_after_unix_ms > f.now_unix_ms + 300 * 86_400_000,
+            "{c:?}"
+        );
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert!(f.mounts.iter().all(|m| m.fs_type != "proc"));
+    }
 }

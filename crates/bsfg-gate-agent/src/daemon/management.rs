@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 #[derive(Clone)]
 pub struct Shared {
+    pub config: Arc<crate::config::AgentConfig>,
     pub status: Arc<RwLock<Option<Status>>>,
     pub metrics: Arc<Metrics>,
     pub notifications: mpsc::Sender<Notification>,
@@ -33,8 +34,12 @@ pub fn router(shared: Shared) -> Router {
 }
 
 async fn status(State(s): State<Shared>) -> Response {
-    match s.status.read().expect("not poisoned").as_ref() {
-        Some(st) => axum::Json(st.clone()).into_response(),
+    let current = s.status.read().expect("not poisoned").clone();
+    match current {
+        Some(mut st) => {
+            st.host_facts = Some(crate::host_facts::gather(&s.config).await);
+            axum::Json(st).into_response()
+        }
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             "no evaluation yet\n".to_owned(),

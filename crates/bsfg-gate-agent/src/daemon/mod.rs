@@ -82,6 +82,7 @@ pub async fn run<S: Supervisor>(config: AgentConfig, mut supervisor: S) -> Resul
         .with_context(|| format!("binding management.address {}", config.management.address))
         .map_err(unavailable)?;
     let app = management::router(management::Shared {
+        config: config.clone(),
         status: status.clone(),
         metrics: metrics.clone(),
         notifications: tx.clone(),
@@ -326,6 +327,7 @@ impl<S: Supervisor> Daemon<S> {
             transitions_total: self.machine.transitions_total(),
             transitions: self.transitions.iter().cloned().collect(),
             evaluated_at_unix_ms: probes::unix_now_ms(),
+            host_facts: None,
         };
         self.metrics.update(&status);
         *self.status.write().expect("not poisoned") = Some(status);
