@@ -265,6 +265,7 @@ pub struct Metrics {
     transitions: Counter,
     lease_remaining: Gauge<f64, AtomicU64>,
     lease_holder: Family<HostLabel, Gauge>,
+    certificate_expiry: Gauge,
     counted_transitions: std::sync::atomic::AtomicU64,
 }
 
@@ -319,6 +320,12 @@ impl Metrics {
             "1 for the host holding the zone lease",
             lease_holder.clone(),
         );
+        let certificate_expiry = Gauge::default();
+        registry.register(
+            "bsfg_certificate_expiry_timestamp_seconds",
+            "Unix time the controller certificate (certificate.path) expires; 0 if unreadable",
+            certificate_expiry.clone(),
+        );
         for id in GateId::ALL {
             let _ = gate_state.get_or_create(&GateLabel {
                 gate: id.name().into(),
@@ -333,8 +340,14 @@ impl Metrics {
             transitions,
             lease_remaining,
             lease_holder,
+            certificate_expiry,
             counted_transitions: Default::default(),
         }
+    }
+
+    /// The certificate's `notAfter` (Unix seconds), read at scrape time.
+    pub fn set_certificate_expiry(&self, not_after_unix_s: i64) {
+        self.certificate_expiry.set(not_after_unix_s);
     }
 
     pub fn update(&self, s: &Status) {
@@ -504,5 +517,10 @@ pub(crate) mod tests {
         let text = m.encode();
         assert!(text.contains("bsfg_role_transitions_total 3"), "{text}");
         assert!(!text.contains(r#"host="alpha""#));
+        m.set_certificate_expiry(1_795_312_800);
+        assert!(
+            m.encode()
+                .contains("bsfg_certificate_expiry_timestamp_seconds 1795312800")
+        );
     }
 }

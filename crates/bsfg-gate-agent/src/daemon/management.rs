@@ -49,6 +49,11 @@ async fn status(State(s): State<Shared>) -> Response {
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {
+    s.metrics.set_certificate_expiry(
+        crate::probes::certificate::observe(&s.config.certificate.path)
+            .map(|c| c.not_after)
+            .unwrap_or(0),
+    );
     (
         [(
             header::CONTENT_TYPE,
