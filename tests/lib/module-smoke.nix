@@ -39,6 +39,7 @@ let
       nullOr = t: stubType "nullOr ${t.name}";
       listOf = t: stubType "listOf ${t.name}";
       enum = vs: stubType "enum ${builtins.toJSON vs}";
+      submodule = _: stubType "submodule";
     };
     inherit (builtins) filter;
     concatStringsSep = builtins.concatStringsSep;
@@ -136,6 +137,10 @@ let
         journalUpload.enable = false;
         alertRules = null;
         grafanaDashboard = null;
+        commissioning = {
+          class = "commissioning";
+          consumer = "commissioning";
+        };
       };
     };
     services.nats = {
@@ -243,4 +248,9 @@ in {
     hasVrrp "alpha" && hasVrrp "beta" && !(hasVrrp "gamma");
   firewall_controller_port_to_vip_only = builtins.match ".*ip daddr 10[.]20[.]0[.]100 tcp dport 9443 accept.*" (builtins.replaceStrings ["\n"] [" "] (get "alpha" "firewall").networking.firewall.extraInputRules) != null;
   exporters_on_management_address = (get "beta" "observability").services.prometheus.exporters.node.listenAddress == "10.20.0.12";
+  nats_exporter_has_endpoint_flags = (get "gamma" "observability").services.prometheus.exporters.nats.extraFlags == ["-varz" "-healthz"];
+  zone_json_for_bsfgctl = let
+    z = builtins.fromJSON (get "beta" "observability").environment.etc."bsfg/zone.json".text;
+  in
+    z.endpoint == "https://10.20.0.100:9443" && z.hosts.gamma.nodeExporter == "10.20.0.13:9100" && z.commissioning.consumer == "commissioning" && z.hosts.beta.keepalived.unicastPeers == ["10.20.0.11"];
 }
