@@ -229,6 +229,7 @@ pub struct CommissionArgs {
     /// rejoins as standby after its hold-down.
     #[arg(
         long,
+        env = "BSFG_CLI_HANDOVER_COMMAND",
         value_name = "TEMPLATE",
         default_value = "ssh root@{management} systemctl restart bsfg-gate-agent.service"
     )]

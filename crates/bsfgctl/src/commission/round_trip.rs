@@ -21,6 +21,7 @@ pub fn fact(zone: &str, run: &str, now_ms: i64) -> pb::Fact {
         envelope: Some(pb::Envelope {
             message_id: format!("bsfgctl-commission-{run}"),
             from_zone: zone.to_owned(),
+            to_zone: zone.to_owned(),
             produced_at_unix_ms: now_ms,
             ..Default::default()
         }),
