@@ -41,8 +41,14 @@ pub fn is_commissioning(sf: &pb::StoredFact) -> bool {
     })
 }
 
+/// The whole round trip may take this long (a black-holed VIP must not hang the checklist).
+const DEADLINE: Duration = Duration::from_secs(30);
+
 pub async fn run(client: &Client, zone: &str, class: &str, consumer: &str) -> Item {
-    match attempt(client, zone, class, consumer).await {
+    let result = tokio::time::timeout(DEADLINE, attempt(client, zone, class, consumer))
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {DEADLINE:?}")));
+    match result {
         Ok(ev) => Item {
             id: ID,
             title: TITLE,
