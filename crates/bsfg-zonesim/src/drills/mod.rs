@@ -1,0 +1,565 @@
+//! The drills: each brings up a fresh zone instance, runs the load generator
+//! and the checker, injects its fault, waits for the contract's outcome,
+//! reads every fact back and reports ([`crate::report::DrillReport`]).
+//!
+//! Expected outcomes are contract section 8; the NixOS VM tests
+//! (tests/*.nix) have one twin each here (docs/testing.md).
+
+pub mod checker;
+pub mod logs;
+pub mod metrics;
+pub mod outcome;
+mod scenarios;
+
+use crate::load::{self, Load, LoadConfig};
+use crate::observe::jsz::Placement;
+use crate::report::{DrillReport, Event, ZoneFacts};
+use crate::zone::{Options, Zone};
+use anyhow::{Context, Result, bail};
+use checker::{Checker, Sample};
+use outcome::{Check, Outcome, Safety};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Time allowed for a promotion or a recovery before a drill gives up.
+pub const PROMOTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time allowed for a zone to boot.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Every drill, in the order `drill all` runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Drill {
+    BringUp,
+    Boot,
+    AlphaCrash,
+    BetaCrash,
+    GammaCrash,
+    AlphaBetaCrash,
+    AlphaIsolated,
+    GammaIsolated,
+    JetstreamKilled,
+    KeepalivedKilled,
+    ArtifactMountMissing,
+    CertBelowThreshold,
+    Flapping,
+    VrrpOneWay,
+}
+
+impl Drill {
+    pub const ALL: [Drill; 14] = [
+        Drill::BringUp,
+        Drill::Boot,
+        Drill::AlphaCrash,
+        Drill::BetaCrash,
+        Drill::GammaCrash,
+        Drill::AlphaBetaCrash,
+        Drill::AlphaIsolated,
+        Drill::GammaIsolated,
+        Drill::JetstreamKilled,
+        Drill::KeepalivedKilled,
+        Drill::ArtifactMountMissing,
+        Drill::CertBelowThreshold,
+        Drill::Flapping,
+        Drill::VrrpOneWay,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Drill::BringUp => "bring-up",
+            Drill::Boot => "boot",
+            Drill::AlphaCrash => "alpha-crash",
+            Drill::BetaCrash => "beta-crash",
+            Drill::GammaCrash => "gamma-crash",
+            Drill::AlphaBetaCrash => "alpha-beta-crash",
+            Drill::AlphaIsolated => "alpha-isolated",
+            Drill::GammaIsolated => "gamma-isolated",
+            Drill::JetstreamKilled => "jetstream-killed",
+            Drill::KeepalivedKilled => "keepalived-killed",
+            Drill::ArtifactMountMissing => "artifact-mount-missing",
+            Drill::CertBelowThreshold => "cert-below-threshold",
+            Drill::Flapping => "flapping",
+            Drill::VrrpOneWay => "vrrp-one-way",
+        }
+    }
+
+    /// What the drill does, one line (for `--help` and `drill --list`).
+    pub fn about(self) -> &'static str {
+        match self {
+            Drill::BringUp => {
+                "VM twin bring-up: 3 voters, VIP and controller on alpha only, controller on the VIP only, idempotent appends"
+            }
+            Drill::Boot => {
+                "VM twin boot-semantics: beta alone, then gamma, then alpha; then all at once: the controller only ever through the agent"
+            }
+            Drill::AlphaCrash => {
+                "alpha dies (processes killed, cable pulled): VIP and controller move to beta"
+            }
+            Drill::BetaCrash => "beta dies: no role change",
+            Drill::GammaCrash => "gamma dies: quorum of two, no role change; gamma rejoins",
+            Drill::AlphaBetaCrash => {
+                "alpha and beta die: zone unavailable; beta returns and serves, alpha rejoins as standby"
+            }
+            Drill::AlphaIsolated => {
+                "alpha partitioned from beta and gamma: alpha demotes, beta promotes, no failback after healing"
+            }
+            Drill::GammaIsolated => "gamma partitioned from alpha and beta: no change",
+            Drill::JetstreamKilled => {
+                "nats-server killed on the active host: it demotes, beta promotes"
+            }
+            Drill::KeepalivedKilled => {
+                "keepalived killed (SIGKILL) on the active host: the VIP stays there, beta takes it too"
+            }
+            Drill::ArtifactMountMissing => {
+                "beta's artifact storage missing when alpha dies: promotion denied with the reason, then granted"
+            }
+            Drill::CertBelowThreshold => {
+                "beta's certificate below the 30-day policy when alpha dies: promotion denied, then granted"
+            }
+            Drill::Flapping => {
+                "the active host's cable flaps four times: one controller at a time, hold-down, no ping-pong"
+            }
+            Drill::VrrpOneWay => {
+                "beta stops hearing alpha's VRRP adverts: both hold the VIP, only the lease holder serves"
+            }
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Drill> {
+        Drill::ALL
+            .into_iter()
+            .find(|d| d.name() == name)
+            .with_context(|| {
+                format!(
+                    "unknown drill {name:?}; drills: {}",
+                    Drill::ALL.map(Drill::name).join(", ")
+                )
+            })
+    }
+}
+
+/// How drills run.
+#[derive(Debug, Clone)]
+pub struct DrillOptions {
+    /// The instance (namespaces, run directory); one drill at a time uses it.
+    pub zone: Options,
+    pub load: LoadConfig,
+    /// Copy every host's logs here (a subdirectory per run) before teardown.
+    pub keep_logs: Option<PathBuf>,
+}
+
+/// What a running drill has at hand.
+pub struct Ctx {
+    pub epoch: Instant,
+    pub events: Vec<Event>,
+    pub checks: Vec<Check>,
+    pub fault_at: Option<Duration>,
+    pub fault_unix_ms: Option<i64>,
+    /// Where the VIP and the controller should go (for the timing metrics).
+    pub target: Option<String>,
+    pub expected: Outcome,
+    /// Ids acknowledged outside the load generator (the drill's own appends).
+    pub extra_acked: Vec<String>,
+    pub placement_before: Option<Placement>,
+    checker: Option<Checker>,
+    load: Option<Load>,
+}
+
+impl Ctx {
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    pub fn event(&mut self, what: impl Into<String>) {
+        self.events.push(Event {
+            at_s: metrics::ms(self.now().as_secs_f64()),
+            what: what.into(),
+        });
+    }
+
+    /// Marks the fault (the first one counts for the timing metrics).
+    pub fn fault(&mut self, what: impl Into<String>) {
+        if self.fault_at.is_none() {
+            self.fault_at = Some(self.now());
+            self.fault_unix_ms = Some(crate::zone::instance::unix_ms());
+        }
+        self.event(what);
+    }
+
+    pub fn check(&mut self, name: &str, passed: bool, detail: impl Into<String>) -> bool {
+        self.checks.push(Check {
+            name: name.to_owned(),
+            passed,
+            detail: detail.into(),
+        });
+        passed
+    }
+
+    /// The checker's latest sample.
+    pub fn sample(&self) -> Option<Sample> {
+        self.checker.as_ref().and_then(Checker::last)
+    }
+
+    /// The checker's samples, for conditions.
+    pub fn samples(&self) -> checker::SampleView {
+        self.checker.as_ref().expect("the checker runs").view()
+    }
+
+    /// The load's log, for conditions.
+    pub fn loads(&self) -> load::LoadView {
+        self.load.as_ref().expect("the load runs").view()
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now()
+    }
+
+    pub fn acked(&self) -> usize {
+        self.load.as_ref().map_or(0, Load::acked)
+    }
+
+    /// Acknowledgements whose attempt was sent after `t`.
+    pub fn acked_after(&self, t: Duration) -> usize {
+        self.load.as_ref().map_or(0, |l| {
+            l.snapshot().acks.iter().filter(|a| a.last_try >= t).count()
+        })
+    }
+
+    /// Polls `cond` (every 100 ms) until it yields a detail; records a check.
+    pub async fn wait_for<F, Fut>(&mut self, name: &str, timeout: Duration, mut cond: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<String>>,
+    {
+        let start = self.now();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(detail) = cond().await {
+                let took = (self.now() - start).as_secs_f64();
+                return self.check(name, true, format!("{detail} (after {took:.1} s)"));
+            }
+            if Instant::now() > deadline {
+                return self.check(name, false, format!("not within {timeout:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `cond` must hold at every poll (every 200 ms) for `duration`; it
+    /// returns `Err(what is wrong)` to break. Records a check.
+    pub async fn hold<F, Fut>(&mut self, name: &str, duration: Duration, mut cond: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let deadline = Instant::now() + duration;
+        let mut polls = 0;
+        while Instant::now() < deadline {
+            if let Err(why) = cond().await {
+                return self.check(name, false, why);
+            }
+            polls += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.check(name, true, format!("held for {duration:?} ({polls} polls)"))
+    }
+
+    /// Waits until `n` appends sent after now are acknowledged.
+    pub async fn wait_acks(&mut self, name: &str, n: usize, timeout: Duration) -> bool {
+        let from = self.now();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.acked_after(from);
+            if got >= n {
+                return self.check(name, true, format!("{got} appends acknowledged"));
+            }
+            if Instant::now() > deadline {
+                return self.check(
+                    name,
+                    false,
+                    format!("only {got} of {n} appends acknowledged within {timeout:?}"),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn contract(row: &str) -> String {
+    format!("contract section 8: {row}")
+}
+
+fn hosts(v: &[&str]) -> Option<Vec<String>> {
+    Some(v.iter().map(|s| (*s).to_owned()).collect())
+}
+
+/// Runs one drill on a fresh instance and reports. Errors are failures to
+/// build the instance; a drill whose expectations fail returns a report
+/// with `passed == false`.
+pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
+    let mut zone_opts = opts.zone.clone();
+    zone_opts.zone_file = zone_file_for(drill, &opts.zone)?;
+    let started = Instant::now();
+    let zone = tokio::task::block_in_place(|| Zone::create(&zone_opts))?;
+    zone.progress
+        .say(format!("drill {}: {}", drill.name(), drill.about()));
+    let mut ctx = Ctx {
+        epoch: Instant::now(),
+        events: Vec::new(),
+        checks: Vec::new(),
+        fault_at: None,
+        fault_unix_ms: None,
+        target: None,
+        expected: Outcome::default(),
+        extra_acked: Vec::new(),
+        placement_before: None,
+        checker: None,
+        load: None,
+    };
+    let mut error = None;
+    // Every drill starts from a zone that formed once (the boot drill, like
+    // its VM twin, then power-cycles it).
+    if let Err(e) = zone.boot(BOOT_TIMEOUT).await {
+        bail!("the zone did not come up: {e:#}");
+    }
+    ctx.event("zone up");
+    ctx.checker = Some(Checker::start(&zone, ctx.epoch)?);
+    let (producer, _) = zone.client_tls();
+    let prefix = format!("{}-{}", drill.name(), zone.instance);
+    let load_config = LoadConfig {
+        prefix,
+        ..opts.load.clone()
+    };
+    ctx.load = Some(Load::start(
+        &*zone.runtime(crate::netns::CLIENT)?,
+        &zone.spec.endpoint(),
+        &producer,
+        &zone.workload,
+        ctx.epoch,
+        &load_config,
+    )?);
+    ctx.event("load and checker started");
+    ctx.wait_acks("appends flow before the fault", 30, PROMOTION_TIMEOUT)
+        .await;
+    // Steady state: the active controller has moved the stream leaders off
+    // its host and gathered them on one peer (bsfg_store::step_down_leaders_on).
+    let active = zone.spec.by_role.alpha.clone();
+    let z = &zone;
+    ctx.wait_for(
+        "stream leaders gathered on one host other than the active one before the fault",
+        Duration::from_secs(40),
+        || async {
+            let p = z.any_placement().await.ok()?;
+            let on = p.gathered_on()?;
+            (on != active).then(|| {
+                format!(
+                    "every stream led by {on}; meta leader {}",
+                    p.meta_leader.as_deref().unwrap_or("-")
+                )
+            })
+        },
+    )
+    .await;
+    ctx.wait_acks("appends flow after the leader moves", 10, PROMOTION_TIMEOUT)
+        .await;
+    ctx.placement_before = zone.any_placement().await.ok();
+    zone.progress
+        .say(format!("drill {}: injecting the fault", drill.name()));
+    if let Err(e) = scenarios::run(drill, &zone, &mut ctx).await {
+        error = Some(format!("{e:#}"));
+    }
+    zone.progress
+        .say(format!("drill {}: collecting results", drill.name()));
+    let report = finish(drill, &zone, ctx, error, started).await;
+    if let Some(dir) = &opts.keep_logs {
+        let dest = dir.join(format!("{}-{}", zone.instance, drill.name()));
+        match copy_logs(&zone, &dest) {
+            Ok(()) => zone
+                .progress
+                .say(format!("logs kept in {}", dest.display())),
+            Err(e) => zone.progress.say(format!("could not keep the logs: {e:#}")),
+        }
+    }
+    drop(zone);
+    report
+}
+
+/// The zone description a drill runs on: the one given, or for drills that
+/// need other settings, a zone of this crate.
+fn zone_file_for(_drill: Drill, opts: &Options) -> Result<PathBuf> {
+    Ok(opts.zone_file.clone())
+}
+
+async fn finish(
+    drill: Drill,
+    zone: &Zone,
+    mut ctx: Ctx,
+    error: Option<String>,
+    started: Instant,
+) -> Result<DrillReport> {
+    let placement_after = zone.any_placement().await.ok();
+    let mut vip = zone.vip_holders().await.unwrap_or_default();
+    vip.sort_by_key(|h| role_order(zone, h));
+    let mut serving = Vec::new();
+    for h in zone.spec.service_hosts() {
+        if matches!(
+            zone.readiness(h).await,
+            Ok(crate::observe::Readiness::Serving)
+        ) {
+            serving.push(h.to_owned());
+        }
+    }
+    let load = ctx.load.take().context("no load")?;
+    let log = load.stop(Duration::from_secs(30)).await;
+    let samples = ctx.checker.take().context("no checker")?.stop().await;
+    let end = ctx.now();
+    let (_, reader) = zone.client_tls();
+    let (endpoint, consumer) = (zone.spec.endpoint(), zone.workload.consumer.clone());
+    let read = zone
+        .in_ns(crate::netns::CLIENT, move || async move {
+            load::read_back(&endpoint, &reader, &consumer, Duration::from_secs(60)).await
+        })
+        .await
+        .and_then(|r| r);
+    let mut failures = Vec::new();
+    if let Some(e) = error {
+        failures.push(format!("drill aborted: {e}"));
+    }
+    let read = match read {
+        Ok(r) => r,
+        Err(e) => {
+            failures.push(format!("read-back failed: {e:#}"));
+            Default::default()
+        }
+    };
+    let counts = metrics::counts(read.ids());
+    let acked_ids: Vec<&str> = log
+        .acks
+        .iter()
+        .map(|a| a.id.as_str())
+        .chain(ctx.extra_acked.iter().map(String::as_str))
+        .collect();
+    let lost = metrics::lost(acked_ids.iter().copied(), &counts);
+    let duplicates = metrics::duplicates(&counts);
+    let dual = metrics::dual_active_samples(&samples);
+    let observed = Outcome {
+        summary: format!(
+            "VIP on {}, serving on {}",
+            outcome::list(&vip),
+            outcome::list(&serving)
+        ),
+        vip: Some(vip),
+        serving: Some(serving),
+    };
+    let acked = acked_ids
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    failures.extend(outcome::evaluate(
+        &ctx.expected,
+        &observed,
+        &Safety {
+            acked,
+            lost: lost.len(),
+            duplicates: duplicates.len(),
+            dual_active_samples: dual,
+            samples: samples.len(),
+        },
+        &ctx.checks,
+    ));
+    let load_from = log.acks.first().map(|a| a.first_try).unwrap_or_default();
+    let fault = ctx.fault_at;
+    let target = ctx.target.clone();
+    let (vip_move_s, controller_ready_s, promotion) = match (fault, &target) {
+        (Some(f), Some(t)) => {
+            let text = std::fs::read_to_string(zone.host_dirs(t).log("bsfg-gate-agent"))
+                .unwrap_or_default();
+            (
+                metrics::vip_move_s(&samples, f, t).map(metrics::ms),
+                metrics::ready_s(&samples, f, t).map(metrics::ms),
+                ctx.fault_unix_ms
+                    .map(|since| logs::promotion(&text, t, since)),
+            )
+        }
+        _ => (None, None, None),
+    };
+    Ok(DrillReport {
+        drill: drill.name().to_owned(),
+        passed: failures.is_empty(),
+        failures,
+        zone: ZoneFacts {
+            zone: zone.spec.zone.clone(),
+            zone_file: zone.state().zone_file.display().to_string(),
+            vrrp_version: zone.spec.vrrp.version,
+            advert_interval_ms: zone.spec.vrrp.advert_interval_ms,
+            lease_ttl: zone.spec.lease.ttl.clone(),
+        },
+        acked,
+        lost: lost.len(),
+        duplicates: duplicates.len(),
+        dual_active_samples: dual,
+        samples: samples.len(),
+        unknown_samples: metrics::unknown_samples(&samples),
+        dual_vip_samples: metrics::dual_vip_samples(&samples),
+        vip_move_s,
+        controller_ready_s,
+        first_ack_s: fault
+            .and_then(|f| metrics::first_ack_s(&log.acks, f))
+            .map(metrics::ms),
+        longest_stall_s: metrics::ms(metrics::longest_stall_s(&log.acks, load_from, end)),
+        promotion,
+        expected: ctx.expected.clone(),
+        observed,
+        checks: ctx.checks.clone(),
+        retried_acks: log.acks.iter().filter(|a| a.attempts > 1).count(),
+        duplicate_acks: log.acks.iter().filter(|a| a.duplicate).count(),
+        failed_attempts: log.failures.clone(),
+        abandoned: log.abandoned.len(),
+        serving_changes: metrics::serving_changes(&samples),
+        placement_before: ctx.placement_before.clone(),
+        placement_after,
+        events: ctx.events.clone(),
+        duration_s: metrics::ms(started.elapsed().as_secs_f64()),
+        lost_ids: lost.into_iter().take(20).collect(),
+        run_dir: zone.run_dir.display().to_string(),
+    })
+}
+
+fn role_order(zone: &Zone, host: &str) -> usize {
+    zone.spec
+        .host_names()
+        .iter()
+        .position(|h| *h == host)
+        .unwrap_or(usize::MAX)
+}
+
+/// Copies `<run dir>/<host>/logs/` of every host to `dest/<host>/`.
+pub fn copy_logs(zone: &Zone, dest: &Path) -> Result<()> {
+    for h in zone.spec.host_names() {
+        let from = zone.host_dirs(h).logs;
+        let to = dest.join(h);
+        std::fs::create_dir_all(&to).with_context(|| format!("creating {}", to.display()))?;
+        for entry in std::fs::read_dir(&from).into_iter().flatten().flatten() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_drill_has_a_unique_name_that_parses_back() {
+        let mut names: Vec<&str> = Drill::ALL.iter().map(|d| d.name()).collect();
+        for d in Drill::ALL {
+            assert_eq!(Drill::parse(d.name()).unwrap(), d);
+            assert!(!d.about().is_empty());
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Drill::ALL.len());
+        let e = Drill::parse("alpha-explodes").unwrap_err().to_string();
+        assert!(e.contains("vrrp-one-way"), "{e}");
+    }
+}

@@ -1,0 +1,101 @@
+//! Certificates of a simulated zone, made with rcgen (the test PKI of
+//! bsfg-testkit): one zone CA, the controller certificate (IP SANs: the VIP
+//! and the service hosts' addresses) installed where the library points the
+//! controller's `tls.*` and the agent's `certificate.path`, and client
+//! certificates for the producer and reader identities under
+//! `<run dir>/client/`.
+
+use super::files::mkdir;
+use super::spec::ZoneSpec;
+use super::workload::Workload;
+use anyhow::{Context, Result};
+use bsfg_core::config::TlsFiles;
+use bsfg_testkit::pki::{Identity, TestPki, Usage};
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Validity of the controller certificate: well above the 30-day policy.
+pub const VALID_DAYS: i64 = 365;
+/// The short certificate of the `cert-below-threshold` drill (as the VM test's).
+pub const SHORT_DAYS: i64 = 10;
+
+pub struct Credentials {
+    pki: TestPki,
+    server_ips: Vec<IpAddr>,
+    identity: String,
+    pub client_dir: PathBuf,
+    pub producer: TlsFiles,
+    pub reader: TlsFiles,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_dir", &self.client_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn copy(from: &Path, to: &Path, mode: u32) -> Result<()> {
+    std::fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", to.display()))
+}
+
+fn install(id: &Identity, cert: &Path, key: &Path, ca: &Path) -> Result<()> {
+    if let Some(dir) = cert.parent() {
+        mkdir(dir)?;
+    }
+    copy(&id.certificate, cert, 0o644)?;
+    copy(&id.private_key, key, 0o600)?;
+    copy(&id.ca, ca, 0o644)
+}
+
+impl Credentials {
+    /// Makes the CA and every certificate, and installs them under `run_dir`.
+    pub fn create(spec: &ZoneSpec, workload: &Workload, run_dir: &Path) -> Result<Credentials> {
+        let pki = TestPki::new(&spec.zone);
+        let mut server_ips: Vec<IpAddr> = vec![spec.vip.address.into()];
+        for h in spec.service_hosts() {
+            server_ips.push(spec.host(h).address.into());
+        }
+        let identity = format!("{}-controller", spec.zone);
+        let client_dir = run_dir.join("client");
+        mkdir(&client_dir)?;
+        let client = |name: &str| -> Result<TlsFiles> {
+            let id = pki.issue(name, Usage::Client, &[], VALID_DAYS);
+            let files = TlsFiles {
+                certificate: client_dir.join(format!("{name}.pem")),
+                private_key: client_dir.join(format!("{name}.key")),
+                ca: client_dir.join("ca.pem"),
+            };
+            install(&id, &files.certificate, &files.private_key, &files.ca)?;
+            Ok(files)
+        };
+        let producer = client(&workload.producer)?;
+        let reader = client(&workload.reader)?;
+        let creds = Credentials {
+            pki,
+            server_ips,
+            identity,
+            client_dir,
+            producer,
+            reader,
+        };
+        for h in spec.service_hosts() {
+            creds.install_server(spec, h, VALID_DAYS)?;
+        }
+        Ok(creds)
+    }
+
+    /// (Re)issues the controller certificate of `host`, valid for `days`.
+    pub fn install_server(&self, spec: &ZoneSpec, host: &str, days: i64) -> Result<()> {
+        let id = self
+            .pki
+            .issue(&self.identity, Usage::Both, &self.server_ips, days);
+        let tls = &spec.host(host).paths.tls;
+        install(&id, &tls.certificate, &tls.private_key, &tls.ca)
+    }
+}

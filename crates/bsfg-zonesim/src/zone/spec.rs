@@ -1,0 +1,313 @@
+//! The zone as the pure zone library (`modules/lib/simulator.nix`) computes
+//! it: every address, port, VRRP setting and daemon configuration the
+//! simulator uses comes from here, so a drill runs exactly what the NixOS
+//! modules deploy. Only the fields the simulator reads are typed; the daemon
+//! configurations stay JSON values and are written out unchanged.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneSpec {
+    pub zone: String,
+    pub tier: String,
+    pub vip: Vip,
+    pub vrrp: Vrrp,
+    pub ports: Ports,
+    pub management_network: String,
+    pub lease: Lease,
+    pub by_role: ByRole,
+    pub hosts: BTreeMap<String, HostSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vip {
+    pub address: Ipv4Addr,
+    pub prefix_length: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vrrp {
+    pub advert_interval_ms: u64,
+    pub version: u8,
+    pub router_id: u8,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ports {
+    pub agent_management: u16,
+    pub controller: u16,
+    pub controller_management: u16,
+    pub nats_client: u16,
+    pub nats_cluster: u16,
+    pub nats_monitor: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    pub bucket: String,
+    pub ttl: String,
+    pub renew_interval: String,
+    pub safety_margin: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ByRole {
+    pub alpha: String,
+    pub beta: String,
+    pub gamma: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostSpec {
+    pub name: String,
+    pub role: String,
+    pub address: Ipv4Addr,
+    pub prefix_length: u8,
+    pub interface: String,
+    pub management_address: Ipv4Addr,
+    pub runs: Runs,
+    pub paths: Paths,
+    pub ports: Ports,
+    pub nats: Nats,
+    pub keepalived: Option<Keepalived>,
+    pub controller: Option<Configured>,
+    pub gate_agent: Option<Configured>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Runs {
+    pub nats: bool,
+    pub keepalived: bool,
+    #[serde(rename = "gateAgent")]
+    pub gate_agent: bool,
+    pub controller: bool,
+    pub artifacts: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Paths {
+    pub agent_config: PathBuf,
+    pub agent_runtime: PathBuf,
+    pub artifacts: PathBuf,
+    pub controller_config: PathBuf,
+    pub jetstream: PathBuf,
+    pub opt: PathBuf,
+    pub tls: TlsPaths,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsPaths {
+    pub ca: PathBuf,
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Nats {
+    /// nats-server configuration; nats-server reads JSON config files.
+    pub settings: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Keepalived {
+    pub config_text: String,
+    pub instance: String,
+    pub interface: String,
+    pub priority: u8,
+    pub advert_interval_ms: u64,
+    pub notify_fifo: PathBuf,
+    pub track_file: TrackFile,
+    pub check_script: CheckScript,
+    pub unicast_src_ip: Ipv4Addr,
+    pub unicast_peers: Vec<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TrackFile {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckScript {
+    pub argv: Vec<String>,
+    pub user: String,
+}
+
+/// A daemon configuration computed by the library (controller, gate agent).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Configured {
+    pub config: serde_json::Value,
+}
+
+/// Absolute paths of our binaries, passed to the library as `binaries`.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub controller: PathBuf,
+    pub gate_agent: PathBuf,
+}
+
+/// A Nix string literal for `s` (JSON escapes are Nix escapes; `${` must not
+/// start an interpolation).
+pub fn nix_string(s: &str) -> String {
+    serde_json::to_string(s)
+        .expect("a string serialises")
+        .replace("${", "\\${")
+}
+
+/// The expression the simulator evaluates (exactly the entry point of
+/// modules/lib/README.md, with our absolute paths).
+pub fn expression(repo: &Path, zone_file: &Path, run_dir: &Path, bins: &Binaries) -> String {
+    let p = |p: &Path| nix_string(&p.display().to_string());
+    format!(
+        "import {lib} {{ zoneFile = {zone}; runDir = {run}; binaries = {{ controller = {c}; gateAgent = {g}; }}; }}",
+        lib = p(&repo.join("modules/lib/simulator.nix")),
+        zone = p(zone_file),
+        run = p(run_dir),
+        c = p(&bins.controller),
+        g = p(&bins.gate_agent),
+    )
+}
+
+impl ZoneSpec {
+    /// Evaluates the zone library with `nix-instantiate --eval --strict --json`.
+    pub fn evaluate(
+        repo: &Path,
+        zone_file: &Path,
+        run_dir: &Path,
+        bins: &Binaries,
+    ) -> Result<ZoneSpec> {
+        let expr = expression(repo, zone_file, run_dir, bins);
+        let out = Command::new("nix-instantiate")
+            .args(["--eval", "--strict", "--json", "-E", &expr])
+            .output()
+            .context(
+                "running nix-instantiate (Debian package nix-bin; scripts/zone installs it)",
+            )?;
+        if !out.status.success() {
+            bail!(
+                "the zone library rejected {}: {}",
+                zone_file.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let spec: ZoneSpec = serde_json::from_slice(&out.stdout)
+            .context("the zone library's output does not have the documented shape")?;
+        spec.check()?;
+        Ok(spec)
+    }
+
+    fn check(&self) -> Result<()> {
+        for name in [&self.by_role.alpha, &self.by_role.beta, &self.by_role.gamma] {
+            let h = self
+                .hosts
+                .get(name)
+                .with_context(|| format!("byRole names host {name}, which is not in hosts"))?;
+            if h.runs.keepalived != h.keepalived.is_some()
+                || h.runs.gate_agent != h.gate_agent.is_some()
+                || h.runs.controller != h.controller.is_some()
+            {
+                bail!("host {name}: `runs` does not match the configurations present");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn alpha(&self) -> &HostSpec {
+        &self.hosts[&self.by_role.alpha]
+    }
+
+    pub fn beta(&self) -> &HostSpec {
+        &self.hosts[&self.by_role.beta]
+    }
+
+    pub fn gamma(&self) -> &HostSpec {
+        &self.hosts[&self.by_role.gamma]
+    }
+
+    pub fn host(&self, name: &str) -> &HostSpec {
+        &self.hosts[name]
+    }
+
+    /// Alpha and Beta: the hosts that run keepalived, the agent and the controller.
+    pub fn service_hosts(&self) -> [&str; 2] {
+        [&self.by_role.alpha, &self.by_role.beta]
+    }
+
+    /// Every host, in role order alpha, beta, gamma.
+    pub fn host_names(&self) -> [&str; 3] {
+        [&self.by_role.alpha, &self.by_role.beta, &self.by_role.gamma]
+    }
+
+    /// The address the client namespace takes: the highest free host address
+    /// of alpha's subnet (not a zone host, not the VIP).
+    pub fn client_address(&self) -> Result<Ipv4Addr> {
+        let a = self.alpha();
+        let prefix = u32::from(a.prefix_length);
+        if !(8..=30).contains(&prefix) {
+            bail!("alpha's prefix length /{prefix} leaves no room for a client address");
+        }
+        let mask = u32::MAX << (32 - prefix);
+        let network = u32::from(a.address) & mask;
+        let broadcast = network | !mask;
+        let taken: Vec<u32> = self
+            .hosts
+            .values()
+            .flat_map(|h| [u32::from(h.address), u32::from(h.management_address)])
+            .chain([u32::from(self.vip.address)])
+            .collect();
+        (network + 1..broadcast)
+            .rev()
+            .find(|c| !taken.contains(c))
+            .map(Ipv4Addr::from)
+            .context("no free address for the client namespace in alpha's subnet")
+    }
+
+    /// The controller endpoint producers use: `https://<VIP>:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("https://{}:{}", self.vip.address, self.ports.controller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nix_strings_escape_quotes_and_interpolation() {
+        assert_eq!(nix_string("/run/x"), "\"/run/x\"");
+        assert_eq!(nix_string("a\"b"), "\"a\\\"b\"");
+        assert_eq!(nix_string("${x}"), "\"\\${x}\"");
+    }
+
+    #[test]
+    fn the_expression_names_the_entry_point_and_every_argument() {
+        let e = expression(
+            Path::new("/repo"),
+            Path::new("/repo/hosts/zone.nix"),
+            Path::new("/run/z"),
+            &Binaries {
+                controller: "/bin/c".into(),
+                gate_agent: "/bin/g".into(),
+            },
+        );
+        assert_eq!(
+            e,
+            "import \"/repo/modules/lib/simulator.nix\" { zoneFile = \"/repo/hosts/zone.nix\"; \
+             runDir = \"/run/z\"; binaries = { controller = \"/bin/c\"; gateAgent = \"/bin/g\"; }; }"
+        );
+    }
+}
