@@ -285,16 +285,28 @@ fn spawn_fill_poller(boundary: Arc<boundary::Boundary>, every: Duration, stop: C
 
 /// Moves stream leaders off this host after promotion, and again whenever one
 /// comes back (a restarted peer can hand leadership back to us).
+///
+/// The first round waits 5 s: right after a failover the old
+/// active host has just died, and JetStream still reports it current for a
+/// moment; handing a stream to it would leave the stream leaderless for
+/// seconds (measured in the zone simulator's alpha-crash drill). A stream
+/// with a replica down keeps its leader until the group is whole
+/// (`bsfg_store::step_down_leaders_on`).
 fn spawn_leader_placement(substrate: Substrate, stop: CancellationToken) {
+    const PLACEMENT_SETTLE: Duration = Duration::from_secs(5);
     tokio::spawn(async move {
         let Some(server) = substrate.client().server_info().server_name.clone().into() else {
             return;
         };
         let server: String = server;
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(PLACEMENT_SETTLE) => {}
+        }
         loop {
             match bsfg_store::step_down_leaders_on(&substrate, &server).await {
                 Ok(moved) if !moved.is_empty() => {
-                    tracing::info!(?moved, "moved stream leaders off this host")
+                    tracing::info!(?moved, "moved stream leaders (gathered on one peer)")
                 }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "leader placement check failed"),
