@@ -1,6 +1,11 @@
 //! `bsfg-controller`: the zone's boundary service. See the crate README.
 
 use bsfg_controller::{ExitStatus, config};
+
+// Measured: with glibc malloc a third of the controller's CPU under load went
+// to malloc/free churn across worker threads (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;

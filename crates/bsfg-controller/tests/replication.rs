@@ -9,144 +9,37 @@
 mod common;
 
 use bsfg_client::pb::*;
-use bsfg_core::config::{ControllerConfig, Peer, TlsFiles};
-use bsfg_core::cursor::StartPosition;
-use bsfg_testkit::controller::{RunningController, test_config};
-use bsfg_testkit::nats::NatsCluster;
-use bsfg_testkit::pki::{TestPki, Usage};
+use bsfg_core::config::TlsFiles;
+use bsfg_testkit::controller::RunningController;
+use bsfg_testkit::pair::ZonePair;
 use common::{append_req, fact, reason};
-use std::collections::{BTreeSet, HashMap};
-use std::net::IpAddr;
-use std::path::Path;
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio_stream::StreamExt;
 
 struct TwoZones {
-    // Held for their lifetime: the servers and the certificate files.
-    _sender_nats: NatsCluster,
-    _receiver_nats: NatsCluster,
-    _sender_pki: TestPki,
-    receiver_pki: TestPki,
-    dir: tempfile::TempDir,
-    sender: RunningController,
+    pair: ZonePair,
     receiver: Option<RunningController>,
-    receiver_config: ControllerConfig,
-    producer: TlsFiles,
-    reader: TlsFiles,
 }
 
-fn set(ids: &[&str]) -> BTreeSet<String> {
-    ids.iter().map(|s| s.to_string()).collect()
+impl std::ops::Deref for TwoZones {
+    type Target = ZonePair;
+    fn deref(&self) -> &ZonePair {
+        &self.pair
+    }
 }
 
-fn bundle(dir: &Path, name: &str, cas: &[&Path]) -> std::path::PathBuf {
-    let text: String = cas
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+impl std::ops::DerefMut for TwoZones {
+    fn deref_mut(&mut self) -> &mut ZonePair {
+        &mut self.pair
+    }
 }
 
 impl TwoZones {
-    /// `sender_identity`: what the sender's certificate says (the receiver expects `plant-a-bsfg`).
     async fn start(receiver_nodes: usize, sender_identity: &str) -> TwoZones {
-        let sender_nats = NatsCluster::start1().await;
-        let receiver_nats = if receiver_nodes == 3 {
-            NatsCluster::start3().await
-        } else {
-            NatsCluster::start1().await
-        };
-        let sender_pki = TestPki::new("plant-a");
-        let receiver_pki = TestPki::new("enterprise");
-        let dir = tempfile::tempdir().unwrap();
-        let lo: [IpAddr; 1] = ["127.0.0.1".parse().unwrap()];
-        let sender_cert = sender_pki.issue(sender_identity, Usage::Both, &lo, 365);
-        let receiver_cert = receiver_pki.issue("enterprise-bsfg", Usage::Both, &lo, 365);
-
-        // Sender: trusts its own CA and the receiver's (for the receiver's client certificate).
-        let mut s = test_config(
-            "plant-a",
-            "alpha",
-            &sender_nats.client_url(0),
-            1,
-            &sender_cert,
-            dir.path(),
-        );
-        s.tls.ca = bundle(
-            dir.path(),
-            "sender-trust.pem",
-            &[sender_pki.ca_path(), receiver_pki.ca_path()],
-        );
-        s.consumers.insert(
-            "to-enterprise".into(),
-            bsfg_core::config::Consumer {
-                source: "store:operational".into(),
-                start: StartPosition::Earliest,
-                allowed: set(&["enterprise-bsfg"]),
-            },
-        );
-        s.buckets
-            .get_mut("drawings")
-            .unwrap()
-            .read
-            .insert("enterprise-bsfg".into());
-        s.peers.insert(
-            "enterprise".into(),
-            Peer {
-                identity: "enterprise-bsfg".into(),
-                endpoint: None,
-                consumer: None,
-                ca: None,
-            },
-        );
-        let sender = RunningController::start(s, dir.path()).await;
-
-        // Receiver: pulls from the sender, verifying the sender's identity against the sender's CA.
-        let mut r = test_config(
-            "enterprise",
-            "alpha",
-            &receiver_nats.client_url(0),
-            receiver_nodes,
-            &receiver_cert,
-            dir.path(),
-        );
-        r.store.artifact_dir = dir.path().join("artifacts-receiver");
-        r.peers.insert(
-            "plant-a".into(),
-            Peer {
-                identity: "plant-a-bsfg".into(),
-                endpoint: Some(sender.endpoint()),
-                consumer: Some("to-enterprise".into()),
-                ca: Some(sender_pki.ca_path().clone()),
-            },
-        );
-        r.consumers.insert(
-            "from-plant-a".into(),
-            bsfg_core::config::Consumer {
-                source: "forward:plant-a".into(),
-                start: StartPosition::Earliest,
-                allowed: set(&["erp-reader"]),
-            },
-        );
-        r.replication.idle_poll = Duration::from_millis(10);
-        r.replication.backoff_min = Duration::from_millis(50);
-        r.replication.backoff_max = Duration::from_millis(500);
-        r.replication.rehydrate_retry = Duration::from_millis(300);
-        let producer = sender_pki.client("mes-producer").tls_files();
-        let reader = receiver_pki.client("erp-reader").tls_files();
         TwoZones {
-            _sender_nats: sender_nats,
-            _receiver_nats: receiver_nats,
-            _sender_pki: sender_pki,
-            receiver_pki,
-            dir,
-            sender,
+            pair: ZonePair::start(receiver_nodes, sender_identity).await,
             receiver: None,
-            receiver_config: r,
-            producer,
-            reader,
         }
     }
 

@@ -55,26 +55,28 @@ pub fn system_program(name: &str, debian_package: &str) -> PathBuf {
 
 /// A binary of this workspace (`bsfg-controller`, `bsfg-gate-agent`, ...).
 ///
-/// `$BSFG_BIN_DIR` wins; otherwise the target directory the running test was
-/// built into (`target/<profile>/`), where `cargo test --workspace` and
-/// `cargo nextest run --workspace` put every binary before any test runs.
+/// `$BSFG_BIN_DIR` wins; otherwise the directory of the running executable
+/// (a tool such as `bsfg-bench` sits next to the others in `target/<profile>/`)
+/// or its parent (a test runs from `target/<profile>/deps/`), where
+/// `cargo test --workspace` and `cargo nextest run --workspace` put every
+/// binary before any test runs.
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let dir = std::env::var_os("BSFG_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
+    let candidates: Vec<PathBuf> = match std::env::var_os("BSFG_BIN_DIR") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => {
             let exe = std::env::current_exe().expect("current_exe");
-            // target/<profile>/deps/<test> → target/<profile>
-            exe.parent()
-                .and_then(Path::parent)
-                .expect("target dir")
-                .to_path_buf()
-        });
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} not found; build the workspace binaries first (cargo build --workspace --bins) \
-         or set BSFG_BIN_DIR",
-        path.display()
-    );
-    path
+            exe.ancestors()
+                .skip(1)
+                .take(2)
+                .map(Path::to_path_buf)
+                .collect()
+        }
+    };
+    candidates.iter().map(|d| d.join(name)).find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!(
+            "{name} not found in {}; build the workspace binaries first (cargo build --workspace --bins) \
+             or set BSFG_BIN_DIR",
+            candidates.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" or ")
+        )
+    })
 }

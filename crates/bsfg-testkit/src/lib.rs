@@ -10,6 +10,7 @@
 //!   to the test and removal on drop (and of leftovers of crashed runs);
 //! - [`controller::RunningController`]: the real `bsfg-controller` binary
 //!   with a complete test configuration ([`controller::test_config`]);
+//! - [`pair::ZonePair`]: two zones with separate CAs for cross-zone replay;
 //! - [`bins`]: where `nats-server` and this workspace's binaries are.
 //!
 //! Nothing is skipped: a missing prerequisite is a test failure that says how
@@ -20,6 +21,7 @@ pub mod controller;
 pub mod http;
 pub mod nats;
 pub mod netns;
+pub mod pair;
 pub mod pki;
 pub mod ports;
 pub mod process;

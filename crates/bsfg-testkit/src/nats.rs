@@ -171,6 +171,11 @@ impl NatsCluster {
         self.dir.path()
     }
 
+    /// Process id of node `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].daemon.as_ref().and_then(Daemon::pid)
+    }
+
     /// SIGKILL node `i` (a crash: no clean shutdown).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut d) = self.nodes[i].daemon.take() {

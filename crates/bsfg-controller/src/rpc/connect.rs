@@ -138,7 +138,7 @@ async fn handle(
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
-    b.metrics.rpc_done(&method, code, elapsed);
+    b.metrics.rpc_done(static_method(&method), code, elapsed);
     if method == "AppendFact" {
         b.metrics.append_latency.observe(elapsed);
     }
@@ -190,6 +190,18 @@ async fn unary(
             "ok",
         ),
         Err(e) => (error_response(&e), e.code().connect_name()),
+    }
+}
+
+/// The procedure name as a static label (anything else is "unknown").
+fn static_method(method: &str) -> &'static str {
+    match method {
+        "AppendFact" => "AppendFact",
+        "FetchFacts" => "FetchFacts",
+        "ConfirmReceipt" => "ConfirmReceipt",
+        "PutObject" => "PutObject",
+        "GetObject" => "GetObject",
+        _ => "unknown",
     }
 }
 

@@ -24,7 +24,7 @@ impl GrpcBoundary {
     /// Runs one call: identity from the TLS session, metrics, error rendering.
     async fn call<T, R, F, Fut>(
         &self,
-        method: &str,
+        method: &'static str,
         req: Request<T>,
         f: F,
     ) -> Result<Response<R>, Status>

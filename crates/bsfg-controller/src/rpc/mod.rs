@@ -100,7 +100,11 @@ pub async fn serve(
     builder
         .http2()
         .max_concurrent_streams(4096)
-        .adaptive_window(true);
+        // Fixed, generous flow-control windows instead of adaptive BDP probing
+        // (no PING round trips per connection to size them).
+        .initial_stream_window_size(1 << 20)
+        .initial_connection_window_size(8 << 20)
+        .max_send_buf_size(1 << 20);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let (tcp, peer) = tokio::select! {
