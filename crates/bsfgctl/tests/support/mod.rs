@@ -1,0 +1,112 @@
+//! Shared by tests/runbooks.rs and tests/simulator.rs: the fenced shell
+//! blocks of docs/runbooks and a small shell-word splitter.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// A fenced block: (file, info string, lines with continuations joined).
+pub fn blocks(dir: &Path) -> Vec<(String, String, Vec<String>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut current: Option<(String, Vec<String>)> = None;
+        for line in text.lines() {
+            if let Some(info) = line.strip_prefix("```") {
+                match current.take() {
+                    Some((info, lines)) => out.push((
+                        f.file_name().unwrap().to_string_lossy().into_owned(),
+                        info,
+                        lines,
+                    )),
+                    None => current = Some((info.trim().to_owned(), Vec::new())),
+                }
+                continue;
+            }
+            if let Some((_, lines)) = current.as_mut() {
+                match lines.last_mut() {
+                    Some(prev) if prev.ends_with('\\') => {
+                        prev.pop();
+                        prev.push_str(line.trim_start());
+                    }
+                    _ => lines.push(line.to_owned()),
+                }
+            }
+        }
+        assert!(current.is_none(), "{}: unclosed code fence", f.display());
+    }
+    out
+}
+
+/// Shell words (single and double quotes, backslash escapes), without a
+/// trailing `# comment` and without redirections.
+pub fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut has = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                has = true;
+                for d in chars.by_ref() {
+                    if d == '\'' {
+                        break;
+                    }
+                    cur.push(d);
+                }
+            }
+            '"' => {
+                has = true;
+                while let Some(d) = chars.next() {
+                    match d {
+                        '"' => break,
+                        '\\' => cur.extend(chars.next()),
+                        d => cur.push(d),
+                    }
+                }
+            }
+            '\\' => {
+                has = true;
+                cur.extend(chars.next());
+            }
+            '#' if !has => break,
+            c if c.is_whitespace() => {
+                if has {
+                    out.push(std::mem::take(&mut cur));
+                    has = false;
+                }
+            }
+            c => {
+                has = true;
+                cur.push(c);
+            }
+        }
+    }
+    if has {
+        out.push(cur);
+    }
+    // Drop redirections: `> file`, `2>&1`.
+    let mut v = Vec::new();
+    let mut skip = false;
+    for w in out {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if w == ">" || w == ">>" || w == "<" {
+            skip = true;
+            continue;
+        }
+        if w.starts_with('>') || w.contains(">&") {
+            continue;
+        }
+        v.push(w);
+    }
+    v
+}
