@@ -532,34 +532,9 @@ async fn appends_continue_through_a_killed_nats_node_and_none_is_lost() {
     );
 
     let mut reader = zone.grpc(&zone.reader);
-    let mut stored = HashSet::new();
-    let mut dup = 0;
-    loop {
-        let page = reader
-            .fetch_facts(FetchFactsRequest {
-                consumer_name: "all-ops".into(),
-                limit: 1000,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .facts;
-        let Some(last) = page.last().map(|f| f.offset) else {
-            break;
-        };
-        for f in page {
-            if !stored.insert(f.fact.unwrap().envelope.unwrap().message_id) {
-                dup += 1;
-            }
-        }
-        reader
-            .confirm_receipt(ConfirmReceiptRequest {
-                consumer_name: "all-ops".into(),
-                offset: last,
-            })
-            .await
-            .unwrap();
-    }
+    let counts = drain(&mut reader, "all-ops").await;
+    let stored: HashSet<String> = counts.keys().cloned().collect();
+    let dup = counts.values().filter(|n| **n > 1).count();
     let lost: Vec<_> = acked
         .iter()
         .filter(|(id, _)| !stored.contains(id))

@@ -2,7 +2,6 @@
 
 mod common;
 
-use bsfg_client::pb::*;
 use bsfg_testkit::controller::{RunningController, loopback_server_identity, test_config};
 use bsfg_testkit::nats::NatsCluster;
 use bsfg_testkit::pki::TestPki;
@@ -262,34 +261,9 @@ async fn sigterm_drains_in_flight_appends_without_half_writes() {
     let config = zone.controller.config.clone();
     zone.controller = RunningController::start(config, zone.dir.path()).await;
     let mut reader = zone.grpc(&zone.reader);
-    let mut stored = std::collections::HashSet::new();
-    loop {
-        let page = reader
-            .fetch_facts(FetchFactsRequest {
-                consumer_name: "all-ops".into(),
-                limit: 1000,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .facts;
-        let Some(last) = page.last().map(|f| f.offset) else {
-            break;
-        };
-        stored.extend(
-            page.into_iter()
-                .map(|f| f.fact.unwrap().envelope.unwrap().message_id),
-        );
-        reader
-            .confirm_receipt(ConfirmReceiptRequest {
-                consumer_name: "all-ops".into(),
-                offset: last,
-            })
-            .await
-            .unwrap();
-    }
+    let stored = drain(&mut reader, "all-ops").await;
     assert!(
-        acked.iter().all(|id| stored.contains(id)),
+        acked.iter().all(|id| stored.contains_key(id)),
         "an acknowledged append is missing"
     );
     // Unacknowledged ones may or may not have landed (the ack can be lost in flight); at most one per worker.

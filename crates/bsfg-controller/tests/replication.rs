@@ -77,38 +77,7 @@ impl TwoZones {
     async fn forwarded(&self) -> HashMap<String, usize> {
         let mut client =
             bsfg_client::connect_grpc(&self.receiver().endpoint(), &self.reader).unwrap();
-        let mut counts = HashMap::new();
-        let mut after_confirm = Vec::new();
-        loop {
-            let page = client
-                .fetch_facts(FetchFactsRequest {
-                    consumer_name: "from-plant-a".into(),
-                    limit: 1000,
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .facts;
-            let Some(last) = page.last().map(|f| f.offset) else {
-                break;
-            };
-            for f in page {
-                *counts
-                    .entry(f.fact.unwrap().envelope.unwrap().message_id)
-                    .or_insert(0) += 1;
-            }
-            client
-                .confirm_receipt(ConfirmReceiptRequest {
-                    consumer_name: "from-plant-a".into(),
-                    offset: last,
-                })
-                .await
-                .unwrap();
-            after_confirm.push(last);
-        }
-        // Leave the consumer where it was for the next look: rewinding is not an API, so
-        // callers look once, at the end.
-        counts
+        common::drain(&mut client, "from-plant-a").await
     }
 
     async fn replicated_so_far(&self) -> u64 {

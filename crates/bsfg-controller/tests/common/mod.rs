@@ -136,3 +136,41 @@ pub async fn fetch_all(
         .into_inner()
         .facts
 }
+
+/// Reads `consumer` to its end, confirming page after page; returns how often
+/// each message id was delivered (every value is 1 when nothing is duplicated).
+pub async fn drain(
+    client: &mut BoundaryServiceClient<Channel>,
+    consumer: &str,
+) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    loop {
+        let page = client
+            .fetch_facts(FetchFactsRequest {
+                consumer_name: consumer.into(),
+                limit: 1000,
+            })
+            .await
+            .expect("fetch")
+            .into_inner()
+            .facts;
+        let Some(last) = page.last().map(|f| f.offset) else {
+            return counts;
+        };
+        for f in page {
+            let id = f
+                .fact
+                .and_then(|f| f.envelope)
+                .map(|e| e.message_id)
+                .unwrap_or_default();
+            *counts.entry(id).or_insert(0) += 1;
+        }
+        client
+            .confirm_receipt(ConfirmReceiptRequest {
+                consumer_name: consumer.into(),
+                offset: last,
+            })
+            .await
+            .expect("confirm");
+    }
+}
