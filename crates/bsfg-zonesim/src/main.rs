@@ -307,6 +307,7 @@ async fn real_main(cli: &Cli) -> Result<ExitCode> {
                 zone: options(cli, &default),
                 load,
                 keep_logs: keep_logs.clone(),
+                keep_logs_on_failure_only: false,
             };
             let mut reports: Vec<DrillReport> = Vec::new();
             for round in 0..*repeat {

@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 
 /// Time allowed for a promotion or a recovery before a drill gives up.
 pub const PROMOTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// The read-back gives up on missing ids after this long without new facts.
+pub const READ_BACK_QUIET: Duration = Duration::from_secs(20);
+
 /// Time allowed for a zone to boot.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -145,6 +148,8 @@ pub struct DrillOptions {
     pub load: LoadConfig,
     /// Copy every host's logs here (a subdirectory per run) before teardown.
     pub keep_logs: Option<PathBuf>,
+    /// Only when the drill failed.
+    pub keep_logs_on_failure_only: bool,
 }
 
 /// What a running drill has at hand.
@@ -370,7 +375,12 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
     zone.progress
         .say(format!("drill {}: collecting results", drill.name()));
     let report = finish(drill, &zone, ctx, error, started).await;
-    if let Some(dir) = &opts.keep_logs {
+    let failed = report.as_ref().map_or(true, |r| !r.passed);
+    if let Some(dir) = opts
+        .keep_logs
+        .as_ref()
+        .filter(|_| failed || !opts.keep_logs_on_failure_only)
+    {
         let dest = dir.join(format!("{}-{}", zone.instance, drill.name()));
         match copy_logs(&zone, &dest) {
             Ok(()) => zone
@@ -414,9 +424,23 @@ async fn finish(
     let end = ctx.now();
     let (_, reader) = zone.client_tls();
     let (endpoint, consumer) = (zone.spec.endpoint(), zone.workload.consumer.clone());
+    let expected: std::collections::BTreeSet<String> = log
+        .acks
+        .iter()
+        .map(|a| a.id.clone())
+        .chain(ctx.extra_acked.iter().cloned())
+        .collect();
     let read = zone
         .in_ns(crate::netns::CLIENT, move || async move {
-            load::read_back(&endpoint, &reader, &consumer, Duration::from_secs(60)).await
+            load::read_back(
+                &endpoint,
+                &reader,
+                &consumer,
+                &expected,
+                READ_BACK_QUIET,
+                Duration::from_secs(120),
+            )
+            .await
         })
         .await
         .and_then(|r| r);
@@ -521,6 +545,7 @@ async fn finish(
         duration_s: metrics::ms(started.elapsed().as_secs_f64()),
         lost_ids: lost.into_iter().take(20).collect(),
         run_dir: zone.run_dir.display().to_string(),
+        read_back_stale_s: metrics::ms(read.stale_s),
     })
 }
 

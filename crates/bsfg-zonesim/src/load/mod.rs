@@ -347,6 +347,10 @@ pub async fn append_one(
 pub struct ReadBack {
     /// (offset, message_id) in stream order, each offset once.
     pub facts: Vec<(u64, String)>,
+    /// Time spent on empty pages before more facts appeared: pages are read
+    /// from the nearest replica, and one that lags (a host just back from a
+    /// partition) answers short until it has caught up.
+    pub stale_s: f64,
 }
 
 impl ReadBack {
@@ -356,19 +360,25 @@ impl ReadBack {
 }
 
 /// Reads every fact the consumer selects, from its cursor on, confirming
-/// page by page. Transient failures (a failover during the read) are retried
-/// until `timeout`; a page fetched twice is counted once (by offset).
+/// page by page, until every id in `expected` was seen, or no new fact
+/// appeared for `quiet` (an empty page is not the end while acknowledged
+/// ids are missing: a lagging replica may have answered). Transient failures
+/// are retried until `timeout`; a page fetched twice counts once (by offset).
 pub async fn read_back(
     endpoint: &str,
     tls: &TlsFiles,
     consumer: &str,
+    expected: &BTreeSet<String>,
+    quiet: Duration,
     timeout: Duration,
 ) -> Result<ReadBack> {
     let deadline = Instant::now() + timeout;
     let mut seen = BTreeSet::new();
+    let mut found: BTreeSet<String> = BTreeSet::new();
     let mut out = ReadBack::default();
     let mut client = connect_grpc(endpoint, tls).context("gRPC client")?;
     let mut last_error = String::new();
+    let mut empty_since: Option<Instant> = None;
     loop {
         if Instant::now() > deadline {
             bail!(
@@ -398,8 +408,19 @@ pub async fn read_back(
             }
         };
         let Some(last) = facts.last().map(|f| f.offset) else {
-            return Ok(out);
+            if expected.iter().all(|id| found.contains(id)) {
+                return Ok(out);
+            }
+            let since = *empty_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= quiet {
+                return Ok(out);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
         };
+        if let Some(since) = empty_since.take() {
+            out.stale_s += since.elapsed().as_secs_f64();
+        }
         for f in facts {
             if seen.insert(f.offset) {
                 let id = f
@@ -407,6 +428,7 @@ pub async fn read_back(
                     .and_then(|f| f.envelope)
                     .map(|e| e.message_id)
                     .unwrap_or_default();
+                found.insert(id.clone());
                 out.facts.push((f.offset, id));
             }
         }

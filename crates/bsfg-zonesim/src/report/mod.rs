@@ -63,6 +63,9 @@ pub struct DrillReport {
     pub lost_ids: Vec<String>,
     /// Where the instance's logs were (removed with the instance unless kept).
     pub run_dir: String,
+    /// During the read-back, time FetchFacts answered empty pages although
+    /// acknowledged facts were still to come (a lagging replica answering).
+    pub read_back_stale_s: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -143,6 +146,13 @@ impl DrillReport {
             self.duplicate_acks,
             self.abandoned
         );
+        if self.read_back_stale_s > 0.0 {
+            let _ = writeln!(
+                o,
+                "  read-back:  empty pages for {:.2} s before the remaining facts appeared (a lagging replica answered)",
+                self.read_back_stale_s
+            );
+        }
         let _ = writeln!(
             o,
             "  checker:    {} samples, {} with two controllers serving, {} with two VIP holders, {} unanswered",

@@ -1,0 +1,144 @@
+//! Every drill as an integration test, on a fresh zone instance of its own:
+//! real nats-server, keepalived, gate agents and controllers in network
+//! namespaces. Tests named `drill_*` run one at a time (.config/nextest.toml).
+//!
+//! They assert outcomes only — nothing lost, nothing stored twice, never two
+//! controllers serving, the contract's final placement and each drill's
+//! checks — never timings (those are measured and reported:
+//! docs/zone-simulator.md). They need root and fail, never skip, without it.
+//! A failed drill leaves every host's logs under
+//! `$TMPDIR/bsfg-zonesim-logs/<instance>-<drill>/`.
+
+use bsfg_zonesim::drills::{self, Drill, DrillOptions};
+use bsfg_zonesim::load::LoadConfig;
+use bsfg_zonesim::zone::Options;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+fn instance() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn drill(d: Drill) {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the drills need root (network namespaces, keepalived); run the suite as root, \
+         as CI does: sudo env PATH=\"$PATH\" ./scripts/test"
+    );
+    let opts = DrillOptions {
+        zone: Options::new(&instance()),
+        load: LoadConfig::new("drill"),
+        keep_logs: Some(std::env::temp_dir().join("bsfg-zonesim-logs")),
+        keep_logs_on_failure_only: true,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let report = rt
+        .block_on(drills::run(d, &opts))
+        .unwrap_or_else(|e| panic!("drill {}: {e:#}", d.name()));
+    println!("{}", report.summary());
+    assert!(report.acked > 0, "no append acknowledged");
+    assert_eq!(
+        report.lost, 0,
+        "acknowledged appends lost: {:?}",
+        report.lost_ids
+    );
+    assert_eq!(report.duplicates, 0, "message ids stored twice");
+    assert_eq!(
+        report.dual_active_samples, 0,
+        "two controllers served at once"
+    );
+    assert!(report.samples > 0, "the checker took no samples");
+    assert!(report.passed, "{}", report.summary());
+}
+
+#[test]
+fn drill_bring_up() {
+    drill(Drill::BringUp);
+}
+
+#[test]
+fn drill_boot() {
+    drill(Drill::Boot);
+}
+
+#[test]
+fn drill_alpha_crash() {
+    drill(Drill::AlphaCrash);
+}
+
+#[test]
+fn drill_beta_crash() {
+    drill(Drill::BetaCrash);
+}
+
+#[test]
+fn drill_gamma_crash() {
+    drill(Drill::GammaCrash);
+}
+
+#[test]
+fn drill_alpha_beta_crash() {
+    drill(Drill::AlphaBetaCrash);
+}
+
+#[test]
+fn drill_alpha_isolated() {
+    drill(Drill::AlphaIsolated);
+}
+
+#[test]
+fn drill_gamma_isolated() {
+    drill(Drill::GammaIsolated);
+}
+
+#[test]
+fn drill_jetstream_killed() {
+    drill(Drill::JetstreamKilled);
+}
+
+#[test]
+fn drill_keepalived_killed() {
+    drill(Drill::KeepalivedKilled);
+}
+
+#[test]
+fn drill_artifact_mount_missing() {
+    drill(Drill::ArtifactMountMissing);
+}
+
+#[test]
+fn drill_cert_below_threshold() {
+    drill(Drill::CertBelowThreshold);
+}
+
+#[test]
+fn drill_flapping() {
+    drill(Drill::Flapping);
+}
+
+#[test]
+fn drill_vrrp_one_way() {
+    drill(Drill::VrrpOneWay);
+}
+
+/// Every drill has its test above (a new drill without one fails here).
+#[test]
+fn every_drill_has_a_test() {
+    let source = include_str!("drills.rs");
+    for d in Drill::ALL {
+        let test = format!("fn drill_{}()", d.name().replace('-', "_"));
+        assert!(
+            source.contains(&test),
+            "no test {test} for drill {}",
+            d.name()
+        );
+    }
+}
