@@ -2,6 +2,11 @@
 # REPLACE the marked values for a real site.
 {lib, ...}: {
   services.bsfg.zone = import ./zone.nix;
+  # Where `bsfgctl commission` makes its round trip (declared in zone.nix).
+  services.bsfg.observability.commissioning = {
+    class = "commissioning";
+    consumer = "verify-commissioning";
+  };
 
   # REPLACE: operator access. Keys only; no passwords on an appliance.
   services.openssh = {

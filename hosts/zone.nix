@@ -92,6 +92,13 @@
       max_bytes = "5 GiB";
       append = ["mes-producer"];
     };
+    # `bsfgctl commission`'s non-destructive round trip (docs/bsfgctl.md); the
+    # operator's certificate names bsfg-operator.
+    commissioning = {
+      max_age = "1d";
+      max_bytes = "64 MiB";
+      append = ["bsfg-operator"];
+    };
   };
   consumers = {
     erp-orders = {
@@ -102,6 +109,10 @@
     from-enterprise = {
       source = "forward:enterprise";
       allowed = ["mes-reader"];
+    };
+    verify-commissioning = {
+      source = "store:commissioning";
+      allowed = ["bsfg-operator"];
     };
   };
   buckets = {

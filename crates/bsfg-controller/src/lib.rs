@@ -165,6 +165,12 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     observed
         .bound
         .store(true, std::sync::atomic::Ordering::SeqCst);
+    metrics
+        .listen_info
+        .get_or_create(&metrics::AddressLabel {
+            address: config.listen.address.to_string(),
+        })
+        .set(1);
     tracing::info!(listen = %config.listen.address, zone = %config.zone, node = %config.node, "serving");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
@@ -277,7 +283,7 @@ fn spawn_fill_poller(boundary: Arc<boundary::Boundary>, every: Duration, stop: C
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(every) => boundary.refresh_fill().await,
+                _ = tokio::time::sleep(every) => { boundary.refresh_fill().await; boundary.refresh_backlog().await; },
             }
         }
     });

@@ -46,6 +46,11 @@ pub struct PeerLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AddressLabel {
+    pub address: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeerReason {
     pub peer: String,
     pub reason: String,
@@ -72,6 +77,8 @@ pub struct Metrics {
     pub rpc_latency: Family<MethodLabel, Histogram>,
     pub tls_handshake_failures: Counter,
     pub serving: Gauge,
+    pub listen_info: Family<AddressLabel, Gauge>,
+    pub consumer_backlog: Family<ConsumerLabel, Gauge>,
     pub lease_held: Gauge,
     pub lease_renewals: Counter,
     pub lease_write_failures: Counter,
@@ -138,6 +145,8 @@ impl Metrics {
             rpc_latency: Family::new_with_constructor(latency_histogram),
             tls_handshake_failures: Counter::default(),
             serving: Gauge::default(),
+            listen_info: Family::default(),
+            consumer_backlog: Family::default(),
             lease_held: Gauge::default(),
             lease_renewals: Counter::default(),
             lease_write_failures: Counter::default(),
@@ -199,6 +208,16 @@ impl Metrics {
             "bsfg_tls_handshake_failures",
             "Failed TLS handshakes on the service port",
             self.tls_handshake_failures.clone(),
+        );
+        r.register(
+            "bsfg_listen",
+            "The address the service port is bound to (1 once bound): the VIP, never a wildcard",
+            self.listen_info.clone(),
+        );
+        r.register(
+            "bsfg_consumer_backlog",
+            "Facts of each consumer's source after its cursor",
+            self.consumer_backlog.clone(),
         );
         r.register(
             "bsfg_controller_serving",

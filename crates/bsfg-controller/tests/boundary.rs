@@ -212,6 +212,28 @@ async fn fetch_and_confirm_page_deterministically_and_cursors_survive_a_restart(
     assert_eq!(c.cursor_advanced_to, delivered_before_restart);
     let rest = fetch_all(&mut reader, "erp-orders").await;
     assert_eq!(p1.len() + p2.len() + rest.len(), 20);
+    // The backlog gauge follows the cursor without anyone fetching (6 orders after it).
+    let mgmt = zone.controller.mgmt_addr();
+    let backlog = format!(
+        r#"bsfg_consumer_backlog{{consumer="erp-orders"}} {}"#,
+        20 - p1.len() - p2.len()
+    );
+    bsfg_testkit::eventually("consumer backlog gauge", Duration::from_secs(10), || {
+        let (mgmt, backlog) = (mgmt.clone(), backlog.clone());
+        async move {
+            bsfg_testkit::http::get(&mgmt, "/metrics")
+                .await
+                .ok()
+                .filter(|(_, m)| m.contains(&backlog))
+        }
+    })
+    .await;
+    let metrics = bsfg_testkit::http::get(&mgmt, "/metrics").await.unwrap().1;
+    let listen = format!(
+        r#"bsfg_listen{{address="{}"}} 1"#,
+        zone.controller.config.listen.address
+    );
+    assert!(metrics.contains(&listen), "{listen} missing");
     let status = zone.controller.status().await.unwrap();
     let cursors = status["consumers"].as_array().unwrap();
     assert!(

@@ -64,6 +64,12 @@ fn bsfg_series() -> BTreeSet<String> {
     m.confirm_requests.get_or_create(&consumer).inc();
     m.frontier_offset.get_or_create(&consumer).set(1);
     m.last_confirm_seconds.get_or_create(&consumer).set(1);
+    m.consumer_backlog.get_or_create(&consumer).set(1);
+    m.listen_info
+        .get_or_create(&bsfg_controller::metrics::AddressLabel {
+            address: "10.0.0.100:9443".into(),
+        })
+        .set(1);
     let peer = PeerLabel {
         peer: "enterprise".into(),
     };

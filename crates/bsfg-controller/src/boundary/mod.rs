@@ -177,6 +177,25 @@ impl Boundary {
     }
 
     /// Re-reads every buffer's fill from JetStream (on a timer).
+    /// Re-reads each consumer's backlog: a one-fact read from its cursor
+    /// (JetStream reports how many more match), so the gauge stays current
+    /// even for a consumer nobody fetches from.
+    pub async fn refresh_backlog(&self) {
+        for c in self.consumers.values() {
+            let after = c.cursor.lock().await.stored.offset;
+            match c.buffer.page(&c.filter, after, 1).await {
+                Ok(page) => {
+                    let backlog = page.records.len() as u64 + page.backlog;
+                    self.metrics
+                        .consumer_backlog
+                        .get_or_create(&c.label)
+                        .set(backlog as i64);
+                }
+                Err(e) => tracing::debug!(error = %e, "backlog refresh failed"),
+            }
+        }
+    }
+
     pub async fn refresh_fill(&self) {
         for (class, buffer) in &self.store_buffers {
             match buffer.refresh_fill().await {
