@@ -134,6 +134,7 @@ fn host(name: &str, role: &str, active: bool) -> HostObservation {
                         })
                         .collect(),
                     keepalived: Some(Keepalived {
+                        pid: 4242,
                         config: "/etc/keepalived/keepalived.conf".into(),
                         interface: Some("eno1".into()),
                         unicast_src_ip: Some(addr.clone()),

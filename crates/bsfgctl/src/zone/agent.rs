@@ -58,46 +58,9 @@ pub struct Lease {
     pub reason: String,
 }
 
-/// What only the host can see (the agent's `host_facts`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct HostFacts {
-    pub now_unix_ms: i64,
-    /// `/run/current-system`, resolved.
-    pub system: Option<String>,
-    /// The controller executable this host would run (resolved).
-    pub controller_executable: Option<String>,
-    pub mounts: Vec<Mount>,
-    pub keepalived: Option<Keepalived>,
-    pub certificate: Option<Certificate>,
-    pub errors: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Mount {
-    pub mount_point: String,
-    pub source: String,
-    pub fs_type: String,
-    pub read_only: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Keepalived {
-    pub config: String,
-    pub interface: Option<String>,
-    pub unicast_src_ip: Option<String>,
-    pub unicast_peers: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Certificate {
-    pub path: String,
-    pub subject: String,
-    pub not_after_unix_ms: i64,
-}
+/// What only the host can see: the agent's own wire types (lenient, every
+/// field defaulted), so the two sides cannot drift.
+pub use bsfg_gate_agent::host_facts::{Certificate, HostFacts, Keepalived, Mount};
 
 impl AgentStatus {
     pub fn gate(&self, name: &str) -> Option<&Gate> {
