@@ -368,6 +368,17 @@ async fn up(cli: &Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `bsfgctl` next to the zone's other binaries, else from PATH.
+fn bsfgctl_path(z: &Zone) -> String {
+    z.tools()
+        .controller
+        .parent()
+        .map(|d| d.join("bsfgctl"))
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "bsfgctl".into())
+}
+
 fn usage(z: &Zone) -> String {
     let (producer, reader) = z.client_tls();
     let client = z.ns(netns::CLIENT);
@@ -397,9 +408,11 @@ fn usage(z: &Zone) -> String {
          \x20 sudo ip netns exec {client} curl -sS --cacert {ca} --cert {pc} --key {pk} \\\n\
          \x20   -H 'Content-Type: application/json' {endpoint}/bsfg.v1.BoundaryService/AppendFact \\\n\
          \x20   -d '{{\"streamClass\":\"{class}\",\"fact\":{{\"envelope\":{{\"messageId\":\"order-2\",\"fromZone\":\"{zone}\",\"toZone\":\"{zone}\",\"producedAtUnixMs\":\"1780000000000\"}},\"subject\":\"{kind}:line-1/order-2\",\"predicate\":\"created\",\"objectJson\":\"{{}}\"}}}}'\n\
-         With bsfgctl (once it lands): sudo ip netns exec {client} bsfgctl append --endpoint {endpoint} \\\n\
-         \x20   --cert {pc} --key {pk} --ca {ca} --class {class} --message-id order-3 \\\n\
-         \x20   --subject {kind}:line-1/order-3 --predicate created --object-json '{{}}'\n\
+         With bsfgctl (configuration files in {cdir}):\n\
+         \x20 sudo ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{pid}.toml append --class {class} \\\n\
+         \x20   --message-id order-3 --subject {kind}:line-1/order-3 --predicate created --object-json '{{}}'\n\
+         \x20 sudo ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{rid}.toml tail --consumer {consumer}\n\
+         \x20 sudo ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{pid}.toml zone status\n\
          \n\
          Look and fail over:\n\
          \x20 sudo {me}{inst} status                       # VIP, VRRP, gates, lease, JetStream leaders\n\
@@ -421,6 +434,8 @@ fn usage(z: &Zone) -> String {
         rc = reader.certificate.display(),
         rk = reader.private_key.display(),
         ca = producer.ca.display(),
+        cdir = z.run_dir.join("client").display(),
+        bsfgctl = bsfgctl_path(z),
         class = w.class,
         kind = w.kind,
         ns_a = z.ns(a),

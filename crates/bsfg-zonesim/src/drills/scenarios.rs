@@ -31,6 +31,19 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
     }
 }
 
+/// Crashes `hosts`, marking the fault the moment their cables are out
+/// (before the kill: from then on nothing they do reaches anyone).
+fn crash(z: &Zone, c: &mut Ctx, hosts: &[&str], what: String) -> Result<()> {
+    for h in hosts {
+        z.set_cable(h, false)?;
+    }
+    c.fault(what);
+    for h in hosts {
+        z.crash(h)?;
+    }
+    Ok(())
+}
+
 fn roles(z: &Zone) -> (String, String, String) {
     let [a, b, g] = z.spec.host_names().map(str::to_owned);
     (a, b, g)
@@ -302,10 +315,12 @@ async fn boot(z: &Zone, c: &mut Ctx) -> Result<()> {
                           the controller starts only through the gate agent, on the VIP holder"
             .into();
     check_started_by_agent(z, c, &a);
-    c.fault("power cycle: every host crashes; beta boots alone");
-    for h in [&a, &b, &g] {
-        z.crash(h)?;
-    }
+    crash(
+        z,
+        c,
+        &[&a, &b, &g],
+        "power cycle: every host crashes; beta boots alone".into(),
+    )?;
     z.restore(&b)?;
     c.hold(
         "beta alone: no controller without quorum",
@@ -350,9 +365,7 @@ async fn boot(z: &Zone, c: &mut Ctx) -> Result<()> {
     )
     .await;
     c.event("second power cycle: every host crashes, then all boot at once");
-    for h in [&a, &b, &g] {
-        z.crash(h)?;
-    }
+    crash(z, c, &[&a, &b, &g], "second power cycle".into())?;
     for h in [&a, &b, &g] {
         z.restore(h)?;
     }
@@ -397,8 +410,12 @@ async fn alpha_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
         serving: hosts(&[&b]),
     };
     c.target = Some(b.clone());
-    c.fault(format!("{a} crashes: cable pulled, every process killed"));
-    z.crash(&a)?;
+    crash(
+        z,
+        c,
+        &[&a],
+        format!("{a} crashes: cable pulled, every process killed"),
+    )?;
     c.wait_for("beta holds the VIP and serves", PROMOTION_TIMEOUT, || {
         serves(&v, &b)
     })
@@ -416,8 +433,7 @@ async fn beta_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
         vip: hosts(&[&a]),
         serving: hosts(&[&a]),
     };
-    c.fault(format!("{b} crashes"));
-    z.crash(&b)?;
+    crash(z, c, &[&b], format!("{b} crashes"))?;
     let hold = c.hold(
         "no role change while beta is down",
         Duration::from_secs(10),
@@ -459,8 +475,7 @@ async fn gamma_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
         vip: hosts(&[&a]),
         serving: hosts(&[&a]),
     };
-    c.fault(format!("{g} crashes"));
-    z.crash(&g)?;
+    crash(z, c, &[&g], format!("{g} crashes"))?;
     c.hold(
         "no role change while gamma is down",
         Duration::from_secs(10),
@@ -505,9 +520,7 @@ async fn alpha_beta_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
         vip: hosts(&[&b]),
         serving: hosts(&[&b]),
     };
-    c.fault(format!("{a} and {b} crash"));
-    z.crash(&a)?;
-    z.crash(&b)?;
+    crash(z, c, &[&a, &b], format!("{a} and {b} crash"))?;
     let down = c.elapsed();
     c.hold(
         "zone unavailable: no controller serves",
@@ -759,8 +772,7 @@ async fn artifact_mount_missing(z: &Zone, c: &mut Ctx) -> Result<()> {
         },
     )
     .await;
-    c.fault(format!("{a} crashes"));
-    z.crash(&a)?;
+    crash(z, c, &[&a], format!("{a} crashes"))?;
     c.wait_for(
         "promotion denied, the artifact reason in beta's agent status",
         PROMOTION_TIMEOUT,
@@ -822,8 +834,7 @@ async fn cert_below_threshold(z: &Zone, c: &mut Ctx) -> Result<()> {
         },
     )
     .await;
-    c.fault(format!("{a} crashes"));
-    z.crash(&a)?;
+    crash(z, c, &[&a], format!("{a} crashes"))?;
     c.wait_for(
         "promotion denied, the certificate reason in beta's agent status",
         PROMOTION_TIMEOUT,

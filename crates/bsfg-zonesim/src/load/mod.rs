@@ -31,8 +31,13 @@ pub struct LoadConfig {
     pub producers: usize,
     /// Pause after an acknowledged append, per producer.
     pub pause: Duration,
-    /// One attempt's deadline; then the same fact is retried on a new connection.
+    /// One attempt's deadline for producer 0; then the same fact is retried
+    /// on a new connection.
     pub attempt_timeout: Duration,
+    /// Producer `i` waits `attempt_timeout + i * attempt_timeout_step`, so the
+    /// producers' retries after a host dies do not all fall into the same
+    /// instants (that would make first-ack times a multiple of one timeout).
+    pub attempt_timeout_step: Duration,
     /// Pause between attempts of the same fact.
     pub retry_pause: Duration,
     /// `message_id` prefix, unique per run.
@@ -44,7 +49,8 @@ impl LoadConfig {
         LoadConfig {
             producers: 6,
             pause: Duration::from_millis(40),
-            attempt_timeout: Duration::from_millis(500),
+            attempt_timeout: Duration::from_millis(200),
+            attempt_timeout_step: Duration::from_millis(50),
             retry_pause: Duration::from_millis(20),
             prefix: prefix.to_owned(),
         }
@@ -136,10 +142,11 @@ impl Load {
         let abandon = CancellationToken::new();
         let counter = Arc::new(AtomicU64::new(0));
         let mut finished = Vec::new();
-        for _ in 0..config.producers {
+        for i in 0..config.producers {
             let (tx, rx) = tokio::sync::oneshot::channel();
             finished.push(rx);
             let p = Producer {
+                attempt_timeout: config.attempt_timeout + config.attempt_timeout_step * i as u32,
                 endpoint: endpoint.to_owned(),
                 tls: tls.clone(),
                 workload: workload.clone(),
@@ -229,6 +236,7 @@ async fn futures_join(rxs: Vec<tokio::sync::oneshot::Receiver<()>>) {
 }
 
 struct Producer {
+    attempt_timeout: Duration,
     endpoint: String,
     tls: TlsFiles,
     workload: Workload,
@@ -271,11 +279,8 @@ impl Producer {
                 let outcome = match client.as_mut() {
                     None => None,
                     Some(c) => Some(
-                        tokio::time::timeout(
-                            self.config.attempt_timeout,
-                            c.append_fact(req.clone()),
-                        )
-                        .await,
+                        tokio::time::timeout(self.attempt_timeout, c.append_fact(req.clone()))
+                            .await,
                     ),
                 };
                 match outcome {
