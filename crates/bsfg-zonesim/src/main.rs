@@ -147,7 +147,18 @@ fn main() -> ExitCode {
             return ExitCode::from(70);
         }
     };
-    match rt.block_on(real_main(&cli)) {
+    // Ctrl-C or SIGTERM drops the running command: a drill's or a booting
+    // `up`'s instance is then removed by its Drop (an instance that is up
+    // stays up).
+    let interruptible = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = real_main(&cli) => r,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+            _ = term.recv() => bail!("terminated"),
+        }
+    };
+    match rt.block_on(interruptible) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("bsfg-zonesim: {e:#}");

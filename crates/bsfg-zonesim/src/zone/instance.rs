@@ -87,8 +87,14 @@ impl Progress {
     }
 
     pub fn say(&self, msg: impl std::fmt::Display) {
+        use std::io::Write;
         if !self.quiet {
-            eprintln!("[{:>6.1}s] {msg}", self.start.elapsed().as_secs_f64());
+            // A closed stderr (`... 2>&1 | head`) must not abort a drill.
+            let _ = writeln!(
+                std::io::stderr(),
+                "[{:>6.1}s] {msg}",
+                self.start.elapsed().as_secs_f64()
+            );
         }
     }
 }
