@@ -78,6 +78,14 @@ impl CanonicalHasher {
     }
 }
 
+/// Whether `stored` (an encoded fact, as kept in a buffer) carries the same
+/// payload as `fact`: the duplicate-or-conflict decision, made only when a
+/// `message_id` turns out to be taken, so appends never hash on the way in.
+pub fn same_payload(stored: &[u8], fact: &Fact) -> bool {
+    use prost::Message;
+    Fact::decode(stored).is_ok_and(|s| payload_identity(&s) == payload_identity(fact))
+}
+
 /// The NATS subject token under which the fact with this `message_id` is filed.
 pub fn message_token(message_id: &str) -> String {
     let digest = Sha256::digest(message_id.as_bytes());
@@ -145,6 +153,19 @@ mod tests {
         b.subject = "a".into();
         b.predicate = "bc".into();
         assert_ne!(payload_identity(&a), payload_identity(&b));
+    }
+
+    #[test]
+    fn same_payload_decodes_the_stored_fact() {
+        use prost::Message;
+        let a = sample_fact();
+        let mut retried = a.clone();
+        retried.envelope.as_mut().unwrap().produced_at_unix_ms += 1;
+        assert!(same_payload(&a.encode_to_vec(), &retried));
+        let mut other = a.clone();
+        other.object_json = "{}".into();
+        assert!(!same_payload(&a.encode_to_vec(), &other));
+        assert!(!same_payload(b"\xff\xff not a fact", &a));
     }
 
     #[test]

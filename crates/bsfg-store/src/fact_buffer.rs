@@ -1,7 +1,6 @@
 //! Store buffers and forward buffers: append-only fact streams with a
 //! put-if-absent keyed by `message_id` that costs no extra round trip.
 
-use crate::PAYLOAD_IDENTITY_HEADER;
 use crate::errors::{internal, unavailable};
 use crate::page::{Page, batch_direct_get};
 use crate::substrate::Substrate;
@@ -202,14 +201,15 @@ impl FactBuffer {
     }
 
     /// Appends `body` (an encoded fact) under `kind` unless a fact with the same
-    /// `message_id` is already stored: one JetStream write; a second read only
-    /// when the id exists, to tell a duplicate from a conflict.
+    /// `message_id` is already stored: one JetStream write. Only when the id is
+    /// taken is the stored body read back and handed to `same_payload`, which
+    /// tells a duplicate (the original offset is returned) from a conflict.
     pub async fn append(
         &self,
         kind: &str,
         message_id: &str,
-        payload_identity: &str,
         body: Bytes,
+        same_payload: impl FnOnce(&[u8]) -> bool,
     ) -> Result<AppendOutcome, BsfgError> {
         let subject = self.buffer.fact_subject(kind, &message_token(message_id));
         let len = body.len() as u64;
@@ -217,10 +217,7 @@ impl FactBuffer {
         // server answer "not ready" (10164) rather than guess; it settles in milliseconds.
         let mut backoff = Duration::from_millis(2);
         loop {
-            match self
-                .publish_if_absent(&subject, payload_identity, body.clone())
-                .await
-            {
+            match self.publish_if_absent(&subject, body.clone()).await {
                 Ok(offset) => {
                     self.fill
                         .appended_since_poll
@@ -229,7 +226,7 @@ impl FactBuffer {
                 }
                 Err(PublishRefusal::IdTaken) => {
                     return self
-                        .resolve_existing(&subject, message_id, payload_identity)
+                        .resolve_existing(&subject, message_id, same_payload)
                         .await;
                 }
                 Err(PublishRefusal::SubjectBusy | PublishRefusal::NoResponders)
@@ -255,15 +252,10 @@ impl FactBuffer {
         }
     }
 
-    async fn publish_if_absent(
-        &self,
-        subject: &str,
-        payload_identity: &str,
-        body: Bytes,
-    ) -> Result<u64, PublishRefusal> {
+    async fn publish_if_absent(&self, subject: &str, body: Bytes) -> Result<u64, PublishRefusal> {
+        // The only header: it makes the write a put-if-absent on this subject.
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
-        headers.insert(PAYLOAD_IDENTITY_HEADER, payload_identity);
         let ack = self
             .substrate
             .jetstream()
@@ -295,23 +287,19 @@ impl FactBuffer {
         }
     }
 
-    /// The id is taken: same payload identity → duplicate, else conflict.
+    /// The id is taken: the same payload → duplicate, else conflict.
     async fn resolve_existing(
         &self,
         subject: &str,
         message_id: &str,
-        payload_identity: &str,
+        same_payload: impl FnOnce(&[u8]) -> bool,
     ) -> Result<AppendOutcome, BsfgError> {
         let existing = self
             .stream
             .get_last_raw_message_by_subject(subject)
             .await
             .map_err(|e| unavailable("reading the existing fact", e))?;
-        let stored_identity = existing
-            .headers
-            .get(PAYLOAD_IDENTITY_HEADER)
-            .map(|v| v.as_str().to_owned());
-        if stored_identity.as_deref() == Some(payload_identity) {
+        if same_payload(&existing.payload) {
             Ok(AppendOutcome::Duplicate {
                 offset: existing.sequence,
             })

@@ -41,6 +41,3 @@ pub use lease::{LeaseSighting, LeaseStore, LeaseWrite, monotonic_now};
 pub use page::Page;
 pub use placement::{StreamPlacement, step_down_leaders_on};
 pub use substrate::Substrate;
-
-/// Header carrying a fact's payload identity (`sha256:<hex>`), compared on duplicates.
-pub const PAYLOAD_IDENTITY_HEADER: &str = "Bsfg-Payload-Identity";

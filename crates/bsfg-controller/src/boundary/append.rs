@@ -66,13 +66,12 @@ impl Boundary {
                 }
             }
         }
-        let payload_identity = identity::payload_identity(&fact);
         let outcome = buffer
             .append(
                 valid.kind,
                 &envelope.message_id,
-                &payload_identity,
                 fact.encode_to_vec().into(),
+                |stored| identity::same_payload(stored, &fact),
             )
             .await?;
         if let Some(m) = self.metrics.class(class) {

@@ -26,13 +26,12 @@ impl Boundary {
             .forward_buffers
             .get(peer)
             .ok_or_else(|| Reason::Internal.err(format!("no forward buffer for peer {peer}")))?;
-        let payload_identity = identity::payload_identity(fact);
         buffer
             .append(
                 valid.kind,
                 &envelope.message_id,
-                &payload_identity,
                 fact.encode_to_vec().into(),
+                |stored| identity::same_payload(stored, fact),
             )
             .await
     }
