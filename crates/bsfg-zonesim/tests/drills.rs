@@ -23,7 +23,7 @@ fn instance() -> String {
     )
 }
 
-fn drill(d: Drill) {
+fn drill(d: Drill) -> bsfg_zonesim::report::DrillReport {
     assert!(
         rustix::process::geteuid().is_root(),
         "the drills need root (network namespaces, keepalived); run the suite as root, \
@@ -57,6 +57,7 @@ fn drill(d: Drill) {
     );
     assert!(report.samples > 0, "the checker took no samples");
     assert!(report.passed, "{}", report.summary());
+    report
 }
 
 #[test]
@@ -127,6 +128,36 @@ fn drill_flapping() {
 #[test]
 fn drill_vrrp_one_way() {
     drill(Drill::VrrpOneWay);
+}
+
+/// Issue 7: the receiving zone's alpha crashes while it pulls from a peer
+/// zone node; every fact the peer acknowledged is in the forward buffer once.
+#[test]
+fn drill_replication_alpha_crash() {
+    let report = drill(Drill::ReplicationAlphaCrash);
+    let r = report
+        .replication
+        .as_ref()
+        .expect("a replication drill reports the replication");
+    // Every acknowledged fact (lost == 0 above), and nothing but the facts
+    // the producers sent (an abandoned one may have been stored).
+    assert!(
+        (report.acked..=report.acked + report.abandoned).contains(&r.forwarded),
+        "{} facts in the forward buffer, {} acknowledged, {} abandoned",
+        r.forwarded,
+        report.acked,
+        report.abandoned
+    );
+    assert_eq!(
+        r.peer_stored, report.acked,
+        "the peer stored what it acknowledged"
+    );
+    let end = r.status_at_end.as_ref().expect("beta's replicator status");
+    assert_eq!((end.state.as_str(), end.backlog), ("caught_up", 0));
+    assert!(
+        r.lag_before_fault.is_some() && r.lag_after_resume.is_some(),
+        "facts replicated both before the crash and after it: {r:?}"
+    );
 }
 
 /// Every drill has its test above (a new drill without one fails here).

@@ -1,7 +1,8 @@
 //! The simulator as a user runs it: `up` (twice: idempotent), `status`,
 //! `append`, `tail`, `down`; and `down` after the simulator itself was killed
-//! in the middle of a drill, which must still remove every process,
-//! namespace and file of that instance and nothing else. Needs root; fails,
+//! in the middle of a drill (also one with a peer node), which must still
+//! remove every process, namespace and file of that instance and nothing
+//! else. Needs root; fails,
 //! never skips, without it.
 
 use std::path::{Path, PathBuf};
@@ -186,10 +187,34 @@ fn zone_up_status_append_tail_down() {
 #[test]
 fn zone_down_cleans_up_after_the_simulator_was_killed_mid_drill() {
     require_root();
-    let inst = format!("k{}", std::process::id());
-    let _down = Down(inst.clone());
-    let mut drill = Command::new(env!("CARGO_BIN_EXE_bsfg-zonesim"))
-        .args(["--instance", &inst, "--quiet", "drill", "alpha-crash"])
+    killed_mid_drill(
+        &format!("k{}", std::process::id()),
+        "alpha-crash",
+        7,
+        &["alpha", "beta", "client", "gamma", "switch"],
+    );
+}
+
+/// The same with a replication drill's peer node: its namespace and its
+/// nats-server and controller (recorded before the zone boots) go too.
+#[test]
+fn zone_down_removes_the_peer_node_after_the_simulator_was_killed() {
+    require_root();
+    killed_mid_drill(
+        &format!("p{}", std::process::id()),
+        "replication-alpha-crash",
+        9,
+        &["alpha", "beta", "client", "gamma", "peer", "switch"],
+    );
+}
+
+/// Starts `drill` on `inst`, waits until `daemons` daemons are recorded (the
+/// zone runs), SIGKILLs the simulator, checks the instance outlived it with
+/// exactly `namespaces`, and that `down` removes all of it.
+fn killed_mid_drill(inst: &str, drill: &str, daemons: usize, namespaces: &[&str]) {
+    let _down = Down(inst.to_owned());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bsfg-zonesim"))
+        .args(["--instance", inst, "--quiet", "drill", drill])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -197,30 +222,29 @@ fn zone_down_cleans_up_after_the_simulator_was_killed_mid_drill() {
         .expect("start a drill");
     // Wait until the zone runs (every daemon recorded), then kill the simulator.
     let deadline = Instant::now() + Duration::from_secs(90);
-    while recorded_pids(&inst).len() < 7 {
+    while recorded_pids(inst).len() < daemons {
         assert!(
             Instant::now() < deadline,
             "the drill's zone did not come up"
         );
         assert!(
-            drill.try_wait().expect("poll").is_none(),
+            child.try_wait().expect("poll").is_none(),
             "the drill ended early"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));
-    drill.kill().expect("SIGKILL the simulator");
-    drill.wait().expect("reap");
-    let pids = recorded_pids(&inst);
+    child.kill().expect("SIGKILL the simulator");
+    child.wait().expect("reap");
+    let pids = recorded_pids(inst);
     assert!(
         pids.iter().any(|p| alive(*p)),
         "the zone's daemons outlive the simulator"
     );
-    assert_eq!(
-        namespaces_of(&inst).len(),
-        5,
-        "alpha, beta, gamma, client, switch"
-    );
-    ok(&zonesim(&inst, &["down"]));
-    assert_gone(&inst, &pids);
+    let mut left = namespaces_of(inst);
+    left.sort();
+    let want: Vec<String> = namespaces.iter().map(|n| format!("{inst}-{n}")).collect();
+    assert_eq!(left, want);
+    ok(&zonesim(inst, &["down"]));
+    assert_gone(inst, &pids);
 }

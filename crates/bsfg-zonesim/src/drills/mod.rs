@@ -9,11 +9,13 @@ pub mod checker;
 pub mod logs;
 pub mod metrics;
 pub mod outcome;
+pub mod replication;
 mod scenarios;
 
-use crate::load::{self, Load, LoadConfig};
+use crate::load::{self, Load, LoadConfig, LoadLog};
 use crate::observe::jsz::Placement;
 use crate::report::{DrillReport, Event, ZoneFacts};
+use crate::zone::peer::{AUDIT_CONSUMER, PEER, PeerNode};
 use crate::zone::{Options, Zone};
 use anyhow::{Context, Result, bail};
 use checker::{Checker, Sample};
@@ -46,10 +48,11 @@ pub enum Drill {
     CertBelowThreshold,
     Flapping,
     VrrpOneWay,
+    ReplicationAlphaCrash,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 14] = [
+    pub const ALL: [Drill; 15] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -64,6 +67,7 @@ impl Drill {
         Drill::CertBelowThreshold,
         Drill::Flapping,
         Drill::VrrpOneWay,
+        Drill::ReplicationAlphaCrash,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,6 +86,7 @@ impl Drill {
             Drill::CertBelowThreshold => "cert-below-threshold",
             Drill::Flapping => "flapping",
             Drill::VrrpOneWay => "vrrp-one-way",
+            Drill::ReplicationAlphaCrash => "replication-alpha-crash",
         }
     }
 
@@ -110,7 +115,7 @@ impl Drill {
                 "nats-server killed on the active host: it demotes, beta promotes"
             }
             Drill::KeepalivedKilled => {
-                "keepalived killed (SIGKILL) on the active host: the VIP stays there, beta takes it too"
+                "keepalived killed (SIGKILL) on the active host: its VIP is stale, the agent steps down, beta serves"
             }
             Drill::ArtifactMountMissing => {
                 "beta's artifact storage missing when alpha dies: promotion denied with the reason, then granted"
@@ -124,7 +129,16 @@ impl Drill {
             Drill::VrrpOneWay => {
                 "beta stops hearing alpha's VRRP adverts: both hold the VIP, only the lease holder serves"
             }
+            Drill::ReplicationAlphaCrash => {
+                "issue 7: alpha dies while the zone pulls facts from a peer zone node: beta resumes replication, every fact once"
+            }
         }
+    }
+
+    /// Drills that run with a peer zone node ([`crate::zone::peer`]): the
+    /// load appends at the peer, the read-back reads the forward buffer.
+    pub fn needs_peer(self) -> bool {
+        matches!(self, Drill::ReplicationAlphaCrash)
     }
 
     pub fn parse(name: &str) -> Result<Drill> {
@@ -165,8 +179,14 @@ pub struct Ctx {
     /// Ids acknowledged outside the load generator (the drill's own appends).
     pub extra_acked: Vec<String>,
     pub placement_before: Option<Placement>,
+    /// The peer zone node of a replication drill.
+    pub peer: Option<PeerNode>,
+    /// What a replication drill saw in the controllers' `/status`.
+    pub replication: replication::Observed,
     checker: Option<Checker>,
     load: Option<Load>,
+    /// The load's log once a drill stopped it itself ([`Ctx::stop_load`]).
+    load_log: Option<LoadLog>,
 }
 
 impl Ctx {
@@ -216,6 +236,15 @@ impl Ctx {
 
     pub fn elapsed(&self) -> Duration {
         self.now()
+    }
+
+    /// Stops the producers before the drill ends (in-flight facts get 30 s
+    /// to be acknowledged, as at the end of any drill); the report uses
+    /// this log. The checker keeps running.
+    pub async fn stop_load(&mut self) {
+        if let Some(load) = self.load.take() {
+            self.load_log = Some(load.stop(Duration::from_secs(30)).await);
+        }
     }
 
     pub fn acked(&self) -> usize {
@@ -317,28 +346,57 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
         expected: Outcome::default(),
         extra_acked: Vec::new(),
         placement_before: None,
+        peer: None,
+        replication: Default::default(),
         checker: None,
         load: None,
+        load_log: None,
     };
     let mut error = None;
+    // The peer node first: it needs nothing of the zone, and the zone's
+    // replicator finds it serving instead of backing off while it boots.
+    if drill.needs_peer() {
+        ctx.peer = Some(tokio::task::block_in_place(|| zone.start_peer())?);
+    }
     // Every drill starts from a zone that formed once (the boot drill, like
     // its VM twin, then power-cycles it).
     if let Err(e) = zone.boot(BOOT_TIMEOUT).await {
         bail!("the zone did not come up: {e:#}");
     }
     ctx.event("zone up");
+    if let Some(p) = &ctx.peer {
+        if let Err(e) = zone.wait_peer_serving(p, BOOT_TIMEOUT).await {
+            bail!("the peer node did not come up: {e:#}");
+        }
+        ctx.event(format!("peer node {} serving", p.plan.zone));
+    }
     ctx.checker = Some(Checker::start(&zone, ctx.epoch)?);
-    let (producer, _) = zone.client_tls();
     let prefix = format!("{}-{}", drill.name(), zone.instance);
     let load_config = LoadConfig {
         prefix,
         ..opts.load.clone()
     };
+    // Where the producers append: through the VIP from the client
+    // namespace, or (replication drills) at the peer, from the peer node.
+    let (load_ns, endpoint, producer, workload) = match &ctx.peer {
+        Some(p) => (
+            PEER,
+            p.plan.endpoint.clone(),
+            p.producer.clone(),
+            p.workload.clone(),
+        ),
+        None => (
+            crate::netns::CLIENT,
+            zone.spec.endpoint(),
+            zone.client_tls().0,
+            zone.workload.clone(),
+        ),
+    };
     ctx.load = Some(Load::start(
-        &*zone.runtime(crate::netns::CLIENT)?,
-        &zone.spec.endpoint(),
+        &*zone.runtime(load_ns)?,
+        &endpoint,
         &producer,
-        &zone.workload,
+        &workload,
         ctx.epoch,
         &load_config,
     )?);
@@ -418,18 +476,26 @@ async fn finish(
             serving.push(h.to_owned());
         }
     }
-    let load = ctx.load.take().context("no load")?;
-    let log = load.stop(Duration::from_secs(30)).await;
+    let log = match ctx.load.take() {
+        Some(load) => load.stop(Duration::from_secs(30)).await,
+        None => ctx.load_log.take().context("no load")?,
+    };
     let samples = ctx.checker.take().context("no checker")?.stop().await;
     let end = ctx.now();
-    let (_, reader) = zone.client_tls();
-    let (endpoint, consumer) = (zone.spec.endpoint(), zone.workload.consumer.clone());
+    // The read-back: the zone's store buffer, or what it replicated from
+    // the peer (its forward buffer), through the VIP either way.
+    let (reader, consumer) = match &ctx.peer {
+        Some(p) => (p.forward_reader.clone(), p.plan.forward_consumer.clone()),
+        None => (zone.client_tls().1, zone.workload.consumer.clone()),
+    };
+    let endpoint = zone.spec.endpoint();
     let expected: std::collections::BTreeSet<String> = log
         .acks
         .iter()
         .map(|a| a.id.clone())
         .chain(ctx.extra_acked.iter().cloned())
         .collect();
+    let expected_at_peer = expected.clone();
     let read = zone
         .in_ns(crate::netns::CLIENT, move || async move {
             load::read_back(
@@ -444,6 +510,29 @@ async fn finish(
         })
         .await
         .and_then(|r| r);
+    // Replication drills also read the peer's own store back (its audit
+    // consumer): what the peer stored and when, for the lag figures.
+    let at_peer = match &ctx.peer {
+        Some(p) => {
+            let (endpoint, tls) = (p.plan.endpoint.clone(), p.producer.clone());
+            let r = zone
+                .in_ns(PEER, move || async move {
+                    load::read_back(
+                        &endpoint,
+                        &tls,
+                        AUDIT_CONSUMER,
+                        &expected_at_peer,
+                        READ_BACK_QUIET,
+                        Duration::from_secs(120),
+                    )
+                    .await
+                })
+                .await
+                .and_then(|r| r);
+            Some(r)
+        }
+        None => None,
+    };
     let mut failures = Vec::new();
     if let Some(e) = error {
         failures.push(format!("drill aborted: {e}"));
@@ -463,6 +552,53 @@ async fn finish(
         .chain(ctx.extra_acked.iter().map(String::as_str))
         .collect();
     let lost = metrics::lost(acked_ids.iter().copied(), &counts);
+    let replication = match (&ctx.peer, at_peer) {
+        (Some(p), Some(at_peer)) => {
+            let at_peer = match at_peer {
+                Ok(r) => r,
+                Err(e) => {
+                    failures.push(format!("reading the peer's store back failed: {e:#}"));
+                    Default::default()
+                }
+            };
+            let at_peer_counts = metrics::counts(at_peer.ids());
+            let missing = metrics::lost(acked_ids.iter().copied(), &at_peer_counts);
+            // (pushed to the field: `acked_ids` borrows another field of ctx)
+            ctx.checks.push(Check {
+                name: format!("the peer {} stored every fact it acknowledged", p.plan.zone),
+                passed: missing.is_empty(),
+                detail: format!(
+                    "{} of {} in its store buffer{}",
+                    acked_ids.len() - missing.len(),
+                    acked_ids.len(),
+                    if missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; missing {:?}", &missing[..missing.len().min(5)])
+                    }
+                ),
+            });
+            let f =
+                replication::figures(&at_peer.stored_at_ms, &read.stored_at_ms, ctx.fault_unix_ms);
+            Some(replication::ReplicationReport {
+                peer: p.plan.zone.clone(),
+                endpoint: p.plan.endpoint.clone(),
+                consumer: p.plan.consumer.clone(),
+                forward_consumer: p.plan.forward_consumer.clone(),
+                peer_stored: acked_ids.len() - missing.len(),
+                forwarded: read.stored_at_ms.len(),
+                stall_s: f.stall_s,
+                resumed_in_status_s: ctx.replication.resumed_in_status_s,
+                longest_gap_s: f.longest_gap_s,
+                lag_before_fault: f.before,
+                lag_during_stall: f.during,
+                lag_after_resume: f.after,
+                status_before_fault: ctx.replication.before_fault.clone(),
+                status_at_end: ctx.replication.at_end.clone(),
+            })
+        }
+        _ => None,
+    };
     let duplicates = metrics::duplicates(&counts);
     let dual = metrics::dual_active_samples(&samples);
     let observed = Outcome {
@@ -546,6 +682,7 @@ async fn finish(
         lost_ids: lost.into_iter().take(20).collect(),
         run_dir: zone.run_dir.display().to_string(),
         read_back_stale_s: metrics::ms(read.stale_s),
+        replication,
     })
 }
 
@@ -557,9 +694,11 @@ fn role_order(zone: &Zone, host: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// Copies `<run dir>/<host>/logs/` of every host to `dest/<host>/`.
+/// Copies `<run dir>/<host>/logs/` of every host (and of the peer node,
+/// if any) to `dest/<host>/`.
 pub fn copy_logs(zone: &Zone, dest: &Path) -> Result<()> {
-    for h in zone.spec.host_names() {
+    let peer = zone.run_dir.join(PEER).is_dir().then_some(PEER);
+    for h in zone.spec.host_names().into_iter().chain(peer) {
         let from = zone.host_dirs(h).logs;
         let to = dest.join(h);
         std::fs::create_dir_all(&to).with_context(|| format!("creating {}", to.display()))?;

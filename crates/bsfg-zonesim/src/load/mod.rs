@@ -356,6 +356,10 @@ pub struct ReadBack {
     /// from the nearest replica, and one that lags (a host just back from a
     /// partition) answers short until it has caught up.
     pub stale_s: f64,
+    /// When each id was stored in the buffer read (JetStream's timestamp of
+    /// its first occurrence, Unix ms): replication drills compare the two
+    /// zones' buffers.
+    pub stored_at_ms: BTreeMap<String, i64>,
 }
 
 impl ReadBack {
@@ -434,6 +438,9 @@ pub async fn read_back(
                     .map(|e| e.message_id)
                     .unwrap_or_default();
                 found.insert(id.clone());
+                out.stored_at_ms
+                    .entry(id.clone())
+                    .or_insert(f.stored_at_unix_ms);
                 out.facts.push((f.offset, id));
             }
         }

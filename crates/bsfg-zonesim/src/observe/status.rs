@@ -87,6 +87,41 @@ pub struct ControllerStatus {
     pub listen: String,
     #[serde(default)]
     pub lease: Option<ControllerLease>,
+    /// One entry per peer zone this controller pulls from (docs/replication.md).
+    #[serde(default)]
+    pub replication: Vec<PeerReplication>,
+}
+
+/// A replicator's state in the controller's `/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerReplication {
+    pub peer: String,
+    #[serde(default)]
+    pub consumer: String,
+    /// `starting`, `replicating`, `caught_up`, `backoff`, `paused`.
+    pub state: String,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Facts stored by this controller process (it starts at 0 on every start).
+    #[serde(default)]
+    pub replicated: u64,
+    #[serde(default)]
+    pub rejected: u64,
+    #[serde(default)]
+    pub confirmed_offset: u64,
+    /// Facts waiting at the peer after the last page.
+    #[serde(default)]
+    pub backlog: u64,
+    /// Age of the newest fact of the last page when it was stored here.
+    #[serde(default)]
+    pub lag_seconds: f64,
+}
+
+impl ControllerStatus {
+    /// The replicator of `peer`, if this controller has one.
+    pub fn peer(&self, peer: &str) -> Option<&PeerReplication> {
+        self.replication.iter().find(|r| r.peer == peer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,5 +175,22 @@ mod tests {
         let s: ControllerStatus =
             serde_json::from_str(r#"{"node":"beta","state":"starting"}"#).unwrap();
         assert!(s.lease.is_none());
+        assert!(s.replication.is_empty());
+    }
+
+    #[test]
+    fn controller_status_lists_each_peer_replicator() {
+        let s: ControllerStatus = serde_json::from_str(
+            r#"{"node":"beta","state":"serving","replication":[{"peer":"enterprise",
+                "consumer":"to-plant-a","state":"caught_up","last_error":null,"replicated":812,
+                "rejected":0,"confirmed_offset":1900,"backlog":0,"lag_seconds":0.031}]}"#,
+        )
+        .unwrap();
+        let r = s.peer("enterprise").unwrap();
+        assert_eq!(
+            (r.state.as_str(), r.replicated, r.backlog),
+            ("caught_up", 812, 0)
+        );
+        assert!(s.peer("plant-b").is_none());
     }
 }

@@ -23,6 +23,9 @@ pub enum Kind {
     Nats,
     GateAgent,
     Keepalived,
+    /// A controller the simulator starts itself (the peer node of a
+    /// replication drill); the zone's controllers are the agents' children.
+    Controller,
 }
 
 impl Kind {
@@ -31,6 +34,7 @@ impl Kind {
             Kind::Nats => "nats-server",
             Kind::GateAgent => "bsfg-gate-agent",
             Kind::Keepalived => "keepalived",
+            Kind::Controller => "bsfg-controller",
         }
     }
 }

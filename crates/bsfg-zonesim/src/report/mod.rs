@@ -66,6 +66,8 @@ pub struct DrillReport {
     /// During the read-back, time FetchFacts answered empty pages although
     /// acknowledged facts were still to come (a lagging replica answering).
     pub read_back_stale_s: f64,
+    /// Replication drills: the peer, the replication stall and the lag.
+    pub replication: Option<crate::drills::replication::ReplicationReport>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -166,6 +168,35 @@ impl DrillReport {
             opt(self.first_ack_s),
             self.longest_stall_s
         );
+        if let Some(r) = &self.replication {
+            let lag = |l: &Option<crate::drills::replication::Lag>| {
+                l.as_ref().map_or("-".into(), |l| {
+                    format!(
+                        "p50 {:.3} / p99 {:.3} / max {:.3} s ({} facts)",
+                        l.p50_s, l.p99_s, l.max_s, l.facts
+                    )
+                })
+            };
+            let _ = writeln!(
+                o,
+                "  replication: from {} ({} → {}): {} stored at the peer, {} in the forward buffer; stall {} (in /status {}), longest gap {}",
+                r.peer,
+                r.consumer,
+                r.forward_consumer,
+                r.peer_stored,
+                r.forwarded,
+                opt(r.stall_s),
+                opt(r.resumed_in_status_s),
+                opt(r.longest_gap_s)
+            );
+            let _ = writeln!(
+                o,
+                "  lag:        before the fault {}; during the stall {}; after {}",
+                lag(&r.lag_before_fault),
+                lag(&r.lag_during_stall),
+                lag(&r.lag_after_resume)
+            );
+        }
         if let Some(p) = &self.promotion {
             let _ = writeln!(
                 o,
@@ -386,6 +417,7 @@ mod tests {
             "observed",
             "controller_ready_s",
             "promotion",
+            "replication",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }

@@ -20,6 +20,12 @@ pub const VALID_DAYS: i64 = 365;
 /// The short certificate of the `cert-below-threshold` drill (as the VM test's).
 pub const SHORT_DAYS: i64 = 10;
 
+/// The identity (CN and DNS SAN) of a zone's controller certificate: what
+/// a peer zone sees when this zone pulls from it.
+pub fn controller_identity(zone: &str) -> String {
+    format!("{zone}-controller")
+}
+
 pub struct Credentials {
     pki: TestPki,
     server_ips: Vec<IpAddr>,
@@ -61,7 +67,7 @@ impl Credentials {
         for h in spec.service_hosts() {
             server_ips.push(spec.host(h).address.into());
         }
-        let identity = format!("{}-controller", spec.zone);
+        let identity = controller_identity(&spec.zone);
         let client_dir = run_dir.join("client");
         mkdir(&client_dir)?;
         let client = |name: &str| -> Result<TlsFiles> {
@@ -97,5 +103,19 @@ impl Credentials {
             .issue(&self.identity, Usage::Both, &self.server_ips, days);
         let tls = &spec.host(host).paths.tls;
         install(&id, &tls.certificate, &tls.private_key, &tls.ca)
+    }
+
+    /// Issues a certificate from the zone CA for `identity` and installs it
+    /// (with the CA) as `files` (the peer node of a replication drill).
+    pub fn issue_to(
+        &self,
+        identity: &str,
+        usage: Usage,
+        ips: &[IpAddr],
+        days: i64,
+        files: &TlsFiles,
+    ) -> Result<()> {
+        let id = self.pki.issue(identity, usage, ips, days);
+        install(&id, &files.certificate, &files.private_key, &files.ca)
     }
 }

@@ -495,7 +495,7 @@ impl Zone {
         netns::ns_name(&self.instance, what)
     }
 
-    fn record_ns(&self, ns: &str) -> Result<()> {
+    pub(crate) fn record_ns(&self, ns: &str) -> Result<()> {
         self.state.lock().expect("state").add_namespace(ns)
     }
 
@@ -589,7 +589,7 @@ impl Zone {
 
     // ------------------------------------------------------------ daemons
 
-    fn spawn(&self, host: &str, kind: Kind, argv: Vec<String>) -> Result<DaemonRecord> {
+    pub(crate) fn spawn(&self, host: &str, kind: Kind, argv: Vec<String>) -> Result<DaemonRecord> {
         let dirs = self.host_dirs(host);
         files::mkdir(&dirs.logs)?;
         let d = processes::spawn(&self.ns(host), host, kind, &argv, &dirs.log(kind.name()))?;

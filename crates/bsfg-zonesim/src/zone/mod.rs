@@ -1,11 +1,12 @@
 //! The zone: its description from the zone library ([`spec`]), the files
 //! and certificates the library names ([`files`], [`credentials`]), who the
-//! simulator appends and reads as ([`workload`]), and a running instance
-//! ([`instance`]).
+//! simulator appends and reads as ([`workload`]), a running instance
+//! ([`instance`]) and the peer zone node of replication drills ([`peer`]).
 
 pub mod credentials;
 pub mod files;
 pub mod instance;
+pub mod peer;
 pub mod spec;
 pub mod workload;
 
