@@ -249,6 +249,11 @@ pub struct Keepalived {
     /// keepalived `track_file` (configured with weight 0): the agent writes a
     /// non-zero value to demote this host (FAULT), 0 to let it bid again.
     pub track_file: PathBuf,
+    /// Gate 1 requires a running keepalived in this host's network namespace:
+    /// a VIP left on the interface by a keepalived that died is stale (the
+    /// peer takes the VIP too) and must not keep or start a controller here.
+    /// Off only where no keepalived manages the VIP (tests that add it by hand).
+    pub require_running: bool,
 }
 
 impl Default for Keepalived {
@@ -256,6 +261,7 @@ impl Default for Keepalived {
         Keepalived {
             notify_fifo: "/run/bsfg-gate-agent/notify.fifo".into(),
             track_file: "/run/bsfg-gate-agent/vrrp-track".into(),
+            require_running: true,
         }
     }
 }

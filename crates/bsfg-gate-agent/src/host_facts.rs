@@ -227,10 +227,21 @@ fn net_ns(pid: &str) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()
 }
 
+/// A killed process its parent has not reaped yet: gone, though `/proc` still lists it.
+pub(crate) fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
 /// The keepalived parent process in this network namespace (lowest pid).
 /// Where other users' namespaces cannot be read (the agent is not root),
 /// a single keepalived on the machine is taken as this host's.
-fn find_keepalived() -> Result<Option<(u32, Vec<String>)>, String> {
+pub(crate) fn find_keepalived() -> Result<Option<(u32, Vec<String>)>, String> {
     let own = net_ns("self");
     let mut found: Vec<(u32, Vec<String>, Option<bool>)> = Vec::new();
     let dir = std::fs::read_dir("/proc").map_err(|e| format!("/proc: {e}"))?;
@@ -242,7 +253,7 @@ fn find_keepalived() -> Result<Option<(u32, Vec<String>)>, String> {
         let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else {
             continue;
         };
-        if comm.trim() != "keepalived" {
+        if comm.trim() != "keepalived" || is_zombie(pid) {
             continue;
         }
         let argv: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))

@@ -208,7 +208,10 @@ fn vip_gate_sees_an_address_added_and_removed_in_a_namespace() {
                 .unwrap()
                 .block_on(async move {
                     let mut probe = probes::vip::VipProbe::default();
-                    gates::vip::evaluate(vip, &probe.addresses().await)
+                    // This test is about netlink; keepalived is covered in tests/keepalived.rs.
+                    let keepalived =
+                        gates::vip::KeepalivedFacts::Unknown("no keepalived here".into());
+                    gates::vip::evaluate(vip, &probe.addresses().await, &keepalived)
                 })
         })
     };

@@ -125,6 +125,7 @@ fn keepalived_moves_the_vip_when_the_agent_demotes_and_never_fails_back() {
     let zone = Zone::start();
     let setup = AgentSetup {
         hold_down: "3s",
+        keepalived_manages_vip: true,
         ..Default::default()
     };
     let mut alpha = Agent::prepare(&zone, "alpha", &setup);
@@ -281,4 +282,68 @@ fn keepalived_moves_the_vip_when_the_agent_demotes_and_never_fails_back() {
         assert!(f.errors.is_empty(), "{:?}", f.errors);
         assert!(f.mounts.iter().all(|m| m.fs_type != "proc"));
     }
+
+    // Keepalived dies on the active host (SIGKILL: no cleanup, the VIP stays
+    // on beta's interface). Alpha stops hearing adverts and takes the VIP as
+    // well; beta's agent must not keep serving on a stale VIP, or its
+    // controller would keep the lease and nobody would serve where the VIP
+    // now answers.
+    kill_all_keepalived_of(&beta_keepalived_conf(&zone));
+    let s = wait_for(
+        "alpha active after beta's keepalived died",
+        LONG,
+        || {
+            let serving = [&alpha, &beta]
+                .iter()
+                .filter(|x| x.controller_ready())
+                .count();
+            assert!(serving <= 1, "two controllers serving");
+            alpha.status().filter(|s| s.role == Role::Active)
+        },
+        || diagnose(&alpha, &beta, &ka_alpha, &ka_beta),
+    );
+    assert_eq!(s.lease.holder.as_deref(), Some("alpha"));
+    assert!(alpha.controller_ready() && !beta.controller_running());
+    let bs = beta.status().expect("beta status");
+    assert_ne!(bs.role, Role::Active);
+    let vip_gate = bs.gate(GateId::Vip).expect("gate 1");
+    assert_eq!(vip_gate.verdict, Verdict::Fail);
+    assert!(
+        vip_gate.reason.contains("keepalived is not running"),
+        "{}",
+        vip_gate.reason
+    );
+    assert!(b.has_vip(), "the stale VIP is still on beta's interface");
+    drop(ka_beta);
+}
+
+fn beta_keepalived_conf(zone: &Zone) -> String {
+    zone.host("beta")
+        .dir
+        .join("keepalived/keepalived.conf")
+        .display()
+        .to_string()
+}
+
+/// SIGKILL every process of one keepalived instance at once (parent and
+/// VRRP child), as a crash or the OOM killer would: nothing removes the VIP.
+fn kill_all_keepalived_of(config: &str) {
+    let pids: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            (comm.trim() == "keepalived" && String::from_utf8_lossy(&cmdline).contains(config))
+                .then(|| pid.to_string())
+        })
+        .collect();
+    assert!(!pids.is_empty(), "no keepalived runs with {config}");
+    let status = std::process::Command::new("kill")
+        .arg("-KILL")
+        .args(&pids)
+        .status()
+        .expect("kill");
+    assert!(status.success());
 }

@@ -8,6 +8,7 @@
 
 pub mod artifacts;
 pub mod certificate;
+pub mod keepalived;
 pub mod lease;
 pub mod nats;
 pub mod vip;
@@ -31,6 +32,7 @@ pub struct Observed {
 pub struct Probes {
     config: Arc<AgentConfig>,
     vip: vip::VipProbe,
+    keepalived: keepalived::KeepalivedProbe,
     monitor: nats::NatsMonitor,
     lease: lease::LeaseProbe,
     /// A write probe of the artifact directory is still running (a hung disk):
@@ -56,6 +58,7 @@ impl Probes {
         Probes {
             monitor: nats::NatsMonitor::new(monitor_addr, config.nats.request_timeout),
             vip: vip::VipProbe::default(),
+            keepalived: keepalived::KeepalivedProbe::default(),
             lease,
             artifact_probe_busy: Arc::new(AtomicBool::new(false)),
             config,
@@ -80,7 +83,11 @@ impl Probes {
         let certificate = certificate::observe(&c.certificate.path);
         let (lease_gate, lease_held_elsewhere) = gates::lease::evaluate(&c.host, &lease);
         let gates = GateReport {
-            vip: gates::vip::evaluate(c.vip.address, &addresses),
+            vip: gates::vip::evaluate(
+                c.vip.address,
+                &addresses,
+                &self.keepalived.observe(c.keepalived.require_running),
+            ),
             jetstream: gates::jetstream::evaluate(&jetstream),
             quorum: gates::quorum::evaluate(c.nats.voters, &quorum),
             artifacts: gates::artifacts::evaluate(c.artifacts.require_mount_point, &artifacts),

@@ -349,6 +349,9 @@ pub struct AgentSetup {
     pub policy: &'static str,
     pub hold_down: &'static str,
     pub ready_timeout: &'static str,
+    /// A real keepalived manages the VIP (gate 1 then requires it to run);
+    /// otherwise the test adds and removes the VIP by hand.
+    pub keepalived_manages_vip: bool,
 }
 
 impl Default for AgentSetup {
@@ -358,6 +361,7 @@ impl Default for AgentSetup {
             policy: "deny",
             hold_down: "2s",
             ready_timeout: "30s",
+            keepalived_manages_vip: false,
         }
     }
 }
@@ -480,6 +484,7 @@ sighting_file = "{sighting}"
 [keepalived]
 notify_fifo = "{fifo}"
 track_file = "{track}"
+require_running = {keepalived}
 
 [promotion]
 hold_down = "{hold_down}"
@@ -498,6 +503,7 @@ filter = "info,bsfg_gate_agent=debug"
             wrapper = wrapper.display(),
             ready_timeout = setup.ready_timeout,
             hold_down = setup.hold_down,
+            keepalived = setup.keepalived_manages_vip,
             sighting = run.join("lease-sighting.json").display(),
             fifo = fifo.display(),
             track = track_file.display(),
