@@ -27,6 +27,8 @@ use std::time::Duration;
 
 /// Facts the active controller must have replicated before the crash.
 pub const REPLICATED_BEFORE_FAULT: u64 = 50;
+/// How long the drill looks for a moment with a page in flight on alpha.
+pub const IN_FLIGHT_WAIT: Duration = Duration::from_secs(5);
 /// How long the peer keeps producing after replication resumed on beta.
 pub const KEEP_PRODUCING: Duration = Duration::from_secs(10);
 
@@ -214,7 +216,6 @@ pub(super) async fn alpha_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
             },
         )
         .await;
-    c.replication.before_fault = peer_status(z, &a, &pz).await;
     if !pulling_on_a {
         return Ok(());
     }
@@ -223,6 +224,31 @@ pub(super) async fn alpha_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
         z.controller_pids(&b).is_empty(),
         format!("controller pids on {b}: {:?}", z.controller_pids(&b)),
     );
+    // Crash while a page is in flight if we can: right after a `/status`
+    // read showing `replicating` (the last round had facts; the next one
+    // starts at once). Best effort: at a low rate the replicator may be
+    // idle between polls (`caught_up`), which is recorded.
+    let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
+    loop {
+        c.replication.before_fault = peer_status(z, &a, &pz).await;
+        let replicating = c
+            .replication
+            .before_fault
+            .as_ref()
+            .is_some_and(|r| r.state == "replicating");
+        if replicating || tokio::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let state = c
+        .replication
+        .before_fault
+        .as_ref()
+        .map_or("unknown".to_owned(), |r| {
+            format!("{}, {} replicated", r.state, r.replicated)
+        });
+    c.event(format!("{a}'s replicator just before the crash: {state}"));
     crash(
         z,
         c,

@@ -695,11 +695,12 @@ async fn keepalived_killed(z: &Zone, c: &mut Ctx) -> Result<()> {
     let (a, b, _) = roles(z);
     let v = c.samples();
     c.expected = crate::drills::outcome::Outcome {
-        summary: "keepalived crash on the active host (not in section 8): the VIP stays configured \
+        summary:
+            "keepalived crash on the active host (not in section 8): the VIP stays configured \
                   there but is stale; the agent stops its controller (gate 1 needs a running \
                   keepalived), which releases the lease; beta takes the VIP and serves; keepalived \
                   back on alpha (systemd restarts it) finds beta master: no failback"
-            .into(),
+                .into(),
         vip: hosts(&[&b]),
         serving: hosts(&[&b]),
     };
