@@ -72,11 +72,26 @@
     policy = "deny";
   };
 
-  lease = {
-    bucket = "bsfg_lease";
-    ttl = "1s";
-    renewInterval = "200ms";
-    safetyMargin = "250ms";
+  # The zone lease (one writer per zone, contract section 7) is left to its
+  # defaults, which follow the adverts: with sub-second adverts a 500 ms TTL
+  # (renewed every 100 ms, fenced 125 ms early) that expires before the VIP
+  # has moved; with 1 s adverts 1 s / 200 ms / 250 ms. Set lease.{bucket,
+  # ttl, renewInterval, safetyMargin} only to override them.
+
+  # The NATS system account's user: the active controller uses it to move
+  # the JetStream meta leader off its own host, so an alpha crash never
+  # waits for a meta election. REPLACE both: generate one password for the
+  # zone and install it on alpha and beta (root-only, 0400), e.g.
+  #   head -c 32 /dev/urandom | base64 > /var/lib/bsfg/secrets/nats-system-password
+  # and put its bcrypt hash here (the Nix store is world-readable: the
+  # password itself never goes there):
+  #   mkpasswd -m bcrypt -R 11 < /var/lib/bsfg/secrets/nats-system-password
+  # The controller reads the file through LoadCredential=. Remove the block
+  # (or set systemUser = null) to run without NATS accounts; the meta leader
+  # then stays wherever JetStream elects it.
+  nats.systemUser = {
+    passwordFile = "/var/lib/bsfg/secrets/nats-system-password";
+    passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
   };
 
   # Store buffer classes, consumers, artifact buckets and peer zones, in the

@@ -16,9 +16,21 @@
   # artifact mount by removing the directory, so the mount-point check is off
   # unless the simulator provides real mounts.
   requireMountPoint ? false,
+  # The NATS system user the simulator made for this instance,
+  # { passwordFile; passwordHash; } (bcrypt): replaces the description's
+  # nats.systemUser, whose password only the zone's operator knows. The
+  # simulator writes the password to passwordFile and to each service
+  # host's credentials directory (paths.natsSystemPassword), as
+  # LoadCredential= would.
+  natsSystemUser ? null,
 }: let
   lib = import ./zone.nix;
-  zone = lib.normalise (import zoneFile);
+  desc = import zoneFile;
+  zone = lib.normalise (
+    if natsSystemUser == null
+    then desc
+    else desc // {nats = (desc.nats or {}) // {systemUser = natsSystemUser;};}
+  );
 in
   if builtins.match "/.*" runDir == null
   then throw "zone: runDir = ${builtins.toJSON runDir} must be an absolute path"

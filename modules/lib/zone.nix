@@ -53,6 +53,9 @@ let
   # The name keepalived and systemd know the pieces by. Fixed, not options:
   # the gate agent, the polkit rule and the VM tests refer to them.
   controllerUnit = "bsfg-controller.service";
+  # The user of the global account that clients without credentials become
+  # (nats-server's no_auth_user), when nats.systemUser configures accounts.
+  natsAppUser = "bsfg";
   checkScriptName = "bsfg_jetstream_ok";
   trackFileName = "bsfg_gate";
 
@@ -270,11 +273,25 @@ let
 
     lease = let
       l = get desc "lease" {};
+      # The TTL must stay below the VIP failover time, or the standby's agent
+      # waits out the lease after the VIP has moved (issue 10): sub-second
+      # adverts move the VIP in ~0.65 s, so they get a 500 ms lease; 1 s
+      # adverts (VIP move ~2.8 s) keep 1 s. Renewal and margin default to
+      # ttl / 5 and ttl / 4, the ratios of 1 s / 200 ms / 250 ms: the margin
+      # then covers the same clock-rate drift, margin / (2 * ttl) = 12.5 %
+      # (crates/bsfg-core/src/lease.rs). Settings the description gives win.
+      ttlDefault =
+        if vrrp.advertIntervalMs < 1000
+        then "500ms"
+        else "1s";
+      ttl0 = get l "ttl" ttlDefault;
+      ttlMs0 = duration.toMs "lease.ttl" ttl0;
+      ms = n: "${toString n}ms";
       r = {
         bucket = get l "bucket" "bsfg_lease";
-        ttl = get l "ttl" "1s";
-        renewInterval = get l "renewInterval" "200ms";
-        safetyMargin = get l "safetyMargin" "250ms";
+        ttl = ttl0;
+        renewInterval = get l "renewInterval" (ms (ttlMs0 / 5));
+        safetyMargin = get l "safetyMargin" (ms (ttlMs0 / 4));
       };
       ttl = duration.toMs "lease.ttl" r.ttl;
       renew = duration.toMs "lease.renewInterval" r.renewInterval;
@@ -361,6 +378,36 @@ let
       (builtins.seq (duration.toMs "gateAgent.readyTimeout" g.readyTimeout)
         (builtins.seq (duration.toMs "gateAgent.stopTimeout" g.stopTimeout) g));
 
+    # The NATS system account's user ($SYS), for what only it may do: the
+    # active controller moves the JetStream meta leader off its own host
+    # ($JS.API.META.LEADER.STEPDOWN), so a crash of the active host never
+    # waits for a meta election (gate 3). Absent or null: no accounts are
+    # configured and the meta leader stays where JetStream puts it.
+    nats = let
+      n = get desc "nats" {};
+      su = get n "systemUser" null;
+      unknownNats = filter (k: k != "systemUser") (attrNames n);
+      hash = get su "passwordHash" null;
+      user = get su "user" "bsfg-system";
+    in
+      if !(isAttrs n)
+      then fail "`nats` must be an attribute set, e.g. { systemUser = { passwordFile = \"/var/lib/bsfg/secrets/nats-system-password\"; passwordHash = \"$2b$11$...\"; }; }"
+      else if unknownNats != []
+      then fail "unknown setting(s) nats.${concatStringsSep ", nats." unknownNats}; known: nats.systemUser"
+      else if su == null
+      then {systemUser = null;}
+      else if !(isAttrs su)
+      then fail "nats.systemUser must be null or { passwordFile = \"/abs/path\"; passwordHash = \"$2b$11$...\"; }"
+      else if !(isString hash) || builtins.match "[$]2[abxy][$][0-9][0-9][$][./A-Za-z0-9]{53}" hash == null
+      then fail "nats.systemUser.passwordHash must be the bcrypt hash (\"$2b$11$\" and 53 more characters, e.g. from `mkpasswd -m bcrypt`) of the password in nats.systemUser.passwordFile; nats-server's configuration is in the world-readable Nix store, so it holds the hash, never the password"
+      else {
+        systemUser = {
+          user = names.checkToken "nats.systemUser.user" user;
+          passwordFile = checkAbsolutePath "nats.systemUser.passwordFile" (get su "passwordFile" null);
+          passwordHash = hash;
+        };
+      };
+
     known = [
       "zone"
       "tier"
@@ -381,6 +428,7 @@ let
       "logging"
       "gateAgent"
       "timeServers"
+      "nats"
     ];
     unknown = filter (k: !(elem k known)) (attrNames desc);
   in
@@ -392,9 +440,9 @@ let
       # deepSeq: validate every section now, including those (certificates,
       # managementNetwork) that only some consumers of the result read, so an
       # error never depends on which output someone happens to evaluate.
-      builtins.deepSeq [hosts tier managementNetwork vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent] {
+      builtins.deepSeq [hosts tier managementNetwork vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent nats] {
         zone = zoneId;
-        inherit tier hosts managementNetwork ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent;
+        inherit tier hosts managementNetwork ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats;
         store = get desc "store" {};
         limits = get desc "limits" {};
         timeServers = get desc "timeServers" [];
@@ -423,6 +471,8 @@ let
     };
     agentCertificate = "/run/credentials/bsfg-gate-agent.service/controller-cert.pem";
     agentRuntime = "/run/bsfg-gate-agent";
+    # The NATS system user's password (nats.systemUser), LoadCredential= too.
+    natsSystemPassword = "/run/credentials/bsfg-controller.service/nats-system-password";
   };
 
   # Where the zone simulator puts each host's state: everything under
@@ -442,6 +492,7 @@ let
     };
     agentCertificate = "${base}/credentials/cert.pem";
     agentRuntime = "${base}/run";
+    natsSystemPassword = "${base}/credentials/nats-system-password";
   };
 
   defaultBinaries = {
@@ -497,6 +548,36 @@ let
       lame_duck_duration = "30s";
       lame_duck_grace_period = "10s";
     };
+
+    # With nats.systemUser: the server's two default accounts made explicit,
+    # each under its default name, so nothing moves on an upgrade (JetStream
+    # data stays in $G; the servers' RAFT traffic, which uses the system
+    # account, keeps its account name while they restart one by one):
+    #   * $SYS, the system account, with one user (bcrypt hash) for the
+    #     controller's meta-leader step-down;
+    #   * $G, the global account, where every stream and bucket lives; with
+    #     no other account configured nats-server keeps JetStream enabled
+    #     for it. Its one user, without password, is the `no_auth_user`:
+    #     clients that present no credentials (the controller's own
+    #     connection, the gate agent, the nats CLI on a host) land there
+    #     exactly as before.
+    # The client port stays on 127.0.0.1.
+    natsAccounts = let
+      su = zone.nats.systemUser;
+    in
+      if su == null
+      then {}
+      else {
+        accounts."$SYS".users = [
+          {
+            inherit (su) user;
+            password = su.passwordHash;
+          }
+        ];
+        system_account = "$SYS";
+        authorization.users = [{user = natsAppUser;}];
+        no_auth_user = natsAppUser;
+      };
 
     vipInterface =
       if zone.vip.interface != null
@@ -570,7 +651,16 @@ let
         inherit (paths.tls) certificate ca;
         private_key = paths.tls.privateKey;
       };
-      nats.url = "nats://127.0.0.1:${toString ports.natsClient}";
+      nats =
+        {url = "nats://127.0.0.1:${toString ports.natsClient}";}
+        // (
+          if zone.nats.systemUser == null
+          then {}
+          else {
+            system_user = zone.nats.systemUser.user;
+            system_user_password_file = paths.natsSystemPassword;
+          }
+        );
       store =
         {
           replicas = 3;
@@ -639,7 +729,7 @@ let
         artifacts = isService;
       };
       inherit paths ports;
-      nats = {settings = nats;};
+      nats = {settings = nats // natsAccounts;};
       keepalived =
         if isService
         then keepalived

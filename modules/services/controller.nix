@@ -12,7 +12,8 @@
 # It binds the VIP (listen.address), reports READY=1 after binding it and
 # connecting to JetStream, and pings the watchdog. Certificates arrive via
 # LoadCredential= (read by systemd as root from the paths in the zone
-# description, never copied into the Nix store).
+# description, never copied into the Nix store), and so does the NATS system
+# user's password when the zone sets nats.systemUser.
 {
   config,
   lib,
@@ -22,6 +23,9 @@
   cfg = config.services.bsfg;
   s = cfg.settings;
   certs = cfg.normalisedZone.certificates;
+  # The NATS system user's password (nats.systemUser), for the meta-leader
+  # step-down; the controller config names it under /run/credentials too.
+  natsSystemUser = cfg.normalisedZone.nats.systemUser or null;
   toml = pkgs.formats.toml {};
   rawConfig = toml.generate "bsfg-controller.toml" s.controller.config;
   # Like nixpkgs' services.nats.validateConfig: refuse to build a system whose
@@ -75,11 +79,13 @@ in {
           User = "bsfg-controller";
           Group = "bsfg-controller";
           SupplementaryGroups = ["bsfg-artifacts"];
-          LoadCredential = [
-            "cert.pem:${certs.certificate}"
-            "key.pem:${certs.privateKey}"
-            "ca.pem:${certs.ca}"
-          ];
+          LoadCredential =
+            [
+              "cert.pem:${certs.certificate}"
+              "key.pem:${certs.privateKey}"
+              "ca.pem:${certs.ca}"
+            ]
+            ++ lib.optional (natsSystemUser != null) "nats-system-password:${natsSystemUser.passwordFile}";
 
           # Hardening: the controller needs TCP (clients on the VIP, NATS on
           # loopback), AF_UNIX (sd_notify, journald) and write access to the

@@ -4,6 +4,14 @@
 # tier) come from modules/lib/zone.nix, the same attribute set the zone
 # simulator hands to its nats-server processes.
 #
+# With nats.systemUser the settings also define the accounts (library:
+# `natsAccounts`): $SYS with the controller's system user, whose password
+# appears here only as its bcrypt hash (this file's JSON is in the Nix
+# store; the password reaches the controller alone, by LoadCredential= in
+# controller.nix), and $G with a password-less no_auth_user, so every other
+# client connects as before. nixpkgs' build-time `nats-server -t` check
+# (validateConfig) covers them.
+#
 # Version note: the appliance runs the pinned nixpkgs' nats-server (2.11.x at
 # the time of writing), CI and the simulator run 2.15.1. The settings used
 # here exist in both (docs/nixpkgs-options-checked.md).

@@ -31,6 +31,20 @@ let
     zone = lib.normalise (fx.with' {tier = "critical";});
     pathsFor = _: lib.nixosPaths;
   };
+  simHash = "$2b$04$" + builtins.substring 0 53 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghijklmnop";
+  simSys = import ../../modules/lib/simulator.nix {
+    zoneFile = ../../hosts/zone.nix;
+    runDir = "/run/sim";
+    natsSystemUser = {
+      passwordFile = "/run/sim/nats-system-password";
+      passwordHash = simHash;
+    };
+  };
+  sim1s = import ../../modules/lib/simulator.nix {
+    zoneFile = ../../crates/bsfg-zonesim/zones/adverts-1s.nix;
+    runDir = "/run/sim";
+  };
+  leaseFor = over: (lib.normalise (fx.with' over)).lease;
   # VRRPv2 without an explicit interval: the 1 s default applies.
   v2 = lib.normalise (fx.with' {vrrp = builtins.removeAttrs fx.base.vrrp ["advertIntervalMs"] // {version = 2;};});
 
@@ -109,14 +123,94 @@ in {
     == {
       enabled = true;
       bucket = "bsfg_lease";
-      ttl = "1s";
-      renew_interval = "200ms";
-      safety_margin = "250ms";
+      ttl = "500ms";
+      renew_interval = "100ms";
+      safety_margin = "125ms";
       sighting_file = "/run/bsfg-gate-agent/lease-sighting";
     };
 
+  # --- lease defaults follow the adverts (the TTL must expire before the VIP
+  # has moved, issue 10); margin / (2 * ttl) stays 12.5 %
+  lease_subsecond_adverts_default_to_500ms =
+    zone.lease
+    == {
+      bucket = "bsfg_lease";
+      ttl = "500ms";
+      renewInterval = "100ms";
+      safetyMargin = "125ms";
+    };
+  lease_one_second_adverts_keep_1s =
+    builtins.removeAttrs v2.lease ["bucket"]
+    == {
+      ttl = "1s";
+      renewInterval = "200ms";
+      safetyMargin = "250ms";
+    };
+  lease_990ms_v3_adverts_are_subsecond = (leaseFor {vrrp = fx.base.vrrp // {advertIntervalMs = 990;};}).ttl == "500ms";
+  lease_1s_v3_adverts_keep_1s = (leaseFor {vrrp = fx.base.vrrp // {advertIntervalMs = 1000;};}).ttl == "1s";
+  lease_given_ttl_scales_renewal_and_margin =
+    leaseFor {lease = {ttl = "2s";};}
+    == {
+      bucket = "bsfg_lease";
+      ttl = "2s";
+      renewInterval = "400ms";
+      safetyMargin = "500ms";
+    };
+  lease_given_settings_win =
+    leaseFor {
+      lease = {
+        bucket = "other_lease";
+        ttl = "1s";
+        renewInterval = "200ms";
+        safetyMargin = "250ms";
+      };
+    }
+    == {
+      bucket = "other_lease";
+      ttl = "1s";
+      renewInterval = "200ms";
+      safetyMargin = "250ms";
+    };
+  lease_reaches_the_agent = a.gateAgent.config.lease.ttl == "500ms" && sim1s.lease.ttl == "1s" && sim1s.hosts.beta.gateAgent.config.lease.ttl == "1s";
+
   # The agent writes the sighting where the controller reads it.
   lease_sighting_shared = a.gateAgent.config.lease.sighting_file == a.controller.config.lease.sighting_file;
+
+  # --- NATS accounts (nats.systemUser): $SYS with the controller's system
+  # user (bcrypt hash only), $G with the password-less no_auth_user
+  nats_system_account_with_hash_only = builtins.all (h:
+    h.nats.settings.accounts
+    == {
+      "$SYS".users = [
+        {
+          user = "bsfg-system";
+          password = fx.base.nats.systemUser.passwordHash;
+        }
+      ];
+    }
+    && h.nats.settings.system_account == "$SYS") [a b g];
+  nats_clients_without_credentials_stay_in_g = builtins.all (h: h.nats.settings.no_auth_user == "bsfg" && h.nats.settings.authorization.users == [{user = "bsfg";}]) [a b g];
+  nats_password_never_rendered = builtins.match ".*passwordFile.*|.*secrets.*" (builtins.toJSON a.nats.settings) == null;
+  controller_system_user_via_credentials =
+    a.controller.config.nats
+    == {
+      url = "nats://127.0.0.1:4222";
+      system_user = "bsfg-system";
+      system_user_password_file = "/run/credentials/bsfg-controller.service/nats-system-password";
+    };
+  without_system_user_no_accounts = let
+    z = lib.normalise (fx.with' {nats.systemUser = null;});
+    h = lib.hostSettings {
+      zone = z;
+      host = "alpha";
+      paths = lib.nixosPaths;
+    };
+  in
+    !(h.nats.settings ? accounts) && !(h.nats.settings ? no_auth_user) && h.controller.config.nats == {url = "nats://127.0.0.1:4222";} && (lib.normalise (builtins.removeAttrs fx.base ["nats"])).nats.systemUser == null;
+  simulator_system_user_replaces_the_zones =
+    simSys.hosts.alpha.controller.config.nats.system_user_password_file
+    == "/run/sim/alpha/credentials/nats-system-password"
+    && (builtins.head simSys.hosts.gamma.nats.settings.accounts."$SYS".users).password == simHash;
 
   # --- gate agent
   agent_keys_match_draft = sortedNames a.gateAgent.config == agentKeys;

@@ -15,5 +15,5 @@ rec {
 
   withVip = attrs: base // {vip = base.vip // attrs;};
   withVrrp = attrs: base // {vrrp = base.vrrp // attrs;};
-  withLease = attrs: base // {lease = base.lease // attrs;};
+  withLease = attrs: base // {lease = (base.lease or {}) // attrs;};
 }

@@ -232,7 +232,11 @@ in {
     sc.Type == "notify" && sc.WatchdogSec == "10s" && sc.ProtectSystem == "strict" && sc.ReadWritePaths == ["/artifacts"];
   controller_credentials_from_zone_paths =
     (get "alpha" "controller").systemd.services.bsfg-controller.serviceConfig.LoadCredential
-    == ["cert.pem:/var/lib/bsfg/tls/controller.pem" "key.pem:/var/lib/bsfg/tls/controller.key" "ca.pem:/var/lib/bsfg/tls/ca.pem"];
+    == ["cert.pem:/var/lib/bsfg/tls/controller.pem" "key.pem:/var/lib/bsfg/tls/controller.key" "ca.pem:/var/lib/bsfg/tls/ca.pem" "nats-system-password:/var/lib/bsfg/secrets/nats-system-password"];
+  nats_settings_carry_the_accounts = let
+    st = (get "gamma" "nats").services.nats.settings;
+  in
+    st.system_account == "$SYS" && st.no_auth_user == "bsfg" && (builtins.head st.accounts."$SYS".users).password == fx.base.nats.systemUser.passwordHash;
   polkit_rule_names_controller_unit = builtins.match ".*bsfg-controller[.]service.*" (get "alpha" "gate-agent").security.polkit.extraConfig != null;
   polkit_rule_exact_verbs = let
     rule = builtins.replaceStrings ["\n"] [" "] (get "alpha" "gate-agent").security.polkit.extraConfig;

@@ -9,7 +9,8 @@
 //! 4. the zone lease is taken (else exit 75) — see [`fencing`];
 //! 5. streams and buckets are created or reconciled, cursors loaded;
 //! 6. the service address — the VIP — is bound (else exit 69);
-//! 7. `READY=1` to systemd; stream leaders are moved off this host.
+//! 7. `READY=1` to systemd; stream leaders, and with the NATS system user
+//!    the meta leader, are moved off this host (from 5 s after start).
 //!
 //! On SIGTERM: `STOPPING=1`, stop accepting, drain in-flight requests for
 //! `drain_timeout`, release the lease, exit 0.
@@ -180,7 +181,12 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         config.store.fill_poll_interval,
         stop.clone(),
     );
-    spawn_leader_placement(substrate.clone(), stop.clone());
+    spawn_leader_placement(
+        substrate.clone(),
+        config.nats.clone(),
+        format!("bsfg-controller-{}-system", config.node),
+        stop.clone(),
+    );
     let mut peer_status = Vec::new();
     for link in peer_links.clone() {
         if let Some((r, status)) =
@@ -290,25 +296,39 @@ fn spawn_fill_poller(boundary: Arc<boundary::Boundary>, every: Duration, stop: C
 }
 
 /// Moves stream leaders off this host after promotion, and again whenever one
-/// comes back (a restarted peer can hand leadership back to us).
+/// comes back (a restarted peer can hand leadership back to us); then the
+/// JetStream meta leader, if this server leads the meta group and
+/// `nats.system_user_password_file` gives the system account's user
+/// (`bsfg_store::MetaMover`): a crash of this host then never waits for a
+/// meta election on the standby (its gate 3).
 ///
 /// The first round waits 5 s: right after a failover the old
 /// active host has just died, and JetStream still reports it current for a
 /// moment; handing a stream to it would leave the stream leaderless for
 /// seconds (measured in the zone simulator's alpha-crash drill). A stream
 /// with a replica down keeps its leader until the group is whole
-/// (`bsfg_store::step_down_leaders_on`).
-fn spawn_leader_placement(substrate: Substrate, stop: CancellationToken) {
+/// (`bsfg_store::step_down_leaders_on`), and so does the meta group.
+fn spawn_leader_placement(
+    substrate: Substrate,
+    nats: bsfg_core::config::NatsConnection,
+    system_name: String,
+    stop: CancellationToken,
+) {
     const PLACEMENT_SETTLE: Duration = Duration::from_secs(5);
     tokio::spawn(async move {
-        let Some(server) = substrate.client().server_info().server_name.clone().into() else {
-            return;
-        };
-        let server: String = server;
+        let server = substrate.client().server_info().server_name;
+        if nats.system_user_password_file.is_none() {
+            tracing::info!(
+                "no nats.system_user_password_file: the JetStream meta leader stays where JetStream \
+                 elects it, possibly on this host (a crash of it then waits for a meta election)"
+            );
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(PLACEMENT_SETTLE) => {}
         }
+        let mut meta: Option<bsfg_store::MetaMover> = None;
+        let mut meta_failures = 0u32;
         loop {
             match bsfg_store::step_down_leaders_on(&substrate, &server).await {
                 Ok(moved) if !moved.is_empty() => {
@@ -317,10 +337,54 @@ fn spawn_leader_placement(substrate: Substrate, stop: CancellationToken) {
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "leader placement check failed"),
             }
+            if nats.system_user_password_file.is_some() {
+                if meta.is_none() {
+                    match bsfg_store::SystemConnection::connect(&nats, &system_name).await {
+                        Ok(Some(sys)) => {
+                            tracing::info!(user = %nats.system_user, "connected as the NATS system user (meta-leader placement)");
+                            meta = Some(bsfg_store::MetaMover::new(sys));
+                        }
+                        Ok(None) => {}
+                        // Warn once, then quietly retry each round: the meta
+                        // leader staying put costs failover time, not service.
+                        Err(e) if meta_failures == 0 => {
+                            meta_failures += 1;
+                            tracing::warn!(error = %e, "cannot connect as the NATS system user; the meta leader may stay on this host (retrying every round)")
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "NATS system user: still no connection")
+                        }
+                    }
+                }
+                if let Some(m) = &meta {
+                    move_meta_leader(&substrate, &server, m).await;
+                }
+            }
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(10)) => {}
             }
         }
     });
+}
+
+/// One round of meta-leader placement: hand it to the peer the streams are
+/// gathered on (else the freshest peer) when this server leads it.
+async fn move_meta_leader(substrate: &Substrate, server: &str, mover: &bsfg_store::MetaMover) {
+    let gather_on = bsfg_store::placements(substrate)
+        .await
+        .ok()
+        .and_then(|p| bsfg_store::gathering_peer(&p, server));
+    match mover.round(gather_on.as_deref()).await {
+        Ok(bsfg_store::MetaOutcome::Moved { to, preferred }) => tracing::info!(
+            to = to.as_deref().unwrap_or("(not elected yet)"),
+            preferred = preferred.as_deref().unwrap_or("(plain step-down)"),
+            "moved the JetStream meta leader off this host"
+        ),
+        Ok(bsfg_store::MetaOutcome::Failed(e)) => {
+            tracing::warn!(error = %e, "meta-leader step-down failed")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "meta placement check failed"),
+    }
 }

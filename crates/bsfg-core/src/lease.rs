@@ -20,9 +20,12 @@
 //! was sent, so the contender's start is never earlier than the holder's. The
 //! holder therefore fences at least `safety_margin` (on the holder's clock)
 //! before the contender can act, provided the two clocks' rates differ by less
-//! than `safety_margin / (2 * ttl)` (12 % with the defaults, 1 s and 250 ms).
-//! Renewals every `renew_interval` (200 ms) give several attempts per TTL, so
-//! a single lost or slow renewal does not fence a healthy holder.
+//! than `safety_margin / (2 * ttl)` (12 % with the defaults, 1 s and 250 ms;
+//! the zone library keeps that ratio when it picks 500 ms and 125 ms for
+//! zones with sub-second VRRP adverts, so the TTL ends before the VIP has
+//! moved). Renewals every `renew_interval` (200 ms; 100 ms with the 500 ms
+//! TTL) give several attempts per TTL, so a single lost or slow renewal does
+//! not fence a healthy holder.
 //!
 //! If JetStream itself stalls (no quorum, leader election), renewals fail and
 //! the holder fences after `ttl - safety_margin`: a zone whose substrate cannot

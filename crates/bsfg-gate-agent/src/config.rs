@@ -92,6 +92,7 @@ impl Nats {
             user_password_file: self.user_password_file.clone(),
             request_timeout: self.request_timeout,
             connect_timeout: self.request_timeout,
+            ..NatsConnection::default()
         }
     }
 

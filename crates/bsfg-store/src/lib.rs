@@ -8,6 +8,7 @@
 //! | [`CursorStore`] | KV bucket `bsfg_cursors`: consumer → confirmed offset |
 //! | [`ArtifactIndex`] | KV bucket `bsfg_artifacts`: bucket/key → digest, size, media type |
 //! | [`LeaseStore`] | KV bucket `bsfg_lease`: the zone controller lease |
+//! | [`step_down_leaders_on`], [`MetaMover`] | stream and meta RAFT leaders, kept off the active host |
 //!
 //! The crate's public API is the substrate port: another substrate would
 //! reimplement these types, and nothing outside this crate names JetStream.
@@ -30,6 +31,7 @@ mod errors;
 mod fact_buffer;
 mod kv;
 mod lease;
+mod meta;
 pub mod page;
 mod placement;
 mod substrate;
@@ -38,6 +40,9 @@ pub use artifact_index::{ArtifactIndex, ArtifactRecord, IndexOutcome};
 pub use cursors::{CursorAdvance, CursorStore, StoredCursor};
 pub use fact_buffer::{AppendOutcome, BufferFill, FactBuffer, StoredRecord};
 pub use lease::{LeaseSighting, LeaseStore, LeaseWrite, monotonic_now};
+pub use meta::{
+    MetaMover, MetaOutcome, MetaPeer, MetaPlacement, MetaPlan, SystemConnection, plan as meta_plan,
+};
 pub use page::Page;
-pub use placement::{StreamPlacement, step_down_leaders_on};
+pub use placement::{StreamPlacement, gathering_peer, placements, step_down_leaders_on};
 pub use substrate::Substrate;

@@ -16,6 +16,11 @@ pub struct NatsOptions {
     pub sync_always: bool,
     /// Extra configuration appended to every node's file.
     pub extra_config: String,
+    /// The accounts of a zone with `nats.systemUser` (modules/lib/zone.nix,
+    /// `natsAccounts`): `$SYS` with this user (its bcrypt hash), `$G` with
+    /// the password-less `no_auth_user`, so clients without credentials
+    /// connect as before.
+    pub system_user: Option<SystemUser>,
 }
 
 impl Default for NatsOptions {
@@ -24,7 +29,66 @@ impl Default for NatsOptions {
             nodes: 3,
             sync_always: false,
             extra_config: String::new(),
+            system_user: None,
         }
+    }
+}
+
+/// A user of the NATS system account, made for one test or simulated zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemUser {
+    pub user: String,
+    /// 32 random bytes, hex.
+    pub password: String,
+    /// bcrypt of `password`: what nats-server's configuration holds.
+    pub password_hash: String,
+}
+
+impl SystemUser {
+    /// The user name the zone library gives the controller's system user.
+    pub const DEFAULT_USER: &'static str = "bsfg-system";
+    /// The user of `$G` that clients without credentials become.
+    pub const APP_USER: &'static str = "bsfg";
+
+    /// A fresh random password and its bcrypt hash (cost 11, as
+    /// nats-server's documentation recommends at least).
+    pub fn generate() -> SystemUser {
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+            .expect("reading /dev/urandom");
+        let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let password_hash = bcrypt::hash(&password, 11).expect("bcrypt");
+        SystemUser {
+            user: Self::DEFAULT_USER.into(),
+            password,
+            password_hash,
+        }
+    }
+
+    /// nats-server configuration (its own syntax) for the accounts: what the
+    /// zone library renders as JSON for a zone with `nats.systemUser`.
+    pub fn accounts_config(&self) -> String {
+        format!(
+            "accounts {{\n  \"$SYS\" {{ users = [ {{ user: \"{}\", password: \"{}\" }} ] }}\n}}\n\
+             system_account: \"$SYS\"\n\
+             authorization {{ users = [ {{ user: \"{app}\" }} ] }}\n\
+             no_auth_user: \"{app}\"\n",
+            self.user,
+            self.password_hash,
+            app = Self::APP_USER,
+        )
+    }
+
+    /// Writes the password (one line) to `path`, mode 0600, as the file
+    /// `nats.system_user_password_file` names.
+    pub fn write_password(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, format!("{}\n", self.password))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
     }
 }
 
@@ -107,6 +171,9 @@ impl NatsCluster {
                     "cluster {{\n  name: bsfgtest\n  listen: \"127.0.0.1:{cluster_port}\"\n  routes: [{}]\n}}\n",
                     routes.join(", ")
                 ));
+            }
+            if let Some(u) = &opts.system_user {
+                conf.push_str(&u.accounts_config());
             }
             conf.push_str(&opts.extra_config);
             let config = dir.path().join(format!("{name}.conf"));

@@ -392,6 +392,12 @@ impl ControllerConfig {
         if self.lease.enabled {
             self.lease.check()?;
         }
+        if self.nats.system_user_password_file.is_some() && self.nats.system_user.is_empty() {
+            return Err(ConfigError::new(
+                "nats.system_user",
+                "must name the system account's user when nats.system_user_password_file is set",
+            ));
+        }
         if self.replication.page_facts == 0 || self.replication.concurrency == 0 {
             return Err(ConfigError::new(
                 "replication",
@@ -498,6 +504,27 @@ identity = "enterprise-bsfg"
         let mut c = example();
         c.lease.renew_interval = Duration::from_millis(600);
         assert_eq!(c.check().unwrap_err().key, "lease.renew_interval");
+    }
+
+    #[test]
+    fn the_system_user_is_optional() {
+        let c = example();
+        assert_eq!(c.nats.system_user_password_file, None, "off by default");
+        assert_eq!(c.nats.system_user, "bsfg-system");
+        let text = EXAMPLE.replace(
+            "[store]",
+            "[nats]\nsystem_user_password_file = \"/run/credentials/bsfg-controller.service/nats-system-password\"\n[store]",
+        );
+        let mut c: ControllerConfig = toml::from_str(&text).unwrap();
+        c.check().unwrap();
+        assert_eq!(
+            c.nats.system_user_password_file.as_deref(),
+            Some(std::path::Path::new(
+                "/run/credentials/bsfg-controller.service/nats-system-password"
+            ))
+        );
+        c.nats.system_user.clear();
+        assert_eq!(c.check().unwrap_err().key, "nats.system_user");
     }
 
     #[test]

@@ -54,6 +54,15 @@ pub struct NatsConnection {
     pub credentials: Option<PathBuf>,
     /// Optional user/password file, one line `user:password`.
     pub user_password_file: Option<PathBuf>,
+    /// The user of the NATS system account (`$SYS`) named by
+    /// `system_user_password_file`.
+    pub system_user: String,
+    /// Controller only: a file holding the password of `system_user` (one
+    /// line). With it the active controller opens a second connection, as
+    /// that user, for what only the system account may do: moving the
+    /// JetStream meta leader off its own host. Without it the meta leader
+    /// stays wherever JetStream elects it.
+    pub system_user_password_file: Option<PathBuf>,
     /// Timeout of one JetStream API request or publish acknowledgement.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -68,6 +77,8 @@ impl Default for NatsConnection {
             url: "nats://127.0.0.1:4222".into(),
             credentials: None,
             user_password_file: None,
+            system_user: "bsfg-system".into(),
+            system_user_password_file: None,
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
         }

@@ -404,16 +404,19 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
     ctx.wait_acks("appends flow before the fault", 30, PROMOTION_TIMEOUT)
         .await;
     // Steady state: the active controller has moved the stream leaders off
-    // its host and gathered them on one peer (bsfg_store::step_down_leaders_on).
+    // its host and gathered them on one peer (bsfg_store::step_down_leaders_on),
+    // and the meta leader off its host (bsfg_store::MetaMover, with the NATS
+    // system user the simulator configures).
     let active = zone.spec.by_role.alpha.clone();
     let z = &zone;
     ctx.wait_for(
-        "stream leaders gathered on one host other than the active one before the fault",
+        "stream leaders gathered on one host other than the active one, meta leader off it, before the fault",
         Duration::from_secs(40),
         || async {
             let p = z.any_placement().await.ok()?;
             let on = p.gathered_on()?;
-            (on != active).then(|| {
+            let meta_off = p.meta_leader.as_deref().is_some_and(|m| m != active);
+            (on != active && meta_off).then(|| {
                 format!(
                     "every stream led by {on}; meta leader {}",
                     p.meta_leader.as_deref().unwrap_or("-")

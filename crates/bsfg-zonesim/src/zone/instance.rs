@@ -4,7 +4,7 @@
 
 use super::credentials::{Credentials, SHORT_DAYS, VALID_DAYS};
 use super::files::{self, HostDirs};
-use super::spec::{Binaries, ZoneSpec};
+use super::spec::{Binaries, NatsSystemUser, ZoneSpec};
 use super::workload::{self, Workload};
 use crate::netns::runtime::NetnsRuntime;
 use crate::netns::{self, nft};
@@ -394,11 +394,25 @@ impl Zone {
             controller: tools.controller.clone(),
             gate_agent: tools.gate_agent.clone(),
         };
+        // The NATS system user (the controller's meta-leader step-down):
+        // made here, its bcrypt hash handed to the library for nats-server's
+        // configuration, the password written where each controller reads it.
+        let system_user = bsfg_testkit::nats::SystemUser::generate();
+        let system_arg = NatsSystemUser {
+            password_file: run_dir.join("nats-system-password"),
+            password_hash: system_user.password_hash.clone(),
+        };
         progress.say(format!(
             "evaluating the zone library for {}",
             opts.zone_file.display()
         ));
-        let spec = ZoneSpec::evaluate(&opts.repo, &opts.zone_file, &run_dir, &bins)?;
+        let spec = ZoneSpec::evaluate(
+            &opts.repo,
+            &opts.zone_file,
+            &run_dir,
+            &bins,
+            Some(&system_arg),
+        )?;
         let workload = workload::derive(
             &spec
                 .alpha()
@@ -414,6 +428,16 @@ impl Zone {
         }
         for h in spec.host_names() {
             files::write_host(spec.host(h), &HostDirs::new(&run_dir, h))?;
+        }
+        let password_files = std::iter::once(system_arg.password_file.clone()).chain(
+            spec.service_hosts()
+                .into_iter()
+                .filter_map(|h| spec.system_password_file(h)),
+        );
+        for f in password_files {
+            system_user
+                .write_password(&f)
+                .with_context(|| format!("writing {}", f.display()))?;
         }
         progress.say("making the zone CA and certificates (rcgen)");
         let creds = Credentials::create(&spec, &workload, &run_dir)?;
@@ -462,7 +486,9 @@ impl Zone {
             controller: tools.controller.clone(),
             gate_agent,
         };
-        let spec = ZoneSpec::evaluate(&opts.repo, &st.zone_file, &run_dir, &bins)?;
+        // Without the system user: attaching writes no configuration, and
+        // the addresses, ports and paths do not depend on it.
+        let spec = ZoneSpec::evaluate(&opts.repo, &st.zone_file, &run_dir, &bins, None)?;
         let workload = workload::derive(
             &spec
                 .alpha()

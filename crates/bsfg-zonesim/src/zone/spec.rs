@@ -160,6 +160,17 @@ pub struct Binaries {
     pub gate_agent: PathBuf,
 }
 
+/// The NATS system user the simulator makes for an instance and passes to
+/// the library (`natsSystemUser` of modules/lib/simulator.nix): it replaces
+/// the zone description's, whose password only the zone's operator knows.
+#[derive(Debug, Clone)]
+pub struct NatsSystemUser {
+    /// The zone-wide copy of the password (the operator's file on NixOS).
+    pub password_file: PathBuf,
+    /// bcrypt of the password: what nats-server's configuration holds.
+    pub password_hash: String,
+}
+
 /// A Nix string literal for `s` (JSON escapes are Nix escapes; `${` must not
 /// start an interpolation).
 pub fn nix_string(s: &str) -> String {
@@ -170,10 +181,25 @@ pub fn nix_string(s: &str) -> String {
 
 /// The expression the simulator evaluates (exactly the entry point of
 /// modules/lib/README.md, with our absolute paths).
-pub fn expression(repo: &Path, zone_file: &Path, run_dir: &Path, bins: &Binaries) -> String {
+pub fn expression(
+    repo: &Path,
+    zone_file: &Path,
+    run_dir: &Path,
+    bins: &Binaries,
+    system_user: Option<&NatsSystemUser>,
+) -> String {
     let p = |p: &Path| nix_string(&p.display().to_string());
+    let system_user = system_user
+        .map(|u| {
+            format!(
+                " natsSystemUser = {{ passwordFile = {}; passwordHash = {}; }};",
+                p(&u.password_file),
+                nix_string(&u.password_hash)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "import {lib} {{ zoneFile = {zone}; runDir = {run}; binaries = {{ controller = {c}; gateAgent = {g}; }}; }}",
+        "import {lib} {{ zoneFile = {zone}; runDir = {run}; binaries = {{ controller = {c}; gateAgent = {g}; }};{system_user} }}",
         lib = p(&repo.join("modules/lib/simulator.nix")),
         zone = p(zone_file),
         run = p(run_dir),
@@ -189,8 +215,9 @@ impl ZoneSpec {
         zone_file: &Path,
         run_dir: &Path,
         bins: &Binaries,
+        system_user: Option<&NatsSystemUser>,
     ) -> Result<ZoneSpec> {
-        let expr = expression(repo, zone_file, run_dir, bins);
+        let expr = expression(repo, zone_file, run_dir, bins, system_user);
         let out = Command::new("nix-instantiate")
             .args(["--eval", "--strict", "--json", "-E", &expr])
             .output()
@@ -276,6 +303,18 @@ impl ZoneSpec {
             .context("no free address for the client namespace in alpha's subnet")
     }
 
+    /// Where the controller of `host` reads the NATS system user's password
+    /// (`nats.system_user_password_file` of its configuration), if it does.
+    pub fn system_password_file(&self, host: &str) -> Option<PathBuf> {
+        self.host(host)
+            .controller
+            .as_ref()?
+            .config
+            .pointer("/nats/system_user_password_file")?
+            .as_str()
+            .map(PathBuf::from)
+    }
+
     /// The controller endpoint producers use: `https://<VIP>:<port>`.
     pub fn endpoint(&self) -> String {
         format!("https://{}:{}", self.vip.address, self.ports.controller)
@@ -303,11 +342,31 @@ mod tests {
                 controller: "/bin/c".into(),
                 gate_agent: "/bin/g".into(),
             },
+            None,
         );
         assert_eq!(
             e,
             "import \"/repo/modules/lib/simulator.nix\" { zoneFile = \"/repo/hosts/zone.nix\"; \
              runDir = \"/run/z\"; binaries = { controller = \"/bin/c\"; gateAgent = \"/bin/g\"; }; }"
+        );
+        let e = expression(
+            Path::new("/repo"),
+            Path::new("/repo/hosts/zone.nix"),
+            Path::new("/run/z"),
+            &Binaries {
+                controller: "/bin/c".into(),
+                gate_agent: "/bin/g".into(),
+            },
+            Some(&NatsSystemUser {
+                password_file: "/run/z/nats-system-password".into(),
+                password_hash: "$2b$11$x".into(),
+            }),
+        );
+        assert!(
+            e.ends_with(
+                "natsSystemUser = { passwordFile = \"/run/z/nats-system-password\"; passwordHash = \"$2b$11$x\"; }; }"
+            ),
+            "{e}"
         );
     }
 }
