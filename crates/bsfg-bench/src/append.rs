@@ -91,6 +91,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
         println!("JSON written to {}", path.display());
     }
+    if let Some(path) = &args.output.markdown {
+        std::fs::write(path, report.render_markdown())?;
+        println!("Markdown written to {}", path.display());
+    }
     Ok(())
 }
 

@@ -32,12 +32,15 @@ enum Command {
     Failover(failover::Args),
 }
 
-/// Where results go.
+/// Where results go (besides the table on stdout).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Output {
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the results as a Markdown table to this file (docs/benchmarks.md includes it).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {

@@ -100,6 +100,54 @@ impl Report {
             .collect()
     }
 
+    /// The same table in Markdown, with the idle RSS and the machine.
+    pub fn render_markdown(&self) -> String {
+        let ratios = self.ratios();
+        let mut out = format!(
+            "Measured by bsfg-bench {} on {}.\n\n",
+            self.version, self.machine
+        );
+        for (tier, rss) in &self.idle_rss {
+            out.push_str(&format!(
+                "- controller idle RSS ({} cluster): {:.1} MiB\n",
+                format!("{tier:?}").to_lowercase(),
+                *rss as f64 / 1048576.0
+            ));
+        }
+        out.push_str(
+            "\n| tier | payload | conc. | mode | facts/s | × raw | p50 ms | p99 ms | p999 ms | p99 × raw | \
+             controller CPU s/10k | nats CPU s/10k | client CPU s/10k | controller peak RSS MiB |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for c in &self.cells {
+            let r = ratios.iter().find(|r| {
+                r.mode == c.mode
+                    && r.tier == c.tier
+                    && r.payload == c.payload
+                    && r.concurrency == c.concurrency
+            });
+            let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "| {} | {} B | {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {:.2} | {:.2} | {} |\n",
+                format!("{:?}", c.tier).to_lowercase(),
+                c.payload,
+                c.concurrency,
+                format!("{:?}", c.mode).to_lowercase(),
+                c.facts_per_second,
+                r.map(|r| format!("{:.2}", r.throughput_x)).unwrap_or_else(|| "1".into()),
+                c.p50_ms,
+                c.p99_ms,
+                c.p999_ms,
+                r.map(|r| format!("{:.2}", r.p99_x)).unwrap_or_else(|| "1".into()),
+                or_dash(c.controller_cpu_s_per_10k.map(|v| format!("{v:.2}"))),
+                c.nats_cpu_s_per_10k,
+                c.client_cpu_s_per_10k,
+                or_dash(c.controller_peak_rss.map(|v| format!("{:.1}", v as f64 / 1048576.0))),
+            ));
+        }
+        out
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         for (tier, rss) in &self.idle_rss {
@@ -209,5 +257,12 @@ mod tests {
         assert!((ratios[0].p99_x - 1.5).abs() < 1e-9);
         assert!((ratios[0].p50_extra_ms - 0.25).abs() < 1e-9);
         assert!(r.render().contains("0.60"));
+        let md = r.render_markdown();
+        assert!(
+            md.contains(
+                "| standard | 256 B | 16 | grpc | 6000 | 0.60 | 1.25 | 6.00 | 6.00 | 1.50 |"
+            ),
+            "{md}"
+        );
     }
 }
