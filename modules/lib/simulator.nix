@@ -23,14 +23,29 @@
   # host's credentials directory (paths.natsSystemPassword), as
   # LoadCredential= would.
   natsSystemUser ? null,
+  # The simulated zone's three JetStream servers share one disk, and each
+  # reserves every stream's max_bytes: a zone sized for real hosts (10 GiB
+  # classes) would need tens of GB free on the machine running the drills.
+  # Every stream class and forward buffer is capped at this size; null keeps
+  # the description's sizes.
+  storageCap ? "256 MiB",
 }: let
   lib = import ./zone.nix;
-  desc = import zoneFile;
-  zone = lib.normalise (
+  described = import zoneFile;
+  withUser =
     if natsSystemUser == null
-    then desc
-    else desc // {nats = (desc.nats or {}) // {systemUser = natsSystemUser;};}
-  );
+    then described
+    else described // {nats = (described.nats or {}) // {systemUser = natsSystemUser;};};
+  desc =
+    if storageCap == null
+    then withUser
+    else
+      withUser
+      // {
+        classes = builtins.mapAttrs (_: c: c // {max_bytes = storageCap;}) (withUser.classes or {});
+        store = (withUser.store or {}) // {forward_max_bytes = storageCap;};
+      };
+  zone = lib.normalise desc;
 in
   if builtins.match "/.*" runDir == null
   then throw "zone: runDir = ${builtins.toJSON runDir} must be an absolute path"

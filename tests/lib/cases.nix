@@ -40,6 +40,11 @@ let
       passwordHash = simHash;
     };
   };
+  simUncapped = import ../../modules/lib/simulator.nix {
+    zoneFile = ../../hosts/zone.nix;
+    runDir = "/run/sim";
+    storageCap = null;
+  };
   sim1s = import ../../modules/lib/simulator.nix {
     zoneFile = ../../crates/bsfg-zonesim/zones/adverts-1s.nix;
     runDir = "/run/sim";
@@ -222,7 +227,13 @@ in {
   simulator_paths_under_run_dir = sim.hosts.beta.controller.config.store.artifact_dir == "/run/sim/beta/artifacts" && sim.hosts.gamma.nats.settings.jetstream.store_dir == "/run/sim/gamma/jetstream";
   simulator_process_supervisor = sim.hosts.alpha.gateAgent.config.controller.supervisor == "process" && sim.hosts.alpha.gateAgent.config.controller.command == ["bsfg-controller" "--config" "/run/sim/alpha/controller.toml"];
   simulator_same_vrrp_as_nixos = sim.hosts.alpha.keepalived.priority == a.keepalived.priority && sim.hosts.alpha.keepalived.virtualRouterId == a.keepalived.virtualRouterId && sim.hosts.alpha.keepalived.unicastPeers == a.keepalived.unicastPeers;
-  simulator_same_classes_as_nixos = sim.hosts.beta.controller.config.classes == b.controller.config.classes;
+  simulator_same_classes_as_nixos = simUncapped.hosts.beta.controller.config.classes == b.controller.config.classes;
+  # Three JetStream servers share the simulator's disk: streams are capped, nothing else changes.
+  simulator_caps_stream_sizes =
+    builtins.all (c: c.max_bytes == "256 MiB") (builtins.attrValues sim.hosts.beta.controller.config.classes)
+    && sim.hosts.beta.controller.config.store.forward_max_bytes == "256 MiB"
+    && builtins.mapAttrs (_: c: removeAttrs c ["max_bytes"]) sim.hosts.beta.controller.config.classes
+    == builtins.mapAttrs (_: c: removeAttrs c ["max_bytes"]) b.controller.config.classes;
   simulator_json_serialisable = builtins.isString (builtins.toJSON sim);
 
   # --- identities keep their case here; the controller lower-cases them
