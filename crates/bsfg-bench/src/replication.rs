@@ -139,7 +139,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             serde_json::to_vec_pretty(&serde_json::json!({ "steady": steady, "drain": drain }))?,
         )?;
     }
+    if let Some(path) = &args.output.markdown {
+        std::fs::write(path, render_markdown(&steady, &drain))?;
+    }
     Ok(())
+}
+
+/// The two runs as the Markdown table docs/benchmarks.md keeps.
+pub fn render_markdown(steady: &serde_json::Value, drain: &serde_json::Value) -> String {
+    let ms = |v: &serde_json::Value| v.as_f64().map_or_else(|| "-".into(), |v| format!("{v:.1}"));
+    format!(
+        "| run | facts | rate facts/s | lag p50 ms | lag p99 ms | lag max ms |\n\
+         |---|---|---|---|---|---|\n\
+         | steady | {} | {} (offered) | {} | {} | {} |\n\
+         | drain of a backlog | {} | {:.0} (achieved) | - | - | - |\n",
+        steady["facts"],
+        steady["rate"],
+        ms(&steady["lag_p50_ms"]),
+        ms(&steady["lag_p99_ms"]),
+        ms(&steady["lag_max_ms"]),
+        drain["facts"],
+        drain["facts_per_second"].as_f64().unwrap_or(0.0),
+    )
 }
 
 /// Reads the receiver's forward consumer until `n` facts were seen; returns
@@ -196,4 +217,23 @@ async fn read_until(
             .await?;
     }
     Ok((lag, started.elapsed()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markdown_has_one_row_per_run() {
+        let steady = serde_json::json!({ "rate": 1000, "facts": 10000, "lag_p50_ms": 9.127, "lag_p99_ms": 21.6, "lag_max_ms": 39.3 });
+        let drain = serde_json::json!({ "facts": 20000, "facts_per_second": 5213.4 });
+        let md = super::render_markdown(&steady, &drain);
+        let rows: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            rows[2],
+            "| steady | 10000 | 1000 (offered) | 9.1 | 21.6 | 39.3 |"
+        );
+        assert_eq!(
+            rows[3],
+            "| drain of a backlog | 20000 | 5213 (achieved) | - | - | - |"
+        );
+    }
 }
