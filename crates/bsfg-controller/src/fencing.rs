@@ -201,7 +201,7 @@ impl LeaseHolder {
         if let Some(expected) = expected {
             let sent = monotonic_now();
             state.write_sent(sent);
-            let record = state.record(unix_ms());
+            let record = state.record(bsfg_core::clock::unix_ms());
             let budget = self.timing.renew_interval.max(Duration::from_millis(100));
             match tokio::time::timeout(budget, self.store.write(&record, expected)).await {
                 Ok(Ok(LeaseWrite::Written { revision })) => {
@@ -279,11 +279,4 @@ impl LeaseHolder {
     pub async fn view(&self) -> bsfg_core::lease::LeaseView {
         self.state.lock().await.view(monotonic_now())
     }
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -93,10 +93,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         node: config.node.clone(),
         listen: config.listen.address,
         fence: fence.clone(),
-        started_at_unix_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0),
+        started_at_unix_ms: bsfg_core::clock::unix_ms(),
         boundary: tokio::sync::OnceCell::new(),
         lease: lease.clone(),
         metrics: metrics.clone(),

@@ -73,9 +73,5 @@ pub fn seconds_until_expiry(path: &Path) -> Result<i64, String> {
     let certs = load_certs(path)?;
     let (_, parsed) = x509_parser::parse_x509_certificate(certs[0].as_ref())
         .map_err(|e| format!("parsing {}: {e}", path.display()))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    Ok(parsed.validity().not_after.timestamp() - now)
+    Ok(parsed.validity().not_after.timestamp() - bsfg_core::clock::unix_seconds())
 }

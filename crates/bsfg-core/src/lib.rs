@@ -12,8 +12,10 @@
 //! - [`policy`]: who may append, consume, read and write what;
 //! - [`error`]: the one error type, each reason mapped to a status code;
 //! - [`lease`]: the controller lease state machine (one writer per zone);
-//! - [`config`]: configuration types of the binaries (loaded with figment at the edges).
+//! - [`config`]: configuration types of the binaries (loaded with figment at the edges);
+//! - [`clock`]: the wall clock in the contract's units (the one read of the outside world).
 
+pub mod clock;
 pub mod config;
 pub mod cursor;
 pub mod error;

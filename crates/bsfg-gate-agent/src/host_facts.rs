@@ -318,7 +318,7 @@ async fn controller_executable(config: &AgentConfig) -> Result<Option<String>, S
 /// Reads every fact; never fails (what cannot be read is in `errors`).
 pub async fn gather(config: &AgentConfig) -> HostFacts {
     let mut f = HostFacts {
-        now_unix_ms: crate::probes::unix_now_ms(),
+        now_unix_ms: bsfg_core::clock::unix_ms(),
         system: std::fs::canonicalize("/run/current-system")
             .ok()
             .map(|p| p.display().to_string()),

@@ -128,7 +128,7 @@ fn certificate_below_threshold_is_denied_under_deny_and_warned_under_warn() {
     let thirty_days = Duration::from_secs(30 * 86400);
     let gate = |path: &std::path::Path, policy| {
         gates::certificate::evaluate(
-            probes::unix_now(),
+            bsfg_core::clock::unix_seconds(),
             thirty_days,
             policy,
             &probes::certificate::observe(path),

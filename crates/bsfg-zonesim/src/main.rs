@@ -219,7 +219,7 @@ async fn real_main(cli: &Cli) -> Result<ExitCode> {
                 "cli",
                 message_id,
                 0,
-                bsfg_zonesim::zone::instance::unix_ms(),
+                bsfg_core::clock::unix_ms(),
             );
             if let Some(c) = class {
                 req.stream_class = c.clone();

@@ -98,7 +98,7 @@ impl Boundary {
                 self.metrics
                     .last_confirm_seconds
                     .get_or_create(&c.label)
-                    .set(unix_seconds());
+                    .set(bsfg_core::clock::unix_seconds());
                 Ok(ConfirmReceiptResponse {
                     cursor_advanced_to: to,
                 })
@@ -113,11 +113,4 @@ impl Boundary {
             }
         }
     }
-}
-
-fn unix_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

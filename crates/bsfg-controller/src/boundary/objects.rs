@@ -86,7 +86,7 @@ impl Boundary {
             digest: digest.clone(),
             size,
             media_type,
-            created_at_unix_ms: unix_ms(),
+            created_at_unix_ms: bsfg_core::clock::unix_ms(),
             stored_by: self.node.clone(),
             origin_zone: None,
         };
@@ -182,11 +182,4 @@ impl Boundary {
         };
         Ok((header, Box::pin(body)))
     }
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

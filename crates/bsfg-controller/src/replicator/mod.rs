@@ -258,7 +258,7 @@ impl PeerReplicator {
             })
             .await
             .map_err(rpc)?;
-        let lag = (unix_ms() - newest_stored_at).max(0) as f64 / 1000.0;
+        let lag = (bsfg_core::clock::unix_ms() - newest_stored_at).max(0) as f64 / 1000.0;
         self.boundary
             .metrics
             .replication_lag_seconds
@@ -410,7 +410,7 @@ async fn index_replicated(
         digest: artifact.digest.clone(),
         size: artifact.size,
         media_type: artifact.media_type.clone(),
-        created_at_unix_ms: unix_ms(),
+        created_at_unix_ms: bsfg_core::clock::unix_ms(),
         stored_by: boundary.node().to_owned(),
         origin_zone: Some(link.zone.clone()),
     };
@@ -424,13 +424,6 @@ async fn index_replicated(
 fn jitter(backoff: Duration) -> Duration {
     let half = backoff / 2;
     half + Duration::from_micros(rand::random_range(0..=half.as_micros() as u64))
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub mod management;
 
 use crate::config::AgentConfig;
 use crate::keepalived::{self, Notification};
-use crate::probes::{self, Observed, Probes, unix_now_ms};
+use crate::probes::{Observed, Probes};
 use crate::promotion::{Action, Observation, Promotion, Role, Timing, Transition};
 use crate::status::{
     ControllerStatus, GateStatus, LeaseStatus, Metrics, Status, TrackFileStatus, TransitionStatus,
@@ -21,6 +21,7 @@ use crate::status::{
 };
 use crate::supervisor::{ControllerProcess, Supervisor};
 use anyhow::Context;
+use bsfg_core::clock::unix_ms;
 use bsfg_store::monotonic_now;
 use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
@@ -130,7 +131,7 @@ pub async fn run<S: Supervisor>(config: AgentConfig, mut supervisor: S) -> Resul
         machine,
         status,
         metrics,
-        mono_origin: (now, unix_now_ms()),
+        mono_origin: (now, unix_ms()),
         transitions: VecDeque::new(),
         last_notification: None,
         last_exit: None,
@@ -326,7 +327,7 @@ impl<S: Supervisor> Daemon<S> {
             },
             transitions_total: self.machine.transitions_total(),
             transitions: self.transitions.iter().cloned().collect(),
-            evaluated_at_unix_ms: probes::unix_now_ms(),
+            evaluated_at_unix_ms: unix_ms(),
             host_facts: None,
         };
         self.metrics.update(&status);

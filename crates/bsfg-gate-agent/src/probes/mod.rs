@@ -19,7 +19,7 @@ use crate::gates::{self, GateReport};
 use bsfg_core::lease::LeaseView;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// What one evaluation observed.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ impl Probes {
             quorum: gates::quorum::evaluate(c.nats.voters, &quorum),
             artifacts: gates::artifacts::evaluate(c.artifacts.require_mount_point, &artifacts),
             certificate: gates::certificate::evaluate(
-                unix_now(),
+                bsfg_core::clock::unix_seconds(),
                 c.certificate.min_validity,
                 c.certificate.policy,
                 &certificate,
@@ -142,18 +142,4 @@ async fn artifact_facts(
         }
         Err(_) => stuck("write probe did not return in time (hung storage?)"),
     }
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-pub fn unix_now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

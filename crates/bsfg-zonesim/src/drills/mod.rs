@@ -205,7 +205,7 @@ impl Ctx {
     pub fn fault(&mut self, what: impl Into<String>) {
         if self.fault_at.is_none() {
             self.fault_at = Some(self.now());
-            self.fault_unix_ms = Some(crate::zone::instance::unix_ms());
+            self.fault_unix_ms = Some(bsfg_core::clock::unix_ms());
         }
         self.event(what);
     }

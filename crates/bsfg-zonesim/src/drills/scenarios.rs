@@ -762,52 +762,10 @@ async fn artifact_mount_missing(z: &Zone, c: &mut Ctx) -> Result<()> {
     };
     c.event(format!("{b}'s artifact storage disappears"));
     z.remove_artifacts(&b)?;
-    c.wait_for(
-        "beta's agent sees the artifacts gate fail while standby",
-        Duration::from_secs(30),
-        || async {
-            let s = z.agent_status(&b).await.ok()?;
-            s.gates
-                .iter()
-                .find(|g| g.gate == "artifacts" && g.verdict == "fail")
-                .map(|g| g.reason.clone())
-        },
-    )
-    .await;
-    crash(z, c, &[&a], format!("{a} crashes"))?;
-    c.wait_for(
-        "promotion denied, the artifact reason in beta's agent status",
-        PROMOTION_TIMEOUT,
-        || refuses(z, &v, &b, "artifact"),
-    )
-    .await;
-    check_cli_mentions(z, c, &b, "artifact");
-    c.hold(
-        "beta does not serve without its artifact storage",
-        Duration::from_secs(8),
-        || {
-            let v = v.clone();
-            let b = b.clone();
-            async move {
-                if v.serving().contains(&b) {
-                    Err(format!("{b} serves"))
-                } else {
-                    Ok(())
-                }
-            }
-        },
-    )
-    .await;
+    refused_while_gate_fails(z, c, &v, (&a, &b), "artifacts", "artifact").await?;
     c.event(format!("{b}'s artifact storage is back"));
     z.restore_artifacts(&b)?;
-    c.wait_for(
-        "beta promotes once the storage is back",
-        Duration::from_secs(90),
-        || serves(&v, &b),
-    )
-    .await;
-    c.wait_acks("appends acknowledged through beta", 10, PROMOTION_TIMEOUT)
-        .await;
+    promotes_once_fixed(c, &v, &b, "beta promotes once the storage is back").await;
     Ok(())
 }
 
@@ -824,54 +782,70 @@ async fn cert_below_threshold(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.event(format!("{b}'s controller certificate replaced by one valid 10 days (policy: 30 days), agent restarted"));
     z.install_short_certificate(&b)?;
     z.restart_agent(&b).await?;
+    refused_while_gate_fails(z, c, &v, (&a, &b), "certificate", "certificate").await?;
+    c.event(format!("a valid certificate on {b}, agent restarted"));
+    z.install_valid_certificate(&b)?;
+    z.restart_agent(&b).await?;
+    promotes_once_fixed(c, &v, &b, "beta promotes with a valid certificate").await;
+    Ok(())
+}
+
+/// The middle of the gate drills: `gate` already fails on the standby host;
+/// the active host crashes; the standby refuses to promote, names the reason
+/// (`needle`) in its status and CLI, and keeps refusing for 8 s.
+async fn refused_while_gate_fails(
+    z: &Zone,
+    c: &mut Ctx,
+    v: &SampleView,
+    (active, standby): (&str, &str),
+    gate: &str,
+    needle: &str,
+) -> Result<()> {
     c.wait_for(
-        "beta's agent sees the certificate gate fail",
+        &format!("{standby}'s agent sees the {gate} gate fail while standby"),
         Duration::from_secs(30),
         || async {
-            let s = z.agent_status(&b).await.ok()?;
+            let s = z.agent_status(standby).await.ok()?;
             s.gates
                 .iter()
-                .find(|g| g.gate == "certificate" && g.verdict == "fail")
+                .find(|g| g.gate == gate && g.verdict == "fail")
                 .map(|g| g.reason.clone())
         },
     )
     .await;
-    crash(z, c, &[&a], format!("{a} crashes"))?;
+    crash(z, c, &[active], format!("{active} crashes"))?;
     c.wait_for(
-        "promotion denied, the certificate reason in beta's agent status",
+        &format!("promotion denied, the {needle} reason in {standby}'s agent status"),
         PROMOTION_TIMEOUT,
-        || refuses(z, &v, &b, "certificate"),
+        || refuses(z, v, standby, needle),
     )
     .await;
-    check_cli_mentions(z, c, &b, "certificate");
+    check_cli_mentions(z, c, standby, needle);
     c.hold(
-        "beta does not serve with the short certificate",
+        &format!("{standby} does not serve while the {gate} gate fails"),
         Duration::from_secs(8),
-        || {
-            let v = v.clone();
-            let b = b.clone();
-            async move {
-                if v.serving().contains(&b) {
-                    Err(format!("{b} serves"))
-                } else {
-                    Ok(())
-                }
+        || async {
+            if v.serving().iter().any(|h| h == standby) {
+                Err(format!("{standby} serves"))
+            } else {
+                Ok(())
             }
         },
     )
     .await;
-    c.event(format!("a valid certificate on {b}, agent restarted"));
-    z.install_valid_certificate(&b)?;
-    z.restart_agent(&b).await?;
-    c.wait_for(
-        "beta promotes with a valid certificate",
-        Duration::from_secs(90),
-        || serves(&v, &b),
+    Ok(())
+}
+
+/// The end of the gate drills: the standby promotes and appends flow through it.
+async fn promotes_once_fixed(c: &mut Ctx, v: &SampleView, host: &str, what: &str) {
+    c.wait_for(what, Duration::from_secs(90), || serves(v, host))
+        .await;
+    c.wait_acks(
+        &format!("appends acknowledged through {host}"),
+        10,
+        PROMOTION_TIMEOUT,
     )
     .await;
-    c.wait_acks("appends acknowledged through beta", 10, PROMOTION_TIMEOUT)
-        .await;
-    Ok(())
 }
 
 async fn flapping(z: &Zone, c: &mut Ctx) -> Result<()> {

@@ -123,10 +123,6 @@ pub fn failure_label(status: &tonic::Status) -> String {
     label
 }
 
-fn unix_ms() -> i64 {
-    crate::zone::instance::unix_ms()
-}
-
 impl Load {
     /// Starts `config.producers` producers in `client` (the client namespace).
     pub fn start(
@@ -270,7 +266,13 @@ impl Producer {
         while !self.stop.is_cancelled() {
             let seq = self.counter.fetch_add(1, Ordering::Relaxed);
             let id = format!("{}-{seq:07}", self.config.prefix);
-            let req = fact_request(&self.workload, &self.config.prefix, &id, seq, unix_ms());
+            let req = fact_request(
+                &self.workload,
+                &self.config.prefix,
+                &id,
+                seq,
+                bsfg_core::clock::unix_ms(),
+            );
             let first_try = self.epoch.elapsed();
             let mut attempts = 0;
             loop {

@@ -365,7 +365,7 @@ impl Zone {
             run_dir: run_dir.clone(),
             zone_file: opts.zone_file.clone(),
             created_by_pid: std::process::id(),
-            created_unix_ms: unix_ms(),
+            created_unix_ms: bsfg_core::clock::unix_ms(),
             ..Default::default()
         };
         st.save()?;
@@ -1135,13 +1135,6 @@ impl Drop for Zone {
             eprintln!("zonesim: removing instance {}: {e:#}", self.instance);
         }
     }
-}
-
-pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ pub async fn append(a: &AppendArgs, file: &ConfigFile, json: bool) -> Result<u8>
                 )
             })?,
     };
-    let fact = build_fact(a, from_zone, output::unix_now_ms())?;
+    let fact = build_fact(a, from_zone, bsfg_core::clock::unix_ms())?;
     let mut c = client(&a.client, file)?;
     let resp = c
         .append_fact(pb::AppendFactRequest {

@@ -124,7 +124,7 @@ async fn hand_over(
             };
         }
         if Instant::now() > deadline {
-            let view = crate::zone::status::evaluate(&snap, crate::output::unix_now_ms());
+            let view = crate::zone::status::evaluate(&snap, bsfg_core::clock::unix_ms());
             ev.push(format!(
                 "not settled on {to} within {}: VIP on [{}], problems: {}",
                 humantime::format_duration(a.drill_timeout),

@@ -18,7 +18,7 @@ mod tests;
 use crate::cli::CommissionArgs;
 use crate::exit::Result;
 use crate::identity::ConfigFile;
-use crate::output::unix_now_ms;
+use bsfg_core::clock::unix_ms;
 use checklist::{Item, Thresholds, Verdict};
 use serde::Serialize;
 
@@ -36,7 +36,7 @@ pub async fn command(a: &CommissionArgs, file: &ConfigFile, json: bool) -> Resul
         certificate_min_validity: a.cert_threshold.unwrap_or_else(|| zone.min_validity()),
         max_clock_offset: a.max_clock_offset,
     };
-    let mut items = checklist::evaluate_all(&snap, &thresholds, unix_now_ms());
+    let mut items = checklist::evaluate_all(&snap, &thresholds, unix_ms());
 
     let class = a
         .class

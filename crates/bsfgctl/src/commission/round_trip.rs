@@ -5,8 +5,8 @@
 
 use super::checklist::{Item, Verdict};
 use crate::identity::Client;
-use crate::output::unix_now_ms;
 use bsfg_client::pb;
+use bsfg_core::clock::unix_ms;
 use std::time::{Duration, Instant};
 
 pub const ID: &str = "round-trip";
@@ -72,8 +72,8 @@ async fn attempt(
 ) -> Result<Vec<String>, String> {
     let mut c =
         bsfg_client::connect_grpc(&client.endpoint, &client.tls).map_err(|e| e.to_string())?;
-    let run = format!("{}-{:08x}", unix_now_ms(), rand::random::<u32>());
-    let f = fact(zone, &run, unix_now_ms());
+    let run = format!("{}-{:08x}", unix_ms(), rand::random::<u32>());
+    let f = fact(zone, &run, unix_ms());
     let id = f
         .envelope
         .as_ref()

@@ -22,14 +22,6 @@ pub fn short_duration_ms(ms: i64) -> String {
     format!("{sign}{s}")
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn unix_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

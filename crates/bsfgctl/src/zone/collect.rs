@@ -6,13 +6,13 @@ use super::file::{HostEntry, ZoneFile};
 use super::nats;
 use super::snapshot::{CertificateSeen, ControllerSeen, HostObservation, Snapshot};
 use crate::http;
-use crate::output::unix_now_ms;
+use bsfg_core::clock::unix_ms;
 use bsfg_core::config::TlsFiles;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn snapshot(zone: &ZoneFile, identity: Option<&TlsFiles>, timeout: Duration) -> Snapshot {
-    let taken_at_unix_ms = unix_now_ms();
+    let taken_at_unix_ms = unix_ms();
     let hosts = futures::future::join_all(
         zone.host_names()
             .into_iter()
@@ -33,9 +33,9 @@ pub async fn snapshot(zone: &ZoneFile, identity: Option<&TlsFiles>, timeout: Dur
 
 async fn observe_host(name: String, h: HostEntry, timeout: Duration) -> HostObservation {
     let varz = async {
-        let before = unix_now_ms();
+        let before = unix_ms();
         let r = http::get(&h.nats_monitor, nats::VARZ, timeout).await;
-        let after = unix_now_ms();
+        let after = unix_ms();
         let parsed = r.and_then(|(code, body)| match code {
             200 => nats::parse_varz(&body),
             c => Err(format!("HTTP {c}")),

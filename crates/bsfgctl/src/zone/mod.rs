@@ -28,7 +28,7 @@ pub async fn observe(a: &ZoneArgs, file: &ConfigFile) -> Result<snapshot::Snapsh
 
 pub async fn status_command(a: &ZoneArgs, file: &ConfigFile, json: bool) -> Result<u8> {
     let snap = observe(a, file).await?;
-    let view = status::evaluate(&snap, crate::output::unix_now_ms());
+    let view = status::evaluate(&snap, bsfg_core::clock::unix_ms());
     if json {
         crate::commands::print_json(&view);
     } else {
