@@ -114,6 +114,26 @@ pub fn connect_grpc_to(
     Ok(BoundaryServiceClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
+/// Whether the zone answered about the request itself, so sending the same
+/// request again gets the same answer (a bad fact, a conflicting duplicate, a
+/// caller without permission). Everything else (unavailable, a full store
+/// buffer, a deadline, a transport error) may clear: a correct producer
+/// retries those with the same `message_id` and payload.
+pub fn is_rejection(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(
+        status.code(),
+        Code::InvalidArgument
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::NotFound
+            | Code::Unauthenticated
+            | Code::FailedPrecondition
+            | Code::Unimplemented
+            | Code::OutOfRange
+    )
+}
+
 /// The machine-readable reason of a failed call: the `google.rpc.ErrorInfo`
 /// reason if present, else the first token of the status message.
 pub fn reason_of(status: &tonic::Status) -> String {
@@ -124,4 +144,30 @@ pub fn reason_of(status: &tonic::Status) -> String {
         .unwrap_or_default()
         .trim()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::{Code, Status};
+
+    #[test]
+    fn answers_about_the_request_are_rejections_and_the_zone_s_state_is_not() {
+        for code in [
+            Code::InvalidArgument,
+            Code::AlreadyExists,
+            Code::PermissionDenied,
+            Code::FailedPrecondition,
+        ] {
+            assert!(super::is_rejection(&Status::new(code, "x")), "{code:?}");
+        }
+        for code in [
+            Code::Unavailable,
+            Code::ResourceExhausted,
+            Code::DeadlineExceeded,
+            Code::Unknown,
+            Code::Internal,
+        ] {
+            assert!(!super::is_rejection(&Status::new(code, "x")), "{code:?}");
+        }
+    }
 }

@@ -327,8 +327,10 @@ impl Producer {
     }
 }
 
-/// One append with retries (same id and payload) until acknowledged or
-/// `timeout`; returns whether the controller called it a duplicate.
+/// One append, retried with the same request (same id and payload) until
+/// acknowledged or `timeout`; the response says whether the controller
+/// called it a duplicate. A rejection ([`bsfg_client::is_rejection`]) ends
+/// it at once: retrying would get the same answer.
 pub async fn append_one(
     endpoint: &str,
     tls: &TlsFiles,
@@ -341,7 +343,10 @@ pub async fn append_one(
         let mut c = connect_grpc(endpoint, tls).context("gRPC client")?;
         match tokio::time::timeout(Duration::from_secs(2), c.append_fact(req.clone())).await {
             Ok(Ok(r)) => return Ok(r.into_inner()),
-            Ok(Err(s)) => last = format!("{}: {}", failure_label(&s), s.message()),
+            Ok(Err(s)) if bsfg_client::is_rejection(&s) => {
+                bail!("rejected: {:?}: {}", s.code(), s.message())
+            }
+            Ok(Err(s)) => last = format!("{:?}: {}", s.code(), s.message()),
             Err(_) => last = "timed out".into(),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
