@@ -664,6 +664,10 @@ let
       store =
         {
           replicas = 3;
+          # JetStream leadership lives on the witness (its NATS server_name
+          # is its host name): neither service host's crash then waits for
+          # a leader election.
+          leaders_on = zone.byRole.gamma;
         }
         // zone.store
         // {artifact_dir = paths.artifacts;};

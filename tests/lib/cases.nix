@@ -122,6 +122,7 @@ in {
   controller_keys_match_schema = sortedNames a.controller.config == controllerKeys;
   controller_tls_via_credentials = a.controller.config.tls.private_key == "/run/credentials/bsfg-controller.service/key.pem";
   controller_artifacts_dir = a.controller.config.store.artifact_dir == "/artifacts";
+  controller_gathers_leaders_on_the_witness = a.controller.config.store.leaders_on == "gamma";
   controller_node_is_host = a.controller.config.node == "alpha" && b.controller.config.node == "beta";
   lease_rendered =
     a.controller.config.lease

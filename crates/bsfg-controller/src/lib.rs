@@ -181,6 +181,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     spawn_leader_placement(
         substrate.clone(),
         config.nats.clone(),
+        config.store.leaders_on.clone(),
         format!("bsfg-controller-{}-system", config.node),
         stop.clone(),
     );
@@ -293,7 +294,8 @@ fn spawn_fill_poller(boundary: Arc<boundary::Boundary>, every: Duration, stop: C
 }
 
 /// Moves stream leaders off this host after promotion, and again whenever one
-/// comes back (a restarted peer can hand leadership back to us); then the
+/// comes back (a restarted peer can hand leadership back to us), gathering
+/// them on `store.leaders_on` (the witness) while it is current; then the
 /// JetStream meta leader, if this server leads the meta group and
 /// `nats.system_user_password_file` gives the system account's user
 /// (`bsfg_store::MetaMover`): a crash of this host then never waits for a
@@ -308,6 +310,7 @@ fn spawn_fill_poller(boundary: Arc<boundary::Boundary>, every: Duration, stop: C
 fn spawn_leader_placement(
     substrate: Substrate,
     nats: bsfg_core::config::NatsConnection,
+    leaders_on: Option<String>,
     system_name: String,
     stop: CancellationToken,
 ) {
@@ -327,7 +330,8 @@ fn spawn_leader_placement(
         let mut meta: Option<bsfg_store::MetaMover> = None;
         let mut meta_failures = 0u32;
         loop {
-            match bsfg_store::step_down_leaders_on(&substrate, &server).await {
+            match bsfg_store::step_down_leaders_on(&substrate, &server, leaders_on.as_deref()).await
+            {
                 Ok(moved) if !moved.is_empty() => {
                     tracing::info!(?moved, "moved stream leaders (gathered on one peer)")
                 }
@@ -354,7 +358,7 @@ fn spawn_leader_placement(
                     }
                 }
                 if let Some(m) = &meta {
-                    move_meta_leader(&substrate, &server, m).await;
+                    move_meta_leader(&substrate, &server, leaders_on.as_deref(), m).await;
                 }
             }
             tokio::select! {
@@ -367,11 +371,16 @@ fn spawn_leader_placement(
 
 /// One round of meta-leader placement: hand it to the peer the streams are
 /// gathered on (else the freshest peer) when this server leads it.
-async fn move_meta_leader(substrate: &Substrate, server: &str, mover: &bsfg_store::MetaMover) {
+async fn move_meta_leader(
+    substrate: &Substrate,
+    server: &str,
+    leaders_on: Option<&str>,
+    mover: &bsfg_store::MetaMover,
+) {
     let gather_on = bsfg_store::placements(substrate)
         .await
         .ok()
-        .and_then(|p| bsfg_store::gathering_peer(&p, server));
+        .and_then(|p| bsfg_store::gathering_peer(&p, server, leaders_on));
     match mover.round(gather_on.as_deref()).await {
         Ok(bsfg_store::MetaOutcome::Moved { to, preferred }) => tracing::info!(
             to = to.as_deref().unwrap_or("(not elected yet)"),

@@ -92,11 +92,23 @@ pub async fn placements(substrate: &Substrate) -> Result<Vec<StreamPlacement>, B
         .collect())
 }
 
-/// The peer to gather leadership on: the one other than `server` that
-/// leads the most streams (ties: the first by name); if no other peer leads
-/// anything yet, the most recently heard-from current replica of the first
-/// stream `server` leads.
-pub fn gathering_peer(placements: &[StreamPlacement], server: &str) -> Option<String> {
+/// The peer to gather leadership on: `preferred` (the zone's witness) when
+/// it is not `server` and is a current replica of some replicated stream;
+/// else the one other than `server` that leads the most streams (ties: the
+/// first by name); if no other peer leads anything yet, the most recently
+/// heard-from current replica of the first stream `server` leads.
+pub fn gathering_peer(
+    placements: &[StreamPlacement],
+    server: &str,
+    preferred: Option<&str>,
+) -> Option<String> {
+    if let Some(w) = preferred.filter(|w| *w != server)
+        && placements
+            .iter()
+            .any(|p| p.current.iter().any(|c| c == w) || p.leader.as_deref() == Some(w))
+    {
+        return Some(w.to_owned());
+    }
     let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for p in placements.iter().filter(|p| !p.replicas.is_empty()) {
         if let Some(l) = p.leader.as_deref().filter(|l| *l != server) {
@@ -124,10 +136,14 @@ pub fn gathering_peer(placements: &[StreamPlacement], server: &str) -> Option<St
 /// one stalls anything (a new leader election), and the crash of the other
 /// stalls nothing. Spread over both, either crash would stall some stream —
 /// and a stalled lease bucket fences the active controller.
-pub fn plan(placements: &[StreamPlacement], server: &str) -> (Vec<(String, String)>, Vec<String>) {
+pub fn plan(
+    placements: &[StreamPlacement],
+    server: &str,
+    preferred: Option<&str>,
+) -> (Vec<(String, String)>, Vec<String>) {
     let mut now = Vec::new();
     let mut later = Vec::new();
-    let Some(target) = gathering_peer(placements, server) else {
+    let Some(target) = gathering_peer(placements, server, preferred) else {
         return (now, later);
     };
     for p in placements {
@@ -152,14 +168,16 @@ pub fn stepdown_request(preferred: &str) -> String {
 }
 
 /// Moves stream leadership off `server` and gathers it on one peer
-/// ([`plan`]), one stream at a time; returns the streams moved.
+/// ([`plan`]; `preferred`: the zone's witness), one stream at a time;
+/// returns the streams moved.
 /// Best effort: a refused or failed step-down is logged and the stream stays
 /// where it is; a stream with a replica down is left for a later round.
 pub async fn step_down_leaders_on(
     substrate: &Substrate,
     server: &str,
+    preferred: Option<&str>,
 ) -> Result<Vec<String>, BsfgError> {
-    let (now, deferred) = plan(&placements(substrate).await?, server);
+    let (now, deferred) = plan(&placements(substrate).await?, server, preferred);
     if !deferred.is_empty() {
         tracing::debug!(
             ?deferred,
@@ -253,8 +271,8 @@ mod tests {
             ),
             p("single", "alpha", &[], &[]),
         ];
-        assert_eq!(gathering_peer(&ps, "alpha").as_deref(), Some("gamma"));
-        let (now, later) = plan(&ps, "alpha");
+        assert_eq!(gathering_peer(&ps, "alpha", None).as_deref(), Some("gamma"));
+        let (now, later) = plan(&ps, "alpha", None);
         assert_eq!(
             now,
             vec![
@@ -267,12 +285,73 @@ mod tests {
     }
 
     #[test]
+    fn the_witness_is_preferred_while_it_is_current() {
+        // Beta (the standby) leads everything; the witness gamma is current.
+        let ps = vec![
+            p(
+                "facts_operational",
+                "beta",
+                &["alpha", "gamma"],
+                &["gamma", "alpha"],
+            ),
+            p(
+                "KV_bsfg_lease",
+                "beta",
+                &["alpha", "gamma"],
+                &["alpha", "gamma"],
+            ),
+        ];
+        assert_eq!(
+            gathering_peer(&ps, "alpha", Some("gamma")).as_deref(),
+            Some("gamma")
+        );
+        let (now, later) = plan(&ps, "alpha", Some("gamma"));
+        assert_eq!(
+            now,
+            vec![
+                ("facts_operational".to_owned(), "gamma".to_owned()),
+                ("KV_bsfg_lease".to_owned(), "gamma".to_owned())
+            ],
+            "the standby's leaderships move to the witness too"
+        );
+        assert!(later.is_empty());
+        // Without the preference they would stay on beta, which leads most.
+        assert_eq!(gathering_peer(&ps, "alpha", None).as_deref(), Some("beta"));
+        assert!(plan(&ps, "alpha", None).0.is_empty());
+    }
+
+    #[test]
+    fn a_witness_that_is_down_or_is_this_server_is_not_preferred() {
+        let gamma_down = vec![p(
+            "facts_operational",
+            "beta",
+            &["alpha", "gamma"],
+            &["alpha"],
+        )];
+        assert_eq!(
+            gathering_peer(&gamma_down, "alpha", Some("gamma")).as_deref(),
+            Some("beta")
+        );
+        let ps = vec![p(
+            "facts_operational",
+            "gamma",
+            &["alpha", "beta"],
+            &["alpha", "beta"],
+        )];
+        assert_eq!(
+            gathering_peer(&ps, "gamma", Some("gamma")).as_deref(),
+            Some("alpha"),
+            "never gather on the server asking"
+        );
+    }
+
+    #[test]
     fn a_group_with_a_replica_down_keeps_its_leader() {
         let ps = vec![
             p("facts_operational", "beta", &["alpha", "gamma"], &["gamma"]),
             p("KV_bsfg_lease", "gamma", &["alpha", "beta"], &["beta"]),
         ];
-        let (now, later) = plan(&ps, "beta");
+        let (now, later) = plan(&ps, "beta", None);
         assert!(now.is_empty(), "alpha is not current: no hand-over now");
         assert_eq!(later, vec!["facts_operational".to_owned()]);
     }
@@ -293,11 +372,11 @@ mod tests {
                 &["beta", "gamma"],
             ),
         ];
-        assert_eq!(gathering_peer(&ps, "alpha").as_deref(), Some("gamma"));
-        let (now, _) = plan(&ps, "alpha");
+        assert_eq!(gathering_peer(&ps, "alpha", None).as_deref(), Some("gamma"));
+        let (now, _) = plan(&ps, "alpha", None);
         assert_eq!(now.len(), 2);
         assert!(now.iter().all(|(_, to)| to == "gamma"));
-        assert_eq!(plan(&[], "alpha"), (vec![], vec![]));
+        assert_eq!(plan(&[], "alpha", None), (vec![], vec![]));
     }
 
     #[test]

@@ -94,6 +94,7 @@ pub fn test_config(
             fill_poll_interval: Duration::from_millis(200),
             forward_max_age: Duration::from_secs(3600),
             forward_max_bytes: bytesize(64 << 20),
+            leaders_on: None,
         },
         limits: bsfg_core::Limits::default(),
         classes,

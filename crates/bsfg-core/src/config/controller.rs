@@ -99,6 +99,13 @@ pub struct Store {
     /// Size bound of each forward buffer.
     #[serde(default = "default_max_bytes")]
     pub forward_max_bytes: ByteSize,
+    /// The NATS server (`server_name`) on which the active controller
+    /// gathers stream and meta leadership while that server is current: the
+    /// zone's witness (gamma), which never runs a controller, so neither the
+    /// active host's crash nor the standby's waits for a JetStream election.
+    /// Unset, or that server down: the peer already leading the most.
+    #[serde(default)]
+    pub leaders_on: Option<String>,
 }
 
 fn default_replicas() -> usize {
