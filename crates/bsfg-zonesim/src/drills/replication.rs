@@ -278,20 +278,10 @@ pub(super) async fn alpha_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
         c.event(format!("{b} replicates from {pz}"));
     }
     let from = c.elapsed();
-    let bb = b.clone();
     c.hold(
         &format!("{b} alone serves while {pz} keeps producing"),
         KEEP_PRODUCING,
-        || {
-            let v = v.clone();
-            let b = bb.clone();
-            async move {
-                match (v.serving(), v.vip()) {
-                    (s, vip) if s == [b.clone()] && vip == [b.clone()] => Ok(()),
-                    (s, vip) => Err(format!("serving on {s:?}, VIP on {vip:?}")),
-                }
-            }
-        },
+        || super::scenarios::only_on(&v, &b),
     )
     .await;
     let after = c.loads().acked_after(from);

@@ -80,6 +80,32 @@ async fn unchanged(z: &Zone, v: &SampleView, active: &str, standby: &str) -> Res
     }
 }
 
+/// For `hold`: `host` alone serves and alone holds the VIP.
+pub(super) async fn only_on(v: &SampleView, host: &str) -> Result<(), String> {
+    match (v.serving(), v.vip()) {
+        (s, vip) if s == [host] && vip == [host] => Ok(()),
+        (s, vip) => Err(format!("serving on {s:?}, VIP on {vip:?}")),
+    }
+}
+
+/// For `hold`: `host`'s controller does not serve.
+async fn not_serving(v: &SampleView, host: &str) -> Result<(), String> {
+    let s = v.serving();
+    if s.iter().any(|h| h == host) {
+        Err(format!("{host} serves: {s:?}"))
+    } else {
+        Ok(())
+    }
+}
+
+/// For `hold`: exactly one controller serves, on the only VIP holder.
+async fn stays_one_on_the_vip(v: &SampleView) -> Result<(), String> {
+    one_on_the_vip(v)
+        .await
+        .map(|_| ())
+        .ok_or_else(|| format!("serving {:?}, VIP {:?}", v.serving(), v.vip()))
+}
+
 /// Promotion denied on `host`, with `needle` in the reason: either it holds
 /// the VIP and its agent refuses to start the controller (the blocker says
 /// why), or the agent demoted it (gave the VIP away) for that reason.
@@ -298,11 +324,7 @@ async fn bring_up(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.hold(
         "nothing changes while the zone runs",
         Duration::from_secs(5),
-        || {
-            let v = v.clone();
-            let (a, b) = (a.clone(), b.clone());
-            async move { unchanged(z, &v, &a, &b).await }
-        },
+        || unchanged(z, &v, &a, &b),
     )
     .await;
     Ok(())
@@ -353,16 +375,7 @@ async fn boot(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.hold(
         "alpha joins as standby: one controller, on beta",
         Duration::from_secs(6),
-        || {
-            let v = v.clone();
-            let b = b.clone();
-            async move {
-                match (v.serving(), v.vip()) {
-                    (s, vip) if s == [b.clone()] && vip == [b.clone()] => Ok(()),
-                    (s, vip) => Err(format!("serving {s:?}, VIP {vip:?}")),
-                }
-            }
-        },
+        || only_on(&v, &b),
     )
     .await;
     c.event("second power cycle: every host crashes, then all boot at once");
@@ -379,15 +392,7 @@ async fn boot(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.hold(
         "exactly one controller, on the VIP holder",
         Duration::from_secs(5),
-        || {
-            let v = v.clone();
-            async move {
-                one_on_the_vip(&v)
-                    .await
-                    .map(|_| ())
-                    .ok_or_else(|| format!("serving {:?}, VIP {:?}", v.serving(), v.vip()))
-            }
-        },
+        || stays_one_on_the_vip(&v),
     )
     .await;
     for h in [&a, &b] {
@@ -438,11 +443,7 @@ async fn beta_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
     let hold = c.hold(
         "no role change while beta is down",
         Duration::from_secs(10),
-        || {
-            let v = v.clone();
-            let (a, b) = (a.clone(), b.clone());
-            async move { unchanged(z, &v, &a, &b).await }
-        },
+        || unchanged(z, &v, &a, &b),
     );
     hold.await;
     c.wait_acks("appends keep succeeding", 20, PROMOTION_TIMEOUT)
@@ -460,9 +461,7 @@ async fn beta_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
     )
     .await;
     c.hold("still no role change", Duration::from_secs(3), || {
-        let v = v.clone();
-        let (a, b) = (a.clone(), b.clone());
-        async move { unchanged(z, &v, &a, &b).await }
+        unchanged(z, &v, &a, &b)
     })
     .await;
     Ok(())
@@ -480,11 +479,7 @@ async fn gamma_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.hold(
         "no role change while gamma is down",
         Duration::from_secs(10),
-        || {
-            let v = v.clone();
-            let (a, b) = (a.clone(), b.clone());
-            async move { unchanged(z, &v, &a, &b).await }
-        },
+        || unchanged(z, &v, &a, &b),
     )
     .await;
     c.wait_acks(
@@ -504,9 +499,7 @@ async fn gamma_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.wait_acks("appends after gamma is back", 10, PROMOTION_TIMEOUT)
         .await;
     c.hold("still no role change", Duration::from_secs(3), || {
-        let v = v.clone();
-        let (a, b) = (a.clone(), b.clone());
-        async move { unchanged(z, &v, &a, &b).await }
+        unchanged(z, &v, &a, &b)
     })
     .await;
     Ok(())
@@ -561,11 +554,7 @@ async fn alpha_beta_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.hold(
         "alpha rejoins as standby (no failback)",
         Duration::from_secs(5),
-        || {
-            let v = v.clone();
-            let (a, b) = (a.clone(), b.clone());
-            async move { unchanged(z, &v, &b, &a).await }
-        },
+        || unchanged(z, &v, &b, &a),
     )
     .await;
     Ok(())
@@ -605,11 +594,7 @@ async fn alpha_isolated(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.hold(
         "alpha stays standby after healing (no automatic failback)",
         Duration::from_secs(15),
-        || {
-            let v = v.clone();
-            let (a, b) = (a.clone(), b.clone());
-            async move { unchanged(z, &v, &b, &a).await }
-        },
+        || unchanged(z, &v, &b, &a),
     )
     .await;
     c.wait_acks("appends after healing", 10, PROMOTION_TIMEOUT)
@@ -630,11 +615,7 @@ async fn gamma_isolated(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.hold(
         "no role change while gamma is isolated",
         Duration::from_secs(10),
-        || {
-            let v = v.clone();
-            let (a, b) = (a.clone(), b.clone());
-            async move { unchanged(z, &v, &a, &b).await }
-        },
+        || unchanged(z, &v, &a, &b),
     )
     .await;
     c.wait_acks("appends keep succeeding", 20, PROMOTION_TIMEOUT)
@@ -681,11 +662,7 @@ async fn jetstream_killed(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.hold(
         "alpha stays standby (no failback)",
         Duration::from_secs(12),
-        || {
-            let v = v.clone();
-            let (a, b) = (a.clone(), b.clone());
-            async move { unchanged(z, &v, &b, &a).await }
-        },
+        || unchanged(z, &v, &b, &a),
     )
     .await;
     Ok(())
@@ -824,13 +801,7 @@ async fn refused_while_gate_fails(
     c.hold(
         &format!("{standby} does not serve while the {gate} gate fails"),
         Duration::from_secs(8),
-        || async {
-            if v.serving().iter().any(|h| h == standby) {
-                Err(format!("{standby} serves"))
-            } else {
-                Ok(())
-            }
-        },
+        || not_serving(v, standby),
     )
     .await;
     Ok(())
@@ -884,15 +855,7 @@ async fn flapping(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.hold(
         "stable: one controller on the only VIP holder",
         Duration::from_secs(5),
-        || {
-            let v = v.clone();
-            async move {
-                one_on_the_vip(&v)
-                    .await
-                    .map(|_| ())
-                    .ok_or_else(|| format!("serving {:?}, VIP {:?}", v.serving(), v.vip()))
-            }
-        },
+        || stays_one_on_the_vip(&v),
     )
     .await;
     c.wait_acks("appends acknowledged at the end", 10, PROMOTION_TIMEOUT)
@@ -931,18 +894,7 @@ async fn vrrp_one_way(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.hold(
         "only the lease holder (alpha) may serve while both hold the VIP",
         Duration::from_secs(10),
-        || {
-            let v = v.clone();
-            let b = b.clone();
-            async move {
-                let s = v.serving();
-                if s.contains(&b) {
-                    Err(format!("{b} serves: {s:?}"))
-                } else {
-                    Ok(())
-                }
-            }
-        },
+        || not_serving(&v, &b),
     )
     .await;
     c.event("adverts flow again");
