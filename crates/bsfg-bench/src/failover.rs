@@ -1,6 +1,7 @@
 //! Failover timing: repeated Alpha-crash drills in the zone simulator,
 //! reporting VIP move time and time to the first acknowledged append.
 
+use bsfg_zonesim::report::{Aggregate, DrillReport, Spread, aggregate, aggregate_table};
 use std::process::{Command, Stdio};
 
 #[derive(clap::Args, Debug)]
@@ -46,10 +47,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             // A failed run is reported (passed < runs), not hidden.
             eprintln!("warning: {drill}: not every run passed; see the table");
         }
-        let summary = summarise(drill, &runs);
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-        results.push(summary);
+        results.extend(aggregate(&runs));
     }
+    println!("{}", aggregate_table(&results));
     if let Some(path) = &args.output.json {
         std::fs::write(path, serde_json::to_vec_pretty(&results)?)?;
     }
@@ -59,100 +59,80 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The summaries as the Markdown table docs/benchmarks.md keeps.
-pub fn render_markdown(summaries: &[serde_json::Value]) -> String {
-    let seconds = |s: &serde_json::Value, field: &str| {
-        let f = |k: &str| {
-            s[field][k]
-                .as_f64()
-                .map_or_else(|| "-".to_string(), |v| format!("{v:.2}"))
-        };
-        format!("{} / {}", f("median"), f("worst"))
+/// `drill --json` prints one report object, or an array of them with `--repeat` > 1.
+pub fn parse_reports(stdout: &[u8]) -> serde_json::Result<Vec<DrillReport>> {
+    let value: serde_json::Value = serde_json::from_slice(stdout)?;
+    if value.is_array() {
+        serde_json::from_value(value)
+    } else {
+        Ok(vec![serde_json::from_value(value)?])
+    }
+}
+
+/// The aggregates as the Markdown table docs/benchmarks.md keeps.
+pub fn render_markdown(aggregates: &[Aggregate]) -> String {
+    let spread = |s: &Spread| {
+        let f = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+        format!("{} / {}", f(s.median), f(s.worst))
     };
     let mut out = String::from(
         "| drill | passed / runs | VIP move s (median / worst) | first ack s (median / worst) | \
          longest stall s (median / worst) | lost | duplicates | dual-active samples |\n\
          |---|---|---|---|---|---|---|---|\n",
     );
-    for s in summaries {
+    for a in aggregates {
         out.push_str(&format!(
             "| {} | {} / {} | {} | {} | {} | {} | {} | {} |\n",
-            s["drill"].as_str().unwrap_or("?"),
-            s["passed"],
-            s["runs"],
-            seconds(s, "vip_move_s"),
-            seconds(s, "first_ack_s"),
-            seconds(s, "longest_stall_s"),
-            s["lost"],
-            s["duplicates"],
-            s["dual_active_samples"],
+            a.drill,
+            a.passed,
+            a.runs,
+            spread(&a.vip_move_s),
+            spread(&a.first_ack_s),
+            spread(&a.longest_stall_s),
+            a.lost,
+            a.duplicates,
+            a.dual_active_samples,
         ));
     }
     out
 }
 
-/// `drill --json` prints one report object, or an array of them with `--repeat` > 1.
-pub fn parse_reports(stdout: &[u8]) -> serde_json::Result<Vec<serde_json::Value>> {
-    Ok(match serde_json::from_slice(stdout)? {
-        serde_json::Value::Array(runs) => runs,
-        one => vec![one],
-    })
-}
-
-/// Median and worst of each timing field over the repetitions.
-pub fn summarise(drill: &str, runs: &[serde_json::Value]) -> serde_json::Value {
-    let stat = |field: &str| {
-        let mut v: Vec<f64> = runs.iter().filter_map(|r| r[field].as_f64()).collect();
-        v.sort_by(f64::total_cmp);
-        let median = v.get(v.len() / 2).copied();
-        serde_json::json!({ "median": median, "worst": v.last(), "n": v.len() })
-    };
-    serde_json::json!({
-        "drill": drill,
-        "runs": runs.len(),
-        "passed": runs.iter().filter(|r| r["passed"].as_bool() == Some(true)).count(),
-        "vip_move_s": stat("vip_move_s"),
-        "first_ack_s": stat("first_ack_s"),
-        "longest_stall_s": stat("longest_stall_s"),
-        "lost": runs.iter().filter_map(|r| r["lost"].as_u64()).sum::<u64>(),
-        "duplicates": runs.iter().filter_map(|r| r["duplicates"].as_u64()).sum::<u64>(),
-        "dual_active_samples": runs.iter().filter_map(|r| r["dual_active_samples"].as_u64()).sum::<u64>(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn summary_takes_median_and_worst() {
-        let runs: Vec<serde_json::Value> = [0.9, 0.5, 2.0]
-            .iter()
-            .map(|s| serde_json::json!({ "vip_move_s": s, "first_ack_s": s, "longest_stall_s": s, "lost": 0 }))
-            .collect();
-        let s = super::summarise("alpha-crash", &runs);
-        assert_eq!(s["vip_move_s"]["median"], 0.9);
-        assert_eq!(s["vip_move_s"]["worst"], 2.0);
-        assert_eq!(s["lost"], 0);
-    }
+    use bsfg_zonesim::report::DrillReport;
 
     #[test]
     fn markdown_row_shows_median_and_worst_and_dashes_for_missing_fields() {
-        let runs = vec![serde_json::json!({ "passed": true, "longest_stall_s": 0.25, "lost": 0 })];
-        let md = super::render_markdown(&[super::summarise("beta-crash", &runs)]);
+        let runs = [0.25, 0.05].map(|stall| DrillReport {
+            drill: "beta-crash".into(),
+            passed: true,
+            longest_stall_s: stall,
+            ..Default::default()
+        });
+        let md = super::render_markdown(&super::aggregate(&runs));
         let row = md.lines().nth(2).expect("one data row");
         assert_eq!(
             row,
-            "| beta-crash | 1 / 1 | - / - | - / - | 0.25 / 0.25 | 0 | 0 | 0 |"
+            "| beta-crash | 2 / 2 | - / - | - / - | 0.15 / 0.25 | 0 | 0 | 0 |"
         );
     }
 
     #[test]
     fn reports_parse_from_the_pretty_printed_array_and_from_one_object() {
-        let many = b"[\n  {\n    \"drill\": \"alpha-crash\",\n    \"vip_move_s\": 0.6\n  },\n  {\n    \"drill\": \"alpha-crash\"\n  }\n]\n";
-        let runs = super::parse_reports(many).expect("array");
+        let one = DrillReport {
+            drill: "alpha-crash".into(),
+            vip_move_s: Some(0.6),
+            ..Default::default()
+        };
+        let many = serde_json::to_string_pretty(&[one.clone(), one.clone()]).unwrap();
+        let runs = super::parse_reports(many.as_bytes()).expect("array");
         assert_eq!(runs.len(), 2);
-        assert_eq!(runs[0]["vip_move_s"], 0.6);
-        let one = super::parse_reports(b"{\n  \"drill\": \"beta-crash\"\n}\n").expect("object");
-        assert_eq!(one.len(), 1);
+        assert_eq!(runs[0].vip_move_s, Some(0.6));
+        let single = serde_json::to_string_pretty(&one).unwrap();
+        assert_eq!(
+            super::parse_reports(single.as_bytes()).expect("object"),
+            vec![one]
+        );
         assert!(super::parse_reports(b"=== not json").is_err());
     }
 }

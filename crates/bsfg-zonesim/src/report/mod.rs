@@ -295,6 +295,10 @@ pub struct Aggregate {
     pub first_ack_s: Spread,
     pub longest_stall_s: Spread,
     pub lease_wait_s: Spread,
+    /// Sums over the runs (each must be 0 for a run to pass).
+    pub lost: usize,
+    pub duplicates: usize,
+    pub dual_active_samples: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -336,6 +340,9 @@ pub fn aggregate(reports: &[DrillReport]) -> Vec<Aggregate> {
                 first_ack_s: pick(|r| r.first_ack_s),
                 longest_stall_s: pick(|r| Some(r.longest_stall_s)),
                 lease_wait_s: pick(|r| r.promotion.as_ref().and_then(|p| p.lease_wait_s)),
+                lost: rs.iter().map(|r| r.lost).sum(),
+                duplicates: rs.iter().map(|r| r.duplicates).sum(),
+                dual_active_samples: rs.iter().map(|r| r.dual_active_samples).sum(),
             }
         })
         .collect()
@@ -390,7 +397,11 @@ mod tests {
             report("alpha-crash", Some(1.0), true),
             report("gamma-crash", None, true),
             report("alpha-crash", Some(3.0), false),
-            report("alpha-crash", Some(2.0), true),
+            DrillReport {
+                lost: 2,
+                dual_active_samples: 1,
+                ..report("alpha-crash", Some(2.0), true)
+            },
         ];
         let a = aggregate(&rs);
         assert_eq!(a.len(), 2);
@@ -399,6 +410,11 @@ mod tests {
         assert_eq!(a[0].first_ack_s.median, Some(2.0));
         assert_eq!(a[0].first_ack_s.worst, Some(3.0));
         assert_eq!(a[1].first_ack_s.median, None);
+        assert_eq!(
+            (a[0].lost, a[0].duplicates, a[0].dual_active_samples),
+            (2, 0, 1)
+        );
+        assert_eq!(a[1].lost, 0);
         assert!(aggregate_table(&a).contains("2.00 / 3.00"));
     }
 
