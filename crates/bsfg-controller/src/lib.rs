@@ -27,29 +27,20 @@ pub mod rpc;
 pub mod tls;
 
 use bsfg_core::config::ControllerConfig;
+use bsfg_mgmt::ControllerExit;
 use bsfg_store::{LeaseSighting, LeaseStore, Substrate};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Process exit statuses (sysexits.h), stable API for the gate agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitStatus {
-    Unavailable = 69,
-    Software = 70,
-    LeaseHeld = 75,
-    Config = 78,
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct StartError {
-    pub status: ExitStatus,
+    pub status: ControllerExit,
     pub message: String,
 }
 
-fn fail(status: ExitStatus, message: impl std::fmt::Display) -> StartError {
+fn fail(status: ControllerExit, message: impl std::fmt::Display) -> StartError {
     StartError {
         status,
         message: message.to_string(),
@@ -61,9 +52,10 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     spawn_signal_handler(stop.clone());
 
     let tls = tls::server_config(&config.tls)
-        .map_err(|e| fail(ExitStatus::Config, format!("TLS: {e}")))?;
+        .map_err(|e| fail(ControllerExit::Config, format!("TLS: {e}")))?;
     // Peer endpoints and identities are configuration: a bad one is exit 78, now.
-    let peer_links = replicator::peer_links(&config).map_err(|e| fail(ExitStatus::Config, e))?;
+    let peer_links =
+        replicator::peer_links(&config).map_err(|e| fail(ControllerExit::Config, e))?;
     let metrics = Arc::new(metrics::Metrics::new(config.classes.keys().cloned()));
 
     let substrate = Substrate::connect(
@@ -72,14 +64,14 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         &format!("bsfg-controller-{}", config.node),
     )
     .await
-    .map_err(|e| fail(ExitStatus::Unavailable, e))?;
+    .map_err(|e| fail(ControllerExit::Unavailable, e))?;
 
     let (lease, fence) = if config.lease.enabled {
         let store = retry_startup("opening the lease bucket", || {
             LeaseStore::open(&substrate, &config.lease.bucket)
         })
         .await
-        .map_err(|e| fail(ExitStatus::Unavailable, e))?;
+        .map_err(|e| fail(ControllerExit::Unavailable, e))?;
         let (holder, fence) =
             fencing::LeaseHolder::new(store, &config.node, &config.lease, metrics.clone());
         (Some(holder), fence)
@@ -103,7 +95,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     });
     let mgmt_listener = mgmt::bind(config.management.address).await.map_err(|e| {
         fail(
-            ExitStatus::Unavailable,
+            ControllerExit::Unavailable,
             format!("management address {}: {e}", config.management.address),
         )
     })?;
@@ -118,7 +110,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         holder
             .acquire(sighting)
             .await
-            .map_err(|e| fail(ExitStatus::LeaseHeld, e.detail))?;
+            .map_err(|e| fail(ControllerExit::LeaseHeld, e.detail))?;
         tracing::info!(instance = %holder.instance().await, "zone lease taken");
         tokio::spawn(holder.clone().keep(stop.clone()));
     }
@@ -131,7 +123,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         Ok(b) => Arc::new(b),
         Err(e) => {
             release(&lease).await;
-            return Err(fail(ExitStatus::Unavailable, e));
+            return Err(fail(ControllerExit::Unavailable, e));
         }
     };
     let _ = observed.boundary.set(boundary.clone());
@@ -141,7 +133,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         Err(e) => {
             release(&lease).await;
             return Err(fail(
-                ExitStatus::Unavailable,
+                ControllerExit::Unavailable,
                 format!(
                     "cannot bind the service address {} (is the VIP on this host?): {e}",
                     config.listen.address

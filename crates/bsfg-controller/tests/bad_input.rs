@@ -429,10 +429,7 @@ async fn a_store_buffer_above_its_threshold_refuses_appends() {
     p.append_fact(append_req("operational", fact("other", "order:1", "{}")))
         .await
         .unwrap();
-    let metrics = bsfg_testkit::http::get(&zone.controller.mgmt_addr(), "/metrics")
-        .await
-        .unwrap()
-        .1;
+    let metrics = zone.controller.metrics().await.unwrap();
     assert!(
         metrics
             .contains(r#"bsfg_append_failures_total{class="audit",reason="store_buffer_full"} 1"#),

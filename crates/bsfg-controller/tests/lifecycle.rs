@@ -2,6 +2,7 @@
 
 mod common;
 
+use bsfg_mgmt::ServingState;
 use bsfg_testkit::controller::{RunningController, loopback_server_identity, test_config};
 use bsfg_testkit::nats::NatsCluster;
 use bsfg_testkit::pki::TestPki;
@@ -147,8 +148,8 @@ async fn only_one_controller_holds_the_lease_and_a_clean_stop_hands_it_over() {
         "it waited at least one TTL for the lease to expire"
     );
     let status = a.status().await.unwrap();
-    assert_eq!(status["state"], "serving");
-    assert_eq!(status["lease"]["holder"], "alpha");
+    assert_eq!(status.state, ServingState::Serving);
+    assert_eq!(status.lease.unwrap().holder.as_deref(), Some("alpha"));
 
     // SIGTERM: alpha drains, releases the lease, exits 0; beta starts at once.
     assert_eq!(a.stop().await, Some(0));
@@ -159,7 +160,8 @@ async fn only_one_controller_holds_the_lease_and_a_clean_stop_hands_it_over() {
         took < beta.lease.ttl * 2,
         "a released lease is taken without waiting for expiry ({took:?})"
     );
-    assert_eq!(b.status().await.unwrap()["lease"]["holder"], "beta");
+    let status = b.status().await.unwrap();
+    assert_eq!(status.lease.unwrap().holder.as_deref(), Some("beta"));
 }
 
 #[tokio::test]
@@ -204,9 +206,10 @@ async fn a_frozen_holder_fences_itself_before_another_takes_over() {
     bsfg_testkit::eventually("alpha reports the holder", Duration::from_secs(5), || {
         let a = &a;
         async move {
-            a.status()
-                .await
-                .filter(|s| s["state"] == "fenced" && s["lease"]["holder"] == "beta")
+            a.status().await.filter(|s| {
+                s.state == ServingState::Fenced
+                    && s.lease.as_ref().and_then(|l| l.holder.as_deref()) == Some("beta")
+            })
         }
     })
     .await;

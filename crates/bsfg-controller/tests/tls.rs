@@ -116,10 +116,7 @@ async fn clients_without_a_valid_certificate_of_the_zone_ca_are_refused() {
             .is_err()
     );
 
-    let metrics = bsfg_testkit::http::get(&zone.controller.mgmt_addr(), "/metrics")
-        .await
-        .unwrap()
-        .1;
+    let metrics = zone.controller.metrics().await.unwrap();
     let failures: f64 = metrics
         .lines()
         .find(|l| l.starts_with("bsfg_tls_handshake_failures_total"))

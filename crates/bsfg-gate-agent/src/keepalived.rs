@@ -14,52 +14,13 @@
 //!   (With `nopreempt`, merely lowering the priority would not move the VIP.)
 //!   Writing 0 lets it bid again; failback is still never automatic.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
+use bsfg_mgmt::VrrpState;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
-
-/// Keepalived's view of the VRRP instance, as last reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum VrrpState {
-    /// Nothing reported since the agent started.
-    Unknown,
-    Master,
-    Backup,
-    Fault,
-    Stop,
-}
-
-impl VrrpState {
-    pub const ALL: [VrrpState; 5] = [
-        VrrpState::Unknown,
-        VrrpState::Master,
-        VrrpState::Backup,
-        VrrpState::Fault,
-        VrrpState::Stop,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            VrrpState::Unknown => "UNKNOWN",
-            VrrpState::Master => "MASTER",
-            VrrpState::Backup => "BACKUP",
-            VrrpState::Fault => "FAULT",
-            VrrpState::Stop => "STOP",
-        }
-    }
-}
-
-impl fmt::Display for VrrpState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// One notification line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,16 +34,11 @@
 //!   may fail for `stall_grace` before this host demotes. A leader election
 //!   after a node crash takes seconds and no other host could serve meanwhile.
 
-use crate::gates::{GateId, GateReport, Verdict};
-use crate::keepalived::VrrpState;
+use crate::gates::GateReport;
 use crate::supervisor::{ControllerProcess, ExitReport};
-use serde::{Deserialize, Serialize};
+use bsfg_mgmt::{ControllerExit, GateId, Role, Verdict, VrrpState};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
-
-/// The controller's exit code when the zone lease is held by another host.
-pub const EXIT_LEASE_HELD: i32 = 75;
 
 /// Timing of the machine, from configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,39 +48,10 @@ pub struct Timing {
     pub stall_grace: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// No controller here; promotes when every gate passes.
-    Standby,
-    /// Controller started, waiting for it to report ready.
-    Promoting,
-    /// Controller ready and serving.
-    Active,
-    /// A gate was lost (or the controller failed) while this host held the
-    /// VIP: controller stopped, track file set so keepalived releases the VIP.
-    Demoted,
-}
-
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Standby => "standby",
-            Role::Promoting => "promoting",
-            Role::Active => "active",
-            Role::Demoted => "demoted",
-        }
-    }
-
-    fn runs_controller(self) -> bool {
-        matches!(self, Role::Promoting | Role::Active)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// True for gates whose failure is usually a JetStream-wide stall (a
+/// leader election), which no other host could do better during.
+fn depends_on_jetstream(id: GateId) -> bool {
+    matches!(id, GateId::Jetstream | GateId::Quorum)
 }
 
 /// What the daemon must do.
@@ -268,7 +234,7 @@ impl Promotion {
         self.failing_since
             .iter()
             .filter(|(id, since)| {
-                let grace = if id.depends_on_jetstream() {
+                let grace = if depends_on_jetstream(**id) {
                     self.timing.stall_grace
                 } else {
                     Duration::ZERO
@@ -453,7 +419,7 @@ impl Promotion {
 
     fn controller_exited(&mut self, now: Duration, exit: &ExitReport) -> Vec<Action> {
         self.stopped_at = Some(now);
-        if exit.code == Some(EXIT_LEASE_HELD) {
+        if exit.code.and_then(ControllerExit::from_code) == Some(ControllerExit::LeaseHeld) {
             // Not this host's fault: the lease decides, the VIP may stay.
             self.enter(
                 now,

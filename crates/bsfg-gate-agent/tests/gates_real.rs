@@ -5,9 +5,10 @@
 mod support;
 
 use bsfg_gate_agent::config::{CertificatePolicy, from_toml};
-use bsfg_gate_agent::gates::{self, Verdict};
+use bsfg_gate_agent::gates;
 use bsfg_gate_agent::probes;
 use bsfg_gate_agent::probes::nats::{NatsMonitor, jetstream_facts};
+use bsfg_mgmt::Verdict;
 use bsfg_store::Substrate;
 use bsfg_testkit::nats::NatsCluster;
 use bsfg_testkit::netns::Netns;

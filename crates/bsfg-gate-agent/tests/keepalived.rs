@@ -11,9 +11,7 @@
 
 mod support;
 
-use bsfg_gate_agent::gates::{GateId, Verdict};
-use bsfg_gate_agent::keepalived::VrrpState;
-use bsfg_gate_agent::promotion::Role;
+use bsfg_mgmt::{GateId, Role, Verdict, VrrpState};
 use bsfg_testkit::bins;
 use bsfg_testkit::process::Daemon;
 use std::path::Path;

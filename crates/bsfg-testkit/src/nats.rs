@@ -1,12 +1,16 @@
 //! A real JetStream cluster of `nats-server` processes on loopback.
 
 use crate::bins;
-use crate::http;
 use crate::ports::free_ports;
 use crate::process::Daemon;
+use bsfg_mgmt::http;
+use bsfg_mgmt::nats::{self, Jsz};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// How long a monitoring request may take.
+const HTTP_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How to build the cluster.
 #[derive(Debug, Clone)]
@@ -290,10 +294,21 @@ impl NatsCluster {
 
     /// The meta leader as seen by node `i`, if known.
     pub async fn meta_leader(&self, i: usize) -> Option<String> {
-        let jsz = http::get_json(&self.monitor_addr(i), "/jsz").await?;
-        jsz["meta_cluster"]["leader"]
-            .as_str()
-            .filter(|s| !s.is_empty())
+        let jsz: Jsz = http::get_json(&self.monitor_addr(i), "/jsz", HTTP_DEADLINE)
+            .await
+            .ok()?;
+        jsz.meta_leader().map(str::to_owned)
+    }
+
+    /// The leader of `stream` as seen by node `i`, if known.
+    pub async fn stream_leader(&self, i: usize, stream: &str) -> Option<String> {
+        let jsz: Jsz = http::get_json(&self.monitor_addr(i), nats::JSZ, HTTP_DEADLINE)
+            .await
+            .ok()?;
+        jsz.streams()
+            .into_iter()
+            .find(|s| s.name == stream)?
+            .leader()
             .map(str::to_owned)
     }
 
@@ -321,8 +336,8 @@ impl NatsCluster {
                     ));
                 }
                 let addr = self.monitor_addr(i);
-                match http::get(&addr, "/healthz?js-enabled-only=true").await {
-                    Ok((200, _)) => {}
+                match http::get(&addr, nats::HEALTHZ_JETSTREAM, HTTP_DEADLINE).await {
+                    Ok(r) if r.status == 200 => {}
                     other => problem = Some(format!("{} health: {other:?}", self.nodes[i].name)),
                 }
                 if clustered && self.meta_leader(i).await.is_none() {

@@ -153,7 +153,10 @@ fn drill_replication_alpha_crash() {
         "the peer stored what it acknowledged"
     );
     let end = r.status_at_end.as_ref().expect("beta's replicator status");
-    assert_eq!((end.state.as_str(), end.backlog), ("caught_up", 0));
+    assert_eq!(
+        (end.state, end.backlog),
+        (bsfg_mgmt::PeerState::CaughtUp, 0)
+    );
     assert!(
         r.lag_before_fault.is_some() && r.lag_after_resume.is_some(),
         "facts replicated both before the crash and after it: {r:?}"

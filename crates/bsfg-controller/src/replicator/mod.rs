@@ -29,8 +29,8 @@ use bsfg_client::pb::{
 };
 use bsfg_core::config::{ControllerConfig, Replication, TlsFiles};
 use bsfg_core::{BsfgError, Reason};
+use bsfg_mgmt::controller::{PeerReplication, PeerState};
 use futures::StreamExt;
-use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -69,37 +69,12 @@ pub fn peer_links(config: &ControllerConfig) -> Result<Vec<PeerLink>, String> {
     Ok(links)
 }
 
-/// Where a replicator stands, for /status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PeerState {
-    Starting,
-    Replicating,
-    CaughtUp,
-    Backoff,
-    /// This controller does not serve (fenced or draining): nothing is pulled.
-    Paused,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerStatus {
-    pub peer: String,
-    pub consumer: String,
-    pub state: PeerState,
-    pub last_error: Option<String>,
-    pub replicated: u64,
-    pub rejected: u64,
-    pub confirmed_offset: u64,
-    pub backlog: u64,
-    pub lag_seconds: f64,
-}
-
 pub struct PeerReplicator {
     link: PeerLink,
     consumer: String,
     boundary: Arc<Boundary>,
     settings: Replication,
-    status: Arc<Mutex<PeerStatus>>,
+    status: Arc<Mutex<PeerReplication>>,
 }
 
 /// Why a round failed; the page stays unconfirmed.
@@ -121,9 +96,9 @@ impl PeerReplicator {
         link: PeerLink,
         boundary: Arc<Boundary>,
         settings: Replication,
-    ) -> Option<(PeerReplicator, Arc<Mutex<PeerStatus>>)> {
+    ) -> Option<(PeerReplicator, Arc<Mutex<PeerReplication>>)> {
         let consumer = link.consumer.clone()?;
-        let status = Arc::new(Mutex::new(PeerStatus {
+        let status = Arc::new(Mutex::new(PeerReplication {
             peer: link.zone.clone(),
             consumer: consumer.clone(),
             state: PeerState::Starting,
@@ -146,7 +121,7 @@ impl PeerReplicator {
         ))
     }
 
-    fn set(&self, f: impl FnOnce(&mut PeerStatus)) {
+    fn set(&self, f: impl FnOnce(&mut PeerReplication)) {
         if let Ok(mut s) = self.status.lock() {
             f(&mut s);
         }

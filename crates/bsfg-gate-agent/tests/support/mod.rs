@@ -10,7 +10,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use bsfg_gate_agent::status::Status;
+use bsfg_mgmt::AgentStatus;
 use bsfg_testkit::bins;
 use bsfg_testkit::netns::{Link, Netns, attach, bridge};
 use bsfg_testkit::pki::{Identity, TestPki, Usage};
@@ -75,11 +75,9 @@ pub fn get_in(ns: &str, addr: &str, path: &str) -> Result<(u16, String), String>
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(bsfg_gate_agent::http::get(
-                &addr,
-                &path,
-                Duration::from_secs(2),
-            ))
+            .block_on(bsfg_mgmt::http::get(&addr, &path, Duration::from_secs(2)))
+            .map(|r| (r.status, r.body))
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -562,7 +560,7 @@ filter = "info,bsfg_gate_agent=debug"
     }
 
     /// The agent's `/status`, through `bsfg-gate-agent status --json` run inside the host.
-    pub fn status(&self) -> Option<Status> {
+    pub fn status(&self) -> Option<AgentStatus> {
         let out = Command::new(bins::system_program("ip", "iproute2"))
             .args(["netns", "exec", &self.ns])
             .arg(bins::workspace_binary("bsfg-gate-agent"))

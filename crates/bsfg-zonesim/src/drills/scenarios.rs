@@ -9,6 +9,7 @@ use crate::netns;
 use crate::processes::{self, Kind};
 use crate::zone::Zone;
 use anyhow::{Context, Result};
+use bsfg_mgmt::{GateId, Role, Verdict, VrrpState};
 use rustix::process::Signal;
 use std::time::Duration;
 
@@ -74,7 +75,7 @@ async fn unchanged(z: &Zone, v: &SampleView, active: &str, standby: &str) -> Res
         return Err(format!("the VIP is on {vip:?}, not only on {active}"));
     }
     match z.agent_status(active).await {
-        Ok(s) if s.role == "active" => Ok(()),
+        Ok(s) if s.role == Role::Active => Ok(()),
         Ok(s) => Err(format!("{active}'s agent is {}: {}", s.role, s.role_reason)),
         Err(e) => Err(format!("{active}'s agent: {e:#}")),
     }
@@ -117,7 +118,7 @@ async fn refuses(z: &Zone, v: &SampleView, host: &str, needle: &str) -> Option<S
     let has = |t: &str| t.to_lowercase().contains(&needle.to_lowercase());
     let blocker = s.blocker.clone().unwrap_or_default();
     let refused_with_vip = v.vip().iter().any(|h| h == host) && has(&blocker);
-    let demoted = s.role == "demoted" && (has(&s.role_reason) || has(&blocker));
+    let demoted = s.role == Role::Demoted && (has(&s.role_reason) || has(&blocker));
     (refused_with_vip || demoted).then(|| {
         format!(
             "{host} is {} (VRRP {}): {}{}",
@@ -267,7 +268,7 @@ async fn bring_up(z: &Zone, c: &mut Ctx) -> Result<()> {
     let bs = z.agent_status(&b).await?;
     c.check(
         "beta is standby with no controller process",
-        bs.role == "standby" && z.controller_pids(&b).is_empty(),
+        bs.role == Role::Standby && z.controller_pids(&b).is_empty(),
         format!("role {}, controller {}", bs.role, bs.controller.process),
     );
     let names = z.process_names(&g);
@@ -455,7 +456,7 @@ async fn beta_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
         PROMOTION_TIMEOUT,
         || async {
             let s = z.agent_status(&b).await.ok()?;
-            (s.role == "standby" && s.vrrp.state == "BACKUP")
+            (s.role == Role::Standby && s.vrrp.state == VrrpState::Backup)
                 .then(|| "beta BACKUP, standby".to_owned())
         },
     )
@@ -739,7 +740,7 @@ async fn artifact_mount_missing(z: &Zone, c: &mut Ctx) -> Result<()> {
     };
     c.event(format!("{b}'s artifact storage disappears"));
     z.remove_artifacts(&b)?;
-    refused_while_gate_fails(z, c, &v, (&a, &b), "artifacts", "artifact").await?;
+    refused_while_gate_fails(z, c, &v, (&a, &b), GateId::Artifacts, "artifact").await?;
     c.event(format!("{b}'s artifact storage is back"));
     z.restore_artifacts(&b)?;
     promotes_once_fixed(c, &v, &b, "beta promotes once the storage is back").await;
@@ -759,7 +760,7 @@ async fn cert_below_threshold(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.event(format!("{b}'s controller certificate replaced by one valid 10 days (policy: 30 days), agent restarted"));
     z.install_short_certificate(&b)?;
     z.restart_agent(&b).await?;
-    refused_while_gate_fails(z, c, &v, (&a, &b), "certificate", "certificate").await?;
+    refused_while_gate_fails(z, c, &v, (&a, &b), GateId::Certificate, "certificate").await?;
     c.event(format!("a valid certificate on {b}, agent restarted"));
     z.install_valid_certificate(&b)?;
     z.restart_agent(&b).await?;
@@ -775,7 +776,7 @@ async fn refused_while_gate_fails(
     c: &mut Ctx,
     v: &SampleView,
     (active, standby): (&str, &str),
-    gate: &str,
+    gate: GateId,
     needle: &str,
 ) -> Result<()> {
     c.wait_for(
@@ -785,7 +786,7 @@ async fn refused_while_gate_fails(
             let s = z.agent_status(standby).await.ok()?;
             s.gates
                 .iter()
-                .find(|g| g.gate == gate && g.verdict == "fail")
+                .find(|g| g.gate == gate && g.verdict == Verdict::Fail)
                 .map(|g| g.reason.clone())
         },
     )

@@ -8,13 +8,14 @@ use super::spec::{Binaries, NatsSystemUser, ZoneSpec};
 use super::workload::{self, Workload};
 use crate::netns::runtime::NetnsRuntime;
 use crate::netns::{self, nft};
-use crate::observe::jsz::{self, Placement};
-use crate::observe::status::{AgentStatus, ControllerStatus};
-use crate::observe::{self, Readiness, http};
+use crate::observe::jsz::Placement;
+use crate::observe::{self, Readiness};
 use crate::processes::{self, DaemonRecord, Kind};
 use crate::state::{self, State};
 use anyhow::{Context, Result, anyhow, bail};
 use bsfg_core::config::TlsFiles;
+use bsfg_mgmt::nats::{self, Jsz};
+use bsfg_mgmt::{AgentStatus, ControllerStatus, Role, VrrpState, http};
 use rustix::process::Signal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -782,7 +783,7 @@ impl Zone {
         self.start_keepalived(&b)?;
         self.wait_until(&format!("{b} BACKUP and standby"), timeout, || async {
             let s = self.agent_status(&b).await.ok()?;
-            (s.vrrp.state == "BACKUP" && s.role == "standby").then_some(())
+            (s.vrrp.state == VrrpState::Backup && s.role == Role::Standby).then_some(())
         })
         .await?;
         self.progress
@@ -971,13 +972,11 @@ impl Zone {
         addr: SocketAddr,
         path: &'static str,
     ) -> Result<T> {
-        let (code, body) = self
-            .in_ns(host, move || http::get(addr, path, Duration::from_secs(2)))
-            .await??;
-        if code != 200 {
-            bail!("{addr}{path} answered {code}: {}", body.trim());
-        }
-        serde_json::from_str(&body).with_context(|| format!("{addr}{path}: unexpected answer"))
+        Ok(self
+            .in_ns(host, move || async move {
+                http::get_json(&addr.to_string(), path, Duration::from_secs(2)).await
+            })
+            .await??)
     }
 
     pub async fn agent_status(&self, host: &str) -> Result<AgentStatus> {
@@ -991,16 +990,10 @@ impl Zone {
 
     /// JetStream placement as `host`'s nats-server sees it.
     pub async fn placement(&self, host: &str) -> Result<Placement> {
-        let addr = self.nats_monitor(host);
-        let (code, body) = self
-            .in_ns(host, move || {
-                http::get(addr, jsz::PATH, Duration::from_secs(2))
-            })
-            .await??;
-        if code != 200 {
-            bail!("{addr}/jsz answered {code}");
-        }
-        let mut p = jsz::parse(&body).map_err(|e| anyhow!(e))?;
+        let jsz: Jsz = self
+            .get_json(host, self.nats_monitor(host), nats::JSZ)
+            .await?;
+        let mut p = Placement::from(&jsz);
         if p.server.is_empty() {
             p.server = host.to_owned();
         }

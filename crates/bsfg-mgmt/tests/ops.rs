@@ -3,9 +3,10 @@
 //! - `promtool check rules` and `promtool test rules` (Debian's `prometheus`
 //!   package; scripts/lib/prerequisites.sh installs it): the rules load, and
 //!   each tested rule fires on the series the binaries export;
-//! - every `bsfg_*` series in a rule or a panel is one the real controller
-//!   and gate agent register (their own `Metrics`, encoded), and every
-//!   exporter series is from the documented node/NATS exporter names;
+//! - every `bsfg_*` series in a rule or a panel is one of the contract's
+//!   families ([`bsfg_mgmt::metrics`], which the controller and the gate
+//!   agent register, as their unit tests check), and every exporter series
+//!   is from the documented node/NATS exporter names;
 //! - every row of the seed's monitoring table and every threshold of
 //!   contract section 9 has a rule.
 
@@ -21,87 +22,15 @@ fn rules_text() -> String {
     std::fs::read_to_string(repo().join("ops/prometheus/bsfg-alerts.yaml")).unwrap()
 }
 
-/// Series names a Prometheus text/OpenMetrics exposition offers, from its
-/// `# TYPE` lines (counters as `<name>_total`, histograms with their suffixes).
-fn exported(text: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for l in text.lines() {
-        let Some(rest) = l.strip_prefix("# TYPE ") else {
-            continue;
-        };
-        let mut it = rest.split_whitespace();
-        let (Some(name), Some(kind)) = (it.next(), it.next()) else {
-            continue;
-        };
-        match kind {
-            "counter" => {
-                out.insert(format!("{name}_total"));
-            }
-            "histogram" => {
-                for s in ["_bucket", "_sum", "_count"] {
-                    out.insert(format!("{name}{s}"));
-                }
-            }
-            _ => {
-                out.insert(name.to_owned());
-            }
-        }
-    }
-    out
-}
-
-/// The controller's and the agent's own registries, every labelled family
-/// given one sample (an empty family is not encoded at all).
+/// The series the controller and the gate agent serve: the management
+/// contract's families (each daemon's unit test proves it registers exactly
+/// these).
 fn bsfg_series() -> BTreeSet<String> {
-    use bsfg_controller::metrics::*;
-    let m = Metrics::new(["operational".to_owned()]);
-    m.append_failed("operational", "store_buffer_full");
-    m.rpc_done("AppendFact", "OK", 0.01);
-    let consumer = ConsumerLabel {
-        consumer: "erp-orders".into(),
-    };
-    m.fetch_requests.get_or_create(&consumer).inc();
-    m.confirm_requests.get_or_create(&consumer).inc();
-    m.frontier_offset.get_or_create(&consumer).set(1);
-    m.last_confirm_seconds.get_or_create(&consumer).set(1);
-    m.consumer_backlog.get_or_create(&consumer).set(1);
-    m.listen_info
-        .get_or_create(&bsfg_controller::metrics::AddressLabel {
-            address: "10.0.0.100:9443".into(),
-        })
-        .set(1);
-    let peer = PeerLabel {
-        peer: "enterprise".into(),
-    };
-    m.replication_lag_seconds.get_or_create(&peer).set(0.1);
-    m.replication_backlog.get_or_create(&peer).set(1);
-    m.replicated_facts.get_or_create(&peer).inc();
-    m.artifact_transfer_failures.get_or_create(&peer).inc();
-    m.replication_rejected
-        .get_or_create(&PeerReason {
-            peer: "enterprise".into(),
-            reason: "zone_mismatch".into(),
-        })
-        .inc();
-    let controller = m.encode();
-    // The agent: its documented /status example (docs/gate-agent.md), parsed by its own type.
-    let a = bsfg_gate_agent::status::Metrics::new();
-    let status: bsfg_gate_agent::status::Status = serde_json::from_value(serde_json::json!({
-        "zone": "plant-a", "host": "beta", "role": "standby", "role_reason": "agent started",
-        "role_since_unix_ms": 1, "blocker": null,
-        "vrrp": {"state": "MASTER", "since_unix_ms": 1, "last_notification": null},
-        "vip": "10.0.0.100", "gates": [],
-        "controller": {"supervisor": "x", "process": "stopped", "ready": false, "last_exit": null, "last_error": null},
-        "lease": {"holder": "alpha", "revision": 41, "remaining_ms": 640, "permits": false, "reason": "x"},
-        "track_file": {"path": "/run/x", "value": 0},
-        "transitions_total": 3, "transitions": [], "evaluated_at_unix_ms": 2
-    }))
-    .expect("the agent's status shape");
-    a.update(&status);
-    let agent = a.encode();
-    let mut s = exported(&controller);
-    s.extend(exported(&agent));
-    s
+    bsfg_mgmt::metrics::controller::ALL
+        .iter()
+        .chain(bsfg_mgmt::metrics::agent::ALL)
+        .flat_map(|f| f.series())
+        .collect()
 }
 
 /// Exporter series the rules and dashboard may use: prometheus-node-exporter
