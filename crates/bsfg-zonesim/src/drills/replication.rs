@@ -14,10 +14,11 @@
 //! the peer, both JetStream timestamps on this machine's clock), before the
 //! crash, for facts the peer stored during the stall, and after it.
 
+use super::ctx::hosts;
 use super::metrics::ms;
 use super::outcome::Outcome;
 use super::scenarios::{crash, roles, serves};
-use super::{Ctx, PROMOTION_TIMEOUT, hosts};
+use super::{Ctx, PROMOTION_TIMEOUT};
 use crate::zone::Zone;
 use anyhow::{Context, Result};
 use bsfg_mgmt::controller::{PeerReplication, PeerState};
