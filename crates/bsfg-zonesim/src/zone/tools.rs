@@ -1,7 +1,8 @@
-//! The programs a zone runs, and where they are found.
+//! The programs a zone runs, found the way the tests find them
+//! ([`bsfg_testkit::bins`]).
 
-use super::options::default_repo;
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
+use bsfg_testkit::bins;
 use std::path::{Path, PathBuf};
 
 /// The programs a zone runs.
@@ -13,76 +14,23 @@ pub struct Tools {
     pub gate_agent: PathBuf,
 }
 
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Where bsfg-controller and bsfg-gate-agent are: `--bin-dir`, then
-/// `$BSFG_BIN_DIR`, then next to this executable (or one level up, for a
-/// test binary in `target/<profile>/deps/`).
-pub fn bin_dir(explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(d) = explicit {
-        return Ok(d.to_owned());
-    }
-    if let Some(d) = std::env::var_os("BSFG_BIN_DIR") {
-        return Ok(d.into());
-    }
-    let exe = std::env::current_exe().context("locating this executable")?;
-    let dir = exe.parent().context("executable directory")?;
-    for d in [Some(dir), dir.parent()].into_iter().flatten() {
-        if d.join("bsfg-controller").is_file() && d.join("bsfg-gate-agent").is_file() {
-            return Ok(d.to_owned());
-        }
-    }
-    bail!(
-        "bsfg-controller and bsfg-gate-agent not found next to {} (build them: \
-         cargo build -p bsfg-controller -p bsfg-gate-agent), or set BSFG_BIN_DIR / --bin-dir",
-        exe.display()
-    )
-}
-
 impl Tools {
-    pub fn find(bin_dir_opt: Option<&Path>) -> Result<Tools> {
-        let dir = bin_dir(bin_dir_opt)?;
-        let ours = |name: &str| -> Result<PathBuf> {
-            let p = dir.join(name);
-            if !p.is_file() {
-                bail!("{} not found (cargo build -p {name})", p.display());
-            }
-            Ok(p)
-        };
-        let nats_server = match std::env::var_os("NATS_SERVER_BIN") {
-            Some(p) => PathBuf::from(p),
-            None => on_path("nats-server")
-                .or_else(|| {
-                    let venv = default_repo().join(".venv/bin/nats-server");
-                    venv.is_file().then_some(venv)
-                })
-                .context(
-                    "nats-server not found ($NATS_SERVER_BIN, PATH, .venv/bin); \
-                     scripts/zone installs it",
-                )?,
-        };
+    /// `bin_dir` (`--bin-dir`): where bsfg-controller and bsfg-gate-agent
+    /// are; by default `$BSFG_BIN_DIR`, else next to this executable.
+    pub fn find(bin_dir: Option<&Path>) -> Result<Tools> {
+        // Used by the simulator itself rather than started as a zone's daemon.
         for (tool, package) in [
             ("ip", "iproute2"),
             ("nft", "nftables"),
             ("nix-instantiate", "nix-bin"),
         ] {
-            on_path(tool).with_context(|| {
-                format!("{tool} not found; install the Debian package {package}")
-            })?;
+            bins::find_system_program(tool, package)?;
         }
         Ok(Tools {
-            nats_server,
-            keepalived: on_path("keepalived")
-                .context("keepalived not found; install the Debian package keepalived")?,
-            controller: ours("bsfg-controller")?,
-            gate_agent: ours("bsfg-gate-agent")?,
+            nats_server: bins::find_nats_server()?,
+            keepalived: bins::find_system_program("keepalived", "keepalived")?,
+            controller: bins::find_workspace_binary("bsfg-controller", bin_dir)?,
+            gate_agent: bins::find_workspace_binary("bsfg-gate-agent", bin_dir)?,
         })
     }
 }
