@@ -185,7 +185,9 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
     // The peer node first: it needs nothing of the zone, and the zone's
     // replicator finds it serving instead of backing off while it boots.
     if drill.needs_peer() {
-        ctx.peer = Some(tokio::task::block_in_place(|| zone.start_peer())?);
+        ctx.peer = Some(tokio::task::block_in_place(|| {
+            zone.start_peer(&opts.zone.repo)
+        })?);
     }
     // Every drill starts from a zone that formed once (the boot drill, like
     // its VM twin, then power-cycles it).

@@ -2,26 +2,34 @@
 //! zone pulls facts from (docs/replication.md), as one more namespace on the
 //! instance's switch.
 //!
-//! Everything about the peer the simulated zone relies on comes from the
-//! zone's own controller configuration ([`plan`]): with the example zone
-//! (hosts/zone.nix), `peers.enterprise` names the peer zone `enterprise`,
-//! its certificate identity `enterprise-bsfg`, its endpoint
-//! `https://10.10.0.100:9443` and the consumer there, `to-plant-a`; the local
-//! consumer `from-enterprise` (source `forward:enterprise`, reader
-//! `mes-reader`) reads what was replicated.
+//! What the simulated zone relies on comes from its own controller
+//! configuration ([`plan`]): with the example zone (hosts/zone.nix),
+//! `peers.enterprise` names the peer zone `enterprise`, its certificate
+//! identity `enterprise-bsfg`, its endpoint `https://10.10.0.100:9443` and
+//! the consumer there, `to-plant-a`; the local consumer `from-enterprise`
+//! (source `forward:enterprise`, reader `mes-reader`) reads what was
+//! replicated.
 //!
-//! The node (`<instance>-peer`, interface `eth0` with the endpoint's address
-//! in a /24, on the switch port `peer`) runs what a one-host zone runs: one
-//! nats-server (JetStream, no cluster) on 127.0.0.1 and one real
-//! `bsfg-controller` for the peer zone with the lease enabled (a single
-//! controller takes it at start; no gate agent, no keepalived). Its class
-//! `operational` is appended to by `<peer>-producer`; its consumer for the
-//! simulated zone (`to-plant-a`, `store:operational`) admits exactly the
-//! identity of the simulated zone's controller certificate
-//! ([`super::credentials::controller_identity`], `plant-a-controller`), which
-//! is also declared as the peer `plant-a`. A second consumer,
-//! [`AUDIT_CONSUMER`], lets the drill read the peer's own store buffer back
-//! (what the peer stored and when) without touching the replication cursor.
+//! The peer zone itself is a zone description, [`PEER_ZONE_FILE`], which
+//! the zone library (modules/lib/simulator.nix) evaluates like the
+//! simulated zone's: its alpha's controller configuration and nats-server
+//! settings are what the node runs, written out unchanged except that the
+//! one nats-server runs without its cluster block (the node is one server
+//! of the three the description names, so the description keeps every
+//! stream at R1). [`check_peer`] refuses a description that does not serve
+//! what the simulated zone expects: its zone name, its endpoint (VIP and
+//! controller port), the consumer pulled from, admitting the simulated
+//! zone's controller identity ([`super::credentials::controller_identity`],
+//! `plant-a-controller`), the class the drill appends to, and
+//! [`AUDIT_CONSUMER`], through which the drill reads the peer's own store
+//! buffer back (what it stored and when) without touching the replication
+//! cursor.
+//!
+//! The node (`<instance>-peer`, interface `eth0`, on the switch port `peer`)
+//! carries the peer's VIP and its alpha's management address; it runs one
+//! nats-server and one real `bsfg-controller` with the lease enabled (a
+//! single controller takes it at start; no gate agent, no keepalived: the
+//! peer's own failover is not what the drill exercises).
 //!
 //! Certificates: the peer's come from the simulated zone's CA. The example
 //! zone declares no `peers.enterprise.ca`, so its controller verifies the
@@ -30,11 +38,11 @@
 //! own would need a `ca` path in the zone file. With one CA the peer, which
 //! trusts the same CA, also accepts the zone controller's client certificate.
 //!
-//! Routing: the zone's subnet and the peer's /24 share the switch segment;
-//! each side gets an on-link route to the other's subnet (`ip route add
-//! <subnet> dev <interface>`), so ARP resolves across them directly and the
-//! service hosts reach the peer from their primary address, and the peer
-//! answers. Only the service hosts (they run controllers) get the route.
+//! Routing: the zone's subnet and the peer's share the switch segment; each
+//! side gets an on-link route to the other's subnet (`ip route add <subnet>
+//! dev <interface>`), so ARP resolves across them directly and the service
+//! hosts reach the peer from their primary address, and the peer answers.
+//! Only the service hosts (they run controllers) get the route.
 //!
 //! The namespace is recorded in the state file before it is created and both
 //! daemons right after they start, so `down` removes the peer too, also
@@ -42,16 +50,17 @@
 
 use super::Zone;
 use super::credentials::{VALID_DAYS, controller_identity};
-use super::files::{HostDirs, mkdir};
+use super::files::{self, HostDirs, mkdir};
+use super::spec::{Binaries, ZoneSpec};
 use super::workload::Workload;
 use crate::netns;
 use crate::observe::{self, Readiness};
 use crate::processes::Kind;
 use anyhow::{Context, Result, bail};
-use bsfg_core::config::{ControllerConfig, TlsFiles};
+use bsfg_core::config::TlsFiles;
 use bsfg_core::source::Source;
 use bsfg_testkit::pki::Usage;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
@@ -59,10 +68,10 @@ use std::time::Duration;
 /// The peer node's namespace suffix (`<instance>-peer`), switch port and
 /// run directory (`<run dir>/peer/`).
 pub const PEER: &str = "peer";
+/// The peer zone's description, relative to the repository.
+pub const PEER_ZONE_FILE: &str = "crates/bsfg-zonesim/zones/enterprise.nix";
 /// The peer node's interface.
 pub const PEER_IF: &str = "eth0";
-/// The prefix length of the peer's segment (an endpoint carries none).
-pub const PEER_PREFIX: u8 = 24;
 /// The class the peer's producers append to and the consumers read.
 pub const PEER_CLASS: &str = "operational";
 /// The subject kind of the facts the drill appends at the peer.
@@ -70,8 +79,6 @@ pub const PEER_KIND: &str = "order";
 /// A consumer on the peer over the same class, read by the peer's producer
 /// identity at the end of a drill: what the peer stored, and when.
 pub const AUDIT_CONSUMER: &str = "zonesim-audit";
-/// The peer's NATS client port (on 127.0.0.1 inside its namespace).
-pub const PEER_NATS_PORT: u16 = 4222;
 
 /// What the simulated zone's configuration says about the peer it pulls
 /// from, and who reads what it replicated.
@@ -187,68 +194,63 @@ pub fn producer_identity(plan: &PeerPlan) -> String {
     format!("{}-producer", plan.zone)
 }
 
-/// The peer's controller configuration (the controller's own schema, as the
-/// zone library emits it for a zone, plus the consumers and the peer entry
-/// the simulated zone needs), validated as the controller validates it.
-pub fn controller_config(
+/// Whether the peer zone's controller configuration (`config`, the zone
+/// library's, for the peer's VIP `vip` and controller port `port`) serves
+/// what the simulated zone expects of it (`plan`), admitting `receiver`,
+/// the simulated zone's controller identity, on the consumer it pulls.
+pub fn check_peer(
     plan: &PeerPlan,
-    receiver_zone: &str,
-    management_port: u16,
-    dir: &Path,
-) -> Result<ControllerConfig> {
-    let receiver = controller_identity(receiver_zone);
+    vip: Ipv4Addr,
+    port: u16,
+    config: &Value,
+    receiver: &str,
+) -> Result<()> {
+    let zone = config["zone"].as_str().unwrap_or_default();
+    if zone != plan.zone {
+        bail!(
+            "{PEER_ZONE_FILE} describes zone {zone:?}; the zone pulls from {:?}",
+            plan.zone
+        );
+    }
+    let (want_address, want_port) = (plan.address, plan.port);
+    if (vip, port) != (want_address, want_port) {
+        bail!(
+            "{PEER_ZONE_FILE} serves on https://{vip}:{port}; the zone pulls from {}",
+            plan.endpoint
+        );
+    }
+    let admits = |consumer: &str, identity: &str| {
+        config["consumers"][consumer]["allowed"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|i| i.as_str() == Some(identity)))
+    };
+    if !admits(&plan.consumer, receiver) {
+        bail!(
+            "{PEER_ZONE_FILE}: consumer {} must exist and allow {receiver}, the zone's controller",
+            plan.consumer
+        );
+    }
     let producer = producer_identity(plan);
-    let creds = dir.join("credentials");
-    let path = |p: &Path| p.display().to_string();
-    let value = json!({
-        "zone": plan.zone,
-        "node": PEER,
-        "listen": {"address": SocketAddr::new(plan.address.into(), plan.port).to_string()},
-        "management": {"address": SocketAddr::new(plan.address.into(), management_port).to_string()},
-        "tls": {
-            "certificate": path(&creds.join("cert.pem")),
-            "private_key": path(&creds.join("key.pem")),
-            "ca": path(&creds.join("ca.pem")),
-        },
-        "nats": {"url": format!("nats://127.0.0.1:{PEER_NATS_PORT}")},
-        "store": {"replicas": 1, "artifact_dir": path(&dir.join("artifacts"))},
-        "classes": {
-            PEER_CLASS: {"max_age": "1d", "max_bytes": "256 MiB", "append": [producer]},
-        },
-        "consumers": {
-            plan.consumer.clone(): {
-                "source": format!("store:{PEER_CLASS}"),
-                "start": "earliest",
-                "allowed": [receiver],
-            },
-            AUDIT_CONSUMER: {
-                "source": format!("store:{PEER_CLASS}"),
-                "start": "earliest",
-                "allowed": [producer],
-            },
-        },
-        "peers": {receiver_zone: {"identity": receiver}},
-        "lease": {"enabled": true},
-        "logging": {"format": "text", "filter": "info,bsfg_controller=debug"},
-    });
-    let mut config: ControllerConfig = serde_json::from_value(value)
-        .context("the peer's controller configuration does not match the controller's schema")?;
-    config
-        .check()
-        .map_err(|e| anyhow::anyhow!("the peer's controller configuration: {e}"))?;
-    Ok(config)
+    if !admits(AUDIT_CONSUMER, &producer) {
+        bail!("{PEER_ZONE_FILE}: consumer {AUDIT_CONSUMER} must exist and allow {producer}");
+    }
+    let appends = config["classes"][PEER_CLASS]["append"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|i| i.as_str() == Some(producer.as_str())));
+    if !appends {
+        bail!("{PEER_ZONE_FILE}: class {PEER_CLASS} must exist and let {producer} append");
+    }
+    Ok(())
 }
 
-/// The peer's nats-server: one node, JetStream, client and monitoring port
-/// on 127.0.0.1 only.
-pub fn nats_settings(plan: &PeerPlan, dir: &Path) -> Value {
-    json!({
-        "server_name": plan.zone,
-        "host": "127.0.0.1",
-        "port": PEER_NATS_PORT,
-        "http": "127.0.0.1:8222",
-        "jetstream": {"store_dir": dir.join("jetstream").display().to_string()},
-    })
+/// The node's nats-server: the library's settings for the peer's alpha,
+/// without the cluster block (it is the peer zone's only server here).
+pub fn node_nats_settings(settings: &Value) -> Value {
+    let mut s = settings.clone();
+    if let Some(m) = s.as_object_mut() {
+        m.remove("cluster");
+    }
+    s
 }
 
 /// A running peer node.
@@ -270,10 +272,11 @@ pub struct PeerNode {
 
 impl Zone {
     /// Builds and starts the peer node of the zone's first pulling peer:
-    /// namespace on the switch, routes both ways, certificates, nats-server
-    /// and the controller. Does not wait for it to serve
-    /// ([`Zone::wait_peer_serving`]).
-    pub fn start_peer(&self) -> Result<PeerNode> {
+    /// the peer zone's description through the zone library, namespace on
+    /// the switch, routes both ways, certificates, nats-server and the
+    /// controller. Does not wait for it to serve ([`Zone::wait_peer_serving`]).
+    /// `repo`: where [`PEER_ZONE_FILE`] and the zone library are.
+    pub fn start_peer(&self, repo: &Path) -> Result<PeerNode> {
         let config = &self
             .spec
             .alpha()
@@ -285,13 +288,40 @@ impl Zone {
         let creds = self
             .credentials()
             .context("no CA in this process (the peer is made with the zone, by a drill)")?;
+        let receiver_identity = controller_identity(&self.spec.zone);
         let dirs = HostDirs::new(&self.run_dir, PEER);
-        for d in [&dirs.root, &dirs.logs, &dirs.credentials] {
+        let peer = ZoneSpec::evaluate(
+            repo,
+            &repo.join(PEER_ZONE_FILE),
+            &dirs.root,
+            &Binaries {
+                controller: self.tools().controller.clone(),
+                gate_agent: self.tools().gate_agent.clone(),
+            },
+            None,
+        )?;
+        let node = peer.alpha();
+        let controller = node
+            .controller
+            .as_ref()
+            .context("the peer zone's alpha runs no controller")?;
+        check_peer(
+            &plan,
+            peer.vip.address,
+            peer.ports.controller,
+            &controller.config,
+            &receiver_identity,
+        )?;
+        for d in [
+            &dirs.root,
+            &dirs.logs,
+            &node.paths.jetstream,
+            &node.paths.artifacts,
+            &node.paths.agent_runtime,
+        ] {
             mkdir(d)?;
         }
-        mkdir(&dirs.root.join("jetstream"))?;
-        mkdir(&dirs.root.join("artifacts"))?;
-        let peer_subnet = subnet(plan.address, PEER_PREFIX);
+        let peer_subnet = subnet(peer.vip.address, peer.vip.prefix_length);
         let alpha = self.spec.alpha();
         let zone_subnet = subnet(alpha.address, alpha.prefix_length);
         self.progress.say(format!(
@@ -316,24 +346,35 @@ impl Zone {
         netns::plug(
             &ns,
             PEER_IF,
-            &format!("{}/{PEER_PREFIX}", plan.address),
+            &format!("{}/{}", peer.vip.address, peer.vip.prefix_length),
             &self.ns(netns::SWITCH),
             PEER,
         )?;
+        // The management endpoint and monitoring listen on alpha's address.
+        netns::ip_in(
+            &ns,
+            &[
+                "addr",
+                "add",
+                &format!("{}/{}", node.management_address, node.prefix_length),
+                "dev",
+                PEER_IF,
+            ],
+        )
+        .context("the peer's management address")?;
         netns::ip_in(&ns, &["route", "add", &zone_subnet, "dev", PEER_IF])
             .context("route from the peer to the zone's segment")?;
 
         // Certificates from the zone CA (see the module documentation).
-        let receiver_identity = controller_identity(&self.spec.zone);
         let server = TlsFiles {
-            certificate: dirs.credentials.join("cert.pem"),
-            private_key: dirs.credentials.join("key.pem"),
-            ca: dirs.credentials.join("ca.pem"),
+            certificate: node.paths.tls.certificate.clone(),
+            private_key: node.paths.tls.private_key.clone(),
+            ca: node.paths.tls.ca.clone(),
         };
         creds.issue_to(
             &plan.identity,
             Usage::Both,
-            &[IpAddr::V4(plan.address)],
+            &[IpAddr::V4(peer.vip.address)],
             VALID_DAYS,
             &server,
         )?;
@@ -360,17 +401,12 @@ impl Zone {
             &forward_reader,
         )?;
 
-        let management_port = self.spec.ports.controller_management;
-        let config = controller_config(&plan, &self.spec.zone, management_port, &dirs.root)?;
-        let controller_toml = dirs.root.join("controller.toml");
-        std::fs::write(
-            &controller_toml,
-            toml::to_string(&config).context("rendering the peer's controller TOML")?,
-        )
-        .with_context(|| format!("writing {}", controller_toml.display()))?;
+        let controller_toml = &node.paths.controller_config;
+        std::fs::write(controller_toml, files::toml_of(&controller.config)?)
+            .with_context(|| format!("writing {}", controller_toml.display()))?;
         std::fs::write(
             &dirs.nats_config,
-            serde_json::to_string_pretty(&nats_settings(&plan, &dirs.root))?,
+            serde_json::to_string_pretty(&node_nats_settings(&node.nats.settings))?,
         )
         .with_context(|| format!("writing {}", dirs.nats_config.display()))?;
 
@@ -405,7 +441,10 @@ impl Zone {
             reader: receiver_identity.clone(),
         };
         Ok(PeerNode {
-            management: SocketAddr::new(plan.address.into(), management_port),
+            management: SocketAddr::new(
+                node.management_address.into(),
+                peer.ports.controller_management,
+            ),
             plan,
             receiver_identity,
             producer,
@@ -454,6 +493,7 @@ impl Zone {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn example_zone_controller() -> Value {
         json!({
@@ -528,42 +568,99 @@ mod tests {
         assert_eq!(subnet(Ipv4Addr::new(10, 20, 0, 11), 16), "10.20.0.0/16");
     }
 
+    /// The library's controller configuration for the peer's alpha, as far
+    /// as [`check_peer`] reads it.
+    fn peer_controller() -> Value {
+        json!({
+            "zone": "enterprise",
+            "classes": {"operational": {"append": ["enterprise-producer"]}},
+            "consumers": {
+                "to-plant-a": {"source": "store:operational", "allowed": ["plant-a-controller"]},
+                "zonesim-audit": {"source": "store:operational", "allowed": ["enterprise-producer"]}
+            }
+        })
+    }
+
     #[test]
-    fn the_peer_admits_exactly_the_zone_controller_on_its_consumer() {
+    fn the_peer_must_serve_what_the_zone_pulls() {
         let p = plan(&example_zone_controller()).unwrap();
-        let c = controller_config(&p, "plant-a", 9464, Path::new("/run/z/peer")).unwrap();
-        assert_eq!(c.zone, "enterprise");
-        assert_eq!(c.listen.address.to_string(), "10.10.0.100:9443");
-        assert_eq!(c.management.address.to_string(), "10.10.0.100:9464");
+        let vip = Ipv4Addr::new(10, 10, 0, 100);
+        let c = peer_controller();
+        check_peer(&p, vip, 9443, &c, "plant-a-controller").unwrap();
+        let refused = |vip: Ipv4Addr, port: u16, c: &Value, receiver: &str| {
+            check_peer(&p, vip, port, c, receiver)
+                .unwrap_err()
+                .to_string()
+        };
         assert!(
-            c.lease.enabled,
-            "a single controller, still behind the lease"
+            refused(Ipv4Addr::new(10, 10, 0, 99), 9443, &c, "plant-a-controller")
+                .contains("https://10.10.0.99:9443")
         );
-        assert_eq!(c.store.replicas, 1);
-        let to = &c.consumers["to-plant-a"];
-        assert_eq!(to.source, "store:operational");
-        assert_eq!(
-            to.allowed.iter().collect::<Vec<_>>(),
-            vec!["plant-a-controller"]
-        );
-        assert_eq!(c.peers["plant-a"].identity, "plant-a-controller");
-        assert!(
-            c.classes["operational"]
-                .append
-                .contains("enterprise-producer")
-        );
-        assert!(
-            c.consumers[AUDIT_CONSUMER]
-                .allowed
-                .contains("enterprise-producer")
-        );
-        // The TOML the controller reads parses back to the same configuration.
-        let text = toml::to_string(&c).unwrap();
-        let back: ControllerConfig = toml::from_str(&text).unwrap();
-        assert_eq!(back.consumers, c.consumers);
-        assert_eq!(
-            nats_settings(&p, Path::new("/run/z/peer"))["jetstream"]["store_dir"],
-            "/run/z/peer/jetstream"
-        );
+        assert!(refused(vip, 9444, &c, "plant-a-controller").contains("9444"));
+        assert!(refused(vip, 9443, &c, "plant-b-controller").contains("consumer to-plant-a"));
+        let mut other = c.clone();
+        other["zone"] = "plant-b".into();
+        assert!(refused(vip, 9443, &other, "plant-a-controller").contains("\"plant-b\""));
+        let mut no_audit = c.clone();
+        no_audit["consumers"]
+            .as_object_mut()
+            .unwrap()
+            .remove(AUDIT_CONSUMER);
+        assert!(refused(vip, 9443, &no_audit, "plant-a-controller").contains(AUDIT_CONSUMER));
+        let mut no_class = c;
+        no_class["classes"] = json!({});
+        assert!(refused(vip, 9443, &no_class, "plant-a-controller").contains("class operational"));
+    }
+
+    #[test]
+    fn the_node_runs_its_server_without_the_cluster() {
+        let s = json!({"server_name": "alpha", "port": 4222, "cluster": {"name": "enterprise"}, "jetstream": {"store_dir": "/x"}});
+        let n = node_nats_settings(&s);
+        assert!(n.get("cluster").is_none());
+        assert_eq!(n["jetstream"], s["jetstream"]);
+    }
+
+    /// The description in the repository, through the real zone library.
+    #[test]
+    fn the_repository_peer_zone_serves_the_example_zone() {
+        let repo = crate::zone::options::default_repo();
+        let dir = tempfile::tempdir().unwrap();
+        let peer = ZoneSpec::evaluate(
+            &repo,
+            &repo.join(PEER_ZONE_FILE),
+            dir.path(),
+            &Binaries {
+                controller: "/bin/c".into(),
+                gate_agent: "/bin/g".into(),
+            },
+            None,
+        )
+        .unwrap();
+        let example = ZoneSpec::evaluate(
+            &repo,
+            &repo.join("hosts/zone.nix"),
+            dir.path(),
+            &Binaries {
+                controller: "/bin/c".into(),
+                gate_agent: "/bin/g".into(),
+            },
+            None,
+        )
+        .unwrap();
+        let p = plan(&example.alpha().controller.as_ref().unwrap().config).unwrap();
+        let c = &peer.alpha().controller.as_ref().unwrap().config;
+        check_peer(
+            &p,
+            peer.vip.address,
+            peer.ports.controller,
+            c,
+            &controller_identity(&example.zone),
+        )
+        .unwrap();
+        assert_eq!(c["store"]["replicas"], 1, "one server: every stream at R1");
+        // Validated as the controller validates its configuration.
+        let mut config: bsfg_core::config::ControllerConfig =
+            serde_json::from_value(c.clone()).unwrap();
+        config.check().unwrap();
     }
 }
