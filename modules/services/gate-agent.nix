@@ -43,10 +43,11 @@ in {
         after = ["network-online.target" "nats.service"];
         restartTriggers = [configFile];
         serviceConfig = {
-          # TO VERIFY once crates/bsfg-gate-agent lands: the daemon
-          # subcommand name (`run`) and whether it sends sd_notify READY=1.
+          # `--config` is a global flag of every subcommand; `run` reports
+          # READY=1 after its first evaluation (/status answers from then on).
           ExecStart = "${lib.getExe' cfg.packages.gateAgent "bsfg-gate-agent"} run --config ${s.paths.agentConfig}";
-          Type = "simple";
+          Type = "notify";
+          NotifyAccess = "main";
           # The FIFO must exist, owned by the agent, before keepalived (root,
           # ordered after this unit) opens it; otherwise keepalived would
           # create it root-owned and the agent could not read it.

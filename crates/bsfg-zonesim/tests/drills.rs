@@ -130,7 +130,7 @@ fn drill_vrrp_one_way() {
     drill(Drill::VrrpOneWay);
 }
 
-/// Issue 7: the receiving zone's alpha crashes while it pulls from a peer
+/// The receiving zone's alpha crashes while it pulls from a peer
 /// zone node; every fact the peer acknowledged is in the forward buffer once.
 #[test]
 fn drill_replication_alpha_crash() {

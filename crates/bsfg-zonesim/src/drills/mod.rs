@@ -134,7 +134,7 @@ impl Drill {
                 "beta stops hearing alpha's VRRP adverts: both hold the VIP, only the lease holder serves"
             }
             Drill::ReplicationAlphaCrash => {
-                "issue 7: alpha dies while the zone pulls facts from a peer zone node: beta resumes replication, every fact once"
+                "alpha dies while the zone pulls facts from a peer zone node: beta resumes replication, every fact once"
             }
         }
     }
@@ -174,10 +174,8 @@ pub struct DrillOptions {
 /// build the instance; a drill whose expectations fail returns a report
 /// with `passed == false`.
 pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
-    let mut zone_opts = opts.zone.clone();
-    zone_opts.zone_file = zone_file_for(drill, &opts.zone)?;
     let started = Instant::now();
-    let zone = tokio::task::block_in_place(|| Zone::create(&zone_opts))?;
+    let zone = tokio::task::block_in_place(|| Zone::create(&opts.zone))?;
     zone.progress
         .say(format!("drill {}: {}", drill.name(), drill.about()));
     let mut ctx = Ctx::new(Instant::now());
@@ -285,12 +283,6 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
     }
     drop(zone);
     report
-}
-
-/// The zone description a drill runs on: the one given, or for drills that
-/// need other settings, a zone of this crate.
-fn zone_file_for(_drill: Drill, opts: &Options) -> Result<PathBuf> {
-    Ok(opts.zone_file.clone())
 }
 
 /// Copies `<run dir>/<host>/logs/` of every host (and of the peer node,

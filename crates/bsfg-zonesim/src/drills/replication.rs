@@ -1,4 +1,4 @@
-//! Cross-zone replay under failover (issue 7): the simulated zone is the
+//! Cross-zone replay under failover: the simulated zone is the
 //! RECEIVING zone of a peer node ([`crate::zone::peer`]); the load generator
 //! appends facts at the peer, the zone's active controller pulls them into
 //! its forward buffer, and alpha crashes while it does.
@@ -194,7 +194,7 @@ pub(super) async fn alpha_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
     let pz = peer.plan.zone.clone();
     c.expected = Outcome {
         summary: format!(
-            "issue 7: the receiving zone's Alpha crashes during replication from {pz} → VIP, \
+            "the receiving zone's Alpha crashes during replication from {pz} → VIP, \
              controller and replication move to Beta, which resumes from the peer's cursor; \
              every fact {pz} acknowledged is in the forward buffer exactly once"
         ),

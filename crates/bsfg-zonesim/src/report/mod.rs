@@ -1,5 +1,5 @@
 //! Drill results as structured data (the `--json` object, also what the
-//! failover benchmark of issue 8 consumes), a readable summary, and the
+//! failover benchmark, `bsfg-bench failover`, consumes), a readable summary, and the
 //! table `drill all` prints.
 
 use crate::drills::outcome::{Check, Outcome, list};
