@@ -1,12 +1,10 @@
 //! Every limit and grammar rule answers with a precise code and reason,
 //! writes nothing, and leaves the controller serving.
 
-mod common;
-
+use crate::common::*;
 use bsfg_client::connect::Codec;
 use bsfg_client::pb::*;
 use bsfg_core::Limits;
-use common::*;
 use tokio_stream::StreamExt;
 
 fn small_limits() -> Limits {

@@ -1,11 +1,9 @@
 //! The boundary operations end to end: real controller binary, real R3
 //! JetStream cluster, real mutual TLS, over gRPC and Connect.
 
-mod common;
-
+use crate::common::*;
 use bsfg_client::connect::Codec;
 use bsfg_client::pb::*;
-use common::*;
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio_stream::StreamExt;

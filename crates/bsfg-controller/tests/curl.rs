@@ -1,8 +1,6 @@
 //! The contract's promise: `curl` speaks to the controller (Connect, JSON).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn curl(

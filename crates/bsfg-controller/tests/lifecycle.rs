@@ -1,12 +1,10 @@
 //! Start-up gates, exit codes, the lease between two controllers, and shutdown.
 
-mod common;
-
+use crate::common::*;
 use bsfg_mgmt::ServingState;
 use bsfg_testkit::controller::{RunningController, loopback_server_identity, test_config};
 use bsfg_testkit::nats::NatsCluster;
 use bsfg_testkit::pki::TestPki;
-use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

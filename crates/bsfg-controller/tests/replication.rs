@@ -6,14 +6,12 @@
 //! own reader through consumer `from-plant-a`. Each zone has its own CA; the
 //! sender trusts the receiver's CA for the receiver's client certificate.
 
-mod common;
-
+use crate::common::{append_req, fact, reason};
 use bsfg_client::pb::*;
 use bsfg_core::config::TlsFiles;
 use bsfg_mgmt::PeerState;
 use bsfg_testkit::controller::RunningController;
 use bsfg_testkit::pair::ZonePair;
-use common::{append_req, fact, reason};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio_stream::StreamExt;
@@ -78,7 +76,7 @@ impl TwoZones {
     async fn forwarded(&self) -> HashMap<String, usize> {
         let mut client =
             bsfg_client::connect_grpc(&self.receiver().endpoint(), &self.reader).unwrap();
-        common::drain(&mut client, "from-plant-a").await
+        crate::common::drain(&mut client, "from-plant-a").await
     }
 
     async fn replicated_so_far(&self) -> u64 {

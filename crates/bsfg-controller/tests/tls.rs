@@ -1,10 +1,8 @@
 //! Mutual TLS is mandatory and identities are authorised per operation.
 
-mod common;
-
+use crate::common::*;
 use bsfg_client::pb::*;
 use bsfg_testkit::pki::TestPki;
-use common::*;
 use rustls_pki_types::ServerName;
 use std::sync::Arc;
 

@@ -7,11 +7,9 @@
 //! Needs root (namespaces, tmpfs) and the workspace binaries
 //! (`cargo build --workspace --bins`); fails, never skips, without them.
 
-mod support;
-
+use crate::support::{Agent, AgentSetup, Zone, wait_for};
 use bsfg_mgmt::{AgentStatus, GateId, ProcessState, Role, Verdict, VrrpState};
 use std::time::Duration;
-use support::{Agent, AgentSetup, Zone, wait_for};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -255,7 +253,7 @@ fn a_stale_backup_notification_stops_the_controller_and_the_vip_brings_it_back()
         || role_is(&alpha, Role::Active),
         || alpha.logs(),
     );
-    let metrics = support::get_in(&alpha.ns, support::AGENT_MGMT, "/metrics")
+    let metrics = crate::support::get_in(&alpha.ns, crate::support::AGENT_MGMT, "/metrics")
         .expect("metrics")
         .1;
     assert!(

@@ -8,7 +8,6 @@
 //! removed on drop, failure included. No address is configured in the root
 //! namespace: the zone's 10.77.0.0/24 exists only on the test's own bridge.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
 
 use bsfg_mgmt::AgentStatus;
 use bsfg_testkit::bins;
@@ -217,7 +216,7 @@ pub struct Zone {
     pub pki: TestPki,
     _bridge: Link,
     _shared: SharedMount,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 const NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
@@ -253,7 +252,7 @@ impl Zone {
             pki,
             _bridge: br,
             _shared: shared,
-            dir,
+            _dir: dir,
         };
         for i in 0..3 {
             zone.start_nats(i);
