@@ -17,12 +17,12 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 require_root() {
   if [[ $EUID -ne 0 ]]; then
-    die "$1 needs root (network namespaces, keepalived, mounts). Run: sudo env PATH=\"\$PATH\" $1"
+    die "$1 needs root (network namespaces, keepalived, mounts). Run it as root, or: sudo env PATH=\"\$PATH\" $1"
   fi
 }
 
 require_cargo() {
-  command -v cargo >/dev/null || die "cargo not found on PATH; install a Rust toolchain (rustup) first, and keep PATH under sudo: sudo env PATH=\"\$PATH\" ..."
+  command -v cargo >/dev/null || die "cargo not found on PATH; install a Rust toolchain (rustup) first (as root: rustup's ~/.cargo/bin on root's PATH), and keep PATH under sudo: sudo env PATH=\"\$PATH\" ..."
 }
 
 # ensure_debian_packages pkg...: installs the missing ones.

@@ -54,7 +54,7 @@ pub fn require_root() -> Result<()> {
     if !rustix::process::geteuid().is_root() {
         bail!(
             "the zone simulator needs root (network namespaces, keepalived); \
-             run it with sudo, e.g. sudo env PATH=\"$PATH\" ./scripts/zone up"
+             run it as root, or with sudo: sudo env PATH=\"$PATH\" ./scripts/zone up"
         );
     }
     Ok(())
