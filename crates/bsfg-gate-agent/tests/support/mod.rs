@@ -8,7 +8,6 @@
 //! removed on drop, failure included. No address is configured in the root
 //! namespace: the zone's 10.77.0.0/24 exists only on the test's own bridge.
 
-
 use bsfg_mgmt::AgentStatus;
 use bsfg_testkit::bins;
 use bsfg_testkit::netns::{Link, Netns, attach, bridge};

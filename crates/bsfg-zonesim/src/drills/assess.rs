@@ -13,33 +13,22 @@ use std::collections::BTreeSet;
 pub fn assess(
     drill: Drill,
     ctx: &Ctx,
-    end: EndState,
+    state: EndState,
     error: Option<String>,
     duration_s: f64,
 ) -> DrillReport {
-    let EndState {
-        zone,
-        run_dir,
-        placement_after,
-        vip,
-        serving,
-        log,
-        samples,
-        end,
-        read,
-        at_peer,
-        target_agent_log,
-    } = end;
     let mut checks = ctx.checks.clone();
     let mut failures = Vec::new();
     if let Some(e) = error {
         failures.push(format!("drill aborted: {e}"));
     }
-    let read = read.unwrap_or_else(|e| {
+    let read = state.read.unwrap_or_else(|e| {
         failures.push(format!("read-back failed: {e}"));
         Default::default()
     });
     let counts = metrics::counts(read.ids());
+    let log = &state.log;
+    let samples = &state.samples;
     let acked_ids: Vec<&str> = log
         .acks
         .iter()
@@ -47,7 +36,7 @@ pub fn assess(
         .chain(ctx.extra_acked.iter().map(String::as_str))
         .collect();
     let lost = metrics::lost(acked_ids.iter().copied(), &counts);
-    let replication = match (&ctx.peer, at_peer) {
+    let replication = match (&ctx.peer, state.at_peer) {
         (Some(p), Some(at_peer)) => {
             let at_peer = at_peer.unwrap_or_else(|e| {
                 failures.push(format!("reading the peer's store back failed: {e}"));
@@ -91,15 +80,15 @@ pub fn assess(
         _ => None,
     };
     let duplicates = metrics::duplicates(&counts);
-    let dual = metrics::dual_active_samples(&samples);
+    let dual = metrics::dual_active_samples(samples);
     let observed = Outcome {
         summary: format!(
             "VIP on {}, serving on {}",
-            outcome::list(&vip),
-            outcome::list(&serving)
+            outcome::list(&state.vip),
+            outcome::list(&state.serving)
         ),
-        vip: Some(vip),
-        serving: Some(serving),
+        vip: Some(state.vip),
+        serving: Some(state.serving),
     };
     let acked = acked_ids.iter().collect::<BTreeSet<_>>().len();
     failures.extend(outcome::evaluate(
@@ -118,10 +107,14 @@ pub fn assess(
     let fault = ctx.fault_at;
     let (vip_move_s, controller_ready_s, promotion) = match (fault, &ctx.target) {
         (Some(f), Some(t)) => (
-            metrics::vip_move_s(&samples, f, t).map(metrics::ms),
-            metrics::ready_s(&samples, f, t).map(metrics::ms),
+            metrics::vip_move_s(samples, f, t).map(metrics::ms),
+            metrics::ready_s(samples, f, t).map(metrics::ms),
             ctx.fault_unix_ms.map(|since| {
-                logs::promotion(target_agent_log.as_deref().unwrap_or_default(), t, since)
+                logs::promotion(
+                    state.target_agent_log.as_deref().unwrap_or_default(),
+                    t,
+                    since,
+                )
             }),
         ),
         _ => (None, None, None),
@@ -130,20 +123,20 @@ pub fn assess(
         drill: drill.name().to_owned(),
         passed: failures.is_empty(),
         failures,
-        zone,
+        zone: state.zone,
         acked,
         lost: lost.len(),
         duplicates: duplicates.len(),
         dual_active_samples: dual,
         samples: samples.len(),
-        unknown_samples: metrics::unknown_samples(&samples),
-        dual_vip_samples: metrics::dual_vip_samples(&samples),
+        unknown_samples: metrics::unknown_samples(samples),
+        dual_vip_samples: metrics::dual_vip_samples(samples),
         vip_move_s,
         controller_ready_s,
         first_ack_s: fault
             .and_then(|f| metrics::first_ack_s(&log.acks, f))
             .map(metrics::ms),
-        longest_stall_s: metrics::ms(metrics::longest_stall_s(&log.acks, load_from, end)),
+        longest_stall_s: metrics::ms(metrics::longest_stall_s(&log.acks, load_from, state.end)),
         promotion,
         expected: ctx.expected.clone(),
         observed,
@@ -152,13 +145,13 @@ pub fn assess(
         duplicate_acks: log.acks.iter().filter(|a| a.duplicate).count(),
         failed_attempts: log.failures.clone(),
         abandoned: log.abandoned.len(),
-        serving_changes: metrics::serving_changes(&samples),
+        serving_changes: metrics::serving_changes(samples),
         placement_before: ctx.placement_before.clone(),
-        placement_after,
+        placement_after: state.placement_after,
         events: ctx.events.clone(),
         duration_s: metrics::ms(duration_s),
         lost_ids: lost.into_iter().take(20).collect(),
-        run_dir,
+        run_dir: state.run_dir,
         read_back_stale_s: metrics::ms(read.stale_s),
         replication,
     }

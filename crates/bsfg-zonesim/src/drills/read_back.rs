@@ -14,6 +14,7 @@ use crate::report::ZoneFacts;
 use crate::zone::Zone;
 use crate::zone::peer::{AUDIT_CONSUMER, PEER};
 use anyhow::{Context, Result};
+use bsfg_core::config::TlsFiles;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -76,45 +77,29 @@ pub async fn collect(zone: &Zone, ctx: &mut Ctx) -> Result<EndState> {
         Some(p) => (p.forward_reader.clone(), p.plan.forward_consumer.clone()),
         None => (zone.client_tls().1, zone.workload.consumer.clone()),
     };
-    let endpoint = zone.spec.endpoint();
-    let wanted = expected.clone();
-    let read = zone
-        .in_ns(netns::CLIENT, move || async move {
-            load::read_back(
-                &endpoint,
-                &reader,
-                &consumer,
-                &wanted,
-                READ_BACK_QUIET,
-                Duration::from_secs(120),
-            )
-            .await
-        })
-        .await
-        .and_then(|r| r)
-        .map_err(|e| format!("{e:#}"));
+    let read = read_back(
+        zone,
+        netns::CLIENT,
+        zone.spec.endpoint(),
+        reader,
+        consumer,
+        expected.clone(),
+    )
+    .await;
     // Replication drills also read the peer's own store back (its audit
     // consumer): what the peer stored and when, for the lag figures.
     let at_peer = match &ctx.peer {
-        Some(p) => {
-            let (endpoint, tls) = (p.plan.endpoint.clone(), p.producer.clone());
-            let r = zone
-                .in_ns(PEER, move || async move {
-                    load::read_back(
-                        &endpoint,
-                        &tls,
-                        AUDIT_CONSUMER,
-                        &expected,
-                        READ_BACK_QUIET,
-                        Duration::from_secs(120),
-                    )
-                    .await
-                })
-                .await
-                .and_then(|r| r)
-                .map_err(|e| format!("{e:#}"));
-            Some(r)
-        }
+        Some(p) => Some(
+            read_back(
+                zone,
+                PEER,
+                p.plan.endpoint.clone(),
+                p.producer.clone(),
+                AUDIT_CONSUMER.to_owned(),
+                expected,
+            )
+            .await,
+        ),
         None => None,
     };
     let target_agent_log = ctx.target.as_ref().map(|t| {
@@ -139,4 +124,30 @@ pub async fn collect(zone: &Zone, ctx: &mut Ctx) -> Result<EndState> {
         at_peer,
         target_agent_log,
     })
+}
+
+/// Reads `consumer` back through `endpoint` as `tls`, from inside `ns`,
+/// until every id of `expected` was seen or the read-back gives up.
+async fn read_back(
+    zone: &Zone,
+    ns: &'static str,
+    endpoint: String,
+    tls: TlsFiles,
+    consumer: String,
+    expected: BTreeSet<String>,
+) -> Result<ReadBack, String> {
+    zone.in_ns(ns, move || async move {
+        load::read_back(
+            &endpoint,
+            &tls,
+            &consumer,
+            &expected,
+            READ_BACK_QUIET,
+            Duration::from_secs(120),
+        )
+        .await
+    })
+    .await
+    .and_then(|r| r)
+    .map_err(|e| format!("{e:#}"))
 }

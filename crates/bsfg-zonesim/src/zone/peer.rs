@@ -277,13 +277,7 @@ impl Zone {
     /// controller. Does not wait for it to serve ([`Zone::wait_peer_serving`]).
     /// `repo`: where [`PEER_ZONE_FILE`] and the zone library are.
     pub fn start_peer(&self, repo: &Path) -> Result<PeerNode> {
-        let config = &self
-            .spec
-            .alpha()
-            .controller
-            .as_ref()
-            .context("alpha has no controller configuration")?
-            .config;
+        let config = self.spec.controller_config()?;
         let plan = plan(config)?;
         let creds = self
             .credentials()
@@ -625,28 +619,15 @@ mod tests {
     fn the_repository_peer_zone_serves_the_example_zone() {
         let repo = crate::zone::options::default_repo();
         let dir = tempfile::tempdir().unwrap();
-        let peer = ZoneSpec::evaluate(
-            &repo,
-            &repo.join(PEER_ZONE_FILE),
-            dir.path(),
-            &Binaries {
-                controller: "/bin/c".into(),
-                gate_agent: "/bin/g".into(),
-            },
-            None,
-        )
-        .unwrap();
-        let example = ZoneSpec::evaluate(
-            &repo,
-            &repo.join("hosts/zone.nix"),
-            dir.path(),
-            &Binaries {
-                controller: "/bin/c".into(),
-                gate_agent: "/bin/g".into(),
-            },
-            None,
-        )
-        .unwrap();
+        let bins = Binaries {
+            controller: "/bin/c".into(),
+            gate_agent: "/bin/g".into(),
+        };
+        let evaluate = |zone_file: &str| {
+            ZoneSpec::evaluate(&repo, &repo.join(zone_file), dir.path(), &bins, None).unwrap()
+        };
+        let peer = evaluate(PEER_ZONE_FILE);
+        let example = evaluate("hosts/zone.nix");
         let p = plan(&example.alpha().controller.as_ref().unwrap().config).unwrap();
         let c = &peer.alpha().controller.as_ref().unwrap().config;
         check_peer(

@@ -257,6 +257,15 @@ impl ZoneSpec {
         &self.hosts[&self.by_role.alpha]
     }
 
+    /// Alpha's controller configuration: what the zone's controllers serve.
+    pub fn controller_config(&self) -> Result<&serde_json::Value> {
+        self.alpha()
+            .controller
+            .as_ref()
+            .map(|c| &c.config)
+            .context("alpha has no controller configuration")
+    }
+
     pub fn beta(&self) -> &HostSpec {
         &self.hosts[&self.by_role.beta]
     }

@@ -2,6 +2,7 @@
 //! host, the standby's artifact storage or certificate unfit when it must
 //! take over.
 
+use super::takes_over;
 use super::{Ctx, PROMOTION_TIMEOUT, contract, hosts};
 use super::{
     check_cli_mentions, crash, not_serving, one_on_the_vip, refuses, roles, serves, unchanged,
@@ -27,21 +28,7 @@ pub(super) async fn jetstream_killed(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.target = Some(b.clone());
     c.fault(format!("nats-server on {a} killed (SIGKILL)"));
     z.signal(&a, Kind::Nats, Signal::KILL)?;
-    c.wait_for("beta holds the VIP and serves", PROMOTION_TIMEOUT, || {
-        serves(&v, &b)
-    })
-    .await;
-    c.wait_for(
-        "alpha demotes: no controller, no VIP",
-        PROMOTION_TIMEOUT,
-        || async {
-            (!v.serving().contains(&a) && !v.vip().contains(&a))
-                .then(|| "alpha neither serves nor holds the VIP".to_owned())
-        },
-    )
-    .await;
-    c.wait_acks("appends acknowledged through beta", 20, PROMOTION_TIMEOUT)
-        .await;
+    takes_over(c, &v, &a, &b).await;
     c.event(format!("nats-server on {a} restarted"));
     z.start_nats(&a)?;
     z.wait_formed(&[&a], PROMOTION_TIMEOUT).await?;

@@ -112,6 +112,32 @@ async fn stays_one_on_the_vip(v: &SampleView) -> Result<(), String> {
         .ok_or_else(|| format!("serving {:?}, VIP {:?}", v.serving(), v.vip()))
 }
 
+/// `to` holds the VIP and serves, `from` (still alive) demoted: neither
+/// serves nor holds the VIP; appends are acknowledged through `to`.
+async fn takes_over(c: &mut Ctx, v: &SampleView, from: &str, to: &str) {
+    c.wait_for(
+        &format!("{to} holds the VIP and serves"),
+        PROMOTION_TIMEOUT,
+        || serves(v, to),
+    )
+    .await;
+    c.wait_for(
+        &format!("{from} demotes: no controller, no VIP"),
+        PROMOTION_TIMEOUT,
+        || async {
+            (!v.serving().iter().any(|h| h == from) && !v.vip().iter().any(|h| h == from))
+                .then(|| format!("{from} neither serves nor holds the VIP"))
+        },
+    )
+    .await;
+    c.wait_acks(
+        &format!("appends acknowledged through {to}"),
+        20,
+        PROMOTION_TIMEOUT,
+    )
+    .await;
+}
+
 /// Promotion denied on `host`, with `needle` in the reason: either it holds
 /// the VIP and its agent refuses to start the controller (the blocker says
 /// why), or the agent demoted it (gave the VIP away) for that reason.

@@ -1,9 +1,10 @@
 //! The network failing: a host partitioned off, a flapping cable, VRRP
 //! adverts lost one way.
 
+use super::takes_over;
 use super::{Ctx, PROMOTION_TIMEOUT, contract, hosts};
 use super::{
-    check_cli_mentions, not_serving, one_on_the_vip, refuses, roles, serves, stays_one_on_the_vip,
+    check_cli_mentions, not_serving, one_on_the_vip, refuses, roles, stays_one_on_the_vip,
     unchanged,
 };
 use crate::zone::Zone;
@@ -23,21 +24,7 @@ pub(super) async fn alpha_isolated(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.target = Some(b.clone());
     c.fault(format!("{a} partitioned from {b} and {g} (link level)"));
     z.partition(&a, &[&b, &g])?;
-    c.wait_for("beta holds the VIP and serves", PROMOTION_TIMEOUT, || {
-        serves(&v, &b)
-    })
-    .await;
-    c.wait_for(
-        "alpha demotes: no controller, no VIP",
-        PROMOTION_TIMEOUT,
-        || async {
-            (!v.serving().contains(&a) && !v.vip().contains(&a))
-                .then(|| "alpha neither serves nor holds the VIP".to_owned())
-        },
-    )
-    .await;
-    c.wait_acks("appends acknowledged through beta", 20, PROMOTION_TIMEOUT)
-        .await;
+    takes_over(c, &v, &a, &b).await;
     c.event("the partition heals");
     z.heal_partition()?;
     z.wait_formed(&[&a], PROMOTION_TIMEOUT).await?;

@@ -140,14 +140,7 @@ impl Zone {
             &bins,
             Some(&system_arg),
         )?;
-        let workload = workload::derive(
-            &spec
-                .alpha()
-                .controller
-                .as_ref()
-                .context("alpha has no controller configuration")?
-                .config,
-        )?;
+        let workload = workload::derive(spec.controller_config()?)?;
         for h in spec.service_hosts() {
             if let Some(k) = &spec.host(h).keepalived {
                 ensure_script_user(&k.check_script.user, &progress)?;
@@ -216,14 +209,7 @@ impl Zone {
         // Without the system user: attaching writes no configuration, and
         // the addresses, ports and paths do not depend on it.
         let spec = ZoneSpec::evaluate(&opts.repo, &st.zone_file, &run_dir, &bins, None)?;
-        let workload = workload::derive(
-            &spec
-                .alpha()
-                .controller
-                .as_ref()
-                .context("alpha has no controller configuration")?
-                .config,
-        )?;
+        let workload = workload::derive(spec.controller_config()?)?;
         Ok(Zone {
             instance: opts.instance.clone(),
             spec,
