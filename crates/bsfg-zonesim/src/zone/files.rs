@@ -5,7 +5,7 @@
 //! deploys, with the simulator's paths.
 
 use super::spec::HostSpec;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 

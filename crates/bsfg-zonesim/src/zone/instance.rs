@@ -486,6 +486,7 @@ impl Zone {
         let bins = Binaries {
             controller: tools.controller.clone(),
             gate_agent,
+            nats_server: tools.nats_server.clone(),
         };
         // Without the system user: attaching writes no configuration, and
         // the addresses, ports and paths do not depend on it.

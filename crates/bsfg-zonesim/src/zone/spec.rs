@@ -229,6 +229,7 @@ pub fn expression(
         run = p(run_dir),
         c = p(&bins.controller),
         g = p(&bins.gate_agent),
+        n = p(&bins.nats_server),
     )
 }
 
