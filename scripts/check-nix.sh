@@ -278,7 +278,7 @@ nix-instantiate --eval --strict --json -E '
   let stub = import ./tests/lib/flake-stub.nix;
       checks = stub.outputs.checks.x86_64-linux;
       vmTests = builtins.filter (n: (checks.${n}._stub or "") == "nixos-test") (builtins.attrNames checks);
-      vlansOf = node: map (i: i.vlan) (builtins.attrValues (((node { lib = stub.lib; }).virtualisation or {}).interfaces or {}));
+      vlansOf = node: map (i: i.vlan) (builtins.attrValues (((node { lib = stub.lib; config = {}; }).virtualisation or {}).interfaces or {}));
       unique = xs: builtins.attrNames (builtins.listToAttrs (map (v: { name = toString v; value = null; }) xs));
   in builtins.listToAttrs (map (n: { name = n; value = {
        script = checks.${n}.testScript;

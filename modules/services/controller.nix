@@ -54,9 +54,11 @@
       timers = names (unit.timerConfig.Unit or []);
       paths = names (unit.pathConfig.Unit or []);
       sockets = names (unit.socketConfig.Service or []);
-    }.${
+    }
+    .${
       kind
-    } or [];
+    }
+    or [];
   # A timer, socket or path unit named bsfg-controller activates the service
   # of that name without saying so.
   implicit = kind: name: builtins.elem kind ["timers" "sockets" "paths"] && name == unitName;

@@ -245,10 +245,11 @@ let
       then symbolic "${prefix}.${k}" v
       else "@${prefix}.${k}@")
     attrs;
-  leaves = attrs: builtins.concatLists (map (k:
-    if builtins.isAttrs attrs.${k}
-    then leaves attrs.${k}
-    else [attrs.${k}]) (builtins.attrNames attrs));
+  leaves = attrs:
+    builtins.concatLists (map (k:
+      if builtins.isAttrs attrs.${k}
+      then leaves attrs.${k}
+      else [attrs.${k}]) (builtins.attrNames attrs));
   symPaths = symbolic "paths" zoneLib.nixosPaths;
   symBins = symbolic "bin" zoneLib.defaultBinaries;
   fill = paths: bins: builtins.replaceStrings (leaves symPaths ++ leaves symBins) (leaves paths ++ leaves bins);
@@ -362,7 +363,18 @@ let
   simulatorMatches = host: sameAs (builtins.mapAttrs (_: fill (zoneLib.simulatorPaths simRun host) simBins) (texts (template host "process" false))) (simulated host);
 
   firesOn = change: host: module: (evalModuleOn change host modules.${module}).assertionsFailed != [];
-  rootKeyFiles = files: cfg: cfg // {users.users.root = cfg.users.users.root // {openssh.authorizedKeys = {keys = []; keyFiles = files;};};};
+  rootKeyFiles = files: cfg:
+    cfg
+    // {
+      users.users.root =
+        cfg.users.users.root
+        // {
+          openssh.authorizedKeys = {
+            keys = [];
+            keyFiles = files;
+          };
+        };
+    };
 in {
   assertion_gamma_with_keepalived = fires {services.keepalived.enable = true;} "gamma" "keepalived";
   assertion_gamma_with_controller_unit = fires {
@@ -383,14 +395,15 @@ in {
   assertion_host_without_a_way_in = firesOn (rootKeyFiles []) "gamma" "base";
   assertion_host_with_only_an_empty_key_file = firesOn (rootKeyFiles [./empty-authorized-keys]) "alpha" "base";
   assertion_keys_without_sshd = fires {services.openssh.enable = false;} "beta" "base";
-  key_of_a_wheel_user_is_a_way_in = !(firesOn (cfg:
-    lib.merge (rootKeyFiles [] cfg) {
-      users.users.ops = {
-        name = "ops";
-        extraGroups = ["wheel"];
-        openssh.authorizedKeys.keys = ["ssh-ed25519 AAAA ops"];
-      };
-    }) "alpha" "base");
+  key_of_a_wheel_user_is_a_way_in =
+    !(firesOn (cfg:
+      lib.merge (rootKeyFiles [] cfg) {
+        users.users.ops = {
+          name = "ops";
+          extraGroups = ["wheel"];
+          openssh.authorizedKeys.keys = ["ssh-ed25519 AAAA ops"];
+        };
+      }) "alpha" "base");
   no_way_in_accepted_when_not_required = !(firesOn (cfg: lib.merge (rootKeyFiles [] cfg) {services.bsfg.requireOperatorAccess = false;}) "alpha" "base");
   assertion_wrong_role_module = fires {services.bsfg.role = "beta";} "alpha" "zone";
 
