@@ -379,10 +379,18 @@ async fn missing_blobs_are_rehydrated_from_a_peer_after_a_failover() {
     })
     .await;
     assert_eq!(bsfg_core::identity::content_digest(&got), reference.digest);
-    let status = z.receiver().status().await.unwrap();
-    assert!(
-        status.rehydration.as_ref().is_some_and(|r| r.fetched >= 1),
-        "{:?}",
-        status.rehydration
-    );
+    // The rehydrator publishes its counts when the scan ends, which can be
+    // after the blob it fetched is already readable.
+    bsfg_testkit::eventually(
+        "rehydration counted in /status",
+        Duration::from_secs(10),
+        || async {
+            let status = z.receiver().status().await?;
+            status
+                .rehydration
+                .is_some_and(|r| r.fetched >= 1)
+                .then_some(())
+        },
+    )
+    .await;
 }

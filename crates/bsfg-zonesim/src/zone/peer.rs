@@ -50,7 +50,7 @@
 
 use super::Zone;
 use super::credentials::{VALID_DAYS, controller_identity};
-use super::files::{self, HostDirs, mkdir};
+use super::files::{HostDirs, mkdir};
 use super::spec::{Binaries, ZoneSpec};
 use super::workload::Workload;
 use crate::netns;
@@ -291,6 +291,7 @@ impl Zone {
             &Binaries {
                 controller: self.tools().controller.clone(),
                 gate_agent: self.tools().gate_agent.clone(),
+                nats_server: self.tools().nats_server.clone(),
             },
             None,
         )?;
@@ -396,7 +397,7 @@ impl Zone {
         )?;
 
         let controller_toml = &node.paths.controller_config;
-        std::fs::write(controller_toml, files::toml_of(&controller.config)?)
+        std::fs::write(controller_toml, &controller.config_text)
             .with_context(|| format!("writing {}", controller_toml.display()))?;
         std::fs::write(
             &dirs.nats_config,
@@ -622,6 +623,7 @@ mod tests {
         let bins = Binaries {
             controller: "/bin/c".into(),
             gate_agent: "/bin/g".into(),
+            nats_server: "/bin/n".into(),
         };
         let evaluate = |zone_file: &str| {
             ZoneSpec::evaluate(&repo, &repo.join(zone_file), dir.path(), &bins, None).unwrap()

@@ -120,6 +120,7 @@ impl Zone {
         let bins = Binaries {
             controller: tools.controller.clone(),
             gate_agent: tools.gate_agent.clone(),
+            nats_server: tools.nats_server.clone(),
         };
         // The NATS system user (the controller's meta-leader step-down):
         // made here, its bcrypt hash handed to the library for nats-server's
@@ -205,6 +206,7 @@ impl Zone {
         let bins = Binaries {
             controller: tools.controller.clone(),
             gate_agent,
+            nats_server: tools.nats_server.clone(),
         };
         // Without the system user: attaching writes no configuration, and
         // the addresses, ports and paths do not depend on it.
