@@ -281,6 +281,23 @@ impl NatsCluster {
         }
     }
 
+    /// Starts every node again with its old data (all at once: a 3-node
+    /// cluster that lost every node needs two back to elect a meta leader)
+    /// and waits until the cluster is ready.
+    pub async fn restart_all(&mut self) {
+        let bin = bins::nats_server();
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+            self.spawn(i, &bin).expect("respawn nats-server");
+        }
+        if let Err(e) = self.wait_ready_for(Duration::from_secs(60)).await {
+            panic!(
+                "the cluster did not form again: {e}\n{}",
+                self.log_tail(0, 30)
+            );
+        }
+    }
+
     pub fn is_running(&mut self, i: usize) -> bool {
         self.nodes[i]
             .daemon
