@@ -73,8 +73,24 @@ impl Default for PowerDomain {
 
 impl PowerDomain {
     pub fn new() -> PowerDomain {
+        let shared: Shared = Arc::new(Mutex::new(Vec::new()));
+        // The clock of the modelled background writeback; ends with the domain.
+        let weak = Arc::downgrade(&shared);
+        let started = std::time::Instant::now();
+        let _ = std::thread::Builder::new()
+            .name("powercut-clock".into())
+            .spawn(move || {
+                while let Some(shared) = weak.upgrade() {
+                    let now_ms = started.elapsed().as_millis() as u64;
+                    for slot in lock(&shared).iter_mut().filter(|s| s.powered) {
+                        slot.volume.tick(now_ms);
+                    }
+                    drop(shared);
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+            });
         PowerDomain {
-            shared: Arc::new(Mutex::new(Vec::new())),
+            shared,
             mounted: Mutex::new(Vec::new()),
         }
     }

@@ -633,7 +633,7 @@ fn connection_of(mountpoint: &Path) -> Option<u64> {
             let dev = f.nth(2)?;
             (f.nth(1)? == target).then_some(dev)
         })
-        .last()?;
+        .next_back()?;
     let (major, minor) = dev.split_once(':')?;
     Some((major.parse::<u64>().ok()? << 20) | minor.parse::<u64>().ok()?)
 }

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use bsfg_powercut::control::{self, Client};
 use bsfg_powercut::domain::PowerDomain;
-use bsfg_powercut::model::{Config, Semantics};
+use bsfg_powercut::model::{Config, Semantics, Writeback};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +55,17 @@ enum Command {
         /// Permission bits of each volume's root directory, octal.
         #[arg(long, default_value = "755", value_parser = parse_mode)]
         root_mode: u32,
+        /// Model the kernel's background writeback with Linux's defaults:
+        /// bytes dirty for 30 s are written back, and (journaled) metadata
+        /// is committed every 5 s. Without it nothing is durable unless synced.
+        #[arg(long)]
+        writeback: bool,
+        /// With --writeback: the dirty expiry in milliseconds.
+        #[arg(long, requires = "writeback", default_value_t = Writeback::LINUX_DEFAULTS.expire_ms)]
+        dirty_expire_ms: u64,
+        /// With --writeback: the journal commit interval in milliseconds.
+        #[arg(long, requires = "writeback", default_value_t = Writeback::LINUX_DEFAULTS.journal_commit_ms)]
+        journal_commit_ms: u64,
     },
     /// Cut the power of the named volumes (all when none is named) at one instant.
     Cut { volumes: Vec<String> },

@@ -86,6 +86,27 @@ pub struct Config {
     pub root_uid: u32,
     pub root_gid: u32,
     pub root_mode: u32,
+    /// The kernel's background writeback, if modelled; `None`: nothing
+    /// becomes durable without a sync (the worst case).
+    pub writeback: Option<Writeback>,
+}
+
+/// What the kernel makes durable by itself, as [`Volume::tick`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Writeback {
+    /// Bytes of a file dirty for this long are written back (Linux
+    /// `vm.dirty_expire_centisecs`, 30 s by default).
+    pub expire_ms: u64,
+    /// Journaled semantics: metadata is committed this often (ext4 `commit=`, 5 s by default).
+    pub journal_commit_ms: u64,
+}
+
+impl Writeback {
+    /// Linux and ext4 defaults.
+    pub const LINUX_DEFAULTS: Writeback = Writeback {
+        expire_ms: 30_000,
+        journal_commit_ms: 5_000,
+    };
 }
 
 impl Default for Config {
@@ -96,6 +117,7 @@ impl Default for Config {
             root_uid: 0,
             root_gid: 0,
             root_mode: 0o755,
+            writeback: None,
         }
     }
 }
@@ -292,6 +314,11 @@ pub struct Volume {
     pending_dirs: BTreeSet<Ino>,
     pending_attrs: BTreeSet<Ino>,
     renames: Vec<Rename>,
+    writeback: Option<Writeback>,
+    /// Files with bytes not synced, by the tick at which they became dirty.
+    dirty_since: HashMap<Ino, u64>,
+    now_ms: u64,
+    last_commit_ms: u64,
 }
 
 fn check_name(name: &OsStr) -> Result<(), FsError> {
@@ -340,7 +367,46 @@ impl Volume {
             pending_dirs: BTreeSet::new(),
             pending_attrs: BTreeSet::new(),
             renames: Vec::new(),
+            writeback: config.writeback,
+            dirty_since: HashMap::new(),
+            now_ms: 0,
+            last_commit_ms: 0,
         }
+    }
+
+    /// Time passes (milliseconds since the volume started): with a
+    /// [`Writeback`], bytes dirty for longer than its expiry become durable,
+    /// as do (journaled) all metadata changes at each journal commit.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        let Some(wb) = self.writeback else { return };
+        let expired: Vec<Ino> = self
+            .dirty_since
+            .iter()
+            .filter(|(_, since)| now_ms.saturating_sub(**since) >= wb.expire_ms)
+            .map(|(ino, _)| *ino)
+            .collect();
+        for ino in expired {
+            self.dirty_since.remove(&ino);
+            if let Some(Inode {
+                node: Node::File(f),
+                ..
+            }) = self.inodes.get_mut(&ino)
+            {
+                f.sync(&mut self.pool);
+            }
+        }
+        if self.semantics == Semantics::Journaled
+            && now_ms.saturating_sub(self.last_commit_ms) >= wb.journal_commit_ms
+        {
+            self.last_commit_ms = now_ms;
+            self.commit_journal();
+        }
+    }
+
+    fn mark_dirty(&mut self, ino: Ino) {
+        let now = self.now_ms;
+        self.dirty_since.entry(ino).or_insert(now);
     }
 
     pub fn semantics(&self) -> Semantics {
@@ -562,6 +628,7 @@ impl Volume {
             let mut i = self.inodes.remove(&ino).expect("checked");
             self.pending_dirs.remove(&ino);
             self.pending_attrs.remove(&ino);
+            self.dirty_since.remove(&ino);
             match &mut i.node {
                 Node::File(f) => f.free(&mut self.pool),
                 Node::Dir(d) => {
@@ -823,6 +890,7 @@ impl Volume {
         i.attrs.mtime = now;
         i.attrs.ctime = now;
         self.pending_attrs.insert(h.ino);
+        self.mark_dirty(h.ino);
         if let Some(kind) = h.flags.sync {
             self.fsync(h.ino, kind)?;
         }
@@ -842,6 +910,7 @@ impl Volume {
             };
             f.truncate(size, &mut self.pool)?;
             i.attrs.mtime = now;
+            self.dirty_since.entry(ino).or_insert(self.now_ms);
         }
         if let Some(mode) = change.mode {
             i.attrs.mode = mode & 0o7777;
@@ -906,7 +975,9 @@ impl Volume {
         let Node::File(f) = &mut i.node else {
             return Err(FsError::IsDir);
         };
-        f.write(offset, data, &mut self.pool)
+        f.write(offset, data, &mut self.pool)?;
+        self.mark_dirty(ino);
+        Ok(())
     }
 
     // ------------------------------------------------------------ durability
@@ -915,7 +986,10 @@ impl Volume {
     pub fn fsync(&mut self, ino: Ino, kind: SyncKind) -> Result<(), FsError> {
         let i = self.inodes.get_mut(&ino).ok_or(FsError::NotFound)?;
         match &mut i.node {
-            Node::File(f) => f.sync(&mut self.pool),
+            Node::File(f) => {
+                f.sync(&mut self.pool);
+                self.dirty_since.remove(&ino);
+            }
             Node::Dir(_) => return self.fsyncdir(ino),
             Node::Symlink(_) => {}
         }
@@ -1026,6 +1100,7 @@ impl Volume {
         self.renames.clear();
         self.pending_dirs.clear();
         self.pending_attrs.clear();
+        self.dirty_since.clear();
 
         // What survives: reachable from the root through durable entries.
         let mut parents: HashMap<Ino, Ino> = HashMap::from([(ROOT, ROOT)]);
