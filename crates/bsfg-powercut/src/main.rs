@@ -132,6 +132,9 @@ fn run(cli: Cli) -> Result<()> {
             capacity_mib,
             root_owner,
             root_mode,
+            writeback,
+            dirty_expire_ms,
+            journal_commit_ms,
         } => serve(
             &cli.control,
             volumes,
@@ -141,6 +144,10 @@ fn run(cli: Cli) -> Result<()> {
                 root_uid: root_owner.0,
                 root_gid: root_owner.1,
                 root_mode,
+                writeback: writeback.then_some(Writeback {
+                    expire_ms: dirty_expire_ms,
+                    journal_commit_ms,
+                }),
             },
         ),
         Command::Cut { volumes } => {

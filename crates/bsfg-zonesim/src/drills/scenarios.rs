@@ -29,6 +29,8 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
         Drill::Flapping => flapping(z, c).await,
         Drill::VrrpOneWay => vrrp_one_way(z, c).await,
         Drill::ReplicationAlphaCrash => super::replication::alpha_crash(z, c).await,
+        Drill::PowerLossAll => super::power::power_loss_all(z, c).await,
+        Drill::PowerLossOne => super::power::power_loss_one(z, c).await,
     }
 }
 
