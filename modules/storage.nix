@@ -69,13 +69,28 @@ in {
       map (m: "services.bsfg.storage: ${m.path} has no device; it is a directory on the root file system. Set the device in hosts/<host>/hardware.nix for a real appliance.")
       (lib.filter (m: m.opts.device == null) mounts);
 
-    assertions = [
-      {
-        # Gamma never holds artifacts (seed "Storage Classes"): no mount, no directory.
-        assertion = isService || (cfg.storage.artifacts.device == null && !(config.fileSystems ? ${s.paths.artifacts}));
-        message = "services.bsfg: ${cfg.hostName} has role ${cfg.role} and must not have artifact storage; remove services.bsfg.storage.artifacts.device and fileSystems.\"${s.paths.artifacts}\".";
-      }
-    ];
+    # Power loss (docs/durability.md): nats-server never fsyncs the
+    # directories it creates, so JetStream needs a file system whose fsync of
+    # a file also commits its new names (a metadata journal), and no mount
+    # may turn off write barriers (the disk would reorder or drop what an
+    # fsync promised).
+    assertions =
+      map (m: {
+        assertion = m.opts.device == null || builtins.elem m.opts.fsType ["ext4" "xfs" "btrfs"];
+        message = "services.bsfg.storage: ${m.path} has fsType ${m.opts.fsType}; use ext4, xfs or btrfs (a journaling file system: nats-server relies on it to keep new streams through a power loss, see docs/durability.md).";
+      }) (lib.filter (m: m.path == s.paths.jetstream) mounts)
+      ++ map (m: {
+        assertion = !(builtins.elem "nobarrier" m.opts.options || builtins.elem "barrier=0" m.opts.options);
+        message = "services.bsfg.storage: ${m.path} is mounted with write barriers off (${builtins.concatStringsSep "," m.opts.options}); remove nobarrier/barrier=0: a power loss would lose what fsync acknowledged.";
+      })
+      mounts
+      ++ [
+        {
+          # Gamma never holds artifacts (seed "Storage Classes"): no mount, no directory.
+          assertion = isService || (cfg.storage.artifacts.device == null && !(config.fileSystems ? ${s.paths.artifacts}));
+          message = "services.bsfg: ${cfg.hostName} has role ${cfg.role} and must not have artifact storage; remove services.bsfg.storage.artifacts.device and fileSystems.\"${s.paths.artifacts}\".";
+        }
+      ];
 
     # Ownership of the mount points, applied after the mounts are up.
     users.groups.bsfg-artifacts = lib.mkIf isService {};
