@@ -16,11 +16,8 @@ use common::Zone;
 use futures::StreamExt;
 use std::time::Duration;
 
-async fn put(
-    client: &mut bsfg_client::BoundaryServiceClient<tonic::transport::Channel>,
-    key: &str,
-    data: &[u8],
-) -> PutObjectResponse {
+/// A PutObject stream: the header, then the bytes in 64 KiB chunks.
+fn put_request(key: &str, data: &[u8]) -> Vec<PutObjectRequest> {
     use put_object_request::Part;
     let mut msgs = vec![PutObjectRequest {
         part: Some(Part::Header(ObjectHeader {
@@ -33,8 +30,16 @@ async fn put(
     msgs.extend(data.chunks(64 * 1024).map(|c| PutObjectRequest {
         part: Some(Part::Chunk(c.to_vec())),
     }));
+    msgs
+}
+
+async fn put(
+    client: &mut bsfg_client::BoundaryServiceClient<tonic::transport::Channel>,
+    key: &str,
+    data: &[u8],
+) -> PutObjectResponse {
     client
-        .put_object(tokio_stream::iter(msgs))
+        .put_object(tokio_stream::iter(put_request(key, data)))
         .await
         .unwrap()
         .into_inner()
@@ -164,21 +169,11 @@ async fn an_artifact_that_could_not_be_made_durable_is_not_indexed() {
     })
     .await;
     let mut producer = zone.grpc(&zone.producer);
-    use put_object_request::Part;
-    let data = vec![1u8; 2 << 20];
-    let mut msgs = vec![PutObjectRequest {
-        part: Some(Part::Header(ObjectHeader {
-            bucket: "drawings".into(),
-            key: "too/big.pdf".into(),
-            media_type: "application/pdf".into(),
-            size: data.len() as u64,
-        })),
-    }];
-    msgs.extend(data.chunks(64 * 1024).map(|c| PutObjectRequest {
-        part: Some(Part::Chunk(c.to_vec())),
-    }));
     let e = producer
-        .put_object(tokio_stream::iter(msgs))
+        .put_object(tokio_stream::iter(put_request(
+            "too/big.pdf",
+            &[1u8; 2 << 20],
+        )))
         .await
         .unwrap_err();
     assert_eq!(common::reason(&e), "internal", "{e:?}");

@@ -27,7 +27,8 @@ fn drill(d: Drill) -> bsfg_zonesim::report::DrillReport {
     drill_on(d, None)
 }
 
-fn drill_on(d: Drill, tier: Option<&str>) -> bsfg_zonesim::report::DrillReport {
+/// Runs a drill (on `tier`, or the zone file's own) and prints its summary.
+fn run(d: Drill, tier: Option<&str>) -> bsfg_zonesim::report::DrillReport {
     assert!(
         rustix::process::geteuid().is_root(),
         "the drills need root (network namespaces, keepalived); run the suite as root, \
@@ -49,6 +50,11 @@ fn drill_on(d: Drill, tier: Option<&str>) -> bsfg_zonesim::report::DrillReport {
         .block_on(drills::run(d, &opts))
         .unwrap_or_else(|e| panic!("drill {}: {e:#}", d.name()));
     println!("{}", report.summary());
+    report
+}
+
+fn drill_on(d: Drill, tier: Option<&str>) -> bsfg_zonesim::report::DrillReport {
+    let report = run(d, tier);
     assert!(report.acked > 0, "no append acknowledged");
     assert_eq!(
         report.lost, 0,
@@ -217,23 +223,7 @@ fn drill_power_loss_one_standard() {
 /// when every host loses power: the figure is reported, not asserted.
 #[test]
 fn drill_power_loss_all_standard() {
-    assert!(rustix::process::geteuid().is_root(), "the drills need root");
-    let opts = DrillOptions {
-        zone: Options::new(&instance()),
-        load: LoadConfig::new("drill"),
-        keep_logs: Some(std::env::temp_dir().join("bsfg-zonesim-logs")),
-        keep_logs_on_failure_only: true,
-        tier: Some("standard".into()),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let r = rt
-        .block_on(drills::run(Drill::PowerLossAll, &opts))
-        .unwrap_or_else(|e| panic!("drill power-loss-all: {e:#}"));
-    println!("{}", r.summary());
+    let r = run(Drill::PowerLossAll, Some("standard"));
     let p = r.power.as_ref().expect("a power report");
     println!(
         "standard tier, power loss of every host: {} acknowledged, {} lost, {} duplicates; \
