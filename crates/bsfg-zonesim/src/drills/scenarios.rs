@@ -59,7 +59,7 @@ pub(super) async fn serves(v: &SampleView, host: &str) -> Option<String> {
 }
 
 /// Exactly one controller serves, on the only VIP holder.
-async fn one_on_the_vip(v: &SampleView) -> Option<String> {
+pub(super) async fn one_on_the_vip(v: &SampleView) -> Option<String> {
     let (serving, vip) = (v.serving(), v.vip());
     (serving.len() == 1 && vip == serving)
         .then(|| format!("{} serves and alone holds the VIP", serving[0]))
