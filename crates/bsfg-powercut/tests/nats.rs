@@ -50,15 +50,23 @@ async fn acked_messages_after_a_cut(
     .await;
 
     let js = jetstream::new(async_nats::connect(cluster.client_url(0)).await.unwrap());
-    js.create_stream(stream::Config {
-        name: "PC".into(),
-        subjects: vec!["pc.>".into()],
-        storage: stream::StorageType::File,
-        num_replicas: nodes,
-        ..Default::default()
+    // A cluster that just elected its meta leader may not have every peer
+    // current yet ("no suitable peers for placement"): retry until it has.
+    bsfg_testkit::eventually("the stream created", Duration::from_secs(30), || {
+        let js = js.clone();
+        async move {
+            js.create_stream(stream::Config {
+                name: "PC".into(),
+                subjects: vec!["pc.>".into()],
+                storage: stream::StorageType::File,
+                num_replicas: nodes,
+                ..Default::default()
+            })
+            .await
+            .ok()
+        }
     })
-    .await
-    .unwrap();
+    .await;
     let mut acked = Vec::new();
     for i in 0..count {
         let ack = js
