@@ -358,6 +358,9 @@ fn hosts(v: &[&str]) -> Option<Vec<String>> {
 pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
     let mut zone_opts = opts.zone.clone();
     zone_opts.zone_file = zone_file_for(opts)?;
+    // A `--tier` variant of the zone file goes with the run, however it ends.
+    let _variant = (zone_opts.zone_file != opts.zone.zone_file)
+        .then(|| RemoveOnDrop(zone_opts.zone_file.clone()));
     let started = Instant::now();
     let zone = tokio::task::block_in_place(|| Zone::create(&zone_opts))?;
     zone.progress
@@ -484,10 +487,15 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
         }
     }
     drop(zone);
-    if zone_opts.zone_file != opts.zone.zone_file {
-        let _ = std::fs::remove_file(&zone_opts.zone_file);
-    }
     report
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// The zone description a drill runs on: the one given, or (`--tier`) that
