@@ -9,5 +9,6 @@ mod boundary;
 mod curl;
 mod lifecycle;
 mod meta_placement;
+mod power_cut;
 mod replication;
 mod tls;

@@ -96,7 +96,7 @@ pub fn assess(
         &observed,
         &Safety {
             acked,
-            lost: lost.len(),
+            lost: if ctx.loss_tolerated { 0 } else { lost.len() },
             duplicates: duplicates.len(),
             dual_active_samples: dual,
             samples: samples.len(),
@@ -154,6 +154,7 @@ pub fn assess(
         run_dir: state.run_dir,
         read_back_stale_s: metrics::ms(read.stale_s),
         replication,
+        power: ctx.power.clone(),
     }
 }
 

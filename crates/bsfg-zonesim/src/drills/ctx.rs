@@ -4,7 +4,7 @@
 use super::checker::{self, Checker, Sample};
 use super::metrics;
 use super::outcome::{Check, Outcome};
-use super::replication;
+use super::{power, replication};
 use crate::load::{self, Load, LoadLog};
 use crate::observe::jsz::Placement;
 use crate::report::Event;
@@ -28,6 +28,11 @@ pub struct Ctx {
     pub peer: Option<PeerNode>,
     /// What a replication drill saw in the controllers' `/status`.
     pub replication: replication::Observed,
+    /// What a power-loss drill measured.
+    pub power: Option<power::PowerReport>,
+    /// Lost acknowledged appends are the drill's figure, not a failure
+    /// (the standard tier's correlated power loss).
+    pub loss_tolerated: bool,
     pub(super) checker: Option<Checker>,
     pub(super) load: Option<Load>,
     /// The load's log once a drill stopped it itself ([`Ctx::stop_load`]).
@@ -49,6 +54,8 @@ impl Ctx {
             placement_before: None,
             peer: None,
             replication: Default::default(),
+            power: None,
+            loss_tolerated: false,
             checker: None,
             load: None,
             load_log: None,

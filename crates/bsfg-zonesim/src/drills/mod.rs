@@ -1,5 +1,5 @@
 //! The drills: each brings up a fresh zone instance, runs the load generator
-//! and the checker, injects its fault ([`scenarios`]), waits for the
+//! and the checker, injects its fault (`scenarios`), waits for the
 //! contract's outcome, reads every fact back ([`read_back`]) and reports
 //! ([`assess`], pure: [`crate::report::DrillReport`]).
 //!
@@ -12,6 +12,7 @@ mod ctx;
 pub mod logs;
 pub mod metrics;
 pub mod outcome;
+pub mod power;
 pub mod read_back;
 pub mod replication;
 mod scenarios;
@@ -53,10 +54,12 @@ pub enum Drill {
     Flapping,
     VrrpOneWay,
     ReplicationAlphaCrash,
+    PowerLossAll,
+    PowerLossOne,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 15] = [
+    pub const ALL: [Drill; 17] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -72,6 +75,8 @@ impl Drill {
         Drill::Flapping,
         Drill::VrrpOneWay,
         Drill::ReplicationAlphaCrash,
+        Drill::PowerLossAll,
+        Drill::PowerLossOne,
     ];
 
     pub fn name(self) -> &'static str {
@@ -91,6 +96,8 @@ impl Drill {
             Drill::Flapping => "flapping",
             Drill::VrrpOneWay => "vrrp-one-way",
             Drill::ReplicationAlphaCrash => "replication-alpha-crash",
+            Drill::PowerLossAll => "power-loss-all",
+            Drill::PowerLossOne => "power-loss-one",
         }
     }
 
@@ -136,6 +143,12 @@ impl Drill {
             Drill::ReplicationAlphaCrash => {
                 "alpha dies while the zone pulls facts from a peer zone node: beta resumes replication, every fact once"
             }
+            Drill::PowerLossAll => {
+                "all three hosts lose power at one instant under load (disks keep only what was synced), then boot: what is lost per tier"
+            }
+            Drill::PowerLossOne => {
+                "the active host loses power under load (its disks keep only what was synced): beta serves, nothing acknowledged lost"
+            }
         }
     }
 
@@ -143,6 +156,11 @@ impl Drill {
     /// load appends at the peer, the read-back reads the forward buffer.
     pub fn needs_peer(self) -> bool {
         matches!(self, Drill::ReplicationAlphaCrash)
+    }
+
+    /// Drills whose hosts' disks are on a modelled power feed ([`crate::zone::power`]).
+    pub fn needs_power_feed(self) -> bool {
+        matches!(self, Drill::PowerLossAll | Drill::PowerLossOne)
     }
 
     pub fn parse(name: &str) -> Result<Drill> {
@@ -168,14 +186,22 @@ pub struct DrillOptions {
     pub keep_logs: Option<PathBuf>,
     /// Only when the drill failed.
     pub keep_logs_on_failure_only: bool,
+    /// Run on the zone file with this durability tier (`standard`,
+    /// `critical`) instead of its own.
+    pub tier: Option<String>,
 }
 
 /// Runs one drill on a fresh instance and reports. Errors are failures to
 /// build the instance; a drill whose expectations fail returns a report
 /// with `passed == false`.
 pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
+    let mut zone_opts = opts.zone.clone();
+    zone_opts.zone_file = zone_file_for(opts)?;
+    // A `--tier` variant of the zone file goes with the run, however it ends.
+    let _variant = (zone_opts.zone_file != opts.zone.zone_file)
+        .then(|| RemoveOnDrop(zone_opts.zone_file.clone()));
     let started = Instant::now();
-    let zone = tokio::task::block_in_place(|| Zone::create(&opts.zone))?;
+    let zone = tokio::task::block_in_place(|| Zone::create(&zone_opts))?;
     zone.progress
         .say(format!("drill {}: {}", drill.name(), drill.about()));
     let mut ctx = Ctx::new(Instant::now());
@@ -186,6 +212,11 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
         ctx.peer = Some(tokio::task::block_in_place(|| {
             zone.start_peer(&opts.zone.repo)
         })?);
+    }
+    if drill.needs_power_feed() {
+        tokio::task::block_in_place(|| {
+            zone.start_power_feed(bsfg_powercut::model::Semantics::Journaled)
+        })?;
     }
     // Every drill starts from a zone that formed once (the boot drill, like
     // its VM twin, then power-cycles it).
@@ -283,6 +314,39 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
     }
     drop(zone);
     report
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The zone description a drill runs on: the one given, or (`--tier`) that
+/// one with another durability tier, written next to the run directory.
+fn zone_file_for(opts: &DrillOptions) -> Result<PathBuf> {
+    let given = opts.zone.zone_file.clone();
+    let Some(tier) = &opts.tier else {
+        return Ok(given);
+    };
+    if !["standard", "critical"].contains(&tier.as_str()) {
+        bail!("tier {tier:?} is not a durability tier: use standard or critical");
+    }
+    let given = std::path::absolute(&given)?;
+    std::fs::create_dir_all(&opts.zone.run_root)?;
+    let file = opts
+        .zone
+        .run_root
+        .join(format!("{}.zone-{tier}.nix", opts.zone.instance));
+    let text = format!(
+        "# {} with tier = {tier:?} (bsfg-zonesim drill --tier)\n(import {}) // {{ tier = {tier:?}; }}\n",
+        given.display(),
+        given.display()
+    );
+    std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
 }
 
 /// Copies `<run dir>/<host>/logs/` of every host (and of the peer node,
