@@ -145,7 +145,8 @@ mod tests {
 
     #[test]
     fn an_empty_page_confirms_nothing() {
-        let p = plan("peer", &FetchFactsResponse::default(), &Limits::default());
+        let empty = FetchFactsResponse::default();
+        let p = plan("peer", &empty, &Limits::default());
         assert_eq!(p.confirm, None);
         assert!(p.facts.is_empty());
     }

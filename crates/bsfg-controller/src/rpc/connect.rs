@@ -168,7 +168,7 @@ async fn unary(
 }
 
 /// The procedure name as a static label (anything else is "unknown").
-fn static_method(method: &str) -> &'static str {
+pub(crate) fn static_method(method: &str) -> &'static str {
     match method {
         "AppendFact" => "AppendFact",
         "FetchFacts" => "FetchFacts",
