@@ -1,6 +1,6 @@
 //! Loading the configuration: a TOML file, then `BSFG_*` environment overrides.
 
-use bsfg_core::config::ControllerConfig;
+use bsfg_core::config::{ControllerConfig, key_path};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use std::path::Path;
@@ -36,12 +36,12 @@ fn one_line(e: figment::Error) -> String {
     let key = if e.path.is_empty() {
         String::new()
     } else {
-        format!("key `{}`: ", e.path.join("."))
+        format!("key `{}`: ", key_path(e.path.iter().map(String::as_str)))
     };
     let first = e
         .into_iter()
         .next()
         .map(|e| e.kind.to_string())
         .unwrap_or_default();
-    format!("{key}{first}")
+    bsfg_core::config::one_line(&format!("{key}{first}"))
 }
