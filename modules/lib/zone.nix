@@ -18,6 +18,7 @@ let
   names = import ./names.nix;
   duration = import ./duration.nix;
   render = import ./render.nix;
+  mkUnits = import ./units.nix;
 
   inherit
     (builtins)
@@ -56,6 +57,15 @@ let
   # The user of the global account that clients without credentials become
   # (nats-server's no_auth_user), when nats.systemUser configures accounts.
   natsAppUser = "bsfg";
+  agentUnit = "bsfg-gate-agent.service";
+  controllerUser = "bsfg-controller";
+  agentUser = "bsfg-gate-agent";
+  artifactsGroup = "bsfg-artifacts";
+  # The systemd verbs the gate agent may use on the controller unit (polkit):
+  # `kill` (SIGKILL after controller.stop_timeout) and `reset-failed` are what
+  # its systemd supervisor uses besides start and stop
+  # (crates/bsfg-gate-agent/src/supervisor/systemd.rs).
+  controllerVerbs = ["start" "stop" "restart" "kill" "reset-failed"];
   checkScriptName = "bsfg_jetstream_ok";
   trackFileName = "bsfg_gate";
 
@@ -463,6 +473,7 @@ let
     opt = "/opt/bsfg";
     controllerConfig = "/etc/bsfg/controller.toml";
     agentConfig = "/etc/bsfg/gate-agent.toml";
+    natsConfig = "/etc/bsfg/nats.json";
     # systemd LoadCredential= puts the files here for the unit only.
     tls = {
       certificate = "/run/credentials/bsfg-controller.service/cert.pem";
@@ -485,6 +496,7 @@ let
     opt = "${base}/opt";
     controllerConfig = "${base}/controller.toml";
     agentConfig = "${base}/gate-agent.toml";
+    natsConfig = "${base}/nats.json";
     tls = {
       certificate = "${base}/credentials/cert.pem";
       privateKey = "${base}/credentials/key.pem";
@@ -498,6 +510,7 @@ let
   defaultBinaries = {
     controller = "bsfg-controller";
     gateAgent = "bsfg-gate-agent";
+    natsServer = "nats-server";
   };
 
   # ---------------------------------------------------------------- one host
@@ -507,9 +520,10 @@ let
     host, # host name (a key of zone.hosts)
     paths, # nixosPaths or simulatorPaths runDir host
     supervisor ? "systemd", # how the gate agent runs the controller
-    binaries ? defaultBinaries, # argv[0] of the controller and the agent
+    binaries ? defaultBinaries, # argv[0] of the controller, the agent and nats-server
     requireMountPoint ? true, # artifacts gate: /artifacts must be a mount point
   }: let
+    bins = defaultBinaries // binaries;
     h =
       if zone.hosts ? ${host}
       then zone.hosts.${host}
@@ -612,7 +626,7 @@ let
         # (seed "VRRP health tracking"). weight 0: a failing check means FAULT.
         checkScript = {
           name = checkScriptName;
-          argv = [binaries.gateAgent "check" "--config" paths.agentConfig];
+          argv = [bins.gateAgent "check" "--config" paths.agentConfig];
           interval = 1;
           timeout = 2;
           fall = 2;
@@ -629,6 +643,9 @@ let
           weight = 0;
         };
         inherit notifyFifo;
+        # vrrp_track_process blocks ({ name; process; paramMatch; delay; }),
+        # tracked with weight 0 by the instance: none yet.
+        trackProcesses = [];
         # Seconds after boot before keepalived starts (nixpkgs starts it from
         # a timer, 5 s by default). Beta waits longer, so that when the whole
         # zone boots at once alpha wins the first election, as the seed's
@@ -640,7 +657,12 @@ let
           else 15;
       };
     in
-      k // {configText = render.keepalivedConf k;};
+      k
+      // {
+        # The whole keepalived.conf, and the nixpkgs options that reproduce it.
+        configText = render.keepalivedConf k;
+        nixpkgs = render.keepalivedParts k;
+      };
 
     controller = {
       inherit (zone) zone;
@@ -704,7 +726,7 @@ let
       controller = {
         inherit supervisor;
         unit = controllerUnit;
-        command = [binaries.controller "--config" paths.controllerConfig];
+        command = [bins.controller "--config" paths.controllerConfig];
         management = mgmt ports.controllerManagement;
         ready_timeout = zone.gateAgent.readyTimeout;
         stop_timeout = zone.gateAgent.stopTimeout;
@@ -733,19 +755,46 @@ let
         artifacts = isService;
       };
       inherit paths ports;
-      nats = {settings = nats // natsAccounts;};
+      nats = let
+        settings = nats // natsAccounts;
+      in {
+        inherit settings;
+        configText = render.json settings;
+      };
       keepalived =
         if isService
         then keepalived
         else null;
       controller =
         if isService
-        then {config = controller;}
+        then {
+          config = controller;
+          configText = render.toml controller;
+        }
         else null;
       gateAgent =
         if isService
-        then {config = gateAgent;}
+        then {
+          config = gateAgent;
+          configText = render.toml gateAgent;
+        }
         else null;
+      polkitRule =
+        if isService
+        then
+          render.polkitRule {
+            user = agentUser;
+            unit = controllerUnit;
+            verbs = controllerVerbs;
+          }
+        else null;
+      units = mkUnits {
+        runs = {gateAgent = isService;};
+        inherit paths controllerUnit agentUnit controllerUser agentUser artifactsGroup;
+        binaries = bins;
+        inherit (zone) certificates;
+        natsSystemUser = zone.nats.systemUser;
+      };
     };
 
   # Every host of a zone at once.
@@ -763,5 +812,5 @@ let
       })
     zone.hosts;
 in {
-  inherit normalise hostSettings allHosts nixosPaths simulatorPaths defaultPorts defaultBinaries controllerUnit roles serviceRoles;
+  inherit normalise hostSettings allHosts nixosPaths simulatorPaths defaultPorts defaultBinaries controllerUnit agentUnit controllerUser agentUser artifactsGroup roles serviceRoles;
 }

@@ -267,4 +267,27 @@ in {
     ];
   operator_commissioning_passed_through = opSim.commissioning.class == "commissioning" && op.commissioning == null;
   operator_json_serialisable = builtins.isString (builtins.toJSON opSim);
+
+  # The nats-server version is one fact (modules/lib/versions.nix); the
+  # Rust test kit's install hint names the same release.
+  testkit_installs_the_pinned_nats_server = let
+    v = (import ../../modules/lib/versions.nix).natsServer.version;
+  in
+    builtins.match ".*NATS_SERVER_VERSION: &str = \"${builtins.replaceStrings ["."] ["[.]"] v}\";.*" (builtins.replaceStrings ["\n"] [" "] (builtins.readFile ../../crates/bsfg-testkit/src/bins.rs)) != null;
+  # The TOML renderer: what it writes parses back to the same data.
+  toml_round_trips_every_daemon_configuration = let
+    toml = (import ../../modules/lib/toml.nix).render;
+    configs = builtins.concatLists (map (h: [h.controller.config h.gateAgent.config]) [nixos.alpha nixos.beta]);
+  in
+    builtins.all (c: builtins.fromTOML (toml c) == c) configs;
+  toml_quotes_odd_keys_and_strings = let
+    x = {
+      "a.b" = "say \"hi\"\n";
+      list = [1 2];
+      t = {u = true;};
+      users = [{user = "x";}];
+    };
+  in
+    builtins.fromTOML ((import ../../modules/lib/toml.nix).render x) == x;
+  rendered_texts_are_the_data = builtins.fromJSON nixos.gamma.nats.configText == nixos.gamma.nats.settings;
 }

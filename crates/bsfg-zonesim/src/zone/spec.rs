@@ -2,7 +2,9 @@
 //! it: every address, port, VRRP setting and daemon configuration the
 //! simulator uses comes from here, so a drill runs exactly what the NixOS
 //! modules deploy. Only the fields the simulator reads are typed; the daemon
-//! configurations stay JSON values and are written out unchanged.
+//! configurations arrive as the library's rendered text (`configText`),
+//! written out byte for byte, and daemons start with the argv of the
+//! library's unit definitions (`units`).
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -83,6 +85,21 @@ pub struct HostSpec {
     pub keepalived: Option<Keepalived>,
     pub controller: Option<Configured>,
     pub gate_agent: Option<Configured>,
+    pub units: Units,
+}
+
+/// The library's systemd unit definitions (modules/lib/units.nix); the
+/// simulator starts its daemons with their ExecStart argv.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Units {
+    pub nats: Unit,
+    #[serde(rename = "bsfg-gate-agent")]
+    pub gate_agent: Option<Unit>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Unit {
+    pub argv: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -116,9 +133,12 @@ pub struct TlsPaths {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Nats {
-    /// nats-server configuration; nats-server reads JSON config files.
+    /// nats-server configuration, as data.
     pub settings: serde_json::Value,
+    /// The same as the file the appliance runs (nats-server reads JSON).
+    pub config_text: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,8 +169,11 @@ pub struct CheckScript {
 
 /// A daemon configuration computed by the library (controller, gate agent).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Configured {
     pub config: serde_json::Value,
+    /// The TOML file, rendered by the library (the appliance's bytes).
+    pub config_text: String,
 }
 
 /// Absolute paths of our binaries, passed to the library as `binaries`.
@@ -158,6 +181,7 @@ pub struct Configured {
 pub struct Binaries {
     pub controller: PathBuf,
     pub gate_agent: PathBuf,
+    pub nats_server: PathBuf,
 }
 
 /// The NATS system user the simulator makes for an instance and passes to
@@ -199,12 +223,13 @@ pub fn expression(
         })
         .unwrap_or_default();
     format!(
-        "import {lib} {{ zoneFile = {zone}; runDir = {run}; binaries = {{ controller = {c}; gateAgent = {g}; }};{system_user} }}",
+        "import {lib} {{ zoneFile = {zone}; runDir = {run}; binaries = {{ controller = {c}; gateAgent = {g}; natsServer = {n}; }};{system_user} }}",
         lib = p(&repo.join("modules/lib/simulator.nix")),
         zone = p(zone_file),
         run = p(run_dir),
         c = p(&bins.controller),
         g = p(&bins.gate_agent),
+        n = p(&bins.nats_server),
     )
 }
 
@@ -250,6 +275,7 @@ impl ZoneSpec {
                 .with_context(|| format!("byRole names host {name}, which is not in hosts"))?;
             if h.runs.keepalived != h.keepalived.is_some()
                 || h.runs.gate_agent != h.gate_agent.is_some()
+                || h.runs.gate_agent != h.units.gate_agent.is_some()
                 || h.runs.controller != h.controller.is_some()
             {
                 bail!("host {name}: `runs` does not match the configurations present");
@@ -346,13 +372,15 @@ mod tests {
             &Binaries {
                 controller: "/bin/c".into(),
                 gate_agent: "/bin/g".into(),
+                nats_server: "/bin/n".into(),
             },
             None,
         );
         assert_eq!(
             e,
             "import \"/repo/modules/lib/simulator.nix\" { zoneFile = \"/repo/hosts/zone.nix\"; \
-             runDir = \"/run/z\"; binaries = { controller = \"/bin/c\"; gateAgent = \"/bin/g\"; }; }"
+             runDir = \"/run/z\"; binaries = { controller = \"/bin/c\"; gateAgent = \"/bin/g\"; \
+             natsServer = \"/bin/n\"; }; }"
         );
         let e = expression(
             Path::new("/repo"),
@@ -361,6 +389,7 @@ mod tests {
             &Binaries {
                 controller: "/bin/c".into(),
                 gate_agent: "/bin/g".into(),
+                nats_server: "/bin/n".into(),
             },
             Some(&NatsSystemUser {
                 password_file: "/run/z/nats-system-password".into(),
