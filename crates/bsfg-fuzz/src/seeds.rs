@@ -276,11 +276,11 @@ pub fn static_seeds() -> Vec<Seed> {
 /// The seeds the zone library renders for the example zone (hosts/zone.nix):
 /// the simulator's zone and every host's controller and gate-agent TOML.
 pub fn zone_library_seeds(repo: &Path) -> anyhow::Result<Vec<Seed>> {
-    use bsfg_zonesim::zone::files::toml_of;
     use bsfg_zonesim::zone::spec::{Binaries, expression};
     let bins = Binaries {
         controller: "/opt/bsfg/bin/bsfg-controller".into(),
         gate_agent: "/opt/bsfg/bin/bsfg-gate-agent".into(),
+        nats_server: "/opt/bsfg/bin/nats-server".into(),
     };
     let expr = expression(
         repo,
@@ -305,7 +305,7 @@ pub fn zone_library_seeds(repo: &Path) -> anyhow::Result<Vec<Seed>> {
     let spec: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     for (host, h) in spec["hosts"].as_object().into_iter().flatten() {
         if let Some(c) = h.get("controller").filter(|c| !c.is_null()) {
-            let text = toml_of(&c["config"])?;
+            let text = c["configText"].as_str().unwrap_or_default();
             seeds.push(seed(
                 "config",
                 format!("controller-{host}.toml"),
@@ -313,7 +313,7 @@ pub fn zone_library_seeds(repo: &Path) -> anyhow::Result<Vec<Seed>> {
             ));
         }
         if let Some(a) = h.get("gateAgent").filter(|a| !a.is_null()) {
-            let text = toml_of(&a["config"])?;
+            let text = a["configText"].as_str().unwrap_or_default();
             seeds.push(seed(
                 "config",
                 format!("gate-agent-{host}.toml"),

@@ -1,13 +1,13 @@
 //! The zone library's output as its Rust consumers read it: `zone.json`
 //! (bsfgctl, `/etc/bsfg/zone.json` on the appliance) and the simulator's
-//! zone (bsfg-zonesim), whose daemon configurations are rendered to TOML and
-//! loaded by the controller and the gate agent.
+//! zone (bsfg-zonesim), whose rendered daemon configurations (TOML) are loaded
+//! by the controller and the gate agent.
 //!
 //! Mode byte: bit 0 selects the simulator's zone.
 
 use super::{config, mode};
 use crate::Outcome;
-use bsfg_zonesim::zone::{files::toml_of, spec::ZoneSpec};
+use bsfg_zonesim::zone::spec::ZoneSpec;
 use bsfgctl::zone::file::ZoneFile;
 
 pub fn run(data: &[u8]) -> Outcome {
@@ -56,16 +56,12 @@ fn simulator_zone(bytes: &[u8]) -> Outcome {
                 assert_eq!(h.runs.controller, h.controller.is_some());
                 assert_eq!(h.runs.gate_agent, h.gate_agent.is_some());
                 spec.system_password_file(name);
-                // What the simulator writes is what the daemons load.
-                if let Some(c) = &h.controller
-                    && let Ok(text) = toml_of(&c.config)
-                {
-                    config::controller(&text);
+                // What the simulator writes (the library's TOML) is what the daemons load.
+                if let Some(c) = &h.controller {
+                    config::controller(&c.config_text);
                 }
-                if let Some(a) = &h.gate_agent
-                    && let Ok(text) = toml_of(&a.config)
-                {
-                    config::agent(&text);
+                if let Some(a) = &h.gate_agent {
+                    config::agent(&a.config_text);
                 }
             }
             let _ = (spec.alpha(), spec.beta(), spec.gamma(), spec.endpoint());
