@@ -22,32 +22,34 @@ pub fn run(data: &[u8]) -> Outcome {
 
 /// Loads a controller configuration and checks its invariants.
 pub fn controller(text: &str) -> Outcome {
-    match bsfg_controller::config::from_toml(text) {
+    check::<ControllerConfig, _>(text, bsfg_controller::config::from_toml)
+}
+
+/// Loads a gate-agent configuration and checks its invariants.
+pub fn agent(text: &str) -> Outcome {
+    check::<AgentConfig, _>(text, |t| {
+        bsfg_gate_agent::config::from_toml(t).map_err(|e| {
+            assert!(!e.key.is_empty(), "a rejection without a key: {e}");
+            e.to_string()
+        })
+    })
+}
+
+/// Rejections are one line; an accepted configuration rendered back to TOML
+/// loads to the same value.
+fn check<C, L>(text: &str, load: L) -> Outcome
+where
+    C: serde::Serialize + PartialEq + std::fmt::Debug,
+    L: Fn(&str) -> Result<C, String>,
+{
+    match load(text) {
         Err(e) => {
             assert_one_line_naming_a_key(&e);
             Outcome::Rejected
         }
         Ok(c) => {
             let again = toml::to_string(&c).expect("a loaded configuration renders as TOML");
-            let back: ControllerConfig = bsfg_controller::config::from_toml(&again)
-                .unwrap_or_else(|e| panic!("the rendered configuration is refused: {e}\n{again}"));
-            assert_eq!(back, c, "TOML round trip changed the configuration");
-            Outcome::Accepted
-        }
-    }
-}
-
-/// Loads a gate-agent configuration and checks its invariants.
-pub fn agent(text: &str) -> Outcome {
-    match bsfg_gate_agent::config::from_toml(text) {
-        Err(e) => {
-            assert!(!e.key.is_empty(), "a rejection without a key: {e}");
-            assert_one_line_naming_a_key(&e.to_string());
-            Outcome::Rejected
-        }
-        Ok(c) => {
-            let again = toml::to_string(&c).expect("a loaded configuration renders as TOML");
-            let back: AgentConfig = bsfg_gate_agent::config::from_toml(&again)
+            let back = load(&again)
                 .unwrap_or_else(|e| panic!("the rendered configuration is refused: {e}\n{again}"));
             assert_eq!(back, c, "TOML round trip changed the configuration");
             Outcome::Accepted
