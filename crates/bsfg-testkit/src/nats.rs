@@ -21,6 +21,9 @@ pub struct NatsOptions {
     /// the password-less `no_auth_user`, so clients without credentials
     /// connect as before.
     pub system_user: Option<SystemUser>,
+    /// The JetStream store of node `i` (for example a `bsfg-powercut`
+    /// volume per node); empty: a directory of the cluster's temp dir.
+    pub store_dirs: Vec<PathBuf>,
 }
 
 impl Default for NatsOptions {
@@ -30,6 +33,7 @@ impl Default for NatsOptions {
             sync_always: false,
             extra_config: String::new(),
             system_user: None,
+            store_dirs: Vec::new(),
         }
     }
 }
@@ -150,7 +154,11 @@ impl NatsCluster {
             let name = format!("n{i}");
             let (client_port, cluster_port, monitor_port) =
                 (ports[i * 3], ports[i * 3 + 1], ports[i * 3 + 2]);
-            let store = dir.path().join(&name);
+            let store = opts
+                .store_dirs
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| dir.path().join(&name));
             let mut conf = format!(
                 "server_name: {name}\nlisten: \"127.0.0.1:{client_port}\"\nhttp: \"127.0.0.1:{monitor_port}\"\n\
                  jetstream {{\n  store_dir: \"{}\"\n  max_memory_store: 256MB\n  max_file_store: 4GB\n{}}}\n",
@@ -270,6 +278,23 @@ impl NatsCluster {
         self.spawn(i, &bin).expect("respawn nats-server");
         if let Err(e) = self.wait_ready_for(Duration::from_secs(30)).await {
             panic!("node {i} did not rejoin: {e}\n{}", self.log_tail(i, 30));
+        }
+    }
+
+    /// Starts every node again with its old data (all at once: a 3-node
+    /// cluster that lost every node needs two back to elect a meta leader)
+    /// and waits until the cluster is ready.
+    pub async fn restart_all(&mut self) {
+        let bin = bins::nats_server();
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+            self.spawn(i, &bin).expect("respawn nats-server");
+        }
+        if let Err(e) = self.wait_ready_for(Duration::from_secs(60)).await {
+            panic!(
+                "the cluster did not form again: {e}\n{}",
+                self.log_tail(0, 30)
+            );
         }
     }
 

@@ -9,6 +9,7 @@ pub mod checker;
 pub mod logs;
 pub mod metrics;
 pub mod outcome;
+pub mod power;
 pub mod replication;
 mod scenarios;
 
@@ -49,10 +50,12 @@ pub enum Drill {
     Flapping,
     VrrpOneWay,
     ReplicationAlphaCrash,
+    PowerLossAll,
+    PowerLossOne,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 15] = [
+    pub const ALL: [Drill; 17] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -68,6 +71,8 @@ impl Drill {
         Drill::Flapping,
         Drill::VrrpOneWay,
         Drill::ReplicationAlphaCrash,
+        Drill::PowerLossAll,
+        Drill::PowerLossOne,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +92,8 @@ impl Drill {
             Drill::Flapping => "flapping",
             Drill::VrrpOneWay => "vrrp-one-way",
             Drill::ReplicationAlphaCrash => "replication-alpha-crash",
+            Drill::PowerLossAll => "power-loss-all",
+            Drill::PowerLossOne => "power-loss-one",
         }
     }
 
@@ -132,6 +139,12 @@ impl Drill {
             Drill::ReplicationAlphaCrash => {
                 "issue 7: alpha dies while the zone pulls facts from a peer zone node: beta resumes replication, every fact once"
             }
+            Drill::PowerLossAll => {
+                "all three hosts lose power at one instant under load (disks keep only what was synced), then boot: what is lost per tier"
+            }
+            Drill::PowerLossOne => {
+                "the active host loses power under load (its disks keep only what was synced): beta serves, nothing acknowledged lost"
+            }
         }
     }
 
@@ -139,6 +152,11 @@ impl Drill {
     /// load appends at the peer, the read-back reads the forward buffer.
     pub fn needs_peer(self) -> bool {
         matches!(self, Drill::ReplicationAlphaCrash)
+    }
+
+    /// Drills whose hosts' disks are on a modelled power feed ([`crate::zone::power`]).
+    pub fn needs_power_feed(self) -> bool {
+        matches!(self, Drill::PowerLossAll | Drill::PowerLossOne)
     }
 
     pub fn parse(name: &str) -> Result<Drill> {
@@ -164,6 +182,9 @@ pub struct DrillOptions {
     pub keep_logs: Option<PathBuf>,
     /// Only when the drill failed.
     pub keep_logs_on_failure_only: bool,
+    /// Run on the zone file with this durability tier (`standard`,
+    /// `critical`) instead of its own.
+    pub tier: Option<String>,
 }
 
 /// What a running drill has at hand.
@@ -183,6 +204,11 @@ pub struct Ctx {
     pub peer: Option<PeerNode>,
     /// What a replication drill saw in the controllers' `/status`.
     pub replication: replication::Observed,
+    /// What a power-loss drill measured.
+    pub power: Option<power::PowerReport>,
+    /// Lost acknowledged appends are the drill's figure, not a failure
+    /// (the standard tier's correlated power loss).
+    pub loss_tolerated: bool,
     checker: Option<Checker>,
     load: Option<Load>,
     /// The load's log once a drill stopped it itself ([`Ctx::stop_load`]).
@@ -331,7 +357,10 @@ fn hosts(v: &[&str]) -> Option<Vec<String>> {
 /// with `passed == false`.
 pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
     let mut zone_opts = opts.zone.clone();
-    zone_opts.zone_file = zone_file_for(drill, &opts.zone)?;
+    zone_opts.zone_file = zone_file_for(opts)?;
+    // A `--tier` variant of the zone file goes with the run, however it ends.
+    let _variant = (zone_opts.zone_file != opts.zone.zone_file)
+        .then(|| RemoveOnDrop(zone_opts.zone_file.clone()));
     let started = Instant::now();
     let zone = tokio::task::block_in_place(|| Zone::create(&zone_opts))?;
     zone.progress
@@ -348,6 +377,8 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
         placement_before: None,
         peer: None,
         replication: Default::default(),
+        power: None,
+        loss_tolerated: false,
         checker: None,
         load: None,
         load_log: None,
@@ -357,6 +388,11 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
     // replicator finds it serving instead of backing off while it boots.
     if drill.needs_peer() {
         ctx.peer = Some(tokio::task::block_in_place(|| zone.start_peer())?);
+    }
+    if drill.needs_power_feed() {
+        tokio::task::block_in_place(|| {
+            zone.start_power_feed(bsfg_powercut::model::Semantics::Journaled)
+        })?;
     }
     // Every drill starts from a zone that formed once (the boot drill, like
     // its VM twin, then power-cycles it).
@@ -454,10 +490,37 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
     report
 }
 
-/// The zone description a drill runs on: the one given, or for drills that
-/// need other settings, a zone of this crate.
-fn zone_file_for(_drill: Drill, opts: &Options) -> Result<PathBuf> {
-    Ok(opts.zone_file.clone())
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The zone description a drill runs on: the one given, or (`--tier`) that
+/// one with another durability tier, written next to the run directory.
+fn zone_file_for(opts: &DrillOptions) -> Result<PathBuf> {
+    let given = opts.zone.zone_file.clone();
+    let Some(tier) = &opts.tier else {
+        return Ok(given);
+    };
+    if !["standard", "critical"].contains(&tier.as_str()) {
+        bail!("tier {tier:?} is not a durability tier: use standard or critical");
+    }
+    let given = std::path::absolute(&given)?;
+    std::fs::create_dir_all(&opts.zone.run_root)?;
+    let file = opts
+        .zone
+        .run_root
+        .join(format!("{}.zone-{tier}.nix", opts.zone.instance));
+    let text = format!(
+        "# {} with tier = {tier:?} (bsfg-zonesim drill --tier)\n(import {}) // {{ tier = {tier:?}; }}\n",
+        given.display(),
+        given.display()
+    );
+    std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    Ok(file)
 }
 
 async fn finish(
@@ -622,7 +685,7 @@ async fn finish(
         &observed,
         &Safety {
             acked,
-            lost: lost.len(),
+            lost: if ctx.loss_tolerated { 0 } else { lost.len() },
             duplicates: duplicates.len(),
             dual_active_samples: dual,
             samples: samples.len(),
@@ -686,6 +749,7 @@ async fn finish(
         run_dir: zone.run_dir.display().to_string(),
         read_back_stale_s: metrics::ms(read.stale_s),
         replication,
+        power: ctx.power.clone(),
     })
 }
 

@@ -29,6 +29,8 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
         Drill::Flapping => flapping(z, c).await,
         Drill::VrrpOneWay => vrrp_one_way(z, c).await,
         Drill::ReplicationAlphaCrash => super::replication::alpha_crash(z, c).await,
+        Drill::PowerLossAll => super::power::power_loss_all(z, c).await,
+        Drill::PowerLossOne => super::power::power_loss_one(z, c).await,
     }
 }
 
@@ -57,7 +59,7 @@ pub(super) async fn serves(v: &SampleView, host: &str) -> Option<String> {
 }
 
 /// Exactly one controller serves, on the only VIP holder.
-async fn one_on_the_vip(v: &SampleView) -> Option<String> {
+pub(super) async fn one_on_the_vip(v: &SampleView) -> Option<String> {
     let (serving, vip) = (v.serving(), v.vip());
     (serving.len() == 1 && vip == serving)
         .then(|| format!("{} serves and alone holds the VIP", serving[0]))

@@ -617,6 +617,11 @@ impl Zone {
 
     // ------------------------------------------------------------ daemons
 
+    /// Records a daemon started outside the hosts' namespaces (teardown ends it).
+    pub(crate) fn record_daemon(&self, d: DaemonRecord) -> Result<()> {
+        self.state.lock().expect("state").add_daemon(d)
+    }
+
     pub(crate) fn spawn(&self, host: &str, kind: Kind, argv: Vec<String>) -> Result<DaemonRecord> {
         let dirs = self.host_dirs(host);
         files::mkdir(&dirs.logs)?;
