@@ -738,6 +738,8 @@ let
       keepalived = {
         notify_fifo = notifyFifo;
         track_file = trackFilePath;
+        # Notifications naming any other VRRP instance are logged and ignored.
+        inherit (keepalived) instance;
       };
       management.address = mgmt ports.agentManagement;
       logging = {inherit (zone.logging) format filter;};

@@ -194,6 +194,16 @@ pub struct Controller {
 }
 
 impl AgentConfig {
+    /// The VRRP instance whose notifications the agent acts on:
+    /// `keepalived.instance`, or `bsfg_<zone>` as the zone library names it.
+    pub fn vrrp_instance(&self) -> String {
+        if self.keepalived.instance.is_empty() {
+            format!("bsfg_{}", self.zone)
+        } else {
+            self.keepalived.instance.clone()
+        }
+    }
+
     /// `controller.pid_file`, or its default in the agent's runtime directory.
     pub fn controller_pid_file(&self) -> PathBuf {
         self.controller
@@ -246,7 +256,12 @@ impl Default for Lease {
 #[serde(default, deny_unknown_fields)]
 pub struct Keepalived {
     /// keepalived's `notify_fifo`: ordered `INSTANCE "<name>" <STATE> <priority>` lines.
+    /// The only way anything changes the agent's view of VRRP: a local FIFO
+    /// (mode 0600, owned by the agent's user; keepalived writes as root).
     pub notify_fifo: PathBuf,
+    /// The zone's VRRP instance (`bsfg_<zone>`; empty: derived from `zone`).
+    /// Notifications for any other instance are logged and ignored.
+    pub instance: String,
     /// keepalived `track_file` (configured with weight 0): the agent writes a
     /// non-zero value to demote this host (FAULT), 0 to let it bid again.
     pub track_file: PathBuf,
@@ -261,6 +276,7 @@ impl Default for Keepalived {
     fn default() -> Self {
         Keepalived {
             notify_fifo: "/run/bsfg-gate-agent/notify.fifo".into(),
+            instance: String::new(),
             track_file: "/run/bsfg-gate-agent/vrrp-track".into(),
             require_running: true,
         }
@@ -297,8 +313,8 @@ impl Default for Promotion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Management {
-    /// Plain HTTP `/status`, `/metrics`, `/healthz`, `POST /notify`:
-    /// loopback or the management network.
+    /// Plain HTTP, read-only (`GET /status`, `/metrics`, `/healthz`):
+    /// loopback or the management network. Nothing served here changes state.
     pub address: SocketAddr,
 }
 
