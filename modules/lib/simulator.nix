@@ -24,6 +24,12 @@
   # host's credentials directory (paths.natsSystemPassword), as
   # LoadCredential= would.
   natsSystemUser ? null,
+  # The daemons' NATS users the simulator made for this instance,
+  # { controller = { passwordFile; passwordHash; }; gateAgent = { ... }; }:
+  # replace the description's nats.users; the simulator writes each
+  # password to every service host's paths.natsControllerPassword and
+  # paths.natsAgentPassword.
+  natsUsers ? null,
   # The simulated zone's three JetStream servers share one disk, and each
   # reserves every stream's max_bytes: a zone sized for real hosts (10 GiB
   # classes) would need tens of GB free on the machine running the drills.
@@ -37,14 +43,18 @@
     if natsSystemUser == null
     then described
     else described // {nats = (described.nats or {}) // {systemUser = natsSystemUser;};};
+  withUsers =
+    if natsUsers == null
+    then withUser
+    else withUser // {nats = (withUser.nats or {}) // {users = natsUsers;};};
   desc =
     if storageCap == null
-    then withUser
+    then withUsers
     else
-      withUser
+      withUsers
       // {
-        classes = builtins.mapAttrs (_: c: c // {max_bytes = storageCap;}) (withUser.classes or {});
-        store = (withUser.store or {}) // {forward_max_bytes = storageCap;};
+        classes = builtins.mapAttrs (_: c: c // {max_bytes = storageCap;}) (withUsers.classes or {});
+        store = (withUsers.store or {}) // {forward_max_bytes = storageCap;};
       };
   zone = lib.normalise desc;
 in

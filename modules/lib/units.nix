@@ -16,6 +16,7 @@
   binaries,
   certificates, # the zone description's certificate paths (LoadCredential= sources)
   natsSystemUser, # null or { passwordFile; ... }
+  natsUsers, # { controller, gateAgent }: { user; passwordFile; passwordHash; }
   agentUser,
   controllerUser,
   artifactsGroup,
@@ -141,6 +142,7 @@
             "cert.pem:${certificates.certificate}"
             "key.pem:${certificates.privateKey}"
             "ca.pem:${certificates.ca}"
+            "nats-password:${natsUsers.controller.passwordFile}"
           ]
           ++ (
             if natsSystemUser == null
@@ -188,7 +190,10 @@
         Group = agentUser;
         SupplementaryGroups = [artifactsGroup];
         # Only the public certificate: the agent checks its validity.
-        LoadCredential = ["controller-cert.pem:${certificates.certificate}"];
+        LoadCredential = [
+          "controller-cert.pem:${certificates.certificate}"
+          "nats-password:${natsUsers.gateAgent.passwordFile}"
+        ];
         # The FIFO keepalived writes and the track file keepalived reads,
         # kept across agent restarts so keepalived's open FIFO stays valid.
         # 0755: the controller (another user) reads the lease sighting here;
@@ -215,7 +220,15 @@
     wants = ["network-online.target"];
     after = ["network-online.target"];
     unitConfig.RequiresMountsFor = [paths.jetstream];
-    serviceConfig.ExecStart = execLine natsArgv;
+    serviceConfig = {
+      ExecStart = execLine natsArgv;
+      # The route certificate of this host and the zone CA (cluster.tls).
+      LoadCredential = [
+        "route-cert.pem:${certificates.natsRouteCertificate}"
+        "route-key.pem:${certificates.natsRoutePrivateKey}"
+        "ca.pem:${certificates.ca}"
+      ];
+    };
     argv = natsArgv;
   };
 

@@ -65,6 +65,10 @@ pub struct Nats {
     pub credentials: Option<PathBuf>,
     /// Optional user/password file, one line `user:password`.
     pub user_password_file: Option<PathBuf>,
+    /// The agent's NATS user (reads the lease bucket, nothing else), with
+    /// `password_file` (one line; LoadCredential= on the appliance).
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
     /// Timeout of one probe request (monitoring GET, NATS ping, lease read).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -78,6 +82,8 @@ impl Default for Nats {
             voters: 3,
             credentials: None,
             user_password_file: None,
+            user: None,
+            password_file: None,
             request_timeout: Duration::from_secs(1),
         }
     }
@@ -90,6 +96,8 @@ impl Nats {
             url: self.url.clone(),
             credentials: self.credentials.clone(),
             user_password_file: self.user_password_file.clone(),
+            user: self.user.clone(),
+            password_file: self.password_file.clone(),
             request_timeout: self.request_timeout,
             connect_timeout: self.request_timeout,
             ..NatsConnection::default()
