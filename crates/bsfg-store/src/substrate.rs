@@ -54,9 +54,13 @@ impl Substrate {
         }
         match (&conn.user, &conn.password_file) {
             (Some(user), Some(path)) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| unavailable(&format!("reading NATS password file {}", path.display()), e))?;
-                opts = opts.user_and_password(user.clone(), text.trim_end_matches(['\n', '\r']).to_owned());
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    unavailable(&format!("reading NATS password file {}", path.display()), e)
+                })?;
+                opts = opts.user_and_password(
+                    user.clone(),
+                    text.trim_end_matches(['\n', '\r']).to_owned(),
+                );
             }
             (None, None) => {}
             _ => {

@@ -393,9 +393,9 @@ impl ZoneSpec {
     pub fn separate_management(&self) -> bool {
         let a = self.alpha();
         let mask = u32::MAX << (32 - u32::from(a.prefix_length));
-        self.hosts.values().any(|h| {
-            u32::from(h.management_address) & mask != u32::from(a.address) & mask
-        })
+        self.hosts
+            .values()
+            .any(|h| u32::from(h.management_address) & mask != u32::from(a.address) & mask)
     }
 
     /// The operators' and Prometheus' address on a separate management

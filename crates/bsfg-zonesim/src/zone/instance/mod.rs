@@ -6,16 +6,16 @@ mod daemons;
 mod faults;
 mod observation;
 
-use crate::netns::{self, nft};
 use crate::netns::runtime::NetnsRuntime;
+use crate::netns::{self, nft};
 use crate::state::{self, State};
 use crate::zone::cli_files::write_cli_files;
 use crate::zone::credentials::Credentials;
 use crate::zone::files::{self, HostDirs};
 use crate::zone::keepalived_script::{ensure_script_user, script_path_is_secure};
+use crate::zone::nats_users::ZoneNatsUsers;
 use crate::zone::options::Options;
 use crate::zone::progress::Progress;
-use crate::zone::nats_users::ZoneNatsUsers;
 use crate::zone::spec::{Binaries, ZoneSpec};
 use crate::zone::tools::Tools;
 use crate::zone::workload::{self, Workload};
