@@ -53,7 +53,7 @@ in {
         ${s.managementInterface}.ipv4.addresses = [
           {
             address = s.managementAddress;
-            prefixLength = lib.toInt (lib.last (lib.splitString "/" zone.managementNetwork));
+            prefixLength = builtins.fromJSON (builtins.elemAt (builtins.split "/" zone.managementNetwork) 2);
           }
         ];
       })

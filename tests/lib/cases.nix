@@ -112,7 +112,7 @@ in {
   nats_client_localhost = builtins.all (h: h.nats.settings.host == "127.0.0.1" && h.nats.settings.port == 4222) [a b g];
   nats_cluster_on_host_ip = a.nats.settings.cluster.listen == "10.20.0.11:6222" && g.nats.settings.cluster.listen == "10.20.0.13:6222";
   nats_routes_other_two = a.nats.settings.cluster.routes == ["nats-route://10.20.0.12:6222" "nats-route://10.20.0.13:6222"] && builtins.length g.nats.settings.cluster.routes == 2;
-  nats_monitoring_on_management_address = a.nats.settings.http == "10.20.0.11:8222";
+  nats_monitoring_on_management_address = a.nats.settings.http == "10.30.0.11:8222";
   standard_tier_keeps_default_sync = !(a.nats.settings.jetstream ? sync_interval);
   critical_tier_syncs_always = builtins.all (h: h.nats.settings.jetstream.sync_interval == "always") (builtins.attrValues critical);
   jetstream_store_dir_nixos = a.nats.settings.jetstream.store_dir == "/data/jetstream";
@@ -195,24 +195,46 @@ in {
       ];
     }
     && h.nats.settings.system_account == "$SYS") [a b g];
-  nats_clients_without_credentials_stay_in_g = builtins.all (h: h.nats.settings.no_auth_user == "bsfg" && h.nats.settings.authorization.users == [{user = "bsfg";}]) [a b g];
+  # No anonymous login; one user per daemon, each with its permissions.
+  nats_no_anonymous_user = builtins.all (h: !(h.nats.settings ? no_auth_user) && map (u: u.user) h.nats.settings.authorization.users == ["bsfg-controller" "bsfg-gate-agent"]) [a b g];
+  nats_controller_confined_to_its_streams = let
+    p = (builtins.head a.nats.settings.authorization.users).permissions;
+  in
+    builtins.elem "$JS.API.STREAM.*.facts_operational" p.publish.allow
+    && builtins.elem "$KV.bsfg_lease.>" p.publish.allow
+    && !(builtins.elem "$JS.API.>" p.publish.allow)
+    && !(builtins.elem ">" p.publish.allow)
+    && p.subscribe.allow == ["_INBOX.>"];
+  nats_agent_reads_the_lease_only = let
+    p = (builtins.elemAt a.nats.settings.authorization.users 1).permissions;
+  in
+    builtins.all (s: builtins.match ".*KV_bsfg_lease.*" s != null) p.publish.allow;
+  nats_routes_need_zone_certificates =
+    a.nats.settings.cluster.tls.verify_and_map
+    && a.nats.settings.cluster.authorization.user == "nats-route.plant-a"
+    && a.nats.settings.cluster.tls.ca_file == "/run/credentials/nats.service/ca.pem";
+  daemons_read_their_nats_passwords_by_path =
+    a.controller.config.nats.password_file == "/run/credentials/bsfg-controller.service/nats-password"
+    && a.gateAgent.config.nats.password_file == "/run/credentials/bsfg-gate-agent.service/nats-password";
   nats_password_never_rendered = builtins.match ".*passwordFile.*|.*secrets.*" (builtins.toJSON a.nats.settings) == null;
   controller_system_user_via_credentials =
     a.controller.config.nats
     == {
       url = "nats://127.0.0.1:4222";
+      user = "bsfg-controller";
+      password_file = "/run/credentials/bsfg-controller.service/nats-password";
       system_user = "bsfg-system";
       system_user_password_file = "/run/credentials/bsfg-controller.service/nats-system-password";
     };
   without_system_user_no_accounts = let
-    z = lib.normalise (fx.with' {nats.systemUser = null;});
+    z = lib.normalise (fx.with' {nats = fx.base.nats // {systemUser = null;};});
     h = lib.hostSettings {
       zone = z;
       host = "alpha";
       paths = lib.nixosPaths;
     };
   in
-    !(h.nats.settings ? accounts) && !(h.nats.settings ? no_auth_user) && h.controller.config.nats == {url = "nats://127.0.0.1:4222";} && (lib.normalise (builtins.removeAttrs fx.base ["nats"])).nats.systemUser == null;
+    !(h.nats.settings ? accounts) && !(h.nats.settings ? no_auth_user) && !(h.controller.config.nats ? system_user);
   simulator_system_user_replaces_the_zones =
     simSys.hosts.alpha.controller.config.nats.system_user_password_file
     == "/run/sim/alpha/credentials/nats-system-password"
