@@ -19,18 +19,19 @@
 //! `bsfg_replication_rejected_total{peer,reason}`, logged, and confirmed, so
 //! one bad fact does not stall the boundary.
 
+pub mod page;
 pub mod rehydrate;
 
 use crate::boundary::Boundary;
 use bsfg_client::BoundaryServiceClient;
 use bsfg_client::pb::{
-    ArtifactRef, ConfirmReceiptRequest, FetchFactsRequest, GetObjectRequest, StoredFact,
-    get_object_response,
+    ArtifactRef, ConfirmReceiptRequest, FetchFactsRequest, GetObjectRequest, get_object_response,
 };
 use bsfg_core::config::{ControllerConfig, Replication, TlsFiles};
 use bsfg_core::{BsfgError, Reason};
 use bsfg_mgmt::controller::{PeerReplication, PeerState};
 use futures::StreamExt;
+use page::Admission;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -194,8 +195,9 @@ impl PeerReplicator {
             .metrics
             .replication_backlog
             .get_or_create(&label)
-            .set(page.backlog as i64);
-        let Some(last) = page.facts.last().map(|f| f.offset) else {
+            .set(i64::try_from(page.backlog).unwrap_or(i64::MAX));
+        let plan = page::plan(&self.link.zone, &page, self.boundary.limits());
+        let Some(last) = plan.confirm else {
             self.set(|s| {
                 s.backlog = 0;
                 s.lag_seconds = 0.0;
@@ -207,15 +209,15 @@ impl PeerReplicator {
                 .set(0.0);
             return Ok(0);
         };
-        let newest_stored_at = page
+        let n = plan.facts.len();
+        // Futures made up front: a closure over borrowed admissions inside
+        // the stream type would not be `Send` for every lifetime.
+        let materialising: Vec<_> = plan
             .facts
-            .iter()
-            .map(|f| f.stored_at_unix_ms)
-            .max()
-            .unwrap_or(0);
-        let n = page.facts.len();
-        let outcomes: Vec<Result<bool, RoundError>> = futures::stream::iter(page.facts)
-            .map(|f| self.materialise(f))
+            .into_iter()
+            .map(|admission| self.materialise(admission))
+            .collect();
+        let outcomes: Vec<Result<bool, RoundError>> = futures::stream::iter(materialising)
             .buffer_unordered(self.settings.concurrency)
             .collect()
             .await;
@@ -233,7 +235,10 @@ impl PeerReplicator {
             })
             .await
             .map_err(rpc)?;
-        let lag = (bsfg_core::clock::unix_ms() - newest_stored_at).max(0) as f64 / 1000.0;
+        let lag = page::lag_seconds(
+            bsfg_core::clock::unix_ms(),
+            plan.newest_stored_at_unix_ms.unwrap_or(i64::MAX),
+        );
         self.boundary
             .metrics
             .replication_lag_seconds
@@ -262,24 +267,28 @@ impl PeerReplicator {
     }
 
     /// Stores one fact (and its artifact). `Ok(false)`: deliberately rejected.
-    async fn materialise(&self, stored: StoredFact) -> Result<bool, RoundError> {
-        let Some(fact) = stored.fact else {
-            return Ok(self.reject(stored.offset, "empty fact"));
+    async fn materialise(&self, admission: Admission<'_>) -> Result<bool, RoundError> {
+        let (offset, fact, artifact) = match admission {
+            Admission::Store {
+                offset,
+                fact,
+                artifact,
+            } => (offset, fact, artifact),
+            Admission::Reject { offset, error } => {
+                return Ok(self.reject(offset, error.reason.token()));
+            }
         };
-        // Only a fact that can be materialised is worth its artifact (from_zone is checked again on store).
-        if let Some(envelope) = &fact.envelope
-            && let Some(artifact) = &envelope.artifact
-            && envelope.from_zone == self.link.zone
-        {
+        // Only a fact that can be materialised is worth its artifact.
+        if let Some(artifact) = artifact {
             fetch_artifact(&self.boundary, &self.link, artifact).await?;
         }
-        match self.boundary.store_forwarded(&self.link.zone, &fact).await {
+        match self.boundary.store_forwarded(&self.link.zone, fact).await {
             Ok(_) => Ok(true),
             Err(e) => match e.reason {
                 Reason::SubstrateUnavailable | Reason::StoreBufferFull | Reason::Internal => {
                     Err(RoundError::Local(e))
                 }
-                _ => Ok(self.reject(stored.offset, e.reason.token())),
+                _ => Ok(self.reject(offset, e.reason.token())),
             },
         }
     }

@@ -256,7 +256,12 @@ impl ZoneSpec {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        let spec: ZoneSpec = serde_json::from_slice(&out.stdout)
+        ZoneSpec::from_json(&out.stdout)
+    }
+
+    /// Parses and checks the zone library's JSON output.
+    pub fn from_json(json: &[u8]) -> Result<ZoneSpec> {
+        let spec: ZoneSpec = serde_json::from_slice(json)
             .context("the zone library's output does not have the documented shape")?;
         spec.check()?;
         Ok(spec)
