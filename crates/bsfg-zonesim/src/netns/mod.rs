@@ -28,8 +28,10 @@ pub const BRIDGE: &str = "br0";
 pub const MGMT_BRIDGE: &str = "br1";
 /// Suffix of the management-network namespace (operators, Prometheus).
 pub const MGMT: &str = "mgmt";
-/// The management namespace's interface.
+/// The management namespace's interface on the management network.
 pub const MGMT_IF: &str = "eth0";
+/// The management namespace's interface on the service network.
+pub const MGMT_SERVICE_IF: &str = "eth1";
 /// The client namespace's interface.
 pub const CLIENT_IF: &str = "eth0";
 /// Suffix of the client/management namespace.

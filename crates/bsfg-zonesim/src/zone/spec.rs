@@ -358,6 +358,23 @@ impl ZoneSpec {
     /// The address the client namespace takes: the highest free host address
     /// of alpha's subnet (not a zone host, not the VIP).
     pub fn client_address(&self) -> Result<Ipv4Addr> {
+        self.free_service_addresses()?
+            .next()
+            .context("no free address for the client namespace in alpha's subnet")
+    }
+
+    /// The operator's address on the service network (the management
+    /// namespace is an operator's workstation: on both networks): the
+    /// next free address below the client's.
+    pub fn operator_service_address(&self) -> Result<Ipv4Addr> {
+        self.free_service_addresses()?
+            .nth(1)
+            .context("no free address for the management namespace in alpha's subnet")
+    }
+
+    /// Free host addresses of alpha's subnet (not a zone host, not the
+    /// VIP), highest first.
+    fn free_service_addresses(&self) -> Result<impl Iterator<Item = Ipv4Addr>> {
         let a = self.alpha();
         let prefix = u32::from(a.prefix_length);
         if !(8..=30).contains(&prefix) {
@@ -372,11 +389,10 @@ impl ZoneSpec {
             .flat_map(|h| [u32::from(h.address), u32::from(h.management_address)])
             .chain([u32::from(self.vip.address)])
             .collect();
-        (network + 1..broadcast)
+        Ok((network + 1..broadcast)
             .rev()
-            .find(|c| !taken.contains(c))
-            .map(Ipv4Addr::from)
-            .context("no free address for the client namespace in alpha's subnet")
+            .filter(move |c| !taken.contains(c))
+            .map(Ipv4Addr::from))
     }
 
     /// The management network (`managementNetwork`) as address and prefix.

@@ -308,6 +308,19 @@ impl Zone {
                 netns::MGMT,
                 netns::MGMT_BRIDGE,
             )?;
+            // An operator's workstation: also on the service network, for
+            // the commissioning round trip through the VIP.
+            netns::plug(
+                &mgmt,
+                netns::MGMT_SERVICE_IF,
+                &format!(
+                    "{}/{}",
+                    self.spec.operator_service_address()?,
+                    self.spec.alpha().prefix_length
+                ),
+                &switch,
+                "m-operator",
+            )?;
         }
         Ok(())
     }
