@@ -817,58 +817,59 @@ let
   in
     if !(elem supervisor ["systemd" "process"])
     then fail "supervisor = ${toJSON supervisor} must be \"systemd\" or \"process\""
-    else withFirewall zone {
-      inherit (h) name role address prefixLength interface managementAddress managementInterface;
-      runs = {
-        nats = true;
-        keepalived = isService;
-        gateAgent = isService;
-        controller = isService;
-        artifacts = isService;
-      };
-      inherit paths ports;
-      nats = let
-        settings = nats // natsAccounts;
-      in {
-        inherit settings;
-        configText = render.json settings;
-      };
-      keepalived =
-        if isService
-        then keepalived
-        else null;
-      controller =
-        if isService
-        then {
-          config = controller;
-          configText = render.toml controller;
-        }
-        else null;
-      gateAgent =
-        if isService
-        then {
-          config = gateAgent;
-          configText = render.toml gateAgent;
-        }
-        else null;
-      polkitRule =
-        if isService
-        then
-          render.polkitRule {
-            user = agentUser;
-            unit = controllerUnit;
-            verbs = controllerVerbs;
+    else
+      withFirewall zone {
+        inherit (h) name role address prefixLength interface managementAddress managementInterface;
+        runs = {
+          nats = true;
+          keepalived = isService;
+          gateAgent = isService;
+          controller = isService;
+          artifacts = isService;
+        };
+        inherit paths ports;
+        nats = let
+          settings = nats // natsAccounts;
+        in {
+          inherit settings;
+          configText = render.json settings;
+        };
+        keepalived =
+          if isService
+          then keepalived
+          else null;
+        controller =
+          if isService
+          then {
+            config = controller;
+            configText = render.toml controller;
           }
-        else null;
-      units = mkUnits {
-        runs = {gateAgent = isService;};
-        inherit paths controllerUnit agentUnit controllerUser agentUser artifactsGroup;
-        binaries = bins;
-        inherit (zone) certificates;
-        natsSystemUser = zone.nats.systemUser;
-        natsUsers = zone.nats.users;
+          else null;
+        gateAgent =
+          if isService
+          then {
+            config = gateAgent;
+            configText = render.toml gateAgent;
+          }
+          else null;
+        polkitRule =
+          if isService
+          then
+            render.polkitRule {
+              user = agentUser;
+              unit = controllerUnit;
+              verbs = controllerVerbs;
+            }
+          else null;
+        units = mkUnits {
+          runs = {gateAgent = isService;};
+          inherit paths controllerUnit agentUnit controllerUser agentUser artifactsGroup;
+          binaries = bins;
+          inherit (zone) certificates;
+          natsSystemUser = zone.nats.systemUser;
+          natsUsers = zone.nats.users;
+        };
       };
-    };
 
   # The host's nftables rules (modules/lib/firewall.nix) without exporters:
   # modules/firewall.nix renders its own with the exporter ports when

@@ -214,7 +214,8 @@ in {
     && a.nats.settings.cluster.authorization.user == "nats-route.plant-a"
     && a.nats.settings.cluster.tls.ca_file == "/run/credentials/nats.service/ca.pem";
   daemons_read_their_nats_passwords_by_path =
-    a.controller.config.nats.password_file == "/run/credentials/bsfg-controller.service/nats-password"
+    a.controller.config.nats.password_file
+    == "/run/credentials/bsfg-controller.service/nats-password"
     && a.gateAgent.config.nats.password_file == "/run/credentials/bsfg-gate-agent.service/nats-password";
   nats_password_never_rendered = builtins.match ".*passwordFile.*|.*secrets.*" (builtins.toJSON a.nats.settings) == null;
   controller_system_user_via_credentials =
