@@ -191,6 +191,15 @@ pub struct Controller {
     /// left behind. Default: `controller.pid` next to `keepalived.track_file`.
     #[serde(default)]
     pub pid_file: Option<PathBuf>,
+    /// The files the controller cannot start without, by name (its
+    /// certificate, key and CA, the NATS system user's password), as
+    /// installed on the host (on NixOS the sources of the controller unit's
+    /// `LoadCredential=`). The agent only looks whether each exists and is
+    /// not empty (it never reads them): gate 5 fails naming every one that
+    /// is missing, so a host deployed before its secrets says what to
+    /// install, and promotes once they are there.
+    #[serde(default)]
+    pub credentials: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl AgentConfig {
@@ -439,6 +448,14 @@ impl AgentConfig {
                 ));
             }
             _ => {}
+        }
+        for (name, path) in &self.controller.credentials {
+            if !path.is_absolute() {
+                return Err(ConfigError::new(
+                    format!("controller.credentials.{name}"),
+                    "must be an absolute path",
+                ));
+            }
         }
         if self.controller.management.ip().is_unspecified() {
             return Err(ConfigError::new(

@@ -7,7 +7,7 @@
 //!   Standby ─────────────────────────────► Promoting ──────────────────► Active
 //!      ▲  ▲                                   │  │                         │
 //!      │  └── VIP lost, BACKUP/FAULT/STOP, ───┘  │                         │
-//!      │      lease held elsewhere, exit 75      │ not ready in time,      │
+//!      │      lease held elsewhere, exit 75/79   │ not ready in time,      │
 //!      │      (stop the controller)              │ health gate lost,       │
 //!      │                                         │ controller died         │
 //!      │ health gates pass for hold_down         ▼                         │
@@ -44,6 +44,9 @@ use std::time::Duration;
 
 /// The controller's exit code when the zone lease is held by another host.
 pub const EXIT_LEASE_HELD: i32 = 75;
+/// The controller's exit code when it fenced itself for good: its service
+/// address (the VIP) left this host, or another controller took the lease.
+pub const EXIT_FENCED: i32 = 79;
 
 /// Timing of the machine, from configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,6 +465,16 @@ impl Promotion {
             );
             return Vec::new();
         }
+        if exit.code == Some(EXIT_FENCED) {
+            // The VIP or the lease went elsewhere: keepalived's or the
+            // lease's decision, not a health problem of this host.
+            self.enter(
+                now,
+                Role::Standby,
+                "controller exited 79: fenced (the VIP left this host or another controller took the lease)".into(),
+            );
+            return Vec::new();
+        }
         self.enter(now, Role::Demoted, format!("controller {exit}"));
         Vec::new()
     }
@@ -769,6 +782,26 @@ mod tests {
         assert_eq!(b.m.role(), Role::Standby);
         assert!(b.m.reason().contains("held by another host"));
         assert_eq!(b.m.track_value(), 0);
+    }
+
+    #[test]
+    fn a_fenced_controller_exit_79_returns_to_standby_without_demoting() {
+        let mut b = Bench::new();
+        b.activate(s(1));
+        // The VIP left and the controller noticed first: it exits 79.
+        b.vip(false);
+        b.controller = ControllerProcess::Exited(ExitReport {
+            code: Some(79),
+            signal: None,
+        });
+        assert!(b.tick(s(5)).is_empty());
+        assert_eq!(b.m.role(), Role::Standby);
+        assert!(b.m.reason().contains("fenced"), "{}", b.m.reason());
+        assert_eq!(b.m.track_value(), 0, "not a health problem: no FAULT");
+        // The VIP comes back: promotion after the hold-down, as after any stop.
+        b.vip(true);
+        assert!(b.tick(s(6)).is_empty());
+        assert_eq!(b.tick(s(16)), vec![Action::StartController]);
     }
 
     #[test]

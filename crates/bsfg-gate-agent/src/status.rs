@@ -38,6 +38,10 @@ pub struct Status {
     /// The most recent role changes, oldest first.
     pub transitions: Vec<TransitionStatus>,
     pub evaluated_at_unix_ms: i64,
+    /// The files the controller needs (`controller.credentials`): each
+    /// present, or what is wrong with it (gate 5 fails while one is missing).
+    #[serde(default)]
+    pub credentials: Vec<CredentialStatus>,
     /// What only the host can see (system, controller executable, mounts,
     /// keepalived unicast settings, certificate, clock), read when `/status`
     /// is requested; absent in the evaluation loop's copy.
@@ -72,6 +76,16 @@ pub struct ControllerStatus {
     pub last_exit: Option<String>,
     /// The last failure to start or stop it.
     pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialStatus {
+    /// Its name in `controller.credentials` (`tls_private_key`).
+    pub name: String,
+    pub path: String,
+    pub present: bool,
+    /// What is wrong when not present ("no such file", "empty", ...).
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +187,15 @@ pub fn render(s: &Status) -> String {
         "track file  {} = {}",
         s.track_file.path, s.track_file.value
     );
+    for c in s.credentials.iter().filter(|c| !c.present) {
+        let _ = writeln!(
+            out,
+            "missing     {} {}: {}",
+            c.name,
+            c.path,
+            c.problem.as_deref().unwrap_or("missing")
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "  #  gate              state  reason");
     for g in &s.gates {
@@ -253,6 +276,12 @@ struct HostLabel {
     host: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CredentialLabel {
+    credential: String,
+    path: String,
+}
+
 /// The agent's Prometheus metrics (contract section 9: gate states, VRRP
 /// state, transition counts for churn alerts, plus the lease).
 #[derive(Debug)]
@@ -266,6 +295,7 @@ pub struct Metrics {
     lease_remaining: Gauge<f64, AtomicU64>,
     lease_holder: Family<HostLabel, Gauge>,
     certificate_expiry: Gauge,
+    credential_present: Family<CredentialLabel, Gauge>,
     counted_transitions: std::sync::atomic::AtomicU64,
 }
 
@@ -326,6 +356,12 @@ impl Metrics {
             "Unix time the controller certificate (certificate.path) expires; 0 if unreadable",
             certificate_expiry.clone(),
         );
+        let credential_present = Family::<CredentialLabel, Gauge>::default();
+        registry.register(
+            "bsfg_controller_credential_present",
+            "1 while the controller credential file (controller.credentials) is present, 0 while missing",
+            credential_present.clone(),
+        );
         for id in GateId::ALL {
             let _ = gate_state.get_or_create(&GateLabel {
                 gate: id.name().into(),
@@ -341,6 +377,7 @@ impl Metrics {
             lease_remaining,
             lease_holder,
             certificate_expiry,
+            credential_present,
             counted_transitions: Default::default(),
         }
     }
@@ -383,6 +420,14 @@ impl Metrics {
         }
         self.lease_remaining
             .set(s.lease.remaining_ms as f64 / 1000.0);
+        for c in &s.credentials {
+            self.credential_present
+                .get_or_create(&CredentialLabel {
+                    credential: c.name.clone(),
+                    path: c.path.clone(),
+                })
+                .set(i64::from(c.present));
+        }
         self.lease_holder.clear();
         if let Some(h) = &s.lease.holder {
             self.lease_holder
@@ -464,6 +509,20 @@ pub(crate) mod tests {
                 reason: "controller exited 75: the zone lease is held by another host".into(),
             }],
             evaluated_at_unix_ms: 1_060_000,
+            credentials: vec![
+                CredentialStatus {
+                    name: "tls_certificate".into(),
+                    path: "/var/lib/bsfg/tls/controller.pem".into(),
+                    present: true,
+                    problem: None,
+                },
+                CredentialStatus {
+                    name: "nats_system_password".into(),
+                    path: "/var/lib/bsfg/secrets/nats-system-password".into(),
+                    present: false,
+                    problem: Some("no such file".into()),
+                },
+            ],
             host_facts: None,
         }
     }
@@ -491,6 +550,13 @@ pub(crate) mod tests {
         assert!(t.contains("  5  certificate       WARN"));
         assert!(t.contains("holder alpha  revision 41  remaining 640 ms"));
         assert!(t.contains("20s ago  promoting -> standby"));
+        assert!(
+            t.contains(
+                "missing     nats_system_password /var/lib/bsfg/secrets/nats-system-password: no such file"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("missing     tls_certificate"));
     }
 
     #[test]
@@ -510,6 +576,12 @@ pub(crate) mod tests {
         assert!(text.contains(r#"bsfg_lease_holder{host="alpha"} 1"#));
         assert!(text.contains("bsfg_lease_remaining_seconds 0.64"));
         assert!(text.contains("bsfg_controller_active 0"));
+        assert!(text.contains(
+            r#"bsfg_controller_credential_present{credential="nats_system_password",path="/var/lib/bsfg/secrets/nats-system-password"} 0"#
+        ), "{text}");
+        assert!(text.contains(
+            r#"bsfg_controller_credential_present{credential="tls_certificate",path="/var/lib/bsfg/tls/controller.pem"} 1"#
+        ));
         s.transitions_total = 3;
         s.lease.holder = Some("beta".into());
         m.update(&s);

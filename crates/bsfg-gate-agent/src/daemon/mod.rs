@@ -16,8 +16,8 @@ use crate::keepalived::{self, Notification};
 use crate::probes::{Observed, Probes};
 use crate::promotion::{Action, Observation, Promotion, Role, Timing, Transition};
 use crate::status::{
-    ControllerStatus, GateStatus, LeaseStatus, Metrics, Status, TrackFileStatus, TransitionStatus,
-    VrrpStatus,
+    ControllerStatus, CredentialStatus, GateStatus, LeaseStatus, Metrics, Status, TrackFileStatus,
+    TransitionStatus, VrrpStatus,
 };
 use crate::supervisor::{ControllerProcess, Supervisor};
 use anyhow::Context;
@@ -328,6 +328,16 @@ impl<S: Supervisor> Daemon<S> {
             transitions_total: self.machine.transitions_total(),
             transitions: self.transitions.iter().cloned().collect(),
             evaluated_at_unix_ms: unix_ms(),
+            credentials: observed
+                .credentials
+                .iter()
+                .map(|c| CredentialStatus {
+                    name: c.name.clone(),
+                    path: c.path.display().to_string(),
+                    present: c.present(),
+                    problem: c.problem.clone(),
+                })
+                .collect(),
             host_facts: None,
         };
         self.metrics.update(&status);

@@ -56,6 +56,7 @@ impl fmt::Display for ExitReport {
                     70 => " (internal error)",
                     75 => " (the zone lease is held by another host)",
                     78 => " (configuration error)",
+                    79 => " (fenced: the VIP left this host or another controller took the lease)",
                     _ => "",
                 };
                 write!(f, "exited with code {code}{meaning}")
