@@ -469,7 +469,6 @@ let
       privateKey = "/run/credentials/bsfg-controller.service/key.pem";
       ca = "/run/credentials/bsfg-controller.service/ca.pem";
     };
-    agentCertificate = "/run/credentials/bsfg-gate-agent.service/controller-cert.pem";
     agentRuntime = "/run/bsfg-gate-agent";
     # The NATS system user's password (nats.systemUser), LoadCredential= too.
     natsSystemPassword = "/run/credentials/bsfg-controller.service/nats-system-password";
@@ -490,9 +489,15 @@ let
       privateKey = "${base}/credentials/key.pem";
       ca = "${base}/credentials/ca.pem";
     };
-    agentCertificate = "${base}/credentials/cert.pem";
     agentRuntime = "${base}/run";
     natsSystemPassword = "${base}/credentials/nats-system-password";
+    # No LoadCredential= here: the controller reads its files in place.
+    credentialSources = {
+      tls_certificate = "${base}/credentials/cert.pem";
+      tls_private_key = "${base}/credentials/key.pem";
+      tls_ca = "${base}/credentials/ca.pem";
+      nats_system_password = "${base}/credentials/nats-system-password";
+    };
   };
 
   defaultBinaries = {
@@ -585,6 +590,45 @@ let
       else h.interface;
     trackFilePath = "${paths.agentRuntime}/vrrp-track";
     notifyFifo = "${paths.agentRuntime}/notify.fifo";
+    # The files the controller's credentials come from, as installed on this
+    # host: on NixOS the zone description's paths (the controller unit's
+    # LoadCredential= reads them), in the simulator the files the controller
+    # reads in place. The gate agent looks whether each is there (gate 5
+    # names every missing one: a host deployed before its secrets says what
+    # to install) and reads the public certificate itself, so the agent's
+    # unit needs none of them to start.
+    credentials = let
+      sources =
+        paths.credentialSources
+        or {
+          tls_certificate = zone.certificates.certificate;
+          tls_private_key = zone.certificates.privateKey;
+          tls_ca = zone.certificates.ca;
+          nats_system_password =
+            if zone.nats.systemUser == null
+            then null
+            else zone.nats.systemUser.passwordFile;
+        };
+    in
+      builtins.removeAttrs sources (
+        if zone.nats.systemUser == null
+        then ["nats_system_password"]
+        else []
+      );
+
+    # How the gate agent's unit restarts it (the NixOS module assigns these,
+    # the simulator follows them when it restarts a killed agent): at once
+    # and forever, never into a start limit (a dead agent leaves its host
+    # FAULT through keepalived's check, so waiting costs the zone nothing),
+    # backing off 1 s, 2 s, 4 s, then 8 s between restarts of a crashing binary.
+    agentUnit = {
+      restart = "always";
+      restartSec = 1;
+      restartSteps = 3;
+      restartMaxDelaySec = 8;
+      startLimitIntervalSec = 0;
+    };
+
     # The agent's lease sighting, read by the controller it starts so a lease
     # the agent already watched expire is taken at once (bsfg_store::LeaseSighting).
     sightingFile = "${paths.agentRuntime}/lease-sighting";
@@ -608,8 +652,12 @@ let
           inherit (zone.vip) address prefixLength;
           interface = vipInterface;
         };
-        # Keepalived only bids for the VIP while local JetStream is healthy
-        # (seed "VRRP health tracking"). weight 0: a failing check means FAULT.
+        # Keepalived only bids for (and keeps) the VIP while local JetStream
+        # is healthy (seed "VRRP health tracking") and the host's gate agent
+        # answers (without its agent a host must not stay in charge; the
+        # check is what the simulator can prove: keepalived's track_process
+        # needs the kernel's process connector, which exists only in the
+        # initial network namespace). weight 0: a failing check means FAULT.
         checkScript = {
           name = checkScriptName;
           argv = [binaries.gateAgent "check" "--config" paths.agentConfig];
@@ -697,7 +745,7 @@ let
         require_mount_point = requireMountPoint;
       };
       certificate = {
-        path = paths.agentCertificate;
+        path = credentials.tls_certificate;
         min_validity = zone.certificatePolicy.minValidity;
         inherit (zone.certificatePolicy) policy;
       };
@@ -708,6 +756,7 @@ let
         management = mgmt ports.controllerManagement;
         ready_timeout = zone.gateAgent.readyTimeout;
         stop_timeout = zone.gateAgent.stopTimeout;
+        inherit credentials;
       };
       lease = {
         inherit (zone.lease) bucket ttl;
@@ -744,7 +793,10 @@ let
         else null;
       gateAgent =
         if isService
-        then {config = gateAgent;}
+        then {
+          config = gateAgent;
+          unit = agentUnit;
+        }
         else null;
     };
 

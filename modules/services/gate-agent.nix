@@ -16,7 +16,8 @@
 }: let
   cfg = config.services.bsfg;
   s = cfg.settings;
-  certs = cfg.normalisedZone.certificates;
+  # Restart policy, from the zone library (the simulator follows the same data).
+  u = s.gateAgent.unit;
   toml = pkgs.formats.toml {};
   configFile = toml.generate "bsfg-gate-agent.toml" s.gateAgent.config;
   unitName = "bsfg-gate-agent";
@@ -42,6 +43,10 @@ in {
         wants = ["network-online.target"];
         after = ["network-online.target" "nats.service"];
         restartTriggers = [configFile];
+        # Restarted forever, with backoff, never into a start limit: without
+        # its agent a host must not stay in charge (keepalived's check fails
+        # and the VIP moves), and a crash loop must not end in a dead unit.
+        unitConfig.StartLimitIntervalSec = u.startLimitIntervalSec;
         serviceConfig = {
           # TO VERIFY once crates/bsfg-gate-agent lands: the daemon
           # subcommand name (`run`) and whether it sends sd_notify READY=1.
@@ -54,14 +59,18 @@ in {
             fifo=${lib.escapeShellArg s.keepalived.notifyFifo}
             [ -p "$fifo" ] || ${pkgs.coreutils}/bin/mkfifo -m 0600 "$fifo"
           '';
-          Restart = "always";
-          RestartSec = "1s";
+          Restart = u.restart;
+          RestartSec = "${toString u.restartSec}s";
+          RestartSteps = u.restartSteps;
+          RestartMaxDelaySec = "${toString u.restartMaxDelaySec}s";
 
           User = user;
           Group = user;
           SupplementaryGroups = ["bsfg-artifacts"];
-          # Only the public certificate: the agent checks its validity.
-          LoadCredential = ["controller-cert.pem:${certs.certificate}"];
+          # No LoadCredential=: a missing file would fail this unit before
+          # the agent could say which one is missing. The agent reads the
+          # public certificate where it is installed and only looks whether
+          # the controller's other credentials exist (gate 5).
 
           # The FIFO keepalived writes to and the track file keepalived
           # reads: preserved across agent restarts so keepalived's open FIFO

@@ -1,9 +1,10 @@
 # Keepalived on alpha and beta only: VRRP (unicast to the other service host,
 # on the zone segment) moves the VIP. Values from modules/lib/zone.nix:
 #   * both hosts start BACKUP with nopreempt; alpha has the higher priority;
-#   * vrrp_script = `bsfg-gate-agent check` (exit 0 only while local JetStream
-#     is healthy), weight 0: failure = FAULT, so a host never bids for the VIP
-#     without a healthy JetStream;
+#   * vrrp_script = `bsfg-gate-agent check` (exit 0 only while this host's gate
+#     agent answers and local JetStream is healthy), weight 0: failure =
+#     FAULT, so a host never bids for (or keeps) the VIP without a healthy
+#     JetStream or without a live agent (a dead agent cannot demote it);
 #   * track_file (weight 0) written by the gate agent: non-zero = FAULT, the
 #     agent's way to demote and release the VIP even under nopreempt;
 #   * notify_fifo: keepalived reports every transition to the agent.

@@ -222,7 +222,42 @@ in {
   agent_keys_match_draft = sortedNames a.gateAgent.config == agentKeys;
   agent_systemd_on_nixos = a.gateAgent.config.controller.supervisor == "systemd" && a.gateAgent.config.controller.unit == "bsfg-controller.service";
   agent_artifacts_mount_required_on_nixos = a.gateAgent.config.artifacts.require_mount_point;
-  agent_reads_controller_cert_credential = a.gateAgent.config.certificate.path == "/run/credentials/bsfg-gate-agent.service/controller-cert.pem";
+  # The agent reads the public certificate where it is installed and only
+  # looks whether the controller's other credentials exist: no file may be
+  # missing for the agent itself to start.
+  agent_reads_the_installed_certificate = a.gateAgent.config.certificate.path == "/var/lib/bsfg/tls/controller.pem";
+  agent_knows_every_controller_credential =
+    a.gateAgent.config.controller.credentials
+    == {
+      tls_certificate = "/var/lib/bsfg/tls/controller.pem";
+      tls_private_key = "/var/lib/bsfg/tls/controller.key";
+      tls_ca = "/var/lib/bsfg/tls/ca.pem";
+      nats_system_password = "/var/lib/bsfg/secrets/nats-system-password";
+    };
+  agent_credentials_without_system_user = let
+    z = lib.normalise (fx.with' {nats.systemUser = null;});
+    h = lib.hostSettings {
+      zone = z;
+      host = "alpha";
+      paths = lib.nixosPaths;
+    };
+  in
+    builtins.attrNames h.gateAgent.config.controller.credentials == ["tls_ca" "tls_certificate" "tls_private_key"];
+  simulator_agent_credentials_are_the_files_the_controller_reads =
+    sim.hosts.alpha.gateAgent.config.controller.credentials.tls_private_key
+    == sim.hosts.alpha.controller.config.tls.private_key
+    && sim.hosts.alpha.gateAgent.config.certificate.path == sim.hosts.alpha.controller.config.tls.certificate;
+  # The agent unit's restart policy is data: the module assigns it, the simulator follows it.
+  agent_unit_restarts_with_backoff_and_no_start_limit =
+    a.gateAgent.unit
+    == {
+      restart = "always";
+      restartSec = 1;
+      restartSteps = 3;
+      restartMaxDelaySec = 8;
+      startLimitIntervalSec = 0;
+    }
+    && sim.hosts.beta.gateAgent.unit == a.gateAgent.unit;
 
   # --- simulator: same values, paths under runDir/<host>, process supervisor
   simulator_paths_under_run_dir = sim.hosts.beta.controller.config.store.artifact_dir == "/run/sim/beta/artifacts" && sim.hosts.gamma.nats.settings.jetstream.store_dir == "/run/sim/gamma/jetstream";

@@ -230,6 +230,17 @@ in {
     sc = (get "beta" "controller").systemd.services.bsfg-controller.serviceConfig;
   in
     sc.Type == "notify" && sc.WatchdogSec == "10s" && sc.ProtectSystem == "strict" && sc.ReadWritePaths == ["/artifacts"];
+  agent_unit_restarts_forever_with_backoff = let
+    unit = (get "alpha" "gate-agent").systemd.services.bsfg-gate-agent;
+    sc = unit.serviceConfig;
+  in
+    sc.Restart
+    == "always"
+    && sc.RestartSec == "1s"
+    && sc.RestartSteps == 3
+    && sc.RestartMaxDelaySec == "8s"
+    && unit.unitConfig.StartLimitIntervalSec == 0
+    && !(sc ? LoadCredential);
   controller_credentials_from_zone_paths =
     (get "alpha" "controller").systemd.services.bsfg-controller.serviceConfig.LoadCredential
     == ["cert.pem:/var/lib/bsfg/tls/controller.pem" "key.pem:/var/lib/bsfg/tls/controller.key" "ca.pem:/var/lib/bsfg/tls/ca.pem" "nats-system-password:/var/lib/bsfg/secrets/nats-system-password"];

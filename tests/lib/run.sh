@@ -24,16 +24,24 @@ report() { # status name detail
 #   cases.nix         the pure zone library
 #   module-smoke.nix  the NixOS modules against a stub lib (see its header)
 #   flake-smoke.nix   flake.nix's outputs with stand-in inputs
+# stdout only: nix prints warnings (a missing nixbld group, ...) on stderr,
+# which must neither break the JSON nor hide the cases.
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
 for file in tests/lib/cases.nix tests/lib/module-smoke.nix tests/lib/flake-smoke.nix; do
-  if ! json=$(nix-instantiate --eval --strict --json "$file" 2>&1); then
-    report fail "$file" "does not evaluate: $json"
+  if ! json=$(nix-instantiate --eval --strict --json "$file" 2>"$errors"); then
+    report fail "$file" "does not evaluate: $(cat "$errors")"
+    continue
+  fi
+  if ! lines=$(python3 -c 'import json,sys
+for k, v in json.load(sys.stdin).items():
+    print(f"{k}\t{json.dumps(v)}")' <<<"$json"); then
+    report fail "$file" "did not evaluate to an attribute set of cases"
     continue
   fi
   while IFS=$'\t' read -r name value; do
     if [[ $value == true ]]; then report ok "$name"; else report fail "$name" "evaluated to $value"; fi
-  done < <(python3 -c 'import json,sys
-for k, v in json.load(sys.stdin).items():
-    print(f"{k}\t{json.dumps(v)}")' <<<"$json")
+  done <<<"$lines"
 done
 
 # Failure cases: one evaluation each, since each must abort.

@@ -173,3 +173,25 @@ fn every_drill_has_a_test() {
         );
     }
 }
+
+#[test]
+fn drill_orphaned_controller() {
+    let r = drill(Drill::OrphanedController);
+    assert_eq!(
+        r.lease_without_vip_samples,
+        Some(0),
+        "a host without the VIP held the lease"
+    );
+    assert!(r.recovery_s.is_some(), "the zone never served again");
+}
+
+#[test]
+fn drill_agent_crash_loop() {
+    drill(Drill::AgentCrashLoop);
+}
+
+#[test]
+fn drill_first_boot_without_secrets() {
+    let r = drill(Drill::FirstBootWithoutSecrets);
+    assert!(r.recovery_s.is_some(), "beta never served once its secrets appeared");
+}

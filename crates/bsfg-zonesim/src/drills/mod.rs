@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod replication;
 mod scenarios;
+pub mod supervision;
 
 use crate::load::{self, Load, LoadConfig, LoadLog};
 use crate::observe::jsz::Placement;
@@ -49,10 +50,13 @@ pub enum Drill {
     Flapping,
     VrrpOneWay,
     ReplicationAlphaCrash,
+    OrphanedController,
+    AgentCrashLoop,
+    FirstBootWithoutSecrets,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 15] = [
+    pub const ALL: [Drill; 18] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -68,6 +72,9 @@ impl Drill {
         Drill::Flapping,
         Drill::VrrpOneWay,
         Drill::ReplicationAlphaCrash,
+        Drill::OrphanedController,
+        Drill::AgentCrashLoop,
+        Drill::FirstBootWithoutSecrets,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +94,9 @@ impl Drill {
             Drill::Flapping => "flapping",
             Drill::VrrpOneWay => "vrrp-one-way",
             Drill::ReplicationAlphaCrash => "replication-alpha-crash",
+            Drill::OrphanedController => "orphaned-controller",
+            Drill::AgentCrashLoop => "agent-crash-loop",
+            Drill::FirstBootWithoutSecrets => "first-boot-without-secrets",
         }
     }
 
@@ -132,6 +142,15 @@ impl Drill {
             Drill::ReplicationAlphaCrash => {
                 "issue 7: alpha dies while the zone pulls facts from a peer zone node: beta resumes replication, every fact once"
             }
+            Drill::OrphanedController => {
+                "alpha's agent killed, alpha's cable out 8 s, then beta's controller frozen past its lease: no controller without the VIP ever holds the lease; the zone serves again"
+            }
+            Drill::AgentCrashLoop => {
+                "the active host's agent crashes again and again (restarted with backoff, as systemd does): never two serving, a live agent on every service host at the end"
+            }
+            Drill::FirstBootWithoutSecrets => {
+                "beta boots without its certificate and NATS password file: its agent names each missing path, refuses, and promotes once they appear"
+            }
         }
     }
 
@@ -139,6 +158,11 @@ impl Drill {
     /// load appends at the peer, the read-back reads the forward buffer.
     pub fn needs_peer(self) -> bool {
         matches!(self, Drill::ReplicationAlphaCrash)
+    }
+
+    /// Drills whose checker also reads the lease key at every sample.
+    pub fn watches_lease(self) -> bool {
+        matches!(self, Drill::OrphanedController | Drill::AgentCrashLoop)
     }
 
     pub fn parse(name: &str) -> Result<Drill> {
@@ -173,6 +197,10 @@ pub struct Ctx {
     pub checks: Vec<Check>,
     pub fault_at: Option<Duration>,
     pub fault_unix_ms: Option<i64>,
+    /// When the (last) fault ended: the recovery time counts from here.
+    pub fault_end: Option<Duration>,
+    /// From when no sample may show the lease held by a host without the VIP.
+    pub lease_watch_from: Option<Duration>,
     /// Where the VIP and the controller should go (for the timing metrics).
     pub target: Option<String>,
     pub expected: Outcome,
@@ -207,6 +235,13 @@ impl Ctx {
             self.fault_at = Some(self.now());
             self.fault_unix_ms = Some(bsfg_core::clock::unix_ms());
         }
+        self.event(what);
+    }
+
+    /// Marks the end of the fault (the latest call counts): the report's
+    /// recovery time runs from here to the first acknowledgement after it.
+    pub fn fault_ended(&mut self, what: impl Into<String>) {
+        self.fault_end = Some(self.now());
         self.event(what);
     }
 
@@ -342,6 +377,8 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
         checks: Vec::new(),
         fault_at: None,
         fault_unix_ms: None,
+        fault_end: None,
+        lease_watch_from: None,
         target: None,
         expected: Outcome::default(),
         extra_acked: Vec::new(),
@@ -370,7 +407,21 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
         }
         ctx.event(format!("peer node {} serving", p.plan.zone));
     }
-    ctx.checker = Some(Checker::start(&zone, ctx.epoch)?);
+    let lease_watch = if drill.watches_lease() {
+        let via = zone.spec.by_role.gamma.clone();
+        Some(
+            crate::observe::lease::LeaseWatch::connect(
+                zone.runtime(&via)?,
+                zone.spec.ports.nats_client,
+                &zone.spec.lease.bucket,
+            )
+            .await
+            .with_context(|| format!("reading the lease through {via}"))?,
+        )
+    } else {
+        None
+    };
+    ctx.checker = Some(Checker::start(&zone, ctx.epoch, lease_watch)?);
     let prefix = format!("{}-{}", drill.name(), zone.instance);
     let load_config = LoadConfig {
         prefix,
@@ -669,6 +720,14 @@ async fn finish(
             .and_then(|f| metrics::first_ack_s(&log.acks, f))
             .map(metrics::ms),
         longest_stall_s: metrics::ms(metrics::longest_stall_s(&log.acks, load_from, end)),
+        fault_ended_s: ctx.fault_end.map(|e| metrics::ms(e.as_secs_f64())),
+        recovery_s: ctx
+            .fault_end
+            .and_then(|e| metrics::first_ack_s(&log.acks, e))
+            .map(metrics::ms),
+        lease_without_vip_samples: ctx
+            .lease_watch_from
+            .map(|from| metrics::lease_without_vip_samples(&samples, from)),
         promotion,
         expected: ctx.expected.clone(),
         observed,

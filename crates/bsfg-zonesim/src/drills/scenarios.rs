@@ -29,6 +29,11 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
         Drill::Flapping => flapping(z, c).await,
         Drill::VrrpOneWay => vrrp_one_way(z, c).await,
         Drill::ReplicationAlphaCrash => super::replication::alpha_crash(z, c).await,
+        Drill::OrphanedController => super::supervision::orphaned_controller(z, c).await,
+        Drill::AgentCrashLoop => super::supervision::agent_crash_loop(z, c).await,
+        Drill::FirstBootWithoutSecrets => {
+            super::supervision::first_boot_without_secrets(z, c).await
+        }
     }
 }
 
@@ -99,7 +104,7 @@ async fn not_serving(v: &SampleView, host: &str) -> Result<(), String> {
 }
 
 /// For `hold`: exactly one controller serves, on the only VIP holder.
-async fn stays_one_on_the_vip(v: &SampleView) -> Result<(), String> {
+pub(super) async fn stays_one_on_the_vip(v: &SampleView) -> Result<(), String> {
     one_on_the_vip(v)
         .await
         .map(|_| ())
@@ -140,7 +145,7 @@ fn agent_cli_status(z: &Zone, host: &str) -> Result<String> {
     netns::exec_in(&z.ns(host), &agent, &["--config", &cfg, "status"], None)
 }
 
-fn check_cli_mentions(z: &Zone, c: &mut Ctx, host: &str, needle: &str) {
+pub(super) fn check_cli_mentions(z: &Zone, c: &mut Ctx, host: &str, needle: &str) {
     let name = format!("`bsfg-gate-agent status` on {host} names the reason ({needle})");
     match agent_cli_status(z, host) {
         Ok(out) => {

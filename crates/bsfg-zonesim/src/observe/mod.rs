@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod jsz;
+pub mod lease;
 pub mod status;
 pub mod zone_status;
 

@@ -20,6 +20,18 @@ pub struct AgentStatus {
     pub lease: AgentLease,
     #[serde(default)]
     pub transitions_total: u64,
+    /// The controller's credential files (absent from older agents).
+    #[serde(default)]
+    pub credentials: Vec<AgentCredential>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentCredential {
+    pub name: String,
+    pub path: String,
+    pub present: bool,
+    #[serde(default)]
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -733,6 +733,33 @@ impl Zone {
         pids.len()
     }
 
+    /// Sends `signal` to every bsfg-controller process in `host`'s namespace
+    /// (SIGSTOP/SIGCONT freeze and resume one; it may be an orphan whose
+    /// agent died); returns how many got it.
+    pub fn signal_controllers(&self, host: &str, signal: Signal) -> usize {
+        let pids = self.controller_pids(host);
+        for pid in &pids {
+            if let Some(p) = rustix::process::Pid::from_raw(*pid as i32) {
+                let _ = rustix::process::kill_process(p, signal);
+            }
+        }
+        pids.len()
+    }
+
+    /// The files `host`'s controller needs, by name, as the zone library
+    /// gives them to its gate agent (`controller.credentials`).
+    pub fn credential_paths(&self, host: &str) -> BTreeMap<String, PathBuf> {
+        self.spec
+            .host(host)
+            .gate_agent
+            .as_ref()
+            .and_then(|a| a.config["controller"]["credentials"].as_object().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, PathBuf::from(v.as_str()?))))
+            .collect()
+    }
+
     /// Pids of the bsfg-controller processes in `host`'s namespace.
     pub fn controller_pids(&self, host: &str) -> Vec<u32> {
         netns::pids(&self.ns(host))
@@ -978,6 +1005,19 @@ impl Zone {
             bail!("{addr}{path} answered {code}: {}", body.trim());
         }
         serde_json::from_str(&body).with_context(|| format!("{addr}{path}: unexpected answer"))
+    }
+
+    /// The gate agent's `/metrics` text, asked from inside its host.
+    pub async fn agent_metrics(&self, host: &str) -> Result<String> {
+        let addr = self.agent_mgmt(host);
+        self.in_ns(host, move || async move {
+            match http::get(addr, "/metrics", Duration::from_secs(3)).await {
+                Ok((200, body)) => Ok(body),
+                Ok((code, body)) => Err(anyhow!("HTTP {code}: {}", body.trim())),
+                Err(e) => Err(anyhow!("{e}")),
+            }
+        })
+        .await?
     }
 
     pub async fn agent_status(&self, host: &str) -> Result<AgentStatus> {

@@ -151,6 +151,36 @@ pub struct CheckScript {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Configured {
     pub config: serde_json::Value,
+    /// The gate agent's unit restart policy (`gateAgent.unit` of the
+    /// library), which the simulator follows when it restarts a killed agent.
+    #[serde(default)]
+    pub unit: Option<AgentUnit>,
+}
+
+/// How the gate agent's unit restarts it (systemd `Restart=always` with
+/// `RestartSec=`, `RestartSteps=`, `RestartMaxDelaySec=`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentUnit {
+    pub restart_sec: f64,
+    #[serde(default)]
+    pub restart_steps: u32,
+    #[serde(default)]
+    pub restart_max_delay_sec: Option<f64>,
+}
+
+impl HostSpec {
+    /// The agent unit's restart policy; a zone library without it restarts after 1 s.
+    pub fn agent_unit(&self) -> AgentUnit {
+        self.gate_agent
+            .as_ref()
+            .and_then(|a| a.unit)
+            .unwrap_or(AgentUnit {
+                restart_sec: 1.0,
+                restart_steps: 0,
+                restart_max_delay_sec: None,
+            })
+    }
 }
 
 /// Absolute paths of our binaries, passed to the library as `binaries`.
