@@ -58,7 +58,7 @@ impl std::fmt::Display for Fenced {
         match self {
             Fenced::AddressGone { address } => write!(
                 f,
-                "the service address {address} is no longer on this host (the VIP moved)"
+                "the service address {address} is not on this host (the VIP is elsewhere)"
             ),
             Fenced::LeaseTaken { by } => {
                 write!(f, "another controller ({by}) took the zone lease")

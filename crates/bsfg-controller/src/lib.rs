@@ -241,7 +241,14 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     fence.set_draining();
     health_reporter.set_not_serving::<bsfg_proto::v1::boundary_service_server::BoundaryServiceServer<rpc::grpc::GrpcBoundary>>().await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    let _ = server.await;
+    if fenced.is_some() {
+        // Nothing in flight can succeed any more (the fence refuses every
+        // request), and connections through a VIP that moved are dead: do
+        // not wait a full drain for them to close.
+        let _ = tokio::time::timeout(FENCED_DRAIN, server).await;
+    } else {
+        let _ = server.await;
+    }
     release(&lease).await;
     let _ = mgmt_task.await;
     tracing::info!("stopped");
@@ -250,6 +257,10 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         None => Ok(()),
     }
 }
+
+/// How long a fenced controller lets in-flight requests finish (each one is
+/// refused by the fence) before it exits.
+const FENCED_DRAIN: Duration = Duration::from_secs(1);
 
 /// How long start-up keeps retrying JetStream set-up steps (stream creation,
 /// leader election on a freshly formed cluster) before exiting 69.

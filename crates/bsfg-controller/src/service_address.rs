@@ -12,9 +12,11 @@
 //! netlink (the controller's unit allows only AF_INET, AF_INET6, AF_UNIX).
 //! It is exact unless the host allows binding non-local addresses
 //! (`net.ipv4.ip_nonlocal_bind`, `net.ipv6.ip_nonlocal_bind`), which
-//! [`ServiceAddress::new`] detects by binding a documentation address that no
-//! host holds; the controller then refuses to start, because it could not
-//! tell whether it holds the VIP (its readiness would lie as well).
+//! [`ServiceAddress::new`] detects by binding documentation addresses of
+//! three different ranges (a lab may use one of them; no host holds all
+//! three); the controller then refuses to start, because it could not tell
+//! whether it holds the VIP (its readiness would lie as well). `/proc/sys`
+//! is not read: the controller's unit hides it (`ProcSubset=pid`).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -24,11 +26,17 @@ pub struct ServiceAddress {
     ip: IpAddr,
 }
 
-/// Addresses no host is given (RFC 5737 TEST-NET-1, RFC 3849).
-const NOBODYS_V4: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)];
-const NOBODYS_V6: [Ipv6Addr; 2] = [
-    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
-    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2),
+/// Documentation addresses (RFC 5737 TEST-NET-1, -2, -3; RFC 3849), one of
+/// three ranges each.
+const DOCUMENTATION_V4: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(192, 0, 2, 77),
+    Ipv4Addr::new(198, 51, 100, 77),
+    Ipv4Addr::new(203, 0, 113, 77),
+];
+const DOCUMENTATION_V6: [Ipv6Addr; 3] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x77),
+    Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x77),
+    Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x77),
 ];
 
 /// Binds a UDP socket to `ip`: `Ok(true)` if the kernel calls it local.
@@ -44,24 +52,35 @@ impl ServiceAddress {
     /// The service address `ip`, once the host is known to refuse binds to
     /// addresses it does not hold.
     pub fn new(ip: IpAddr) -> Result<ServiceAddress, String> {
-        let probe = match ip {
-            IpAddr::V4(_) => NOBODYS_V4.map(IpAddr::V4),
-            IpAddr::V6(_) => NOBODYS_V6.map(IpAddr::V6),
+        let probes: Vec<IpAddr> = match ip {
+            IpAddr::V4(_) => DOCUMENTATION_V4.map(IpAddr::V4).to_vec(),
+            IpAddr::V6(_) => DOCUMENTATION_V6.map(IpAddr::V6).to_vec(),
+        };
+        let mut bindable_all = true;
+        for probe in &probes {
+            match bindable(*probe) {
+                Ok(true) => {}
+                Ok(false) => bindable_all = false,
+                Err(e) => {
+                    return Err(format!(
+                        "cannot test whether {ip} is local (binding {probe}: {e})"
+                    ));
+                }
+            }
         }
-        .into_iter()
-        .find(|p| *p != ip)
-        .expect("two candidates, at most one equals ip");
-        match bindable(probe) {
-            Ok(false) => Ok(ServiceAddress { ip }),
-            Ok(true) => Err(format!(
-                "this host lets processes bind addresses it does not hold ({probe} was \
+        if bindable_all {
+            return Err(format!(
+                "this host lets processes bind addresses it does not hold ({} were all \
                  bindable; net.ipv4.ip_nonlocal_bind or net.ipv6.ip_nonlocal_bind is set): the \
-                 controller could not tell whether it holds the VIP {ip}; unset it"
-            )),
-            Err(e) => Err(format!(
-                "cannot test whether {ip} is local (binding {probe}: {e})"
-            )),
+                 controller could not tell whether it holds the VIP {ip}; unset it",
+                probes
+                    .iter()
+                    .map(IpAddr::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
+        Ok(ServiceAddress { ip })
     }
 
     pub fn ip(&self) -> IpAddr {
@@ -83,9 +102,14 @@ mod tests {
     fn loopback_is_local_and_a_documentation_address_is_not() {
         let here = ServiceAddress::new("127.0.0.1".parse().unwrap()).unwrap();
         assert!(here.is_local());
-        let elsewhere = ServiceAddress::new("192.0.2.1".parse().unwrap()).unwrap();
-        assert!(!elsewhere.is_local());
-        let elsewhere = ServiceAddress::new("203.0.113.7".parse().unwrap()).unwrap();
-        assert!(!elsewhere.is_local());
+        // A documentation address this machine does not hold (a lab may use one range).
+        let elsewhere = ["203.0.113.7", "198.51.100.7", "192.0.2.7"]
+            .into_iter()
+            .map(|a| ServiceAddress::new(a.parse().unwrap()).unwrap())
+            .find(|a| !a.is_local());
+        assert!(
+            elsewhere.is_some(),
+            "every documentation address is local here"
+        );
     }
 }

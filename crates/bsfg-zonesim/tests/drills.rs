@@ -193,5 +193,8 @@ fn drill_agent_crash_loop() {
 #[test]
 fn drill_first_boot_without_secrets() {
     let r = drill(Drill::FirstBootWithoutSecrets);
-    assert!(r.recovery_s.is_some(), "beta never served once its secrets appeared");
+    assert!(
+        r.recovery_s.is_some(),
+        "beta never served once its secrets appeared"
+    );
 }

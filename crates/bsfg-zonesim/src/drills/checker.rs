@@ -191,7 +191,9 @@ impl Checker {
                 let (hosts, lease) =
                     futures::future::join(futures::future::join_all(probes), read_lease).await;
                 let hosts: BTreeMap<String, HostSample> = hosts.into_iter().collect();
-                out.lock().expect("samples").push(Sample { at, hosts, lease });
+                out.lock()
+                    .expect("samples")
+                    .push(Sample { at, hosts, lease });
             }
         });
         Ok(Checker {

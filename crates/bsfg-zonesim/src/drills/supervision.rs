@@ -86,8 +86,12 @@ pub(super) async fn orphaned_controller(z: &Zone, c: &mut Ctx) -> Result<()> {
         || async { one_on_the_vip(&v) },
     )
     .await;
-    c.wait_acks("appends acknowledged after the resume", 20, PROMOTION_TIMEOUT)
-        .await;
+    c.wait_acks(
+        "appends acknowledged after the resume",
+        20,
+        PROMOTION_TIMEOUT,
+    )
+    .await;
     c.hold(
         "beta alone serves and holds the VIP",
         Duration::from_secs(5),
@@ -257,8 +261,7 @@ pub(super) async fn agent_crash_loop(z: &Zone, c: &mut Ctx) -> Result<()> {
 /// Moves `path` aside (`<path>.withheld`), as if it had never been installed.
 fn withhold(path: &Path) -> Result<PathBuf> {
     let aside = path.with_extension("withheld");
-    std::fs::rename(path, &aside)
-        .with_context(|| format!("moving {} aside", path.display()))?;
+    std::fs::rename(path, &aside).with_context(|| format!("moving {} aside", path.display()))?;
     Ok(aside)
 }
 
@@ -286,7 +289,8 @@ async fn reports_missing(z: &Zone, host: &str, name: &str, path: &Path) -> Optio
         .agent_metrics(host)
         .await
         .is_ok_and(|m| m.lines().any(|l| l == metric));
-    (in_status && in_gate && in_metrics).then(|| format!("{name} {path_text}: status, gate 5, metric"))
+    (in_status && in_gate && in_metrics)
+        .then(|| format!("{name} {path_text}: status, gate 5, metric"))
 }
 
 /// A service host deployed before its secrets: beta boots with its
@@ -315,7 +319,9 @@ pub(super) async fn first_boot_without_secrets(z: &Zone, c: &mut Ctx) -> Result<
         .get("nats_system_password")
         .cloned()
         .context("the zone library gives beta's agent no nats_system_password credential")?;
-    c.event(format!("{b} goes down to be redeployed without its secrets"));
+    c.event(format!(
+        "{b} goes down to be redeployed without its secrets"
+    ));
     crash(z, c, &[&b], format!("{b} down"))?;
     let cert_aside = withhold(&cert)?;
     let password_aside = withhold(&password)?;
@@ -325,9 +331,15 @@ pub(super) async fn first_boot_without_secrets(z: &Zone, c: &mut Ctx) -> Result<
         password.display()
     ));
     z.restore(&b)?;
-    for (name, path) in [("tls_certificate", &cert), ("nats_system_password", &password)] {
+    for (name, path) in [
+        ("tls_certificate", &cert),
+        ("nats_system_password", &password),
+    ] {
         c.wait_for(
-            &format!("{b}'s agent reports {name} missing, naming {}", path.display()),
+            &format!(
+                "{b}'s agent reports {name} missing, naming {}",
+                path.display()
+            ),
             Duration::from_secs(60),
             || reports_missing(z, &b, name, path),
         )

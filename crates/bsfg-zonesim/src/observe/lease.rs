@@ -28,7 +28,11 @@ pub struct LeaseWatch {
 
 impl LeaseWatch {
     /// Connects through the nats-server of the host `rt` runs in.
-    pub async fn connect(rt: Arc<NetnsRuntime>, nats_port: u16, bucket: &str) -> Result<LeaseWatch> {
+    pub async fn connect(
+        rt: Arc<NetnsRuntime>,
+        nats_port: u16,
+        bucket: &str,
+    ) -> Result<LeaseWatch> {
         let bucket = bucket.to_owned();
         let store = rt
             .run(move || async move {
