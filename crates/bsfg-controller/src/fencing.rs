@@ -219,6 +219,11 @@ impl LeaseHolder {
         (Arc::new(holder), fence)
     }
 
+    /// The service address this holder follows.
+    pub fn address(&self) -> ServiceAddress {
+        self.address
+    }
+
     pub async fn instance(&self) -> String {
         self.state.lock().await.instance().to_owned()
     }
@@ -273,6 +278,14 @@ impl LeaseHolder {
 
     /// One decision + I/O step; updates the fence. `Some`: fenced for good.
     async fn step(&self) -> Option<Fenced> {
+        // The lease follows the VIP: checked at every step (every quarter of
+        // the renew interval), not only before a write, so a controller on a
+        // host the VIP just left stops at once.
+        if !self.address.is_local() {
+            return Some(Fenced::AddressGone {
+                address: self.address.ip(),
+            });
+        }
         let mut state = self.state.lock().await;
         let now = monotonic_now();
         let action = state.next_action(now);
@@ -292,12 +305,6 @@ impl LeaseHolder {
             LeaseAction::Renew { revision } => Some(Some(revision)),
         };
         if let Some(expected) = expected {
-            // The lease follows the VIP: never write it without the address.
-            if !self.address.is_local() {
-                return Some(Fenced::AddressGone {
-                    address: self.address.ip(),
-                });
-            }
             let mut pacing = self.writes.lock().await;
             if pacing.not_before.is_none_or(|t| now >= t) {
                 self.write(&mut state, &mut pacing, expected).await;

@@ -83,6 +83,18 @@ impl Observed {
                 Some("not yet bound to the service address".into()),
             );
         }
+        if let Some(l) = &self.lease
+            && !l.address().is_local()
+        {
+            // Exact at every probe, before the lease holder's next step fences.
+            return (
+                "fenced",
+                Some(format!(
+                    "the service address {} is not on this host",
+                    l.address().ip()
+                )),
+            );
+        }
         match self.fence.not_serving_reason() {
             None => ("serving", None),
             Some(r) => ("fenced", Some(r)),
