@@ -272,7 +272,9 @@ where
     Fut: std::future::Future<Output = Result<T, bsfg_core::BsfgError>>,
 {
     let deadline = tokio::time::Instant::now() + STARTUP_BUDGET;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff =
+        bsfg_core::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut warning = bsfg_core::retry::RepeatedWarning::new(Duration::from_secs(1));
     loop {
         match step().await {
             Ok(v) => return Ok(v),
@@ -280,9 +282,10 @@ where
                 if e.reason == bsfg_core::Reason::SubstrateUnavailable
                     && tokio::time::Instant::now() < deadline =>
             {
-                tracing::warn!(error = %e, "{what}: JetStream not ready, retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                if let Some(n) = warning.occurred(bsfg_store::monotonic_now()) {
+                    tracing::warn!(error = %e, failures_since_last_report = n, "{what}: JetStream not ready, retrying");
+                }
+                tokio::time::sleep(backoff.next_delay(rand::random())).await;
             }
             Err(e) => return Err(e),
         }

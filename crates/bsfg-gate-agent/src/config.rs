@@ -537,7 +537,7 @@ dir = "/artifacts"
 require_mount_point = true
 
 [certificate]
-path = "/run/credentials/bsfg-gate-agent.service/controller-cert.pem"
+path = "/var/lib/bsfg/tls/controller.pem"
 min_validity = "30d"
 policy = "deny"
 
@@ -548,6 +548,12 @@ command = ["bsfg-controller", "--config", "/etc/bsfg/controller.toml"]
 management = "127.0.0.1:9464"
 ready_timeout = "15s"
 stop_timeout = "10s"
+
+[controller.credentials]
+tls_certificate = "/var/lib/bsfg/tls/controller.pem"
+tls_private_key = "/var/lib/bsfg/tls/controller.key"
+tls_ca = "/var/lib/bsfg/tls/ca.pem"
+nats_system_password = "/var/lib/bsfg/secrets/nats-system-password"
 
 [lease]
 bucket = "bsfg_lease"
@@ -578,6 +584,33 @@ filter = "info"
     fn edit(from: &str, to: &str) -> String {
         assert!(EXAMPLE.contains(from), "{from}");
         EXAMPLE.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn controller_credentials_are_named_absolute_paths() {
+        let c = from_toml(EXAMPLE).unwrap();
+        assert_eq!(
+            c.controller.credentials.keys().collect::<Vec<_>>(),
+            [
+                "nats_system_password",
+                "tls_ca",
+                "tls_certificate",
+                "tls_private_key"
+            ]
+        );
+        let e = from_toml(&edit(
+            "tls_ca = \"/var/lib/bsfg/tls/ca.pem\"",
+            "tls_ca = \"ca.pem\"",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "controller.credentials.tls_ca", "{e}");
+        // Optional: an agent configured without them checks none.
+        let none = from_toml(&EXAMPLE.replace(
+            "[controller.credentials]\ntls_certificate = \"/var/lib/bsfg/tls/controller.pem\"\ntls_private_key = \"/var/lib/bsfg/tls/controller.key\"\ntls_ca = \"/var/lib/bsfg/tls/ca.pem\"\nnats_system_password = \"/var/lib/bsfg/secrets/nats-system-password\"\n",
+            "",
+        ))
+        .unwrap();
+        assert!(none.controller.credentials.is_empty());
     }
 
     #[test]

@@ -94,7 +94,8 @@ fn bsfg_series() -> BTreeSet<String> {
         "controller": {"supervisor": "x", "process": "stopped", "ready": false, "last_exit": null, "last_error": null},
         "lease": {"holder": "alpha", "revision": 41, "remaining_ms": 640, "permits": false, "reason": "x"},
         "track_file": {"path": "/run/x", "value": 0},
-        "transitions_total": 3, "transitions": [], "evaluated_at_unix_ms": 2
+        "transitions_total": 3, "transitions": [], "evaluated_at_unix_ms": 2,
+        "credentials": [{"name": "tls_certificate", "path": "/x", "present": true, "problem": null}]
     }))
     .expect("the agent's status shape");
     a.update(&status);

@@ -38,6 +38,10 @@ const PROGRAMS: &[&str] = &[
     "tar",
     "curl",
     "promtool",
+    "head",
+    "mkpasswd",
+    "chmod",
+    "stat",
 ];
 
 fn check(cmd: &[String]) -> Result<(), String> {
