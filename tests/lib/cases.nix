@@ -60,6 +60,13 @@ let
   controllerKeys = ["buckets" "classes" "consumers" "lease" "limits" "listen" "logging" "management" "nats" "node" "peers" "store" "tls" "zone"];
   agentKeys = ["artifacts" "certificate" "controller" "evaluate_interval" "host" "keepalived" "lease" "logging" "management" "nats" "vip" "zone"];
 
+  # Alpha of a zone without nats.systemUser (no NATS accounts, no password).
+  alphaWithoutSystemUser = lib.hostSettings {
+    zone = lib.normalise (fx.with' {nats.systemUser = null;});
+    host = "alpha";
+    paths = lib.nixosPaths;
+  };
+
   a = nixos.alpha;
   b = nixos.beta;
   g = nixos.gamma;
@@ -205,12 +212,7 @@ in {
       system_user_password_file = "/run/credentials/bsfg-controller.service/nats-system-password";
     };
   without_system_user_no_accounts = let
-    z = lib.normalise (fx.with' {nats.systemUser = null;});
-    h = lib.hostSettings {
-      zone = z;
-      host = "alpha";
-      paths = lib.nixosPaths;
-    };
+    h = alphaWithoutSystemUser;
   in
     !(h.nats.settings ? accounts) && !(h.nats.settings ? no_auth_user) && h.controller.config.nats == {url = "nats://127.0.0.1:4222";} && (lib.normalise (builtins.removeAttrs fx.base ["nats"])).nats.systemUser == null;
   simulator_system_user_replaces_the_zones =
@@ -234,15 +236,8 @@ in {
       tls_ca = "/var/lib/bsfg/tls/ca.pem";
       nats_system_password = "/var/lib/bsfg/secrets/nats-system-password";
     };
-  agent_credentials_without_system_user = let
-    z = lib.normalise (fx.with' {nats.systemUser = null;});
-    h = lib.hostSettings {
-      zone = z;
-      host = "alpha";
-      paths = lib.nixosPaths;
-    };
-  in
-    builtins.attrNames h.gateAgent.config.controller.credentials == ["tls_ca" "tls_certificate" "tls_private_key"];
+  agent_credentials_without_system_user =
+    builtins.attrNames alphaWithoutSystemUser.gateAgent.config.controller.credentials == ["tls_ca" "tls_certificate" "tls_private_key"];
   simulator_agent_credentials_are_the_files_the_controller_reads =
     sim.hosts.alpha.gateAgent.config.controller.credentials.tls_private_key
     == sim.hosts.alpha.controller.config.tls.private_key

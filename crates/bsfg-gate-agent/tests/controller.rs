@@ -313,23 +313,29 @@ fn a_stale_backup_notification_stops_the_controller_and_the_vip_brings_it_back()
     assert!(!out.status.success());
 }
 
+/// Alpha with its storage and the VIP, its agent started and active;
+/// returns the pid of the controller it runs.
+fn promote_alpha(zone: &Zone, alpha: &mut Agent) -> u32 {
+    alpha.artifacts.mount();
+    zone.host("alpha").add_vip();
+    alpha.start(zone);
+    wait_for(
+        "alpha active",
+        LONG,
+        || role_is(alpha, Role::Active),
+        || alpha.logs(),
+    );
+    alpha.controller_pid().expect("alpha's controller pid")
+}
+
 #[test]
 fn a_controller_left_by_a_killed_agent_exits_when_the_vip_goes_and_never_takes_the_lease() {
     let zone = Zone::start();
     let mut alpha = Agent::prepare(&zone, "alpha", &AgentSetup::default());
     let mut beta = Agent::prepare(&zone, "beta", &AgentSetup::default());
-    alpha.artifacts.mount();
     beta.artifacts.mount();
-    zone.host("alpha").add_vip();
-    alpha.start(&zone);
     beta.start(&zone);
-    wait_for(
-        "alpha active",
-        LONG,
-        || role_is(&alpha, Role::Active),
-        || alpha.logs(),
-    );
-    let orphan = alpha.controller_pid().expect("alpha's controller pid");
+    let orphan = promote_alpha(&zone, &mut alpha);
 
     // The agent dies; its controller lives on and keeps the zone served
     // while the VIP is there.
@@ -370,16 +376,7 @@ fn a_controller_left_by_a_killed_agent_exits_when_the_vip_goes_and_never_takes_t
 fn a_restarted_agent_stops_the_controller_its_killed_predecessor_left_and_promotes_again() {
     let zone = Zone::start();
     let mut alpha = Agent::prepare(&zone, "alpha", &AgentSetup::default());
-    alpha.artifacts.mount();
-    zone.host("alpha").add_vip();
-    alpha.start(&zone);
-    wait_for(
-        "alpha active",
-        LONG,
-        || role_is(&alpha, Role::Active),
-        || alpha.logs(),
-    );
-    let orphan = alpha.controller_pid().expect("alpha's controller pid");
+    let orphan = promote_alpha(&zone, &mut alpha);
     alpha.kill();
     assert_eq!(
         alpha.controller_pid(),
