@@ -40,7 +40,9 @@ pub struct Fence {
     lease_enabled: AtomicBool,
     /// Who holds the lease when it is not us, for errors and /readyz.
     pub(crate) blocked_by: std::sync::Mutex<Option<String>>,
-    /// Set once this controller is fenced for good (it is exiting).
+    /// Set once this controller is fenced for good (it is exiting); the
+    /// flag keeps the request path at atomics, the reason is read only then.
+    fenced_flag: AtomicBool,
     fenced: std::sync::Mutex<Option<Fenced>>,
 }
 
@@ -105,7 +107,7 @@ impl Fence {
     }
 
     pub fn is_fenced(&self) -> bool {
-        self.fenced.lock().is_ok_and(|g| g.is_some())
+        self.fenced_flag.load(Ordering::Acquire)
     }
 
     fn set_fenced(&self, why: Fenced) {
@@ -113,12 +115,17 @@ impl Fence {
         if let Ok(mut g) = self.fenced.lock() {
             g.get_or_insert(why);
         }
+        self.fenced_flag.store(true, Ordering::Release);
     }
 
     /// The first check of every request.
     pub fn check(&self) -> Result<(), BsfgError> {
-        if let Some(why) = self.fenced.lock().ok().and_then(|g| g.clone()) {
-            return Err(Reason::NotServing.err(format!("fenced: {why}; this controller stops")));
+        if self.is_fenced() {
+            let why = self.fenced.lock().ok().and_then(|g| g.clone());
+            return Err(Reason::NotServing.err(match why {
+                Some(why) => format!("fenced: {why}; this controller stops"),
+                None => "fenced; this controller stops".into(),
+            }));
         }
         if self.is_draining() {
             return Err(Reason::NotServing
