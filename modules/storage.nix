@@ -2,17 +2,61 @@
 #   /data/jetstream  all hosts      JetStream durable data (dedicated NVMe)
 #   /artifacts       alpha, beta    artifact storage of the active controller host
 #   /opt/bsfg        all hosts      configuration, scripts, deployment artifacts
-# The hosts fill in devices (hosts/<host>/hardware.nix); a mount without a
-# device stays a plain directory on the root file system, with a warning.
+# The hosts fill in devices (hosts/<host>/default.nix); a mount without a
+# device is a directory on the root file system, or whatever fileSystems
+# mounts there (a VM test's virtualisation.fileSystems), which is a choice,
+# not a mistake: the only warning is for two storage classes given one device.
+#
+# /opt/bsfg/deployment is this host's rendered deployment, for operators to
+# read and diff between generations: every file and unit modules/lib
+# renders for it (keepalived.conf, nats.json, the TOMLs, the polkit rule,
+# the unit files) plus the zone description as JSON. The running daemons
+# read /etc/bsfg and the Nix store, never this copy.
 {
   config,
   lib,
+  pkgs,
   ...
 }: let
   inherit (lib) mkOption types;
   cfg = config.services.bsfg;
   s = cfg.settings;
   isService = s.runs.artifacts;
+
+  deployment = pkgs.linkFarm "bsfg-deployment-${cfg.hostName}" (
+    [
+      {
+        name = "nats.json";
+        path = pkgs.writeText "nats.json" s.nats.configText;
+      }
+      {
+        name = "zone.json";
+        path = pkgs.writeText "zone.json" (builtins.toJSON cfg.normalisedZone);
+      }
+    ]
+    ++ lib.optionals isService [
+      {
+        name = "keepalived.conf";
+        path = pkgs.writeText "keepalived.conf" s.keepalived.configText;
+      }
+      {
+        name = "controller.toml";
+        path = pkgs.writeText "controller.toml" s.controller.configText;
+      }
+      {
+        name = "gate-agent.toml";
+        path = pkgs.writeText "gate-agent.toml" s.gateAgent.configText;
+      }
+      {
+        name = "polkit-bsfg.rules";
+        path = pkgs.writeText "polkit-bsfg.rules" s.polkitRule;
+      }
+    ]
+    ++ map (u: {
+      name = "units/${u.name}";
+      path = pkgs.writeText u.name u.text;
+    }) (lib.filter (u: u ? text) (builtins.attrValues s.units))
+  );
 
   mountOptions = purpose: example: {
     device = mkOption {
@@ -65,9 +109,12 @@ in {
       };
     }) (lib.filter (m: m.opts.device != null) mounts));
 
-    warnings =
-      map (m: "services.bsfg.storage: ${m.path} has no device; it is a directory on the root file system. Set the device in hosts/<host>/hardware.nix for a real appliance.")
-      (lib.filter (m: m.opts.device == null) mounts);
+    warnings = let
+      withDevice = lib.filter (m: m.opts.device != null) mounts;
+      shared = lib.filter (m: lib.any (o: o.path != m.path && o.opts.device == m.opts.device) withDevice) withDevice;
+    in
+      lib.optional (shared != [])
+      "services.bsfg.storage: ${lib.concatMapStringsSep " and " (m: m.path) shared} are on the same device (${(builtins.head shared).opts.device}); the seed keeps JetStream data, artifacts and /opt/bsfg on separate volumes so that one filling up or failing does not take the others with it.";
 
     assertions = [
       {
@@ -82,6 +129,7 @@ in {
     systemd.tmpfiles.rules =
       [
         "d ${s.paths.opt} 0755 root root -"
+        "L+ ${s.paths.opt}/deployment - - - - ${deployment}"
       ]
       # setgid group bsfg-artifacts: the controller writes blobs, the gate
       # agent probes that the mount is writable.

@@ -63,10 +63,11 @@ in {
       type = types.bool;
       default = true;
       description = ''
-        Whether to check the generated controller configuration at build time
-        with `bsfg-controller --check-config`, so that a system whose
-        controller would refuse its configuration is never built. Turn off
-        only when cross-compiling (the check runs the controller binary).
+        Whether to check the generated configurations at build time, so that
+        a system whose daemons would refuse them is never built: the
+        controller's (`bsfg-controller --check-config`), the gate agent's
+        (`bsfg-gate-agent check-config`) and nats-server's (`nats-server -t`).
+        Turn off only when cross-compiling (the checks run the binaries).
       '';
     };
 
@@ -83,6 +84,14 @@ in {
         type = types.package;
         description = "Package providing `bin/bsfgctl`, installed for operators (the flake sets this).";
       };
+      natsServer = mkOption {
+        type = types.package;
+        description = ''
+          Package providing `bin/nats-server`: the release the tests run
+          (modules/lib/versions.nix). The flake sets its `nats-server`
+          package; nats.service runs it instead of nixpkgs' nats-server.
+        '';
+      };
     };
 
     normalisedZone = mkOption {
@@ -98,9 +107,10 @@ in {
       description = ''
         Everything this host runs, computed from the zone description by
         modules/lib/zone.nix `hostSettings` with the appliance's real paths:
-        `runs`, `paths`, `ports`, `nats.settings`, `keepalived`,
-        `controller.config`, `gateAgent.config`. Read-only; the service
-        modules consume it. The zone simulator gets the same attribute set
+        `runs`, `paths`, `ports`, `nats.{settings,configText}`, `keepalived`
+        (with `configText`, the whole keepalived.conf), `controller.{config,configText}`,
+        `gateAgent.{config,configText}`, `polkitRule`, `units`. Read-only; the
+        service modules only assign it to nixpkgs options. The zone simulator gets the same attribute set
         (paths under its run directory) from modules/lib/simulator.nix.
       '';
     };
@@ -116,6 +126,7 @@ in {
       binaries = {
         controller = lib.getExe' cfg.packages.controller "bsfg-controller";
         gateAgent = lib.getExe' cfg.packages.gateAgent "bsfg-gate-agent";
+        natsServer = lib.getExe' cfg.packages.natsServer "nats-server";
       };
       requireMountPoint = true;
     };

@@ -6,7 +6,10 @@
 #   3. zone-library and module tests      (tests/lib/run.sh)
 #   4. formatting                         (alejandra 3.1.0)
 #   5. dead code                          (deadnix 1.3.1)
-#   6. VM test scripts                    (py_compile + pyflakes)
+#   6. VM test scripts                    (py_compile + pyflakes, and mypy as the
+#                                          test driver runs it: tests/typing/)
+#   7. checks.zone-lib on exactly its fileset (flake.nix)
+#   8. the appliance's keepalived.conf   (Debian's keepalived -t, root)
 # What needs real nixpkgs (module evaluation, builds, VM tests) runs under
 # `nix flake check` on a machine with Nix; see docs/nixos.md.
 #
@@ -14,7 +17,7 @@
 #        scripts/check-nix.sh --fix    format the .nix files in place first
 #
 # Tools are installed once into the project's .venv (git-ignored):
-# .venv/bin/{deadnix,alejandra,pyflakes}. Delete them to force a reinstall.
+# .venv/bin/{deadnix,alejandra,pyflakes,mypy}. Delete them to force a reinstall.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -25,6 +28,9 @@ BIN=$VENV/bin
 DEADNIX_VERSION=1.3.1
 ALEJANDRA_VERSION=3.1.0
 PYFLAKES_VERSION=4.1.0
+# The mypy the test driver runs (nixpkgs' python3Packages.mypy at the pin is
+# of the 1.19 line; a different minor version only changes error wording).
+MYPY_VERSION=1.19.1
 
 fix=false
 [[ ${1:-} == --fix ]] && fix=true
@@ -61,6 +67,10 @@ install_tools() {
   if [[ ! -x $BIN/pyflakes ]] || [[ $("$BIN/pyflakes" --version) != "$PYFLAKES_VERSION "* ]]; then
     echo "    installing pyflakes $PYFLAKES_VERSION"
     "$BIN/pip" install --quiet "pyflakes==$PYFLAKES_VERSION"
+  fi
+  if [[ ! -x $BIN/mypy ]] || [[ $("$BIN/mypy" --version) != "mypy $MYPY_VERSION "* ]]; then
+    echo "    installing mypy $MYPY_VERSION"
+    "$BIN/pip" install --quiet "mypy==$MYPY_VERSION"
   fi
   if [[ ! -x $BIN/deadnix ]] || [[ $("$BIN/deadnix" --version) != *"$DEADNIX_VERSION"* ]]; then
     echo "    installing deadnix $DEADNIX_VERSION (cargo install, a few minutes once)"
@@ -133,7 +143,7 @@ EOF
 
 step "tools (project-local, in .venv)"
 install_tools
-echo "    $("$BIN/alejandra" --version), $("$BIN/deadnix" --version), pyflakes $("$BIN/pyflakes" --version | cut -d' ' -f1)"
+echo "    $("$BIN/alejandra" --version), $("$BIN/deadnix" --version), pyflakes $("$BIN/pyflakes" --version | cut -d' ' -f1), $("$BIN/mypy" --version | cut -d' ' -f1-2)"
 done_step
 
 # ---------------------------------------------------------------- 1. parse
@@ -265,17 +275,33 @@ done
 # tests/common.nix assembles constants + common.py + scenario, and
 # tests/lib/flake-stub.nix evaluates that without nixpkgs.
 nix-instantiate --eval --strict --json -E '
-  let checks = (import ./tests/lib/flake-stub.nix).outputs.checks.x86_64-linux;
+  let stub = import ./tests/lib/flake-stub.nix;
+      checks = stub.outputs.checks.x86_64-linux;
       vmTests = builtins.filter (n: (checks.${n}._stub or "") == "nixos-test") (builtins.attrNames checks);
-  in builtins.listToAttrs (map (n: { name = n; value = checks.${n}.testScript; }) vmTests)' >"$tmp/scripts.json" ||
-  die "cannot assemble the VM test scripts"
-python3 - "$tmp" <<'EOF' || die "cannot write the assembled VM test scripts"
+      vlansOf = node: map (i: i.vlan) (builtins.attrValues (((node { lib = stub.lib; config = {}; }).virtualisation or {}).interfaces or {}));
+      unique = xs: builtins.attrNames (builtins.listToAttrs (map (v: { name = toString v; value = null; }) xs));
+  in builtins.listToAttrs (map (n: { name = n; value = {
+       script = checks.${n}.testScript;
+       nodes = builtins.attrNames checks.${n}.nodes;
+       vlans = unique (builtins.concatLists (map vlansOf (builtins.attrValues checks.${n}.nodes)));
+     }; }) vmTests)' 2>"$tmp/eval.err" >"$tmp/scripts.json" ||
+  { cat "$tmp/eval.err" >&2; die "cannot assemble the VM test scripts"; }
+python3 - "$tmp" "$ROOT/tests/typing" <<'EOF'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
+typing = pathlib.Path(sys.argv[2])
 scripts = json.loads((out / "scripts.json").read_text())
 assert len(scripts) >= 6, f"expected the six VM tests, found {sorted(scripts)}"
-for name, text in scripts.items():
-    (out / f"vm-{name}.py").write_text(text)
+for name, t in scripts.items():
+    (out / f"vm-{name}.py").write_text(t["script"])
+    # As nixos/lib/testing/driver.nix assembles testScriptWithTypes: the
+    # prepend, a line of machine hints, one of container hints (none), one
+    # of VLAN hints, then the script.
+    for variant, prepend, machine in [("", "prepend.py", "QemuMachine"), ("-legacy", "prepend-legacy.py", "Machine")]:
+        hints = " ".join(f"{n}: {machine};" for n in t["nodes"])
+        vlans = " ".join(f"vlan{v}: VLan" for v in t["vlans"])
+        text = (typing / prepend).read_text() + hints + "\n\n" + vlans + "\n" + t["script"]
+        (out / f"typed{variant}-{name}").write_text(text)
 EOF
 # Names the test driver defines for every script.
 export PYFLAKES_BUILTINS="alpha,beta,gamma,client,machines,start_all,join_all,subtest,polling_condition,retry,log,serial_stdout_on,serial_stdout_off,create_machine,driver"
@@ -283,6 +309,52 @@ for assembled in "$tmp"/vm-*.py; do
   PYTHONPYCACHEPREFIX=$tmp/pycache python3 -m py_compile "$assembled" || die "assembled $(basename "$assembled") does not compile"
   "$BIN/pyflakes" "$assembled" || die "pyflakes: $(basename "$assembled") (the assembled script: 2 constant lines, common.py, then the scenario)"
 done
+done_step
+
+step "VM test scripts: mypy as the test driver runs it (26.05 and legacy driver stubs, tests/typing/)"
+for typed in "$tmp"/typed-*; do
+  MYPYPATH=$ROOT/tests/typing "$BIN/mypy" --no-implicit-optional --pretty --no-color-output \
+    --cache-dir "$tmp/mypy-cache" "$typed" ||
+    die "mypy: $(basename "$typed") (the test driver's type check would fail this VM test)"
+done
+done_step
+
+# ---------------------------------------------------------------- 7. fileset
+
+step "checks.zone-lib on exactly its fileset (flake.nix: zoneLibCheck)"
+nix-instantiate --eval --strict --json -E "
+  let check = (import ./tests/lib/flake-stub.nix).outputs.checks.x86_64-linux.zone-lib;
+      root = toString ./.;
+  in map (p: builtins.substring (builtins.stringLength root + 1) (-1) (toString p)) check.env.src.fileset" \
+  2>"$tmp/eval.err" >"$tmp/fileset.json" || { cat "$tmp/eval.err" >&2; die "cannot read the zone-lib fileset"; }
+mkdir "$tmp/fileset"
+python3 - "$tmp/fileset.json" "$tmp/fileset" <<'EOF'
+import json, os, shutil, subprocess, sys
+# A flake's source is its tracked files; lib.fileset takes those it names.
+tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], check=True,
+                         capture_output=True, text=True).stdout.split("\n")
+for entry in json.load(open(sys.argv[1])):
+    if not os.path.lexists(entry):
+        sys.exit(f"the fileset names {entry}, which does not exist")
+    for f in sorted(t for t in tracked if t == entry or t.startswith(entry + "/")):
+        dst = os.path.join(sys.argv[2], f)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(f, dst)
+EOF
+(cd "$tmp/fileset" && bash tests/lib/run.sh) >"$tmp/fileset.out" 2>&1 ||
+  { grep -v '^ok ' "$tmp/fileset.out" >&2; die "tests/lib/run.sh fails on checks.zone-lib's fileset alone: add what it reads to the fileset in flake.nix"; }
+echo "    $(tail -n 1 "$tmp/fileset.out") on the fileset alone"
+done_step
+
+# ---------------------------------------------------------------- 8. keepalived
+
+step "the appliance's keepalived.conf (alpha, beta of hosts/zone.nix): Debian's keepalived -t"
+if [[ $EUID -ne 0 ]]; then
+  [[ ${CI:-} == true ]] && die "keepalived -t needs root (a network namespace with the zone's interface)"
+  echo "    skipped: not root (scripts/test runs it as root)"
+else
+  scripts/check-keepalived-conf.sh
+fi
 done_step
 
 echo "check-nix: all checks passed in $SECONDS s"

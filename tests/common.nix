@@ -55,7 +55,11 @@
       };
     };
 
-    environment.systemPackages = with pkgs; [curl jq natscli iproute2];
+    # The test driver's backdoor is the way in; the nodes have no SSH.
+    services.bsfg.requireOperatorAccess = false;
+
+    # openssl: the gates scenario signs a short-lived certificate at run time.
+    environment.systemPackages = with pkgs; [curl jq natscli iproute2 openssl];
   };
 
   clientNode = {config, ...}: {

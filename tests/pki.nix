@@ -1,9 +1,13 @@
 # The test CA and certificates, generated at build time (never committed).
+# The derivation is cacheable, so nothing in it may depend on when it was
+# built: the certificates are valid for 100 years, and the short-lived one
+# the certificate gate needs is made inside the VM when the test runs (from
+# ca.key, kept here; this CA exists only for the VM tests).
 # Output files:
-#   ca.pem                                zone trust root
-#   controller.pem / controller.key       zone controller (CN and SAN plant-t-bsfg, SAN IP = VIP), 365 days
-#   controller-short.pem / .key           same identity, valid 10 days: below the 30-day policy threshold
-#   producer.pem / producer.key           the client node's producer identity
+#   ca.pem / ca.key                       zone trust root (100 years)
+#   controller.pem / controller.key       zone controller (CN and SAN plant-t-bsfg, SAN IP = VIP), 100 years
+#   controller.ext                        its extensions, to sign a short-lived copy at test time
+#   producer.pem / producer.key           the client node's producer identity, 100 years
 {
   runCommand,
   openssl,
@@ -11,24 +15,23 @@
 }:
 runCommand "triad-test-pki" {nativeBuildInputs = [openssl];} ''
   mkdir -p $out && cd $out
+  days=36500
   key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
-  sign() { # name days cn extensions
+  sign() { # name cn extensions
     key "$1.key"
-    openssl req -new -key "$1.key" -subj "/CN=$3" -out "$1.csr"
-    printf '%b' "$4" > "$1.ext"
+    openssl req -new -key "$1.key" -subj "/CN=$2" -out "$1.csr"
+    printf '%b' "$3" > "$1.ext"
     openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial \
-      -days "$2" -extfile "$1.ext" -out "$1.pem"
-    rm "$1.csr" "$1.ext"
+      -days "$days" -extfile "$1.ext" -out "$1.pem"
+    rm "$1.csr"
   }
 
   key ca.key
-  openssl req -x509 -new -key ca.key -subj "/CN=triad-test-ca" -days 3650 -out ca.pem
+  openssl req -x509 -new -key ca.key -subj "/CN=triad-test-ca" -days "$days" -out ca.pem
 
-  server="subjectAltName=DNS:plant-t-bsfg,IP:${vip}\nextendedKeyUsage=serverAuth,clientAuth\n"
-  sign controller 365 plant-t-bsfg "$server"
-  sign controller-short 10 plant-t-bsfg "$server"
-  sign producer 365 producer "subjectAltName=DNS:producer\nextendedKeyUsage=clientAuth\n"
+  sign controller plant-t-bsfg "subjectAltName=DNS:plant-t-bsfg,IP:${vip}\nextendedKeyUsage=serverAuth,clientAuth\n"
+  sign producer producer "subjectAltName=DNS:producer\nextendedKeyUsage=clientAuth\n"
 
-  rm ca.key ca.srl
-  openssl verify -CAfile ca.pem controller.pem controller-short.pem producer.pem
+  rm ca.srl producer.ext
+  openssl verify -CAfile ca.pem controller.pem producer.pem
 ''

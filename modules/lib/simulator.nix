@@ -10,8 +10,9 @@
 {
   zoneFile,
   runDir,
-  # argv[0] of the binaries; the simulator may pass absolute paths.
-  binaries ? (import ./zone.nix).defaultBinaries,
+  # argv[0] of the binaries ({ controller; gateAgent; natsServer; }, each
+  # optional); the simulator passes absolute paths.
+  binaries ? {},
   # The simulator's hosts share one filesystem; it simulates a missing
   # artifact mount by removing the directory, so the mount-point check is off
   # unless the simulator provides real mounts.

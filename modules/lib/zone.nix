@@ -18,6 +18,7 @@ let
   names = import ./names.nix;
   duration = import ./duration.nix;
   render = import ./render.nix;
+  mkUnits = import ./units.nix;
 
   inherit
     (builtins)
@@ -56,6 +57,15 @@ let
   # The user of the global account that clients without credentials become
   # (nats-server's no_auth_user), when nats.systemUser configures accounts.
   natsAppUser = "bsfg";
+  agentUnit = "bsfg-gate-agent.service";
+  controllerUser = "bsfg-controller";
+  agentUser = "bsfg-gate-agent";
+  artifactsGroup = "bsfg-artifacts";
+  # The systemd verbs the gate agent may use on the controller unit (polkit):
+  # `kill` (SIGKILL after controller.stop_timeout) and `reset-failed` are what
+  # its systemd supervisor uses besides start and stop
+  # (crates/bsfg-gate-agent/src/supervisor/systemd.rs).
+  controllerVerbs = ["start" "stop" "restart" "kill" "reset-failed"];
   checkScriptName = "bsfg_jetstream_ok";
   trackFileName = "bsfg_gate";
 
@@ -463,6 +473,7 @@ let
     opt = "/opt/bsfg";
     controllerConfig = "/etc/bsfg/controller.toml";
     agentConfig = "/etc/bsfg/gate-agent.toml";
+    natsConfig = "/etc/bsfg/nats.json";
     # systemd LoadCredential= puts the files here for the unit only.
     tls = {
       certificate = "/run/credentials/bsfg-controller.service/cert.pem";
@@ -484,6 +495,7 @@ let
     opt = "${base}/opt";
     controllerConfig = "${base}/controller.toml";
     agentConfig = "${base}/gate-agent.toml";
+    natsConfig = "${base}/nats.json";
     tls = {
       certificate = "${base}/credentials/cert.pem";
       privateKey = "${base}/credentials/key.pem";
@@ -491,18 +503,12 @@ let
     };
     agentRuntime = "${base}/run";
     natsSystemPassword = "${base}/credentials/nats-system-password";
-    # No LoadCredential= here: the controller reads its files in place.
-    credentialSources = {
-      tls_certificate = "${base}/credentials/cert.pem";
-      tls_private_key = "${base}/credentials/key.pem";
-      tls_ca = "${base}/credentials/ca.pem";
-      nats_system_password = "${base}/credentials/nats-system-password";
-    };
   };
 
   defaultBinaries = {
     controller = "bsfg-controller";
     gateAgent = "bsfg-gate-agent";
+    natsServer = "nats-server";
   };
 
   # ---------------------------------------------------------------- one host
@@ -512,9 +518,10 @@ let
     host, # host name (a key of zone.hosts)
     paths, # nixosPaths or simulatorPaths runDir host
     supervisor ? "systemd", # how the gate agent runs the controller
-    binaries ? defaultBinaries, # argv[0] of the controller and the agent
+    binaries ? defaultBinaries, # argv[0] of the controller, the agent and nats-server
     requireMountPoint ? true, # artifacts gate: /artifacts must be a mount point
   }: let
+    bins = defaultBinaries // binaries;
     h =
       if zone.hosts ? ${host}
       then zone.hosts.${host}
@@ -591,43 +598,38 @@ let
     trackFilePath = "${paths.agentRuntime}/vrrp-track";
     notifyFifo = "${paths.agentRuntime}/notify.fifo";
     # The files the controller's credentials come from, as installed on this
-    # host: on NixOS the zone description's paths (the controller unit's
-    # LoadCredential= reads them), in the simulator the files the controller
-    # reads in place. The gate agent looks whether each is there (gate 5
-    # names every missing one: a host deployed before its secrets says what
-    # to install) and reads the public certificate itself, so the agent's
-    # unit needs none of them to start.
+    # host. Under systemd the zone description's paths (the controller unit's
+    # LoadCredential= reads them; the controller sees copies under
+    # /run/credentials); a controller the agent spawns itself (process
+    # supervisor: the simulator) reads its files in place. The gate agent
+    # looks whether each is there (gate 5 names every missing one: a host
+    # deployed before its secrets says what to install) and reads the public
+    # certificate itself, so the agent's unit needs none of them to start.
     credentials = let
+      su = zone.nats.systemUser;
       sources =
-        paths.credentialSources
-        or {
+        if supervisor == "systemd"
+        then {
           tls_certificate = zone.certificates.certificate;
           tls_private_key = zone.certificates.privateKey;
           tls_ca = zone.certificates.ca;
           nats_system_password =
-            if zone.nats.systemUser == null
+            if su == null
             then null
-            else zone.nats.systemUser.passwordFile;
+            else su.passwordFile;
+        }
+        else {
+          tls_certificate = paths.tls.certificate;
+          tls_private_key = paths.tls.privateKey;
+          tls_ca = paths.tls.ca;
+          nats_system_password = paths.natsSystemPassword;
         };
     in
       builtins.removeAttrs sources (
-        if zone.nats.systemUser == null
+        if su == null
         then ["nats_system_password"]
         else []
       );
-
-    # How the gate agent's unit restarts it (the NixOS module assigns these,
-    # the simulator follows them when it restarts a killed agent): at once
-    # and forever, never into a start limit (a dead agent leaves its host
-    # FAULT through keepalived's check, so waiting costs the zone nothing),
-    # backing off 1 s, 2 s, 4 s, then 8 s between restarts of a crashing binary.
-    agentUnit = {
-      restart = "always";
-      restartSec = 1;
-      restartSteps = 3;
-      restartMaxDelaySec = 8;
-      startLimitIntervalSec = 0;
-    };
 
     # The agent's lease sighting, read by the controller it starts so a lease
     # the agent already watched expire is taken at once (bsfg_store::LeaseSighting).
@@ -660,7 +662,7 @@ let
         # initial network namespace). weight 0: a failing check means FAULT.
         checkScript = {
           name = checkScriptName;
-          argv = [binaries.gateAgent "check" "--config" paths.agentConfig];
+          argv = [bins.gateAgent "check" "--config" paths.agentConfig];
           interval = 1;
           timeout = 2;
           fall = 2;
@@ -677,6 +679,9 @@ let
           weight = 0;
         };
         inherit notifyFifo;
+        # vrrp_track_process blocks ({ name; process; paramMatch; delay; }),
+        # tracked with weight 0 by the instance: none yet.
+        trackProcesses = [];
         # Seconds after boot before keepalived starts (nixpkgs starts it from
         # a timer, 5 s by default). Beta waits longer, so that when the whole
         # zone boots at once alpha wins the first election, as the seed's
@@ -688,7 +693,12 @@ let
           else 15;
       };
     in
-      k // {configText = render.keepalivedConf k;};
+      k
+      // {
+        # The whole keepalived.conf, and the nixpkgs options that reproduce it.
+        configText = render.keepalivedConf k;
+        nixpkgs = render.keepalivedParts k;
+      };
 
     controller = {
       inherit (zone) zone;
@@ -752,7 +762,7 @@ let
       controller = {
         inherit supervisor;
         unit = controllerUnit;
-        command = [binaries.controller "--config" paths.controllerConfig];
+        command = [bins.controller "--config" paths.controllerConfig];
         management = mgmt ports.controllerManagement;
         ready_timeout = zone.gateAgent.readyTimeout;
         stop_timeout = zone.gateAgent.stopTimeout;
@@ -782,22 +792,46 @@ let
         artifacts = isService;
       };
       inherit paths ports;
-      nats = {settings = nats // natsAccounts;};
+      nats = let
+        settings = nats // natsAccounts;
+      in {
+        inherit settings;
+        configText = render.json settings;
+      };
       keepalived =
         if isService
         then keepalived
         else null;
       controller =
         if isService
-        then {config = controller;}
+        then {
+          config = controller;
+          configText = render.toml controller;
+        }
         else null;
       gateAgent =
         if isService
         then {
           config = gateAgent;
-          unit = agentUnit;
+          configText = render.toml gateAgent;
         }
         else null;
+      polkitRule =
+        if isService
+        then
+          render.polkitRule {
+            user = agentUser;
+            unit = controllerUnit;
+            verbs = controllerVerbs;
+          }
+        else null;
+      units = mkUnits {
+        runs = {gateAgent = isService;};
+        inherit paths controllerUnit agentUnit controllerUser agentUser artifactsGroup;
+        binaries = bins;
+        inherit (zone) certificates;
+        natsSystemUser = zone.nats.systemUser;
+      };
     };
 
   # Every host of a zone at once.
@@ -815,5 +849,5 @@ let
       })
     zone.hosts;
 in {
-  inherit normalise hostSettings allHosts nixosPaths simulatorPaths defaultPorts defaultBinaries controllerUnit roles serviceRoles;
+  inherit normalise hostSettings allHosts nixosPaths simulatorPaths defaultPorts defaultBinaries controllerUnit agentUnit controllerUser agentUser artifactsGroup roles serviceRoles;
 }

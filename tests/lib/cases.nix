@@ -242,17 +242,20 @@ in {
     sim.hosts.alpha.gateAgent.config.controller.credentials.tls_private_key
     == sim.hosts.alpha.controller.config.tls.private_key
     && sim.hosts.alpha.gateAgent.config.certificate.path == sim.hosts.alpha.controller.config.tls.certificate;
-  # The agent unit's restart policy is data: the module assigns it, the simulator follows it.
-  agent_unit_restarts_with_backoff_and_no_start_limit =
-    a.gateAgent.unit
-    == {
-      restart = "always";
-      restartSec = 1;
-      restartSteps = 3;
-      restartMaxDelaySec = 8;
-      startLimitIntervalSec = 0;
-    }
-    && sim.hosts.beta.gateAgent.unit == a.gateAgent.unit;
+  # The agent unit restarts forever with backoff and loads no credential
+  # (the simulator follows the same serviceConfig when it restarts an agent).
+  agent_unit_restarts_with_backoff_and_no_start_limit = let
+    u = a.units.bsfg-gate-agent;
+  in
+    u.serviceConfig.Restart
+    == "always"
+    && u.serviceConfig.RestartSec == "1s"
+    && u.serviceConfig.RestartSteps == 3
+    && u.serviceConfig.RestartMaxDelaySec == "8s"
+    && u.unitConfig.StartLimitIntervalSec == 0
+    && !(u.serviceConfig ? LoadCredential)
+    && builtins.match ".*RestartSteps=3\nRestartMaxDelaySec=8s.*|.*RestartMaxDelaySec=8s\n.*RestartSteps=3.*" u.text != null
+    && sim.hosts.beta.units.bsfg-gate-agent.serviceConfig.RestartSteps == 3;
 
   # --- simulator: same values, paths under runDir/<host>, process supervisor
   simulator_paths_under_run_dir = sim.hosts.beta.controller.config.store.artifact_dir == "/run/sim/beta/artifacts" && sim.hosts.gamma.nats.settings.jetstream.store_dir == "/run/sim/gamma/jetstream";
@@ -297,4 +300,27 @@ in {
     ];
   operator_commissioning_passed_through = opSim.commissioning.class == "commissioning" && op.commissioning == null;
   operator_json_serialisable = builtins.isString (builtins.toJSON opSim);
+
+  # The nats-server version is one fact (modules/lib/versions.nix); the
+  # Rust test kit's install hint names the same release.
+  testkit_installs_the_pinned_nats_server = let
+    v = (import ../../modules/lib/versions.nix).natsServer.version;
+  in
+    builtins.match ".*NATS_SERVER_VERSION: &str = \"${builtins.replaceStrings ["."] ["[.]"] v}\";.*" (builtins.replaceStrings ["\n"] [" "] (builtins.readFile ../../crates/bsfg-testkit/src/bins.rs)) != null;
+  # The TOML renderer: what it writes parses back to the same data.
+  toml_round_trips_every_daemon_configuration = let
+    toml = (import ../../modules/lib/toml.nix).render;
+    configs = builtins.concatLists (map (h: [h.controller.config h.gateAgent.config]) [nixos.alpha nixos.beta]);
+  in
+    builtins.all (c: builtins.fromTOML (toml c) == c) configs;
+  toml_quotes_odd_keys_and_strings = let
+    x = {
+      "a.b" = "say \"hi\"\n";
+      list = [1 2];
+      t = {u = true;};
+      users = [{user = "x";}];
+    };
+  in
+    builtins.fromTOML ((import ../../modules/lib/toml.nix).render x) == x;
+  rendered_texts_are_the_data = builtins.fromJSON nixos.gamma.nats.configText == nixos.gamma.nats.settings;
 }

@@ -12,8 +12,25 @@ let
   vmNames = ["bring-up" "alpha-crash" "gamma-crash" "alpha-isolated" "gates" "boot-semantics"];
   has = needle: haystack: builtins.match ".*${needle}.*" (builtins.replaceStrings ["\n"] [" "] haystack) != null;
 in {
-  package_outputs = builtins.attrNames pkgsOut == ["bsfg-controller" "bsfg-gate-agent" "bsfg-zonesim" "bsfgctl" "default" "iso-alpha" "iso-beta" "iso-gamma"];
-  one_deps_build_shared = builtins.all (p: pkgsOut.${p}.cargoArtifacts._stub == "buildDepsOnly") ["bsfg-controller" "bsfg-gate-agent" "bsfgctl" "bsfg-zonesim"] && checks.clippy.cargoArtifacts._stub == "buildDepsOnly" && checks.nextest.cargoArtifacts._stub == "buildDepsOnly";
+  package_outputs = builtins.attrNames pkgsOut == ["bsfg-controller" "bsfg-gate-agent" "bsfg-zonesim" "bsfgctl" "default" "iso-alpha" "iso-beta" "iso-gamma" "nats-server"];
+  one_deps_build_shared = builtins.all (p: pkgsOut.${p}.cargoArtifacts._stub == "buildDepsOnly") ["bsfg-controller" "bsfg-gate-agent" "bsfgctl"] && checks.clippy.cargoArtifacts._stub == "buildDepsOnly" && checks.nextest.cargoArtifacts._stub == "buildDepsOnly";
+  # nix run .#bsfg-zonesim: the wrapper gives it the zone library, our
+  # daemons, the tested nats-server and its run-time tools.
+  zonesim_is_wrapped = let
+    script = pkgsOut.bsfg-zonesim.script;
+  in
+    has "--set-default BSFG_REPO" script && has "--set-default BSFG_BIN_DIR" script && has "--set-default NATS_SERVER_BIN" script && has "keepalived/bin" script && has "nix/bin" script && pkgsOut.bsfg-zonesim.env.meta.mainProgram == "bsfg-zonesim";
+  # The appliance's nats-server is the tested release (one fact).
+  nats_server_is_the_tested_release = let
+    v = (import ../../modules/lib/versions.nix).natsServer;
+    p = pkgsOut.nats-server;
+  in
+    p.version == v.version && p.src.sha256 == v.wheel.sha256 && p.src.format == "wheel" && has "v${v.version}" p.installPhase;
+  nixos_hosts_run_the_tested_nats_server = let
+    m = builtins.elemAt outputs.nixosConfigurations.alpha.modules 1;
+  in
+    (m {pkgs.stdenv.hostPlatform.system = "x86_64-linux";}).services.bsfg.packages.natsServer.content == pkgsOut.nats-server;
+  fmt_check_has_a_pname = checks.fmt.pname == "bsfg-workspace";
   packages_select_their_crate = pkgsOut.bsfg-gate-agent.cargoExtraArgs == "--locked -p bsfg-gate-agent" && pkgsOut.bsfgctl.pname == "bsfgctl";
   version_from_workspace = pkgsOut.bsfg-controller.version == (builtins.fromTOML (builtins.readFile ../../Cargo.toml)).workspace.package.version;
   clippy_denies_warnings = has "--deny warnings" checks.clippy.cargoClippyExtraArgs;

@@ -2,8 +2,14 @@
 # crane or advisory-db needed): nixpkgs.lib provides the few functions
 # flake.nix uses, `nixosSystem` and the crane builders return their
 # arguments, and `testers.runNixOSTest` returns the test definition.
+# Two stand-ins are faithful, because checks compute real file lists with
+# them: crane's filterCargoSources (transcribed from ipetkov/crane
+# lib/filterCargoSources.nix: keep directories, `*.rs`, `*.toml`,
+# `Cargo.lock`, `.cargo/config`) and lib.fileset.unions/toSource (which
+# keep the listed files and directories, recursively).
 # Used by tests/lib/flake-smoke.nix (wiring checks) and by
-# scripts/check-nix.sh (it lints the VM tests' assembled test scripts).
+# scripts/check-nix.sh and scripts/check-crane-source.sh (the VM tests'
+# assembled scripts, the zone-lib fileset, the crane source filter).
 let
   flake = import ../../flake.nix;
 
@@ -13,15 +19,21 @@ let
       lx = builtins.stringLength suffix;
     in
       ls >= lx && builtins.substring (ls - lx) lx s == suffix;
+    hasInfix = infix: s: builtins.match ".*${builtins.replaceStrings ["." "/"] ["[.]" "[/]"] infix}.*" s != null;
+    # The filter is kept: scripts/check-crane-source.sh applies it.
     cleanSourceWith = args: {
       _stub = "source";
-      inherit (args) name;
+      inherit (args) name src filter;
     };
+    makeBinPath = ps: builtins.concatStringsSep ":" (map (p: "${p.name}/bin") ps);
+    getExe' = p: exe: "${p.name or "pkg"}/bin/${exe}";
+    sourceTypes.binaryNativeCode = "binaryNativeCode";
     fileset = {
       unions = xs: xs;
       toSource = args: {
         _stub = "fileset";
         inherit (args) fileset;
+        outPath = "/nix/store/00000000000000000000000000000000-source";
       };
     };
     nixosSystem = args: {
@@ -69,7 +81,7 @@ let
     builtins.listToAttrs (map (n: {
       name = n;
       value = named n;
-    }) ["cargo-nextest" "cargo-audit" "nats-server" "natscli" "keepalived" "iproute2" "nftables" "openssl" "python3" "nix" "alejandra" "deadnix" "bash" "curl" "jq"])
+    }) ["cargo-nextest" "cargo-audit" "nats-server" "natscli" "keepalived" "iproute2" "nftables" "openssl" "python3" "nix" "alejandra" "deadnix" "bash" "curl" "jq" "unzip" "makeWrapper" "shadow" "util-linux"])
     // {
       testers.runNixOSTest = test: test // {_stub = "nixos-test";};
       callPackage = fn: args: {
@@ -80,11 +92,23 @@ let
         _stub = "runCommand";
         inherit name env script;
       };
+      stdenvNoCC.mkDerivation = args: args // {_stub = "mkDerivation";};
+      python3Packages.fetchPypi = args: args // {_stub = "fetchPypi";};
+      symlinkJoin = args: args // {_stub = "symlinkJoin";} // {outPath = "/nix/store/00000000000000000000000000000000-${args.name}";};
     };
 
   crane = {
     mkLib = _: {
-      filterCargoSources = _: _: true;
+      # ipetkov/crane lib/filterCargoSources.nix (the pin's logic).
+      filterCargoSources = origPath: type: let
+        path = toString origPath;
+        base = baseNameOf path;
+        parentDir = baseNameOf (dirOf path);
+        matchesSuffix = builtins.any (suffix: stubLib.hasSuffix suffix base) [".rs" ".toml"];
+        isCargoFile = base == "Cargo.lock";
+        isCargoConfig = parentDir == ".cargo" && base == "config";
+      in
+        type == "directory" || matchesSuffix || isCargoFile || isCargoConfig;
       buildDepsOnly = args: args // {_stub = "buildDepsOnly";};
       buildPackage = args: args // {_stub = "buildPackage";};
       cargoClippy = args: args // {_stub = "cargoClippy";};

@@ -41,7 +41,15 @@ let
       enum = vs: stubType "enum ${builtins.toJSON vs}";
       submodule = _: stubType "submodule";
     };
-    inherit (builtins) filter;
+    inherit (builtins) filter concatLists any;
+    concatMap = f: xs: builtins.concatLists (map f xs);
+    mapAttrsToList = f: attrs: map (n: f n attrs.${n}) (builtins.attrNames attrs);
+    # The separators the modules use; nixpkgs' splitString takes any literal.
+    splitString = sep: s:
+      if sep == " " || sep == "\n"
+      then builtins.filter builtins.isString (builtins.split sep s)
+      else throw "stub splitString: separator ${builtins.toJSON sep} not supported";
+    hasPrefix = prefix: s: builtins.substring 0 (builtins.stringLength prefix) s == prefix;
     concatStringsSep = builtins.concatStringsSep;
     concatMapStringsSep = sep: f: xs: builtins.concatStringsSep sep (map f xs);
     optional = c: x:
@@ -76,18 +84,25 @@ let
       b;
   };
 
+  # writeText keeps its text, so that tests can read what a module writes.
   pkgs = {
-    coreutils = fakePackage "coreutils";
-    writeShellScript = name: text: builtins.seq text "/nix/store/00000000000000000000000000000000-${name}";
-    runCommand = name: _env: script: builtins.seq script "/nix/store/00000000000000000000000000000000-${name}";
-    formats.toml = _: {
-      generate = name: value: builtins.seq (builtins.toJSON value) "/nix/store/00000000000000000000000000000000-${name}";
+    writeText = name: text: {
+      outPath = "/nix/store/00000000000000000000000000000000-${name}";
+      inherit name text;
     };
+    runCommand = name: _env: script: builtins.seq script "/nix/store/00000000000000000000000000000000-${name}";
+    linkFarm = name: entries: builtins.deepSeq (map (e: [e.name "${e.path}"]) entries) "/nix/store/00000000000000000000000000000000-${name}";
   };
 
   fakePackage = name: "/nix/store/00000000000000000000000000000000-${name}";
 
   # --- config of one host, as the module system would compute it ----------
+  nixosBinaries = {
+    controller = "${fakePackage "bsfg-controller"}/bin/bsfg-controller";
+    gateAgent = "${fakePackage "bsfg-gate-agent"}/bin/bsfg-gate-agent";
+    natsServer = "${fakePackage "nats-server"}/bin/nats-server";
+  };
+
   configFor = host: let
     zone = zoneLib.normalise fx.base;
     role = zone.hosts.${host}.role;
@@ -95,6 +110,7 @@ let
       controller = fakePackage "bsfg-controller";
       gateAgent = fakePackage "bsfg-gate-agent";
       cli = fakePackage "bsfgctl";
+      natsServer = fakePackage "nats-server";
     };
   in {
     networking.hostName = host;
@@ -105,14 +121,12 @@ let
       hostName = host;
       manageNetwork = true;
       validateConfig = true;
+      requireOperatorAccess = true;
       normalisedZone = zone;
       settings = zoneLib.hostSettings {
         inherit zone host;
         paths = zoneLib.nixosPaths;
-        binaries = {
-          controller = "${packages.controller}/bin/bsfg-controller";
-          gateAgent = "${packages.gateAgent}/bin/bsfg-gate-agent";
-        };
+        binaries = nixosBinaries;
       };
       storage = let
         none = {
@@ -148,6 +162,15 @@ let
       group = "nats";
     };
     services.keepalived.enable = role != "gamma";
+    services.openssh.enable = true;
+    users.users.root = {
+      name = "root";
+      extraGroups = [];
+      openssh.authorizedKeys = {
+        keys = [];
+        keyFiles = [../../hosts/authorized_keys];
+      };
+    };
     # What the modules themselves define for the controller unit.
     systemd.services =
       if role == "gamma"
@@ -159,6 +182,10 @@ let
         };
         bsfg-gate-agent = {};
       };
+    systemd.targets = {};
+    systemd.timers = {};
+    systemd.sockets = {};
+    systemd.paths = {};
     fileSystems = {};
   };
 
@@ -174,9 +201,11 @@ let
     gate-agent = ../../modules/services/gate-agent.nix;
   };
 
-  evalModuleWith = override: host: path: let
+  evalModuleWith = override: evalModuleOn (cfg: lib.merge cfg override);
+  # `change` maps the host's config to the one the module sees.
+  evalModuleOn = change: host: path: let
     m = import path {
-      config = lib.merge (configFor host) override;
+      config = change (configFor host);
       inherit lib pkgs;
     };
     cfg = m.config or {};
@@ -198,9 +227,154 @@ let
     hosts);
 
   get = host: module: results.${host}.${module}.config;
+  has = re: text: builtins.match ".*${re}.*" (builtins.replaceStrings ["\n"] [" "] text) != null;
 
   # The role rules are assertions, not conventions: breaking one fails.
   fires = override: host: module: (evalModuleWith override host modules.${module}).assertionsFailed != [];
+  # ---------------------------------------------------- one renderer, two consumers
+  # Per host: the library renders with symbolic paths and binaries; put the
+  # appliance's in, and it must be exactly what the modules hand to nixpkgs;
+  # put the simulator's in, and it must be exactly what the simulator writes
+  # and starts (modules/lib/simulator.nix's output, which
+  # crates/bsfg-zonesim writes byte for byte: tests/rendered_files.rs).
+  render = import ../../modules/lib/render.nix;
+  zone = zoneLib.normalise fx.base;
+  symbolic = prefix: attrs:
+    builtins.mapAttrs (k: v:
+      if builtins.isAttrs v
+      then symbolic "${prefix}.${k}" v
+      else "@${prefix}.${k}@")
+    attrs;
+  leaves = attrs:
+    builtins.concatLists (map (k:
+      if builtins.isAttrs attrs.${k}
+      then leaves attrs.${k}
+      else [attrs.${k}]) (builtins.attrNames attrs));
+  symPaths = symbolic "paths" zoneLib.nixosPaths;
+  symBins = symbolic "bin" zoneLib.defaultBinaries;
+  fill = paths: bins: builtins.replaceStrings (leaves symPaths ++ leaves symBins) (leaves paths ++ leaves bins);
+  simRun = "/run/one-renderer";
+  simBins = {
+    controller = "/opt/sim/bsfg-controller";
+    gateAgent = "/opt/sim/bsfg-gate-agent";
+    natsServer = "/opt/sim/nats-server";
+  };
+  sim = import ../../modules/lib/simulator.nix {
+    zoneFile = ../../hosts/zone.nix;
+    runDir = simRun;
+    binaries = simBins;
+    storageCap = null;
+  };
+  template = host: supervisor: requireMountPoint:
+    zoneLib.hostSettings {
+      inherit zone host supervisor requireMountPoint;
+      paths = symPaths;
+      binaries = symBins;
+    };
+  # What each consumer gets, as text, from one host's template.
+  texts = t:
+    {
+      "nats.json" = t.nats.configText;
+      units = builtins.toJSON (builtins.mapAttrs (_: u: builtins.removeAttrs u ["restartIfChanged"]) t.units);
+    }
+    // (
+      if t.keepalived == null
+      then {}
+      else {
+        "keepalived.conf" = t.keepalived.configText;
+        "controller.toml" = t.controller.configText;
+        "gate-agent.toml" = t.gateAgent.configText;
+        "polkit rule" = t.polkitRule;
+      }
+    );
+  # What the modules hand to nixpkgs (validateConfig off: the file itself).
+  handed = host: let
+    m = module: (evalModuleWith {services.bsfg.validateConfig = false;} host modules.${module}).config;
+    k = (m "keepalived").services.keepalived or null;
+    ownUnit = module: name: u: let
+      v = (m module).systemd.services.${name};
+    in
+      u
+      // {
+        inherit (v) description wants after unitConfig serviceConfig;
+        wantedBy = v.wantedBy or [];
+      };
+    natsUnit = (m "nats").systemd.services.nats;
+    t = (configFor host).services.bsfg.settings;
+  in
+    {
+      "nats.json" = (m "nats").environment.etc."bsfg/nats.json".source.text;
+      units = builtins.toJSON (builtins.mapAttrs (_: u: builtins.removeAttrs u ["restartIfChanged"]) (
+        t.units
+        // {
+          nats = t.units.nats // {inherit (natsUnit) wants after unitConfig;} // {serviceConfig.ExecStart = natsUnit.serviceConfig.ExecStart;};
+        }
+        // (
+          if t.keepalived == null
+          then {}
+          else {
+            bsfg-controller = ownUnit "controller" "bsfg-controller" t.units.bsfg-controller;
+            bsfg-gate-agent = ownUnit "gate-agent" "bsfg-gate-agent" t.units.bsfg-gate-agent;
+            keepalived = t.units.keepalived // {inherit ((m "keepalived").systemd.services.keepalived) wants after;};
+          }
+        )
+      ));
+    }
+    // (
+      if k == null
+      then {}
+      else {
+        # nixpkgs' services.keepalived file, from exactly the options the
+        # module sets (vrrpScripts and vrrpInstances stay empty).
+        "keepalived.conf" =
+          if builtins.attrNames k == ["enable" "enableScriptSecurity" "extraConfig" "extraGlobalDefs"]
+          then render.nixpkgsKeepalivedConf {inherit (k) enableScriptSecurity extraGlobalDefs extraConfig;}
+          else throw "the keepalived module sets more than the rendered file: ${builtins.toJSON (builtins.attrNames k)}";
+        "controller.toml" = (m "controller").environment.etc."bsfg/controller.toml".source.text;
+        "gate-agent.toml" = (m "gate-agent").environment.etc."bsfg/gate-agent.toml".source.text;
+        "polkit rule" = (m "gate-agent").security.polkit.extraConfig;
+      }
+    );
+  simulated = host: let
+    h = sim.hosts.${host};
+  in
+    {
+      "nats.json" = h.nats.configText;
+      units = builtins.toJSON (builtins.mapAttrs (_: u: builtins.removeAttrs u ["restartIfChanged"]) h.units);
+    }
+    // (
+      if h.keepalived == null
+      then {}
+      else {
+        "keepalived.conf" = h.keepalived.configText;
+        "controller.toml" = h.controller.configText;
+        "gate-agent.toml" = h.gateAgent.configText;
+        "polkit rule" = h.polkitRule;
+      }
+    );
+  sameAs = expected: actual:
+    builtins.attrNames expected
+    == builtins.attrNames actual
+    && builtins.all (n:
+      expected.${n}
+      == actual.${n}
+      || throw "${n} differs:\n--- rendered\n${expected.${n}}\n--- handed over\n${actual.${n}}") (builtins.attrNames expected);
+  applianceMatches = host: sameAs (builtins.mapAttrs (_: fill zoneLib.nixosPaths nixosBinaries) (texts (template host "systemd" true))) (handed host);
+  simulatorMatches = host: sameAs (builtins.mapAttrs (_: fill (zoneLib.simulatorPaths simRun host) simBins) (texts (template host "process" false))) (simulated host);
+
+  firesOn = change: host: module: (evalModuleOn change host modules.${module}).assertionsFailed != [];
+  rootKeyFiles = files: cfg:
+    cfg
+    // {
+      users.users.root =
+        cfg.users.users.root
+        // {
+          openssh.authorizedKeys = {
+            keys = [];
+            keyFiles = files;
+          };
+        };
+    };
 in {
   assertion_gamma_with_keepalived = fires {services.keepalived.enable = true;} "gamma" "keepalived";
   assertion_gamma_with_controller_unit = fires {
@@ -212,14 +386,33 @@ in {
   assertion_gamma_with_gate_agent = fires {systemd.services.bsfg-gate-agent = {};} "gamma" "gate-agent";
   assertion_gamma_with_artifacts_mount = fires {fileSystems."/artifacts" = {device = "/dev/sdb1";};} "gamma" "storage";
   assertion_controller_wanted_by_boot = fires {systemd.services.bsfg-controller.wantedBy = ["multi-user.target"];} "alpha" "controller";
+  # Another unit pulling the controller in is caught too.
+  assertion_controller_wanted_by_another_service = fires {systemd.services.other.wants = ["bsfg-controller.service"];} "alpha" "controller";
+  assertion_controller_required_by_a_target = fires {systemd.targets.multi-user.unitConfig.Requires = "foo.service bsfg-controller.service";} "alpha" "controller";
+  assertion_controller_upheld_by_another_service = fires {systemd.services.other.upholds = ["bsfg-controller.service"];} "beta" "controller";
+  assertion_controller_started_by_a_timer = fires {systemd.timers.kick.timerConfig.Unit = "bsfg-controller.service";} "alpha" "controller";
+  assertion_controller_socket_activated = fires {systemd.sockets.bsfg-controller = {};} "alpha" "controller";
+  assertion_host_without_a_way_in = firesOn (rootKeyFiles []) "gamma" "base";
+  assertion_host_with_only_an_empty_key_file = firesOn (rootKeyFiles [./empty-authorized-keys]) "alpha" "base";
+  assertion_keys_without_sshd = fires {services.openssh.enable = false;} "beta" "base";
+  key_of_a_wheel_user_is_a_way_in =
+    !(firesOn (cfg:
+      lib.merge (rootKeyFiles [] cfg) {
+        users.users.ops = {
+          name = "ops";
+          extraGroups = ["wheel"];
+          openssh.authorizedKeys.keys = ["ssh-ed25519 AAAA ops"];
+        };
+      }) "alpha" "base");
+  no_way_in_accepted_when_not_required = !(firesOn (cfg: lib.merge (rootKeyFiles [] cfg) {services.bsfg.requireOperatorAccess = false;}) "alpha" "base");
   assertion_wrong_role_module = fires {services.bsfg.role = "beta";} "alpha" "zone";
 
   # Every module evaluates on every role, and no assertion fires on the example zone.
   no_assertion_fires = builtins.all (host: builtins.all (r: r.assertionsFailed == []) (builtins.attrValues results.${host})) hosts;
 
-  alpha_keepalived_instance = (get "alpha" "keepalived").services.keepalived.vrrpInstances.bsfg_plant-a.priority == 150;
+  alpha_keepalived_instance = has "vrrp_instance bsfg_plant-a [{].*priority 150" (get "alpha" "keepalived").services.keepalived.extraConfig;
   keepalived_beta_starts_later = (get "alpha" "keepalived").systemd.timers.keepalived-boot-delay.timerConfig.OnActiveSec == "5s" && (get "beta" "keepalived").systemd.timers.keepalived-boot-delay.timerConfig.OnActiveSec == "15s";
-  beta_keepalived_peer = (get "beta" "keepalived").services.keepalived.vrrpInstances.bsfg_plant-a.unicastPeers == ["10.20.0.11"];
+  beta_keepalived_peer = has "unicast_peer [{] +10[.]20[.]0[.]11 +[}]" (get "beta" "keepalived").services.keepalived.extraConfig;
   gamma_no_keepalived = !((get "gamma" "keepalived") ? services);
   gamma_no_controller_unit = !((get "gamma" "controller") ? systemd);
   gamma_no_gate_agent = !((get "gamma" "gate-agent") ? systemd);
@@ -268,4 +461,43 @@ in {
     z = builtins.fromJSON (get "beta" "observability").environment.etc."bsfg/zone.json".text;
   in
     z.endpoint == "https://10.20.0.100:9443" && z.hosts.gamma.nodeExporter == "10.20.0.13:9100" && z.commissioning.consumer == "commissioning" && z.hosts.beta.keepalived.unicastPeers == ["10.20.0.11"];
+
+  # One renderer: per host, the appliance gets the library's bytes, and so
+  # does the simulator (with its paths; its agent supervises the controller
+  # as a child process and needs no mount point, the two documented
+  # differences).
+  appliance_gets_the_rendered_files = builtins.all applianceMatches hosts;
+  simulator_gets_the_rendered_files = builtins.all simulatorMatches hosts;
+  only_supervisor_and_mount_point_differ = let
+    lines = t: builtins.filter (l: builtins.isString l && l != "") (builtins.split "\n" (texts t)."gate-agent.toml");
+    a = lines (template "alpha" "systemd" true);
+    b = lines (template "alpha" "process" false);
+  in
+    # The credentials the agent checks (and the certificate it reads)
+    # follow the supervisor: systemd hands the zone's files to the
+    # controller (LoadCredential=), a spawned controller reads its own in place.
+    builtins.filter (l: !(builtins.elem l b) && builtins.match "(tls_|nats_system_password|path = ).*" l == null) a == ["require_mount_point = true" "supervisor = \"systemd\""];
+  # The keepalived.conf the appliance runs declares the track file and the
+  # script before the instance that names them (keepalived resolves them
+  # while parsing the instance).
+  keepalived_blocks_in_an_order_keepalived_accepts = let
+    t = (template "alpha" "systemd" true).keepalived.configText;
+    at = re: builtins.stringLength (builtins.head (builtins.split re t));
+  in
+    at "vrrp_script " < at "vrrp_instance " && at "track_file bsfg_gate [{]" < at "vrrp_instance ";
+  # nixpkgs warns for a unit ordered after network-online.target that
+  # neither wants, requires nor binds to it (nixos/modules/system/boot/systemd.nix).
+  no_network_online_warning = builtins.all (host:
+    builtins.all (u: !(builtins.elem "network-online.target" (u.after or [])) || builtins.elem "network-online.target" (u.wants or []))
+    (builtins.attrValues (template host "systemd" true).units))
+  hosts;
+  gate_agent_is_notify_with_watchdog = let
+    sc = (get "alpha" "gate-agent").systemd.services.bsfg-gate-agent.serviceConfig;
+  in
+    sc.Type == "notify" && sc.NotifyAccess == "main" && sc.WatchdogSec == "10s" && sc.Restart == "always";
+  gate_agent_config_checked_at_build = has "checked" (get "beta" "gate-agent").environment.etc."bsfg/gate-agent.toml".source;
+  nats_runs_the_tested_server_with_the_rendered_file = (get "gamma" "nats").systemd.services.nats.serviceConfig.ExecStart == "${nixosBinaries.natsServer} -c /etc/bsfg/nats.json";
+  storage_no_warning_for_the_intended_layout = builtins.all (host: (get host "storage").warnings == []) hosts;
+  storage_warns_for_a_shared_device = (evalModuleWith {services.bsfg.storage.artifacts.device = "/dev/disk/by-label/jetstream";} "alpha" modules.storage).config.warnings != [];
+  deployment_in_opt = builtins.elem "L+ /opt/bsfg/deployment - - - - /nix/store/00000000000000000000000000000000-bsfg-deployment-alpha" (get "alpha" "storage").systemd.tmpfiles.rules;
 }

@@ -10,6 +10,8 @@ cd "$(dirname "$0")/../.."
 
 passed=0
 failed=0
+errors=$(mktemp)
+trap 'rm -f "$errors"' EXIT
 report() { # status name detail
   if [[ $1 == ok ]]; then
     passed=$((passed + 1))
@@ -24,31 +26,25 @@ report() { # status name detail
 #   cases.nix         the pure zone library
 #   module-smoke.nix  the NixOS modules against a stub lib (see its header)
 #   flake-smoke.nix   flake.nix's outputs with stand-in inputs
-# stdout only: nix prints warnings (a missing nixbld group, ...) on stderr,
-# which must neither break the JSON nor hide the cases.
-errors=$(mktemp)
-trap 'rm -f "$errors"' EXIT
 for file in tests/lib/cases.nix tests/lib/module-smoke.nix tests/lib/flake-smoke.nix; do
+  # stderr apart: nix may warn about its own configuration (a missing
+  # nixbld group) on a machine without a Nix daemon.
   if ! json=$(nix-instantiate --eval --strict --json "$file" 2>"$errors"); then
-    report fail "$file" "does not evaluate: $(cat "$errors")"
-    continue
-  fi
-  if ! lines=$(python3 -c 'import json,sys
-for k, v in json.load(sys.stdin).items():
-    print(f"{k}\t{json.dumps(v)}")' <<<"$json"); then
-    report fail "$file" "did not evaluate to an attribute set of cases"
+    report fail "$file" "does not evaluate: $(grep -v "^warning: the group 'nixbld'" "$errors")"
     continue
   fi
   while IFS=$'\t' read -r name value; do
     if [[ $value == true ]]; then report ok "$name"; else report fail "$name" "evaluated to $value"; fi
-  done <<<"$lines"
+  done < <(python3 -c 'import json,sys
+for k, v in json.load(sys.stdin).items():
+    print(f"{k}\t{json.dumps(v)}")' <<<"$json")
 done
 
 # Failure cases: one evaluation each, since each must abort.
-mapfile -t names < <(nix-instantiate --eval --strict --json -E 'builtins.attrNames (import ./tests/lib/failures.nix).cases' |
+mapfile -t names < <(nix-instantiate --eval --strict --json -E 'builtins.attrNames (import ./tests/lib/failures.nix).cases' 2>"$errors" |
   python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)))')
 for name in "${names[@]}"; do
-  expect=$(nix-instantiate --eval --strict --json -E "(import ./tests/lib/failures.nix).cases.\"$name\".expect" |
+  expect=$(nix-instantiate --eval --strict --json -E "(import ./tests/lib/failures.nix).cases.\"$name\".expect" 2>"$errors" |
     python3 -c 'import json,sys; print(json.load(sys.stdin))')
   if out=$(nix-instantiate --eval --strict -E "(import ./tests/lib/failures.nix).cases.\"$name\".result" 2>&1); then
     report fail "rejects_$name" "evaluation succeeded; expected an error containing: $expect"

@@ -33,9 +33,12 @@ with single_controller:
     switch_back_to_alpha()
 
     with subtest("beta certificate below the threshold: promotion denied"):
+        # Signed now, valid 10 days: below the 30-day policy whenever the
+        # test runs (a certificate made at build time would not be).
         beta.succeed(
-            f"cp {PKI}/controller-short.pem /var/lib/bsfg/tls/controller.pem",
-            f"cp {PKI}/controller-short.key /var/lib/bsfg/tls/controller.key",
+            "openssl req -new -key /var/lib/bsfg/tls/controller.key -subj /CN=plant-t-bsfg -out /tmp/short.csr",
+            f"openssl x509 -req -in /tmp/short.csr -CA {PKI}/ca.pem -CAkey {PKI}/ca.key -CAcreateserial"
+            f" -CAserial /tmp/short.srl -days 10 -extfile {PKI}/controller.ext -out /var/lib/bsfg/tls/controller.pem",
             f"systemctl restart {AGENT_UNIT}",
         )
         alpha.crash()
@@ -46,7 +49,6 @@ with single_controller:
     with subtest("valid certificate back: beta promotes"):
         beta.succeed(
             f"cp {PKI}/controller.pem /var/lib/bsfg/tls/controller.pem",
-            f"cp {PKI}/controller.key /var/lib/bsfg/tls/controller.key",
             f"systemctl restart {AGENT_UNIT}",
         )
         wait_serving(beta)

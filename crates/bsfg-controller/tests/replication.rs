@@ -386,9 +386,15 @@ async fn missing_blobs_are_rehydrated_from_a_peer_after_a_failover() {
     })
     .await;
     assert_eq!(bsfg_core::identity::content_digest(&got), reference.digest);
-    let status = z.receiver().status().await.unwrap();
-    assert!(
-        status["rehydration"]["fetched"].as_u64().unwrap() >= 1,
-        "{status}"
-    );
+    // The rehydrator publishes its counts when the scan ends, which can be
+    // after the blob it fetched is already readable.
+    bsfg_testkit::eventually(
+        "rehydration counted in /status",
+        Duration::from_secs(10),
+        || async {
+            let status = z.receiver().status().await.unwrap();
+            (status["rehydration"]["fetched"].as_u64().unwrap() >= 1).then_some(())
+        },
+    )
+    .await;
 }

@@ -1,10 +1,11 @@
 //! Writes what the zone library names for every host (modules/lib/README.md,
 //! "Per host the simulator must create"): the state directories, the
 //! controller and gate-agent TOML, the nats-server JSON and keepalived.conf,
-//! all byte-for-byte from the library's output.
+//! each the library's rendered text byte for byte: the files the appliance
+//! deploys, with the simulator's paths.
 
 use super::spec::HostSpec;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -54,27 +55,6 @@ fn write(path: &Path, text: &str, mode: u32) -> Result<()> {
         .with_context(|| format!("chmod {}", path.display()))
 }
 
-/// TOML of a JSON document. JSON `null` has no TOML form; the library emits
-/// none in daemon configurations, and one appearing is refused rather than
-/// silently dropped.
-pub fn toml_of(value: &serde_json::Value) -> Result<String> {
-    fn reject_nulls(v: &serde_json::Value, path: &str) -> Result<()> {
-        match v {
-            serde_json::Value::Null => bail!("{path} is null, which TOML cannot express"),
-            serde_json::Value::Object(m) => m
-                .iter()
-                .try_for_each(|(k, v)| reject_nulls(v, &format!("{path}.{k}"))),
-            serde_json::Value::Array(a) => a
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, v)| reject_nulls(v, &format!("{path}[{i}]"))),
-            _ => Ok(()),
-        }
-    }
-    reject_nulls(value, "config")?;
-    toml::to_string(value).context("rendering TOML")
-}
-
 /// Creates the host's directories and configuration files.
 pub fn write_host(host: &HostSpec, dirs: &HostDirs) -> Result<()> {
     for d in [
@@ -89,47 +69,16 @@ pub fn write_host(host: &HostSpec, dirs: &HostDirs) -> Result<()> {
     if host.runs.artifacts {
         mkdir(&host.paths.artifacts)?;
     }
-    write(
-        &dirs.nats_config,
-        &serde_json::to_string_pretty(&host.nats.settings)?,
-        0o644,
-    )?;
+    write(&dirs.nats_config, &host.nats.config_text, 0o644)?;
     if let Some(c) = &host.controller {
-        write(&host.paths.controller_config, &toml_of(&c.config)?, 0o644)?;
+        write(&host.paths.controller_config, &c.config_text, 0o644)?;
     }
     if let Some(a) = &host.gate_agent {
-        write(&host.paths.agent_config, &toml_of(&a.config)?, 0o644)?;
+        write(&host.paths.agent_config, &a.config_text, 0o644)?;
     }
     if let Some(k) = &host.keepalived {
         mkdir(&dirs.keepalived_dir)?;
         write(&dirs.keepalived_config, &k.config_text, 0o644)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn toml_keeps_nested_tables_and_refuses_nulls() {
-        let v = json!({
-            "zone": "plant-a",
-            "lease": {"ttl": "1s", "enabled": true},
-            "listen": {"address": "10.20.0.100:9443"},
-            "classes": {"operational": {"append": ["mes-producer"], "max_age": "7d"}},
-            "limits": {}
-        });
-        let t = toml_of(&v).unwrap();
-        let back: toml::Value = toml::from_str(&t).unwrap();
-        assert_eq!(back["lease"]["ttl"].as_str(), Some("1s"));
-        assert_eq!(
-            back["classes"]["operational"]["append"][0].as_str(),
-            Some("mes-producer")
-        );
-        assert!(back["limits"].as_table().unwrap().is_empty());
-        let e = toml_of(&json!({"a": {"b": null}})).unwrap_err().to_string();
-        assert!(e.contains("config.a.b is null"), "{e}");
-    }
 }

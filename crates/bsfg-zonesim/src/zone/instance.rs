@@ -393,6 +393,7 @@ impl Zone {
         let bins = Binaries {
             controller: tools.controller.clone(),
             gate_agent: tools.gate_agent.clone(),
+            nats_server: tools.nats_server.clone(),
         };
         // The NATS system user (the controller's meta-leader step-down):
         // made here, its bcrypt hash handed to the library for nats-server's
@@ -485,6 +486,7 @@ impl Zone {
         let bins = Binaries {
             controller: tools.controller.clone(),
             gate_agent,
+            nats_server: tools.nats_server.clone(),
         };
         // Without the system user: attaching writes no configuration, and
         // the addresses, ports and paths do not depend on it.
@@ -624,16 +626,9 @@ impl Zone {
     }
 
     pub fn start_nats(&self, host: &str) -> Result<DaemonRecord> {
-        let dirs = self.host_dirs(host);
-        self.spawn(
-            host,
-            Kind::Nats,
-            vec![
-                self.tools.nats_server.display().to_string(),
-                "-c".into(),
-                dirs.nats_config.display().to_string(),
-            ],
-        )
+        // ExecStart of the appliance's nats.service, with our paths.
+        let argv = self.spec.host(host).units.nats.argv.clone();
+        self.spawn(host, Kind::Nats, argv)
     }
 
     pub fn start_agent(&self, host: &str) -> Result<DaemonRecord> {
@@ -641,16 +636,9 @@ impl Zone {
         if !h.runs.gate_agent {
             bail!("{host} runs no gate agent");
         }
-        self.spawn(
-            host,
-            Kind::GateAgent,
-            vec![
-                self.tools.gate_agent.display().to_string(),
-                "--config".into(),
-                h.paths.agent_config.display().to_string(),
-                "run".into(),
-            ],
-        )
+        // ExecStart of the appliance's bsfg-gate-agent.service.
+        let unit = h.units.gate_agent.as_ref().context("no gate agent unit")?;
+        self.spawn(host, Kind::GateAgent, unit.argv.clone())
     }
 
     pub fn start_keepalived(&self, host: &str) -> Result<DaemonRecord> {

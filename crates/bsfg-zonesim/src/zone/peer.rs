@@ -211,7 +211,13 @@ pub fn controller_config(
             "ca": path(&creds.join("ca.pem")),
         },
         "nats": {"url": format!("nats://127.0.0.1:{PEER_NATS_PORT}")},
-        "store": {"replicas": 1, "artifact_dir": path(&dir.join("artifacts"))},
+        // Sized like the simulated zone's streams (storageCap): the 10 GiB
+        // default forward buffer would need that much free disk to start.
+        "store": {
+            "replicas": 1,
+            "artifact_dir": path(&dir.join("artifacts")),
+            "forward_max_bytes": "256 MiB",
+        },
         "classes": {
             PEER_CLASS: {"max_age": "1d", "max_bytes": "256 MiB", "append": [producer]},
         },

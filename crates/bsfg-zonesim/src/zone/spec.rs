@@ -2,7 +2,9 @@
 //! it: every address, port, VRRP setting and daemon configuration the
 //! simulator uses comes from here, so a drill runs exactly what the NixOS
 //! modules deploy. Only the fields the simulator reads are typed; the daemon
-//! configurations stay JSON values and are written out unchanged.
+//! configurations arrive as the library's rendered text (`configText`),
+//! written out byte for byte, and daemons start with the argv of the
+//! library's unit definitions (`units`).
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -83,6 +85,72 @@ pub struct HostSpec {
     pub keepalived: Option<Keepalived>,
     pub controller: Option<Configured>,
     pub gate_agent: Option<Configured>,
+    pub units: Units,
+}
+
+/// The library's systemd unit definitions (modules/lib/units.nix); the
+/// simulator starts its daemons with their ExecStart argv.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Units {
+    pub nats: Unit,
+    #[serde(rename = "bsfg-gate-agent")]
+    pub gate_agent: Option<Unit>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unit {
+    pub argv: Vec<String>,
+    /// The unit's `[Service]` directives (the gate agent's restart policy
+    /// is read from here).
+    #[serde(default)]
+    pub service_config: serde_json::Value,
+}
+
+/// How the gate agent's unit restarts it (systemd `Restart=always` with
+/// `RestartSec=`, `RestartSteps=`, `RestartMaxDelaySec=`), in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AgentUnit {
+    pub restart_sec: f64,
+    pub restart_steps: u32,
+    pub restart_max_delay_sec: Option<f64>,
+}
+
+impl AgentUnit {
+    /// From a unit's `serviceConfig`; systemd's defaults (100 ms, no
+    /// steps) where a directive is absent.
+    pub fn from_service_config(sc: &serde_json::Value) -> AgentUnit {
+        let seconds = |key: &str| {
+            sc.get(key).and_then(|v| match v {
+                serde_json::Value::Number(n) => n.as_f64(),
+                serde_json::Value::String(t) => humantime::parse_duration(t)
+                    .ok()
+                    .map(|d| d.as_secs_f64())
+                    .or_else(|| t.parse().ok()),
+                _ => None,
+            })
+        };
+        AgentUnit {
+            restart_sec: seconds("RestartSec").unwrap_or(0.1),
+            restart_steps: sc
+                .get("RestartSteps")
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                .unwrap_or(0) as u32,
+            restart_max_delay_sec: seconds("RestartMaxDelaySec"),
+        }
+    }
+}
+
+impl HostSpec {
+    /// The gate agent unit's restart policy, as the library renders it.
+    pub fn agent_unit(&self) -> AgentUnit {
+        AgentUnit::from_service_config(
+            self.units
+                .gate_agent
+                .as_ref()
+                .map_or(&serde_json::Value::Null, |u| &u.service_config),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -116,9 +184,12 @@ pub struct TlsPaths {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Nats {
-    /// nats-server configuration; nats-server reads JSON config files.
+    /// nats-server configuration, as data.
     pub settings: serde_json::Value,
+    /// The same as the file the appliance runs (nats-server reads JSON).
+    pub config_text: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -149,38 +220,11 @@ pub struct CheckScript {
 
 /// A daemon configuration computed by the library (controller, gate agent).
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Configured {
     pub config: serde_json::Value,
-    /// The gate agent's unit restart policy (`gateAgent.unit` of the
-    /// library), which the simulator follows when it restarts a killed agent.
-    #[serde(default)]
-    pub unit: Option<AgentUnit>,
-}
-
-/// How the gate agent's unit restarts it (systemd `Restart=always` with
-/// `RestartSec=`, `RestartSteps=`, `RestartMaxDelaySec=`).
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentUnit {
-    pub restart_sec: f64,
-    #[serde(default)]
-    pub restart_steps: u32,
-    #[serde(default)]
-    pub restart_max_delay_sec: Option<f64>,
-}
-
-impl HostSpec {
-    /// The agent unit's restart policy; a zone library without it restarts after 1 s.
-    pub fn agent_unit(&self) -> AgentUnit {
-        self.gate_agent
-            .as_ref()
-            .and_then(|a| a.unit)
-            .unwrap_or(AgentUnit {
-                restart_sec: 1.0,
-                restart_steps: 0,
-                restart_max_delay_sec: None,
-            })
-    }
+    /// The TOML file, rendered by the library (the appliance's bytes).
+    pub config_text: String,
 }
 
 /// Absolute paths of our binaries, passed to the library as `binaries`.
@@ -188,6 +232,7 @@ impl HostSpec {
 pub struct Binaries {
     pub controller: PathBuf,
     pub gate_agent: PathBuf,
+    pub nats_server: PathBuf,
 }
 
 /// The NATS system user the simulator makes for an instance and passes to
@@ -229,12 +274,13 @@ pub fn expression(
         })
         .unwrap_or_default();
     format!(
-        "import {lib} {{ zoneFile = {zone}; runDir = {run}; binaries = {{ controller = {c}; gateAgent = {g}; }};{system_user} }}",
+        "import {lib} {{ zoneFile = {zone}; runDir = {run}; binaries = {{ controller = {c}; gateAgent = {g}; natsServer = {n}; }};{system_user} }}",
         lib = p(&repo.join("modules/lib/simulator.nix")),
         zone = p(zone_file),
         run = p(run_dir),
         c = p(&bins.controller),
         g = p(&bins.gate_agent),
+        n = p(&bins.nats_server),
     )
 }
 
@@ -275,6 +321,7 @@ impl ZoneSpec {
                 .with_context(|| format!("byRole names host {name}, which is not in hosts"))?;
             if h.runs.keepalived != h.keepalived.is_some()
                 || h.runs.gate_agent != h.gate_agent.is_some()
+                || h.runs.gate_agent != h.units.gate_agent.is_some()
                 || h.runs.controller != h.controller.is_some()
             {
                 bail!("host {name}: `runs` does not match the configurations present");
@@ -371,13 +418,15 @@ mod tests {
             &Binaries {
                 controller: "/bin/c".into(),
                 gate_agent: "/bin/g".into(),
+                nats_server: "/bin/n".into(),
             },
             None,
         );
         assert_eq!(
             e,
             "import \"/repo/modules/lib/simulator.nix\" { zoneFile = \"/repo/hosts/zone.nix\"; \
-             runDir = \"/run/z\"; binaries = { controller = \"/bin/c\"; gateAgent = \"/bin/g\"; }; }"
+             runDir = \"/run/z\"; binaries = { controller = \"/bin/c\"; gateAgent = \"/bin/g\"; \
+             natsServer = \"/bin/n\"; }; }"
         );
         let e = expression(
             Path::new("/repo"),
@@ -386,6 +435,7 @@ mod tests {
             &Binaries {
                 controller: "/bin/c".into(),
                 gate_agent: "/bin/g".into(),
+                nats_server: "/bin/n".into(),
             },
             Some(&NatsSystemUser {
                 password_file: "/run/z/nats-system-password".into(),

@@ -1,0 +1,4 @@
+from typing import Any
+
+class Driver:
+    def __getattr__(self, name: str) -> Any: ...

@@ -1,0 +1,2 @@
+class VLan:
+    nr: int
