@@ -204,15 +204,22 @@ async fn a_frozen_holder_fences_itself_before_another_takes_over() {
         ))
         .await
         .unwrap_err();
-    // Refused by the fence (UNAVAILABLE not_serving), or cut off by a
-    // process that is already leaving (CANCELLED): never served.
+    // Refused by the fence (not_serving), or cut off by a process that is
+    // already leaving (a transport error): either way never stored, which
+    // beta proves by storing that id as new.
     assert!(
-        matches!(
-            err.code(),
-            tonic::Code::Unavailable | tonic::Code::Cancelled
-        ),
+        err.code() != tonic::Code::Unavailable || reason(&err) == "not_serving",
         "{err:?}"
     );
+    let stored = to_b
+        .append_fact(append_req(
+            "operational",
+            fact("via-alpha", "order:1", "{}"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!stored.duplicate, "alpha stored a fact while fenced");
     let mut a = a;
     assert_eq!(
         a.wait_exit(Duration::from_secs(30)).await,
