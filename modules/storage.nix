@@ -116,13 +116,28 @@ in {
       lib.optional (shared != [])
       "services.bsfg.storage: ${lib.concatMapStringsSep " and " (m: m.path) shared} are on the same device (${(builtins.head shared).opts.device}); the seed keeps JetStream data, artifacts and /opt/bsfg on separate volumes so that one filling up or failing does not take the others with it.";
 
-    assertions = [
-      {
-        # Gamma never holds artifacts (seed "Storage Classes"): no mount, no directory.
-        assertion = isService || (cfg.storage.artifacts.device == null && !(config.fileSystems ? ${s.paths.artifacts}));
-        message = "services.bsfg: ${cfg.hostName} has role ${cfg.role} and must not have artifact storage; remove services.bsfg.storage.artifacts.device and fileSystems.\"${s.paths.artifacts}\".";
-      }
-    ];
+    # Power loss (docs/durability.md): nats-server never fsyncs the
+    # directories it creates, so JetStream needs a file system whose fsync of
+    # a file also commits its new names (a metadata journal), and no mount
+    # may turn off write barriers (the disk would reorder or drop what an
+    # fsync promised).
+    assertions =
+      map (m: {
+        assertion = m.opts.device == null || builtins.elem m.opts.fsType ["ext4" "xfs" "btrfs"];
+        message = "services.bsfg.storage: ${m.path} has fsType ${m.opts.fsType}; use ext4, xfs or btrfs (a journaling file system: nats-server relies on it to keep new streams through a power loss, see docs/durability.md).";
+      }) (lib.filter (m: m.path == s.paths.jetstream) mounts)
+      ++ map (m: {
+        assertion = !(builtins.elem "nobarrier" m.opts.options || builtins.elem "barrier=0" m.opts.options);
+        message = "services.bsfg.storage: ${m.path} is mounted with write barriers off (${builtins.concatStringsSep "," m.opts.options}); remove nobarrier/barrier=0: a power loss would lose what fsync acknowledged.";
+      })
+      mounts
+      ++ [
+        {
+          # Gamma never holds artifacts (seed "Storage Classes"): no mount, no directory.
+          assertion = isService || (cfg.storage.artifacts.device == null && !(config.fileSystems ? ${s.paths.artifacts}));
+          message = "services.bsfg: ${cfg.hostName} has role ${cfg.role} and must not have artifact storage; remove services.bsfg.storage.artifacts.device and fileSystems.\"${s.paths.artifacts}\".";
+        }
+      ];
 
     # Ownership of the mount points, applied after the mounts are up.
     users.groups.bsfg-artifacts = lib.mkIf isService {};

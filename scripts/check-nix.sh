@@ -162,7 +162,7 @@ inputs_json=$(nix-instantiate --eval --strict --json -E '(import ./flake.nix).in
 python3 - "$inputs_json" <<'EOF' || die "flake.lock / flake.nix pins (see above)"
 import json, sys
 
-# The pins, byte for byte (issue 4). Changing one is a deliberate act: update
+# The pins, byte for byte. Changing one is a deliberate act: update
 # it here, in flake.lock and in docs/nixos.md together.
 PINS = {
     "nixpkgs": {

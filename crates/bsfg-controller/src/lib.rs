@@ -31,33 +31,20 @@ pub mod service_address;
 pub mod tls;
 
 use bsfg_core::config::ControllerConfig;
+use bsfg_mgmt::ControllerExit;
 use bsfg_store::{LeaseSighting, LeaseStore, Substrate};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Process exit statuses (sysexits.h where one fits), stable API for the gate agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitStatus {
-    Unavailable = 69,
-    Software = 70,
-    LeaseHeld = 75,
-    Config = 78,
-    /// Fenced: the service address (VIP) is not on this host, or another
-    /// controller took the zone lease. Not a fault of this host; only the
-    /// gate agent starts a controller again.
-    Fenced = 79,
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct StartError {
-    pub status: ExitStatus,
+    pub status: ControllerExit,
     pub message: String,
 }
 
-fn fail(status: ExitStatus, message: impl std::fmt::Display) -> StartError {
+fn fail(status: ControllerExit, message: impl std::fmt::Display) -> StartError {
     StartError {
         status,
         message: message.to_string(),
@@ -69,11 +56,12 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     spawn_signal_handler(stop.clone());
 
     let tls = tls::server_config(&config.tls)
-        .map_err(|e| fail(ExitStatus::Config, format!("TLS: {e}")))?;
+        .map_err(|e| fail(ControllerExit::Config, format!("TLS: {e}")))?;
     let service = service_address::ServiceAddress::new(config.listen.address.ip())
-        .map_err(|e| fail(ExitStatus::Config, e))?;
+        .map_err(|e| fail(ControllerExit::Config, e))?;
     // Peer endpoints and identities are configuration: a bad one is exit 78, now.
-    let peer_links = replicator::peer_links(&config).map_err(|e| fail(ExitStatus::Config, e))?;
+    let peer_links =
+        replicator::peer_links(&config).map_err(|e| fail(ControllerExit::Config, e))?;
     let metrics = Arc::new(metrics::Metrics::new(config.classes.keys().cloned()));
 
     let substrate = Substrate::connect(
@@ -82,14 +70,14 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         &format!("bsfg-controller-{}", config.node),
     )
     .await
-    .map_err(|e| fail(ExitStatus::Unavailable, e))?;
+    .map_err(|e| fail(ControllerExit::Unavailable, e))?;
 
     let (lease, fence) = if config.lease.enabled {
         let store = retry_startup("opening the lease bucket", || {
             LeaseStore::open(&substrate, &config.lease.bucket)
         })
         .await
-        .map_err(|e| fail(ExitStatus::Unavailable, e))?;
+        .map_err(|e| fail(ControllerExit::Unavailable, e))?;
         let (holder, fence) =
             fencing::LeaseHolder::new(store, &config.node, &config.lease, service, metrics.clone());
         (Some(holder), fence)
@@ -113,7 +101,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     });
     let mgmt_listener = mgmt::bind(config.management.address).await.map_err(|e| {
         fail(
-            ExitStatus::Unavailable,
+            ControllerExit::Unavailable,
             format!("management address {}: {e}", config.management.address),
         )
     })?;
@@ -129,11 +117,11 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         match holder.acquire(sighting).await {
             Ok(()) => {}
             Err(fencing::NotAcquired::Held(e)) => {
-                return Err(fail(ExitStatus::LeaseHeld, e.detail));
+                return Err(fail(ControllerExit::LeaseHeld, e.detail));
             }
             Err(fencing::NotAcquired::Fenced(why)) => {
                 tracing::error!(%why, "fenced before taking the zone lease; exiting 79");
-                return Err(fail(ExitStatus::Fenced, format!("fenced: {why}")));
+                return Err(fail(ControllerExit::Fenced, format!("fenced: {why}")));
             }
         }
         tracing::info!(instance = %holder.instance().await, "zone lease taken");
@@ -148,7 +136,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         Ok(b) => Arc::new(b),
         Err(e) => {
             release(&lease).await;
-            return Err(fail(ExitStatus::Unavailable, e));
+            return Err(fail(ControllerExit::Unavailable, e));
         }
     };
     let _ = observed.boundary.set(boundary.clone());
@@ -158,7 +146,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         Err(e) => {
             release(&lease).await;
             return Err(fail(
-                ExitStatus::Unavailable,
+                ControllerExit::Unavailable,
                 format!(
                     "cannot bind the service address {} (is the VIP on this host?): {e}",
                     config.listen.address
@@ -253,7 +241,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let _ = mgmt_task.await;
     tracing::info!("stopped");
     match fenced {
-        Some(why) => Err(fail(ExitStatus::Fenced, format!("fenced: {why}"))),
+        Some(why) => Err(fail(ControllerExit::Fenced, format!("fenced: {why}"))),
         None => Ok(()),
     }
 }

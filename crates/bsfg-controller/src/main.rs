@@ -1,6 +1,7 @@
 //! `bsfg-controller`: the zone's boundary service. See the crate README.
 
-use bsfg_controller::{ExitStatus, config};
+use bsfg_controller::config;
+use bsfg_mgmt::ControllerExit;
 
 // Measured: with glibc malloc a third of the controller's CPU under load went
 // to malloc/free churn across worker threads (docs/benchmarks.md).
@@ -47,7 +48,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("bsfg-controller: {e}");
-            return ExitCode::from(ExitStatus::Config as u8);
+            return ExitCode::from(ControllerExit::Config.code());
         }
     };
     if cli.check_config {
@@ -62,7 +63,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bsfg-controller: cannot start the async runtime: {e}");
-            return ExitCode::from(ExitStatus::Software as u8);
+            return ExitCode::from(ControllerExit::Software.code());
         }
     };
     match runtime.block_on(bsfg_controller::run(config)) {
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "controller stopped");
             eprintln!("bsfg-controller: {e}");
-            ExitCode::from(e.status as u8)
+            ExitCode::from(e.status.code())
         }
     }
 }

@@ -3,12 +3,13 @@
 //! Hot-path counters are created once per stream class at start-up and kept
 //! as handles, so an append touches no map and allocates nothing for metrics.
 
+use bsfg_mgmt::metrics::{MetricFamily, controller as contract};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 
@@ -92,6 +93,11 @@ pub struct Metrics {
     pub artifacts_rehydrated: Counter,
 }
 
+/// Registers `metric` under its family in the management contract.
+fn register(r: &mut Registry, family: &MetricFamily, metric: impl Metric) {
+    r.register(family.name, family.help, metric);
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs .. ~13 s
     Histogram::new(exponential_buckets(0.0001, 2.0, 18))
@@ -117,21 +123,13 @@ impl Metrics {
                 (class, m)
             })
             .collect();
-        registry.register(
-            "bsfg_append_requests",
-            "AppendFact requests, by stream class",
-            append_requests,
-        );
-        registry.register(
-            "bsfg_append_duplicates",
-            "AppendFact retries answered as duplicates",
+        register(&mut registry, &contract::APPEND_REQUESTS, append_requests);
+        register(
+            &mut registry,
+            &contract::APPEND_DUPLICATES,
             append_duplicates,
         );
-        registry.register(
-            "bsfg_store_buffer_fill_percent",
-            "Store buffer fill, percent of max_bytes",
-            fill,
-        );
+        register(&mut registry, &contract::STORE_BUFFER_FILL_PERCENT, fill);
         let m = Metrics {
             registry,
             classes: class_metrics,
@@ -164,119 +162,83 @@ impl Metrics {
 
     fn register_all(mut self) -> Metrics {
         let r = &mut self.registry;
-        r.register(
-            "bsfg_append_failures",
-            "AppendFact failures, by class and reason",
-            self.append_failures.clone(),
-        );
-        r.register(
-            "bsfg_append_latency_seconds",
-            "AppendFact latency",
+        register(r, &contract::APPEND_FAILURES, self.append_failures.clone());
+        register(
+            r,
+            &contract::APPEND_LATENCY_SECONDS,
             self.append_latency.clone(),
         );
-        r.register(
-            "bsfg_fetch_requests",
-            "FetchFacts requests, by consumer",
-            self.fetch_requests.clone(),
-        );
-        r.register(
-            "bsfg_confirm_requests",
-            "ConfirmReceipt requests, by consumer",
+        register(r, &contract::FETCH_REQUESTS, self.fetch_requests.clone());
+        register(
+            r,
+            &contract::CONFIRM_REQUESTS,
             self.confirm_requests.clone(),
         );
-        r.register(
-            "bsfg_frontier_offset",
-            "Confirmed cursor of each consumer",
-            self.frontier_offset.clone(),
-        );
-        r.register(
-            "bsfg_last_confirm_timestamp_seconds",
-            "Unix time of the last cursor advance, by consumer",
+        register(r, &contract::FRONTIER_OFFSET, self.frontier_offset.clone());
+        register(
+            r,
+            &contract::LAST_CONFIRM_TIMESTAMP_SECONDS,
             self.last_confirm_seconds.clone(),
         );
-        r.register(
-            "bsfg_rpc_requests",
-            "RPCs by method and status code",
-            self.rpc_requests.clone(),
-        );
-        r.register(
-            "bsfg_rpc_latency_seconds",
-            "RPC latency by method",
-            self.rpc_latency.clone(),
-        );
-        r.register(
-            "bsfg_tls_handshake_failures",
-            "Failed TLS handshakes on the service port",
+        register(r, &contract::RPC_REQUESTS, self.rpc_requests.clone());
+        register(r, &contract::RPC_LATENCY_SECONDS, self.rpc_latency.clone());
+        register(
+            r,
+            &contract::TLS_HANDSHAKE_FAILURES,
             self.tls_handshake_failures.clone(),
         );
-        r.register(
-            "bsfg_listen",
-            "The address the service port is bound to (1 once bound): the VIP, never a wildcard",
-            self.listen_info.clone(),
-        );
-        r.register(
-            "bsfg_consumer_backlog",
-            "Facts of each consumer's source after its cursor",
+        register(r, &contract::LISTEN, self.listen_info.clone());
+        register(
+            r,
+            &contract::CONSUMER_BACKLOG,
             self.consumer_backlog.clone(),
         );
-        r.register(
-            "bsfg_controller_serving",
-            "1 while this controller serves requests",
-            self.serving.clone(),
-        );
-        r.register(
-            "bsfg_lease_held",
-            "1 while this controller holds the zone lease",
-            self.lease_held.clone(),
-        );
-        r.register(
-            "bsfg_lease_renewals",
-            "Successful lease writes",
-            self.lease_renewals.clone(),
-        );
-        r.register(
-            "bsfg_lease_write_failures",
-            "Lease writes that failed or timed out",
+        register(r, &contract::CONTROLLER_SERVING, self.serving.clone());
+        register(r, &contract::LEASE_HELD, self.lease_held.clone());
+        register(r, &contract::LEASE_RENEWALS, self.lease_renewals.clone());
+        register(
+            r,
+            &contract::LEASE_WRITE_FAILURES,
             self.lease_write_failures.clone(),
         );
-        r.register(
-            "bsfg_lease_remaining_seconds",
-            "Time until this controller fences itself without a renewal",
+        register(
+            r,
+            &contract::LEASE_REMAINING_SECONDS,
             self.lease_remaining_seconds.clone(),
         );
-        r.register(
-            "bsfg_replication_lag_seconds",
-            "Age of the newest fact pulled from each peer zone when it was stored",
+        register(
+            r,
+            &contract::REPLICATION_LAG_SECONDS,
             self.replication_lag_seconds.clone(),
         );
-        r.register(
-            "bsfg_replication_backlog",
-            "Facts known to wait at each peer",
+        register(
+            r,
+            &contract::REPLICATION_BACKLOG,
             self.replication_backlog.clone(),
         );
-        r.register(
-            "bsfg_replication_rejected",
-            "Facts from peers not materialised, by reason",
+        register(
+            r,
+            &contract::REPLICATION_REJECTED,
             self.replication_rejected.clone(),
         );
-        r.register(
-            "bsfg_artifact_transfer_failures",
-            "Artifacts from peers that failed size or digest verification",
+        register(
+            r,
+            &contract::ARTIFACT_TRANSFER_FAILURES,
             self.artifact_transfer_failures.clone(),
         );
-        r.register(
-            "bsfg_replicated_facts",
-            "Facts pulled from each peer zone",
+        register(
+            r,
+            &contract::REPLICATED_FACTS,
             self.replicated_facts.clone(),
         );
-        r.register(
-            "bsfg_artifacts_rehydrating",
-            "Artifacts being fetched back from peers",
+        register(
+            r,
+            &contract::ARTIFACTS_REHYDRATING,
             self.artifacts_rehydrating.clone(),
         );
-        r.register(
-            "bsfg_artifacts_rehydrated",
-            "Artifacts fetched back from peers",
+        register(
+            r,
+            &contract::ARTIFACTS_REHYDRATED,
             self.artifacts_rehydrated.clone(),
         );
         self
@@ -308,5 +270,50 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every family given one sample: an empty labelled family is not encoded.
+    fn sampled() -> Metrics {
+        let m = Metrics::new(["operational".to_owned()]);
+        m.append_failed("operational", "store_buffer_full");
+        m.rpc_done("AppendFact", "OK", 0.01);
+        let consumer = ConsumerLabel {
+            consumer: "erp-orders".into(),
+        };
+        m.fetch_requests.get_or_create(&consumer).inc();
+        m.confirm_requests.get_or_create(&consumer).inc();
+        m.frontier_offset.get_or_create(&consumer).set(1);
+        m.last_confirm_seconds.get_or_create(&consumer).set(1);
+        m.consumer_backlog.get_or_create(&consumer).set(1);
+        m.listen_info
+            .get_or_create(&AddressLabel {
+                address: "10.0.0.100:9443".into(),
+            })
+            .set(1);
+        let peer = PeerLabel {
+            peer: "enterprise".into(),
+        };
+        m.replication_lag_seconds.get_or_create(&peer).set(0.1);
+        m.replication_backlog.get_or_create(&peer).set(1);
+        m.replicated_facts.get_or_create(&peer).inc();
+        m.artifact_transfer_failures.get_or_create(&peer).inc();
+        m.replication_rejected
+            .get_or_create(&PeerReason {
+                peer: "enterprise".into(),
+                reason: "zone_mismatch".into(),
+            })
+            .inc();
+        m
+    }
+
+    #[test]
+    fn exports_exactly_the_contract_families() {
+        let text = sampled().encode();
+        bsfg_mgmt::metrics::check(&text, contract::ALL).unwrap_or_else(|e| panic!("{e}\n{text}"));
     }
 }

@@ -9,7 +9,10 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use bsfg_mgmt::controller::{
+    ClassFill, ConsumerCursor, ControllerLease, ControllerStatus, PeerReplication, Readyz,
+    Rehydration, ServingState,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -27,105 +30,59 @@ pub struct Observed {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set once the listener is bound and the service is up.
     pub bound: std::sync::atomic::AtomicBool,
-    pub replication:
-        tokio::sync::OnceCell<Vec<Arc<std::sync::Mutex<crate::replicator::PeerStatus>>>>,
-    pub rehydration: tokio::sync::OnceCell<
-        Arc<std::sync::Mutex<crate::replicator::rehydrate::RehydrationStatus>>,
-    >,
-}
-
-#[derive(Serialize)]
-struct Status {
-    zone: String,
-    node: String,
-    state: &'static str,
-    reason: Option<String>,
-    listen: String,
-    version: &'static str,
-    executable: Option<String>,
-    started_at_unix_ms: i64,
-    lease: Option<LeaseStatus>,
-    classes: Vec<ClassStatus>,
-    consumers: Vec<ConsumerStatus>,
-    replication: Vec<crate::replicator::PeerStatus>,
-    rehydration: Option<crate::replicator::rehydrate::RehydrationStatus>,
-}
-
-#[derive(Serialize)]
-struct LeaseStatus {
-    held: bool,
-    instance: String,
-    holder: Option<String>,
-    revision: Option<u64>,
-    fence_in_ms: Option<u128>,
-}
-
-#[derive(Serialize)]
-struct ClassStatus {
-    class: String,
-    fill_percent: f64,
-}
-
-#[derive(Serialize)]
-struct ConsumerStatus {
-    consumer: String,
-    cursor: u64,
+    pub replication: tokio::sync::OnceCell<Vec<Arc<std::sync::Mutex<PeerReplication>>>>,
+    pub rehydration: tokio::sync::OnceCell<Arc<std::sync::Mutex<Rehydration>>>,
 }
 
 impl Observed {
-    fn state(&self) -> (&'static str, Option<String>) {
-        if self.fence.is_draining() {
-            return ("draining", Some("shutting down".into()));
-        }
-        if !self.bound.load(std::sync::atomic::Ordering::SeqCst) {
-            return (
-                "starting",
+    fn readyz(&self) -> Readyz {
+        let (state, reason) = if self.fence.is_draining() {
+            (ServingState::Draining, Some("shutting down".into()))
+        } else if !self.bound.load(std::sync::atomic::Ordering::SeqCst) {
+            (
+                ServingState::Starting,
                 Some("not yet bound to the service address".into()),
-            );
-        }
-        if let Some(l) = &self.lease
-            && !l.address().is_local()
-        {
+            )
+        } else if let Some(l) = self.lease.as_ref().filter(|l| !l.address().is_local()) {
             // Exact at every probe, before the lease holder's next step fences.
-            return (
-                "fenced",
+            (
+                ServingState::Fenced,
                 Some(format!(
                     "the service address {} is not on this host",
                     l.address().ip()
                 )),
-            );
-        }
-        match self.fence.not_serving_reason() {
-            None => ("serving", None),
-            Some(r) => ("fenced", Some(r)),
-        }
+            )
+        } else {
+            match self.fence.not_serving_reason() {
+                None => (ServingState::Serving, None),
+                Some(r) => (ServingState::Fenced, Some(r)),
+            }
+        };
+        Readyz { state, reason }
     }
 }
 
 async fn readyz(State(o): State<Arc<Observed>>) -> impl IntoResponse {
-    let (state, reason) = o.state();
-    let code = if state == "serving" {
+    let r = o.readyz();
+    let code = if r.state == ServingState::Serving {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        code,
-        Json(serde_json::json!({ "state": state, "reason": reason })),
-    )
+    (code, Json(r))
 }
 
 async fn status(State(o): State<Arc<Observed>>) -> impl IntoResponse {
-    let (state, reason) = o.state();
+    let Readyz { state, reason } = o.readyz();
     let lease = match &o.lease {
         Some(l) => {
             let view = l.view().await;
-            Some(LeaseStatus {
+            Some(ControllerLease {
                 held: o.fence.remaining().is_some_and(|r| !r.is_zero()),
                 instance: l.instance().await,
                 holder: view.holder,
                 revision: view.revision,
-                fence_in_ms: o.fence.remaining().map(|r| r.as_millis()),
+                fence_in_ms: o.fence.remaining().map(|r| r.as_millis() as u64),
             })
         }
         None => None,
@@ -135,7 +92,7 @@ async fn status(State(o): State<Arc<Observed>>) -> impl IntoResponse {
             let mut classes: Vec<_> = b
                 .store_buffers()
                 .iter()
-                .map(|(c, buf)| ClassStatus {
+                .map(|(c, buf)| ClassFill {
                     class: c.clone(),
                     fill_percent: buf.fill().percent(),
                 })
@@ -145,19 +102,19 @@ async fn status(State(o): State<Arc<Observed>>) -> impl IntoResponse {
                 .cursor_report()
                 .await
                 .into_iter()
-                .map(|(consumer, cursor)| ConsumerStatus { consumer, cursor })
+                .map(|(consumer, cursor)| ConsumerCursor { consumer, cursor })
                 .collect();
             (classes, consumers)
         }
         None => (Vec::new(), Vec::new()),
     };
-    Json(Status {
+    Json(ControllerStatus {
         zone: o.zone.clone(),
         node: o.node.clone(),
         state,
         reason,
         listen: o.listen.to_string(),
-        version: env!("CARGO_PKG_VERSION"),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
         executable: std::env::current_exe()
             .ok()
             .map(|p| p.display().to_string()),

@@ -67,11 +67,3 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, Stri
 pub fn identity_of(cert: &CertificateDer<'_>) -> Option<Identity> {
     bsfg_client::certificate_identity(cert).map(|id| Identity::new(&id))
 }
-
-/// Seconds until the certificate at `path` expires (negative once expired).
-pub fn seconds_until_expiry(path: &Path) -> Result<i64, String> {
-    let certs = load_certs(path)?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(certs[0].as_ref())
-        .map_err(|e| format!("parsing {}: {e}", path.display()))?;
-    Ok(parsed.validity().not_after.timestamp() - bsfg_core::clock::unix_seconds())
-}

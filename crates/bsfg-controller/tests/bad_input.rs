@@ -1,12 +1,10 @@
 //! Every limit and grammar rule answers with a precise code and reason,
 //! writes nothing, and leaves the controller serving.
 
-mod common;
-
+use crate::common::*;
 use bsfg_client::connect::Codec;
 use bsfg_client::pb::*;
 use bsfg_core::Limits;
-use common::*;
 use tokio_stream::StreamExt;
 
 fn small_limits() -> Limits {
@@ -429,10 +427,7 @@ async fn a_store_buffer_above_its_threshold_refuses_appends() {
     p.append_fact(append_req("operational", fact("other", "order:1", "{}")))
         .await
         .unwrap();
-    let metrics = bsfg_testkit::http::get(&zone.controller.mgmt_addr(), "/metrics")
-        .await
-        .unwrap()
-        .1;
+    let metrics = zone.controller.metrics().await.unwrap();
     assert!(
         metrics
             .contains(r#"bsfg_append_failures_total{class="audit",reason="store_buffer_full"} 1"#),
@@ -442,4 +437,92 @@ async fn a_store_buffer_above_its_threshold_refuses_appends() {
 
 fn bytesize(n: u64) -> bytesize::ByteSize {
     bytesize::ByteSize::b(n)
+}
+
+/// Requests above the gRPC layer's decoding limit (1 MiB here: the fact
+/// limit plus framing, at least 1 MiB) are refused by tonic before a handler
+/// runs; they still carry the contract's reason and ErrorInfo, over a real
+/// mTLS gRPC client, and the controller keeps serving.
+#[tokio::test]
+async fn requests_above_the_grpc_decoding_limit_carry_their_reason() {
+    let zone = Zone::start1_with(|c| c.limits = small_limits()).await;
+    let mut p = zone.grpc(&zone.producer);
+    let huge = fact("huge", "order:1", &format!("\"{}\"", "x".repeat(1_100_000)));
+    let err = p
+        .append_fact(append_req("operational", huge))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert_eq!(reason(&err), "fact_too_large");
+    assert!(err.message().contains("1048576"), "{}", err.message());
+
+    // Between the fact limit and the decoding limit: the handler's answer, the same reason.
+    let large = fact("large", "order:1", &format!("\"{}\"", "x".repeat(100_000)));
+    let err = p
+        .append_fact(append_req("operational", large))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(reason(&err), "fact_too_large");
+
+    let mut r = zone.grpc(&zone.reader);
+    let err = r
+        .fetch_facts(FetchFactsRequest {
+            consumer_name: "c".repeat(1_100_000),
+            limit: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert_eq!(reason(&err), "invalid_request");
+
+    // Still serving on the same connection.
+    p.append_fact(append_req("operational", fact("ok", "order:1", "{}")))
+        .await
+        .unwrap();
+}
+
+/// The Connect path refuses oversized bodies and envelopes with the contract's
+/// error document: a unary body above `max_connect_body_bytes`, a streamed
+/// envelope announcing more, and an unsupported protocol version.
+#[tokio::test]
+async fn oversized_connect_requests_carry_their_reason() {
+    let zone = Zone::start1_with(|c| c.limits = small_limits()).await;
+    let c = zone.connect(&zone.producer);
+    let resp = c
+        .call_raw("FetchFacts", "application/json", vec![b' '; 5000].into())
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 400);
+    assert_eq!(
+        resp.error().unwrap()["details"][0]["debug"]["reason"],
+        "invalid_request"
+    );
+
+    // An envelope announcing 1 MiB is refused from its prefix.
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(1u32 << 20).to_be_bytes());
+    body.extend_from_slice(&[0; 100]);
+    let resp = c
+        .call_raw("PutObject", "application/connect+proto", body.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status, 200,
+        "streaming errors travel in the end-of-stream envelope"
+    );
+    let end = &resp.body[5..];
+    let doc: serde_json::Value = serde_json::from_slice(end).unwrap();
+    assert_eq!(resp.body[0], 2, "end-of-stream flag");
+    assert_eq!(
+        doc["error"]["details"][0]["debug"]["reason"], "invalid_request",
+        "{doc}"
+    );
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds 4096"),
+        "{doc}"
+    );
 }

@@ -1,11 +1,9 @@
 //! The boundary operations end to end: real controller binary, real R3
 //! JetStream cluster, real mutual TLS, over gRPC and Connect.
 
-mod common;
-
+use crate::common::*;
 use bsfg_client::connect::Codec;
 use bsfg_client::pb::*;
-use common::*;
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio_stream::StreamExt;
@@ -213,33 +211,35 @@ async fn fetch_and_confirm_page_deterministically_and_cursors_survive_a_restart(
     let rest = fetch_all(&mut reader, "erp-orders").await;
     assert_eq!(p1.len() + p2.len() + rest.len(), 20);
     // The backlog gauge follows the cursor without anyone fetching (6 orders after it).
-    let mgmt = zone.controller.mgmt_addr();
     let backlog = format!(
         r#"bsfg_consumer_backlog{{consumer="erp-orders"}} {}"#,
         20 - p1.len() - p2.len()
     );
-    bsfg_testkit::eventually("consumer backlog gauge", Duration::from_secs(10), || {
-        let (mgmt, backlog) = (mgmt.clone(), backlog.clone());
-        async move {
-            bsfg_testkit::http::get(&mgmt, "/metrics")
+    bsfg_testkit::eventually(
+        "consumer backlog gauge",
+        Duration::from_secs(10),
+        || async {
+            zone.controller
+                .metrics()
                 .await
-                .ok()
-                .filter(|(_, m)| m.contains(&backlog))
-        }
-    })
+                .filter(|m| m.contains(&backlog))
+        },
+    )
     .await;
-    let metrics = bsfg_testkit::http::get(&mgmt, "/metrics").await.unwrap().1;
+    let metrics = zone.controller.metrics().await.unwrap();
     let listen = format!(
         r#"bsfg_listen{{address="{}"}} 1"#,
         zone.controller.config.listen.address
     );
     assert!(metrics.contains(&listen), "{listen} missing");
     let status = zone.controller.status().await.unwrap();
-    let cursors = status["consumers"].as_array().unwrap();
     assert!(
-        cursors
+        status
+            .consumers
             .iter()
-            .any(|c| c["consumer"] == "erp-orders" && c["cursor"] == delivered_before_restart)
+            .any(|c| c.consumer == "erp-orders" && c.cursor == delivered_before_restart as u64),
+        "{:?}",
+        status.consumers
     );
 }
 
@@ -492,16 +492,7 @@ async fn appends_continue_through_a_killed_nats_node_and_none_is_lost() {
     let mut zone = Zone::start3().await;
     let producer = zone.grpc(&zone.producer);
     // Kill the stream's leader unless it is the controller's own server (n0).
-    let leader = bsfg_testkit::http::get_json(&zone.nats.monitor_addr(0), "/jsz?streams=true")
-        .await
-        .and_then(|j| {
-            j["account_details"][0]["stream_detail"]
-                .as_array()?
-                .iter()
-                .find(|s| s["name"] == "facts_operational")?["cluster"]["leader"]
-                .as_str()
-                .map(str::to_owned)
-        });
+    let leader = zone.nats.stream_leader(0, "facts_operational").await;
     let victim = match leader.as_deref() {
         Some("n1") => 1,
         Some("n2") => 2,

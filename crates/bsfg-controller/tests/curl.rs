@@ -1,8 +1,6 @@
 //! The contract's promise: `curl` speaks to the controller (Connect, JSON).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn curl(
@@ -10,6 +8,17 @@ fn curl(
     who: &bsfg_core::config::TlsFiles,
     method: &str,
     json: &str,
+) -> (u16, serde_json::Value) {
+    curl_with(zone, who, method, json, &[])
+}
+
+/// `curl` with extra `-H` headers.
+fn curl_with(
+    zone: &Zone,
+    who: &bsfg_core::config::TlsFiles,
+    method: &str,
+    json: &str,
+    headers: &[&str],
 ) -> (u16, serde_json::Value) {
     let curl = bsfg_testkit::bins::system_program("curl", "curl");
     let url = format!(
@@ -29,6 +38,7 @@ fn curl(
         .arg(&who.certificate)
         .arg("--key")
         .arg(&who.private_key)
+        .args(headers.iter().flat_map(|h| ["-H", h]))
         .args(["-H", "content-type: application/json", "--data", json, &url])
         .output()
         .expect("run curl");
@@ -94,4 +104,70 @@ async fn curl_appends_fetches_and_confirms_with_connect_json() {
         (403, &serde_json::json!("permission_denied")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn the_connect_protocol_version_is_optional_but_must_be_one() {
+    let zone = Zone::start1_with(|_| {}).await;
+    let fetch = r#"{"consumerName":"erp-orders","limit":1}"#;
+    let (code, body) = curl_with(
+        &zone,
+        &zone.reader,
+        "FetchFacts",
+        fetch,
+        &["connect-protocol-version: 1"],
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = curl(&zone, &zone.reader, "FetchFacts", fetch);
+    assert_eq!(code, 200, "without the header: {body}");
+    let (code, body) = curl_with(
+        &zone,
+        &zone.reader,
+        "FetchFacts",
+        fetch,
+        &["connect-protocol-version: 2"],
+    );
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        body["details"][0]["debug"]["reason"], "invalid_request",
+        "{body}"
+    );
+    // Not POST, and a path that is not UTF-8: the contract's error document too.
+    let url = format!(
+        "{}/bsfg.v1.BoundaryService/FetchFacts",
+        zone.controller.endpoint()
+    );
+    for (method, url) in [("GET", url.clone()), ("POST", format!("{url}%FF"))] {
+        let out = Command::new(bsfg_testkit::bins::system_program("curl", "curl"))
+            .args([
+                "--silent",
+                "--write-out",
+                "\n%{http_code}",
+                "-X",
+                method,
+                "--cacert",
+            ])
+            .arg(&zone.reader.ca)
+            .arg("--cert")
+            .arg(&zone.reader.certificate)
+            .arg("--key")
+            .arg(&zone.reader.private_key)
+            .args([
+                "-H",
+                "content-type: application/json",
+                "--data",
+                fetch,
+                &url,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        let doc: serde_json::Value = serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}: {body:?} ({code})"));
+        assert!(
+            doc["details"][0]["debug"]["reason"].is_string(),
+            "{method} {url}: {doc}"
+        );
+    }
 }

@@ -1,11 +1,10 @@
 //! Start-up gates, exit codes, the lease between two controllers, and shutdown.
 
-mod common;
-
+use crate::common::*;
+use bsfg_mgmt::ServingState;
 use bsfg_testkit::controller::{RunningController, loopback_server_identity, test_config};
 use bsfg_testkit::nats::NatsCluster;
 use bsfg_testkit::pki::TestPki;
-use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -153,8 +152,8 @@ async fn only_one_controller_holds_the_lease_and_a_clean_stop_hands_it_over() {
         "it waited at least one TTL for the lease to expire"
     );
     let status = a.status().await.unwrap();
-    assert_eq!(status["state"], "serving");
-    assert_eq!(status["lease"]["holder"], "alpha");
+    assert_eq!(status.state, ServingState::Serving);
+    assert_eq!(status.lease.unwrap().holder.as_deref(), Some("alpha"));
 
     // SIGTERM: alpha drains, releases the lease, exits 0; beta starts at once.
     assert_eq!(a.stop().await, Some(0));
@@ -165,7 +164,8 @@ async fn only_one_controller_holds_the_lease_and_a_clean_stop_hands_it_over() {
         took < beta.lease.ttl * 2,
         "a released lease is taken without waiting for expiry ({took:?})"
     );
-    assert_eq!(b.status().await.unwrap()["lease"]["holder"], "beta");
+    let status = b.status().await.unwrap();
+    assert_eq!(status.lease.unwrap().holder.as_deref(), Some("beta"));
 }
 
 #[tokio::test]
@@ -233,7 +233,14 @@ async fn a_frozen_holder_fences_itself_before_another_takes_over() {
         "{}",
         a.log_tail(10)
     );
-    assert_eq!(b.status().await.unwrap()["lease"]["holder"], "beta");
+    assert_eq!(
+        b.status()
+            .await
+            .and_then(|s| s.lease)
+            .and_then(|l| l.holder)
+            .as_deref(),
+        Some("beta")
+    );
     assert!(b.is_ready().await, "the new holder keeps serving");
 }
 

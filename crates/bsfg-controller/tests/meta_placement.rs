@@ -3,12 +3,10 @@
 //! (`nats.system_user_password_file`), on a real 3-node cluster with the
 //! zone's accounts; clients without credentials keep working.
 
-mod common;
-
+use crate::common::*;
 use bsfg_core::config::NatsConnection;
 use bsfg_store::SystemConnection;
 use bsfg_testkit::nats::{NatsCluster, NatsOptions, SystemUser};
-use common::*;
 use std::time::{Duration, Instant};
 
 #[tokio::test]

@@ -6,13 +6,12 @@
 //! own reader through consumer `from-plant-a`. Each zone has its own CA; the
 //! sender trusts the receiver's CA for the receiver's client certificate.
 
-mod common;
-
+use crate::common::{append_req, fact, reason};
 use bsfg_client::pb::*;
 use bsfg_core::config::TlsFiles;
+use bsfg_mgmt::PeerState;
 use bsfg_testkit::controller::RunningController;
 use bsfg_testkit::pair::ZonePair;
-use common::{append_req, fact, reason};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio_stream::StreamExt;
@@ -77,14 +76,14 @@ impl TwoZones {
     async fn forwarded(&self) -> HashMap<String, usize> {
         let mut client =
             bsfg_client::connect_grpc(&self.receiver().endpoint(), &self.reader).unwrap();
-        common::drain(&mut client, "from-plant-a").await
+        crate::common::drain(&mut client, "from-plant-a").await
     }
 
     async fn replicated_so_far(&self) -> u64 {
         self.receiver()
             .status()
             .await
-            .and_then(|s| s["replication"][0]["replicated"].as_u64())
+            .and_then(|s| s.replication.first().map(|r| r.replicated))
             .unwrap_or(0)
     }
 
@@ -105,8 +104,8 @@ impl TwoZones {
             Duration::from_secs(120),
             || async move {
                 let s = self.receiver().status().await?;
-                let r = &s["replication"][0];
-                (r["state"] == "caught_up" && r["backlog"] == 0).then_some(())
+                let r = s.replication.first()?;
+                (r.state == PeerState::CaughtUp && r.backlog == 0).then_some(())
             },
         )
         .await;
@@ -201,11 +200,8 @@ async fn facts_and_artifacts_cross_into_a_three_node_zone_exactly_once() {
         .unwrap();
     assert_eq!(bsfg_core::identity::content_digest(&got), reference.digest);
     let status = z.receiver().status().await.unwrap();
-    assert_eq!(status["replication"][0]["peer"], "plant-a");
-    let metrics = bsfg_testkit::http::get(&z.receiver().mgmt_addr(), "/metrics")
-        .await
-        .unwrap()
-        .1;
+    assert_eq!(status.replication[0].peer, "plant-a");
+    let metrics = z.receiver().metrics().await.unwrap();
     assert!(
         metrics.contains(r#"bsfg_replicated_facts_total{peer="plant-a"} 501"#),
         "{metrics}"
@@ -242,9 +238,8 @@ async fn a_partition_drains_completely_without_gaps_or_duplicates() {
         Duration::from_secs(20),
         || async {
             let s = z.receiver().status().await?;
-            (s["replication"][0]["state"] == "backoff"
-                && s["replication"][0]["last_error"].is_string())
-            .then_some(())
+            let r = s.replication.first()?;
+            (r.state == PeerState::Backoff && r.last_error.is_some()).then_some(())
         },
     )
     .await;
@@ -289,10 +284,11 @@ async fn a_peer_presenting_the_wrong_zone_identity_is_refused() {
         Duration::from_secs(20),
         || async {
             let s = z.receiver().status().await?;
-            s["replication"][0]["last_error"]
-                .as_str()
+            s.replication
+                .first()?
+                .last_error
+                .clone()
                 .filter(|e| e.contains("rogue-bsfg"))
-                .map(str::to_owned)
         },
     )
     .await;
@@ -323,10 +319,7 @@ async fn a_corrupted_artifact_transfer_is_detected_and_retried() {
         "digest mismatch detected",
         Duration::from_secs(20),
         || async {
-            let m = bsfg_testkit::http::get(&z.receiver().mgmt_addr(), "/metrics")
-                .await
-                .ok()?
-                .1;
+            let m = z.receiver().metrics().await?;
             m.contains(r#"bsfg_artifact_transfer_failures_total{peer="plant-a"}"#)
                 .then_some(())
         },
@@ -392,8 +385,11 @@ async fn missing_blobs_are_rehydrated_from_a_peer_after_a_failover() {
         "rehydration counted in /status",
         Duration::from_secs(10),
         || async {
-            let status = z.receiver().status().await.unwrap();
-            (status["rehydration"]["fetched"].as_u64().unwrap() >= 1).then_some(())
+            let status = z.receiver().status().await?;
+            status
+                .rehydration
+                .is_some_and(|r| r.fetched >= 1)
+                .then_some(())
         },
     )
     .await;

@@ -1,10 +1,8 @@
 //! Mutual TLS is mandatory and identities are authorised per operation.
 
-mod common;
-
+use crate::common::*;
 use bsfg_client::pb::*;
 use bsfg_testkit::pki::TestPki;
-use common::*;
 use rustls_pki_types::ServerName;
 use std::sync::Arc;
 
@@ -116,10 +114,7 @@ async fn clients_without_a_valid_certificate_of_the_zone_ca_are_refused() {
             .is_err()
     );
 
-    let metrics = bsfg_testkit::http::get(&zone.controller.mgmt_addr(), "/metrics")
-        .await
-        .unwrap()
-        .1;
+    let metrics = zone.controller.metrics().await.unwrap();
     let failures: f64 = metrics
         .lines()
         .find(|l| l.starts_with("bsfg_tls_handshake_failures_total"))

@@ -96,6 +96,10 @@ pub struct LeaseState {
     held: Option<(u64, Duration)>,
     /// Send time of the oldest write whose outcome we do not know.
     unacknowledged_since: Option<Duration>,
+    /// The highest revision a write of ours was based on: a write lands as a
+    /// newer revision, so our own record at or below it is an old hold, not
+    /// the answer to a write in flight.
+    based_on: u64,
 }
 
 impl LeaseState {
@@ -111,6 +115,7 @@ impl LeaseState {
             seen: None,
             held: None,
             unacknowledged_since: None,
+            based_on: 0,
         }
     }
 
@@ -151,16 +156,21 @@ impl LeaseState {
             // dated conservatively from the oldest write we have not had confirmed.
             (Some(rec), Some(rev)) if self.is_mine(rec) => {
                 if self.held.is_none_or(|(r, _)| r != rev)
+                    && rev > self.based_on
                     && let Some(since) = self.unacknowledged_since.or(self.held.map(|(_, t)| t))
                 {
                     self.held = Some((rev, since));
                 }
             }
-            // Someone else's record, or vacant: we do not hold it, whatever we thought,
-            // and none of our unacknowledged writes is the current one.
+            // Someone else's record, or vacant: we do not hold it, whatever we thought.
+            // Our writes are creates or CAS on revisions up to `based_on`: once the
+            // key is past that, none of them can land. Before that, a write may
+            // still land after this read, and its send time must date the hold.
             _ => {
                 self.held = None;
-                self.unacknowledged_since = None;
+                if revision.unwrap_or(0) > self.based_on {
+                    self.unacknowledged_since = None;
+                }
             }
         }
     }
@@ -172,12 +182,13 @@ impl LeaseState {
                 // Too late to renew safely: give it up; a contender may be taking it.
                 self.held = None;
             } else if now.saturating_sub(sent_at) >= self.timing.renew_interval {
+                self.based_on = self.based_on.max(revision);
                 return LeaseAction::Renew { revision };
             } else {
                 return LeaseAction::Hold;
             }
         }
-        match &self.seen {
+        let action = match &self.seen {
             None => LeaseAction::Acquire {
                 expected_revision: None,
             },
@@ -197,7 +208,14 @@ impl LeaseState {
                     }
                 }
             }
+        };
+        if let LeaseAction::Acquire {
+            expected_revision: Some(r),
+        } = action
+        {
+            self.based_on = self.based_on.max(r);
         }
+        action
     }
 
     /// A write is about to be sent at `sent_at`.
@@ -430,6 +448,58 @@ mod tests {
             alpha.next_action(ms(5003)),
             LeaseAction::Wait { .. }
         ));
+    }
+
+    #[test]
+    fn a_resumed_holder_reading_its_own_old_record_does_not_serve() {
+        // Found by the lease timeline model (tests/lease_model.rs): after a
+        // freeze the holder re-acquires on its old revision and, before the
+        // answer, reads the key. Its own record there is the lapsed hold, not
+        // the write in flight; adopting it would serve next to the contender
+        // that takes the lease on that same revision.
+        let mut alpha = LeaseState::new("alpha", "a1", T);
+        alpha.write_sent(ms(0));
+        alpha.write_succeeded(ms(0), 3);
+        assert_eq!(
+            alpha.next_action(ms(1002)),
+            LeaseAction::Acquire {
+                expected_revision: Some(3)
+            }
+        );
+        alpha.write_sent(ms(1002));
+        let own = held_by(&alpha, 3);
+        alpha.observe(ms(1002), own);
+        assert!(!alpha.is_serving(ms(1003)));
+        // Its write landing as revision 4 (acknowledgement lost) is adopted.
+        let own = held_by(&alpha, 4);
+        alpha.observe(ms(1010), own);
+        assert!(alpha.is_serving(ms(1011)));
+        assert_eq!(
+            alpha.fence_deadline(),
+            Some(ms(1002) + T.ttl - T.safety_margin)
+        );
+    }
+
+    #[test]
+    fn a_write_in_flight_during_a_vacant_read_still_dates_the_hold() {
+        // Found by the lease timeline model: the create is read as vacant
+        // before it lands (acknowledgement lost). A later conflicting create
+        // must not date the landed one: the hold counts from the first send.
+        let mut a = LeaseState::new("alpha", "a1", T);
+        assert_eq!(
+            a.next_action(ms(0)),
+            LeaseAction::Acquire {
+                expected_revision: None
+            }
+        );
+        a.write_sent(ms(0));
+        a.observe(ms(0), Observation::Vacant { revision: None });
+        a.write_failed();
+        a.write_sent(ms(1001));
+        a.write_conflicted();
+        let own = held_by(&a, 1);
+        a.observe(ms(1001), own);
+        assert!(!a.is_serving(ms(1001)), "a hold from t=0 lapsed at 750 ms");
     }
 
     #[test]

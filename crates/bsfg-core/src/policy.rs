@@ -139,11 +139,6 @@ impl Policy {
             Err(Self::deny(who, format!("write bucket {bucket:?}")))
         }
     }
-
-    /// The peer zone an identity speaks for, if any.
-    pub fn peer_zone_of(&self, who: &Identity) -> Option<&str> {
-        self.peer_zones.get(who.as_str()).map(String::as_str)
-    }
 }
 
 fn unknown_bucket(bucket: &str) -> BsfgError {

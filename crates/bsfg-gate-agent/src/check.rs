@@ -32,12 +32,13 @@ const AGENT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Runs the check once; `Ok(reason)` when healthy, `Err(reason)` otherwise.
 pub async fn run(config: &AgentConfig) -> Result<String, String> {
     let agent = config.management.address.to_string();
-    match crate::http::get(&agent, "/healthz", AGENT_TIMEOUT).await {
-        Ok((200, _)) => {}
-        Ok((code, body)) => {
+    match bsfg_mgmt::http::get(&agent, "/healthz", AGENT_TIMEOUT).await {
+        Ok(r) if r.status == 200 => {}
+        Ok(r) => {
             return Err(format!(
-                "the gate agent at {agent} answered {code}: {}",
-                body.trim()
+                "the gate agent at {agent} answered {}: {}",
+                r.status,
+                r.body.trim()
             ));
         }
         Err(e) => {

@@ -367,11 +367,7 @@ fn first_error(e: figment::Error) -> ConfigError {
     {
         path.push(field);
     }
-    let key = if path.is_empty() {
-        "(file)".to_owned()
-    } else {
-        path.join(".")
-    };
+    let key = bsfg_core::config::key_path(path.iter().map(String::as_str));
     ConfigError::new(key, &first.kind)
 }
 

@@ -8,59 +8,11 @@
 //! `systemctl show`), never by the evaluation loop. Parsers are pure and
 //! tested directly; failures go to `errors`, never fail the request.
 
-use serde::{Deserialize, Serialize};
+use bsfg_mgmt::agent::{Certificate, HostFacts, Keepalived, Mount};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{AgentConfig, SupervisorKind};
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct HostFacts {
-    /// This host's clock when the facts were read (Unix ms).
-    pub now_unix_ms: i64,
-    /// `/run/current-system`, resolved (a Nix store path); null off NixOS.
-    pub system: Option<String>,
-    /// The controller executable this host runs or would run, resolved:
-    /// systemd `ExecStart` path of the unit, or `controller.command[0]`.
-    pub controller_executable: Option<String>,
-    /// Real file systems mounted here (pseudo file systems left out).
-    pub mounts: Vec<Mount>,
-    /// The keepalived running in this host's network namespace.
-    pub keepalived: Option<Keepalived>,
-    /// The controller certificate (`certificate.path`).
-    pub certificate: Option<Certificate>,
-    /// What could not be read.
-    pub errors: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Mount {
-    pub mount_point: String,
-    pub source: String,
-    pub fs_type: String,
-    pub read_only: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Keepalived {
-    pub pid: u32,
-    /// The configuration file it was started with.
-    pub config: String,
-    pub interface: Option<String>,
-    pub unicast_src_ip: Option<String>,
-    pub unicast_peers: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Certificate {
-    pub path: String,
-    pub subject: String,
-    pub not_after_unix_ms: i64,
-}
 
 const PSEUDO_FS: &[&str] = &[
     "proc",

@@ -14,52 +14,13 @@
 //!   (With `nopreempt`, merely lowering the priority would not move the VIP.)
 //!   Writing 0 lets it bid again; failback is still never automatic.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
+use bsfg_mgmt::VrrpState;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
-
-/// Keepalived's view of the VRRP instance, as last reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum VrrpState {
-    /// Nothing reported since the agent started.
-    Unknown,
-    Master,
-    Backup,
-    Fault,
-    Stop,
-}
-
-impl VrrpState {
-    pub const ALL: [VrrpState; 5] = [
-        VrrpState::Unknown,
-        VrrpState::Master,
-        VrrpState::Backup,
-        VrrpState::Fault,
-        VrrpState::Stop,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            VrrpState::Unknown => "UNKNOWN",
-            VrrpState::Master => "MASTER",
-            VrrpState::Backup => "BACKUP",
-            VrrpState::Fault => "FAULT",
-            VrrpState::Stop => "STOP",
-        }
-    }
-}
-
-impl fmt::Display for VrrpState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// One notification line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +86,21 @@ pub fn parse_line(line: &str) -> Result<Notification, String> {
     };
     if name.is_empty() {
         return Err(format!("empty instance name in {line:?}"));
+    }
+    // A quote or a control character would not survive `to_line` (the agent
+    // logs and reports the line), and keepalived never writes one.
+    if name.contains('"') || name.chars().any(char::is_control) {
+        return Err(format!(
+            "instance name {name:?} has a quote or a control character"
+        ));
+    }
+    if !raw_state
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(format!(
+            "state {raw_state:?} is not a keepalived state word"
+        ));
     }
     let state = match raw_state.as_str() {
         "MASTER" => Some(VrrpState::Master),
@@ -292,6 +268,22 @@ mod tests {
         assert!(parse_line("INSTANCE").is_err());
         assert!(parse_line("INSTANCE \"VI_1").is_err());
         assert!(parse_line("INSTANCE \"VI_1\" MASTER lots").is_err());
+    }
+
+    #[test]
+    fn names_and_states_that_would_not_round_trip_are_refused() {
+        // Found by the keepalived fuzz target: each parsed, but its to_line did not read back.
+        for line in [
+            "INSTANCE DEL2\"\"VI_ETED\" 0",
+            "INSTANCE *YK[1\" DELETED 0",
+            "INSTANCE \"VI\u{8}1\" MASTER 100",
+            "INSTANCE \"VI_1\" MA\0STER 100",
+            "INSTANCE \"VI_1\" \"MASTER\" 100",
+        ] {
+            assert!(parse_line(line).is_err(), "{line:?} accepted");
+        }
+        let n = parse_line("INSTANCE \"bsfg zone\" MASTER 100").unwrap();
+        assert_eq!(parse_line(&n.to_line()), Ok(n));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! | [`promotion`] | the state machine: events and observations → actions |
 //! | [`supervisor`] | start/stop the controller: systemd or a child process |
 //! | [`keepalived`] | notify FIFO in, track file out |
-//! | [`status`] | `/status` JSON, the human table, Prometheus metrics |
+//! | [`status`] | builds `/status` ([`bsfg_mgmt::agent`]): the human table, Prometheus metrics |
 //! | [`host_facts`] | what only the host can see, for `bsfgctl` (`/status` `host_facts`) |
 //! | [`daemon`] | the loop that wires it together (`run`) |
 //! | [`check`] | keepalived's `vrrp_script` (`check`) |
@@ -28,7 +28,6 @@ pub mod config;
 pub mod daemon;
 pub mod gates;
 pub mod host_facts;
-pub mod http;
 pub mod keepalived;
 pub mod probes;
 pub mod promotion;

@@ -4,7 +4,8 @@ use bsfg_gate_agent::config::{self, AgentConfig, SupervisorKind};
 use bsfg_gate_agent::keepalived::{Notification, parse_line};
 use bsfg_gate_agent::supervisor::process::ChildSupervisor;
 use bsfg_gate_agent::supervisor::systemd::SystemdSupervisor;
-use bsfg_gate_agent::{check, daemon, exit, http, status};
+use bsfg_gate_agent::{check, daemon, exit, status};
+use bsfg_mgmt::http;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -191,11 +192,12 @@ fn real_main(cli: &Cli) -> Result<ExitCode, ExitCode> {
             }
             let rt = runtime(false)?;
             match rt.block_on(http::post(&addr, "/notify", line, Duration::from_secs(3))) {
-                Ok((202, _)) => Ok(ExitCode::SUCCESS),
-                Ok((status, body)) => {
+                Ok(r) if r.status == 202 => Ok(ExitCode::SUCCESS),
+                Ok(r) => {
                     eprintln!(
-                        "bsfg-gate-agent notify: daemon answered {status}: {}",
-                        body.trim()
+                        "bsfg-gate-agent notify: daemon answered {}: {}",
+                        r.status,
+                        r.body.trim()
                     );
                     Err(ExitCode::from(exit::FAILED))
                 }
@@ -208,7 +210,7 @@ fn real_main(cli: &Cli) -> Result<ExitCode, ExitCode> {
         Command::Status { json, management } => {
             let addr = management_addr(cli, management)?;
             let rt = runtime(false)?;
-            let (code, body) = rt
+            let http::Response { status: code, body } = rt
                 .block_on(http::get(&addr, "/status", Duration::from_secs(3)))
                 .map_err(|e| {
                     eprintln!("bsfg-gate-agent status: daemon at {addr} unreachable: {e}");
@@ -225,7 +227,7 @@ fn real_main(cli: &Cli) -> Result<ExitCode, ExitCode> {
                 println!("{}", body.trim());
                 return Ok(ExitCode::SUCCESS);
             }
-            match serde_json::from_str::<status::Status>(&body) {
+            match serde_json::from_str::<bsfg_mgmt::AgentStatus>(&body) {
                 Ok(s) => {
                     print!("{}", status::render(&s));
                     Ok(ExitCode::SUCCESS)

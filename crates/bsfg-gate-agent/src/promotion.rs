@@ -34,19 +34,11 @@
 //!   may fail for `stall_grace` before this host demotes. A leader election
 //!   after a node crash takes seconds and no other host could serve meanwhile.
 
-use crate::gates::{GateId, GateReport, Verdict};
-use crate::keepalived::VrrpState;
+use crate::gates::GateReport;
 use crate::supervisor::{ControllerProcess, ExitReport};
-use serde::{Deserialize, Serialize};
+use bsfg_mgmt::{ControllerExit, GateId, Role, Verdict, VrrpState};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
-
-/// The controller's exit code when the zone lease is held by another host.
-pub const EXIT_LEASE_HELD: i32 = 75;
-/// The controller's exit code when it fenced itself for good: its service
-/// address (the VIP) left this host, or another controller took the lease.
-pub const EXIT_FENCED: i32 = 79;
 
 /// Timing of the machine, from configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,39 +48,10 @@ pub struct Timing {
     pub stall_grace: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// No controller here; promotes when every gate passes.
-    Standby,
-    /// Controller started, waiting for it to report ready.
-    Promoting,
-    /// Controller ready and serving.
-    Active,
-    /// A gate was lost (or the controller failed) while this host held the
-    /// VIP: controller stopped, track file set so keepalived releases the VIP.
-    Demoted,
-}
-
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Standby => "standby",
-            Role::Promoting => "promoting",
-            Role::Active => "active",
-            Role::Demoted => "demoted",
-        }
-    }
-
-    fn runs_controller(self) -> bool {
-        matches!(self, Role::Promoting | Role::Active)
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// True for gates whose failure is usually a JetStream-wide stall (a
+/// leader election), which no other host could do better during.
+fn depends_on_jetstream(id: GateId) -> bool {
+    matches!(id, GateId::Jetstream | GateId::Quorum)
 }
 
 /// What the daemon must do.
@@ -271,7 +234,7 @@ impl Promotion {
         self.failing_since
             .iter()
             .filter(|(id, since)| {
-                let grace = if id.depends_on_jetstream() {
+                let grace = if depends_on_jetstream(**id) {
                     self.timing.stall_grace
                 } else {
                     Duration::ZERO
@@ -456,24 +419,19 @@ impl Promotion {
 
     fn controller_exited(&mut self, now: Duration, exit: &ExitReport) -> Vec<Action> {
         self.stopped_at = Some(now);
-        if exit.code == Some(EXIT_LEASE_HELD) {
+        match exit.code.and_then(ControllerExit::from_code) {
             // Not this host's fault: the lease decides, the VIP may stay.
-            self.enter(
-                now,
-                Role::Standby,
-                "controller exited 75: the zone lease is held by another host".into(),
-            );
-            return Vec::new();
-        }
-        if exit.code == Some(EXIT_FENCED) {
-            // The VIP or the lease went elsewhere: keepalived's or the
-            // lease's decision, not a health problem of this host.
-            self.enter(
-                now,
-                Role::Standby,
-                "controller exited 79: fenced (the VIP left this host or another controller took the lease)".into(),
-            );
-            return Vec::new();
+            // Fenced: the VIP or the lease went elsewhere, keepalived's or
+            // the lease's decision, not a health problem of this host.
+            Some(e @ (ControllerExit::LeaseHeld | ControllerExit::Fenced)) => {
+                self.enter(
+                    now,
+                    Role::Standby,
+                    format!("controller exited {}: {}", e.code(), e.meaning()),
+                );
+                return Vec::new();
+            }
+            _ => {}
         }
         self.enter(now, Role::Demoted, format!("controller {exit}"));
         Vec::new()

@@ -1,124 +1,17 @@
-//! The agent's status document (`GET /status`, `bsfg-gate-agent status`),
-//! its human rendering, and the Prometheus metrics derived from it.
-//!
-//! The JSON shape is a contract for `bsfg-gate-agent status`, `bsfgctl` and
-//! the zone simulator; it is documented in `docs/gate-agent.md`. Add fields
-//! freely; do not rename them.
+//! The agent's status document (`GET /status`, `bsfg-gate-agent status`;
+//! its shape is [`bsfg_mgmt::agent`]), its human rendering, and the
+//! Prometheus metrics derived from it ([`bsfg_mgmt::metrics::agent`]).
 
-use crate::gates::{GateId, Verdict};
-use crate::keepalived::VrrpState;
-use crate::promotion::Role;
+use bsfg_mgmt::AgentStatus;
+use bsfg_mgmt::metrics::{MetricFamily, agent as contract};
+use bsfg_mgmt::{GateId, Role, Verdict, VrrpState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
-use serde::{Deserialize, Serialize};
+use prometheus_client::registry::{Metric, Registry};
 use std::fmt::Write;
 use std::sync::atomic::AtomicU64;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Status {
-    pub zone: String,
-    pub host: String,
-    pub role: Role,
-    /// Why the current role was entered.
-    pub role_reason: String,
-    pub role_since_unix_ms: i64,
-    /// What keeps the role from changing right now, if anything
-    /// ("promotion refused: lease held by alpha (640 ms left)").
-    pub blocker: Option<String>,
-    pub vrrp: VrrpStatus,
-    pub vip: String,
-    pub gates: Vec<GateStatus>,
-    pub controller: ControllerStatus,
-    pub lease: LeaseStatus,
-    pub track_file: TrackFileStatus,
-    pub transitions_total: u64,
-    /// The most recent role changes, oldest first.
-    pub transitions: Vec<TransitionStatus>,
-    pub evaluated_at_unix_ms: i64,
-    /// The files the controller needs (`controller.credentials`): each
-    /// present, or what is wrong with it (gate 5 fails while one is missing).
-    #[serde(default)]
-    pub credentials: Vec<CredentialStatus>,
-    /// What only the host can see (system, controller executable, mounts,
-    /// keepalived unicast settings, certificate, clock), read when `/status`
-    /// is requested; absent in the evaluation loop's copy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_facts: Option<crate::host_facts::HostFacts>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VrrpStatus {
-    pub state: VrrpState,
-    pub since_unix_ms: Option<i64>,
-    /// The last keepalived line received (`INSTANCE "bsfg_plant-a" MASTER 100`).
-    pub last_notification: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GateStatus {
-    pub number: u8,
-    pub gate: GateId,
-    pub verdict: Verdict,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ControllerStatus {
-    /// `systemd unit bsfg-controller.service`, `process bsfg-controller (pid 42)`.
-    pub supervisor: String,
-    /// `stopped`, `running`, `stopping`, `exited`.
-    pub process: String,
-    pub ready: bool,
-    /// How the controller last ended (`exited with code 75 (...)`).
-    pub last_exit: Option<String>,
-    /// The last failure to start or stop it.
-    pub last_error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CredentialStatus {
-    /// Its name in `controller.credentials` (`tls_private_key`).
-    pub name: String,
-    pub path: String,
-    pub present: bool,
-    /// What is wrong when not present ("no such file", "empty", ...).
-    pub problem: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LeaseStatus {
-    pub holder: Option<String>,
-    pub revision: Option<u64>,
-    /// Time until another host may take the lease, as measured on this host.
-    pub remaining_ms: u64,
-    /// Gate 7's verdict for this host.
-    pub permits: bool,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrackFileStatus {
-    pub path: String,
-    /// 0: may bid for the VIP; 1: demoted (keepalived FAULT).
-    pub value: u8,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TransitionStatus {
-    pub at_unix_ms: i64,
-    pub from: Role,
-    pub to: Role,
-    pub reason: String,
-}
-
-impl Status {
-    pub fn gate(&self, id: GateId) -> Option<&GateStatus> {
-        self.gates.iter().find(|g| g.gate == id)
-    }
-}
 
 fn ago(now_ms: i64, then_ms: i64) -> String {
     let secs = (now_ms - then_ms).max(0) / 1000;
@@ -132,7 +25,7 @@ fn ago(now_ms: i64, then_ms: i64) -> String {
 }
 
 /// The human table printed by `bsfg-gate-agent status`.
-pub fn render(s: &Status) -> String {
+pub fn render(s: &AgentStatus) -> String {
     let now = s.evaluated_at_unix_ms;
     let mut out = String::new();
     let _ = writeln!(out, "zone {}  host {}  VIP {}", s.zone, s.host, s.vip);
@@ -299,6 +192,11 @@ pub struct Metrics {
     counted_transitions: std::sync::atomic::AtomicU64,
 }
 
+/// Registers `metric` under its family in the management contract.
+fn register(r: &mut Registry, family: &MetricFamily, metric: impl Metric) {
+    r.register(family.name, family.help, metric);
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -309,57 +207,41 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
         let gate_state = Family::<GateLabel, Gauge>::default();
-        registry.register(
-            "bsfg_gate_state",
-            "Promotion gate verdict (1 pass or warn, 0 fail)",
-            gate_state.clone(),
-        );
+        register(&mut registry, &contract::GATE_STATE, gate_state.clone());
         let vrrp_state = Family::<StateLabel, Gauge>::default();
-        registry.register(
-            "bsfg_vrrp_state",
-            "Keepalived VRRP state last reported (1 for the current state)",
-            vrrp_state.clone(),
-        );
+        register(&mut registry, &contract::VRRP_STATE, vrrp_state.clone());
         let role = Family::<StateLabel, Gauge>::default();
-        registry.register(
-            "bsfg_gate_agent_role",
-            "The agent's role (1 for the current role)",
-            role.clone(),
-        );
+        register(&mut registry, &contract::ROLE, role.clone());
         let controller_active = Gauge::default();
-        registry.register(
-            "bsfg_controller_active",
-            "1 while the controller runs here and reports ready",
+        register(
+            &mut registry,
+            &contract::CONTROLLER_ACTIVE,
             controller_active.clone(),
         );
         let transitions = Counter::default();
-        registry.register(
-            "bsfg_role_transitions",
-            "Role changes of this agent (alert on a high rate: churn)",
+        register(
+            &mut registry,
+            &contract::ROLE_TRANSITIONS,
             transitions.clone(),
         );
         let lease_remaining = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "bsfg_lease_remaining_seconds",
-            "Time until another host may take the zone lease, measured here",
+        register(
+            &mut registry,
+            &contract::LEASE_REMAINING_SECONDS,
             lease_remaining.clone(),
         );
         let lease_holder = Family::<HostLabel, Gauge>::default();
-        registry.register(
-            "bsfg_lease_holder",
-            "1 for the host holding the zone lease",
-            lease_holder.clone(),
-        );
+        register(&mut registry, &contract::LEASE_HOLDER, lease_holder.clone());
         let certificate_expiry = Gauge::default();
-        registry.register(
-            "bsfg_certificate_expiry_timestamp_seconds",
-            "Unix time the controller certificate (certificate.path) expires; 0 if unreadable",
+        register(
+            &mut registry,
+            &contract::CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
             certificate_expiry.clone(),
         );
         let credential_present = Family::<CredentialLabel, Gauge>::default();
-        registry.register(
-            "bsfg_controller_credential_present",
-            "1 while the controller credential file (controller.credentials) is present, 0 while missing",
+        register(
+            &mut registry,
+            &contract::CONTROLLER_CREDENTIAL_PRESENT,
             credential_present.clone(),
         );
         for id in GateId::ALL {
@@ -387,7 +269,7 @@ impl Metrics {
         self.certificate_expiry.set(not_after_unix_s);
     }
 
-    pub fn update(&self, s: &Status) {
+    pub fn update(&self, s: &AgentStatus) {
         for g in &s.gates {
             self.gate_state
                 .get_or_create(&GateLabel {
@@ -402,7 +284,7 @@ impl Metrics {
                 })
                 .set(i64::from(state == s.vrrp.state));
         }
-        for role in [Role::Standby, Role::Promoting, Role::Active, Role::Demoted] {
+        for role in Role::ALL {
             self.role
                 .get_or_create(&StateLabel {
                     state: role.name().into(),
@@ -449,8 +331,13 @@ impl Metrics {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn example() -> Status {
-        Status {
+    use bsfg_mgmt::agent::{
+        CredentialStatus, GateStatus, LeaseStatus, ProcessState, SupervisedController, TrackFileStatus,
+        TransitionStatus, VrrpStatus,
+    };
+
+    pub(crate) fn example() -> AgentStatus {
+        AgentStatus {
             zone: "plant-a".into(),
             host: "beta".into(),
             role: Role::Standby,
@@ -483,9 +370,9 @@ pub(crate) mod tests {
                     reason: "lease held by alpha (640 ms left)".into(),
                 },
             ],
-            controller: ControllerStatus {
+            controller: SupervisedController {
                 supervisor: "process bsfg-controller".into(),
-                process: "stopped".into(),
+                process: ProcessState::Stopped,
                 ready: false,
                 last_exit: None,
                 last_error: None,
@@ -528,17 +415,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn json_round_trips_with_stable_names() {
-        let s = example();
-        let text = serde_json::to_string(&s).unwrap();
-        assert!(text.contains(r#""role":"standby""#), "{text}");
-        assert!(text.contains(r#""state":"MASTER""#));
-        assert!(text.contains(r#""gate":"lease","verdict":"fail""#));
-        let back: Status = serde_json::from_str(&text).unwrap();
-        assert_eq!(back, s);
-    }
-
-    #[test]
     fn the_table_shows_role_gates_lease_and_transitions() {
         let t = render(&example());
         assert!(
@@ -576,6 +452,7 @@ pub(crate) mod tests {
         assert!(text.contains(r#"bsfg_lease_holder{host="alpha"} 1"#));
         assert!(text.contains("bsfg_lease_remaining_seconds 0.64"));
         assert!(text.contains("bsfg_controller_active 0"));
+        bsfg_mgmt::metrics::check(&text, contract::ALL).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(text.contains(
             r#"bsfg_controller_credential_present{credential="nats_system_password",path="/var/lib/bsfg/secrets/nats-system-password"} 0"#
         ), "{text}");

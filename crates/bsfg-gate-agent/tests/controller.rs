@@ -7,17 +7,13 @@
 //! Needs root (namespaces, tmpfs) and the workspace binaries
 //! (`cargo build --workspace --bins`); fails, never skips, without them.
 
-mod support;
-
-use bsfg_gate_agent::gates::{GateId, Verdict};
-use bsfg_gate_agent::promotion::Role;
-use bsfg_gate_agent::status::Status;
+use crate::support::{Agent, AgentSetup, Zone, wait_for};
+use bsfg_mgmt::{AgentStatus, GateId, ProcessState, Role, Verdict, VrrpState};
 use std::time::Duration;
-use support::{Agent, AgentSetup, Zone, wait_for};
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn role_is(agent: &Agent, role: Role) -> Option<Status> {
+fn role_is(agent: &Agent, role: Role) -> Option<AgentStatus> {
     agent.status().filter(|s| s.role == role)
 }
 
@@ -72,9 +68,9 @@ fn agent_promotes_when_the_vip_appears_and_demotes_when_it_goes() {
         "alpha back to standby with the controller stopped",
         LONG,
         || {
-            alpha
-                .status()
-                .filter(|s| s.role == Role::Standby && s.controller.process == "stopped")
+            alpha.status().filter(|s| {
+                s.role == Role::Standby && s.controller.process == ProcessState::Stopped
+            })
         },
         || alpha.logs(),
     );
@@ -261,7 +257,7 @@ fn a_stale_backup_notification_stops_the_controller_and_the_vip_brings_it_back()
         || role_is(&alpha, Role::Active),
         || alpha.logs(),
     );
-    let metrics = support::get_in(&alpha.ns, support::AGENT_MGMT, "/metrics")
+    let metrics = crate::support::get_in(&alpha.ns, crate::support::AGENT_MGMT, "/metrics")
         .expect("metrics")
         .1;
     assert!(
@@ -306,7 +302,7 @@ fn a_stale_backup_notification_stops_the_controller_and_the_vip_brings_it_back()
         || alpha.logs(),
     );
     assert!(alpha.controller_ready());
-    assert_eq!(s.vrrp.state, bsfg_gate_agent::keepalived::VrrpState::Backup);
+    assert_eq!(s.vrrp.state, VrrpState::Backup);
 
     // Garbage is refused, and says why.
     let out = alpha.notify(&["INSTANCE", "bsfg_agentzone", "MASTER", "lots"]);
@@ -446,7 +442,7 @@ fn a_host_booted_before_its_secrets_names_the_missing_file_and_promotes_once_it_
             .contains(&format!("missing     nats_system_password {path}"))
     );
     let (code, metrics) =
-        support::get_in(&alpha.ns, support::AGENT_MGMT, "/metrics").expect("metrics");
+        crate::support::get_in(&alpha.ns, crate::support::AGENT_MGMT, "/metrics").expect("metrics");
     assert_eq!(code, 200);
     assert!(
         metrics.contains(&format!(

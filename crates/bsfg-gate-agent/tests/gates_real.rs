@@ -2,18 +2,17 @@
 //! rcgen certificates, a tmpfs mount, an address on an interface in a
 //! network namespace. No mocks.
 
-mod support;
-
+use crate::support::{Tmpfs, in_netns, wait_for};
 use bsfg_gate_agent::config::{CertificatePolicy, from_toml};
-use bsfg_gate_agent::gates::{self, Verdict};
+use bsfg_gate_agent::gates;
 use bsfg_gate_agent::probes;
 use bsfg_gate_agent::probes::nats::{NatsMonitor, jetstream_facts};
+use bsfg_mgmt::Verdict;
 use bsfg_store::Substrate;
 use bsfg_testkit::nats::NatsCluster;
 use bsfg_testkit::netns::Netns;
 use bsfg_testkit::pki::{TestPki, Usage};
 use std::time::Duration;
-use support::{Tmpfs, in_netns, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 

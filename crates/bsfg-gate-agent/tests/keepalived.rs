@@ -9,16 +9,12 @@
 //!
 //! Needs root and keepalived; fails, never skips, without them.
 
-mod support;
-
-use bsfg_gate_agent::gates::{GateId, Verdict};
-use bsfg_gate_agent::keepalived::VrrpState;
-use bsfg_gate_agent::promotion::Role;
+use crate::support::{Agent, AgentSetup, PREFIX, VIP, Zone, wait_for};
+use bsfg_mgmt::{GateId, Role, Verdict, VrrpState};
 use bsfg_testkit::bins;
 use bsfg_testkit::process::Daemon;
 use std::path::Path;
 use std::time::Duration;
-use support::{Agent, AgentSetup, PREFIX, VIP, Zone, wait_for};
 
 const LONG: Duration = Duration::from_secs(90);
 

@@ -30,6 +30,7 @@
 use crate::errors::unavailable;
 use bsfg_core::BsfgError;
 use bsfg_core::config::NatsConnection;
+use bsfg_mgmt::nats::SystemJszReply;
 use serde::Deserialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -136,54 +137,10 @@ pub struct MetaPeer {
     pub active: Duration,
 }
 
-#[derive(Deserialize)]
-struct JszAnswer {
-    #[serde(default)]
-    server: Option<JszServer>,
-    #[serde(default)]
-    data: Option<Jsz>,
-    #[serde(default)]
-    error: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct JszServer {
-    #[serde(default)]
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct Jsz {
-    #[serde(default)]
-    meta_cluster: Option<JszMeta>,
-}
-
-#[derive(Deserialize)]
-struct JszMeta {
-    #[serde(default)]
-    leader: Option<String>,
-    #[serde(default)]
-    cluster_size: usize,
-    #[serde(default)]
-    replicas: Vec<JszReplica>,
-}
-
-#[derive(Deserialize)]
-struct JszReplica {
-    name: String,
-    #[serde(default)]
-    current: bool,
-    #[serde(default)]
-    offline: bool,
-    /// Nanoseconds.
-    #[serde(default)]
-    active: u64,
-}
-
 impl MetaPlacement {
     /// Parses a `$SYS.REQ.SERVER.<id>.JSZ` answer.
     pub fn parse(payload: &[u8]) -> Result<MetaPlacement, BsfgError> {
-        let a: JszAnswer = serde_json::from_slice(payload)
+        let a: SystemJszReply = serde_json::from_slice(payload)
             .map_err(|e| unavailable("the local server's /jsz answer", e))?;
         if let Some(e) = a.error {
             return Err(unavailable("the local server's /jsz answer", e));
@@ -194,16 +151,16 @@ impl MetaPlacement {
             .ok_or_else(|| unavailable("the local server's /jsz answer", "no meta_cluster"))?;
         Ok(MetaPlacement {
             server: a.server.map(|s| s.name).unwrap_or_default(),
-            leader: meta.leader.filter(|l| !l.is_empty()),
+            leader: meta.leader,
             cluster_size: meta.cluster_size,
             peers: meta
                 .replicas
                 .into_iter()
                 .map(|r| MetaPeer {
+                    active: r.active(),
                     name: r.name,
                     current: r.current,
                     offline: r.offline,
-                    active: Duration::from_nanos(r.active),
                 })
                 .collect(),
         })

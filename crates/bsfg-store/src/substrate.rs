@@ -106,9 +106,4 @@ impl Substrate {
     pub fn request_timeout(&self) -> Duration {
         self.request_timeout
     }
-
-    /// True while the client is connected to its server.
-    pub fn is_connected(&self) -> bool {
-        self.client.connection_state() == async_nats::connection::State::Connected
-    }
 }

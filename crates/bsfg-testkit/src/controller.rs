@@ -1,17 +1,21 @@
 //! Running the real `bsfg-controller` binary in a test.
 
 use crate::bins;
-use crate::http;
 use crate::pki::{Identity, TestPki};
 use crate::ports::free_ports;
 use crate::process::Daemon;
 use bsfg_core::config::*;
 use bsfg_core::cursor::StartPosition;
+use bsfg_mgmt::ControllerStatus;
+use bsfg_mgmt::http;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// How long a management request of a test may take.
+const HTTP_DEADLINE: Duration = Duration::from_secs(5);
 
 fn set(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|s| s.to_string()).collect()
@@ -165,7 +169,7 @@ impl RunningController {
     pub async fn wait_ready(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok((200, _)) = http::get(&self.mgmt_addr(), "/readyz").await {
+            if self.is_ready().await {
                 return;
             }
             if let Some(code) = self.daemon.exit_code() {
@@ -205,12 +209,26 @@ impl RunningController {
         self.config.management.address.to_string()
     }
 
-    pub async fn status(&self) -> Option<serde_json::Value> {
-        http::get_json(&self.mgmt_addr(), "/status").await
+    /// `GET /status`; `None` if it does not answer with the document.
+    pub async fn status(&self) -> Option<ControllerStatus> {
+        http::get_json(&self.mgmt_addr(), "/status", HTTP_DEADLINE)
+            .await
+            .ok()
     }
 
+    /// `GET /metrics` (OpenMetrics text); `None` if it does not answer.
+    pub async fn metrics(&self) -> Option<String> {
+        http::get(&self.mgmt_addr(), "/metrics", HTTP_DEADLINE)
+            .await
+            .ok()
+            .map(|r| r.body)
+    }
+
+    /// `GET /readyz` answers 200.
     pub async fn is_ready(&self) -> bool {
-        matches!(http::get(&self.mgmt_addr(), "/readyz").await, Ok((200, _)))
+        http::get(&self.mgmt_addr(), "/readyz", HTTP_DEADLINE)
+            .await
+            .is_ok_and(|r| r.status == 200)
     }
 
     pub fn log_tail(&self, lines: usize) -> String {

@@ -18,7 +18,6 @@
 
 pub mod bins;
 pub mod controller;
-pub mod http;
 pub mod nats;
 pub mod netns;
 pub mod pair;

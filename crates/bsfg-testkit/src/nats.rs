@@ -1,12 +1,16 @@
 //! A real JetStream cluster of `nats-server` processes on loopback.
 
 use crate::bins;
-use crate::http;
 use crate::ports::free_ports;
 use crate::process::Daemon;
+use bsfg_mgmt::http;
+use bsfg_mgmt::nats::{self, Jsz};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// How long a monitoring request may take.
+const HTTP_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How to build the cluster.
 #[derive(Debug, Clone)]
@@ -21,6 +25,9 @@ pub struct NatsOptions {
     /// the password-less `no_auth_user`, so clients without credentials
     /// connect as before.
     pub system_user: Option<SystemUser>,
+    /// The JetStream store of node `i` (for example a `bsfg-powercut`
+    /// volume per node); empty: a directory of the cluster's temp dir.
+    pub store_dirs: Vec<PathBuf>,
 }
 
 impl Default for NatsOptions {
@@ -30,6 +37,7 @@ impl Default for NatsOptions {
             sync_always: false,
             extra_config: String::new(),
             system_user: None,
+            store_dirs: Vec::new(),
         }
     }
 }
@@ -150,7 +158,11 @@ impl NatsCluster {
             let name = format!("n{i}");
             let (client_port, cluster_port, monitor_port) =
                 (ports[i * 3], ports[i * 3 + 1], ports[i * 3 + 2]);
-            let store = dir.path().join(&name);
+            let store = opts
+                .store_dirs
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| dir.path().join(&name));
             let mut conf = format!(
                 "server_name: {name}\nlisten: \"127.0.0.1:{client_port}\"\nhttp: \"127.0.0.1:{monitor_port}\"\n\
                  jetstream {{\n  store_dir: \"{}\"\n  max_memory_store: 256MB\n  max_file_store: 4GB\n{}}}\n",
@@ -273,6 +285,23 @@ impl NatsCluster {
         }
     }
 
+    /// Starts every node again with its old data (all at once: a 3-node
+    /// cluster that lost every node needs two back to elect a meta leader)
+    /// and waits until the cluster is ready.
+    pub async fn restart_all(&mut self) {
+        let bin = bins::nats_server();
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+            self.spawn(i, &bin).expect("respawn nats-server");
+        }
+        if let Err(e) = self.wait_ready_for(Duration::from_secs(60)).await {
+            panic!(
+                "the cluster did not form again: {e}\n{}",
+                self.log_tail(0, 30)
+            );
+        }
+    }
+
     pub fn is_running(&mut self, i: usize) -> bool {
         self.nodes[i]
             .daemon
@@ -290,10 +319,21 @@ impl NatsCluster {
 
     /// The meta leader as seen by node `i`, if known.
     pub async fn meta_leader(&self, i: usize) -> Option<String> {
-        let jsz = http::get_json(&self.monitor_addr(i), "/jsz").await?;
-        jsz["meta_cluster"]["leader"]
-            .as_str()
-            .filter(|s| !s.is_empty())
+        let jsz: Jsz = http::get_json(&self.monitor_addr(i), "/jsz", HTTP_DEADLINE)
+            .await
+            .ok()?;
+        jsz.meta_leader().map(str::to_owned)
+    }
+
+    /// The leader of `stream` as seen by node `i`, if known.
+    pub async fn stream_leader(&self, i: usize, stream: &str) -> Option<String> {
+        let jsz: Jsz = http::get_json(&self.monitor_addr(i), nats::JSZ, HTTP_DEADLINE)
+            .await
+            .ok()?;
+        jsz.streams()
+            .into_iter()
+            .find(|s| s.name == stream)?
+            .leader()
             .map(str::to_owned)
     }
 
@@ -321,8 +361,8 @@ impl NatsCluster {
                     ));
                 }
                 let addr = self.monitor_addr(i);
-                match http::get(&addr, "/healthz?js-enabled-only=true").await {
-                    Ok((200, _)) => {}
+                match http::get(&addr, nats::HEALTHZ_JETSTREAM, HTTP_DEADLINE).await {
+                    Ok(r) if r.status == 200 => {}
                     other => problem = Some(format!("{} health: {other:?}", self.nodes[i].name)),
                 }
                 if clustered && self.meta_leader(i).await.is_none() {

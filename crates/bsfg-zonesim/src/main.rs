@@ -114,6 +114,11 @@ enum Command {
         /// Concurrent producers of the load generator.
         #[arg(long, default_value_t = 6)]
         producers: usize,
+        /// Run on the zone file with this durability tier instead of its
+        /// own: standard (server default sync) or critical (sync_interval:
+        /// always). The power-loss drills measure what each loses.
+        #[arg(long, value_parser = ["standard", "critical"])]
+        tier: Option<String>,
     },
 }
 
@@ -296,6 +301,7 @@ async fn real_main(cli: &Cli) -> Result<ExitCode> {
             list,
             keep_logs,
             producers,
+            tier,
         } => {
             if *list {
                 for d in Drill::ALL {
@@ -319,6 +325,7 @@ async fn real_main(cli: &Cli) -> Result<ExitCode> {
                 load,
                 keep_logs: keep_logs.clone(),
                 keep_logs_on_failure_only: false,
+                tier: tier.clone(),
             };
             let mut reports: Vec<DrillReport> = Vec::new();
             for round in 0..*repeat {

@@ -152,6 +152,9 @@ pub fn teardown(instance: &str, run_dir: &Path) -> Result<Removed> {
         netns::delete(ns).with_context(|| format!("deleting namespace {ns}"))?;
         removed.namespaces.push(ns.clone());
     }
+    // The power feed's disks (power-loss drills): detached, also when its
+    // daemon was killed above and they answer ENOTCONN.
+    detach_mounts_below(run_dir);
     if run_dir.exists() {
         if state.is_none() && !looks_like_ours(run_dir) {
             bail!(
@@ -164,6 +167,23 @@ pub fn teardown(instance: &str, run_dir: &Path) -> Result<Removed> {
         removed.run_dir = Some(run_dir.to_owned());
     }
     Ok(removed)
+}
+
+/// Lazily unmounts every mount at or below `dir`, deepest first.
+fn detach_mounts_below(dir: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH);
+    }
 }
 
 /// A run directory whose state file was never written holds at most the

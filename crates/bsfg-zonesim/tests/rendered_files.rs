@@ -3,7 +3,7 @@
 //! say what the library's data says. Needs nix-instantiate (nix-bin).
 
 use bsfg_zonesim::zone::files::{HostDirs, write_host};
-use bsfg_zonesim::zone::instance::default_repo;
+use bsfg_zonesim::zone::options::default_repo;
 use bsfg_zonesim::zone::spec::{Binaries, ZoneSpec};
 use std::path::Path;
 

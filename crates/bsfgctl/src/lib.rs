@@ -10,17 +10,18 @@
 //! | [`commission`] | the commissioning checklist (pure evaluation) and its drill |
 //! | [`output`] | table rendering |
 //! | [`storepath`] | Nix store paths (the appliance version) |
-//! | [`http`] | a minimal HTTP/1.1 GET for management endpoints |
 //!
-//! Pure logic (checklist evaluation, table rendering, store-path parsing,
-//! JetStream monitoring parsing) is in functions tested directly; the only
-//! I/O is in `commands`, `zone::collect`, `commission::drill` and `http`.
+//! The documents read from the daemons and nats-server, and the HTTP client
+//! that reads them, are the management-plane contract in [`bsfg_mgmt`].
+//!
+//! Pure logic (checklist evaluation, table rendering, store-path parsing) is
+//! in functions tested directly; the only I/O is in `commands`,
+//! `zone::collect` and `commission::drill`.
 
 pub mod cli;
 pub mod commands;
 pub mod commission;
 pub mod exit;
-pub mod http;
 pub mod identity;
 pub mod output;
 pub mod storepath;

@@ -6,11 +6,9 @@
 //! operator's workstation from a fixed list. (The `sh simulator` blocks also
 //! run against a simulator zone: tests/simulator.rs.)
 
-mod support;
-
+use crate::support::{blocks, words};
 use clap::Parser;
 use std::path::{Path, PathBuf};
-use support::{blocks, words};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -10,8 +10,6 @@
 //!
 //! Needs root (network namespaces); fails without it.
 
-mod support;
-
 use bsfg_zonesim::processes::Kind;
 use bsfg_zonesim::zone::{Options, Zone};
 use std::path::{Path, PathBuf};
@@ -231,7 +229,7 @@ async fn a_simulator_zone_passes_commissioning_and_the_failover_drill() {
     // The runbooks' `sh simulator` blocks, as written, against this zone
     // (the handover command of the drill is the simulator's, see above).
     let mut ran = 0;
-    for (file, info, lines) in support::blocks(&repo().join("docs/runbooks")) {
+    for (file, info, lines) in crate::support::blocks(&repo().join("docs/runbooks")) {
         if info != "sh simulator" {
             continue;
         }

@@ -8,6 +8,11 @@
 //! fsynced; only then does the zone-wide index (JetStream) learn of it. A crash
 //! at any point leaves either no blob or a complete one, never a partial blob
 //! under its final name. Leftover temp files are removed at start-up.
+//!
+//! The directories are created durably too (fsync of each parent): on a file
+//! system that needs a directory fsync for a new name, a power cut would
+//! otherwise take every acknowledged blob with a `blobs/` whose own entry
+//! was never synced. `bsfg-powercut` tests exactly that.
 
 use bsfg_core::{BsfgError, Reason};
 use bytes::Bytes;
@@ -30,14 +35,17 @@ fn io_err(what: &str, e: io::Error) -> BsfgError {
 }
 
 impl BlobStore {
-    /// Prepares the directory layout and checks it is writable.
+    /// Prepares the directory layout, durably, and checks it is writable.
     pub fn open(root: &Path) -> io::Result<BlobStore> {
-        std::fs::create_dir_all(root.join("blobs/sha256"))?;
+        create_dir_durable(&root.join("blobs/sha256"))?;
+        // Entries a previous run made and a crash left unsynced become durable now.
+        sync_dir(&root.join("blobs"))?;
         let tmp = root.join("tmp");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
-        std::fs::create_dir_all(&tmp)?;
+        std::fs::create_dir(&tmp)?;
+        sync_dir(root)?;
         // Writability, now rather than at the first upload.
         let probe = tmp.join(".probe");
         std::fs::write(&probe, b"")?;
@@ -89,6 +97,24 @@ impl BlobStore {
             .await
             .map_err(|e| io_err("opening a blob", e))
     }
+}
+
+/// `fsync` of a directory: the names created, renamed or removed in it are durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and its missing parents; each new name is made durable by
+/// an fsync of its parent (a new directory's own entry is not durable until then).
+fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
+    std::fs::create_dir_all(dir)?;
+    for created in missing.into_iter().rev() {
+        if let Some(parent) = created.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 /// An upload in progress. Dropped without [`commit`](Upload::commit), its temp file is removed.

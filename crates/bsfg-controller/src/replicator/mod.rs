@@ -19,19 +19,20 @@
 //! `bsfg_replication_rejected_total{peer,reason}`, logged, and confirmed, so
 //! one bad fact does not stall the boundary.
 
+pub mod page;
 pub mod rehydrate;
 
 use crate::boundary::Boundary;
 use bsfg_client::BoundaryServiceClient;
 use bsfg_client::pb::{
-    ArtifactRef, ConfirmReceiptRequest, FetchFactsRequest, GetObjectRequest, StoredFact,
-    get_object_response,
+    ArtifactRef, ConfirmReceiptRequest, FetchFactsRequest, GetObjectRequest, get_object_response,
 };
 use bsfg_core::config::{ControllerConfig, Replication, TlsFiles};
 use bsfg_core::retry::{Backoff, RepeatedWarning};
 use bsfg_core::{BsfgError, Reason};
+use bsfg_mgmt::controller::{PeerReplication, PeerState};
 use futures::StreamExt;
-use serde::Serialize;
+use page::Admission;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -70,37 +71,12 @@ pub fn peer_links(config: &ControllerConfig) -> Result<Vec<PeerLink>, String> {
     Ok(links)
 }
 
-/// Where a replicator stands, for /status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PeerState {
-    Starting,
-    Replicating,
-    CaughtUp,
-    Backoff,
-    /// This controller does not serve (fenced or draining): nothing is pulled.
-    Paused,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerStatus {
-    pub peer: String,
-    pub consumer: String,
-    pub state: PeerState,
-    pub last_error: Option<String>,
-    pub replicated: u64,
-    pub rejected: u64,
-    pub confirmed_offset: u64,
-    pub backlog: u64,
-    pub lag_seconds: f64,
-}
-
 pub struct PeerReplicator {
     link: PeerLink,
     consumer: String,
     boundary: Arc<Boundary>,
     settings: Replication,
-    status: Arc<Mutex<PeerStatus>>,
+    status: Arc<Mutex<PeerReplication>>,
 }
 
 /// Why a round failed; the page stays unconfirmed.
@@ -122,9 +98,9 @@ impl PeerReplicator {
         link: PeerLink,
         boundary: Arc<Boundary>,
         settings: Replication,
-    ) -> Option<(PeerReplicator, Arc<Mutex<PeerStatus>>)> {
+    ) -> Option<(PeerReplicator, Arc<Mutex<PeerReplication>>)> {
         let consumer = link.consumer.clone()?;
-        let status = Arc::new(Mutex::new(PeerStatus {
+        let status = Arc::new(Mutex::new(PeerReplication {
             peer: link.zone.clone(),
             consumer: consumer.clone(),
             state: PeerState::Starting,
@@ -147,7 +123,7 @@ impl PeerReplicator {
         ))
     }
 
-    fn set(&self, f: impl FnOnce(&mut PeerStatus)) {
+    fn set(&self, f: impl FnOnce(&mut PeerReplication)) {
         if let Ok(mut s) = self.status.lock() {
             f(&mut s);
         }
@@ -222,8 +198,9 @@ impl PeerReplicator {
             .metrics
             .replication_backlog
             .get_or_create(&label)
-            .set(page.backlog as i64);
-        let Some(last) = page.facts.last().map(|f| f.offset) else {
+            .set(i64::try_from(page.backlog).unwrap_or(i64::MAX));
+        let plan = page::plan(&self.link.zone, &page, self.boundary.limits());
+        let Some(last) = plan.confirm else {
             self.set(|s| {
                 s.backlog = 0;
                 s.lag_seconds = 0.0;
@@ -235,15 +212,15 @@ impl PeerReplicator {
                 .set(0.0);
             return Ok(0);
         };
-        let newest_stored_at = page
+        let n = plan.facts.len();
+        // Futures made up front: a closure over borrowed admissions inside
+        // the stream type would not be `Send` for every lifetime.
+        let materialising: Vec<_> = plan
             .facts
-            .iter()
-            .map(|f| f.stored_at_unix_ms)
-            .max()
-            .unwrap_or(0);
-        let n = page.facts.len();
-        let outcomes: Vec<Result<bool, RoundError>> = futures::stream::iter(page.facts)
-            .map(|f| self.materialise(f))
+            .into_iter()
+            .map(|admission| self.materialise(admission))
+            .collect();
+        let outcomes: Vec<Result<bool, RoundError>> = futures::stream::iter(materialising)
             .buffer_unordered(self.settings.concurrency)
             .collect()
             .await;
@@ -261,7 +238,10 @@ impl PeerReplicator {
             })
             .await
             .map_err(rpc)?;
-        let lag = (bsfg_core::clock::unix_ms() - newest_stored_at).max(0) as f64 / 1000.0;
+        let lag = page::lag_seconds(
+            bsfg_core::clock::unix_ms(),
+            plan.newest_stored_at_unix_ms.unwrap_or(i64::MAX),
+        );
         self.boundary
             .metrics
             .replication_lag_seconds
@@ -290,24 +270,28 @@ impl PeerReplicator {
     }
 
     /// Stores one fact (and its artifact). `Ok(false)`: deliberately rejected.
-    async fn materialise(&self, stored: StoredFact) -> Result<bool, RoundError> {
-        let Some(fact) = stored.fact else {
-            return Ok(self.reject(stored.offset, "empty fact"));
+    async fn materialise(&self, admission: Admission<'_>) -> Result<bool, RoundError> {
+        let (offset, fact, artifact) = match admission {
+            Admission::Store {
+                offset,
+                fact,
+                artifact,
+            } => (offset, fact, artifact),
+            Admission::Reject { offset, error } => {
+                return Ok(self.reject(offset, error.reason.token()));
+            }
         };
-        // Only a fact that can be materialised is worth its artifact (from_zone is checked again on store).
-        if let Some(envelope) = &fact.envelope
-            && let Some(artifact) = &envelope.artifact
-            && envelope.from_zone == self.link.zone
-        {
+        // Only a fact that can be materialised is worth its artifact.
+        if let Some(artifact) = artifact {
             fetch_artifact(&self.boundary, &self.link, artifact).await?;
         }
-        match self.boundary.store_forwarded(&self.link.zone, &fact).await {
+        match self.boundary.store_forwarded(&self.link.zone, fact).await {
             Ok(_) => Ok(true),
             Err(e) => match e.reason {
                 Reason::SubstrateUnavailable | Reason::StoreBufferFull | Reason::Internal => {
                     Err(RoundError::Local(e))
                 }
-                _ => Ok(self.reject(stored.offset, e.reason.token())),
+                _ => Ok(self.reject(offset, e.reason.token())),
             },
         }
     }

@@ -11,27 +11,16 @@
 use super::{PeerLink, fetch_artifact};
 use crate::boundary::Boundary;
 use bsfg_client::pb::ArtifactRef;
-use serde::Serialize;
+use bsfg_mgmt::controller::Rehydration;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RehydrationStatus {
-    /// Blobs the index knows and this host lacks, at the last scan.
-    pub pending: usize,
-    /// Blobs fetched back since start.
-    pub fetched: u64,
-    /// `bucket/key` of blobs no reachable peer could supply at the last scan.
-    pub unavailable: Vec<String>,
-    pub scans: u64,
-}
 
 pub struct Rehydrator {
     boundary: Arc<Boundary>,
     links: Vec<PeerLink>,
     retry: Duration,
-    status: Arc<Mutex<RehydrationStatus>>,
+    status: Arc<Mutex<Rehydration>>,
 }
 
 impl Rehydrator {
@@ -39,8 +28,8 @@ impl Rehydrator {
         boundary: Arc<Boundary>,
         links: Vec<PeerLink>,
         retry: Duration,
-    ) -> (Rehydrator, Arc<Mutex<RehydrationStatus>>) {
-        let status = Arc::new(Mutex::new(RehydrationStatus::default()));
+    ) -> (Rehydrator, Arc<Mutex<Rehydration>>) {
+        let status = Arc::new(Mutex::new(Rehydration::default()));
         (
             Rehydrator {
                 boundary,

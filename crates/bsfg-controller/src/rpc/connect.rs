@@ -9,10 +9,13 @@
 //!   5-byte envelopes (flags, big-endian length), ending with an end-of-stream
 //!   envelope (flag 0x02) carrying `{}` or `{"error": ...}`.
 
+pub mod wire;
+
 use super::PeerIdentity;
 use super::status::connect_error_json;
 use crate::boundary::Boundary;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,50 +23,29 @@ use axum::routing::post;
 use axum::{Extension, Router};
 use bsfg_core::{BsfgError, Reason};
 use bsfg_proto::v1::*;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use std::sync::Arc;
 use std::time::Instant;
+use wire::{Codec, Deframer, END_STREAM, Frame, content_type, decode, encode, envelope};
 
 pub fn router(boundary: Arc<Boundary>) -> Router {
     Router::new()
         .route(
             &format!("/{}/{{method}}", bsfg_proto::SERVICE_NAME),
-            post(handle),
+            post(handle).fallback(|| async {
+                let e = Reason::InvalidRequest.err("Connect calls are POST requests");
+                let mut r = error_response(&e);
+                *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                r
+            }),
         )
         .fallback(|| async { error_response(&Reason::Unimplemented.err("no such procedure")) })
         .with_state(boundary)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Codec {
-    Json,
-    Proto,
-}
-
-const END_STREAM: u8 = 0x02;
-const COMPRESSED: u8 = 0x01;
-
-/// `(codec, streaming?)` from the content type, ignoring parameters.
-fn codec_of(headers: &HeaderMap) -> Option<(Codec, bool)> {
-    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let essence = ct.split(';').next()?.trim().to_ascii_lowercase();
-    match essence.as_str() {
-        "application/json" => Some((Codec::Json, false)),
-        "application/proto" => Some((Codec::Proto, false)),
-        "application/connect+json" => Some((Codec::Json, true)),
-        "application/connect+proto" => Some((Codec::Proto, true)),
-        _ => None,
-    }
-}
-
-fn content_type(codec: Codec, streaming: bool) -> HeaderValue {
-    HeaderValue::from_static(match (codec, streaming) {
-        (Codec::Json, false) => "application/json",
-        (Codec::Proto, false) => "application/proto",
-        (Codec::Json, true) => "application/connect+json",
-        (Codec::Proto, true) => "application/connect+proto",
-    })
+fn content_type_header(codec: Codec, streaming: bool) -> HeaderValue {
+    HeaderValue::from_static(content_type(codec, streaming))
 }
 
 fn error_response(e: &BsfgError) -> Response {
@@ -77,30 +59,10 @@ fn error_response(e: &BsfgError) -> Response {
         .into_response()
 }
 
-fn decode<M>(codec: Codec, bytes: &[u8]) -> Result<M, BsfgError>
-where
-    M: prost::Message + Default + serde::de::DeserializeOwned,
-{
-    match codec {
-        Codec::Json => serde_json::from_slice(bytes)
-            .map_err(|e| Reason::InvalidRequest.err(format!("JSON body: {e}"))),
-        Codec::Proto => {
-            M::decode(bytes).map_err(|e| Reason::InvalidRequest.err(format!("protobuf body: {e}")))
-        }
-    }
-}
-
-fn encode<M: prost::Message + serde::Serialize>(codec: Codec, m: &M) -> Bytes {
-    match codec {
-        Codec::Json => Bytes::from(serde_json::to_vec(m).expect("generated types serialise")),
-        Codec::Proto => Bytes::from(m.encode_to_vec()),
-    }
-}
-
 async fn handle(
     State(b): State<Arc<Boundary>>,
     identity: Option<Extension<PeerIdentity>>,
-    Path(method): Path<String>,
+    method: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -108,7 +70,19 @@ async fn handle(
     let Some(Extension(PeerIdentity(who))) = identity else {
         return error_response(&Reason::Unauthenticated.err("no client certificate identity"));
     };
-    let Some((codec, streaming)) = codec_of(&headers) else {
+    let Ok(Path(method)) = method else {
+        let e = Reason::InvalidRequest.err("the procedure name in the path is not valid UTF-8");
+        return error_response(&e);
+    };
+    if let Err(e) = wire::check_protocol_version(
+        headers
+            .get("connect-protocol-version")
+            .map(HeaderValue::as_bytes),
+    ) {
+        return error_response(&e);
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+    let Some((codec, streaming)) = wire::codec_of(content_type) else {
         let e = Reason::InvalidRequest.err(
             "content-type must be application/json or application/proto (unary), \
              application/connect+json or application/connect+proto (streaming)",
@@ -183,7 +157,7 @@ async fn unary(
         Ok(body) => (
             (
                 StatusCode::OK,
-                [(header::CONTENT_TYPE, content_type(codec, false))],
+                [(header::CONTENT_TYPE, content_type_header(codec, false))],
                 body,
             )
                 .into_response(),
@@ -194,7 +168,7 @@ async fn unary(
 }
 
 /// The procedure name as a static label (anything else is "unknown").
-fn static_method(method: &str) -> &'static str {
+pub(crate) fn static_method(method: &str) -> &'static str {
     match method {
         "AppendFact" => "AppendFact",
         "FetchFacts" => "FetchFacts",
@@ -203,14 +177,6 @@ fn static_method(method: &str) -> &'static str {
         "GetObject" => "GetObject",
         _ => "unknown",
     }
-}
-
-fn envelope(flags: u8, msg: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(5 + msg.len());
-    out.put_u8(flags);
-    out.put_u32(msg.len() as u32);
-    out.put_slice(msg);
-    out.freeze()
 }
 
 fn end_stream(error: Option<&BsfgError>) -> Bytes {
@@ -224,7 +190,7 @@ fn end_stream(error: Option<&BsfgError>) -> Bytes {
 fn stream_response(codec: Codec, body: Body) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, content_type(codec, true))],
+        [(header::CONTENT_TYPE, content_type_header(codec, true))],
         body,
     )
         .into_response()
@@ -241,50 +207,31 @@ where
 {
     let data = body.into_data_stream();
     Box::pin(futures::stream::unfold(
-        (data, BytesMut::new(), false),
-        move |(mut data, mut buf, done)| async move {
-            if done {
-                return None;
-            }
+        (data, Deframer::new(max_message)),
+        move |(mut data, mut frames)| async move {
             loop {
-                if buf.len() >= 5 {
-                    let flags = buf[0];
-                    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-                    if flags & COMPRESSED != 0 {
-                        return Some((
-                            Err(Reason::InvalidRequest.err("compressed messages are not supported")),
-                            (data, buf, true),
-                        ));
+                match frames.next_frame() {
+                    Ok(Frame::Message(msg)) => {
+                        return Some((decode::<M>(codec, &msg), (data, frames)));
                     }
-                    if len > max_message {
-                        let e = Reason::InvalidRequest.err(format!(
-                            "a streamed message of {len} bytes exceeds {max_message}"
-                        ));
-                        return Some((Err(e), (data, buf, true)));
-                    }
-                    if buf.len() >= 5 + len {
-                        buf.advance(5);
-                        let msg = buf.split_to(len);
-                        if flags & END_STREAM != 0 {
-                            return None;
-                        }
-                        return Some((decode::<M>(codec, &msg), (data, buf, false)));
-                    }
+                    Ok(Frame::End) => return None,
+                    Ok(Frame::Incomplete) => {}
+                    Err(e) => return Some((Err(e), (data, frames))),
                 }
                 match data.next().await {
-                    Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                    Some(Ok(chunk)) => frames.push(&chunk),
                     Some(Err(e)) => {
+                        frames.finish().ok();
                         return Some((
                             Err(Reason::InvalidRequest.err(format!("request body: {e}"))),
-                            (data, buf, true),
+                            (data, frames),
                         ));
                     }
-                    None if buf.is_empty() => return None,
                     None => {
-                        return Some((
-                            Err(Reason::InvalidRequest.err("request body ends inside a message")),
-                            (data, buf, true),
-                        ));
+                        return match frames.finish() {
+                            Ok(()) => None,
+                            Err(e) => Some((Err(e), (data, frames))),
+                        };
                     }
                 }
             }

@@ -33,6 +33,7 @@ pub struct PeerIdentity(pub Identity);
 pub struct ProtocolSplit {
     grpc: axum::Router,
     connect: axum::Router,
+    metrics: Arc<Metrics>,
 }
 
 impl ProtocolSplit {
@@ -54,6 +55,7 @@ impl ProtocolSplit {
         .into_axum_router();
         ProtocolSplit {
             grpc,
+            metrics: boundary.metrics.clone(),
             connect: connect::router(boundary),
         }
     }
@@ -77,12 +79,30 @@ where
             .headers()
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let router = if is_grpc {
-            self.grpc.clone()
-        } else {
-            self.connect.clone()
-        };
-        Box::pin(router.oneshot(req.map(axum::body::Body::new)))
+        if !is_grpc {
+            return Box::pin(self.connect.clone().oneshot(req.map(axum::body::Body::new)));
+        }
+        // The health service keeps its own (standard) statuses.
+        if req.uri().path().starts_with("/grpc.health.v1.Health/") {
+            return Box::pin(self.grpc.clone().oneshot(req.map(axum::body::Body::new)));
+        }
+        let method = connect::static_method(req.uri().path().rsplit('/').next().unwrap_or(""));
+        let metrics = self.metrics.clone();
+        let started = std::time::Instant::now();
+        let answer = self.grpc.clone().oneshot(req.map(axum::body::Body::new));
+        Box::pin(async move {
+            let mut response = answer.await?;
+            // A rejection tonic made itself gets the contract's reason, and is counted.
+            if let Some(e) = status::complete_grpc_status(method, response.headers_mut()) {
+                tracing::debug!(method, error = %e, "request refused by the gRPC layer");
+                metrics.rpc_done(
+                    method,
+                    e.code().connect_name(),
+                    started.elapsed().as_secs_f64(),
+                );
+            }
+            Ok(response)
+        })
     }
 }
 

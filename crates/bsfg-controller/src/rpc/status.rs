@@ -3,8 +3,8 @@
 //! the first token of the message.
 
 use base64::Engine;
-use bsfg_core::BsfgError;
 use bsfg_core::error::{ERROR_DOMAIN, RpcCode};
+use bsfg_core::{BsfgError, Reason};
 use prost::Message;
 use std::collections::HashMap;
 use tonic_types::{ErrorDetails, StatusExt};
@@ -19,6 +19,39 @@ pub fn to_status(e: &BsfgError) -> tonic::Status {
         e.status_message(),
         ErrorDetails::with_error_info(e.reason.token(), ERROR_DOMAIN, HashMap::new()),
     )
+}
+
+/// tonic answers some requests itself, before a handler runs: a message
+/// above the decoding limit (`OUT_OF_RANGE`), a body that is not protobuf, an
+/// unknown method or compression. Its status has no `ErrorInfo`. This puts
+/// the contract's reason into such a trailers-only answer (`headers` of the
+/// response) and returns the error it now carries; answers that already
+/// carry details (every handler's) are left alone.
+pub fn complete_grpc_status(method: &str, headers: &mut http::HeaderMap) -> Option<BsfgError> {
+    if headers.contains_key("grpc-status-details-bin") {
+        return None;
+    }
+    let status = tonic::Status::from_header_map(headers)?;
+    let reason = match status.code() {
+        tonic::Code::Ok => return None,
+        tonic::Code::OutOfRange if method == "AppendFact" => Reason::FactTooLarge,
+        tonic::Code::OutOfRange
+        | tonic::Code::InvalidArgument
+        | tonic::Code::Internal
+        | tonic::Code::DataLoss => Reason::InvalidRequest,
+        tonic::Code::Unimplemented => Reason::Unimplemented,
+        _ => Reason::Internal,
+    };
+    let e = reason.err(format!(
+        "the request was refused before it was read ({}): {}",
+        status.code().description(),
+        status.message()
+    ));
+    for name in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        headers.remove(name);
+    }
+    to_status(&e).add_header(headers).ok()?;
+    Some(e)
 }
 
 /// The Connect error document for `e`:
@@ -43,7 +76,65 @@ pub fn connect_error_json(e: &BsfgError) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bsfg_core::Reason;
+
+    #[test]
+    fn tonic_statuses_without_details_get_the_contract_reason() {
+        let mut headers = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 2000000 bytes, the limit is: 1048576 bytes",
+        )
+        .into_http::<()>()
+        .into_parts()
+        .0
+        .headers;
+        let e = complete_grpc_status("AppendFact", &mut headers).expect("rewritten");
+        assert_eq!(e.reason, Reason::FactTooLarge);
+        let s = tonic::Status::from_header_map(&headers).unwrap();
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        assert!(
+            s.message().starts_with("fact_too_large: "),
+            "{}",
+            s.message()
+        );
+        assert!(
+            s.message().contains("found 2000000 bytes"),
+            "{}",
+            s.message()
+        );
+        assert_eq!(s.get_details_error_info().unwrap().reason, "fact_too_large");
+
+        let mut headers = tonic::Status::out_of_range("too large")
+            .into_http::<()>()
+            .into_parts()
+            .0
+            .headers;
+        let e = complete_grpc_status("FetchFacts", &mut headers).unwrap();
+        assert_eq!(e.reason, Reason::InvalidRequest);
+
+        let mut headers = tonic::Status::unimplemented("")
+            .into_http::<()>()
+            .into_parts()
+            .0
+            .headers;
+        let e = complete_grpc_status("Nope", &mut headers).unwrap();
+        assert_eq!(e.reason, Reason::Unimplemented);
+    }
+
+    #[test]
+    fn statuses_with_details_and_successes_are_left_alone() {
+        let ours = to_status(&Reason::ConflictingDuplicate.err("m-1"));
+        let mut headers = ours.into_http::<()>().into_parts().0.headers;
+        let before = headers.clone();
+        assert_eq!(complete_grpc_status("AppendFact", &mut headers), None);
+        assert_eq!(headers, before);
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(complete_grpc_status("AppendFact", &mut headers), None);
+        let mut headers = tonic::Status::ok("")
+            .into_http::<()>()
+            .into_parts()
+            .0
+            .headers;
+        assert_eq!(complete_grpc_status("AppendFact", &mut headers), None);
+    }
 
     #[test]
     fn grpc_status_carries_error_info() {

@@ -1,6 +1,5 @@
 //! A zone for controller tests: a real nats-server cluster, a test CA, the
 //! real controller binary, and clients for the producer and reader identities.
-#![allow(dead_code)]
 
 use bsfg_client::connect::ConnectClient;
 use bsfg_client::pb::*;

@@ -97,7 +97,7 @@ pub struct Store {
     #[serde(default = "default_max_age", with = "humantime_serde")]
     pub forward_max_age: Duration,
     /// Size bound of each forward buffer.
-    #[serde(default = "default_max_bytes")]
+    #[serde(default = "default_max_bytes", serialize_with = "exact_bytes")]
     pub forward_max_bytes: ByteSize,
     /// The NATS server (`server_name`) on which the active controller
     /// gathers stream and meta leadership while that server is current: the
@@ -121,6 +121,15 @@ fn default_max_bytes() -> ByteSize {
     ByteSize::gib(10)
 }
 
+/// Sizes are written back as exact byte counts: `ByteSize`'s own rendering
+/// ("2.5 GiB") rounds, so a rendered configuration would change its limits.
+fn exact_bytes<S: serde::Serializer>(size: &ByteSize, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(size.as_u64())
+}
+
+/// JetStream's `max_bytes` is a signed 64-bit count.
+const MAX_STREAM_BYTES: u64 = i64::MAX as u64;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamClass {
@@ -128,7 +137,7 @@ pub struct StreamClass {
     #[serde(default = "default_max_age", with = "humantime_serde")]
     pub max_age: Duration,
     /// Capacity; appends are refused at `limits.store_buffer_reject_percent` of it.
-    #[serde(default = "default_max_bytes")]
+    #[serde(default = "default_max_bytes", serialize_with = "exact_bytes")]
     pub max_bytes: ByteSize,
     /// Identities allowed to append to this class (`*`: any identity of the zone's CA).
     #[serde(default)]
@@ -324,10 +333,10 @@ impl ControllerConfig {
             let key = format!("classes.{name}");
             names::check_token(NameKind::StreamClass, name, max)
                 .map_err(|e| ConfigError::new(&key, e))?;
-            if class.max_bytes.as_u64() < 1024 * 1024 {
+            if !(1024 * 1024..=MAX_STREAM_BYTES).contains(&class.max_bytes.as_u64()) {
                 return Err(ConfigError::new(
                     format!("{key}.max_bytes"),
-                    "must be at least 1 MiB",
+                    "must be at least 1 MiB and at most 8 EiB",
                 ));
             }
             if class.max_age.is_zero() {
@@ -337,6 +346,12 @@ impl ControllerConfig {
                 ));
             }
             class.append = normalise_identities(&format!("{key}.append"), &class.append, max)?;
+        }
+        if self.store.forward_max_bytes.as_u64() > MAX_STREAM_BYTES {
+            return Err(ConfigError::new(
+                "store.forward_max_bytes",
+                "must be at most 8 EiB",
+            ));
         }
         for (zone, peer) in &mut self.peers {
             let key = format!("peers.{zone}");
@@ -473,6 +488,17 @@ identity = "enterprise-bsfg"
 
     fn example() -> ControllerConfig {
         toml::from_str(EXAMPLE).unwrap()
+    }
+
+    #[test]
+    fn sizes_render_exactly_and_stay_within_jetstream_range() {
+        // Found by the config fuzz target: "2562 MiB" rendered as "2.5 GiB".
+        let mut c = example();
+        c.classes.get_mut("operational").unwrap().max_bytes = ByteSize::mib(2562);
+        let back: ControllerConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        c.classes.get_mut("operational").unwrap().max_bytes = ByteSize::b(u64::MAX);
+        assert_eq!(c.check().unwrap_err().key, "classes.operational.max_bytes");
     }
 
     #[test]

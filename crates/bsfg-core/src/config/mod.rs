@@ -7,6 +7,21 @@
 
 mod controller;
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_paths_and_messages_stay_on_one_line() {
+        assert_eq!(key_path(["lease", "ttl"]), "lease.ttl");
+        assert_eq!(key_path(["classes", "m\nax"]), r#"classes."m\nax""#);
+        assert_eq!(key_path([""]), r#""""#);
+        assert_eq!(key_path([]), "(file)");
+        let e = ConfigError::new("k", "found `a\nb`");
+        assert_eq!(e.message, "found `a\\nb`");
+    }
+}
+
 pub use controller::*;
 
 use serde::{Deserialize, Serialize};
@@ -25,10 +40,51 @@ pub struct ConfigError {
 impl ConfigError {
     pub fn new(key: impl Into<String>, message: impl fmt::Display) -> Self {
         ConfigError {
-            key: key.into(),
-            message: message.to_string(),
+            key: one_line(&key.into()),
+            message: one_line(&message.to_string()),
         }
     }
+}
+
+/// A dotted key path as TOML writes it: bare segments as they are, any
+/// other segment (empty, spaces, control characters) quoted and escaped, so
+/// the path is never empty and always fits on one line.
+pub fn key_path<'a>(segments: impl IntoIterator<Item = &'a str>) -> String {
+    let bare = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let parts: Vec<String> = segments
+        .into_iter()
+        .map(|s| {
+            if bare(s) {
+                s.to_owned()
+            } else {
+                serde_json::to_string(s).expect("a string serialises")
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        "(file)".to_owned()
+    } else {
+        parts.join(".")
+    }
+}
+
+/// `text` with control characters (newlines in a quoted key, ...) escaped:
+/// a configuration error is one line in a log or on a terminal.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// Certificate, key and trust root, all referenced by path (never inlined:

@@ -7,19 +7,20 @@
 //! re-reading (BACKUP/FAULT/STOP stop the controller) is the safe direction.
 
 use crate::keepalived::{Notification, parse_line};
-use crate::status::{Metrics, Status};
+use crate::status::Metrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bsfg_mgmt::AgentStatus;
 use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 
 #[derive(Clone)]
 pub struct Shared {
     pub config: Arc<crate::config::AgentConfig>,
-    pub status: Arc<RwLock<Option<Status>>>,
+    pub status: Arc<RwLock<Option<AgentStatus>>>,
     pub metrics: Arc<Metrics>,
     pub notifications: mpsc::Sender<Notification>,
 }

@@ -14,14 +14,16 @@ pub mod management;
 use crate::config::AgentConfig;
 use crate::keepalived::{self, Notification};
 use crate::probes::{Observed, Probes};
-use crate::promotion::{Action, Observation, Promotion, Role, Timing, Transition};
-use crate::status::{
-    ControllerStatus, CredentialStatus, GateStatus, LeaseStatus, Metrics, Status, TrackFileStatus,
-    TransitionStatus, VrrpStatus,
-};
+use crate::promotion::{Action, Observation, Promotion, Timing, Transition};
+use crate::status::Metrics;
 use crate::supervisor::{ControllerProcess, Supervisor};
 use anyhow::Context;
 use bsfg_core::clock::unix_ms;
+use bsfg_mgmt::Role;
+use bsfg_mgmt::agent::{
+    AgentStatus, GateStatus, LeaseStatus, SupervisedController, TrackFileStatus, TransitionStatus,
+    VrrpStatus,
+};
 use bsfg_store::monotonic_now;
 use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
@@ -46,7 +48,7 @@ struct Daemon<S: Supervisor> {
     supervisor: S,
     probes: Probes,
     machine: Promotion,
-    status: Arc<RwLock<Option<Status>>>,
+    status: Arc<RwLock<Option<AgentStatus>>>,
     metrics: Arc<Metrics>,
     /// Wall-clock time matching monotonic `mono_origin`, to date transitions.
     mono_origin: (Duration, i64),
@@ -284,7 +286,7 @@ impl<S: Supervisor> Daemon<S> {
             Ok(v) => (v.holder.clone(), v.revision, v.remaining.as_millis() as u64),
             Err(_) => (None, None, 0),
         };
-        let status = Status {
+        let status = AgentStatus {
             zone: c.zone.clone(),
             host: c.host.clone(),
             role: self.machine.role(),
@@ -307,9 +309,9 @@ impl<S: Supervisor> Daemon<S> {
                     reason: r.reason.clone(),
                 })
                 .collect(),
-            controller: ControllerStatus {
+            controller: SupervisedController {
                 supervisor: self.supervisor.describe(),
-                process: controller.name().to_owned(),
+                process: controller.state(),
                 ready: observed.gates.controller_ready.passes(),
                 last_exit: self.last_exit.clone(),
                 last_error: self.last_error.clone(),
@@ -331,7 +333,7 @@ impl<S: Supervisor> Daemon<S> {
             credentials: observed
                 .credentials
                 .iter()
-                .map(|c| CredentialStatus {
+                .map(|c| bsfg_mgmt::agent::CredentialStatus {
                     name: c.name.clone(),
                     path: c.path.display().to_string(),
                     present: c.present(),

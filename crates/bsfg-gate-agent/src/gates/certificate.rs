@@ -152,7 +152,7 @@ mod tests {
             "CN=alpha expires in 10d 0h, below the 30d 0h threshold"
         );
         let r = evaluate(NOW, THIRTY_DAYS, CertificatePolicy::Warn, &cert(10));
-        assert_eq!(r.verdict, crate::gates::Verdict::Warn);
+        assert_eq!(r.verdict, bsfg_mgmt::Verdict::Warn);
         assert!(r.passes());
         assert!(r.reason.ends_with("(policy warn)"));
     }
@@ -218,6 +218,6 @@ mod tests {
     fn exactly_at_the_threshold_passes() {
         let r = evaluate(NOW, THIRTY_DAYS, CertificatePolicy::Deny, &cert(30));
         assert!(r.passes());
-        assert_eq!(r.verdict, crate::gates::Verdict::Pass);
+        assert_eq!(r.verdict, bsfg_mgmt::Verdict::Pass);
     }
 }

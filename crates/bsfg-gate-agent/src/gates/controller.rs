@@ -4,6 +4,7 @@
 //! otherwise 503 with `{"state": "...", "reason": "..."}`.
 
 use super::GateResult;
+use bsfg_mgmt::Readyz;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadinessFacts {
@@ -21,17 +22,13 @@ pub fn evaluate(facts: &ReadinessFacts) -> GateResult {
         }
         ReadinessFacts::Asked(Ok((200, _))) => GateResult::pass("controller ready (bound the VIP)"),
         ReadinessFacts::Asked(Ok((status, body))) => {
-            let v: Option<serde_json::Value> = serde_json::from_str(body).ok();
-            let field = |k: &str| {
-                v.as_ref()
-                    .and_then(|v| v[k].as_str().map(str::to_owned))
-                    .filter(|s| !s.is_empty())
-            };
-            let detail = match (field("state"), field("reason")) {
-                (Some(s), Some(r)) => format!("{s}: {r}"),
-                (Some(s), None) => s,
-                (None, Some(r)) => r,
-                (None, None) => body.trim().chars().take(200).collect(),
+            let detail = match serde_json::from_str::<Readyz>(body) {
+                Ok(Readyz {
+                    state,
+                    reason: Some(r),
+                }) if !r.is_empty() => format!("{state}: {r}"),
+                Ok(Readyz { state, .. }) => state.to_string(),
+                Err(_) => body.trim().chars().take(200).collect(),
             };
             GateResult::fail(format!("controller not ready ({status}): {detail}"))
         }

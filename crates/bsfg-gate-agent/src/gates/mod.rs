@@ -24,80 +24,8 @@ pub mod lease;
 pub mod quorum;
 pub mod vip;
 
+use bsfg_mgmt::{GateId, Verdict};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// The seven gates, in the contract's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GateId {
-    Vip,
-    Jetstream,
-    Quorum,
-    Artifacts,
-    Certificate,
-    ControllerReady,
-    Lease,
-}
-
-impl GateId {
-    pub const ALL: [GateId; 7] = [
-        GateId::Vip,
-        GateId::Jetstream,
-        GateId::Quorum,
-        GateId::Artifacts,
-        GateId::Certificate,
-        GateId::ControllerReady,
-        GateId::Lease,
-    ];
-
-    /// The host's health gates (2–5).
-    pub const HEALTH: [GateId; 4] = [
-        GateId::Jetstream,
-        GateId::Quorum,
-        GateId::Artifacts,
-        GateId::Certificate,
-    ];
-
-    /// The contract's number (1–7).
-    pub fn number(self) -> u8 {
-        self as u8 + 1
-    }
-
-    /// Stable name used in JSON, metrics labels and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            GateId::Vip => "vip",
-            GateId::Jetstream => "jetstream",
-            GateId::Quorum => "quorum",
-            GateId::Artifacts => "artifacts",
-            GateId::Certificate => "certificate",
-            GateId::ControllerReady => "controller_ready",
-            GateId::Lease => "lease",
-        }
-    }
-
-    /// True for gates whose failure is usually a JetStream-wide stall (a
-    /// leader election), which no other host could do better during.
-    pub fn depends_on_jetstream(self) -> bool {
-        matches!(self, GateId::Jetstream | GateId::Quorum)
-    }
-}
-
-impl fmt::Display for GateId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    /// Passes, with something an operator must look at (certificate policy `warn`).
-    Warn,
-    Fail,
-}
 
 /// A gate's verdict and why. The reason is filled for passes too
 /// ("10.0.0.100 on eth0"), so status shows what was checked.
@@ -131,7 +59,7 @@ impl GateResult {
 
     /// Pass or warn.
     pub fn passes(&self) -> bool {
-        self.verdict != Verdict::Fail
+        self.verdict.passes()
     }
 }
 

@@ -11,46 +11,19 @@
 //! does not count.
 
 use super::GateResult;
-use serde::Deserialize;
+use bsfg_mgmt::nats::{Jsz, MetaCluster};
 
-/// The parts of `/jsz` `meta_cluster` the gate uses.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
-pub struct MetaCluster {
-    #[serde(default)]
-    pub leader: Option<String>,
-    #[serde(default)]
-    pub replicas: Vec<MetaPeer>,
-    #[serde(default)]
-    pub cluster_size: Option<usize>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct MetaPeer {
-    pub name: String,
-    #[serde(default)]
-    pub current: bool,
-    #[serde(default)]
-    pub offline: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QuorumFacts {
     /// This server's name (`/varz` `server_name`).
     pub server_name: String,
     pub meta: MetaCluster,
 }
 
-/// Extracts `meta_cluster` from a `/jsz` document.
-pub fn parse_jsz(jsz: &serde_json::Value) -> Result<MetaCluster, String> {
-    let meta = jsz
-        .get("meta_cluster")
-        .ok_or("JetStream is not clustered (no meta_cluster in /jsz)")?;
-    let mut m: MetaCluster =
-        serde_json::from_value(meta.clone()).map_err(|e| format!("unexpected /jsz: {e}"))?;
-    if m.leader.as_deref() == Some("") {
-        m.leader = None;
-    }
-    Ok(m)
+/// The meta group of a `/jsz` document.
+pub fn meta_cluster(jsz: Jsz) -> Result<MetaCluster, String> {
+    jsz.meta_cluster
+        .ok_or_else(|| "JetStream is not clustered (no meta_cluster in /jsz)".to_owned())
 }
 
 pub fn evaluate(voters: usize, facts: &Result<QuorumFacts, String>) -> GateResult {
@@ -71,9 +44,9 @@ pub fn evaluate(voters: usize, facts: &Result<QuorumFacts, String>) -> GateResul
         }
     }
     current.sort_unstable();
-    if let Some(size) = facts.meta.cluster_size
-        && size != voters
-    {
+    // 0: not reported.
+    let size = facts.meta.cluster_size;
+    if size != 0 && size != voters {
         return GateResult::fail(format!(
             "meta cluster has {size} peers, configuration says {voters} voters"
         ));
@@ -108,7 +81,7 @@ mod tests {
     fn facts(server: &str, jsz: serde_json::Value) -> Result<QuorumFacts, String> {
         Ok(QuorumFacts {
             server_name: server.into(),
-            meta: parse_jsz(&jsz)?,
+            meta: meta_cluster(serde_json::from_value(jsz).map_err(|e| e.to_string())?)?,
         })
     }
 
@@ -178,7 +151,7 @@ mod tests {
 
     #[test]
     fn unclustered_or_unreachable_fails() {
-        assert!(parse_jsz(&json!({"streams": 0})).is_err());
+        assert!(facts("n0", json!({"streams": 0})).is_err());
         let r = evaluate(3, &Err("connection refused".into()));
         assert!(r.reason.contains("connection refused"));
         let f = facts(

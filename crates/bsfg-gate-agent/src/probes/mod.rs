@@ -119,7 +119,12 @@ async fn readiness(running: bool, c: &AgentConfig, timeout: Duration) -> Readine
         return ReadinessFacts::NotRunning;
     }
     let addr = c.controller.management.to_string();
-    ReadinessFacts::Asked(crate::http::get(&addr, "/readyz", timeout).await)
+    ReadinessFacts::Asked(
+        bsfg_mgmt::http::get(&addr, "/readyz", timeout)
+            .await
+            .map(|r| (r.status, r.body))
+            .map_err(|e| e.to_string()),
+    )
 }
 
 async fn artifact_facts(

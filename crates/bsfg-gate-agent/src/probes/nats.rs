@@ -2,12 +2,11 @@
 //! and a client connection (ping), feeding gates 2 and 3.
 
 use crate::gates::jetstream::JetstreamFacts;
-use crate::gates::quorum::{QuorumFacts, parse_jsz};
-use crate::http;
+use crate::gates::quorum::{QuorumFacts, meta_cluster};
+use bsfg_mgmt::http;
+use bsfg_mgmt::nats::{self, Jsz, Varz};
+use serde::de::DeserializeOwned;
 use std::time::Duration;
-
-/// `/healthz?js-enabled-only=true`: JetStream enabled on this server.
-pub const HEALTHZ_PATH: &str = "/healthz?js-enabled-only=true";
 
 #[derive(Debug)]
 pub struct NatsMonitor {
@@ -28,14 +27,16 @@ impl NatsMonitor {
     }
 
     pub async fn healthz(&self) -> Result<(u16, String), String> {
-        http::get(&self.addr, HEALTHZ_PATH, self.timeout).await
+        http::get(&self.addr, nats::HEALTHZ_JETSTREAM, self.timeout)
+            .await
+            .map(|r| (r.status, r.body))
+            .map_err(|e| e.to_string())
     }
 
-    async fn json(&self, path: &str) -> Result<serde_json::Value, String> {
-        match http::get(&self.addr, path, self.timeout).await? {
-            (200, body) => serde_json::from_str(&body).map_err(|e| format!("{path}: {e}")),
-            (status, body) => Err(format!("{path} answered {status}: {}", body.trim())),
-        }
+    async fn json<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        http::get_json(&self.addr, path, self.timeout)
+            .await
+            .map_err(|e| format!("{path}: {e}"))
     }
 
     pub async fn quorum(&self) -> Result<QuorumFacts, String> {
@@ -43,22 +44,21 @@ impl NatsMonitor {
         let server_name = match cached {
             Some(n) => n,
             None => {
-                let varz = self.json("/varz").await?;
-                let name = varz["server_name"]
-                    .as_str()
-                    .filter(|s| !s.is_empty())
-                    .ok_or("no server_name in /varz")?
-                    .to_owned();
+                let varz: Varz = self.json(nats::VARZ).await?;
+                if varz.server_name.is_empty() {
+                    return Err("no server_name in /varz".into());
+                }
+                let name = varz.server_name;
                 *self.server_name.lock().expect("not poisoned") = Some(name.clone());
                 name
             }
         };
-        let jsz = self.json("/jsz").await.inspect_err(|_| {
+        let jsz: Jsz = self.json("/jsz").await.inspect_err(|_| {
             *self.server_name.lock().expect("not poisoned") = None;
         })?;
         Ok(QuorumFacts {
             server_name,
-            meta: parse_jsz(&jsz)?,
+            meta: meta_cluster(jsz)?,
         })
     }
 }

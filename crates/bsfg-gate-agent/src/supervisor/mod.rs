@@ -13,6 +13,7 @@
 pub mod process;
 pub mod systemd;
 
+use bsfg_mgmt::{ControllerExit, ProcessState};
 use std::fmt;
 use std::future::Future;
 
@@ -29,12 +30,12 @@ pub enum ControllerProcess {
 }
 
 impl ControllerProcess {
-    pub fn name(&self) -> &'static str {
+    pub fn state(&self) -> ProcessState {
         match self {
-            ControllerProcess::Stopped => "stopped",
-            ControllerProcess::Running => "running",
-            ControllerProcess::Stopping => "stopping",
-            ControllerProcess::Exited(_) => "exited",
+            ControllerProcess::Stopped => ProcessState::Stopped,
+            ControllerProcess::Running => ProcessState::Running,
+            ControllerProcess::Stopping => ProcessState::Stopping,
+            ControllerProcess::Exited(_) => ProcessState::Exited,
         }
     }
 }
@@ -49,18 +50,11 @@ pub struct ExitReport {
 impl fmt::Display for ExitReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.code, self.signal) {
-            (Some(code), _) => {
-                let meaning = match code {
-                    0 => " (clean stop)",
-                    69 => " (could not bind the VIP or reach JetStream)",
-                    70 => " (internal error)",
-                    75 => " (the zone lease is held by another host)",
-                    78 => " (configuration error)",
-                    79 => " (fenced: the VIP left this host or another controller took the lease)",
-                    _ => "",
-                };
-                write!(f, "exited with code {code}{meaning}")
-            }
+            (Some(0), _) => f.write_str("exited with code 0 (clean stop)"),
+            (Some(code), _) => match ControllerExit::from_code(code) {
+                Some(exit) => write!(f, "exited with code {exit}"),
+                None => write!(f, "exited with code {code}"),
+            },
             (None, Some(sig)) => write!(f, "killed by signal {sig}"),
             (None, None) => f.write_str("ended (status unknown)"),
         }

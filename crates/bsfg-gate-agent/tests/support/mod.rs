@@ -8,9 +8,7 @@
 //! removed on drop, failure included. No address is configured in the root
 //! namespace: the zone's 10.77.0.0/24 exists only on the test's own bridge.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
-
-use bsfg_gate_agent::status::Status;
+use bsfg_mgmt::AgentStatus;
 use bsfg_testkit::bins;
 use bsfg_testkit::netns::{Link, Netns, attach, bridge};
 use bsfg_testkit::pki::{Identity, TestPki, Usage};
@@ -75,11 +73,9 @@ pub fn get_in(ns: &str, addr: &str, path: &str) -> Result<(u16, String), String>
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(bsfg_gate_agent::http::get(
-                &addr,
-                &path,
-                Duration::from_secs(2),
-            ))
+            .block_on(bsfg_mgmt::http::get(&addr, &path, Duration::from_secs(2)))
+            .map(|r| (r.status, r.body))
+            .map_err(|e| e.to_string())
     })
 }
 
@@ -219,7 +215,7 @@ pub struct Zone {
     pub pki: TestPki,
     _bridge: Link,
     _shared: SharedMount,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 const NAMES: [&str; 3] = ["alpha", "beta", "gamma"];
@@ -255,7 +251,7 @@ impl Zone {
             pki,
             _bridge: br,
             _shared: shared,
-            dir,
+            _dir: dir,
         };
         for i in 0..3 {
             zone.start_nats(i);
@@ -599,7 +595,7 @@ filter = "info,bsfg_gate_agent=debug"
     }
 
     /// The agent's `/status`, through `bsfg-gate-agent status --json` run inside the host.
-    pub fn status(&self) -> Option<Status> {
+    pub fn status(&self) -> Option<AgentStatus> {
         let out = Command::new(bins::system_program("ip", "iproute2"))
             .args(["netns", "exec", &self.ns])
             .arg(bins::workspace_binary("bsfg-gate-agent"))

@@ -1,4 +1,4 @@
-//! Cross-zone replay under failover (issue 7): the simulated zone is the
+//! Cross-zone replay under failover: the simulated zone is the
 //! RECEIVING zone of a peer node ([`crate::zone::peer`]); the load generator
 //! appends facts at the peer, the zone's active controller pulls them into
 //! its forward buffer, and alpha crashes while it does.
@@ -14,13 +14,14 @@
 //! the peer, both JetStream timestamps on this machine's clock), before the
 //! crash, for facts the peer stored during the stall, and after it.
 
+use super::ctx::hosts;
 use super::metrics::ms;
 use super::outcome::Outcome;
 use super::scenarios::{crash, roles, serves};
-use super::{Ctx, PROMOTION_TIMEOUT, hosts};
-use crate::observe::status::PeerReplication;
+use super::{Ctx, PROMOTION_TIMEOUT};
 use crate::zone::Zone;
 use anyhow::{Context, Result};
+use bsfg_mgmt::controller::{PeerReplication, PeerState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -155,7 +156,7 @@ pub fn figures(
 /// Whether a replicator's `/status` entry shows it has taken everything
 /// the peer had: `caught_up`, backlog 0, no error.
 pub fn drained(r: &PeerReplication) -> Result<String, String> {
-    if r.state == "caught_up" && r.backlog == 0 && r.last_error.is_none() {
+    if r.state == PeerState::CaughtUp && r.backlog == 0 && r.last_error.is_none() {
         Ok(format!(
             "{} caught_up, backlog 0, {} replicated by this controller, confirmed offset {}, lag {:.3} s",
             r.peer, r.replicated, r.confirmed_offset, r.lag_seconds
@@ -174,7 +175,7 @@ pub fn drained(r: &PeerReplication) -> Result<String, String> {
 /// Whether a replicator pulls: replicating or caught up with at least
 /// `min` facts stored by this controller.
 pub fn pulling(r: &PeerReplication, min: u64) -> bool {
-    matches!(r.state.as_str(), "replicating" | "caught_up") && r.replicated >= min
+    matches!(r.state, PeerState::Replicating | PeerState::CaughtUp) && r.replicated >= min
 }
 
 async fn peer_status(z: &Zone, host: &str, peer: &str) -> Option<PeerReplication> {
@@ -193,7 +194,7 @@ pub(super) async fn alpha_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
     let pz = peer.plan.zone.clone();
     c.expected = Outcome {
         summary: format!(
-            "issue 7: the receiving zone's Alpha crashes during replication from {pz} → VIP, \
+            "the receiving zone's Alpha crashes during replication from {pz} → VIP, \
              controller and replication move to Beta, which resumes from the peer's cursor; \
              every fact {pz} acknowledged is in the forward buffer exactly once"
         ),
@@ -235,7 +236,7 @@ pub(super) async fn alpha_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
             .replication
             .before_fault
             .as_ref()
-            .is_some_and(|r| r.state == "replicating");
+            .is_some_and(|r| r.state == PeerState::Replicating);
         if replicating || tokio::time::Instant::now() > deadline {
             break;
         }
@@ -372,11 +373,16 @@ mod tests {
         assert_eq!(percentile(&[7.0], 0.99), 7.0);
     }
 
-    fn status(state: &str, replicated: u64, backlog: u64, err: Option<&str>) -> PeerReplication {
+    fn status(
+        state: PeerState,
+        replicated: u64,
+        backlog: u64,
+        err: Option<&str>,
+    ) -> PeerReplication {
         PeerReplication {
             peer: "enterprise".into(),
             consumer: "to-plant-a".into(),
-            state: state.into(),
+            state,
             last_error: err.map(str::to_owned),
             replicated,
             rejected: 0,
@@ -388,13 +394,13 @@ mod tests {
 
     #[test]
     fn drained_means_caught_up_with_nothing_waiting_and_no_error() {
-        assert!(drained(&status("caught_up", 5, 0, None)).is_ok());
-        assert!(drained(&status("replicating", 5, 0, None)).is_err());
-        assert!(drained(&status("caught_up", 5, 3, None)).is_err());
-        let e = drained(&status("caught_up", 5, 0, Some("Unavailable: x"))).unwrap_err();
+        assert!(drained(&status(PeerState::CaughtUp, 5, 0, None)).is_ok());
+        assert!(drained(&status(PeerState::Replicating, 5, 0, None)).is_err());
+        assert!(drained(&status(PeerState::CaughtUp, 5, 3, None)).is_err());
+        let e = drained(&status(PeerState::CaughtUp, 5, 0, Some("Unavailable: x"))).unwrap_err();
         assert!(e.contains("Unavailable"), "{e}");
-        assert!(pulling(&status("caught_up", 50, 0, None), 50));
-        assert!(!pulling(&status("backoff", 50, 0, None), 1));
-        assert!(!pulling(&status("replicating", 0, 9, None), 1));
+        assert!(pulling(&status(PeerState::CaughtUp, 50, 0, None), 50));
+        assert!(!pulling(&status(PeerState::Backoff, 50, 0, None), 1));
+        assert!(!pulling(&status(PeerState::Replicating, 0, 9, None), 1));
     }
 }

@@ -212,17 +212,6 @@ impl LoadView {
             .filter(|a| a.last_try >= t)
             .count()
     }
-
-    /// When the latest acknowledgement arrived.
-    pub fn last_ack(&self) -> Option<Duration> {
-        self.0
-            .lock()
-            .expect("load log")
-            .acks
-            .iter()
-            .map(|a| a.acked)
-            .max()
-    }
 }
 
 async fn futures_join(rxs: Vec<tokio::sync::oneshot::Receiver<()>>) {

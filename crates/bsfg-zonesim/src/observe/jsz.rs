@@ -1,11 +1,10 @@
-//! JetStream placement from nats-server's monitoring endpoint
-//! (`/jsz?accounts=true&streams=true`): the meta leader, how many voters the
-//! meta group has, and the leader of every stream (the KV buckets
+//! JetStream placement, the simulator's summary of nats-server's `/jsz`
+//! ([`bsfg_mgmt::nats::Jsz`]): the meta leader, how many voters the meta
+//! group has, and the leader of every stream (the KV buckets
 //! `KV_bsfg_lease`, `KV_bsfg_cursors`, `KV_bsfg_artifacts` are streams too).
 
+use bsfg_mgmt::nats::Jsz;
 use serde::{Deserialize, Serialize};
-
-pub const PATH: &str = "/jsz?accounts=true&streams=true";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Placement {
@@ -25,83 +24,29 @@ pub struct StreamLeader {
     pub leader: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Jsz {
-    #[serde(default)]
-    server_name: Option<String>,
-    #[serde(default)]
-    meta_cluster: Option<Meta>,
-    #[serde(default)]
-    account_details: Vec<Account>,
-}
-
-#[derive(Deserialize)]
-struct Meta {
-    #[serde(default)]
-    leader: Option<String>,
-    #[serde(default)]
-    cluster_size: usize,
-    #[serde(default)]
-    replicas: Vec<Replica>,
-}
-
-#[derive(Deserialize)]
-struct Replica {
-    name: String,
-    #[serde(default)]
-    current: bool,
-}
-
-#[derive(Deserialize)]
-struct Account {
-    #[serde(default)]
-    stream_detail: Vec<Stream>,
-}
-
-#[derive(Deserialize)]
-struct Stream {
-    name: String,
-    #[serde(default)]
-    cluster: Option<Cluster>,
-}
-
-#[derive(Deserialize)]
-struct Cluster {
-    #[serde(default)]
-    leader: Option<String>,
-}
-
-pub fn parse(body: &str) -> Result<Placement, String> {
-    let j: Jsz = serde_json::from_str(body).map_err(|e| format!("/jsz: {e}"))?;
-    let meta = j.meta_cluster;
-    let mut streams: Vec<StreamLeader> = j
-        .account_details
-        .into_iter()
-        .flat_map(|a| a.stream_detail)
-        .map(|s| StreamLeader {
-            stream: s.name,
-            leader: s.cluster.and_then(|c| c.leader).filter(|l| !l.is_empty()),
-        })
-        .collect();
-    streams.sort_by(|a, b| a.stream.cmp(&b.stream));
-    Ok(Placement {
-        server: j.server_name.unwrap_or_default(),
-        meta_leader: meta
-            .as_ref()
-            .and_then(|m| m.leader.clone())
-            .filter(|l| !l.is_empty()),
-        cluster_size: meta.as_ref().map_or(0, |m| m.cluster_size),
-        current_peers: meta
-            .map(|m| {
-                m.replicas
-                    .into_iter()
-                    .filter(|r| r.current)
-                    .map(|r| r.name)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        streams,
-    })
+impl From<&Jsz> for Placement {
+    fn from(j: &Jsz) -> Placement {
+        let meta = j.meta_cluster.as_ref();
+        Placement {
+            server: j.server_name.clone(),
+            meta_leader: j.meta_leader().map(str::to_owned),
+            cluster_size: meta.map_or(0, |m| m.cluster_size),
+            current_peers: meta
+                .into_iter()
+                .flat_map(|m| &m.replicas)
+                .filter(|r| r.current)
+                .map(|r| r.name.clone())
+                .collect(),
+            streams: j
+                .streams()
+                .into_iter()
+                .map(|s| StreamLeader {
+                    stream: s.name.clone(),
+                    leader: s.leader().map(str::to_owned),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Placement {
@@ -143,6 +88,10 @@ mod tests {
         {"name": "KV_bsfg_cursors", "cluster": {"name": "plant-a", "leader": ""}}
       ]}]
     }"#;
+
+    fn parse(body: &str) -> Result<Placement, String> {
+        Jsz::parse(body).map(|j| Placement::from(&j))
+    }
 
     #[test]
     fn leaders_meta_and_current_peers() {

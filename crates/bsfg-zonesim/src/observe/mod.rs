@@ -1,14 +1,14 @@
 //! What the simulator observes, always from inside a namespace (see
 //! [`crate::netns::runtime`]): whether a host holds the VIP, whether its
 //! controller serves (`/readyz`), the gate agent's and the controller's
-//! `/status`, and the JetStream cluster (`/jsz`).
+//! `/status`, and the JetStream cluster (`/jsz`): the documents of
+//! [`bsfg_mgmt`], read with its client.
 
-pub mod http;
 pub mod jsz;
 pub mod lease;
-pub mod status;
 pub mod zone_status;
 
+use bsfg_mgmt::http::{self, HttpError};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -43,10 +43,10 @@ impl Readiness {
 
 /// `GET /readyz` on the controller's management address.
 pub async fn readiness(addr: SocketAddr, timeout: Duration) -> Readiness {
-    match http::get(addr, "/readyz", timeout).await {
-        Ok((200, _)) => Readiness::Serving,
-        Ok((code, body)) => Readiness::NotServing(format!("{code}: {}", body.trim())),
-        Err(http::HttpError::Refused(e)) => Readiness::NotServing(format!("no controller: {e}")),
+    match http::get(&addr.to_string(), "/readyz", timeout).await {
+        Ok(r) if r.status == 200 => Readiness::Serving,
+        Ok(r) => Readiness::NotServing(format!("{}: {}", r.status, r.body.trim())),
+        Err(e @ HttpError::Refused { .. }) => Readiness::NotServing(format!("no controller: {e}")),
         Err(e) => Readiness::Unknown(e.to_string()),
     }
 }

@@ -4,12 +4,12 @@
 
 use super::Readiness;
 use super::jsz::Placement;
-use super::status::{AgentStatus, ControllerStatus};
 use crate::zone::Zone;
-use serde::Serialize;
+use bsfg_mgmt::{AgentStatus, ControllerStatus};
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ZoneStatus {
     pub instance: String,
     pub zone: String,
@@ -20,7 +20,7 @@ pub struct ZoneStatus {
     pub jetstream: Option<Placement>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostStatus {
     pub host: String,
     pub role: String,
@@ -129,7 +129,10 @@ pub fn render(s: &ZoneStatus) -> String {
             )
         });
         let gates = a.map(|a| {
-            let failing = a.failing_gates();
+            let failing: Vec<String> = a
+                .gates_not_passing()
+                .map(|g| format!("{} {}: {}", g.gate, g.verdict, g.reason))
+                .collect();
             if failing.is_empty() {
                 "all pass".to_owned()
             } else {
@@ -138,7 +141,7 @@ pub fn render(s: &ZoneStatus) -> String {
         });
         let controller = match (&h.controller_ready, &h.controller) {
             (Some(r), _) if r == "serving" => "serving".to_owned(),
-            (_, Some(c)) => c.state.clone(),
+            (_, Some(c)) => c.state.to_string(),
             (Some(_), None) => "stopped".to_owned(),
             (None, _) => "-".to_owned(),
         };
@@ -147,8 +150,8 @@ pub fn render(s: &ZoneStatus) -> String {
             "{:<7} {:<4} {:<7} {:<10} {:<10} {:<34} {}",
             h.host,
             if h.holds_vip { "yes" } else { "no" },
-            cell(a.map(|a| a.vrrp.state.as_str())),
-            cell(a.map(|a| a.role.as_str())),
+            cell(a.map(|a| a.vrrp.state.name())),
+            cell(a.map(|a| a.role.name())),
             controller,
             cell(lease.as_deref()),
             cell(gates.as_deref()),

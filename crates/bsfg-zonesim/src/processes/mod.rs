@@ -26,6 +26,8 @@ pub enum Kind {
     /// A controller the simulator starts itself (the peer node of a
     /// replication drill); the zone's controllers are the agents' children.
     Controller,
+    /// The power feed: `bsfg-powercut` serving the hosts' disks (power-loss drills).
+    PowerFeed,
 }
 
 impl Kind {
@@ -35,6 +37,7 @@ impl Kind {
             Kind::GateAgent => "bsfg-gate-agent",
             Kind::Keepalived => "keepalived",
             Kind::Controller => "bsfg-controller",
+            Kind::PowerFeed => "bsfg-powercut",
         }
     }
 }
@@ -106,15 +109,33 @@ pub fn spawn(
     argv: &[String],
     log: &Path,
 ) -> Result<DaemonRecord> {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns]).args(argv);
+    start(cmd, host, kind, log)
+}
+
+/// Starts `argv` in the simulator's own namespaces (network and mount: a
+/// FUSE mount made here is seen by every host's daemons started after it,
+/// whereas `ip netns exec` gives each daemon a mount namespace of its own).
+pub fn spawn_outside_hosts(
+    label: &str,
+    kind: Kind,
+    argv: &[String],
+    log: &Path,
+) -> Result<DaemonRecord> {
+    let (program, args) = argv.split_first().context("an empty command line")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    start(cmd, label, kind, log)
+}
+
+fn start(mut cmd: Command, host: &str, kind: Kind, log: &Path) -> Result<DaemonRecord> {
     let out = File::options()
         .create(true)
         .append(true)
         .open(log)
         .with_context(|| format!("opening {}", log.display()))?;
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns])
-        .args(argv)
-        .env_clear()
+    cmd.env_clear()
         .env(
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

@@ -1,5 +1,5 @@
 //! Drill results as structured data (the `--json` object, also what the
-//! failover benchmark of issue 8 consumes), a readable summary, and the
+//! failover benchmark, `bsfg-bench failover`, consumes), a readable summary, and the
 //! table `drill all` prints.
 
 use crate::drills::outcome::{Check, Outcome, list};
@@ -76,6 +76,9 @@ pub struct DrillReport {
     pub read_back_stale_s: f64,
     /// Replication drills: the peer, the replication stall and the lag.
     pub replication: Option<crate::drills::replication::ReplicationReport>,
+    /// Power-loss drills: tier, what the cut discarded, recovery, artifacts.
+    #[serde(default)]
+    pub power: Option<crate::drills::power::PowerReport>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -210,6 +213,19 @@ impl DrillReport {
                 lag(&r.lag_before_fault),
                 lag(&r.lag_during_stall),
                 lag(&r.lag_after_resume)
+            );
+        }
+        if let Some(p) = &self.power {
+            let _ = writeln!(
+                o,
+                "  power:      {} tier, {} disks; {} lost power; recovered by itself: {}, first ack after {}; artifacts {} acknowledged, {} lost",
+                p.tier,
+                p.semantics,
+                p.hosts_cut.join(", "),
+                if p.recovered { "yes" } else { "NO" },
+                opt(p.recovery_s),
+                p.artifacts_acked,
+                p.artifacts_lost
             );
         }
         if let Some(p) = &self.promotion {

@@ -307,7 +307,12 @@ impl ZoneSpec {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        let spec: ZoneSpec = serde_json::from_slice(&out.stdout)
+        ZoneSpec::from_json(&out.stdout)
+    }
+
+    /// Parses and checks the zone library's JSON output.
+    pub fn from_json(json: &[u8]) -> Result<ZoneSpec> {
+        let spec: ZoneSpec = serde_json::from_slice(json)
             .context("the zone library's output does not have the documented shape")?;
         spec.check()?;
         Ok(spec)
@@ -332,6 +337,15 @@ impl ZoneSpec {
 
     pub fn alpha(&self) -> &HostSpec {
         &self.hosts[&self.by_role.alpha]
+    }
+
+    /// Alpha's controller configuration: what the zone's controllers serve.
+    pub fn controller_config(&self) -> Result<&serde_json::Value> {
+        self.alpha()
+            .controller
+            .as_ref()
+            .map(|c| &c.config)
+            .context("alpha has no controller configuration")
     }
 
     pub fn beta(&self) -> &HostSpec {

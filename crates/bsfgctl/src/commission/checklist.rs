@@ -5,6 +5,8 @@
 use crate::output::short_duration_ms;
 use crate::zone::snapshot::{HostObservation, Snapshot};
 use crate::zone::status::{differing_builds, evaluate};
+use bsfg_mgmt::GateId;
+use bsfg_mgmt::nats::{Jsz, StreamDetail};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -136,8 +138,8 @@ pub fn mounts(s: &Snapshot) -> Item {
             }
             // Whatever the mount table says, the services must be able to use it.
             match m.purpose.as_str() {
-                "artifacts" => match h.agent_ok().and_then(|a| a.gate("artifacts")) {
-                    Some(g) if g.verdict != "fail" => {
+                "artifacts" => match h.agent_ok().and_then(|a| a.gate(GateId::Artifacts)) {
+                    Some(g) if g.verdict.passes() => {
                         ev.push(format!("{}: artifacts gate: {}", h.name, g.reason))
                     }
                     Some(g) => fail.push(format!("{}: {} unusable: {}", h.name, m.path, g.reason)),
@@ -146,7 +148,7 @@ pub fn mounts(s: &Snapshot) -> Item {
                         h.name
                     )),
                 },
-                "jetstream" => match h.varz.as_ref().ok().and_then(|v| v.store_dir.clone()) {
+                "jetstream" => match h.varz.as_ref().ok().and_then(|v| v.store_dir()) {
                     Some(d) if d.starts_with(&m.path) => {
                         ev.push(format!("{}: nats-server stores in {d}", h.name))
                     }
@@ -187,7 +189,7 @@ pub fn vip_single_holder(s: &Snapshot) -> Item {
         .iter()
         .filter_map(|h| {
             h.agent_ok()
-                .and_then(|a| a.gate("vip"))
+                .and_then(|a| a.gate(GateId::Vip))
                 .map(|g| format!("{}: {} ({})", h.name, g.reason, g.verdict))
         })
         .collect();
@@ -270,15 +272,16 @@ pub fn controller_bound_to_vip(s: &Snapshot) -> Item {
     for h in &s.hosts {
         if let Some(c) = h.controller_ok() {
             seen += 1;
-            if c.listen == expected {
+            let listen = &c.status.listen;
+            if *listen == expected {
                 ev.push(format!(
-                    "{}: controller listens on {} (the VIP only)",
-                    h.name, c.listen
+                    "{}: controller listens on {listen} (the VIP only)",
+                    h.name
                 ));
             } else {
                 fail.push(format!(
-                    "{}: controller listens on {}, expected {expected}",
-                    h.name, c.listen
+                    "{}: controller listens on {listen}, expected {expected}",
+                    h.name
                 ));
             }
         }
@@ -304,7 +307,7 @@ pub fn jetstream_voters(s: &Snapshot) -> Item {
     let mut leader_seen = false;
     for h in &s.hosts {
         match &h.jsz {
-            Ok(j) => match &j.meta {
+            Ok(j) => match &j.meta_cluster {
                 Some(m) => {
                     if m.cluster_size != s.zone.voters {
                         fail.push(format!(
@@ -378,11 +381,10 @@ pub fn jetstream_quorum(s: &Snapshot) -> Item {
 pub fn streams_replicated(s: &Snapshot) -> Item {
     let mut fail = Vec::new();
     let mut ev = Vec::new();
-    let views: Vec<&crate::zone::nats::Jsz> =
-        s.hosts.iter().filter_map(|h| h.jsz.as_ref().ok()).collect();
+    let views: Vec<&Jsz> = s.hosts.iter().filter_map(|h| h.jsz.as_ref().ok()).collect();
     let mut names: Vec<&str> = views
         .iter()
-        .flat_map(|j| j.streams.iter().map(|st| st.name.as_str()))
+        .flat_map(|j| j.streams().into_iter().map(|st| st.name.as_str()))
         .collect();
     names.sort();
     names.dedup();
@@ -392,21 +394,23 @@ pub fn streams_replicated(s: &Snapshot) -> Item {
         fail.push("no streams reported".into());
     }
     for name in names {
-        let entries: Vec<(&str, &crate::zone::nats::StreamInfo)> = views
+        let entries: Vec<(&str, &StreamDetail)> = views
             .iter()
             .flat_map(|j| {
-                j.streams
-                    .iter()
+                j.streams()
+                    .into_iter()
                     .filter(|st| st.name == name)
                     .map(move |st| (j.server_name.as_str(), st))
             })
             .collect();
         let r = entries
             .iter()
-            .filter_map(|(_, st)| st.replicas_configured)
+            .filter_map(|(_, st)| st.config.as_ref()?.num_replicas)
             .max()
             .unwrap_or(0);
-        let leader = entries.iter().find_map(|(_, st)| st.leader.clone());
+        let leader = entries
+            .iter()
+            .find_map(|(_, st)| st.leader().map(str::to_owned));
         let own = leader.as_deref().and_then(|l| {
             entries
                 .iter()
@@ -427,8 +431,9 @@ pub fn streams_replicated(s: &Snapshot) -> Item {
             )),
             (Some(l), Some(st)) => {
                 let current = 1 + st
-                    .followers
+                    .cluster
                     .iter()
+                    .flat_map(|c| &c.replicas)
                     .filter(|f| f.current && !f.offline)
                     .count();
                 if current < r {
@@ -480,8 +485,8 @@ pub fn certificates(s: &Snapshot, min: Duration, now_ms: i64) -> Item {
                     fail.push(format!("{line}, below {}", humantime::format_duration(min)));
                 }
             }
-            None => match a.gate("certificate") {
-                Some(g) if g.verdict == "pass" => {
+            None => match a.gate(GateId::Certificate) {
+                Some(g) if g.verdict == bsfg_mgmt::Verdict::Pass => {
                     ev.push(format!("{}: certificate gate: {}", h.name, g.reason))
                 }
                 Some(g) => fail.push(format!(

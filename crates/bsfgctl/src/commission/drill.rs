@@ -7,6 +7,7 @@ use super::checklist::{Item, Verdict};
 use crate::cli::CommissionArgs;
 use crate::identity::ConfigFile;
 use crate::zone::snapshot::Snapshot;
+use bsfg_mgmt::Role;
 use std::time::{Duration, Instant};
 
 pub const FAILOVER: &str = "failover";
@@ -43,7 +44,7 @@ pub fn settled_on(s: &Snapshot, host: &str) -> bool {
         .hosts
         .iter()
         .filter(|h| h.name != host && h.agent.is_some())
-        .all(|h| h.agent_ok().is_some_and(|a| a.role == "standby") && !h.controller_running());
+        .all(|h| h.agent_ok().is_some_and(|a| a.role == Role::Standby) && !h.controller_running());
     holders == [host] && serving == [host] && others_standby
 }
 

@@ -3,10 +3,17 @@
 //! that names it.
 
 use super::checklist::*;
-use crate::zone::agent::*;
 use crate::zone::file::ZoneFile;
-use crate::zone::nats::{Jsz, Meta, Peer, StreamInfo, Varz};
 use crate::zone::snapshot::*;
+use bsfg_mgmt::agent::{
+    AgentStatus, Certificate, GateId, GateStatus, HostFacts, Keepalived, LeaseStatus, Mount,
+    ProcessState, Role, SupervisedController, TrackFileStatus, VrrpState, VrrpStatus,
+};
+use bsfg_mgmt::controller::{ControllerLease, ControllerStatus, ServingState};
+use bsfg_mgmt::nats::{
+    AccountDetail, Jsz, MetaCluster, PeerInfo, StreamCluster, StreamConfig, StreamDetail,
+    StreamState, Varz, VarzJetStream, VarzJetStreamConfig,
+};
 use std::time::Duration;
 
 const NOW: i64 = 1_800_000_000_000;
@@ -18,17 +25,26 @@ fn zone() -> ZoneFile {
     ZoneFile::parse(crate::zone::file::tests::EXAMPLE).unwrap()
 }
 
-fn gates(vip: bool) -> Vec<Gate> {
-    let g = |n: u8, gate: &str, ok: bool, reason: &str| Gate {
-        number: n,
-        gate: gate.into(),
-        verdict: if ok { "pass" } else { "fail" }.into(),
+/// `/varz` `now` for a Unix time in ms.
+fn rfc3339(ms: i64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms as u64))
+        .to_string()
+}
+
+fn gates(vip: bool) -> Vec<GateStatus> {
+    let g = |gate: GateId, ok: bool, reason: &str| GateStatus {
+        number: gate.number(),
+        gate,
+        verdict: if ok {
+            bsfg_mgmt::Verdict::Pass
+        } else {
+            bsfg_mgmt::Verdict::Fail
+        },
         reason: reason.into(),
     };
     vec![
         g(
-            1,
-            "vip",
+            GateId::Vip,
             vip,
             if vip {
                 "10.20.0.100 on eno1"
@@ -36,46 +52,164 @@ fn gates(vip: bool) -> Vec<Gate> {
                 "10.20.0.100 is not on any local interface"
             },
         ),
-        g(2, "jetstream", true, "healthy"),
-        g(3, "quorum", true, "leader gamma, 3 of 3 current"),
-        g(4, "artifacts", true, "/artifacts mounted and writable"),
-        g(5, "certificate", true, "valid for 364 days"),
-        g(6, "controller_ready", vip, "ready"),
-        g(7, "lease", vip, "held by this host"),
+        g(GateId::Jetstream, true, "healthy"),
+        g(GateId::Quorum, true, "leader gamma, 3 of 3 current"),
+        g(GateId::Artifacts, true, "/artifacts mounted and writable"),
+        g(GateId::Certificate, true, "valid for 364 days"),
+        g(GateId::ControllerReady, vip, "ready"),
+        g(GateId::Lease, vip, "held by this host"),
     ]
+}
+
+fn peer(name: &str) -> PeerInfo {
+    PeerInfo {
+        name: name.into(),
+        current: true,
+        ..PeerInfo::default()
+    }
+}
+
+fn jsz(server: &str) -> Jsz {
+    let stream = |n: &str| StreamDetail {
+        name: n.into(),
+        config: Some(StreamConfig {
+            num_replicas: Some(3),
+        }),
+        cluster: Some(StreamCluster {
+            leader: Some("gamma".into()),
+            replicas: vec![peer("alpha"), peer("beta")],
+        }),
+        state: Some(StreamState { messages: 5 }),
+    };
+    Jsz {
+        server_name: server.into(),
+        meta_cluster: Some(MetaCluster {
+            leader: Some("gamma".into()),
+            cluster_size: 3,
+            replicas: ["alpha", "beta", "gamma"]
+                .into_iter()
+                .filter(|p| *p != server)
+                .map(peer)
+                .collect(),
+        }),
+        account_details: vec![AccountDetail {
+            stream_detail: vec![stream("facts_operational"), stream("KV_bsfg_lease")],
+        }],
+    }
+}
+
+fn agent(name: &str, addr: &str, active: bool) -> AgentStatus {
+    AgentStatus {
+        zone: "plant-a".into(),
+        host: name.into(),
+        role: if active { Role::Active } else { Role::Standby },
+        role_reason: "agent started".into(),
+        role_since_unix_ms: NOW - DAY,
+        blocker: None,
+        vrrp: VrrpStatus {
+            state: if active {
+                VrrpState::Master
+            } else {
+                VrrpState::Backup
+            },
+            since_unix_ms: None,
+            last_notification: None,
+        },
+        vip: "10.20.0.100".into(),
+        gates: gates(active),
+        controller: SupervisedController {
+            supervisor: "systemd unit bsfg-controller.service".into(),
+            process: if active {
+                ProcessState::Running
+            } else {
+                ProcessState::Stopped
+            },
+            ready: active,
+            last_exit: None,
+            last_error: None,
+        },
+        lease: LeaseStatus {
+            holder: Some("alpha".into()),
+            revision: Some(1),
+            remaining_ms: 0,
+            permits: active,
+            reason: String::new(),
+        },
+        track_file: TrackFileStatus {
+            path: "/run/bsfg-gate-agent/vrrp-track".into(),
+            value: 0,
+        },
+        transitions_total: 0,
+        transitions: vec![],
+        evaluated_at_unix_ms: NOW,
+        credentials: Vec::new(),
+        host_facts: Some(HostFacts {
+            now_unix_ms: NOW,
+            system: Some("/nix/store/0c6a8q4pq0bqsb6l7hxp8g3yq3xx3lxk-nixos-system-x-25.05".into()),
+            controller_executable: Some(CTRL.into()),
+            mounts: ["/", "/data/jetstream", "/opt/bsfg", "/artifacts"]
+                .iter()
+                .map(|m| Mount {
+                    mount_point: (*m).into(),
+                    source: "/dev/x".into(),
+                    fs_type: "ext4".into(),
+                    read_only: false,
+                })
+                .collect(),
+            keepalived: Some(Keepalived {
+                pid: 4242,
+                config: "/etc/keepalived/keepalived.conf".into(),
+                interface: Some("eno1".into()),
+                unicast_src_ip: Some(addr.into()),
+                unicast_peers: vec![
+                    if name == "alpha" {
+                        "10.20.0.12"
+                    } else {
+                        "10.20.0.11"
+                    }
+                    .into(),
+                ],
+            }),
+            certificate: Some(Certificate {
+                path: "/run/c.pem".into(),
+                subject: "CN=plant-a-bsfg".into(),
+                not_after_unix_ms: NOW + 365 * DAY,
+            }),
+            errors: vec![],
+        }),
+    }
+}
+
+fn controller(name: &str) -> ControllerSeen {
+    ControllerSeen {
+        ready: true,
+        status: ControllerStatus {
+            zone: "plant-a".into(),
+            node: name.into(),
+            state: ServingState::Serving,
+            reason: None,
+            listen: "10.20.0.100:9443".into(),
+            version: "0.1.0".into(),
+            executable: Some(CTRL.into()),
+            started_at_unix_ms: NOW - DAY,
+            lease: Some(ControllerLease {
+                held: true,
+                instance: format!("{name}-1"),
+                holder: Some(name.into()),
+                revision: Some(1),
+                fence_in_ms: Some(700),
+            }),
+            classes: vec![],
+            consumers: vec![],
+            replication: vec![],
+            rehydration: None,
+        },
+    }
 }
 
 fn host(name: &str, role: &str, active: bool) -> HostObservation {
     let z = zone();
     let addr = z.hosts[name].address.clone();
-    let peers: Vec<Peer> = ["alpha", "beta", "gamma"]
-        .iter()
-        .filter(|p| **p != name)
-        .map(|p| Peer {
-            name: (*p).into(),
-            current: true,
-            offline: false,
-            lag: 0,
-        })
-        .collect();
-    let stream = |n: &str| StreamInfo {
-        name: n.into(),
-        replicas_configured: Some(3),
-        leader: Some("gamma".into()),
-        followers: vec![
-            Peer {
-                name: "alpha".into(),
-                current: true,
-                ..Default::default()
-            },
-            Peer {
-                name: "beta".into(),
-                current: true,
-                ..Default::default()
-            },
-        ],
-        messages: 5,
-    };
     let service = role != "gamma";
     HostObservation {
         name: name.into(),
@@ -83,92 +217,20 @@ fn host(name: &str, role: &str, active: bool) -> HostObservation {
         varz: Ok(Varz {
             server_name: name.into(),
             version: "2.15.1".into(),
-            now_unix_ms: Some(NOW + 3),
-            store_dir: Some("/data/jetstream/jetstream".into()),
+            now: Some(rfc3339(NOW + 3)),
+            jetstream: Some(VarzJetStream {
+                config: Some(VarzJetStreamConfig {
+                    store_dir: Some("/data/jetstream/jetstream".into()),
+                }),
+            }),
         }),
         varz_window: Some((NOW, NOW + 6)),
-        jsz: Ok(Jsz {
-            server_name: name.into(),
-            meta: Some(Meta {
-                leader: Some("gamma".into()),
-                cluster_size: 3,
-                peers,
-            }),
-            streams: vec![stream("facts_operational"), stream("KV_bsfg_lease")],
-        }),
+        jsz: Ok(jsz(name)),
         jetstream_health: Ok(()),
-        agent: service.then(|| {
-            Ok(AgentStatus {
-                zone: "plant-a".into(),
-                host: name.into(),
-                role: if active { "active" } else { "standby" }.into(),
-                vrrp: Vrrp {
-                    state: if active { "MASTER" } else { "BACKUP" }.into(),
-                    since_unix_ms: None,
-                },
-                vip: "10.20.0.100".into(),
-                gates: gates(active),
-                controller: Controller {
-                    process: if active { "running" } else { "stopped" }.into(),
-                    ready: active,
-                    ..Default::default()
-                },
-                lease: Lease {
-                    holder: Some("alpha".into()),
-                    permits: active,
-                    ..Default::default()
-                },
-                host_facts: Some(HostFacts {
-                    now_unix_ms: NOW,
-                    system: Some(
-                        "/nix/store/0c6a8q4pq0bqsb6l7hxp8g3yq3xx3lxk-nixos-system-x-25.05".into(),
-                    ),
-                    controller_executable: Some(CTRL.into()),
-                    mounts: ["/", "/data/jetstream", "/opt/bsfg", "/artifacts"]
-                        .iter()
-                        .map(|m| Mount {
-                            mount_point: (*m).into(),
-                            source: "/dev/x".into(),
-                            fs_type: "ext4".into(),
-                            read_only: false,
-                        })
-                        .collect(),
-                    keepalived: Some(Keepalived {
-                        pid: 4242,
-                        config: "/etc/keepalived/keepalived.conf".into(),
-                        interface: Some("eno1".into()),
-                        unicast_src_ip: Some(addr.clone()),
-                        unicast_peers: vec![
-                            if name == "alpha" {
-                                "10.20.0.12"
-                            } else {
-                                "10.20.0.11"
-                            }
-                            .into(),
-                        ],
-                    }),
-                    certificate: Some(Certificate {
-                        path: "/run/c.pem".into(),
-                        subject: "CN=plant-a-bsfg".into(),
-                        not_after_unix_ms: NOW + 365 * DAY,
-                    }),
-                    errors: vec![],
-                }),
-                ..Default::default()
-            })
-        }),
+        agent: service.then(|| Ok(agent(name, &addr, active))),
         controller: service.then(|| {
             if active {
-                Ok(ControllerSeen {
-                    ready: true,
-                    state: "serving".into(),
-                    listen: "10.20.0.100:9443".into(),
-                    node: name.into(),
-                    executable: Some(CTRL.into()),
-                    lease_holder: Some(name.into()),
-                    lease_held: true,
-                    ..Default::default()
-                })
+                Ok(controller(name))
             } else {
                 Err("connection refused".into())
             }
@@ -254,9 +316,9 @@ fn a_crashed_host_fails_reachability_and_voters() {
     g.jetstream_health = Err("connection refused".into());
     for h in ["alpha", "beta"] {
         let j = host_mut(&mut s, h).jsz.as_mut().unwrap();
-        let m = j.meta.as_mut().unwrap();
+        let m = j.meta_cluster.as_mut().unwrap();
         m.leader = Some("alpha".into());
-        for p in m.peers.iter_mut().filter(|p| p.name == "gamma") {
+        for p in m.replicas.iter_mut().filter(|p| p.name == "gamma") {
             p.current = false;
             p.offline = true;
         }
@@ -279,7 +341,7 @@ fn a_crashed_host_fails_reachability_and_voters() {
 fn a_missing_artifact_mount_on_the_standby_fails_mounts() {
     let mut s = healthy();
     let a = agent_mut(&mut s, "beta");
-    a.gates[3].verdict = "fail".into();
+    a.gates[3].verdict = bsfg_mgmt::Verdict::Fail;
     a.gates[3].reason = "/artifacts is not a mount point".into();
     a.host_facts
         .as_mut()
@@ -344,7 +406,7 @@ fn a_certificate_below_threshold_fails_certificates() {
 fn the_vip_on_both_hosts_fails_vip_and_placement() {
     // vrrp-one-way / keepalived killed on the active host: both hold the VIP.
     let mut s = healthy();
-    agent_mut(&mut s, "beta").gates[0].verdict = "pass".into();
+    agent_mut(&mut s, "beta").gates[0].verdict = bsfg_mgmt::Verdict::Pass;
     let f = failing(&s);
     assert!(f.contains(&"vip-single-holder"), "{f:?}");
     assert!(
@@ -353,7 +415,7 @@ fn the_vip_on_both_hosts_fails_vip_and_placement() {
     );
     // ... and on neither.
     let mut s = healthy();
-    agent_mut(&mut s, "alpha").gates[0].verdict = "fail".into();
+    agent_mut(&mut s, "alpha").gates[0].verdict = bsfg_mgmt::Verdict::Fail;
     let f = failing(&s);
     assert!(
         f.contains(&"vip-single-holder") && f.contains(&"controller-placement"),
@@ -364,11 +426,11 @@ fn the_vip_on_both_hosts_fails_vip_and_placement() {
 #[test]
 fn a_controller_without_the_vip_or_bound_elsewhere_fails() {
     let mut s = healthy();
-    agent_mut(&mut s, "beta").controller.process = "running".into();
+    agent_mut(&mut s, "beta").controller.process = ProcessState::Running;
     assert_eq!(failing(&s), vec!["controller-placement"]);
     let mut s = healthy();
     if let Some(Ok(c)) = host_mut(&mut s, "alpha").controller.as_mut() {
-        c.listen = "0.0.0.0:9443".into();
+        c.status.listen = "0.0.0.0:9443".into();
     }
     assert_eq!(failing(&s), vec!["controller-bound-to-vip"]);
 }
@@ -381,7 +443,7 @@ fn quorum_streams_clock_keepalived_and_builds_each_fail_alone() {
         .jsz
         .as_mut()
         .unwrap()
-        .meta
+        .meta_cluster
         .as_mut()
         .unwrap()
         .leader = Some("beta".into());
@@ -393,12 +455,19 @@ fn quorum_streams_clock_keepalived_and_builds_each_fail_alone() {
     // A stream at R1.
     let mut s = healthy();
     for h in &mut s.hosts {
-        h.jsz.as_mut().unwrap().streams[0].replicas_configured = Some(1);
+        let j = h.jsz.as_mut().unwrap();
+        for st in &mut j.account_details[0].stream_detail {
+            if st.name == "facts_operational" {
+                st.config = Some(StreamConfig {
+                    num_replicas: Some(1),
+                });
+            }
+        }
     }
     assert_eq!(failing(&s), vec!["streams-r3"]);
     // Beta's clock 150 ms ahead.
     let mut s = healthy();
-    host_mut(&mut s, "beta").varz.as_mut().unwrap().now_unix_ms = Some(NOW + 153);
+    host_mut(&mut s, "beta").varz.as_mut().unwrap().now = Some(rfc3339(NOW + 153));
     assert_eq!(failing(&s), vec!["clock-offset"]);
     // An offset within the limit but too uncertain to prove it is not a pass.
     let mut s = healthy();
@@ -508,7 +577,7 @@ fn zone_status_flags_problems_and_renders_a_row_per_host() {
             .into(),
     );
     let a = agent_mut(&mut s, "beta");
-    a.gates[4].verdict = "fail".into();
+    a.gates[4].verdict = bsfg_mgmt::Verdict::Fail;
     a.gates[4].reason = "valid for 10 days, below 30 days".into();
     let v = evaluate(&s, NOW);
     assert!(

@@ -1,13 +1,12 @@
 //! Collecting a [`Snapshot`]: every host queried concurrently, each request
 //! with a deadline; failures are recorded, never fatal.
 
-use super::agent::AgentStatus;
 use super::file::{HostEntry, ZoneFile};
-use super::nats;
 use super::snapshot::{CertificateSeen, ControllerSeen, HostObservation, Snapshot};
-use crate::http;
 use bsfg_core::clock::unix_ms;
 use bsfg_core::config::TlsFiles;
+use bsfg_mgmt::http;
+use bsfg_mgmt::nats::{self, Jsz, Varz};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,28 +33,23 @@ pub async fn snapshot(zone: &ZoneFile, identity: Option<&TlsFiles>, timeout: Dur
 async fn observe_host(name: String, h: HostEntry, timeout: Duration) -> HostObservation {
     let varz = async {
         let before = unix_ms();
-        let r = http::get(&h.nats_monitor, nats::VARZ, timeout).await;
+        let parsed = http::get_json::<Varz>(&h.nats_monitor, nats::VARZ, timeout)
+            .await
+            .map_err(|e| e.to_string());
         let after = unix_ms();
-        let parsed = r.and_then(|(code, body)| match code {
-            200 => nats::parse_varz(&body),
-            c => Err(format!("HTTP {c}")),
-        });
         let window = parsed.is_ok().then_some((before, after));
         (parsed, window)
     };
     let jsz = async {
-        http::get(&h.nats_monitor, nats::JSZ, timeout)
+        http::get_json::<Jsz>(&h.nats_monitor, nats::JSZ, timeout)
             .await
-            .and_then(|(code, body)| match code {
-                200 => nats::parse_jsz(&body),
-                c => Err(format!("HTTP {c}")),
-            })
+            .map_err(|e| e.to_string())
     };
     let health = async {
-        match http::get(&h.nats_monitor, nats::HEALTHZ, timeout).await {
-            Ok((200, _)) => Ok(()),
-            Ok((c, body)) => Err(format!("HTTP {c}: {}", body.trim())),
-            Err(e) => Err(e),
+        match http::get(&h.nats_monitor, nats::HEALTHZ_JETSTREAM, timeout).await {
+            Ok(r) if r.status == 200 => Ok(()),
+            Ok(r) => Err(format!("HTTP {}: {}", r.status, r.body.trim())),
+            Err(e) => Err(e.to_string()),
         }
     };
     let agent = async {
@@ -64,9 +58,7 @@ async fn observe_host(name: String, h: HostEntry, timeout: Duration) -> HostObse
             Some(addr) => Some(
                 http::get_json(addr, "/status", timeout)
                     .await
-                    .and_then(|v| {
-                        serde_json::from_value::<AgentStatus>(v).map_err(|e| e.to_string())
-                    }),
+                    .map_err(|e| e.to_string()),
             ),
         }
     };
@@ -82,7 +74,8 @@ async fn observe_host(name: String, h: HostEntry, timeout: Duration) -> HostObse
             Some(addr) => Some(
                 http::get(addr, "/metrics", timeout)
                     .await
-                    .map(|(_, body)| node_exporter_mount_points(&body)),
+                    .map(|r| node_exporter_mount_points(&r.body))
+                    .map_err(|e| e.to_string()),
             ),
         }
     };
@@ -108,26 +101,15 @@ async fn observe_host(name: String, h: HostEntry, timeout: Duration) -> HostObse
 }
 
 async fn observe_controller(addr: &str, timeout: Duration) -> Result<ControllerSeen, String> {
-    let ready = matches!(http::get(addr, "/readyz", timeout).await?, (200, _));
-    let v = http::get_json(addr, "/status", timeout).await?;
-    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
-    Ok(ControllerSeen {
-        ready,
-        state: s("state").unwrap_or_default(),
-        reason: s("reason"),
-        listen: s("listen").unwrap_or_default(),
-        node: s("node").unwrap_or_default(),
-        version: s("version").unwrap_or_default(),
-        executable: s("executable"),
-        lease_holder: v
-            .pointer("/lease/holder")
-            .and_then(|x| x.as_str())
-            .map(str::to_owned),
-        lease_held: v
-            .pointer("/lease/held")
-            .and_then(|x| x.as_bool())
-            .unwrap_or(false),
-    })
+    let ready = http::get(addr, "/readyz", timeout)
+        .await
+        .map_err(|e| e.to_string())?
+        .status
+        == 200;
+    let status = http::get_json(addr, "/status", timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ControllerSeen { ready, status })
 }
 
 /// Mount points in node exporter output (`node_filesystem_size_bytes{...,mountpoint="/x"}`).

@@ -1,11 +1,10 @@
 //! The zone: its description ([`file`]), what is observed of it
 //! ([`snapshot`], collected by [`collect`] from NATS monitoring, the gate
-//! agents and the controllers), and `zone status` ([`status`], pure).
+//! agents and the controllers: the documents of [`bsfg_mgmt`]), and
+//! `zone status` ([`status`], pure).
 
-pub mod agent;
 pub mod collect;
 pub mod file;
-pub mod nats;
 pub mod snapshot;
 pub mod status;
 

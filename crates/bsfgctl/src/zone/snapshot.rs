@@ -2,9 +2,9 @@
 //! and of the commissioning checklist, both pure functions of it. Tests
 //! build snapshots by hand to exercise every verdict.
 
-use super::agent::AgentStatus;
 use super::file::ZoneFile;
-use super::nats::{Jsz, Varz};
+use bsfg_mgmt::nats::{Jsz, Varz};
+use bsfg_mgmt::{AgentStatus, ControllerStatus};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,20 +37,12 @@ pub struct HostObservation {
     pub node_exporter_mounts: Option<Result<Vec<String>, String>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ControllerSeen {
     /// `/readyz` answered 200.
     pub ready: bool,
-    /// `serving`, `starting`, `fenced`, `draining`
-    pub state: String,
-    pub reason: Option<String>,
-    /// The bound service address (`10.20.0.100:9443`).
-    pub listen: String,
-    pub node: String,
-    pub version: String,
-    pub executable: Option<String>,
-    pub lease_holder: Option<String>,
-    pub lease_held: bool,
+    /// Its `/status`.
+    pub status: ControllerStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -76,7 +68,9 @@ impl HostObservation {
     /// A controller process is running here, by the agent's or the
     /// controller's own account.
     pub fn controller_running(&self) -> bool {
-        self.agent_ok().is_some_and(|a| a.controller_running()) || self.controller_ok().is_some()
+        self.agent_ok()
+            .is_some_and(|a| a.controller.process.is_up())
+            || self.controller_ok().is_some()
     }
 
     /// Serving: ready by `/readyz`.
@@ -105,12 +99,10 @@ impl Snapshot {
             .hosts
             .iter()
             .filter_map(|h| {
-                h.jsz.as_ref().ok().map(|j| {
-                    (
-                        h.name.clone(),
-                        j.meta.as_ref().and_then(|m| m.leader.clone()),
-                    )
-                })
+                h.jsz
+                    .as_ref()
+                    .ok()
+                    .map(|j| (h.name.clone(), j.meta_leader().map(str::to_owned)))
             })
             .collect();
         let leaders: std::collections::BTreeSet<&Option<String>> =
@@ -133,7 +125,7 @@ impl Snapshot {
             .iter()
             .filter_map(|h| {
                 let v = h.varz.as_ref().ok()?;
-                let now = v.now_unix_ms?;
+                let now = v.now_unix_ms()?;
                 let (a, b) = h.varz_window?;
                 Some((h.name.clone(), now - (a + b) / 2, (b - a + 1) / 2))
             })

@@ -4,6 +4,7 @@
 use super::snapshot::{HostObservation, Snapshot};
 use crate::output::{self, short_duration_ms};
 use crate::storepath;
+use bsfg_mgmt::{GateId, Role, VrrpState};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -25,12 +26,16 @@ pub struct HostRow {
     pub reachable: bool,
     /// What did not answer.
     pub unreachable: Vec<String>,
-    pub vrrp: Option<String>,
+    pub vrrp: Option<VrrpState>,
     pub holds_vip: bool,
-    pub agent_role: Option<String>,
+    pub agent_role: Option<Role>,
     pub gates_passing: Option<usize>,
     pub gates_total: Option<usize>,
+    /// `gate: reason` of every failing gate.
     pub failing_gates: Vec<String>,
+    /// Failing health gates (2–5): this host could not serve.
+    #[serde(skip)]
+    pub failing_health: Vec<GateId>,
     /// `serving`, `running (not ready)`, `stopped`, or none (gamma).
     pub controller: Option<String>,
     pub controller_listen: Option<String>,
@@ -63,13 +68,13 @@ fn host_row(h: &HostObservation, now_ms: i64) -> HostRow {
         _ if h.controller_running() => Some(format!(
             "running ({})",
             h.controller_ok()
-                .map(|c| c.state.clone())
+                .map(|c| c.status.state.to_string())
                 .unwrap_or_else(|| "not ready".into())
         )),
         _ => Some("stopped".to_owned()),
     };
     let (jetstream, meta_leader, current_voters, lag) = match &h.jsz {
-        Ok(j) => match &j.meta {
+        Ok(j) => match &j.meta_cluster {
             Some(m) => {
                 let me = &j.server_name;
                 let state = match &m.leader {
@@ -89,27 +94,34 @@ fn host_row(h: &HostObservation, now_ms: i64) -> HostRow {
     };
     let controller_executable = facts
         .and_then(|f| f.controller_executable.clone())
-        .or_else(|| h.controller_ok().and_then(|c| c.executable.clone()));
+        .or_else(|| h.controller_ok().and_then(|c| c.status.executable.clone()));
     HostRow {
         name: h.name.clone(),
         role: h.role.clone(),
         reachable: h.reachable(),
         unreachable,
-        vrrp: a.map(|a| a.vrrp.state.clone()),
+        vrrp: a.map(|a| a.vrrp.state),
         holds_vip: a.is_some_and(|a| a.holds_vip()),
-        agent_role: a.map(|a| a.role.clone()),
-        gates_passing: a.map(|a| a.gates.len() - a.failing_gates().len()),
+        agent_role: a.map(|a| a.role),
+        gates_passing: a.map(|a| a.gates.len() - a.failing_gates().count()),
         gates_total: a.map(|a| a.gates.len()),
         failing_gates: a
             .map(|a| {
                 a.failing_gates()
-                    .iter()
                     .map(|g| format!("{}: {}", g.gate, g.reason))
                     .collect()
             })
             .unwrap_or_default(),
+        failing_health: a
+            .map(|a| {
+                a.failing_gates()
+                    .map(|g| g.gate)
+                    .filter(|g| g.is_health())
+                    .collect()
+            })
+            .unwrap_or_default(),
         controller,
-        controller_listen: h.controller_ok().map(|c| c.listen.clone()),
+        controller_listen: h.controller_ok().map(|c| c.status.listen.clone()),
         jetstream,
         meta_leader,
         current_voters,
@@ -223,27 +235,19 @@ pub fn evaluate(s: &Snapshot, now_ms: i64) -> ZoneView {
     }
     // A standby that could not take over is a problem before it is needed.
     for h in &hosts {
-        if h.role != "gamma" && !h.holds_vip && !h.failing_gates.is_empty() {
-            let health: Vec<&String> = h
-                .failing_gates
+        if h.role != "gamma" && !h.holds_vip && !h.failing_health.is_empty() {
+            let agent = s.host(&h.name).and_then(|o| o.agent_ok());
+            let health: Vec<String> = h
+                .failing_health
                 .iter()
-                .filter(|g| {
-                    !(g.starts_with("vip:")
-                        || g.starts_with("lease:")
-                        || g.starts_with("controller_ready:"))
-                })
+                .filter_map(|id| agent.and_then(|a| a.gate(*id)))
+                .map(|g| format!("{}: {}", g.gate, g.reason))
                 .collect();
-            if !health.is_empty() {
-                problems.push(format!(
-                    "standby {} could not take over: {}",
-                    h.name,
-                    health
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ));
-            }
+            problems.push(format!(
+                "standby {} could not take over: {}",
+                h.name,
+                health.join("; ")
+            ));
         }
     }
     if let Some(p) = differing_builds(&hosts) {
@@ -313,7 +317,7 @@ pub fn render(v: &ZoneView) -> String {
                 } else {
                     "NO".into()
                 },
-                h.vrrp.clone().unwrap_or_else(dash),
+                h.vrrp.map(|v| v.to_string()).unwrap_or_else(dash),
                 if h.holds_vip { "yes".into() } else { dash() },
                 match (h.gates_passing, h.gates_total) {
                     (Some(p), Some(t)) => format!("{p}/{t}"),

@@ -1,6 +1,5 @@
 //! Shared by tests/runbooks.rs and tests/simulator.rs: the fenced shell
 //! blocks of docs/runbooks and a small shell-word splitter.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 

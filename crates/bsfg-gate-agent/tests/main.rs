@@ -1,0 +1,9 @@
+//! The integration tests of `bsfg-gate-agent`, one binary (one link of the
+//! dependencies instead of one per file): the real agent against real nats-
+//! server, keepalived and controllers in namespaces.
+
+mod support;
+
+mod controller;
+mod gates_real;
+mod keepalived;

@@ -1,0 +1,429 @@
+//! The metric families each daemon serves on `GET /metrics` (OpenMetrics,
+//! contract section 9). The daemons register exactly these (a unit test in
+//! each compares its encoded registry with this table); the alert rules and
+//! the dashboard under `ops/` may name only their series.
+
+/// One metric family: what a daemon registers, and what the rules may query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricFamily {
+    /// The registered name; a counter's series carries `_total`, a
+    /// histogram's `_bucket`, `_sum` and `_count` ([`MetricFamily::series`]).
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Label names, in the order the daemon encodes them.
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    /// The OpenMetrics `# TYPE` word.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+impl MetricFamily {
+    /// The series names a scrape of this family offers.
+    pub fn series(&self) -> Vec<String> {
+        match self.kind {
+            Kind::Counter => vec![format!("{}_total", self.name)],
+            Kind::Gauge => vec![self.name.to_owned()],
+            Kind::Histogram => ["_bucket", "_sum", "_count"]
+                .iter()
+                .map(|s| format!("{}{s}", self.name))
+                .collect(),
+        }
+    }
+}
+
+const fn family(
+    name: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> MetricFamily {
+    MetricFamily {
+        name,
+        kind,
+        labels,
+        help,
+    }
+}
+
+/// The controller's families.
+pub mod controller {
+    use super::{Kind::*, MetricFamily, family};
+
+    pub const APPEND_REQUESTS: MetricFamily = family(
+        "bsfg_append_requests",
+        Counter,
+        &["class"],
+        "AppendFact requests, by stream class",
+    );
+    pub const APPEND_DUPLICATES: MetricFamily = family(
+        "bsfg_append_duplicates",
+        Counter,
+        &["class"],
+        "AppendFact retries answered as duplicates",
+    );
+    pub const STORE_BUFFER_FILL_PERCENT: MetricFamily = family(
+        "bsfg_store_buffer_fill_percent",
+        Gauge,
+        &["class"],
+        "Store buffer fill, percent of max_bytes",
+    );
+    pub const APPEND_FAILURES: MetricFamily = family(
+        "bsfg_append_failures",
+        Counter,
+        &["class", "reason"],
+        "AppendFact failures, by class and reason",
+    );
+    pub const APPEND_LATENCY_SECONDS: MetricFamily = family(
+        "bsfg_append_latency_seconds",
+        Histogram,
+        &[],
+        "AppendFact latency",
+    );
+    pub const FETCH_REQUESTS: MetricFamily = family(
+        "bsfg_fetch_requests",
+        Counter,
+        &["consumer"],
+        "FetchFacts requests, by consumer",
+    );
+    pub const CONFIRM_REQUESTS: MetricFamily = family(
+        "bsfg_confirm_requests",
+        Counter,
+        &["consumer"],
+        "ConfirmReceipt requests, by consumer",
+    );
+    pub const FRONTIER_OFFSET: MetricFamily = family(
+        "bsfg_frontier_offset",
+        Gauge,
+        &["consumer"],
+        "Confirmed cursor of each consumer",
+    );
+    pub const LAST_CONFIRM_TIMESTAMP_SECONDS: MetricFamily = family(
+        "bsfg_last_confirm_timestamp_seconds",
+        Gauge,
+        &["consumer"],
+        "Unix time of the last cursor advance, by consumer",
+    );
+    pub const RPC_REQUESTS: MetricFamily = family(
+        "bsfg_rpc_requests",
+        Counter,
+        &["method", "code"],
+        "RPCs by method and status code",
+    );
+    pub const RPC_LATENCY_SECONDS: MetricFamily = family(
+        "bsfg_rpc_latency_seconds",
+        Histogram,
+        &["method"],
+        "RPC latency by method",
+    );
+    pub const TLS_HANDSHAKE_FAILURES: MetricFamily = family(
+        "bsfg_tls_handshake_failures",
+        Counter,
+        &[],
+        "Failed TLS handshakes on the service port",
+    );
+    pub const LISTEN: MetricFamily = family(
+        "bsfg_listen",
+        Gauge,
+        &["address"],
+        "The address the service port is bound to (1 once bound): the VIP, never a wildcard",
+    );
+    pub const CONSUMER_BACKLOG: MetricFamily = family(
+        "bsfg_consumer_backlog",
+        Gauge,
+        &["consumer"],
+        "Facts of each consumer's source after its cursor",
+    );
+    pub const CONTROLLER_SERVING: MetricFamily = family(
+        "bsfg_controller_serving",
+        Gauge,
+        &[],
+        "1 while this controller serves requests",
+    );
+    pub const LEASE_HELD: MetricFamily = family(
+        "bsfg_lease_held",
+        Gauge,
+        &[],
+        "1 while this controller holds the zone lease",
+    );
+    pub const LEASE_RENEWALS: MetricFamily = family(
+        "bsfg_lease_renewals",
+        Counter,
+        &[],
+        "Successful lease writes",
+    );
+    pub const LEASE_WRITE_FAILURES: MetricFamily = family(
+        "bsfg_lease_write_failures",
+        Counter,
+        &[],
+        "Lease writes that failed or timed out",
+    );
+    pub const LEASE_REMAINING_SECONDS: MetricFamily = family(
+        "bsfg_lease_remaining_seconds",
+        Gauge,
+        &[],
+        "Time until this controller fences itself without a renewal",
+    );
+    pub const REPLICATION_LAG_SECONDS: MetricFamily = family(
+        "bsfg_replication_lag_seconds",
+        Gauge,
+        &["peer"],
+        "Age of the newest fact pulled from each peer zone when it was stored",
+    );
+    pub const REPLICATION_BACKLOG: MetricFamily = family(
+        "bsfg_replication_backlog",
+        Gauge,
+        &["peer"],
+        "Facts known to wait at each peer",
+    );
+    pub const REPLICATION_REJECTED: MetricFamily = family(
+        "bsfg_replication_rejected",
+        Counter,
+        &["peer", "reason"],
+        "Facts from peers not materialised, by reason",
+    );
+    pub const ARTIFACT_TRANSFER_FAILURES: MetricFamily = family(
+        "bsfg_artifact_transfer_failures",
+        Counter,
+        &["peer"],
+        "Artifacts from peers that failed size or digest verification",
+    );
+    pub const REPLICATED_FACTS: MetricFamily = family(
+        "bsfg_replicated_facts",
+        Counter,
+        &["peer"],
+        "Facts pulled from each peer zone",
+    );
+    pub const ARTIFACTS_REHYDRATING: MetricFamily = family(
+        "bsfg_artifacts_rehydrating",
+        Gauge,
+        &[],
+        "Artifacts being fetched back from peers",
+    );
+    pub const ARTIFACTS_REHYDRATED: MetricFamily = family(
+        "bsfg_artifacts_rehydrated",
+        Counter,
+        &[],
+        "Artifacts fetched back from peers",
+    );
+
+    pub const ALL: &[MetricFamily] = &[
+        APPEND_REQUESTS,
+        APPEND_DUPLICATES,
+        STORE_BUFFER_FILL_PERCENT,
+        APPEND_FAILURES,
+        APPEND_LATENCY_SECONDS,
+        FETCH_REQUESTS,
+        CONFIRM_REQUESTS,
+        FRONTIER_OFFSET,
+        LAST_CONFIRM_TIMESTAMP_SECONDS,
+        RPC_REQUESTS,
+        RPC_LATENCY_SECONDS,
+        TLS_HANDSHAKE_FAILURES,
+        LISTEN,
+        CONSUMER_BACKLOG,
+        CONTROLLER_SERVING,
+        LEASE_HELD,
+        LEASE_RENEWALS,
+        LEASE_WRITE_FAILURES,
+        LEASE_REMAINING_SECONDS,
+        REPLICATION_LAG_SECONDS,
+        REPLICATION_BACKLOG,
+        REPLICATION_REJECTED,
+        ARTIFACT_TRANSFER_FAILURES,
+        REPLICATED_FACTS,
+        ARTIFACTS_REHYDRATING,
+        ARTIFACTS_REHYDRATED,
+    ];
+}
+
+/// The gate agent's families.
+pub mod agent {
+    use super::{Kind::*, MetricFamily, family};
+
+    pub const GATE_STATE: MetricFamily = family(
+        "bsfg_gate_state",
+        Gauge,
+        &["gate"],
+        "Promotion gate verdict (1 pass or warn, 0 fail)",
+    );
+    pub const VRRP_STATE: MetricFamily = family(
+        "bsfg_vrrp_state",
+        Gauge,
+        &["state"],
+        "Keepalived VRRP state last reported (1 for the current state)",
+    );
+    pub const ROLE: MetricFamily = family(
+        "bsfg_gate_agent_role",
+        Gauge,
+        &["state"],
+        "The agent's role (1 for the current role)",
+    );
+    pub const CONTROLLER_ACTIVE: MetricFamily = family(
+        "bsfg_controller_active",
+        Gauge,
+        &[],
+        "1 while the controller runs here and reports ready",
+    );
+    pub const ROLE_TRANSITIONS: MetricFamily = family(
+        "bsfg_role_transitions",
+        Counter,
+        &[],
+        "Role changes of this agent (alert on a high rate: churn)",
+    );
+    pub const LEASE_REMAINING_SECONDS: MetricFamily = family(
+        "bsfg_lease_remaining_seconds",
+        Gauge,
+        &[],
+        "Time until another host may take the zone lease, measured here",
+    );
+    pub const LEASE_HOLDER: MetricFamily = family(
+        "bsfg_lease_holder",
+        Gauge,
+        &["host"],
+        "1 for the host holding the zone lease",
+    );
+    pub const CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS: MetricFamily = family(
+        "bsfg_certificate_expiry_timestamp_seconds",
+        Gauge,
+        &[],
+        "Unix time the controller certificate (certificate.path) expires; 0 if unreadable",
+    );
+    pub const CONTROLLER_CREDENTIAL_PRESENT: MetricFamily = family(
+        "bsfg_controller_credential_present",
+        Gauge,
+        &["credential", "path"],
+        "1 while the controller credential file (controller.credentials) is present, 0 while missing",
+    );
+
+    pub const ALL: &[MetricFamily] = &[
+        GATE_STATE,
+        VRRP_STATE,
+        ROLE,
+        CONTROLLER_ACTIVE,
+        ROLE_TRANSITIONS,
+        LEASE_REMAINING_SECONDS,
+        LEASE_HOLDER,
+        CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
+        CONTROLLER_CREDENTIAL_PRESENT,
+    ];
+}
+
+/// The families an OpenMetrics exposition declares (`# TYPE` lines), with
+/// the label names of their first sample: what a daemon's unit test
+/// compares with its table.
+pub fn declared(exposition: &str) -> Vec<(String, String, Vec<String>)> {
+    let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
+    for l in exposition.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            let mut it = rest.split_whitespace();
+            if let (Some(name), Some(kind)) = (it.next(), it.next()) {
+                out.push((name.to_owned(), kind.to_owned(), Vec::new()));
+            }
+        } else if !l.starts_with('#')
+            && let Some((name, rest)) = l.split_once('{')
+            && let Some(last) = out.last_mut()
+            && last.2.is_empty()
+            && name.starts_with(last.0.as_str())
+        {
+            let labels = rest.split_once('}').map_or("", |(l, _)| l);
+            last.2 = labels
+                .split(',')
+                .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.trim().to_owned()))
+                .filter(|k| k != "le")
+                .collect();
+        }
+    }
+    out
+}
+
+/// Compares an exposition with a table: `Err` names every family missing,
+/// extra, of another kind, or with other labels.
+pub fn check(exposition: &str, table: &[MetricFamily]) -> Result<(), String> {
+    let seen = declared(exposition);
+    let mut problems = Vec::new();
+    for f in table {
+        match seen.iter().find(|(n, _, _)| n == f.name) {
+            None => problems.push(format!("{} not exported", f.name)),
+            Some((_, kind, labels)) => {
+                if kind != f.kind.name() {
+                    problems.push(format!(
+                        "{} is a {kind}, the contract says {}",
+                        f.name,
+                        f.kind.name()
+                    ));
+                }
+                if labels
+                    .iter()
+                    .map(String::as_str)
+                    .ne(f.labels.iter().copied())
+                {
+                    problems.push(format!(
+                        "{} has labels {labels:?}, the contract says {:?}",
+                        f.name, f.labels
+                    ));
+                }
+            }
+        }
+    }
+    for (n, _, _) in &seen {
+        if !table.iter().any(|f| f.name == n) {
+            problems.push(format!("{n} exported but not in the contract"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_of_each_kind_and_a_checked_exposition() {
+        assert_eq!(
+            agent::ROLE_TRANSITIONS.series(),
+            ["bsfg_role_transitions_total"]
+        );
+        assert_eq!(controller::RPC_LATENCY_SECONDS.series().len(), 3);
+        let text = "# HELP bsfg_gate_state x\n# TYPE bsfg_gate_state gauge\n\
+                    bsfg_gate_state{gate=\"vip\"} 1\n\
+                    # TYPE bsfg_role_transitions counter\nbsfg_role_transitions_total 3\n# EOF\n";
+        let table = [agent::GATE_STATE, agent::ROLE_TRANSITIONS];
+        assert_eq!(check(text, &table), Ok(()));
+        let e = check(text, &[agent::GATE_STATE, agent::LEASE_HOLDER]).unwrap_err();
+        assert!(e.contains("bsfg_lease_holder not exported"), "{e}");
+        assert!(
+            e.contains("bsfg_role_transitions exported but not in the contract"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn names_are_unique_per_daemon() {
+        for table in [controller::ALL, agent::ALL] {
+            let mut names: Vec<_> = table.iter().map(|f| f.name).collect();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), table.len());
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The integration tests of `bsfg-store`, one binary (one link of the
+//! dependencies instead of one per file): JetStream adapter against real nats-
+//! server clusters.
+
+mod jetstream;
+mod meta_placement;

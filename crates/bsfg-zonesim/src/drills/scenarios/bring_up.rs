@@ -1,0 +1,182 @@
+//! The VM twins' bring-up and boot semantics: what a zone looks like
+//! once up, and that only the agent ever starts a controller.
+
+use super::{Ctx, PROMOTION_TIMEOUT, hosts};
+use super::{
+    append_extra, check_started_by_agent, crash, listeners, one_on_the_vip, only_on, roles, serves,
+    stays_one_on_the_vip, unchanged,
+};
+use crate::zone::Zone;
+use anyhow::Result;
+use bsfg_mgmt::Role;
+use std::time::Duration;
+
+pub(super) async fn bring_up(z: &Zone, c: &mut Ctx) -> Result<()> {
+    let (a, b, g) = roles(z);
+    let v = c.samples();
+    c.expected = crate::drills::outcome::Outcome {
+        summary: "VM test bring-up: 3 voters; VIP and controller on alpha only; controller on the VIP only".into(),
+        vip: hosts(&[&a]),
+        serving: hosts(&[&a]),
+    };
+    for h in [&a, &b, &g] {
+        let p = z.placement(h).await;
+        let ok = p
+            .as_ref()
+            .is_ok_and(|p| p.cluster_size == 3 && p.meta_leader.is_some());
+        c.check(
+            &format!("{h} sees a 3-voter JetStream cluster with a meta leader"),
+            ok,
+            format!("{:?}", p.map(|p| (p.cluster_size, p.meta_leader))),
+        );
+    }
+    c.check(
+        "the VIP on alpha only",
+        v.vip() == [a.clone()],
+        format!("{:?}", v.vip()),
+    );
+    c.check(
+        "a controller serves on alpha only",
+        v.serving() == [a.clone()],
+        format!("{:?}", v.serving()),
+    );
+    let bs = z.agent_status(&b).await?;
+    c.check(
+        "beta is standby with no controller process",
+        bs.role == Role::Standby && z.controller_pids(&b).is_empty(),
+        format!("role {}, controller {}", bs.role, bs.controller.process),
+    );
+    let names = z.process_names(&g);
+    c.check(
+        "gamma runs nats-server only (no agent, keepalived, controller)",
+        names == ["nats-server"],
+        format!("{names:?}"),
+    );
+    let g_artifacts = &z.spec.host(&g).paths.artifacts;
+    c.check(
+        "gamma has no artifact storage",
+        !g_artifacts.exists(),
+        g_artifacts.display().to_string(),
+    );
+    check_started_by_agent(z, c, &a);
+    let port = z.spec.ports.controller;
+    let on_a = listeners(z, &a, port)?;
+    let vip = format!("{}:{port}", z.spec.vip.address);
+    c.check(
+        "the controller listens on the VIP only, never a wildcard",
+        on_a == [vip],
+        format!("{on_a:?}"),
+    );
+    let on_b = listeners(z, &b, port)?;
+    c.check(
+        "nothing listens on the service port on beta",
+        on_b.is_empty(),
+        format!("{on_b:?}"),
+    );
+    for h in [&a, &b, &g] {
+        let nats = listeners(z, h, z.spec.ports.nats_client)?;
+        c.check(
+            &format!("the NATS client port is on localhost only ({h})"),
+            nats == [format!("127.0.0.1:{}", z.spec.ports.nats_client)],
+            format!("{nats:?}"),
+        );
+    }
+    let ids: Vec<String> = (0..5)
+        .map(|i| format!("bring-up-{}-{i}", z.instance))
+        .collect();
+    for id in &ids {
+        append_extra(z, c, id, false).await?;
+    }
+    for id in &ids {
+        append_extra(z, c, id, true).await?;
+    }
+    c.check(
+        "5 appends repeated with the same message_id are acknowledged as duplicates",
+        !c.checks
+            .iter()
+            .any(|k| k.name.starts_with("a repeated message_id") && !k.passed),
+        "read back below: each exactly once",
+    );
+    c.hold(
+        "nothing changes while the zone runs",
+        Duration::from_secs(5),
+        || unchanged(z, &v, &a, &b),
+    )
+    .await;
+    Ok(())
+}
+
+pub(super) async fn boot(z: &Zone, c: &mut Ctx) -> Result<()> {
+    let (a, b, g) = roles(z);
+    let v = c.samples();
+    c.expected.summary =
+        "seed Bootstrap Semantics + VM test boot-semantics: start order not significant; \
+                          the controller starts only through the gate agent, on the VIP holder"
+            .into();
+    check_started_by_agent(z, c, &a);
+    crash(
+        z,
+        c,
+        &[&a, &b, &g],
+        "power cycle: every host crashes; beta boots alone".into(),
+    )?;
+    z.restore(&b)?;
+    c.hold(
+        "beta alone: no controller without quorum",
+        Duration::from_secs(8),
+        || {
+            let v = v.clone();
+            let b = b.clone();
+            async move {
+                if !v.serving().is_empty() || !z.controller_pids(&b).is_empty() {
+                    return Err(format!("a controller runs on {b}"));
+                }
+                Ok(())
+            }
+        },
+    )
+    .await;
+    c.event(format!("{g} boots"));
+    z.restore(&g)?;
+    c.wait_for(
+        "beta promotes through its agent once gamma gives quorum",
+        Duration::from_secs(90),
+        || serves(&v, &b),
+    )
+    .await;
+    check_started_by_agent(z, c, &b);
+    c.event(format!("{a} boots last"));
+    z.restore(&a)?;
+    z.wait_formed(&[&a], PROMOTION_TIMEOUT).await?;
+    c.hold(
+        "alpha joins as standby: one controller, on beta",
+        Duration::from_secs(6),
+        || only_on(&v, &b),
+    )
+    .await;
+    c.event("second power cycle: every host crashes, then all boot at once");
+    crash(z, c, &[&a, &b, &g], "second power cycle".into())?;
+    for h in [&a, &b, &g] {
+        z.restore(h)?;
+    }
+    c.wait_for(
+        "after the power cycle one controller serves, on the VIP holder",
+        Duration::from_secs(120),
+        || one_on_the_vip(&v),
+    )
+    .await;
+    c.hold(
+        "exactly one controller, on the VIP holder",
+        Duration::from_secs(5),
+        || stays_one_on_the_vip(&v),
+    )
+    .await;
+    for h in [&a, &b] {
+        if !z.controller_pids(h).is_empty() {
+            check_started_by_agent(z, c, h);
+        }
+    }
+    c.wait_acks("appends after the power cycle", 10, PROMOTION_TIMEOUT)
+        .await;
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! Starting, signalling and finding the daemons of a zone, and booting it
+//! in the appliance's order.
+
+use super::Zone;
+use crate::netns;
+use crate::processes::{self, DaemonRecord, Kind};
+use crate::zone::files;
+use anyhow::{Context, Result, bail};
+use bsfg_mgmt::{Role, VrrpState};
+use rustix::process::Signal;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+impl Zone {
+    // ------------------------------------------------------------ daemons
+
+    /// Records a daemon started outside the hosts' namespaces (teardown ends it).
+    pub(crate) fn record_daemon(&self, d: DaemonRecord) -> Result<()> {
+        self.state.lock().expect("state").add_daemon(d)
+    }
+
+    pub(crate) fn spawn(&self, host: &str, kind: Kind, argv: Vec<String>) -> Result<DaemonRecord> {
+        let dirs = self.host_dirs(host);
+        files::mkdir(&dirs.logs)?;
+        let d = processes::spawn(&self.ns(host), host, kind, &argv, &dirs.log(kind.name()))?;
+        self.state.lock().expect("state").add_daemon(d.clone())?;
+        Ok(d)
+    }
+
+    pub fn start_nats(&self, host: &str) -> Result<DaemonRecord> {
+        // ExecStart of the appliance's nats.service, with our paths.
+        let argv = self.spec.host(host).units.nats.argv.clone();
+        self.spawn(host, Kind::Nats, argv)
+    }
+
+    pub fn start_agent(&self, host: &str) -> Result<DaemonRecord> {
+        let h = self.spec.host(host);
+        if !h.runs.gate_agent {
+            bail!("{host} runs no gate agent");
+        }
+        // ExecStart of the appliance's bsfg-gate-agent.service.
+        let unit = h.units.gate_agent.as_ref().context("no gate agent unit")?;
+        self.spawn(host, Kind::GateAgent, unit.argv.clone())
+    }
+
+    pub fn start_keepalived(&self, host: &str) -> Result<DaemonRecord> {
+        let dirs = self.host_dirs(host);
+        if self.spec.host(host).keepalived.is_none() {
+            bail!("{host} runs no keepalived");
+        }
+        let pid = |name: &str| dirs.keepalived_dir.join(name).display().to_string();
+        // Stale pid files of a killed keepalived would make it refuse to start.
+        for f in ["keepalived.pid", "vrrp.pid", "checkers.pid"] {
+            let _ = std::fs::remove_file(dirs.keepalived_dir.join(f));
+        }
+        self.spawn(
+            host,
+            Kind::Keepalived,
+            vec![
+                self.tools.keepalived.display().to_string(),
+                "--dont-fork".into(),
+                "--log-console".into(),
+                "--log-detail".into(),
+                "--vrrp".into(),
+                "--use-file".into(),
+                dirs.keepalived_config.display().to_string(),
+                "--pid".into(),
+                pid("keepalived.pid"),
+                "--vrrp_pid".into(),
+                pid("vrrp.pid"),
+                "--checkers_pid".into(),
+                pid("checkers.pid"),
+            ],
+        )
+    }
+
+    /// What a host runs, in boot order: nats-server, then the agent (it
+    /// creates the FIFO and track file keepalived uses), then keepalived.
+    pub fn start_host(&self, host: &str) -> Result<()> {
+        let runs = self.spec.host(host).runs;
+        self.start_nats(host)?;
+        if runs.gate_agent {
+            self.start_agent(host)?;
+        }
+        if runs.keepalived {
+            self.start_keepalived(host)?;
+        }
+        Ok(())
+    }
+
+    /// The live record of `kind` on `host`.
+    pub fn daemon(&self, host: &str, kind: Kind) -> Option<DaemonRecord> {
+        self.state
+            .lock()
+            .expect("state")
+            .live(Some(host))
+            .into_iter()
+            .find(|d| d.kind == kind)
+            .cloned()
+    }
+
+    /// Sends `signal` to one daemon and, for SIGKILL, waits until it is gone.
+    pub fn signal(&self, host: &str, kind: Kind, signal: Signal) -> Result<()> {
+        let d = self
+            .daemon(host, kind)
+            .with_context(|| format!("no {} running on {host}", kind.name()))?;
+        d.signal(signal);
+        if signal == Signal::KILL && !processes::wait_gone(&d, Duration::from_secs(5)) {
+            bail!("{} on {host} survived SIGKILL", kind.name());
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs every process named `comm` in `host`'s namespace at once (a
+    /// daemon and its children die together, as in a crash; killing only the
+    /// parent lets keepalived's VRRP child shut down cleanly).
+    pub fn kill_all_named(&self, host: &str, comm: &str) -> usize {
+        let pids: Vec<i32> = netns::pids(&self.ns(host))
+            .into_iter()
+            .filter(|&p| processes::comm(p as u32).as_deref() == Some(comm))
+            .collect();
+        processes::kill_all(&pids);
+        pids.len()
+    }
+
+    /// Sends `signal` to every bsfg-controller process in `host`'s namespace
+    /// (SIGSTOP/SIGCONT freeze and resume one; it may be an orphan whose
+    /// agent died); returns how many got it.
+    pub fn signal_controllers(&self, host: &str, signal: Signal) -> usize {
+        let pids = self.controller_pids(host);
+        for pid in &pids {
+            if let Some(p) = rustix::process::Pid::from_raw(*pid as i32) {
+                let _ = rustix::process::kill_process(p, signal);
+            }
+        }
+        pids.len()
+    }
+
+    /// The files `host`'s controller needs, by name, as the zone library
+    /// gives them to its gate agent (`controller.credentials`).
+    pub fn credential_paths(&self, host: &str) -> BTreeMap<String, PathBuf> {
+        self.spec
+            .host(host)
+            .gate_agent
+            .as_ref()
+            .and_then(|a| a.config["controller"]["credentials"].as_object().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, PathBuf::from(v.as_str()?))))
+            .collect()
+    }
+
+    /// Pids of the bsfg-controller processes in `host`'s namespace.
+    pub fn controller_pids(&self, host: &str) -> Vec<u32> {
+        netns::pids(&self.ns(host))
+            .into_iter()
+            .map(|p| p as u32)
+            .filter(|&p| processes::comm(p).as_deref() == Some("bsfg-controller"))
+            .collect()
+    }
+
+    /// Names (`comm`) of every process in `host`'s namespace.
+    pub fn process_names(&self, host: &str) -> Vec<String> {
+        let mut names: Vec<String> = netns::pids(&self.ns(host))
+            .into_iter()
+            .filter_map(|p| processes::comm(p as u32))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    // ------------------------------------------------------------ boot
+
+    /// Boots the zone the way the appliance boots (contract: any order
+    /// works; alpha is expected to win): every nats-server, the cluster
+    /// forms, the agents start, keepalived on alpha, then — once alpha
+    /// serves — keepalived on beta (the library's `bootDelaySeconds` makes
+    /// beta's keepalived start later on NixOS for the same reason).
+    pub async fn boot(&self, timeout: Duration) -> Result<()> {
+        let [a, b, g] = self.spec.host_names().map(str::to_owned);
+        self.progress.say(format!(
+            "starting nats-server (JetStream, R3 cluster) on {a}, {b}, {g}"
+        ));
+        for h in [&a, &b, &g] {
+            self.start_nats(h)?;
+        }
+        self.wait_formed(&[&a, &b, &g], timeout).await?;
+        self.progress.say(format!("JetStream cluster formed: 3 voters, meta leader elected; starting the gate agents on {a} and {b}"));
+        self.start_agent(&a)?;
+        self.start_agent(&b)?;
+        self.progress.say(format!("starting keepalived on {a}"));
+        self.start_keepalived(&a)?;
+        self.wait_serving(&a, timeout).await?;
+        self.progress.say(format!(
+            "{a} holds the VIP {} and its controller serves; starting keepalived on {b}",
+            self.spec.vip.address
+        ));
+        self.start_keepalived(&b)?;
+        self.wait_until(&format!("{b} BACKUP and standby"), timeout, || async {
+            let s = self.agent_status(&b).await.ok()?;
+            (s.vrrp.state == VrrpState::Backup && s.role == Role::Standby).then_some(())
+        })
+        .await?;
+        self.progress
+            .say(format!("{b} is BACKUP and standby: the zone is up"));
+        Ok(())
+    }
+}

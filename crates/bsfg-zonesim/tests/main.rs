@@ -1,0 +1,7 @@
+//! The integration tests of `bsfg-zonesim`, one binary (one link of the
+//! dependencies instead of one per file): the simulator as a user runs it,
+//! every drill, and the files it writes from the zone library.
+
+mod drills;
+mod lifecycle;
+mod rendered_files;

@@ -1,0 +1,85 @@
+# The peer zone of the replication drill: the zone the example zone
+# (hosts/zone.nix, `peers.enterprise`) pulls facts from. A zone description
+# like any other, evaluated by modules/lib/simulator.nix; the simulator runs
+# its alpha's nats-server and controller on one node (`<instance>-peer`),
+# which is why its streams are R1 (`store.replicas`). What the receiving
+# zone expects of it is checked against this file before the drill starts:
+# the zone name, the endpoint (VIP and controller port), the consumer the
+# zone pulls from, admitting the zone's controller identity.
+{
+  zone = "enterprise";
+
+  hosts = {
+    alpha = {
+      role = "alpha";
+      address = "10.10.0.11";
+      prefixLength = 24;
+      interface = "eth0";
+    };
+    beta = {
+      role = "beta";
+      address = "10.10.0.12";
+      prefixLength = 24;
+      interface = "eth0";
+    };
+    gamma = {
+      role = "gamma";
+      address = "10.10.0.13";
+      prefixLength = 24;
+      interface = "eth0";
+    };
+  };
+  managementNetwork = "10.10.0.0/24";
+  vip = {
+    address = "10.10.0.100";
+    prefixLength = 24;
+  };
+  vrrp = {
+    routerId = 52;
+    version = 3;
+    advertIntervalMs = 200;
+    priorities = {
+      alpha = 150;
+      beta = 100;
+    };
+  };
+  certificates = {
+    certificate = "/var/lib/bsfg/tls/controller.pem";
+    privateKey = "/var/lib/bsfg/tls/controller.key";
+    ca = "/var/lib/bsfg/tls/ca.pem";
+  };
+
+  # One node: every stream and bucket on its one server.
+  store.replicas = 1;
+
+  classes = {
+    operational = {
+      max_age = "1d";
+      max_bytes = "256 MiB";
+      append = ["enterprise-producer"];
+    };
+  };
+  consumers = {
+    # What plant-a's controller pulls (its certificate identity, as the
+    # simulator issues it: <zone>-controller).
+    to-plant-a = {
+      source = "store:operational";
+      start = "earliest";
+      allowed = ["plant-a-controller"];
+    };
+    # The drill's read-back of what this zone stored, and when.
+    zonesim-audit = {
+      source = "store:operational";
+      start = "earliest";
+      allowed = ["enterprise-producer"];
+    };
+  };
+  peers = {
+    plant-a = {identity = "plant-a-controller";};
+  };
+
+  logging = {
+    format = "text";
+    filter = "info,bsfg_controller=debug";
+  };
+}

@@ -1,3 +1,0 @@
-//! Plain HTTP to management endpoints: shared with the gate agent and the tests.
-
-pub use bsfg_client::http::{get, get_json};
