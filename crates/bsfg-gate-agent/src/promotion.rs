@@ -419,19 +419,18 @@ impl Promotion {
 
     fn controller_exited(&mut self, now: Duration, exit: &ExitReport) -> Vec<Action> {
         self.stopped_at = Some(now);
-        match exit.code.and_then(ControllerExit::from_code) {
-            // Not this host's fault: the lease decides, the VIP may stay.
-            // Fenced: the VIP or the lease went elsewhere, keepalived's or
-            // the lease's decision, not a health problem of this host.
-            Some(e @ (ControllerExit::LeaseHeld | ControllerExit::Fenced)) => {
-                self.enter(
-                    now,
-                    Role::Standby,
-                    format!("controller exited {}: {}", e.code(), e.meaning()),
-                );
-                return Vec::new();
-            }
-            _ => {}
+        // Not this host's fault: for 75 the lease decides and the VIP may
+        // stay; for 79 (fenced) the VIP or the lease went elsewhere,
+        // keepalived's or the lease's decision, not a health problem here.
+        if let Some(e @ (ControllerExit::LeaseHeld | ControllerExit::Fenced)) =
+            exit.code.and_then(ControllerExit::from_code)
+        {
+            self.enter(
+                now,
+                Role::Standby,
+                format!("controller exited {}: {}", e.code(), e.meaning()),
+            );
+            return Vec::new();
         }
         self.enter(now, Role::Demoted, format!("controller {exit}"));
         Vec::new()

@@ -332,8 +332,8 @@ pub(crate) mod tests {
     use super::*;
 
     use bsfg_mgmt::agent::{
-        CredentialStatus, GateStatus, LeaseStatus, ProcessState, SupervisedController, TrackFileStatus,
-        TransitionStatus, VrrpStatus,
+        CredentialStatus, GateStatus, LeaseStatus, ProcessState, SupervisedController,
+        TrackFileStatus, TransitionStatus, VrrpStatus,
     };
 
     pub(crate) fn example() -> AgentStatus {

@@ -461,7 +461,9 @@ mod tests {
         assert_eq!(s.transitions[0].from, Role::Promoting);
         assert_eq!(s.host_facts, None, "absent from the evaluation loop's copy");
         assert_eq!(
-            s.missing_credentials().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            s.missing_credentials()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
             ["nats_system_password"]
         );
     }

@@ -50,7 +50,9 @@ impl ControllerExit {
             ControllerExit::Software => "internal error",
             ControllerExit::LeaseHeld => "the zone lease is held by another host",
             ControllerExit::Config => "configuration error",
-            ControllerExit::Fenced => "fenced: the VIP left this host or another controller took the lease",
+            ControllerExit::Fenced => {
+                "fenced: the VIP left this host or another controller took the lease"
+            }
         }
     }
 }

@@ -273,9 +273,9 @@ async fn reports_missing(z: &Zone, host: &str, name: &str, path: &Path) -> Optio
         .credentials
         .iter()
         .any(|c| c.name == name && c.path == path_text && !c.present);
-    let in_gate = s.gate(GateId::Certificate).is_some_and(|g| {
-        g.verdict == Verdict::Fail && g.reason.contains(&path_text)
-    });
+    let in_gate = s
+        .gate(GateId::Certificate)
+        .is_some_and(|g| g.verdict == Verdict::Fail && g.reason.contains(&path_text));
     let metric = format!(
         "bsfg_controller_credential_present{{credential=\"{name}\",path=\"{path_text}\"}} 0"
     );
