@@ -292,6 +292,13 @@ pub struct Promotion {
     /// could do better, so the loss of Gamma never moves the role.
     #[serde(with = "humantime_serde")]
     pub stall_grace: Duration,
+    /// How long gate 4 may fail only because its write probe has not
+    /// answered, before an active host demotes. A host starved of CPU or
+    /// I/O for a few seconds looks like hung storage; demoting the only
+    /// serving host for that costs the zone `hold_down` and a failover. A
+    /// definite failure (not mounted, read-only) demotes at once.
+    #[serde(with = "humantime_serde")]
+    pub probe_grace: Duration,
 }
 
 impl Default for Promotion {
@@ -299,6 +306,7 @@ impl Default for Promotion {
         Promotion {
             hold_down: Duration::from_secs(10),
             stall_grace: Duration::from_secs(12),
+            probe_grace: Duration::from_secs(5),
         }
     }
 }

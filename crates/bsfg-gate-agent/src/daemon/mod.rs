@@ -112,6 +112,7 @@ pub async fn run<S: Supervisor>(config: AgentConfig, mut supervisor: S) -> Resul
             ready_timeout: config.controller.ready_timeout,
             hold_down: config.promotion.hold_down,
             stall_grace: config.promotion.stall_grace,
+            probe_grace: config.promotion.probe_grace,
         },
         now,
         track_set,
