@@ -112,6 +112,7 @@ pub async fn run<S: Supervisor>(config: AgentConfig, mut supervisor: S) -> Resul
             ready_timeout: config.controller.ready_timeout,
             hold_down: config.promotion.hold_down,
             stall_grace: config.promotion.stall_grace,
+            probe_grace: config.promotion.probe_grace,
         },
         now,
         track_set,
@@ -338,6 +339,16 @@ impl<S: Supervisor> Daemon<S> {
             transitions_total: self.machine.transitions_total(),
             transitions: self.transitions.iter().cloned().collect(),
             evaluated_at_unix_ms: unix_ms(),
+            credentials: observed
+                .credentials
+                .iter()
+                .map(|c| bsfg_mgmt::agent::CredentialStatus {
+                    name: c.name.clone(),
+                    path: c.path.display().to_string(),
+                    present: c.present(),
+                    problem: c.problem.clone(),
+                })
+                .collect(),
             host_facts: None,
         };
         self.metrics.update(&status);

@@ -8,7 +8,7 @@
 //! | 2 | local JetStream answers | [`jetstream`] |
 //! | 3 | JetStream quorum (meta leader known, majority of voters current) | [`quorum`] |
 //! | 4 | artifact storage mounted and writable | [`artifacts`] |
-//! | 5 | controller certificate valid for at least the threshold | [`certificate`] |
+//! | 5 | controller credentials present; certificate valid for at least the threshold | [`certificate`] |
 //! | 6 | the controller reports ready (it bound the VIP) | [`controller`] |
 //! | 7 | the zone lease permits this host | [`lease`] |
 //!
@@ -76,6 +76,9 @@ pub struct GateReport {
     /// Gate 7 failed because another host holds a live lease (not merely
     /// because the lease could not be read).
     pub lease_held_elsewhere: bool,
+    /// Gate 4 failed only because its write probe has not answered in time:
+    /// the host is slow or the storage hangs, not yet known which.
+    pub artifacts_unanswered: bool,
 }
 
 impl GateReport {
@@ -122,6 +125,7 @@ impl GateReport {
             controller_ready: GateResult::pass("ready"),
             lease: GateResult::pass("lease free"),
             lease_held_elsewhere: false,
+            artifacts_unanswered: false,
         }
     }
 }

@@ -56,10 +56,13 @@ pub enum Drill {
     ReplicationAlphaCrash,
     PowerLossAll,
     PowerLossOne,
+    OrphanedController,
+    AgentCrashLoop,
+    FirstBootWithoutSecrets,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 17] = [
+    pub const ALL: [Drill; 20] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -77,6 +80,9 @@ impl Drill {
         Drill::ReplicationAlphaCrash,
         Drill::PowerLossAll,
         Drill::PowerLossOne,
+        Drill::OrphanedController,
+        Drill::AgentCrashLoop,
+        Drill::FirstBootWithoutSecrets,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +104,9 @@ impl Drill {
             Drill::ReplicationAlphaCrash => "replication-alpha-crash",
             Drill::PowerLossAll => "power-loss-all",
             Drill::PowerLossOne => "power-loss-one",
+            Drill::OrphanedController => "orphaned-controller",
+            Drill::AgentCrashLoop => "agent-crash-loop",
+            Drill::FirstBootWithoutSecrets => "first-boot-without-secrets",
         }
     }
 
@@ -149,6 +158,15 @@ impl Drill {
             Drill::PowerLossOne => {
                 "the active host loses power under load (its disks keep only what was synced): beta serves, nothing acknowledged lost"
             }
+            Drill::OrphanedController => {
+                "alpha's agent killed, alpha's cable out 8 s, then beta's controller frozen past its lease: no controller without the VIP ever holds the lease; the zone serves again"
+            }
+            Drill::AgentCrashLoop => {
+                "the active host's agent crashes again and again (restarted with backoff, as systemd does): never two serving, a live agent on every service host at the end"
+            }
+            Drill::FirstBootWithoutSecrets => {
+                "beta boots without its certificate and NATS password file: its agent names each missing path, refuses, and promotes once they appear"
+            }
         }
     }
 
@@ -161,6 +179,11 @@ impl Drill {
     /// Drills whose hosts' disks are on a modelled power feed ([`crate::zone::power`]).
     pub fn needs_power_feed(self) -> bool {
         matches!(self, Drill::PowerLossAll | Drill::PowerLossOne)
+    }
+
+    /// Drills whose checker also reads the lease key at every sample.
+    pub fn watches_lease(self) -> bool {
+        matches!(self, Drill::OrphanedController | Drill::AgentCrashLoop)
     }
 
     pub fn parse(name: &str) -> Result<Drill> {
@@ -230,7 +253,21 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
         }
         ctx.event(format!("peer node {} serving", p.plan.zone));
     }
-    ctx.checker = Some(Checker::start(&zone, ctx.epoch)?);
+    let lease_watch = if drill.watches_lease() {
+        let via = zone.spec.by_role.gamma.clone();
+        Some(
+            crate::observe::lease::LeaseWatch::connect(
+                zone.runtime(&via)?,
+                zone.spec.ports.nats_client,
+                &zone.spec.lease.bucket,
+            )
+            .await
+            .with_context(|| format!("reading the lease through {via}"))?,
+        )
+    } else {
+        None
+    };
+    ctx.checker = Some(Checker::start(&zone, ctx.epoch, lease_watch)?);
     let prefix = format!("{}-{}", drill.name(), zone.instance);
     let load_config = LoadConfig {
         prefix,

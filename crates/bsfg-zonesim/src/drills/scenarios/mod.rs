@@ -6,6 +6,7 @@ mod bring_up;
 mod crashes;
 mod gates;
 mod partitions;
+mod supervision;
 
 use super::ctx::{contract, hosts};
 use super::{Ctx, Drill, PROMOTION_TIMEOUT};
@@ -37,6 +38,9 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
         Drill::ReplicationAlphaCrash => super::replication::alpha_crash(z, c).await,
         Drill::PowerLossAll => super::power::power_loss_all(z, c).await,
         Drill::PowerLossOne => super::power::power_loss_one(z, c).await,
+        Drill::OrphanedController => supervision::orphaned_controller(z, c).await,
+        Drill::AgentCrashLoop => supervision::agent_crash_loop(z, c).await,
+        Drill::FirstBootWithoutSecrets => supervision::first_boot_without_secrets(z, c).await,
     }
 }
 
