@@ -826,6 +826,10 @@ let
       };
       certificate = {
         path = credentials.tls_certificate;
+        # The zone CA: what the controller verifies clients and peers with
+        # and what nats-server verifies routes with (certificates.ca for
+        # both). Held to the same threshold as the leaf.
+        trust = [credentials.tls_ca];
         min_validity = zone.certificatePolicy.minValidity;
         inherit (zone.certificatePolicy) policy;
       };

@@ -489,10 +489,10 @@ in {
     a = lines (template "alpha" "systemd" true);
     b = lines (template "alpha" "process" false);
   in
-    # The credentials the agent checks (and the certificate it reads)
+    # The credentials the agent checks (and the certificate and CA it reads)
     # follow the supervisor: systemd hands the zone's files to the
     # controller (LoadCredential=), a spawned controller reads its own in place.
-    builtins.filter (l: !(builtins.elem l b) && builtins.match "(tls_|nats_system_password|path = ).*" l == null) a == ["require_mount_point = true" "supervisor = \"systemd\""];
+    builtins.filter (l: !(builtins.elem l b) && builtins.match "(tls_|nats_system_password|path = |trust = ).*" l == null) a == ["require_mount_point = true" "supervisor = \"systemd\""];
   # The keepalived.conf the appliance runs declares the track file and the
   # script before the instance that names them (keepalived resolves them
   # while parsing the instance).

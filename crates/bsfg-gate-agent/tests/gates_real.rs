@@ -201,6 +201,125 @@ fn certificate_below_threshold_is_denied_under_deny_and_warned_under_warn() {
 }
 
 #[test]
+fn a_ca_or_intermediate_below_the_threshold_closes_the_gate_while_the_leaf_is_fine() {
+    let now = time::OffsetDateTime::now_utc();
+    let thirty_days = Duration::from_secs(30 * 86400);
+    let gate = |leaf: &std::path::Path, trust: &[std::path::PathBuf], policy| {
+        gates::certificate::evaluate_chain(
+            bsfg_core::clock::unix_seconds(),
+            thirty_days,
+            policy,
+            &probes::certificate::observe_chain(leaf, trust),
+        )
+    };
+
+    // The zone CA expires in 10 days; the leaf it signed is good for 400.
+    let dying = TestPki::with_ca_expiring("dying", now + time::Duration::days(10));
+    let leaf = dying.issue("alpha-controller", Usage::Both, &[], 400);
+    let alone = gate(&leaf.certificate, &[], CertificatePolicy::Deny);
+    assert_eq!(
+        alone.verdict,
+        Verdict::Pass,
+        "the leaf alone is fine: {}",
+        alone.reason
+    );
+    let trust = [leaf.ca.clone()];
+    let denied = gate(&leaf.certificate, &trust, CertificatePolicy::Deny);
+    assert_eq!(denied.verdict, Verdict::Fail, "{}", denied.reason);
+    // 9d 23h or 10d 0h: X.509 times have whole seconds.
+    let prefix = format!("CA CN=dying test CA ({}) expires in ", leaf.ca.display());
+    assert!(
+        denied.reason.starts_with(&prefix)
+            && denied.reason.ends_with(", below the 30d 0h threshold"),
+        "{}",
+        denied.reason
+    );
+    let warned = gate(&leaf.certificate, &trust, CertificatePolicy::Warn);
+    assert_eq!(warned.verdict, Verdict::Warn, "{}", warned.reason);
+    assert_eq!(warned.reason, format!("{} (policy warn)", denied.reason));
+
+    // A long-lived root, an intermediate that expired yesterday in the
+    // leaf's chain file: fails under either policy, naming it.
+    let root = TestPki::new("root");
+    let issuing = root.intermediate("site", now - time::Duration::days(1));
+    let leaf = issuing.issue("alpha-controller", Usage::Both, &[], 400);
+    let trust = [leaf.ca.clone()];
+    for policy in [CertificatePolicy::Deny, CertificatePolicy::Warn] {
+        let r = gate(&leaf.certificate, &trust, policy);
+        assert_eq!(r.verdict, Verdict::Fail, "{}", r.reason);
+        assert!(
+            r.reason.starts_with(&format!(
+                "intermediate CN=site intermediate CA ({}) expired ",
+                leaf.certificate.display()
+            )),
+            "{}",
+            r.reason
+        );
+    }
+
+    // Everything long-lived: passes, naming the shortest-lived CA.
+    let issuing = root.intermediate("site", now + time::Duration::days(1000));
+    let leaf = issuing.issue("alpha-controller", Usage::Both, &[], 400);
+    let fine = gate(
+        &leaf.certificate,
+        std::slice::from_ref(&leaf.ca),
+        CertificatePolicy::Deny,
+    );
+    assert_eq!(fine.verdict, Verdict::Pass, "{}", fine.reason);
+    assert!(
+        fine.reason
+            .contains("; intermediate CN=site intermediate CA valid for "),
+        "{}",
+        fine.reason
+    );
+
+    // A CA rollover in progress: the bundle holds the dying CA and the
+    // root the leaf chains to. The dying one warns, it does not gate.
+    let bundle = root.dir().join("rollover-ca.pem");
+    let both = format!(
+        "{}{}",
+        std::fs::read_to_string(dying.ca_path()).unwrap(),
+        std::fs::read_to_string(root.ca_path()).unwrap()
+    );
+    std::fs::write(&bundle, both).unwrap();
+    let r = gate(
+        &leaf.certificate,
+        std::slice::from_ref(&bundle),
+        CertificatePolicy::Deny,
+    );
+    assert_eq!(r.verdict, Verdict::Warn, "{}", r.reason);
+    assert!(
+        r.reason.starts_with(&format!(
+            "CA CN=dying test CA ({}) expires in ",
+            bundle.display()
+        )) && r.reason.contains("does not gate"),
+        "{}",
+        r.reason
+    );
+
+    // The metrics carry every CA's expiry, labelled, next to the leaf's.
+    let m = bsfg_gate_agent::status::Metrics::new();
+    m.set_chain_expiry(&probes::certificate::observe_chain(
+        &leaf.certificate,
+        std::slice::from_ref(&leaf.ca),
+    ));
+    let text = m.encode();
+    for (role, subject) in [
+        ("intermediate", "CN=site intermediate CA"),
+        ("CA", "CN=root test CA"),
+    ] {
+        assert!(
+            text.lines().any(
+                |l| l.starts_with("bsfg_ca_certificate_expiry_timestamp_seconds{")
+                    && l.contains(&format!("role=\"{role}\""))
+                    && l.contains(&format!("subject=\"{subject}\""))
+            ),
+            "{role} {subject} missing:\n{text}"
+        );
+    }
+}
+
+#[test]
 fn artifact_gate_follows_a_real_tmpfs_mount() {
     bsfg_testkit::require_root("mounting a tmpfs");
     let dir = tempfile::Builder::new()
