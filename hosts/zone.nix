@@ -114,9 +114,17 @@
   };
   # One NATS user per daemon, each allowed only the JetStream subjects it
   # needs (modules/lib/nats.nix); nothing connects without a password.
-  # REPLACE both like the system user: a password file per daemon on alpha
-  # and beta (root-only, 0400, read through LoadCredential=), its bcrypt
-  # hash here.
+  # REPLACE both hashes: the ones below are placeholders, the same in every
+  # copy of this repository; a daemon whose password file does not match
+  # its hash is refused by NATS ("Authorization Violation"). For each
+  # daemon, one password for alpha and beta (root-only, 0400, read through
+  # LoadCredential=):
+  #   head -c 32 /dev/urandom | base64 > nats-controller-password
+  #   mkpasswd -m bcrypt -R 11 < nats-controller-password
+  # (likewise nats-gate-agent-password); put each printed "$2b$11$..." hash
+  # here and install the files as docs/runbooks/deployment.md (section 4)
+  # says. The VM tests do the same with fixed test passwords
+  # (tests/nats-users.nix).
   nats.users = {
     controller = {
       passwordFile = "/var/lib/bsfg/secrets/nats-controller-password";
