@@ -113,6 +113,71 @@ async fn check_fails_when_the_local_server_is_gone() {
     );
 }
 
+/// keepalived's check holds no NATS credential: it reads the client port's
+/// greeting and hangs up, so a server that requires a login (every zone
+/// host) logs nothing, where a login attempt without credentials is logged
+/// as an error each time (once a second, as long as the zone runs).
+#[tokio::test]
+async fn check_never_logs_in_so_the_server_logs_no_authentication_error() {
+    let user = bsfg_testkit::nats::SystemUser::generate();
+    let cluster = NatsCluster::start(bsfg_testkit::nats::NatsOptions {
+        nodes: 1,
+        extra_config: format!(
+            "authorization {{ users = [ {{ user: \"bsfg-gate-agent\", password: \"{}\" }} ] }}\n",
+            user.password_hash
+        ),
+        ..Default::default()
+    })
+    .await;
+    let mut config = from_toml(&agent_config(
+        &cluster.client_url(0),
+        &cluster.monitor_addr(0),
+    ))
+    .unwrap();
+    let _agent = serve_agent_endpoint(&mut config).await;
+    for _ in 0..3 {
+        let checked = bsfg_gate_agent::check::run(&config).await;
+        assert!(checked.is_ok(), "{checked:?}");
+    }
+    let errors = |log: String| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains("[ERR]"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let quiet = errors(cluster.log_tail(0, 500));
+    assert!(quiet.is_empty(), "the check made the server log: {quiet:?}");
+
+    // The control: a client without credentials is refused and logged.
+    let refused = async_nats::ConnectOptions::new()
+        .connection_timeout(TIMEOUT)
+        .connect(cluster.client_url(0))
+        .await;
+    assert!(refused.is_err());
+    let logged = bsfg_testkit::eventually(
+        "the refused login to be logged",
+        Duration::from_secs(5),
+        || async {
+            let e = errors(cluster.log_tail(0, 500));
+            e.iter()
+                .any(|l| l.contains("authentication error"))
+                .then_some(e)
+        },
+    )
+    .await;
+    assert!(!logged.is_empty());
+
+    // Not a NATS server on the client URL (the monitoring port answers
+    // HTTP): the check fails and says so.
+    let mut wrong = config.clone();
+    wrong.nats.url = format!("nats://{}", cluster.monitor_addr(0));
+    let reason = bsfg_gate_agent::check::run(&wrong).await.unwrap_err();
+    assert!(
+        reason.contains("NATS client protocol not answering"),
+        "{reason}"
+    );
+}
+
 /// Without a live agent daemon the host must not bid for (or keep) the VIP.
 #[tokio::test]
 async fn check_fails_while_the_agent_daemon_does_not_answer() {

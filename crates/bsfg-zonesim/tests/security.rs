@@ -396,6 +396,36 @@ async fn rogue_route_checks(z: &Zone) {
     }
 }
 
+/// keepalived's check (once a second on alpha and beta, as keepalived's
+/// script user, without a NATS credential) runs and passes, and no
+/// nats-server of the zone has logged a refused login: the check reads the
+/// client port's greeting instead of logging in. Runs before anything in
+/// this test tries a login without credentials on purpose.
+async fn keepalived_check_is_quiet(z: &Zone) {
+    // Several check intervals after boot.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for h in z.spec.host_names() {
+        let dirs = z.host_dirs(h);
+        let nats = std::fs::read_to_string(dirs.log("nats-server")).unwrap();
+        let refused: Vec<&str> = nats
+            .lines()
+            .filter(|l| l.contains("[ERR]") && l.to_lowercase().contains("authentication"))
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "{h}'s nats-server logged refused logins: {refused:?}"
+        );
+        if z.spec.host(h).keepalived.is_some() {
+            let k = std::fs::read_to_string(dirs.log("keepalived")).unwrap();
+            assert!(
+                k.lines()
+                    .any(|l| l.contains("VRRP_Script") && l.contains("succeeded")),
+                "{h}: keepalived's check never succeeded:\n{k}"
+            );
+        }
+    }
+}
+
 #[test]
 fn zone_security_behind_the_firewall() {
     assert!(
@@ -413,6 +443,7 @@ fn zone_security_behind_the_firewall() {
         // when an assertion fails.
         let z = tokio::task::block_in_place(|| Zone::create(&opts)).expect("zone");
         z.boot(Duration::from_secs(90)).await.expect("boot");
+        keepalived_check_is_quiet(&z).await;
         security_checks(&z).await;
         nats_checks(&z).await;
         rogue_route_checks(&z).await;
