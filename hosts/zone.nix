@@ -55,6 +55,11 @@
   # the VIP's BoundaryService and nothing else (docs/threat-model.md).
   managementNetwork = "10.30.0.0/24";
 
+  # Who may reach SSH on the hosts: by default (this line left out) the
+  # management network alone; the firewall admits no other source. Add a
+  # jump host or an operators' network here, never the producers'.
+  ssh.allowFrom = ["10.30.0.0/24"];
+
   # The zone VIP: the only address producers and peer zones use.
   vip = {
     address = "10.20.0.100";

@@ -199,6 +199,24 @@ let
       then fail "managementNetwork = ${toJSON m} must be a CIDR such as \"10.30.0.0/24\""
       else m;
 
+    # Who may reach SSH on the hosts (modules/firewall.nix turns
+    # services.openssh.openFirewall off and admits only these sources).
+    # Default: the management network alone.
+    ssh = let
+      s = get desc "ssh" {};
+      allowFrom = get s "allowFrom" [managementNetwork];
+      example = "ssh.allowFrom = [ \"10.30.0.0/24\" ]";
+    in
+      if !(isAttrs s)
+      then fail "`ssh` must be an attribute set, e.g. { allowFrom = [ \"10.30.0.0/24\" ]; }"
+      else if filter (k: k != "allowFrom") (attrNames s) != []
+      then fail "ssh: unknown setting(s) ${concatStringsSep ", " (filter (k: k != "allowFrom") (attrNames s))}; known: allowFrom"
+      else if !(builtins.isList allowFrom) || allowFrom == []
+      then fail "ssh.allowFrom must list the networks that may reach SSH (CIDRs, e.g. ${example}; [ \"0.0.0.0/0\" ] for every network); to close SSH, disable services.openssh"
+      else if builtins.any (c: net.parseCidr c == null) allowFrom
+      then fail "ssh.allowFrom: ${toJSON (builtins.head (filter (c: net.parseCidr c == null) allowFrom))} is not a CIDR such as \"10.30.0.0/24\""
+      else {inherit allowFrom;};
+
     ports = defaultPorts // get desc "ports" {};
 
     vip = let
@@ -462,6 +480,7 @@ let
       "gateAgent"
       "timeServers"
       "nats"
+      "ssh"
     ];
     unknown = filter (k: !(elem k known)) (attrNames desc);
   in
@@ -473,9 +492,9 @@ let
       # deepSeq: validate every section now, including those (certificates,
       # managementNetwork) that only some consumers of the result read, so an
       # error never depends on which output someone happens to evaluate.
-      builtins.deepSeq [hosts tier managementNetwork vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent nats] {
+      builtins.deepSeq [hosts tier managementNetwork ssh vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent nats] {
         zone = zoneId;
-        inherit tier hosts managementNetwork ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats;
+        inherit tier hosts managementNetwork ssh ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats;
         store = get desc "store" {};
         limits = get desc "limits" {};
         timeServers = get desc "timeServers" [];
