@@ -300,6 +300,22 @@ mod tests {
         }
     }
 
+    /// CN=alpha in /s/cert.pem, issued by `issuer`.
+    fn leaf(issuer: &str, days_left: i64) -> ChainCertificate {
+        link(
+            ChainRole::Leaf,
+            "/s/cert.pem",
+            "CN=alpha",
+            issuer,
+            days_left,
+        )
+    }
+
+    /// A self-signed CA in /s/ca.pem.
+    fn ca(subject: &str, days_left: i64) -> ChainCertificate {
+        link(ChainRole::Ca, "/s/ca.pem", subject, subject, days_left)
+    }
+
     fn leaf_only(days_left: i64) -> Vec<ChainCertificate> {
         vec![link(
             ChainRole::Leaf,
@@ -312,16 +328,7 @@ mod tests {
 
     #[test]
     fn a_ca_below_the_threshold_closes_the_gate_while_the_leaf_is_fine() {
-        let chain = [
-            link(
-                ChainRole::Leaf,
-                "/s/cert.pem",
-                "CN=alpha",
-                "CN=zone CA",
-                365,
-            ),
-            link(ChainRole::Ca, "/s/ca.pem", "CN=zone CA", "CN=zone CA", 10),
-        ];
+        let chain = [leaf("CN=zone CA", 365), ca("CN=zone CA", 10)];
         let r = evaluate_chain(NOW, THIRTY_DAYS, CertificatePolicy::Deny, &chain);
         assert_eq!(
             r,
@@ -341,13 +348,7 @@ mod tests {
     #[test]
     fn an_expired_intermediate_fails_under_either_policy_and_the_first_failure_is_named() {
         let chain = [
-            link(
-                ChainRole::Leaf,
-                "/s/cert.pem",
-                "CN=alpha",
-                "CN=zone CA",
-                365,
-            ),
+            leaf("CN=zone CA", 365),
             link(
                 ChainRole::Intermediate,
                 "/s/cert.pem",
@@ -355,7 +356,7 @@ mod tests {
                 "CN=zone CA",
                 -1,
             ),
-            link(ChainRole::Ca, "/s/ca.pem", "CN=zone CA", "CN=zone CA", 5),
+            ca("CN=zone CA", 5),
         ];
         for policy in [CertificatePolicy::Deny, CertificatePolicy::Warn] {
             assert_eq!(
@@ -367,25 +368,16 @@ mod tests {
 
     #[test]
     fn a_failing_leaf_outranks_a_warning_ca_and_a_fine_chain_names_the_shortest_ca() {
-        let chain = [
-            link(ChainRole::Leaf, "/s/cert.pem", "CN=alpha", "CN=zone CA", 10),
-            link(ChainRole::Ca, "/s/ca.pem", "CN=zone CA", "CN=zone CA", 20),
-        ];
+        let chain = [leaf("CN=zone CA", 10), ca("CN=zone CA", 20)];
         let r = evaluate_chain(NOW, THIRTY_DAYS, CertificatePolicy::Deny, &chain);
         assert_eq!(
             r.reason,
             "CN=alpha expires in 10d 0h, below the 30d 0h threshold"
         );
         let chain = [
-            link(
-                ChainRole::Leaf,
-                "/s/cert.pem",
-                "CN=alpha",
-                "CN=zone CA",
-                365,
-            ),
-            link(ChainRole::Ca, "/s/ca.pem", "CN=old CA", "CN=old CA", 400),
-            link(ChainRole::Ca, "/s/ca.pem", "CN=new CA", "CN=new CA", 3650),
+            leaf("CN=zone CA", 365),
+            ca("CN=old CA", 400),
+            ca("CN=new CA", 3650),
         ];
         assert_eq!(
             evaluate_chain(NOW, THIRTY_DAYS, CertificatePolicy::Deny, &chain),
@@ -398,9 +390,9 @@ mod tests {
         // A rollover in progress: the leaf is from the new CA, the old one
         // (10 days left) is still in the bundle.
         let chain = [
-            link(ChainRole::Leaf, "/s/cert.pem", "CN=alpha", "CN=new CA", 365),
-            link(ChainRole::Ca, "/s/ca.pem", "CN=old CA", "CN=old CA", 10),
-            link(ChainRole::Ca, "/s/ca.pem", "CN=new CA", "CN=new CA", 3650),
+            leaf("CN=new CA", 365),
+            ca("CN=old CA", 10),
+            ca("CN=new CA", 3650),
         ];
         assert_eq!(relied_on(&chain), vec![true, false, true]);
         let r = evaluate_chain(NOW, THIRTY_DAYS, CertificatePolicy::Deny, &chain);
@@ -413,36 +405,15 @@ mod tests {
         );
         // Through an intermediate in the bundle to its root.
         let chain = [
-            link(
-                ChainRole::Leaf,
-                "/s/cert.pem",
-                "CN=alpha",
-                "CN=issuing",
-                365,
-            ),
-            link(ChainRole::Ca, "/s/ca.pem", "CN=root", "CN=root", 10),
+            leaf("CN=issuing", 365),
+            ca("CN=root", 10),
             link(ChainRole::Ca, "/s/ca.pem", "CN=issuing", "CN=root", 3650),
-            link(
-                ChainRole::Ca,
-                "/s/ca.pem",
-                "CN=peer zone",
-                "CN=peer zone",
-                3650,
-            ),
+            ca("CN=peer zone", 3650),
         ];
         assert_eq!(relied_on(&chain), vec![true, true, true, false]);
         assert!(!evaluate_chain(NOW, THIRTY_DAYS, CertificatePolicy::Deny, &chain).passes());
         // A chain that leads to none of the bundle's CAs: all of them gate.
-        let chain = [
-            link(
-                ChainRole::Leaf,
-                "/s/cert.pem",
-                "CN=alpha",
-                "CN=elsewhere",
-                365,
-            ),
-            link(ChainRole::Ca, "/s/ca.pem", "CN=zone CA", "CN=zone CA", 10),
-        ];
+        let chain = [leaf("CN=elsewhere", 365), ca("CN=zone CA", 10)];
         assert_eq!(relied_on(&chain), vec![true, true]);
         assert!(!evaluate_chain(NOW, THIRTY_DAYS, CertificatePolicy::Deny, &chain).passes());
     }
@@ -450,13 +421,7 @@ mod tests {
     #[test]
     fn an_unreadable_ca_bundle_fails_naming_the_file() {
         let chain = [
-            link(
-                ChainRole::Leaf,
-                "/s/cert.pem",
-                "CN=alpha",
-                "CN=zone CA",
-                365,
-            ),
+            leaf("CN=zone CA", 365),
             ChainCertificate {
                 role: ChainRole::Ca,
                 path: "/s/ca.pem".into(),
