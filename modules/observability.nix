@@ -99,6 +99,9 @@ in {
         enable = true;
         listenAddress = s.managementAddress;
         port = ocfg.nodeExporterPort;
+        # Gamma with scheduled snapshots: bsfg_backup_* from the metrics
+        # file bsfg-backup.service writes (textfile collector).
+        extraFlags = lib.optional (s.units ? bsfg-backup) "--collector.textfile.directory=${s.paths.backupState}";
       };
       services.prometheus.exporters.nats = {
         enable = true;

@@ -29,6 +29,7 @@ fn bsfg_series() -> BTreeSet<String> {
     bsfg_mgmt::metrics::controller::ALL
         .iter()
         .chain(bsfg_mgmt::metrics::agent::ALL)
+        .chain(bsfg_mgmt::metrics::backup::ALL)
         .flat_map(|f| f.series())
         .collect()
 }

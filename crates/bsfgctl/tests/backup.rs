@@ -70,6 +70,15 @@ async fn a_snapshot_restores_into_an_empty_cluster_with_offsets_cursors_and_kv()
     while let Some(m) = batch.next().await {
         m.unwrap().double_ack().await.unwrap();
     }
+    // The snapshot takes the consumer's state from its leader's info; wait
+    // until that has the acknowledgements (they replicate asynchronously).
+    let mut reader = reader;
+    let mut tries = 0;
+    while reader.info().await.unwrap().ack_floor.stream_sequence < 100 {
+        tries += 1;
+        assert!(tries < 100, "the consumer's ack floor never reached 100");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let cursors = j
         .create_key_value(kv::Config {
             bucket: "bsfg_cursors".into(),
@@ -203,15 +212,28 @@ async fn a_snapshot_restores_into_an_empty_cluster_with_offsets_cursors_and_kv()
         rf.get_raw_message(150).await.is_err(),
         "the deleted message stays deleted"
     );
-    let c = rf
+    let mut rc = rf
         .get_consumer::<consumer::pull::Config>("reader")
         .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .clone();
-    assert_eq!(c.ack_floor.stream_sequence, 100, "the consumer's cursor");
+        .unwrap();
+    let mut floors = Vec::new();
+    for _ in 0..50 {
+        let c = rc.info().await.unwrap().clone();
+        floors.push((
+            c.ack_floor.stream_sequence,
+            c.delivered.stream_sequence,
+            c.num_ack_pending,
+        ));
+        if c.ack_floor.stream_sequence == 100 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        floors.last().map(|f| f.0),
+        Some(100),
+        "the consumer's cursor: {floors:?}"
+    );
     let kv = t.get_key_value("bsfg_cursors").await.unwrap();
     let e = kv.entry("reader").await.unwrap().unwrap();
     assert_eq!((e.value.as_ref(), e.revision), (&b"42"[..], 2));

@@ -128,6 +128,15 @@ pub fn to_prune(names: &[String], keep: usize) -> Vec<String> {
     ours.into_iter().take(excess).cloned().collect()
 }
 
+/// Whether a restored stream holds what its snapshot held: the same
+/// messages under the same sequence numbers. (An empty stream has no first
+/// sequence to compare: nats-server reports 0 or last + 1.)
+pub fn same_content(restored: &StreamState, snapshot: &StreamState) -> bool {
+    restored.messages == snapshot.messages
+        && restored.last_seq == snapshot.last_seq
+        && (snapshot.messages == 0 || restored.first_seq == snapshot.first_seq)
+}
+
 /// Streams a restore leaves alone unless asked: the controller lease is
 /// re-taken by the first controller that starts (restoring an old holder
 /// would fence the zone against a controller that no longer exists).
@@ -165,6 +174,23 @@ mod tests {
         );
         assert_eq!(to_prune(&names, 3), Vec::<String>::new());
         assert_eq!(to_prune(&names, 0).len(), 3);
+    }
+
+    #[test]
+    fn restored_content_is_compared_by_messages_and_sequences() {
+        let st = |messages, first_seq, last_seq| StreamState {
+            messages,
+            first_seq,
+            last_seq,
+            ..Default::default()
+        };
+        assert!(same_content(&st(299, 1, 300), &st(299, 1, 300)));
+        assert!(!same_content(&st(299, 2, 300), &st(299, 1, 300)));
+        assert!(!same_content(&st(298, 1, 300), &st(299, 1, 300)));
+        assert!(!same_content(&st(299, 1, 299), &st(299, 1, 300)));
+        // Empty: nats-server says first 0 in one place, last + 1 in another.
+        assert!(same_content(&st(0, 1, 0), &st(0, 0, 0)));
+        assert!(!same_content(&st(0, 1, 0), &st(0, 0, 7)));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use clap::Args;
 use manifest::{Manifest, StreamEntry};
 use sha2::{Digest, Sha256};
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -254,7 +255,12 @@ async fn take_snapshot(a: &BackupArgs) -> Result<(Manifest, PathBuf)> {
     let name = manifest::dir_name(started_unix_ms);
     let partial = a.into.join(format!(".{name}.partial"));
     let done = a.into.join(&name);
-    std::fs::create_dir_all(&partial).map_err(|e| io_err(&partial, e))?;
+    std::fs::create_dir_all(&a.into).map_err(|e| io_err(&a.into, e))?;
+    // 0700: a snapshot holds every fact of the zone.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&partial)
+        .map_err(|e| io_err(&partial, e))?;
     let mut streams = Vec::new();
     for stream in &names {
         let file = format!("{stream}.tar.s2");
@@ -378,40 +384,37 @@ fn read_manifest(dir: &Path) -> Result<Manifest> {
 fn write_metrics(path: &Path, into: &Path, this_run: Option<&Manifest>) -> Result<()> {
     let newest = newest(into).ok().flatten().map(|(_, m)| m);
     let good = this_run.or(newest.as_ref());
-    let mut text = String::new();
-    text.push_str("# HELP bsfg_backup_last_success_timestamp_seconds When the newest verified snapshot finished.\n");
-    text.push_str("# TYPE bsfg_backup_last_success_timestamp_seconds gauge\n");
-    if let Some(m) = good {
-        text.push_str(&format!(
-            "bsfg_backup_last_success_timestamp_seconds {}\n",
-            m.finished_unix_ms as f64 / 1000.0
-        ));
-        text.push_str(
-            "# HELP bsfg_backup_last_success_bytes Size of the newest verified snapshot.\n",
-        );
-        text.push_str("# TYPE bsfg_backup_last_success_bytes gauge\n");
-        text.push_str(&format!(
-            "bsfg_backup_last_success_bytes {}\n",
-            m.total_bytes()
-        ));
-    }
-    text.push_str("# HELP bsfg_backup_last_run_success Whether the last snapshot run succeeded and read back.\n");
-    text.push_str("# TYPE bsfg_backup_last_run_success gauge\n");
-    text.push_str(&format!(
-        "bsfg_backup_last_run_success {}\n",
-        u8::from(this_run.is_some())
-    ));
-    text.push_str(
-        "# HELP bsfg_backup_last_run_timestamp_seconds When the last snapshot run ended.\n",
-    );
-    text.push_str("# TYPE bsfg_backup_last_run_timestamp_seconds gauge\n");
-    text.push_str(&format!(
-        "bsfg_backup_last_run_timestamp_seconds {}\n",
-        now_ms() as f64 / 1000.0
-    ));
+    let text = metrics_text(good, this_run.is_some(), now_ms());
     let tmp = path.with_extension("prom.tmp");
     std::fs::write(&tmp, text).map_err(|e| io_err(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+/// The metrics file (Prometheus text format) of a run that ended at `now_ms`.
+pub fn metrics_text(good: Option<&Manifest>, succeeded: bool, now_ms: i64) -> String {
+    use bsfg_mgmt::metrics::backup as m;
+    let secs = |ms: i64| ms as f64 / 1000.0;
+    let mut values: Vec<(&bsfg_mgmt::metrics::MetricFamily, String)> = Vec::new();
+    if let Some(g) = good {
+        values.push((
+            &m::LAST_SUCCESS_TIMESTAMP_SECONDS,
+            secs(g.finished_unix_ms).to_string(),
+        ));
+        values.push((&m::LAST_SUCCESS_BYTES, g.total_bytes().to_string()));
+    }
+    values.push((&m::LAST_RUN_SUCCESS, u8::from(succeeded).to_string()));
+    values.push((&m::LAST_RUN_TIMESTAMP_SECONDS, secs(now_ms).to_string()));
+    values
+        .into_iter()
+        .map(|(f, v)| {
+            format!(
+                "# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v}\n",
+                n = f.name,
+                h = f.help,
+                t = f.kind.name()
+            )
+        })
+        .collect()
 }
 
 pub async fn restore(a: &RestoreArgs, json: bool) -> Result<u8> {
@@ -493,9 +496,7 @@ pub async fn restore(a: &RestoreArgs, json: bool) -> Result<u8> {
             })
             .await
             .map_err(|e| wire_err(&s.name, e))?;
-            if (got.first_seq, got.last_seq, got.messages)
-                != (s.state.first_seq, s.state.last_seq, s.state.messages)
-            {
+            if !manifest::same_content(&got, &s.state) {
                 return Err(CliError::Failed(format!(
                     "{}: restored sequences {}..{} ({} messages), the snapshot had {}..{} ({})",
                     s.name,
@@ -537,4 +538,38 @@ pub async fn restore(a: &RestoreArgs, json: bool) -> Result<u8> {
     };
     print_report(&report, json);
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metrics_file_names_the_contracts_families() {
+        let m = Manifest {
+            format: manifest::FORMAT,
+            started_unix_ms: 1_000,
+            finished_unix_ms: 2_500,
+            streams: Vec::new(),
+        };
+        let ok = metrics_text(Some(&m), true, 3_000);
+        assert!(
+            ok.contains("\nbsfg_backup_last_success_timestamp_seconds 2.5\n"),
+            "{ok}"
+        );
+        assert!(ok.contains("\nbsfg_backup_last_run_success 1\n"), "{ok}");
+        assert!(
+            ok.contains("# TYPE bsfg_backup_last_run_timestamp_seconds gauge\n"),
+            "{ok}"
+        );
+        let declared = bsfg_mgmt::metrics::declared(&ok);
+        assert_eq!(declared.len(), bsfg_mgmt::metrics::backup::ALL.len());
+        // A failed first run: no success yet, and it says so.
+        let failed = metrics_text(None, false, 3_000);
+        assert!(!failed.contains("last_success"), "{failed}");
+        assert!(
+            failed.contains("\nbsfg_backup_last_run_success 0\n"),
+            "{failed}"
+        );
+    }
 }
