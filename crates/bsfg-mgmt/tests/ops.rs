@@ -44,6 +44,7 @@ const EXPORTER_SERIES: &[&str] = &[
     "node_timex_offset_seconds",
     "node_timex_sync_status",
     "node_cpu_seconds_total",
+    "node_systemd_unit_state",
     "gnatsd_healthz_status",
     "gnatsd_varz_jetstream_meta_cluster_size",
     "gnatsd_varz_jetstream_meta_leader",
