@@ -167,6 +167,20 @@ struct StreamReport<'a> {
     action: &'static str,
 }
 
+impl<'a> StreamReport<'a> {
+    fn of(s: &'a StreamEntry, action: &'static str) -> StreamReport<'a> {
+        StreamReport {
+            name: &s.name,
+            messages: s.state.messages,
+            first_seq: s.state.first_seq,
+            last_seq: s.state.last_seq,
+            consumers: &s.verified.consumers,
+            bytes: s.bytes,
+            action,
+        }
+    }
+}
+
 fn print_report(r: &Report, json: bool) {
     if json {
         crate::commands::print_json(r);
@@ -224,15 +238,7 @@ pub async fn backup(a: &BackupArgs, json: bool) -> Result<u8> {
         streams: m
             .streams
             .iter()
-            .map(|s| StreamReport {
-                name: &s.name,
-                messages: s.state.messages,
-                first_seq: s.state.first_seq,
-                last_seq: s.state.last_seq,
-                consumers: &s.verified.consumers,
-                bytes: s.bytes,
-                action: "snapshot, verified",
-            })
+            .map(|s| StreamReport::of(s, "snapshot, verified"))
             .collect(),
         total_bytes: m.total_bytes(),
         seconds: started.elapsed().as_secs_f64(),
@@ -521,18 +527,7 @@ pub async fn restore(a: &RestoreArgs, json: bool) -> Result<u8> {
     let report = Report {
         snapshot: a.from.clone(),
         total_bytes: listed.iter().map(|s| s.bytes).sum(),
-        streams: listed
-            .iter()
-            .map(|s| StreamReport {
-                name: &s.name,
-                messages: s.state.messages,
-                first_seq: s.state.first_seq,
-                last_seq: s.state.last_seq,
-                consumers: &s.verified.consumers,
-                bytes: s.bytes,
-                action,
-            })
-            .collect(),
+        streams: listed.iter().map(|s| StreamReport::of(s, action)).collect(),
         seconds: started.elapsed().as_secs_f64(),
         pruned: Vec::new(),
     };

@@ -178,24 +178,19 @@ pub async fn snapshot(
 
 /// Deletes `stream`. `Ok(false)`: there was none.
 pub async fn delete(client: &Client, stream: &str) -> Result<bool, WireError> {
-    match api(
-        client,
-        format!("$JS.API.STREAM.DELETE.{stream}"),
-        serde_json::Value::Null,
-    )
-    .await
-    {
-        Ok(_) => Ok(true),
-        Err(WireError::Refused { err_code, .. }) if err_code == ERR_STREAM_NOT_FOUND => Ok(false),
-        Err(e) => Err(e),
-    }
+    on_stream(client, "DELETE", stream).await
 }
 
 /// Whether `stream` exists.
 pub async fn exists(client: &Client, stream: &str) -> Result<bool, WireError> {
+    on_stream(client, "INFO", stream).await
+}
+
+/// `$JS.API.STREAM.<verb>.<stream>` without a body; `Ok(false)`: no such stream.
+async fn on_stream(client: &Client, verb: &str, stream: &str) -> Result<bool, WireError> {
     match api(
         client,
-        format!("$JS.API.STREAM.INFO.{stream}"),
+        format!("$JS.API.STREAM.{verb}.{stream}"),
         serde_json::Value::Null,
     )
     .await
