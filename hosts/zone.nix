@@ -119,14 +119,14 @@
   };
   # One NATS user per daemon, each allowed only the JetStream subjects it
   # needs (modules/lib/nats.nix); nothing connects without a password.
-  # REPLACE both hashes: the ones below are placeholders, the same in every
+  # REPLACE every hash: the ones below are placeholders, the same in every
   # copy of this repository; a daemon whose password file does not match
   # its hash is refused by NATS ("Authorization Violation"). For each
-  # daemon, one password for alpha and beta (root-only, 0400, read through
-  # LoadCredential=):
+  # daemon, one password (controller and gate agent: on alpha and beta;
+  # backup: on gamma), root-only, 0400, read through LoadCredential=:
   #   head -c 32 /dev/urandom | base64 > nats-controller-password
   #   mkpasswd -m bcrypt -R 11 < nats-controller-password
-  # (likewise nats-gate-agent-password); put each printed "$2b$11$..." hash
+  # (likewise nats-gate-agent-password, nats-backup-password); put each printed "$2b$11$..." hash
   # here and install the files as docs/runbooks/deployment.md (section 4)
   # says. The VM tests do the same with fixed test passwords
   # (tests/nats-users.nix).
@@ -139,6 +139,20 @@
       passwordFile = "/var/lib/bsfg/secrets/nats-gate-agent-password";
       passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
     };
+    # The snapshots' user (bsfg-backup.service on gamma, `bsfgctl backup`
+    # and `restore`): its password file on gamma only.
+    backup = {
+      passwordFile = "/var/lib/bsfg/secrets/nats-backup-password";
+      passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+    };
+  };
+
+  # Scheduled snapshots of every stream, taken on gamma (docs/runbooks/
+  # jetstream-backup-restore.md). Copy the directory off the zone too.
+  backup = {
+    schedule = "daily";
+    directory = "/var/lib/bsfg-backup/snapshots";
+    keep = 7;
   };
 
   # Store buffer classes, consumers, artifact buckets and peer zones, in the
