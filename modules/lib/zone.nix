@@ -274,6 +274,9 @@ let
         # issued by the zone CA (`ca`) with the host's address as IP SAN.
         natsRouteCertificate = checkAbsolutePath "certificates.natsRouteCertificate" (get c "natsRouteCertificate" null);
         natsRoutePrivateKey = checkAbsolutePath "certificates.natsRoutePrivateKey" (get c "natsRoutePrivateKey" null);
+        # The CN and DNS SAN of the controller certificate: what peer
+        # zones name as this zone's `peers.<name>.identity`.
+        controllerIdentity = names.checkIdentity "certificates.controllerIdentity" (get c "controllerIdentity" "${zoneId}-bsfg");
       };
 
     certificatePolicy = let

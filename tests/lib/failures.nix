@@ -89,6 +89,9 @@ in {
       nats = fx.base.nats // {systemUser = builtins.removeAttrs fx.base.nats.systemUser ["passwordFile"];};
     });
     nats_unknown_setting = case "unknown setting(s) nats.systemuser" (fx.with' {nats.systemuser = {};});
+    bad_controller_identity = case "certificates.controllerIdentity \"a b\" is not a valid certificate identity" (fx.with' {
+      certificates = fx.base.certificates // {controllerIdentity = "a b";};
+    });
     cert_as_nix_path = case "certificates.privateKey is a Nix path" (fx.with' {
       certificates = fx.base.certificates // {privateKey = ./fixtures.nix;};
     });

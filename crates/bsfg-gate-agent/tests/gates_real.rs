@@ -1,5 +1,5 @@
 //! Probes and gates against the real thing: a 3-node nats-server cluster,
-//! rcgen certificates, a tmpfs mount, an address on an interface in a
+//! bsfg-pki certificates, a tmpfs mount, an address on an interface in a
 //! network namespace. No mocks.
 
 use crate::support::{Tmpfs, in_netns, wait_for};
@@ -159,12 +159,12 @@ fn certificate_below_threshold_is_denied_under_deny_and_warned_under_warn() {
     let now = time::OffsetDateTime::now_utc();
     let short = pki.issue_window(
         "alpha-controller",
-        Usage::Both,
+        Usage::ServerAndClient,
         &[],
         now - time::Duration::days(1),
         now + time::Duration::days(10),
     );
-    let long = pki.issue("alpha-controller", Usage::Both, &[], 400);
+    let long = pki.issue("alpha-controller", Usage::ServerAndClient, &[], 400);
     let thirty_days = Duration::from_secs(30 * 86400);
     let gate = |path: &std::path::Path, policy| {
         gates::certificate::evaluate(

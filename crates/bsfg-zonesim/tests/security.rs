@@ -286,7 +286,7 @@ async fn rogue_route_checks(z: &Zone) {
     let foreign = bsfg_testkit::pki::TestPki::new("rogue");
     let foreign_id = foreign.issue(
         &bsfg_zonesim::zone::credentials::nats_route_identity(&z.spec.zone),
-        bsfg_testkit::pki::Usage::Both,
+        bsfg_testkit::pki::Usage::ServerAndClient,
         &[g.address.into()],
         30,
     );
@@ -299,7 +299,7 @@ async fn rogue_route_checks(z: &Zone) {
         .expect("zone CA")
         .issue_to(
             "intruder",
-            bsfg_testkit::pki::Usage::Both,
+            bsfg_testkit::pki::Usage::ServerAndClient,
             &[g.address.into()],
             30,
             &zone_ca_files,

@@ -8,6 +8,7 @@
 //! | [`commands`] | `append`, `fetch`, `confirm`, `tail`, `put-object`, `get-object` |
 //! | [`zone`] | the zone description, what is collected from each host, `zone status` |
 //! | [`commission`] | the commissioning checklist (pure evaluation) and its drill |
+//! | [`pki`] | `pki init/issue/renew/check`: the zone CA and the certificate plan, with bsfg-pki |
 //! | [`output`] | table rendering |
 //! | [`storepath`] | Nix store paths (the appliance version) |
 //!
@@ -24,5 +25,6 @@ pub mod commission;
 pub mod exit;
 pub mod identity;
 pub mod output;
+pub mod pki;
 pub mod storepath;
 pub mod zone;

@@ -5,6 +5,7 @@
 mod support;
 
 mod client;
+mod pki;
 mod runbooks;
 mod simulator;
 mod zone_nats;

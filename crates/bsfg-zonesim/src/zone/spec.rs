@@ -24,6 +24,9 @@ pub struct ZoneSpec {
     pub management_network: String,
     pub lease: Lease,
     pub by_role: ByRole,
+    /// Every certificate the zone needs and where each host reads it
+    /// (modules/lib/pki.nix), issued by [`super::credentials`].
+    pub pki: bsfg_pki::Plan,
     pub hosts: BTreeMap<String, HostSpec>,
 }
 
