@@ -131,15 +131,22 @@ in {
       requireMountPoint = true;
     };
 
-    assertions = [
-      {
-        assertion = cfg.normalisedZone.hosts ? ${cfg.hostName};
-        message = "services.bsfg.hostName = \"${cfg.hostName}\" is not a host of zone ${cfg.normalisedZone.zone} (hosts: ${lib.concatStringsSep ", " (builtins.attrNames cfg.normalisedZone.hosts)}). Set services.bsfg.hostName or networking.hostName.";
-      }
-      {
-        assertion = (cfg.normalisedZone.hosts.${cfg.hostName}.role or null) == cfg.role;
-        message = "host ${cfg.hostName} is imported with the ${cfg.role} role module, but the zone description gives it role \"${cfg.normalisedZone.hosts.${cfg.hostName}.role or "?"}\". Import nixosModules.${cfg.normalisedZone.hosts.${cfg.hostName}.role or "<role>"} instead.";
-      }
-    ];
+    assertions =
+      # Checked on the description as written, so each store path is named
+      # even though the zone library would refuse the first one it meets.
+      map (s: {
+        assertion = !(zoneLib.isStorePath s.path);
+        message = "services.bsfg.zone: ${zoneLib.secretPathError s.option s.path}.";
+      }) (zoneLib.secretPaths cfg.zone)
+      ++ [
+        {
+          assertion = cfg.normalisedZone.hosts ? ${cfg.hostName};
+          message = "services.bsfg.hostName = \"${cfg.hostName}\" is not a host of zone ${cfg.normalisedZone.zone} (hosts: ${lib.concatStringsSep ", " (builtins.attrNames cfg.normalisedZone.hosts)}). Set services.bsfg.hostName or networking.hostName.";
+        }
+        {
+          assertion = (cfg.normalisedZone.hosts.${cfg.hostName}.role or null) == cfg.role;
+          message = "host ${cfg.hostName} is imported with the ${cfg.role} role module, but the zone description gives it role \"${cfg.normalisedZone.hosts.${cfg.hostName}.role or "?"}\". Import nixosModules.${cfg.normalisedZone.hosts.${cfg.hostName}.role or "<role>"} instead.";
+        }
+      ];
   };
 }

@@ -10,11 +10,12 @@
 # every host; the simulator: lib.simulatorPaths).
 let
   inherit (builtins) attrNames attrValues concatMap filter sort listToAttrs;
-  uniq = l: attrNames (listToAttrs (map (n: {
-      name = n;
-      value = null;
-    })
-    l));
+  uniq = l:
+    attrNames (listToAttrs (map (n: {
+        name = n;
+        value = null;
+      })
+      l));
 in {
   plan = {
     zone,

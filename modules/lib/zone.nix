@@ -103,6 +103,51 @@ let
     then fail "${what} = ${toJSON p} must be an absolute path string"
     else p;
 
+  # A secret (private key, password) must stay out of the Nix store, which
+  # every local user can read and which is copied to every machine the
+  # closure goes to. Strings naming a store path are refused like Nix paths.
+  isStorePath = p: isString p && builtins.substring 0 (builtins.stringLength builtins.storeDir + 1) p == "${builtins.storeDir}/";
+  secretPathError = what: p: "${what} = ${toJSON p} is in the Nix store, which every user of the host can read; install the secret on the host (e.g. /var/lib/bsfg/secrets/, or the path sops-nix or agenix decrypts it to: /run/secrets/<name>, /run/agenix/<name>) and name that path";
+  checkSecretPath = what: p:
+    if isStorePath p
+    then fail (secretPathError what p)
+    else checkAbsolutePath what p;
+
+  # Every secret path of a zone description (not normalised, so the
+  # modules' assertions can name each one before anything else fails):
+  # [ { option; path; } ], the paths as written.
+  secretPaths = desc: let
+    c = get desc "certificates" {};
+    n = get desc "nats" {};
+    users = get n "users" {};
+    pw = where: u:
+      if isAttrs u && u ? passwordFile
+      then [
+        {
+          option = "${where}.passwordFile";
+          path = u.passwordFile;
+        }
+      ]
+      else [];
+    key = name:
+      if isAttrs c && c ? ${name}
+      then [
+        {
+          option = "certificates.${name}";
+          path = c.${name};
+        }
+      ]
+      else [];
+  in
+    key "privateKey"
+    ++ key "natsRoutePrivateKey"
+    ++ pw "nats.systemUser" (get n "systemUser" null)
+    ++ (
+      if isAttrs users
+      then builtins.concatLists (map (u: pw "nats.users.${u}" users.${u}) (attrNames users))
+      else []
+    );
+
   checkIdentities = what: ids:
     if !(builtins.isList ids)
     then fail "${what} must be a list of certificate identities"
@@ -268,12 +313,12 @@ let
       then fail "`certificates` must be set: { certificate = \"/path/cert.pem\"; privateKey = \"/path/key.pem\"; ca = \"/path/ca.pem\"; }"
       else {
         certificate = checkAbsolutePath "certificates.certificate" (get c "certificate" null);
-        privateKey = checkAbsolutePath "certificates.privateKey" (get c "privateKey" null);
+        privateKey = checkSecretPath "certificates.privateKey" (get c "privateKey" null);
         ca = checkAbsolutePath "certificates.ca" (get c "ca" null);
         # Every host's own certificate for the JetStream cluster routes,
         # issued by the zone CA (`ca`) with the host's address as IP SAN.
         natsRouteCertificate = checkAbsolutePath "certificates.natsRouteCertificate" (get c "natsRouteCertificate" null);
-        natsRoutePrivateKey = checkAbsolutePath "certificates.natsRoutePrivateKey" (get c "natsRoutePrivateKey" null);
+        natsRoutePrivateKey = checkSecretPath "certificates.natsRoutePrivateKey" (get c "natsRoutePrivateKey" null);
         # The CN and DNS SAN of the controller certificate: what peer
         # zones name as this zone's `peers.<name>.identity`.
         controllerIdentity = names.checkIdentity "certificates.controllerIdentity" (get c "controllerIdentity" "${zoneId}-bsfg");
@@ -419,7 +464,7 @@ let
         then fail "${where}.passwordHash must be the bcrypt hash (\"$2b$11$\" and 53 more characters, e.g. from `mkpasswd -m bcrypt`) of the password in ${where}.passwordFile; nats-server's configuration is in the world-readable Nix store, so it holds the hash, never the password"
         else {
           user = names.checkToken "${where}.user" (get u "user" defaultUser);
-          passwordFile = checkAbsolutePath "${where}.passwordFile" (get u "passwordFile" null);
+          passwordFile = checkSecretPath "${where}.passwordFile" (get u "passwordFile" null);
           passwordHash = hash;
         };
       users = get n "users" null;
@@ -942,5 +987,5 @@ let
       })
     zone.hosts;
 in {
-  inherit normalise hostSettings allHosts nixosPaths simulatorPaths defaultPorts defaultBinaries controllerUnit agentUnit controllerUser agentUser artifactsGroup roles serviceRoles;
+  inherit secretPaths isStorePath secretPathError normalise hostSettings allHosts nixosPaths simulatorPaths defaultPorts defaultBinaries controllerUnit agentUnit controllerUser agentUser artifactsGroup roles serviceRoles;
 }

@@ -78,7 +78,8 @@ in {
   pki_controller_names_the_vip_and_both_service_hosts = let
     c = planCert plan "controller";
   in
-    c.ipAddresses == ["10.20.0.100" "10.20.0.11" "10.20.0.12"]
+    c.ipAddresses
+    == ["10.20.0.100" "10.20.0.11" "10.20.0.12"]
     && c.commonName == "plant-a-bsfg"
     && c.usage == "serverAndClient"
     && map (i: i.host) c.installs == ["alpha" "beta"]
@@ -86,24 +87,28 @@ in {
   pki_route_certificate_per_host = let
     g = planCert plan "nats-route-gamma";
   in
-    g.ipAddresses == ["10.20.0.13"]
+    g.ipAddresses
+    == ["10.20.0.13"]
     && g.dnsNames == ["nats-route.plant-a"]
     && (builtins.head g.installs).certificate == zone.certificates.natsRouteCertificate
     && builtins.length plan.ca.installs == 3;
   pki_one_client_per_acl_identity =
     builtins.filter (n: builtins.substring 0 7 n == "client-") (map (c: c.name) plan.certificates)
     == map (i: "client-${i}") (builtins.sort builtins.lessThan (builtins.attrNames (builtins.listToAttrs (map (n: {
-        name = n;
-        value = null;
-      }) (builtins.concatMap (c: c.append) (builtins.attrValues zone.classes) ++ builtins.concatMap (c: c.allowed) (builtins.attrValues zone.consumers) ++ builtins.concatMap (b: b.read ++ b.write) (builtins.attrValues zone.buckets))))));
+      name = n;
+      value = null;
+    }) (builtins.concatMap (c: c.append) (builtins.attrValues zone.classes) ++ builtins.concatMap (c: c.allowed) (builtins.attrValues zone.consumers) ++ builtins.concatMap (b: b.read ++ b.write) (builtins.attrValues zone.buckets))))));
   pki_simulator_plan_uses_the_simulator_paths =
     (builtins.head (planCert planSim "controller").installs).certificate
     == "/run/sim/alpha/credentials/cert.pem"
     && (builtins.head (planCert planSim "nats-route-beta").installs).privateKey == "/run/sim/beta/credentials/nats-route-key.pem";
   pki_controller_identity_is_configurable =
-    (planCert (import ../../modules/lib/operator.nix {
-      zone = fx.with' {certificates = fx.base.certificates // {controllerIdentity = "site-7";};};
-    }).pki "controller").commonName
+    (planCert
+      (import ../../modules/lib/operator.nix {
+        zone = fx.with' {certificates = fx.base.certificates // {controllerIdentity = "site-7";};};
+      })
+      .pki "controller")
+    .commonName
     == "site-7";
 
   # --- net helpers

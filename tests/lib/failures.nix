@@ -92,6 +92,15 @@ in {
     bad_controller_identity = case "certificates.controllerIdentity \"a b\" is not a valid certificate identity" (fx.with' {
       certificates = fx.base.certificates // {controllerIdentity = "a b";};
     });
+    key_in_store = case "certificates.privateKey = \"/nix/store/0000000000000000000000000000000a-key.pem\" is in the Nix store" (fx.with' {
+      certificates = fx.base.certificates // {privateKey = "/nix/store/0000000000000000000000000000000a-key.pem";};
+    });
+    route_key_in_store = case "certificates.natsRoutePrivateKey = \"/nix/store/x-route.key\" is in the Nix store" (fx.with' {
+      certificates = fx.base.certificates // {natsRoutePrivateKey = "/nix/store/x-route.key";};
+    });
+    nats_password_in_store = case "nats.users.gateAgent.passwordFile = \"/nix/store/x-pw\" is in the Nix store" (fx.with' {
+      nats = fx.base.nats // {users = fx.base.nats.users // {gateAgent = fx.base.nats.users.gateAgent // {passwordFile = "/nix/store/x-pw";};};};
+    });
     cert_as_nix_path = case "certificates.privateKey is a Nix path" (fx.with' {
       certificates = fx.base.certificates // {privateKey = ./fixtures.nix;};
     });
