@@ -52,10 +52,12 @@ in {
       type = types.bool;
       default = true;
       description = ''
-        Whether to assign the host's zone address (from the zone description)
-        to its interface. Turn off when addressing is managed elsewhere
-        (systemd-networkd files, DHCP reservations); the address must still
-        match the description, since NATS and keepalived bind to it.
+        Whether to configure the host's network from the zone description:
+        its addresses (zone segment, management network, the dedicated VRRP
+        segment), the static routes of `network.routes`, the default gateway
+        and the DNS servers. Turn off when addressing is managed elsewhere
+        (systemd-networkd files, DHCP reservations); the addresses must still
+        match the description, since NATS and keepalived bind to them.
       '';
     };
 

@@ -21,6 +21,7 @@ let
   natsAccess = import ./nats.nix;
   firewall = import ./firewall.nix;
   mkUnits = import ./units.nix;
+  site = import ./network.nix;
 
   inherit
     (builtins)
@@ -324,6 +325,11 @@ let
         controllerIdentity = names.checkIdentity "certificates.controllerIdentity" (get c "controllerIdentity" "${zoneId}-bsfg");
       };
 
+    # Site network and time (modules/lib/network.nix).
+    network = site.normaliseNetwork {inherit desc hosts managementNetwork;};
+    time = site.normaliseTime desc;
+    vrrpWithSegment = vrrp // {segment = site.normaliseVrrpSegment {inherit desc hosts vip;};};
+
     certificatePolicy = let
       c = get desc "certificatePolicy" {};
       minValidity = get c "minValidity" "30d";
@@ -509,6 +515,8 @@ let
       "logging"
       "gateAgent"
       "timeServers"
+      "network"
+      "time"
       "nats"
     ];
     unknown = filter (k: !(elem k known)) (attrNames desc);
@@ -521,12 +529,12 @@ let
       # deepSeq: validate every section now, including those (certificates,
       # managementNetwork) that only some consumers of the result read, so an
       # error never depends on which output someone happens to evaluate.
-      builtins.deepSeq [hosts tier managementNetwork vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent nats] {
+      builtins.deepSeq [hosts tier managementNetwork vip vrrpWithSegment certificates certificatePolicy lease classes consumers buckets peers gateAgent nats network time] {
         zone = zoneId;
-        inherit tier hosts managementNetwork ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats;
+        inherit tier hosts managementNetwork ports vip certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats network time;
+        vrrp = vrrpWithSegment;
         store = get desc "store" {};
         limits = get desc "limits" {};
-        timeServers = get desc "timeServers" [];
         # Host names by role, for consumers that think in roles.
         byRole = listToAttrs (map (role: {
             name = role;
@@ -616,6 +624,7 @@ let
     isService = elem h.role serviceRoles;
     others = filter (o: o.name != host) (attrValues zone.hosts);
     peerServiceHost = head (filter (o: elem o.role serviceRoles) others);
+    seg = zone.vrrp.segment;
     inherit (zone) ports;
     mgmt = port: "${h.managementAddress}:${toString port}";
 
@@ -753,15 +762,29 @@ let
       # (no automatic failback, contract section 7).
       k = {
         instance = "bsfg_${zone.zone}";
-        inherit (h) interface;
+        # VRRP on the dedicated segment when the zone has one (vrrp.segment),
+        # else on the zone segment; the VIP stays on the service interface.
+        interface =
+          if seg == null
+          then h.interface
+          else seg.interface;
         state = "BACKUP";
         noPreempt = true;
         virtualRouterId = zone.vrrp.routerId;
         priority = zone.vrrp.priorities.${h.role};
         inherit (zone.vrrp) version advertIntervalMs;
         advertInterval = duration.msToSecondsString zone.vrrp.advertIntervalMs;
-        unicastSrcIp = h.address;
-        unicastPeers = [peerServiceHost.address];
+        unicastSrcIp =
+          if seg == null
+          then h.address
+          else seg.addresses.${h.role};
+        unicastPeers = [
+          (
+            if seg == null
+            then peerServiceHost.address
+            else seg.addresses.${peerServiceHost.role}
+          )
+        ];
         vip = {
           inherit (zone.vip) address prefixLength;
           interface = vipInterface;
@@ -905,6 +928,10 @@ let
     else
       withFirewall zone {
         inherit (h) name role address prefixLength interface managementAddress managementInterface;
+        # Addresses and routes per interface, default gateway, DNS, chrony
+        # (modules/lib/network.nix); modules/base.nix assigns them.
+        network = site.hostNetwork {inherit zone host;};
+        chrony = site.hostChrony {inherit zone host;};
         runs = {
           nats = true;
           keepalived = isService;

@@ -73,7 +73,128 @@ let
   plan = op.pki;
   planSim = sim.pki;
   planCert = p: name: builtins.head (builtins.filter (c: c.name == name) p.certificates);
+  segmentZone = lib.normalise (fx.withVrrp {
+    segment = {
+      interface = "eno3";
+      addresses = {
+        alpha = "10.40.0.1";
+        beta = "10.40.0.2";
+      };
+    };
+  });
+  segmentHosts = lib.allHosts {
+    zone = segmentZone;
+    pathsFor = _: lib.nixosPaths;
+  };
+  viaManagement = lib.allHosts {
+    zone = lib.normalise (fx.with' {
+      network = {
+        defaultGateway = "10.30.0.1";
+        routes = [
+          {
+            destination = "10.50.0.0/16";
+            via = "10.20.0.250";
+          }
+        ];
+      };
+      time = {
+        servers = ["ntp1.site.example"];
+        localStratum = 8;
+      };
+    });
+    pathsFor = _: lib.nixosPaths;
+  };
+  bare = lib.allHosts {
+    zone = lib.normalise (builtins.removeAttrs fx.base ["network" "time"]);
+    pathsFor = _: lib.nixosPaths;
+  };
+  hasLine = line: text: builtins.elem line (builtins.filter builtins.isString (builtins.split "\n" text));
 in {
+  # --- site network and time (modules/lib/network.nix)
+  network_gateway_dns_and_peer_route = let
+    n = nixos.beta.network;
+  in
+    n.defaultGateway
+    == {
+      address = "10.20.0.1";
+      interface = "eno1";
+    }
+    && n.nameservers == ["10.30.0.53"]
+    && n.interfaces.eno1.routes
+    == [
+      {
+        address = "10.10.0.0";
+        prefixLength = 24;
+        via = "10.20.0.254";
+      }
+    ]
+    && n.interfaces.eno1.addresses
+    == [
+      {
+        address = "10.20.0.12";
+        prefixLength = 24;
+      }
+    ]
+    && n.interfaces.eno2
+    == {
+      addresses = [
+        {
+          address = "10.30.0.12";
+          prefixLength = 24;
+        }
+      ];
+      routes = [];
+    };
+  network_next_hop_on_the_management_network_uses_its_interface =
+    viaManagement.gamma.network.defaultGateway.interface
+    == "eno2"
+    && viaManagement.gamma.network.interfaces.eno1.routes
+    == [
+      {
+        address = "10.50.0.0";
+        prefixLength = 16;
+        via = "10.20.0.250";
+      }
+    ];
+  network_none_declared_configures_only_addresses =
+    bare.alpha.network.defaultGateway
+    == null
+    && bare.alpha.network.nameservers == []
+    && bare.alpha.network.interfaces.eno1.routes == []
+    && bare.alpha.chrony.servers == [];
+  vrrp_segment_carries_vrrp_and_the_vip_stays_on_the_service_interface = let
+    k = segmentHosts.alpha.keepalived;
+  in
+    k.interface
+    == "eno3"
+    && k.unicastSrcIp == "10.40.0.1"
+    && k.unicastPeers == ["10.40.0.2"]
+    && k.vip.interface == "eno1"
+    && segmentHosts.beta.keepalived.unicastPeers == ["10.40.0.1"]
+    && segmentHosts.alpha.network.interfaces.eno3.addresses
+    == [
+      {
+        address = "10.40.0.1";
+        prefixLength = 30;
+      }
+    ]
+    && !(segmentHosts.gamma.network.interfaces ? eno3)
+    && hasLine "iifname \"eno3\" ip saddr { 10.40.0.2 } ip protocol 112 accept" segmentHosts.alpha.firewall.extraInputRules
+    && builtins.match ".*unicast_src_ip 10[.]40[.]0[.]1.*10[.]40[.]0[.]2.*" (builtins.replaceStrings ["\n"] [" "] segmentHosts.alpha.keepalived.configText) != null;
+  chrony_peers_the_other_hosts_in_orphan_mode = let
+    c = nixos.alpha.chrony;
+  in
+    c.servers
+    == ["10.30.0.1"]
+    && c.peers == ["10.20.0.12" "10.20.0.13"]
+    && hasLine "peer 10.20.0.12 iburst" c.extraConfig
+    && hasLine "peer 10.20.0.13 iburst" c.extraConfig
+    && hasLine "allow 10.20.0.13" c.extraConfig
+    && hasLine "local stratum 10 orphan" c.extraConfig
+    && hasLine "local stratum 8 orphan" viaManagement.beta.chrony.extraConfig
+    && viaManagement.beta.chrony.servers == ["ntp1.site.example"]
+    && hasLine "ip saddr { 10.20.0.11, 10.20.0.12 } udp dport 123 accept" nixos.gamma.firewall.extraInputRules;
+
   # --- certificate plan (modules/lib/pki.nix)
   pki_controller_names_the_vip_and_both_service_hosts = let
     c = planCert plan "controller";
