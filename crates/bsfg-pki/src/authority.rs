@@ -84,19 +84,24 @@ fn key_pair() -> Result<KeyPair> {
     Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?)
 }
 
+fn ca_params(common_name: &str, validity: Validity) -> Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    // No intermediates below the zone CA: a leaf is the only thing it signs.
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.not_before = validity.not_before;
+    params.not_after = validity.not_after;
+    Ok(params)
+}
+
 impl Authority {
     /// A new self-signed CA named `common_name`.
     pub fn generate(common_name: &str, validity: Validity) -> Result<Authority> {
         let key = key_pair()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, common_name);
-        params.distinguished_name = dn;
-        // No intermediates below the zone CA: a leaf is the only thing it signs.
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.not_before = validity.not_before;
-        params.not_after = validity.not_after;
+        let params = ca_params(common_name, validity)?;
         let certificate = params.self_signed(&key)?;
         let certificate_pem = certificate.pem();
         let issuer_key = KeyPair::from_pem(&key.serialize_pem())?;
@@ -156,6 +161,18 @@ impl Authority {
     /// The CA's private key (PEM); it stays on the CA machine.
     pub fn private_key_pem(&self) -> String {
         self.key.serialize_pem()
+    }
+
+    /// A subordinate CA (no further CAs below it), as an enterprise root
+    /// hands one to a zone: a new key and its CA certificate.
+    pub fn issue_intermediate(&self, common_name: &str, validity: Validity) -> Result<Issued> {
+        let key = key_pair()?;
+        let params = ca_params(common_name, validity)?;
+        let certificate = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            certificate_pem: certificate.pem(),
+            private_key_pem: key.serialize_pem(),
+        })
     }
 
     /// A new key and a certificate for it.
@@ -230,23 +247,20 @@ mod tests {
     fn an_existing_intermediate_issues_and_the_wrong_key_or_a_leaf_is_refused() {
         let root = Authority::generate("enterprise root", Validity::days_from_now(3650)).unwrap();
         // An intermediate signed by the root, as an enterprise PKI hands it out.
-        let key = key_pair().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "plant-a intermediate");
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-        let cert = params.signed_by(&key, &root.issuer).unwrap();
-        let intermediate = Authority::load(&cert.pem(), &key.serialize_pem()).unwrap();
+        let handed = root
+            .issue_intermediate("plant-a intermediate", Validity::days_from_now(1825))
+            .unwrap();
+        let cert = &handed.certificate_pem;
+        let intermediate = Authority::load(cert, &handed.private_key_pem).unwrap();
         let issued = intermediate
             .issue(&leaf(), Validity::days_from_now(30))
             .unwrap();
-        inspect::verify_signed_by(&issued.certificate_pem, &cert.pem()).unwrap();
+        inspect::verify_signed_by(&issued.certificate_pem, cert).unwrap();
+        inspect::verify_signed_by(cert, root.certificate_pem()).unwrap();
         let facts = inspect::parse_pem(issued.certificate_pem.as_bytes()).unwrap();
         assert_eq!(facts.issuer, "CN=plant-a intermediate");
 
-        let wrong = Authority::load(&cert.pem(), &root.private_key_pem()).unwrap_err();
+        let wrong = Authority::load(cert, &root.private_key_pem()).unwrap_err();
         assert!(wrong.to_string().contains("does not belong"), "{wrong}");
         let not_ca = Authority::load(&issued.certificate_pem, &issued.private_key_pem).unwrap_err();
         assert!(not_ca.to_string().contains("is not a CA"), "{not_ca}");

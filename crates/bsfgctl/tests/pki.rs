@@ -50,6 +50,196 @@ fn copy_onto_root(tree: &Path) {
     assert!(st.success());
 }
 
+/// The example zone's zone.json, as the deployment runbook makes it.
+fn example_zone_file(dir: &Path) -> PathBuf {
+    let expr = format!(
+        "import {}/modules/lib/operator.nix {{ zone = import {}/hosts/zone.nix; }}",
+        repo().display(),
+        repo().display()
+    );
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "-E", &expr])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = dir.join("zone.json");
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+#[test]
+fn init_from_an_intermediate_issue_renew_and_check_the_example_zone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zone_file = example_zone_file(tmp.path());
+    let pki = tmp.path().join("pki");
+    let dir = pki.to_str().unwrap();
+
+    // An enterprise root and the intermediate it hands to the zone.
+    let root = Authority::generate("enterprise root", Validity::days_from_now(3650)).unwrap();
+    let root_cert = root
+        .issue_intermediate("plant-a intermediate", Validity::days_from_now(1825))
+        .unwrap();
+    let (icert, ikey) = (
+        tmp.path().join("intermediate.pem"),
+        tmp.path().join("intermediate.key"),
+    );
+    std::fs::write(&icert, &root_cert.certificate_pem).unwrap();
+    std::fs::write(&ikey, &root_cert.private_key_pem).unwrap();
+
+    // A leaf is no CA: refused, nothing written.
+    let leaf = root
+        .issue(
+            &LeafRequest {
+                common_name: "x".into(),
+                dns_names: vec![],
+                ip_addresses: vec![],
+                usage: Usage::Client,
+            },
+            Validity::days_from_now(10),
+        )
+        .unwrap();
+    let (lcert, lkey) = (tmp.path().join("leaf.pem"), tmp.path().join("leaf.key"));
+    std::fs::write(&lcert, &leaf.certificate_pem).unwrap();
+    std::fs::write(&lkey, &leaf.private_key_pem).unwrap();
+    let out = bsfgctl(
+        &zone_file,
+        &[
+            "pki",
+            "init",
+            "--dir",
+            dir,
+            "--ca-cert",
+            lcert.to_str().unwrap(),
+            "--ca-key",
+            lkey.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a CA"));
+    assert!(!pki.join("ca.key").exists());
+
+    let text = ok(&bsfgctl(
+        &zone_file,
+        &[
+            "pki",
+            "init",
+            "--dir",
+            dir,
+            "--ca-cert",
+            icert.to_str().unwrap(),
+            "--ca-key",
+            ikey.to_str().unwrap(),
+        ],
+    ));
+    assert!(text.contains("plant-a intermediate (existing)"), "{text}");
+    let again = bsfgctl(&zone_file, &["pki", "init", "--dir", dir]);
+    assert_eq!(again.status.code(), Some(2), "init never replaces a CA");
+
+    ok(&bsfgctl(
+        &zone_file,
+        &["pki", "issue", "--dir", dir, "--days", "40"],
+    ));
+    // The staged trees: where the example zone's description puts each file.
+    let alpha = pki.join("hosts/alpha/var/lib/bsfg/tls");
+    for f in [
+        "controller.pem",
+        "controller.key",
+        "ca.pem",
+        "nats-route.pem",
+        "nats-route.key",
+    ] {
+        assert!(alpha.join(f).exists(), "{f}");
+    }
+    assert!(
+        !pki.join("hosts/gamma/var/lib/bsfg/tls/controller.pem")
+            .exists()
+    );
+    let facts = bsfg_pki::inspect::parse_pem(&std::fs::read(alpha.join("controller.pem")).unwrap())
+        .unwrap();
+    assert_eq!(facts.common_name.as_deref(), Some("plant-a-bsfg"));
+    assert_eq!(
+        facts.ip_addresses,
+        ["10.20.0.100", "10.20.0.11", "10.20.0.12"].map(|a| a.parse::<std::net::IpAddr>().unwrap())
+    );
+    bsfg_pki::inspect::verify_signed_by(
+        &std::fs::read_to_string(alpha.join("controller.pem")).unwrap(),
+        &root_cert.certificate_pem,
+    )
+    .unwrap();
+
+    // 40 days left: valid for the zone's 30-day policy, not for a 60-day one.
+    ok(&bsfgctl(&zone_file, &["pki", "check", "--dir", dir]));
+    let out = bsfgctl(
+        &zone_file,
+        &[
+            "pki",
+            "check",
+            "--dir",
+            dir,
+            "--min-validity",
+            "60d",
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let below: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "below_minimum")
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        below.contains(&"controller") && below.contains(&"client-bsfg-operator"),
+        "{rows:#}"
+    );
+
+    let before = std::fs::read(alpha.join("controller.key")).unwrap();
+    let kept = ok(&bsfgctl(
+        &zone_file,
+        &["pki", "renew", "--dir", dir, "--within", "10d"],
+    ));
+    assert!(!kept.contains("issued "), "{kept}");
+    let renewed = ok(&bsfgctl(
+        &zone_file,
+        &["pki", "renew", "--dir", dir, "--within", "60d"],
+    ));
+    assert!(
+        renewed.contains("issued controller") && renewed.contains("issued nats-route-gamma"),
+        "{renewed}"
+    );
+    assert_ne!(
+        std::fs::read(alpha.join("controller.key")).unwrap(),
+        before,
+        "renewal is a new key"
+    );
+    ok(&bsfgctl(
+        &zone_file,
+        &["pki", "check", "--dir", dir, "--min-validity", "60d"],
+    ));
+    ok(&bsfgctl(
+        &zone_file,
+        &[
+            "pki",
+            "check",
+            "--host",
+            "alpha",
+            "--root",
+            pki.join("hosts/alpha").to_str().unwrap(),
+        ],
+    ));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bsfgctl_pki_output_runs_a_simulator_zone_and_bad_certificates_are_refused() {
     bsfg_testkit::require_root("network namespaces of the zone simulator");
