@@ -257,8 +257,8 @@ in rec {
     inherit peers;
     extraConfig =
       concatStringsSep "\n" (
-        ["# services.bsfg: the other zone hosts, as symmetric peers"]
-        ++ map (p: "peer ${p} iburst") peers
+        ["# services.bsfg: the other zone hosts, as symmetric peers (polled every 16 to 64 s on the zone segment, so that they agree soon after the upstream is lost)"]
+        ++ map (p: "peer ${p} iburst minpoll 4 maxpoll 6") peers
         ++ map (p: "allow ${p}") peers
         ++ [
           "# services.bsfg: without upstream the zone keeps one time among its hosts"

@@ -187,8 +187,8 @@ in {
     c.servers
     == ["10.30.0.1"]
     && c.peers == ["10.20.0.12" "10.20.0.13"]
-    && hasLine "peer 10.20.0.12 iburst" c.extraConfig
-    && hasLine "peer 10.20.0.13 iburst" c.extraConfig
+    && hasLine "peer 10.20.0.12 iburst minpoll 4 maxpoll 6" c.extraConfig
+    && hasLine "peer 10.20.0.13 iburst minpoll 4 maxpoll 6" c.extraConfig
     && hasLine "allow 10.20.0.13" c.extraConfig
     && hasLine "local stratum 10 orphan" c.extraConfig
     && hasLine "local stratum 8 orphan" viaManagement.beta.chrony.extraConfig

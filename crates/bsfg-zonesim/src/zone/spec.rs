@@ -91,6 +91,17 @@ pub struct HostSpec {
     pub gate_agent: Option<Configured>,
     pub units: Units,
     pub firewall: Firewall,
+    pub chrony: Chrony,
+}
+
+/// chrony as the host runs it (modules/lib/network.nix): the site's
+/// servers, the other two hosts as peers, orphan mode (`extraConfig`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Chrony {
+    pub servers: Vec<String>,
+    pub peers: Vec<Ipv4Addr>,
+    pub extra_config: String,
 }
 
 /// The host's nftables rules (modules/lib/firewall.nix): the NixOS
