@@ -282,9 +282,11 @@ fn renew(a: &RenewArgs, file: &ConfigFile) -> Result<u8> {
                 Some(c),
                 &i.certificate_pem,
                 Some(&i.private_key_pem),
-                &ca_pem,
-                now,
-                a.within.as_secs() as i64,
+                Against {
+                    ca_pem: &ca_pem,
+                    now,
+                    min_validity: a.within.as_secs() as i64,
+                },
             ),
             None => {
                 todo.push(c);
@@ -321,6 +323,30 @@ pub struct CheckRow {
     pub problems: Vec<String>,
 }
 
+/// What every certificate is checked against: the CA (PEM) and the clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Against<'a> {
+    pub ca_pem: &'a str,
+    /// Unix seconds.
+    pub now: i64,
+    /// Seconds of validity a certificate must have left.
+    pub min_validity: i64,
+}
+
+impl CheckRow {
+    fn failed(name: &str, path: String, status: &'static str, problem: String) -> CheckRow {
+        CheckRow {
+            name: name.into(),
+            path,
+            subject: String::new(),
+            not_after: 0,
+            remaining: 0,
+            status,
+            problems: vec![problem],
+        }
+    }
+}
+
 /// Checks one certificate against the plan, its key, the CA and the clock.
 /// Pure: the caller reads the files.
 pub fn assess(
@@ -328,24 +354,17 @@ pub fn assess(
     planned: Option<&Certificate>,
     cert_pem: &str,
     key_pem: Option<&str>,
-    ca_pem: &str,
-    now: i64,
-    min_validity: i64,
+    against: Against<'_>,
 ) -> CheckRow {
+    let Against {
+        ca_pem,
+        now,
+        min_validity,
+    } = against;
     let mut problems = Vec::new();
     let facts = match inspect::parse_pem(cert_pem.as_bytes()) {
         Ok(f) => f,
-        Err(e) => {
-            return CheckRow {
-                name: name.into(),
-                path: String::new(),
-                subject: String::new(),
-                not_after: 0,
-                remaining: 0,
-                status: "unreadable",
-                problems: vec![e],
-            };
-        }
+        Err(e) => return CheckRow::failed(name, String::new(), "unreadable", e),
     };
     let expiry = Expiry::classify(facts.not_before, facts.not_after, now, min_validity);
     match expiry {
@@ -411,15 +430,12 @@ pub fn assess(
 }
 
 fn missing(name: &str, path: &Path) -> CheckRow {
-    CheckRow {
-        name: name.into(),
-        path: path.display().to_string(),
-        subject: String::new(),
-        not_after: 0,
-        remaining: 0,
-        status: "missing",
-        problems: vec![format!("{}: no such file", path.display())],
-    }
+    CheckRow::failed(
+        name,
+        path.display().to_string(),
+        "missing",
+        format!("{}: no such file", path.display()),
+    )
 }
 
 fn check_one(
@@ -427,9 +443,7 @@ fn check_one(
     planned: Option<&Certificate>,
     cert: &Path,
     key: Option<&Path>,
-    ca_pem: &str,
-    now: i64,
-    min: i64,
+    against: Against<'_>,
 ) -> CheckRow {
     let Ok(cert_pem) = std::fs::read_to_string(cert) else {
         return missing(name, cert);
@@ -439,15 +453,7 @@ fn check_one(
         Some(Err(_)) => return missing(name, key.unwrap_or(cert)),
         None => None,
     };
-    let mut row = assess(
-        name,
-        planned,
-        &cert_pem,
-        key_pem.as_deref(),
-        ca_pem,
-        now,
-        min,
-    );
+    let mut row = assess(name, planned, &cert_pem, key_pem.as_deref(), against);
     row.path = cert.display().to_string();
     if let Some(k) = key {
         use std::os::unix::fs::PermissionsExt;
@@ -477,14 +483,17 @@ fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
         None => {
             let ca_path = dir.ca_cert();
             let ca_pem = std::fs::read_to_string(&ca_path).unwrap_or_default();
+            let against = Against {
+                ca_pem: &ca_pem,
+                now,
+                min_validity: min,
+            };
             rows.push(check_one(
                 "ca",
                 None,
                 &ca_path,
                 Some(&dir.ca_key()),
-                &ca_pem,
-                now,
-                min,
+                against,
             ));
             for c in &plan.certificates {
                 rows.push(check_one(
@@ -492,9 +501,7 @@ fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
                     Some(c),
                     &dir.cert(&c.name),
                     Some(&dir.key(&c.name)),
-                    &ca_pem,
-                    now,
-                    min,
+                    against,
                 ));
             }
         }
@@ -508,7 +515,12 @@ fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
                 .ok_or_else(|| usage(format!("{host} is not a host of zone {}", plan.zone)))?;
             let ca_path = at(&ca_install.path);
             let ca_pem = std::fs::read_to_string(&ca_path).unwrap_or_default();
-            rows.push(check_one("ca", None, &ca_path, None, &ca_pem, now, min));
+            let against = Against {
+                ca_pem: &ca_pem,
+                now,
+                min_validity: min,
+            };
+            rows.push(check_one("ca", None, &ca_path, None, against));
             for c in &plan.certificates {
                 for i in c.installs.iter().filter(|i| &i.host == host) {
                     rows.push(check_one(
@@ -516,9 +528,7 @@ fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
                         Some(c),
                         &at(&i.certificate),
                         Some(&at(&i.private_key)),
-                        &ca_pem,
-                        now,
-                        min,
+                        against,
                     ));
                 }
             }
@@ -591,6 +601,14 @@ mod tests {
     use super::*;
     use bsfg_pki::{LeafRequest, Usage};
 
+    fn against(ca_pem: &str, now: i64, min_validity: i64) -> Against<'_> {
+        Against {
+            ca_pem,
+            now,
+            min_validity,
+        }
+    }
+
     fn planned() -> Certificate {
         Certificate {
             name: "controller".into(),
@@ -615,9 +633,7 @@ mod tests {
             Some(&c),
             &ok.certificate_pem,
             Some(&ok.private_key_pem),
-            ca.certificate_pem(),
-            now,
-            30 * 86_400,
+            against(ca.certificate_pem(), now, 30 * 86_400),
         );
         assert_eq!((r.status, r.problems.clone()), ("valid", vec![]), "{r:?}");
 
@@ -626,9 +642,7 @@ mod tests {
             Some(&c),
             &ok.certificate_pem,
             Some(&ok.private_key_pem),
-            ca.certificate_pem(),
-            now + 350 * 86_400,
-            30 * 86_400,
+            against(ca.certificate_pem(), now + 350 * 86_400, 30 * 86_400),
         );
         assert_eq!(r.status, "below_minimum");
         assert!(r.problems[0].starts_with("expires in 15d"), "{r:?}");
@@ -639,9 +653,7 @@ mod tests {
             Some(&c),
             &ok.certificate_pem,
             None,
-            foreign.certificate_pem(),
-            now,
-            0,
+            against(foreign.certificate_pem(), now, 0),
         );
         assert!(r.problems[0].contains("not by this CA"), "{r:?}");
 
@@ -653,9 +665,7 @@ mod tests {
             Some(&c),
             &ok.certificate_pem,
             Some(&other.private_key_pem),
-            ca.certificate_pem(),
-            now,
-            0,
+            against(ca.certificate_pem(), now, 0),
         );
         assert!(r.problems[0].contains("key does not belong"), "{r:?}");
 
@@ -669,9 +679,7 @@ mod tests {
             Some(&c),
             &w.certificate_pem,
             None,
-            ca.certificate_pem(),
-            now,
-            0,
+            against(ca.certificate_pem(), now, 0),
         );
         assert_eq!(r.status, "wrong");
         assert!(r.problems[0].contains("the zone wants"), "{r:?}");
@@ -681,9 +689,7 @@ mod tests {
             Some(&c),
             &ok.certificate_pem,
             None,
-            ca.certificate_pem(),
-            now + 400 * 86_400,
-            0,
+            against(ca.certificate_pem(), now + 400 * 86_400, 0),
         );
         assert_eq!(r.status, "expired");
     }

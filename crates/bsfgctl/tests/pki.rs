@@ -50,12 +50,16 @@ fn copy_onto_root(tree: &Path) {
     assert!(st.success());
 }
 
-/// The example zone's zone.json, as the deployment runbook makes it.
-fn example_zone_file(dir: &Path) -> PathBuf {
+/// zone.json of `zone_nix` as modules/lib/operator.nix computes it (with a
+/// simulator's `run_dir`: its paths), written into `dir`.
+fn operator_zone_file(zone_nix: &Path, run_dir: Option<&Path>, dir: &Path) -> PathBuf {
+    let run = run_dir
+        .map(|r| format!(" runDir = \"{}\";", r.display()))
+        .unwrap_or_default();
     let expr = format!(
-        "import {}/modules/lib/operator.nix {{ zone = import {}/hosts/zone.nix; }}",
+        "import {}/modules/lib/operator.nix {{ zone = import {};{run} }}",
         repo().display(),
-        repo().display()
+        zone_nix.display(),
     );
     let out = Command::new("nix-instantiate")
         .args(["--eval", "--strict", "--json", "-E", &expr])
@@ -66,7 +70,7 @@ fn example_zone_file(dir: &Path) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let path = dir.join("zone.json");
+    let path = dir.join("bsfgctl-zone.json");
     std::fs::write(&path, &out.stdout).unwrap();
     path
 }
@@ -74,7 +78,7 @@ fn example_zone_file(dir: &Path) -> PathBuf {
 #[test]
 fn init_from_an_intermediate_issue_renew_and_check_the_example_zone() {
     let tmp = tempfile::tempdir().unwrap();
-    let zone_file = example_zone_file(tmp.path());
+    let zone_file = operator_zone_file(&repo().join("hosts/zone.nix"), None, tmp.path());
     let pki = tmp.path().join("pki");
     let dir = pki.to_str().unwrap();
 
@@ -257,23 +261,7 @@ async fn bsfgctl_pki_output_runs_a_simulator_zone_and_bad_certificates_are_refus
     let zone = Zone::create(&opts).expect("create the simulator zone");
     let run_dir = opts.run_dir();
 
-    let expr = format!(
-        "import {}/modules/lib/operator.nix {{ zone = import {}; runDir = \"{}\"; }}",
-        repo().display(),
-        opts.zone_file.display(),
-        run_dir.display(),
-    );
-    let out = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "-E", &expr])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let zone_file = run_dir.join("bsfgctl-zone.json");
-    std::fs::write(&zone_file, &out.stdout).unwrap();
+    let zone_file = operator_zone_file(&opts.zone_file, Some(&run_dir), &run_dir);
 
     // Replace every certificate the simulator made with bsfgctl's.
     let pki = run_dir.join("pki");
