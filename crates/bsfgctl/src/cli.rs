@@ -53,6 +53,10 @@ pub enum Command {
     /// The zone PKI: create the zone CA, issue, renew and check every certificate the zone needs.
     #[command(subcommand)]
     Pki(crate::pki::PkiCommand),
+    /// Snapshot every JetStream stream of the zone and read it back.
+    Backup(crate::backup::BackupArgs),
+    /// Restore streams from a snapshot (offsets and cursors as they were).
+    Restore(crate::backup::RestoreArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]

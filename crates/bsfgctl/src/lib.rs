@@ -7,6 +7,7 @@
 //! | [`exit`] | exit codes scripts rely on, and the error type that carries them |
 //! | [`commands`] | `append`, `fetch`, `confirm`, `tail`, `put-object`, `get-object` |
 //! | [`zone`] | the zone description, what is collected from each host, `zone status` |
+//! | [`backup`] | `backup` and `restore`: JetStream stream snapshots, read back |
 //! | [`commission`] | the commissioning checklist (pure evaluation) and its drill |
 //! | [`pki`] | `pki init/issue/renew/check`: the zone CA and the certificate plan, with bsfg-pki |
 //! | [`output`] | table rendering |
@@ -19,6 +20,7 @@
 //! in functions tested directly; the only I/O is in `commands`,
 //! `zone::collect` and `commission::drill`.
 
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod commission;

@@ -15,6 +15,7 @@ pub mod outcome;
 pub mod power;
 pub mod read_back;
 pub mod replication;
+pub mod restore;
 mod scenarios;
 
 pub use ctx::Ctx;
@@ -59,10 +60,11 @@ pub enum Drill {
     OrphanedController,
     AgentCrashLoop,
     FirstBootWithoutSecrets,
+    ZoneRestore,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 20] = [
+    pub const ALL: [Drill; 21] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -83,6 +85,7 @@ impl Drill {
         Drill::OrphanedController,
         Drill::AgentCrashLoop,
         Drill::FirstBootWithoutSecrets,
+        Drill::ZoneRestore,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +110,7 @@ impl Drill {
             Drill::OrphanedController => "orphaned-controller",
             Drill::AgentCrashLoop => "agent-crash-loop",
             Drill::FirstBootWithoutSecrets => "first-boot-without-secrets",
+            Drill::ZoneRestore => "zone-restore",
         }
     }
 
@@ -166,6 +170,9 @@ impl Drill {
             }
             Drill::FirstBootWithoutSecrets => {
                 "beta boots without its certificate and NATS password file: its agent names each missing path, refuses, and promotes once they appear"
+            }
+            Drill::ZoneRestore => {
+                "under load, bsfgctl backup on gamma; more load; every host's JetStream store destroyed; bsfgctl restore; the zone resumes: every fact before the snapshot back once at its offset"
             }
         }
     }

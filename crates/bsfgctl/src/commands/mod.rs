@@ -29,6 +29,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Man { out } => write_man_pages(&out),
+        Command::Backup(a) => crate::backup::backup(&a, json).await,
+        Command::Restore(a) => crate::backup::restore(&a, json).await,
         command => {
             let file = ConfigFile::load(cli.config.as_deref())?;
             match command {
@@ -43,7 +45,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 }
                 Command::Commission(a) => crate::commission::command(&a, &file, json).await,
                 Command::Pki(c) => crate::pki::command(&c, &file, json),
-                Command::Completions { .. } | Command::Man { .. } => unreachable!(),
+                Command::Completions { .. }
+                | Command::Man { .. }
+                | Command::Backup(_)
+                | Command::Restore(_) => unreachable!(),
             }
         }
     }
