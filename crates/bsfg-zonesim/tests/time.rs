@@ -111,9 +111,8 @@ fn without_upstream_the_zone_hosts_keep_one_time() {
         .map(|n| zone.spec.host(n).address.to_string())
         .collect();
     let deadline = Instant::now() + Duration::from_secs(240);
-    let mut last = BTreeMap::new();
-    loop {
-        last = sockets
+    let agreed = loop {
+        let last = sockets
             .iter()
             .map(|(n, s)| (n.clone(), tracking(s)))
             .collect::<BTreeMap<_, _>>();
@@ -133,7 +132,7 @@ fn without_upstream_the_zone_hosts_keep_one_time() {
                         .any(|a| reference.contains(&format!("({a})")))
                 });
         if states.len() == 3 && roots == 1 && synced && followers_follow_a_host {
-            break;
+            break last;
         }
         if Instant::now() >= deadline {
             let sources: Vec<String> = sockets
@@ -154,6 +153,6 @@ fn without_upstream_the_zone_hosts_keep_one_time() {
             );
         }
         std::thread::sleep(Duration::from_secs(2));
-    }
-    eprintln!("time without upstream: {last:?}");
+    };
+    eprintln!("time without upstream: {agreed:?}");
 }
