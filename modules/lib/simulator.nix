@@ -69,4 +69,15 @@ in
       pathsFor = lib.simulatorPaths runDir;
       supervisor = "process";
     };
+    # The certificates the simulator issues (with bsfg-pki, as `bsfgctl pki
+    # issue` does) and installs where each host's daemons read them.
+    pki = (import ./pki.nix).plan {
+      inherit zone;
+      installsFor = h: let
+        p = lib.simulatorPaths runDir h;
+      in {
+        controller = p.tls;
+        natsRoute = p.natsRoute;
+      };
+    };
   }

@@ -70,7 +70,168 @@ let
   a = nixos.alpha;
   b = nixos.beta;
   g = nixos.gamma;
+  plan = op.pki;
+  planSim = sim.pki;
+  planCert = p: name: builtins.head (builtins.filter (c: c.name == name) p.certificates);
+  segmentZone = lib.normalise (fx.withVrrp {
+    segment = {
+      interface = "eno3";
+      addresses = {
+        alpha = "10.40.0.1";
+        beta = "10.40.0.2";
+      };
+    };
+  });
+  segmentHosts = lib.allHosts {
+    zone = segmentZone;
+    pathsFor = _: lib.nixosPaths;
+  };
+  viaManagement = lib.allHosts {
+    zone = lib.normalise (fx.with' {
+      network = {
+        defaultGateway = "10.30.0.1";
+        routes = [
+          {
+            destination = "10.50.0.0/16";
+            via = "10.20.0.250";
+          }
+        ];
+      };
+      time = {
+        servers = ["ntp1.site.example"];
+        localStratum = 8;
+      };
+    });
+    pathsFor = _: lib.nixosPaths;
+  };
+  bare = lib.allHosts {
+    zone = lib.normalise (builtins.removeAttrs fx.base ["network" "time"]);
+    pathsFor = _: lib.nixosPaths;
+  };
+  hasLine = line: text: builtins.elem line (builtins.filter builtins.isString (builtins.split "\n" text));
 in {
+  # --- site network and time (modules/lib/network.nix)
+  network_gateway_dns_and_peer_route = let
+    n = nixos.beta.network;
+  in
+    n.defaultGateway
+    == {
+      address = "10.20.0.1";
+      interface = "eno1";
+    }
+    && n.nameservers == ["10.30.0.53"]
+    && n.interfaces.eno1.routes
+    == [
+      {
+        address = "10.10.0.0";
+        prefixLength = 24;
+        via = "10.20.0.254";
+      }
+    ]
+    && n.interfaces.eno1.addresses
+    == [
+      {
+        address = "10.20.0.12";
+        prefixLength = 24;
+      }
+    ]
+    && n.interfaces.eno2
+    == {
+      addresses = [
+        {
+          address = "10.30.0.12";
+          prefixLength = 24;
+        }
+      ];
+      routes = [];
+    };
+  network_next_hop_on_the_management_network_uses_its_interface =
+    viaManagement.gamma.network.defaultGateway.interface
+    == "eno2"
+    && viaManagement.gamma.network.interfaces.eno1.routes
+    == [
+      {
+        address = "10.50.0.0";
+        prefixLength = 16;
+        via = "10.20.0.250";
+      }
+    ];
+  network_none_declared_configures_only_addresses =
+    bare.alpha.network.defaultGateway
+    == null
+    && bare.alpha.network.nameservers == []
+    && bare.alpha.network.interfaces.eno1.routes == []
+    && bare.alpha.chrony.servers == [];
+  vrrp_segment_carries_vrrp_and_the_vip_stays_on_the_service_interface = let
+    k = segmentHosts.alpha.keepalived;
+  in
+    k.interface
+    == "eno3"
+    && k.unicastSrcIp == "10.40.0.1"
+    && k.unicastPeers == ["10.40.0.2"]
+    && k.vip.interface == "eno1"
+    && segmentHosts.beta.keepalived.unicastPeers == ["10.40.0.1"]
+    && segmentHosts.alpha.network.interfaces.eno3.addresses
+    == [
+      {
+        address = "10.40.0.1";
+        prefixLength = 30;
+      }
+    ]
+    && !(segmentHosts.gamma.network.interfaces ? eno3)
+    && hasLine "iifname \"eno3\" ip saddr { 10.40.0.2 } ip protocol 112 accept" segmentHosts.alpha.firewall.extraInputRules
+    && builtins.match ".*unicast_src_ip 10[.]40[.]0[.]1.*10[.]40[.]0[.]2.*" (builtins.replaceStrings ["\n"] [" "] segmentHosts.alpha.keepalived.configText) != null;
+  chrony_peers_the_other_hosts_in_orphan_mode = let
+    c = nixos.alpha.chrony;
+  in
+    c.servers
+    == ["10.30.0.1"]
+    && c.peers == ["10.20.0.12" "10.20.0.13"]
+    && hasLine "peer 10.20.0.12 iburst minpoll 4 maxpoll 6" c.extraConfig
+    && hasLine "peer 10.20.0.13 iburst minpoll 4 maxpoll 6" c.extraConfig
+    && hasLine "allow 10.20.0.13" c.extraConfig
+    && hasLine "local stratum 10 orphan" c.extraConfig
+    && hasLine "local stratum 8 orphan" viaManagement.beta.chrony.extraConfig
+    && viaManagement.beta.chrony.servers == ["ntp1.site.example"]
+    && hasLine "ip saddr { 10.20.0.11, 10.20.0.12 } udp dport 123 accept" nixos.gamma.firewall.extraInputRules;
+
+  # --- certificate plan (modules/lib/pki.nix)
+  pki_controller_names_the_vip_and_both_service_hosts = let
+    c = planCert plan "controller";
+  in
+    c.ipAddresses
+    == ["10.20.0.100" "10.20.0.11" "10.20.0.12"]
+    && c.commonName == "plant-a-bsfg"
+    && c.usage == "serverAndClient"
+    && map (i: i.host) c.installs == ["alpha" "beta"]
+    && (builtins.head c.installs).privateKey == zone.certificates.privateKey;
+  pki_route_certificate_per_host = let
+    g = planCert plan "nats-route-gamma";
+  in
+    g.ipAddresses
+    == ["10.20.0.13"]
+    && g.dnsNames == ["nats-route.plant-a"]
+    && (builtins.head g.installs).certificate == zone.certificates.natsRouteCertificate
+    && builtins.length plan.ca.installs == 3;
+  pki_one_client_per_acl_identity =
+    builtins.filter (n: builtins.substring 0 7 n == "client-") (map (c: c.name) plan.certificates)
+    == map (i: "client-${i}") (builtins.sort builtins.lessThan (builtins.attrNames (builtins.listToAttrs (map (n: {
+      name = n;
+      value = null;
+    }) (builtins.concatMap (c: c.append) (builtins.attrValues zone.classes) ++ builtins.concatMap (c: c.allowed) (builtins.attrValues zone.consumers) ++ builtins.concatMap (b: b.read ++ b.write) (builtins.attrValues zone.buckets))))));
+  pki_simulator_plan_uses_the_simulator_paths =
+    (builtins.head (planCert planSim "controller").installs).certificate
+    == "/run/sim/alpha/credentials/cert.pem"
+    && (builtins.head (planCert planSim "nats-route-beta").installs).privateKey == "/run/sim/beta/credentials/nats-route-key.pem";
+  pki_controller_identity_is_configurable =
+    (planCert
+      (import ../../modules/lib/operator.nix {
+        zone = fx.with' {certificates = fx.base.certificates // {controllerIdentity = "site-7";};};
+      })
+      .pki "controller")
+    .commonName
+    == "site-7";
+
   # --- net helpers
   net_ipv4_parses = net.isIPv4 "10.20.0.11" && !(net.isIPv4 "10.20.0.256") && !(net.isIPv4 "10.020.0.1") && !(net.isIPv4 "10.20.0");
   net_same_subnet = net.sameSubnet "10.20.0.1" "10.20.0.254" 24 && !(net.sameSubnet "10.20.0.1" "10.20.1.1" 24) && net.sameSubnet "10.20.0.1" "10.20.1.1" 16;

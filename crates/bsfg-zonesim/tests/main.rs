@@ -6,3 +6,4 @@ mod drills;
 mod lifecycle;
 mod rendered_files;
 mod security;
+mod time;

@@ -24,6 +24,9 @@ pub struct ZoneSpec {
     pub management_network: String,
     pub lease: Lease,
     pub by_role: ByRole,
+    /// Every certificate the zone needs and where each host reads it
+    /// (modules/lib/pki.nix), issued by [`super::credentials`].
+    pub pki: bsfg_pki::Plan,
     pub hosts: BTreeMap<String, HostSpec>,
 }
 
@@ -88,6 +91,17 @@ pub struct HostSpec {
     pub gate_agent: Option<Configured>,
     pub units: Units,
     pub firewall: Firewall,
+    pub chrony: Chrony,
+}
+
+/// chrony as the host runs it (modules/lib/network.nix): the site's
+/// servers, the other two hosts as peers, orphan mode (`extraConfig`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Chrony {
+    pub servers: Vec<String>,
+    pub peers: Vec<Ipv4Addr>,
+    pub extra_config: String,
 }
 
 /// The host's nftables rules (modules/lib/firewall.nix): the NixOS

@@ -149,7 +149,7 @@ impl Zone {
             files::write_host(spec.host(h), &HostDirs::new(&run_dir, h))?;
         }
         nats_users.write(&spec)?;
-        progress.say("making the zone CA and certificates (rcgen)");
+        progress.say("making the zone CA and issuing the zone certificate plan (bsfg-pki)");
         let creds = Credentials::create(&spec, &workload, &run_dir)?;
         write_cli_files(opts, &spec, &workload, &run_dir, &progress)?;
         guard.armed = false;
