@@ -32,21 +32,7 @@
   storageCap ? "256 MiB",
 }: let
   lib = import ./zone.nix;
-  described = import zoneFile;
-  withUser =
-    if natsSystemUser == null
-    then described
-    else described // {nats = (described.nats or {}) // {systemUser = natsSystemUser;};};
-  desc =
-    if storageCap == null
-    then withUser
-    else
-      withUser
-      // {
-        classes = builtins.mapAttrs (_: c: c // {max_bytes = storageCap;}) (withUser.classes or {});
-        store = (withUser.store or {}) // {forward_max_bytes = storageCap;};
-      };
-  zone = lib.normalise desc;
+  zone = import ./simulated-zone.nix {inherit zoneFile natsSystemUser storageCap;};
 in
   if builtins.match "/.*" runDir == null
   then throw "zone: runDir = ${builtins.toJSON runDir} must be an absolute path"

@@ -22,54 +22,14 @@
   controllerUnit,
   agentUnit,
 }: let
-  inherit (builtins) attrNames concatStringsSep isBool isList match toJSON;
+  inherit (builtins) concatStringsSep match toJSON;
+  inherit (import ./render.nix) unitFile;
 
   systemdArg = a:
     if match "[A-Za-z0-9_./:@=,+-]+" a != null
     then a
     else toJSON a;
   execLine = argv: concatStringsSep " " (map systemdArg argv);
-
-  value = v:
-    if isBool v
-    then
-      (
-        if v
-        then "true"
-        else "false"
-      )
-    else toString v;
-  section = name: attrs:
-    "[${name}]\n"
-    + concatStringsSep "" (map (k: let
-      v = attrs.${k};
-    in
-      if isList v
-      then concatStringsSep "" (map (x: "${k}=${value x}\n") v)
-      else "${k}=${value v}\n") (attrNames attrs));
-
-  unitFile = u:
-    section "Unit" (
-      {Description = u.description;}
-      // (
-        if u.wants == []
-        then {}
-        else {Wants = concatStringsSep " " u.wants;}
-      )
-      // (
-        if u.after == []
-        then {}
-        else {After = concatStringsSep " " u.after;}
-      )
-      // u.unitConfig
-    )
-    + "\n"
-    + section "Service" u.serviceConfig
-    + (
-      if u.wantedBy == []
-      then ""
-      else "\n" + section "Install" {WantedBy = concatStringsSep " " u.wantedBy;}
-    );
 
   own = u: u // {text = unitFile u;};
 

@@ -46,7 +46,8 @@ impl Zone {
     /// in boot order. Persistent state (JetStream, artifacts) is kept.
     pub fn restore(&self, host: &str) -> Result<()> {
         let h = self.spec.host(host);
-        if h.runs.gate_agent {
+        // A container's /run is its own tmpfs: gone with the crash.
+        if h.runs.gate_agent && self.init() == crate::container::Init::Process {
             let run = &h.paths.agent_runtime;
             let _ = std::fs::remove_dir_all(run);
             files::mkdir(run)?;
@@ -119,6 +120,10 @@ impl Zone {
     /// Restarts the gate agent of `host` (SIGTERM: it stops its controller
     /// and sets the track file on the way out, as `systemctl restart` would).
     pub async fn restart_agent(&self, host: &str) -> Result<()> {
+        if self.init() == crate::container::Init::Systemd {
+            self.systemctl(host, &["restart", super::unit_of(Kind::GateAgent)?])?;
+            return Ok(());
+        }
         if let Some(d) = self.daemon(host, Kind::GateAgent) {
             d.signal(Signal::TERM);
             let gone = tokio::task::spawn_blocking(move || {

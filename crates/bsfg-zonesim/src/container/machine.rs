@@ -1,0 +1,214 @@
+//! One host's container: `systemd-nspawn --boot` of the cached root in the
+//! host's network namespace, the library's `/etc` directories and the
+//! host's state bound in, and commands run inside it (`nsenter` into the
+//! container's namespaces: there is no systemd on the machine running the
+//! simulator, hence no machinectl).
+
+use super::spec::HostContainer;
+use crate::netns;
+use crate::processes;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// Where a host's run directory is visible inside its container (the
+/// artifact storage is mounted again from here after a drill unmounted it).
+pub const SIM_STATE: &str = "/var/lib/bsfg-zonesim";
+
+/// Everything `systemd-nspawn` is told about one host.
+#[derive(Debug, Clone)]
+pub struct MachineSpec<'a> {
+    pub root: &'a Path,
+    /// `<instance>-<host>`: unique per instance, hence per run.
+    pub name: String,
+    pub host: String,
+    pub netns: String,
+    /// `<run_dir>/<host>`.
+    pub state: PathBuf,
+    pub container: &'a HostContainer,
+}
+
+impl MachineSpec<'_> {
+    /// The library's `/etc` directories, written by the simulator.
+    pub fn etc_root(&self) -> PathBuf {
+        self.state.join("root")
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        self.state.join("journal")
+    }
+
+    /// A machine id of the name's hash: the journal of one host keeps one
+    /// directory across reboots.
+    pub fn machine_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.name.as_bytes())
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The command line (pure: tested).
+    pub fn argv(&self) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "systemd-nspawn".into(),
+            "--quiet".into(),
+            "--boot".into(),
+            // No machined on this machine (PID 1 is not systemd).
+            "--register=no".into(),
+            // ...nor a host systemd to make a scope unit for the container.
+            "--keep-unit".into(),
+            format!("--directory={}", self.root.display()),
+            // The root stays read-only and shared by every host; each boot
+            // starts from it with a fresh tmpfs on top (a reboot forgets
+            // everything that is not bound in, as /run and /etc on NixOS).
+            "--volatile=overlay".into(),
+            format!("--machine={}", self.name),
+            format!("--hostname={}", self.host),
+            format!("--uuid={}", self.machine_id()),
+            format!("--network-namespace-path=/run/netns/{}", self.netns),
+            // keepalived adds the VIP and sends VRRP (raw sockets).
+            "--capability=CAP_NET_ADMIN,CAP_NET_RAW".into(),
+            "--link-journal=no".into(),
+            "--resolv-conf=off".into(),
+            "--timezone=off".into(),
+            "--console=pipe".into(),
+            format!("--bind={}:/var/log/journal", self.journal_dir().display()),
+            format!("--bind={}:{SIM_STATE}", self.state.display()),
+        ];
+        for d in &self.container.etc_dirs {
+            let rel = d.strip_prefix("/").unwrap_or(d);
+            a.push(format!(
+                "--bind-ro={}:{}",
+                self.etc_root().join(rel).display(),
+                d.display()
+            ));
+        }
+        for b in &self.container.binds {
+            let flag = if b.read_only { "--bind-ro" } else { "--bind" };
+            a.push(format!(
+                "{flag}={}:{}",
+                b.source.display(),
+                b.target.display()
+            ));
+        }
+        a
+    }
+}
+
+/// The container's PID 1 (systemd), found through the network namespace:
+/// the process there whose pid in its own pid namespace is 1.
+pub fn leader(ns: &str) -> Option<u32> {
+    netns::pids(ns).into_iter().map(|p| p as u32).find(|&p| {
+        std::fs::read_to_string(format!("/proc/{p}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))
+                    .map(|v| v.split_whitespace().last() == Some("1") && v.split_whitespace().count() > 1)
+            })
+            .unwrap_or(false)
+            && processes::comm(p).as_deref() == Some("systemd")
+    })
+}
+
+/// Runs `argv` inside the container whose PID 1 is `leader`, as root.
+pub fn exec(leader: u32, argv: &[&str]) -> Result<Output> {
+    Command::new("nsenter")
+        .args(["-t", &leader.to_string(), "-m", "-u", "-i", "-n", "-p", "-C", "--"])
+        .args(argv)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("SYSTEMD_COLORS", "0")
+        .env("SYSTEMD_PAGER", "")
+        .output()
+        .with_context(|| format!("nsenter into the container (pid {leader}): {}", argv.join(" ")))
+}
+
+/// Like [`exec`], failing with the command's stderr unless it succeeds.
+pub fn exec_ok(leader: u32, argv: &[&str]) -> Result<String> {
+    let out = exec(leader, argv)?;
+    if !out.status.success() {
+        bail!(
+            "{} in the container: {}{}",
+            argv.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Waits until systemd in `ns`'s container finished booting (`running`, or
+/// `degraded` with the failed units named in the error).
+pub fn wait_booted(ns: &str, timeout: Duration) -> Result<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(pid) = leader(ns) {
+            let out = exec(pid, &["systemctl", "is-system-running"])?;
+            let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            match state.as_str() {
+                "running" => return Ok(pid),
+                "degraded" => {
+                    let failed = exec(pid, &["systemctl", "--failed", "--no-legend", "--plain"])
+                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                        .unwrap_or_default();
+                    bail!("the container in {ns} booted degraded; failed units:\n{failed}");
+                }
+                _ => {}
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the container in {ns} did not finish booting within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `journalctl` of one unit, read on this machine from the host's bound
+/// journal directory.
+pub fn journal(dir: &Path, unit: &str) -> Result<String> {
+    let out = Command::new("journalctl")
+        .arg(format!("--directory={}", dir.display()))
+        .args(["--no-pager", "-o", "short-precise", "-u", unit])
+        .output()
+        .context("running journalctl (Debian package systemd)")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::spec::Bind;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn binds_the_library_dirs_and_the_state() {
+        let c = HostContainer {
+            files: BTreeMap::new(),
+            links: BTreeMap::new(),
+            etc_dirs: vec!["/etc/bsfg".into()],
+            binds: vec![Bind {
+                source: "/r/alpha/jetstream".into(),
+                target: "/data/jetstream".into(),
+                read_only: false,
+            }],
+            units: vec![],
+        };
+        let m = MachineSpec {
+            root: Path::new("/cache/root"),
+            name: "z1-alpha".into(),
+            host: "alpha".into(),
+            netns: "z1-alpha".into(),
+            state: "/r/alpha".into(),
+            container: &c,
+        };
+        let a = m.argv();
+        assert!(a.contains(&"--bind-ro=/r/alpha/root/etc/bsfg:/etc/bsfg".to_string()));
+        assert!(a.contains(&"--bind=/r/alpha/jetstream:/data/jetstream".to_string()));
+        assert!(a.contains(&"--network-namespace-path=/run/netns/z1-alpha".to_string()));
+        assert_eq!(m.machine_id().len(), 32);
+    }
+}
