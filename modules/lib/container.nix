@@ -268,6 +268,15 @@
     );
     links = listToAttrs (
       [(wants "nats.service")]
+      # Masked: remounting the root per /etc/fstab means nothing on the
+      # container's overlay root and fails now and then (a difference from
+      # a NixOS host, whose root is its own disk).
+      ++ [
+        {
+          name = "${unitDir}/systemd-remount-fs.service";
+          value = "/dev/null";
+        }
+      ]
       ++ (
         if service
         then [(wants lib.agentUnit) (wants "keepalived-boot-delay.timer")]

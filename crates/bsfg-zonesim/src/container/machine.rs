@@ -16,6 +16,19 @@ use std::time::{Duration, Instant};
 /// artifact storage is mounted again from here after a drill unmounted it).
 pub const SIM_STATE: &str = "/var/lib/bsfg-zonesim";
 
+/// What the container's OS runs besides the appliance's units (`comm`).
+pub const OS_PROCESSES: &[&str] = &[
+    "systemd",
+    "systemd-journal",
+    "systemd-logind",
+    "systemd-udevd",
+    "systemd-userdbd",
+    "systemd-userwor",
+    "(sd-pam)",
+    "dbus-daemon",
+    "polkitd",
+];
+
 /// Everything `systemd-nspawn` is told about one host.
 #[derive(Debug, Clone)]
 pub struct MachineSpec<'a> {
@@ -167,12 +180,13 @@ pub fn wait_booted(ns: &str, timeout: Duration) -> Result<u32> {
     }
 }
 
-/// `journalctl` of one unit, read on this machine from the host's bound
-/// journal directory.
-pub fn journal(dir: &Path, unit: &str) -> Result<String> {
+/// `journalctl -o OUTPUT` of one unit, read on this machine from the
+/// host's bound journal directory (`cat`: the daemon's own lines).
+pub fn journal(dir: &Path, units: &[&str], output: &str) -> Result<String> {
     let out = Command::new("journalctl")
         .arg(format!("--directory={}", dir.display()))
-        .args(["--no-pager", "-o", "short-precise", "-u", unit])
+        .args(["--no-pager", "-o", output])
+        .args(units.iter().flat_map(|u| ["-u", u]))
         .output()
         .context("running journalctl (Debian package systemd)")?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -352,6 +352,8 @@ fn zone_file_for(opts: &DrillOptions) -> Result<PathBuf> {
 /// Copies `<run dir>/<host>/logs/` of every host (and of the peer node,
 /// if any) to `dest/<host>/`.
 pub fn copy_logs(zone: &Zone, dest: &Path) -> Result<()> {
+    // The systemd mode's units log to each host's journal.
+    zone.export_journals()?;
     let peer = zone.run_dir.join(PEER).is_dir().then_some(PEER);
     for h in zone.spec.host_names().into_iter().chain(peer) {
         let from = zone.host_dirs(h).logs;

@@ -196,6 +196,14 @@ fn check_cli_mentions(z: &Zone, c: &mut Ctx, host: &str, needle: &str) {
 /// The controller processes on `host` are children of its gate agent and
 /// younger than it: nothing but the agent started them.
 fn check_started_by_agent(z: &Zone, c: &mut Ctx, host: &str) {
+    if z.init() == crate::container::Init::Systemd {
+        let name = format!(
+            "the controller on {host} runs under systemd as its own user, started after the agent, wanted by nothing"
+        );
+        let r = z.controller_started_through_systemd(host);
+        c.check(&name, r.is_ok(), r.unwrap_or_else(|e| format!("{e:#}")));
+        return;
+    }
     let name = format!("the controller on {host} was started by its gate agent");
     let Some(agent) = z.daemon(host, Kind::GateAgent) else {
         c.check(&name, false, "no gate agent runs");

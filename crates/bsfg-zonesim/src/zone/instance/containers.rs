@@ -184,11 +184,24 @@ impl Zone {
             let dirs = self.host_dirs(h);
             files::mkdir(&dirs.logs)?;
             for u in &m.container.units {
-                let text = machine::journal(&m.journal_dir(), u)?;
+                let text = machine::journal(&m.journal_dir(), &[u.as_str()], "short-precise")?;
                 std::fs::write(dirs.logs.join(format!("{u}.journal")), text)?;
             }
         }
         Ok(())
+    }
+}
+
+impl Zone {
+    /// What the gate agent of `host` logged, its controller's lines
+    /// included: its log file, or in the systemd mode both units' journal.
+    pub fn agent_log(&self, host: &str) -> String {
+        if self.containers.is_some() {
+            let dir = self.run_dir.join(host).join("journal");
+            let units = [Kind::GateAgent, Kind::Controller].map(|k| unit_of(k).unwrap_or_default());
+            return machine::journal(&dir, &units, "cat").unwrap_or_default();
+        }
+        std::fs::read_to_string(self.host_dirs(host).log(Kind::GateAgent.name())).unwrap_or_default()
     }
 }
 
@@ -238,5 +251,53 @@ impl Zone {
         self.progress
             .say(format!("{b} is BACKUP and standby: the zone is up (systemd mode)"));
         Ok(())
+    }
+}
+
+impl Zone {
+    /// The controller on `host` runs as `bsfg-controller.service` (a child
+    /// of the container's systemd, as the controller's user), started after
+    /// the agent, and no unit wants or requires it: only the agent's
+    /// `systemctl start` (allowed by the polkit rule) can have started it.
+    pub fn controller_started_through_systemd(&self, host: &str) -> Result<String> {
+        let leader = self.leader(host)?;
+        let controller = unit_of(Kind::Controller)?;
+        let agent = unit_of(Kind::GateAgent)?;
+        let pid = self
+            .main_pid(host, controller)?
+            .with_context(|| format!("{controller} is not running"))?;
+        if processes::parent_pid(pid) != Some(leader) {
+            bail!("controller {pid}'s parent is not the container's systemd ({leader})");
+        }
+        let user = self.systemctl(host, &["show", "-p", "User", "--value", controller])?;
+        let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))?
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().next().map(str::to_owned))
+            .unwrap_or_default();
+        let expected = machine::exec_ok(leader, &["id", "-u", user.trim()])?;
+        if uid != expected.trim() {
+            bail!("controller {pid} runs as uid {uid}, not {} ({})", user.trim(), expected.trim());
+        }
+        let since = |unit: &str| -> Result<u64> {
+            self.systemctl(host, &["show", "-p", "ExecMainStartTimestampMonotonic", "--value", unit])?
+                .trim()
+                .parse()
+                .context("ExecMainStartTimestampMonotonic")
+        };
+        if since(controller)? < since(agent)? {
+            bail!("{controller} started before {agent}");
+        }
+        let pulled = self.systemctl(
+            host,
+            &["show", "-p", "WantedBy", "-p", "RequiredBy", "-p", "UpheldBy", "-p", "BoundBy", controller],
+        )?;
+        if pulled.lines().any(|l| l.split_once('=').is_some_and(|(_, v)| !v.trim().is_empty())) {
+            bail!("{controller} is pulled in by another unit: {}", pulled.trim());
+        }
+        Ok(format!(
+            "pid {pid} (uid {uid}, {}) under the container's systemd, started after {agent}, wanted by nothing",
+            user.trim()
+        ))
     }
 }

@@ -156,11 +156,15 @@ impl Zone {
             .collect()
     }
 
-    /// Names (`comm`) of every process in `host`'s namespace.
+    /// Names (`comm`) of every process in `host`'s namespace; in the
+    /// systemd mode without the container's own OS (PID 1, journald,
+    /// logind, D-Bus, polkitd), which every appliance host runs too.
     pub fn process_names(&self, host: &str) -> Vec<String> {
+        let systemd = self.init() == Init::Systemd;
         let mut names: Vec<String> = netns::pids(&self.ns(host))
             .into_iter()
             .filter_map(|p| processes::comm(p as u32))
+            .filter(|n| !(systemd && crate::container::machine::OS_PROCESSES.contains(&n.as_str())))
             .collect();
         names.sort();
         names.dedup();
