@@ -345,7 +345,7 @@ async fn real_main(cli: &Cli) -> Result<ExitCode> {
                 bail!("which drill? `drill --list` shows them, `drill all` runs them all");
             };
             let selected: Vec<Drill> = if name == "all" {
-                Drill::ALL.to_vec()
+                Drill::ALL.into_iter().filter(|d| d.runs_under(cli.init)).collect()
             } else {
                 vec![Drill::parse(name)?]
             };

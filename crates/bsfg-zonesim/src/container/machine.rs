@@ -154,9 +154,10 @@ pub fn exec_ok(leader: u32, argv: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Waits until systemd in `ns`'s container finished booting (`running`, or
-/// `degraded` with the failed units named in the error).
-pub fn wait_booted(ns: &str, timeout: Duration) -> Result<u32> {
+/// Waits until systemd in `ns`'s container finished booting: `running`, or
+/// `degraded` when none of `units` (the appliance's) failed; a failed unit
+/// of the appliance is an error naming it.
+pub fn wait_booted(ns: &str, units: &[String], timeout: Duration) -> Result<u32> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(pid) = leader(ns) {
@@ -168,7 +169,25 @@ pub fn wait_booted(ns: &str, timeout: Duration) -> Result<u32> {
                     let failed = exec(pid, &["systemctl", "--failed", "--no-legend", "--plain"])
                         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
                         .unwrap_or_default();
-                    bail!("the container in {ns} booted degraded; failed units:\n{failed}");
+                    let ours: Vec<&str> = failed
+                        .lines()
+                        .filter(|l| units.iter().any(|u| l.split_whitespace().next() == Some(u)))
+                        .collect();
+                    if ours.is_empty() {
+                        return Ok(pid);
+                    }
+                    // The failed units' last lines: why, without opening the journal.
+                    let mut why = String::new();
+                    for l in &ours {
+                        let unit = l.split_whitespace().next().unwrap_or_default();
+                        if let Ok(o) = exec(pid, &["journalctl", "--no-pager", "-n", "12", "-u", unit]) {
+                            why.push_str(&String::from_utf8_lossy(&o.stdout));
+                        }
+                    }
+                    bail!(
+                        "the container in {ns} booted with failed units:\n{}\n{why}",
+                        ours.join("\n")
+                    );
                 }
                 _ => {}
             }

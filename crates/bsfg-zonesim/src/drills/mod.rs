@@ -56,10 +56,12 @@ pub enum Drill {
     ReplicationAlphaCrash,
     PowerLossAll,
     PowerLossOne,
+    AgentKilled,
+    AgentStopped,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 17] = [
+    pub const ALL: [Drill; 19] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -77,6 +79,8 @@ impl Drill {
         Drill::ReplicationAlphaCrash,
         Drill::PowerLossAll,
         Drill::PowerLossOne,
+        Drill::AgentKilled,
+        Drill::AgentStopped,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +102,8 @@ impl Drill {
             Drill::ReplicationAlphaCrash => "replication-alpha-crash",
             Drill::PowerLossAll => "power-loss-all",
             Drill::PowerLossOne => "power-loss-one",
+            Drill::AgentKilled => "agent-killed",
+            Drill::AgentStopped => "agent-stopped",
         }
     }
 
@@ -149,6 +155,12 @@ impl Drill {
             Drill::PowerLossOne => {
                 "the active host loses power under load (its disks keep only what was synced): beta serves, nothing acknowledged lost"
             }
+            Drill::AgentKilled => {
+                "--init systemd: the active host's gate agent SIGKILLed; systemd restarts it, it adopts or stops the running controller; never two serving"
+            }
+            Drill::AgentStopped => {
+                "--init systemd: the active host's gate agent SIGSTOPped; systemd's watchdog (WatchdogSec) kills and restarts it; never two serving"
+            }
         }
     }
 
@@ -161,6 +173,22 @@ impl Drill {
     /// Drills whose hosts' disks are on a modelled power feed ([`crate::zone::power`]).
     pub fn needs_power_feed(self) -> bool {
         matches!(self, Drill::PowerLossAll | Drill::PowerLossOne)
+    }
+
+    /// Drills of the systemd mode only (`--init systemd`): they exercise
+    /// what systemd does (Restart=, WatchdogSec=).
+    pub fn needs_systemd(self) -> bool {
+        matches!(self, Drill::AgentKilled | Drill::AgentStopped)
+    }
+
+    /// Whether the drill runs under `init` (`drill all` runs those that do).
+    pub fn runs_under(self, init: crate::container::Init) -> bool {
+        match init {
+            crate::container::Init::Process => !self.needs_systemd(),
+            // The power feed serves the hosts' disks over FUSE into the
+            // simulator's own mount namespace; the containers do not see it.
+            crate::container::Init::Systemd => !self.needs_power_feed(),
+        }
     }
 
     pub fn parse(name: &str) -> Result<Drill> {
@@ -195,6 +223,13 @@ pub struct DrillOptions {
 /// build the instance; a drill whose expectations fail returns a report
 /// with `passed == false`.
 pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
+    if !drill.runs_under(opts.zone.init) {
+        anyhow::bail!(
+            "drill {} does not run with --init {} (`drill --list` says which mode each needs)",
+            drill.name(),
+            opts.zone.init.name()
+        );
+    }
     let mut zone_opts = opts.zone.clone();
     zone_opts.zone_file = zone_file_for(opts)?;
     // A `--tier` variant of the zone file goes with the run, however it ends.

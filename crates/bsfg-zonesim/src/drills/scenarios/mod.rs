@@ -6,6 +6,7 @@ mod bring_up;
 mod crashes;
 mod gates;
 mod partitions;
+mod supervision;
 
 use super::ctx::{contract, hosts};
 use super::{Ctx, Drill, PROMOTION_TIMEOUT};
@@ -37,6 +38,8 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
         Drill::ReplicationAlphaCrash => super::replication::alpha_crash(z, c).await,
         Drill::PowerLossAll => super::power::power_loss_all(z, c).await,
         Drill::PowerLossOne => super::power::power_loss_one(z, c).await,
+        Drill::AgentKilled => supervision::agent_killed(z, c).await,
+        Drill::AgentStopped => supervision::agent_stopped(z, c).await,
     }
 }
 

@@ -108,7 +108,8 @@ impl Zone {
             &dirs.log(Kind::Container.name()),
         )?;
         self.record_daemon(d)?;
-        machine::wait_booted(&m.netns, BOOT_TIMEOUT)
+        let units = m.container.units.clone();
+        machine::wait_booted(&m.netns, &units, BOOT_TIMEOUT)
             .with_context(|| format!("booting {host} (console: {})", dirs.log(Kind::Container.name()).display()))?;
         Ok(())
     }
