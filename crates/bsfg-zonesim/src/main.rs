@@ -222,7 +222,10 @@ async fn real_main(cli: &Cli) -> Result<ExitCode> {
         Command::Security => {
             let z = Zone::attach(&options(cli, DEFAULT_INSTANCE))?;
             if z.init() != Init::Systemd {
-                bail!("instance {} runs in the process mode; start it with `up --init systemd`", z.instance);
+                bail!(
+                    "instance {} runs in the process mode; start it with `up --init systemd`",
+                    z.instance
+                );
             }
             for h in z.spec.host_names() {
                 for (unit, report) in z.security(h)? {
@@ -345,7 +348,10 @@ async fn real_main(cli: &Cli) -> Result<ExitCode> {
                 bail!("which drill? `drill --list` shows them, `drill all` runs them all");
             };
             let selected: Vec<Drill> = if name == "all" {
-                Drill::ALL.into_iter().filter(|d| d.runs_under(cli.init)).collect()
+                Drill::ALL
+                    .into_iter()
+                    .filter(|d| d.runs_under(cli.init))
+                    .collect()
             } else {
                 vec![Drill::parse(name)?]
             };

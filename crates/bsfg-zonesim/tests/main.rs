@@ -5,3 +5,4 @@
 mod drills;
 mod lifecycle;
 mod rendered_files;
+mod systemd_drills;

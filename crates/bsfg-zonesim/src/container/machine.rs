@@ -118,9 +118,9 @@ pub fn leader(ns: &str) -> Option<u32> {
         std::fs::read_to_string(format!("/proc/{p}/status"))
             .ok()
             .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("NSpid:"))
-                    .map(|v| v.split_whitespace().last() == Some("1") && v.split_whitespace().count() > 1)
+                s.lines().find_map(|l| l.strip_prefix("NSpid:")).map(|v| {
+                    v.split_whitespace().last() == Some("1") && v.split_whitespace().count() > 1
+                })
             })
             .unwrap_or(false)
             && processes::comm(p).as_deref() == Some("systemd")
@@ -130,14 +130,29 @@ pub fn leader(ns: &str) -> Option<u32> {
 /// Runs `argv` inside the container whose PID 1 is `leader`, as root.
 pub fn exec(leader: u32, argv: &[&str]) -> Result<Output> {
     Command::new("nsenter")
-        .args(["-t", &leader.to_string(), "-m", "-u", "-i", "-n", "-p", "-C", "--"])
+        .args([
+            "-t",
+            &leader.to_string(),
+            "-m",
+            "-u",
+            "-i",
+            "-n",
+            "-p",
+            "-C",
+            "--",
+        ])
         .args(argv)
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("SYSTEMD_COLORS", "0")
         .env("SYSTEMD_PAGER", "")
         .output()
-        .with_context(|| format!("nsenter into the container (pid {leader}): {}", argv.join(" ")))
+        .with_context(|| {
+            format!(
+                "nsenter into the container (pid {leader}): {}",
+                argv.join(" ")
+            )
+        })
 }
 
 /// Like [`exec`], failing with the command's stderr unless it succeeds.
@@ -180,7 +195,9 @@ pub fn wait_booted(ns: &str, units: &[String], timeout: Duration) -> Result<u32>
                     let mut why = String::new();
                     for l in &ours {
                         let unit = l.split_whitespace().next().unwrap_or_default();
-                        if let Ok(o) = exec(pid, &["journalctl", "--no-pager", "-n", "12", "-u", unit]) {
+                        if let Ok(o) =
+                            exec(pid, &["journalctl", "--no-pager", "-n", "12", "-u", unit])
+                        {
                             why.push_str(&String::from_utf8_lossy(&o.stdout));
                         }
                     }

@@ -55,7 +55,11 @@ pub fn ensure(repo: &Path, say: &dyn Fn(String)) -> Result<PathBuf> {
     for tool in ["debootstrap", "systemd-nspawn"] {
         bsfg_testkit::bins::find_system_program(
             tool,
-            if tool == "debootstrap" { "debootstrap" } else { "systemd-container" },
+            if tool == "debootstrap" {
+                "debootstrap"
+            } else {
+                "systemd-container"
+            },
         )?;
     }
     let partial = cache.join(format!("{}.partial", root_name(RECIPE)));
@@ -78,7 +82,10 @@ pub fn ensure(repo: &Path, say: &dyn Fn(String)) -> Result<PathBuf> {
         .context("running scripts/lib/container-root.sh")?;
     if !status.success() {
         let _ = std::fs::remove_dir_all(&partial);
-        bail!("building the container root failed ({status}); see {}", log.display());
+        bail!(
+            "building the container root failed ({status}); see {}",
+            log.display()
+        );
     }
     std::fs::rename(&partial, &root)
         .with_context(|| format!("renaming {} to {}", partial.display(), root.display()))?;

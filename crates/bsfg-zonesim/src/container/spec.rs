@@ -84,7 +84,12 @@ impl HostContainer {
             .iter()
             .find(|d| path.starts_with(d))
             .map(PathBuf::as_path)
-            .with_context(|| format!("{} lies in none of the bound /etc directories", path.display()))
+            .with_context(|| {
+                format!(
+                    "{} lies in none of the bound /etc directories",
+                    path.display()
+                )
+            })
     }
 
     /// Writes the files and links under `root` (`<root>/etc/bsfg/...`),
@@ -98,7 +103,8 @@ impl HostContainer {
             self.etc_dir_of(path)?;
             let dest = under(path);
             std::fs::create_dir_all(dest.parent().context("a file at /")?)?;
-            std::fs::write(&dest, &f.text).with_context(|| format!("writing {}", dest.display()))?;
+            std::fs::write(&dest, &f.text)
+                .with_context(|| format!("writing {}", dest.display()))?;
             let mode = u32::from_str_radix(&f.mode, 8)
                 .with_context(|| format!("mode {:?} of {}", f.mode, path.display()))?;
             std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))?;

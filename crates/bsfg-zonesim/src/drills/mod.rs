@@ -187,7 +187,12 @@ impl Drill {
             crate::container::Init::Process => !self.needs_systemd(),
             // The power feed serves the hosts' disks over FUSE into the
             // simulator's own mount namespace; the containers do not see it.
-            crate::container::Init::Systemd => !self.needs_power_feed(),
+            // jetstream-killed assumes nats-server stays dead; under systemd
+            // nats.service's Restart=on-failure brings it back within
+            // 100 ms, before the JetStream gate fails (docs/testing.md).
+            crate::container::Init::Systemd => {
+                !self.needs_power_feed() && self != Drill::JetstreamKilled
+            }
         }
     }
 

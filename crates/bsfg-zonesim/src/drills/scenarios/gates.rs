@@ -171,6 +171,23 @@ async fn refused_while_gate_fails(
     )
     .await;
     check_cli_mentions(z, c, standby, needle);
+    if z.init() == crate::container::Init::Systemd {
+        // What an operator sees first: the agent's journal tail in `systemctl status`.
+        let unit = crate::zone::instance::unit_of(crate::processes::Kind::GateAgent)?;
+        let status = z
+            .systemctl(standby, &["status", "--no-pager", "-n", "40", unit])
+            .or_else(|e| Ok::<_, anyhow::Error>(format!("{e:#}")))?;
+        let line = status
+            .lines()
+            .rev()
+            .find(|l| l.to_lowercase().contains(needle))
+            .map(str::to_owned);
+        c.check(
+            &format!("`systemctl status {unit}` on {standby} names the {needle} gate"),
+            line.is_some(),
+            line.unwrap_or(status),
+        );
+    }
     c.hold(
         &format!("{standby} does not serve while the {gate} gate fails"),
         Duration::from_secs(8),

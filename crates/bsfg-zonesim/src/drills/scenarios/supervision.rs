@@ -40,7 +40,14 @@ fn outcome(summary: &str) -> crate::drills::outcome::Outcome {
 /// After the agent on `a` is back: restarted by systemd (one more
 /// restart, a new main pid), active again, and one controller serves on
 /// the only VIP holder, taking appends.
-async fn recovers(z: &Zone, c: &mut Ctx, v: &SampleView, a: &str, before: (u32, Option<u32>), within: Duration) {
+async fn recovers(
+    z: &Zone,
+    c: &mut Ctx,
+    v: &SampleView,
+    a: &str,
+    before: (u32, Option<u32>),
+    within: Duration,
+) {
     let name = format!("systemd restarted the gate agent on {a}");
     let deadline = std::time::Instant::now() + within;
     let restarted = loop {
@@ -48,21 +55,37 @@ async fn recovers(z: &Zone, c: &mut Ctx, v: &SampleView, a: &str, before: (u32, 
             Ok((n, Some(pid))) if n > before.0 && Some(pid) != before.1 => {
                 break Ok(format!("NRestarts {} → {n}, main pid {pid}", before.0));
             }
-            Ok(now) if std::time::Instant::now() > deadline => break Err(format!("unit still at {now:?}")),
+            Ok(now) if std::time::Instant::now() > deadline => {
+                break Err(format!("unit still at {now:?}"));
+            }
             Err(e) if std::time::Instant::now() > deadline => break Err(format!("{e:#}")),
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     };
     c.check(&name, restarted.is_ok(), restarted.unwrap_or_else(|e| e));
-    c.wait_for("one controller serves, on the VIP holder", PROMOTION_TIMEOUT, || one_on_the_vip(v))
-        .await;
-    c.wait_acks("appends acknowledged after the agent's restart", 10, PROMOTION_TIMEOUT)
-        .await;
+    c.wait_for(
+        "one controller serves, on the VIP holder",
+        PROMOTION_TIMEOUT,
+        || one_on_the_vip(v),
+    )
+    .await;
+    c.wait_acks(
+        "appends acknowledged after the agent's restart",
+        10,
+        PROMOTION_TIMEOUT,
+    )
+    .await;
     let unit = unit_of(Kind::GateAgent).unwrap_or_default();
-    c.wait_for(&format!("the gate agent on {a} is active again (READY=1)"), PROMOTION_TIMEOUT, || async {
-        let s = z.systemctl(a, &["show", "-p", "ActiveState", "--value", unit]).ok()?;
-        (s.trim() == "active").then(|| "ActiveState=active".to_owned())
-    })
+    c.wait_for(
+        &format!("the gate agent on {a} is active again (READY=1)"),
+        PROMOTION_TIMEOUT,
+        || async {
+            let s = z
+                .systemctl(a, &["show", "-p", "ActiveState", "--value", unit])
+                .ok()?;
+            (s.trim() == "active").then(|| "ActiveState=active".to_owned())
+        },
+    )
     .await;
 }
 
@@ -90,7 +113,9 @@ pub(super) async fn agent_stopped(z: &Zone, c: &mut Ctx) -> Result<()> {
          serves, on the VIP holder",
     );
     let before = agent_unit(z, &a)?;
-    c.fault(format!("the gate agent on {a} stopped (SIGSTOP): no more watchdog pings"));
+    c.fault(format!(
+        "the gate agent on {a} stopped (SIGSTOP): no more watchdog pings"
+    ));
     z.signal(&a, Kind::GateAgent, Signal::STOP)?;
     // WatchdogSec (10 s) + RestartSec (1 s) + the new agent's start.
     recovers(z, c, &v, &a, before, Duration::from_secs(40)).await;

@@ -109,14 +109,19 @@ impl Zone {
         )?;
         self.record_daemon(d)?;
         let units = m.container.units.clone();
-        machine::wait_booted(&m.netns, &units, BOOT_TIMEOUT)
-            .with_context(|| format!("booting {host} (console: {})", dirs.log(Kind::Container.name()).display()))?;
+        machine::wait_booted(&m.netns, &units, BOOT_TIMEOUT).with_context(|| {
+            format!(
+                "booting {host} (console: {})",
+                dirs.log(Kind::Container.name()).display()
+            )
+        })?;
         Ok(())
     }
 
     /// PID 1 of `host`'s container.
     pub fn leader(&self, host: &str) -> Result<u32> {
-        machine::leader(&self.ns(host)).with_context(|| format!("{host}'s container is not running"))
+        machine::leader(&self.ns(host))
+            .with_context(|| format!("{host}'s container is not running"))
     }
 
     /// `systemctl ARGS` inside `host`'s container, as root.
@@ -147,7 +152,8 @@ impl Zone {
             .main_pid(host, unit)?
             .with_context(|| format!("{unit} is not running on {host}"))?;
         let p = rustix::process::Pid::from_raw(pid as i32).context("pid 0")?;
-        rustix::process::kill_process(p, signal).with_context(|| format!("signalling {unit} on {host}"))?;
+        rustix::process::kill_process(p, signal)
+            .with_context(|| format!("signalling {unit} on {host}"))?;
         if signal == Signal::KILL {
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
             while processes::start_time(pid).is_some() {
@@ -202,7 +208,8 @@ impl Zone {
             let units = [Kind::GateAgent, Kind::Controller].map(|k| unit_of(k).unwrap_or_default());
             return machine::journal(&dir, &units, "cat").unwrap_or_default();
         }
-        std::fs::read_to_string(self.host_dirs(host).log(Kind::GateAgent.name())).unwrap_or_default()
+        std::fs::read_to_string(self.host_dirs(host).log(Kind::GateAgent.name()))
+            .unwrap_or_default()
     }
 }
 
@@ -249,8 +256,9 @@ impl Zone {
                 .then_some(())
         })
         .await?;
-        self.progress
-            .say(format!("{b} is BACKUP and standby: the zone is up (systemd mode)"));
+        self.progress.say(format!(
+            "{b} is BACKUP and standby: the zone is up (systemd mode)"
+        ));
         Ok(())
     }
 }
@@ -278,23 +286,53 @@ impl Zone {
             .unwrap_or_default();
         let expected = machine::exec_ok(leader, &["id", "-u", user.trim()])?;
         if uid != expected.trim() {
-            bail!("controller {pid} runs as uid {uid}, not {} ({})", user.trim(), expected.trim());
+            bail!(
+                "controller {pid} runs as uid {uid}, not {} ({})",
+                user.trim(),
+                expected.trim()
+            );
         }
         let since = |unit: &str| -> Result<u64> {
-            self.systemctl(host, &["show", "-p", "ExecMainStartTimestampMonotonic", "--value", unit])?
-                .trim()
-                .parse()
-                .context("ExecMainStartTimestampMonotonic")
+            self.systemctl(
+                host,
+                &[
+                    "show",
+                    "-p",
+                    "ExecMainStartTimestampMonotonic",
+                    "--value",
+                    unit,
+                ],
+            )?
+            .trim()
+            .parse()
+            .context("ExecMainStartTimestampMonotonic")
         };
         if since(controller)? < since(agent)? {
             bail!("{controller} started before {agent}");
         }
         let pulled = self.systemctl(
             host,
-            &["show", "-p", "WantedBy", "-p", "RequiredBy", "-p", "UpheldBy", "-p", "BoundBy", controller],
+            &[
+                "show",
+                "-p",
+                "WantedBy",
+                "-p",
+                "RequiredBy",
+                "-p",
+                "UpheldBy",
+                "-p",
+                "BoundBy",
+                controller,
+            ],
         )?;
-        if pulled.lines().any(|l| l.split_once('=').is_some_and(|(_, v)| !v.trim().is_empty())) {
-            bail!("{controller} is pulled in by another unit: {}", pulled.trim());
+        if pulled
+            .lines()
+            .any(|l| l.split_once('=').is_some_and(|(_, v)| !v.trim().is_empty()))
+        {
+            bail!(
+                "{controller} is pulled in by another unit: {}",
+                pulled.trim()
+            );
         }
         Ok(format!(
             "pid {pid} (uid {uid}, {}) under the container's systemd, started after {agent}, wanted by nothing",

@@ -53,7 +53,8 @@ impl Zone {
             return self.start_unit(host, Kind::GateAgent);
         }
         let unit = h.units.gate_agent.as_ref().context("no gate agent unit")?;
-        self.spawn(host, Kind::GateAgent, unit.argv.clone()).map(drop)
+        self.spawn(host, Kind::GateAgent, unit.argv.clone())
+            .map(drop)
     }
 
     pub fn start_keepalived(&self, host: &str) -> Result<()> {

@@ -58,6 +58,11 @@ impl Zone {
         Ok(())
     }
 
+    /// `/artifacts`: the appliance's path (modules/lib/zone.nix nixosPaths).
+    fn spec_in_container_artifacts(&self) -> String {
+        "/artifacts".into()
+    }
+
     pub fn is_crashed(&self, host: &str) -> bool {
         self.crashed.lock().expect("crashed").contains(host)
     }
@@ -89,6 +94,12 @@ impl Zone {
     /// The artifact storage of `host` disappears (the library's
     /// `requireMountPoint = false` mode: the simulator removes the directory).
     pub fn remove_artifacts(&self, host: &str) -> Result<()> {
+        if self.init() == crate::container::Init::Systemd {
+            // As on the appliance (the VM test's `umount /artifacts`).
+            let dir = self.spec_in_container_artifacts();
+            crate::container::machine::exec_ok(self.leader(host)?, &["umount", &dir])?;
+            return Ok(());
+        }
         let dir = &self.spec.host(host).paths.artifacts;
         let aside = dir.with_extension("missing");
         let _ = std::fs::remove_dir_all(&aside);
@@ -96,6 +107,15 @@ impl Zone {
     }
 
     pub fn restore_artifacts(&self, host: &str) -> Result<()> {
+        if self.init() == crate::container::Init::Systemd {
+            let dir = self.spec_in_container_artifacts();
+            let source = format!("{}/artifacts", crate::container::machine::SIM_STATE);
+            crate::container::machine::exec_ok(
+                self.leader(host)?,
+                &["mount", "--bind", &source, &dir],
+            )?;
+            return Ok(());
+        }
         let dir = &self.spec.host(host).paths.artifacts;
         let aside = dir.with_extension("missing");
         std::fs::rename(&aside, dir).with_context(|| format!("moving {} back", dir.display()))

@@ -240,7 +240,13 @@ impl Zone {
                     zone_file: st.zone_file.clone(),
                     ..opts.clone()
                 };
-                Some(containers::Containers::prepare(&o, &run_dir, &bins, None, &|_| {})?)
+                Some(containers::Containers::prepare(
+                    &o,
+                    &run_dir,
+                    &bins,
+                    None,
+                    &|_| {},
+                )?)
             }
         };
         Ok(Zone {
