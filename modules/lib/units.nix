@@ -162,6 +162,9 @@
         ReadWritePaths = ["-${paths.artifacts}"];
         # AF_NETLINK: the VIP's presence from the kernel; AF_UNIX: D-Bus.
         RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK"];
+        # Unlike the controller, no ProtectProc=invisible / ProcSubset=pid:
+        # gate 1 looks for keepalived (root's process) in /proc, which they
+        # would hide. systemd-analyze security: 1.5 (docs/zone-simulator.md).
       };
     argv = agentArgv;
     restartIfChanged = true;

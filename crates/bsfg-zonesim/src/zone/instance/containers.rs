@@ -180,6 +180,17 @@ impl Zone {
             .collect()
     }
 
+    /// The overall exposure `systemd-analyze security` gives `unit` on `host`.
+    pub fn exposure(&self, host: &str, unit: &str) -> Result<f64> {
+        let out = machine::exec(
+            self.leader(host)?,
+            &["systemd-analyze", "security", "--no-pager", unit],
+        )?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        overall_exposure(&text)
+            .with_context(|| format!("no overall exposure for {unit} in {text:?}"))
+    }
+
     /// Each unit's journal, from the host's bound journal directory, into
     /// `<host>/logs/<unit>.journal` (kept with the run directory).
     pub fn export_journals(&self) -> Result<()> {
@@ -211,6 +222,19 @@ impl Zone {
         std::fs::read_to_string(self.host_dirs(host).log(Kind::GateAgent.name()))
             .unwrap_or_default()
     }
+}
+
+/// `→ Overall exposure level for x.service: 1.4 OK :-)` → 1.4.
+pub fn overall_exposure(report: &str) -> Option<f64> {
+    let line = report
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))?;
+    line.rsplit(':')
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// `pid`'s pid in the innermost pid namespace it is in.
@@ -338,5 +362,17 @@ impl Zone {
             "pid {pid} (uid {uid}, {}) under the container's systemd, started after {agent}, wanted by nothing",
             user.trim()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_overall_exposure() {
+        let r = "  ✗ UMask= ...   0.1\n\n→ Overall exposure level for bsfg-controller.service: 1.1 OK :-)\n";
+        assert_eq!(overall_exposure(r), Some(1.1));
+        assert_eq!(overall_exposure("nothing"), None);
     }
 }
