@@ -10,10 +10,10 @@
 //! - Active is entered only when gate 6 (controller ready) passes;
 //! - the track file is set exactly while Demoted.
 
-use bsfg_gate_agent::gates::{GateId, GateReport, GateResult, Verdict};
-use bsfg_gate_agent::keepalived::VrrpState;
-use bsfg_gate_agent::promotion::{Action, Observation, Promotion, Role, Timing};
+use bsfg_gate_agent::gates::{GateReport, GateResult};
+use bsfg_gate_agent::promotion::{Action, Observation, Promotion, Timing};
 use bsfg_gate_agent::supervisor::{ControllerProcess, ExitReport};
+use bsfg_mgmt::{GateId, Role, Verdict, VrrpState};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -130,7 +130,7 @@ proptest! {
                         for id in [GateId::Vip, GateId::Jetstream, GateId::Quorum, GateId::Artifacts, GateId::Certificate, GateId::Lease] {
                             prop_assert!(g.get(id).passes(), "started with gate {} failing", id);
                         }
-                        prop_assert!(matches!(controller, ControllerProcess::Stopped), "started over a {} controller", controller.name());
+                        prop_assert!(matches!(controller, ControllerProcess::Stopped), "started over a {} controller", controller.state());
                         if let Some(stop) = last_stop {
                             prop_assert!(now.saturating_sub(stop) >= T.hold_down, "started within the hold-down");
                         }

@@ -457,27 +457,29 @@ fn usage(z: &Zone) -> String {
          reader     {rid} through consumer {consumer}: {rc} {rk}\n\
          zone CA    {ca}\n\
          \n\
+         The commands run as root (prefix sudo env PATH=\"$PATH\" when you are not).\n\
+         \n\
          Append and read (through the VIP, from the client namespace):\n\
-         \x20 sudo {me}{inst} append --message-id order-1 --object-json '{{\"qty\": 3}}'\n\
-         \x20 sudo {me}{inst} tail\n\
+         \x20 {me}{inst} append --message-id order-1 --object-json '{{\"qty\": 3}}'\n\
+         \x20 {me}{inst} tail\n\
          With curl (Connect protocol, JSON):\n\
-         \x20 sudo ip netns exec {client} curl -sS --cacert {ca} --cert {pc} --key {pk} \\\n\
+         \x20 ip netns exec {client} curl -sS --cacert {ca} --cert {pc} --key {pk} \\\n\
          \x20   -H 'Content-Type: application/json' {endpoint}/bsfg.v1.BoundaryService/AppendFact \\\n\
          \x20   -d '{{\"streamClass\":\"{class}\",\"fact\":{{\"envelope\":{{\"messageId\":\"order-2\",\"fromZone\":\"{zone}\",\"toZone\":\"{zone}\",\"producedAtUnixMs\":\"1780000000000\"}},\"subject\":\"{kind}:line-1/order-2\",\"predicate\":\"created\",\"objectJson\":\"{{}}\"}}}}'\n\
          With bsfgctl (configuration files in {cdir}):\n\
-         \x20 sudo ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{pid}.toml append --class {class} \\\n\
+         \x20 ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{pid}.toml append --class {class} \\\n\
          \x20   --message-id order-3 --subject {kind}:line-1/order-3 --predicate created --object-json '{{}}'\n\
-         \x20 sudo ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{rid}.toml tail --consumer {consumer}\n\
-         \x20 sudo ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{pid}.toml zone status\n\
+         \x20 ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{rid}.toml tail --consumer {consumer}\n\
+         \x20 ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{pid}.toml zone status\n\
          \n\
          Look and fail over:\n\
-         \x20 sudo {me}{inst} status                       # VIP, VRRP, gates, lease, JetStream leaders\n\
-         \x20 sudo ip netns exec {ns_a} {agent} --config {acfg} status\n\
-         \x20 sudo ip -n {switch} link set {a} down        # pull alpha's cable: the VIP moves to {b}\n\
-         \x20 sudo ip -n {switch} link set {a} up\n\
-         \x20 sudo {me} drill alpha-crash                  # drills run on a fresh instance of their own\n\
+         \x20 {me}{inst} status                       # VIP, VRRP, gates, lease, JetStream leaders\n\
+         \x20 ip netns exec {ns_a} {agent} --config {acfg} status\n\
+         \x20 ip -n {switch} link set {a} down        # pull alpha's cable: the VIP moves to {b}\n\
+         \x20 ip -n {switch} link set {a} up\n\
+         \x20 {me} drill alpha-crash                  # drills run on a fresh instance of their own\n\
          \n\
-         Remove everything:  sudo env PATH=\"$PATH\" ./scripts/zone down   (or: sudo {me}{inst} down)\n\
+         Remove everything:  ./scripts/zone down   (or: {me}{inst} down)\n\
          Hosts: {a} {aa}, {b} {ba}, {g} {ga}; VRRPv{ver} adverts every {adv} ms.\n",
         zone = z.spec.zone,
         inst_name = z.instance,

@@ -6,6 +6,7 @@
 //! never skips, without it.
 
 use bsfg_mgmt::Role;
+use bsfg_zonesim::observe::Readiness;
 use bsfg_zonesim::observe::zone_status::ZoneStatus;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -130,7 +131,7 @@ fn zone_up_status_append_tail_down() {
     let alpha = &status.hosts[0];
     assert_eq!(alpha.host, "alpha");
     assert_eq!(role(0), Some(Role::Active));
-    assert_eq!(alpha.controller_ready.as_deref(), Some("serving"));
+    assert_eq!(alpha.controller_ready, Some(Readiness::Serving));
     assert_eq!(role(1), Some(Role::Standby));
     assert_eq!(status.hosts[2].processes, ["nats-server"]);
     assert_eq!(status.jetstream.as_ref().map(|p| p.cluster_size), Some(3));

@@ -12,6 +12,7 @@
 
 use bsfg_zonesim::processes::Kind;
 use bsfg_zonesim::zone::{Options, Zone};
+use bsfgctl::commission::checklist::Verdict;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -105,8 +106,8 @@ impl Sim {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|i| i["verdict"] == "fail")
             .map(|i| i["id"].as_str().unwrap().to_owned())
+            .filter(|id| crate::support::verdict(&report, id) == Verdict::Fail)
             .collect();
         (out.status.code(), failing, report)
     }

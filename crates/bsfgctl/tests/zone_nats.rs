@@ -5,9 +5,11 @@
 //! (The whole zone, agents and keepalived included, is exercised against
 //! the zone simulator in tests/simulator.rs.)
 
+use crate::support::verdict;
 use bsfg_testkit::controller::{RunningController, loopback_server_identity, test_config};
 use bsfg_testkit::nats::NatsCluster;
 use bsfg_testkit::pki::TestPki;
+use bsfgctl::commission::checklist::Verdict;
 use std::process::Command;
 
 fn zone_file(nats: &NatsCluster, c: &RunningController, closed: &[u16]) -> serde_json::Value {
@@ -79,18 +81,9 @@ async fn jetstream_items_pass_on_a_real_cluster_and_missing_agents_are_named() {
         let out = bsfgctl(&["commission", "--json", "--no-round-trip"]);
         assert_eq!(out.status.code(), Some(1), "agents are missing: a failure");
         report = serde_json::from_slice(&out.stdout).unwrap();
-        let verdict = |id: &str| {
-            report["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|i| i["id"] == id)
-                .unwrap()["verdict"]
-                .clone()
-        };
         if ["jetstream-voters", "jetstream-quorum", "streams-r3"]
             .iter()
-            .all(|id| verdict(id) == "pass")
+            .all(|id| verdict(&report, id) == Verdict::Pass)
         {
             break;
         }
@@ -112,7 +105,7 @@ async fn jetstream_items_pass_on_a_real_cluster_and_missing_agents_are_named() {
         "clock-offset",
         "controller-bound-to-vip",
     ] {
-        assert_eq!(item(id)["verdict"], "pass", "{id}: {}", item(id));
+        assert_eq!(verdict(&report, id), Verdict::Pass, "{id}: {}", item(id));
     }
     let streams = item("streams-r3")["evidence"].to_string();
     assert!(streams.contains("facts_operational: R3"), "{streams}");
@@ -126,7 +119,7 @@ async fn jetstream_items_pass_on_a_real_cluster_and_missing_agents_are_named() {
         item("certificates")
     );
     for id in ["hosts-reachable", "vip-single-holder", "keepalived-unicast"] {
-        assert_eq!(item(id)["verdict"], "fail", "{id}");
+        assert_eq!(verdict(&report, id), Verdict::Fail, "{id}: {}", item(id));
     }
     assert!(
         item("hosts-reachable")["evidence"][0]
@@ -136,7 +129,7 @@ async fn jetstream_items_pass_on_a_real_cluster_and_missing_agents_are_named() {
         "{}",
         item("hosts-reachable")
     );
-    assert_eq!(item("round-trip")["verdict"], "skipped");
+    assert_eq!(verdict(&report, "round-trip"), Verdict::Skipped);
 
     // zone status: JetStream columns from the real servers; the missing agents are problems.
     let out = bsfgctl(&["zone", "status"]);

@@ -8,6 +8,7 @@ pub mod jsz;
 pub mod zone_status;
 
 use bsfg_mgmt::http::{self, HttpError};
+use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ pub fn holds_vip(vip: Ipv4Addr) -> bool {
 }
 
 /// A controller's readiness as seen through `/readyz`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
 pub enum Readiness {
     /// 200: serving.
     Serving,

@@ -29,7 +29,7 @@ pub struct HostStatus {
     /// Programs running in the host's namespace.
     pub processes: Vec<String>,
     /// `/readyz`: serving, or why not.
-    pub controller_ready: Option<String>,
+    pub controller_ready: Option<Readiness>,
     pub agent: Option<AgentStatus>,
     pub controller: Option<ControllerStatus>,
     /// Why the agent or controller status could not be read.
@@ -47,11 +47,11 @@ pub async fn collect(z: &Zone) -> ZoneStatus {
                 .await
                 .map_err(|e| errors.push(format!("agent: {e:#}")))
                 .ok();
-            let ready = match z.readiness(h).await {
-                Ok(Readiness::Serving) => Some("serving".to_owned()),
-                Ok(Readiness::NotServing(r)) | Ok(Readiness::Unknown(r)) => Some(r),
-                Err(e) => Some(format!("{e:#}")),
-            };
+            let ready = Some(
+                z.readiness(h)
+                    .await
+                    .unwrap_or_else(|e| Readiness::Unknown(format!("{e:#}"))),
+            );
             let controller = if z.controller_pids(h).is_empty() {
                 None
             } else {
@@ -140,7 +140,7 @@ pub fn render(s: &ZoneStatus) -> String {
             }
         });
         let controller = match (&h.controller_ready, &h.controller) {
-            (Some(r), _) if r == "serving" => "serving".to_owned(),
+            (Some(Readiness::Serving), _) => "serving".to_owned(),
             (_, Some(c)) => c.state.to_string(),
             (Some(_), None) => "stopped".to_owned(),
             (None, _) => "-".to_owned(),

@@ -7,10 +7,10 @@ use crate::zone::snapshot::{HostObservation, Snapshot};
 use crate::zone::status::{differing_builds, evaluate};
 use bsfg_mgmt::GateId;
 use bsfg_mgmt::nats::{Jsz, StreamDetail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,

@@ -34,12 +34,7 @@ pub fn render_command(template: &str, host: &str, address: &str, management: &st
 /// host's agent is a standby again (so it could take over).
 pub fn settled_on(s: &Snapshot, host: &str) -> bool {
     let holders = s.vip_holders();
-    let serving: Vec<&str> = s
-        .hosts
-        .iter()
-        .filter(|h| h.controller_serving())
-        .map(|h| h.name.as_str())
-        .collect();
+    let serving = s.serving_hosts();
     let others_standby = s
         .hosts
         .iter()

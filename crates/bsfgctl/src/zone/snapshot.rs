@@ -93,6 +93,15 @@ impl Snapshot {
             .collect()
     }
 
+    /// The hosts whose controller answers `/readyz` with 200.
+    pub fn serving_hosts(&self) -> Vec<&str> {
+        self.hosts
+            .iter()
+            .filter(|h| h.controller_serving())
+            .map(|h| h.name.as_str())
+            .collect()
+    }
+
     /// The meta leader every reachable server agrees on; `Err` lists the views.
     pub fn meta_leader(&self) -> Result<String, String> {
         let views: Vec<(String, Option<String>)> = self

@@ -164,12 +164,7 @@ pub fn evaluate(s: &Snapshot, now_ms: i64) -> ZoneView {
             holders.join(", ")
         )),
     }
-    let serving: Vec<&str> = s
-        .hosts
-        .iter()
-        .filter(|h| h.controller_serving())
-        .map(|h| h.name.as_str())
-        .collect();
+    let serving = s.serving_hosts();
     if serving.len() > 1 {
         problems.push(format!(
             "{} controllers serving at once: {}",

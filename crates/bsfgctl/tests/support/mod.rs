@@ -1,7 +1,21 @@
-//! Shared by tests/runbooks.rs and tests/simulator.rs: the fenced shell
-//! blocks of docs/runbooks and a small shell-word splitter.
+//! Shared by the integration tests: the fenced shell blocks of
+//! docs/runbooks, a small shell-word splitter, and the verdicts of a
+//! `commission --json` report read back as bsfgctl's own type.
 
+use bsfgctl::commission::checklist::Verdict;
 use std::path::{Path, PathBuf};
+
+/// The verdict of item `id` in a `commission --json` report.
+pub fn verdict(report: &serde_json::Value, id: &str) -> Verdict {
+    let item = report["items"]
+        .as_array()
+        .expect("a commission report has items")
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no item {id} in {report:#}"));
+    serde_json::from_value(item["verdict"].clone())
+        .unwrap_or_else(|e| panic!("item {id}: {e}: {item}"))
+}
 
 /// A fenced block: (file, info string, lines with continuations joined).
 pub fn blocks(dir: &Path) -> Vec<(String, String, Vec<String>)> {
