@@ -185,7 +185,6 @@ let
       then ""
       else "\n" + section "Install" {WantedBy = concatStringsSep " " u.wantedBy;}
     );
-
 in {
   inherit unitFile;
   inherit keepalivedConf keepalivedParts nixpkgsKeepalivedConf polkitRule quoteArgv;
