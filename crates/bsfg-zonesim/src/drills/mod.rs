@@ -261,7 +261,18 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
     // Every drill starts from a zone that formed once (the boot drill, like
     // its VM twin, then power-cycles it).
     if let Err(e) = zone.boot(BOOT_TIMEOUT).await {
-        bail!("the zone did not come up: {e:#}");
+        // The logs of a zone that never came up are the ones most needed.
+        let kept = opts.keep_logs.as_ref().map(|dir| {
+            let dest = dir.join(format!("{}-{}", zone.instance, drill.name()));
+            match copy_logs(&zone, &dest) {
+                Ok(()) => format!(" (logs kept in {})", dest.display()),
+                Err(e) => format!(" (could not keep the logs: {e:#})"),
+            }
+        });
+        bail!(
+            "the zone did not come up: {e:#}{}",
+            kept.unwrap_or_default()
+        );
     }
     ctx.event("zone up");
     if let Some(p) = &ctx.peer {
