@@ -251,10 +251,10 @@ fn inner_pid(pid: u32) -> Option<u32> {
 impl Zone {
     /// The systemd mode's boot, staged like the process mode's so that
     /// every drill starts from alpha active: alpha's and gamma's containers
-    /// at once (a quorum), then beta's once alpha serves. (A zone-wide
-    /// power-on is a race keepalived's boot-delay timers, 5 s and 15 s,
-    /// only bias towards alpha: on a loaded machine alpha's gates may
-    /// still fail at 15 s and beta win; the boot drill covers every order.)
+    /// at once, then beta's once they run. (A zone-wide power-on is a race
+    /// keepalived's boot-delay timers, 5 s and 15 s, only bias towards
+    /// alpha: on a loaded machine alpha's gates may still fail at 15 s and
+    /// beta win; the boot drill covers every order.)
     pub(crate) async fn boot_containers(&self, timeout: Duration) -> Result<()> {
         let [a, b, g] = self.spec.host_names().map(str::to_owned);
         self.progress.say(format!(
@@ -275,11 +275,11 @@ impl Zone {
             })
         })?;
         self.progress.say(format!(
-            "systemd runs on {a} and {g}; waiting for {a} serving, then booting {b}"
+            "systemd runs on {a} and {g}; booting {b}, then waiting for {a} serving"
         ));
-        self.wait_serving(&a, timeout).await?;
         tokio::task::block_in_place(|| self.start_container(&b))?;
         self.wait_formed(&[&a, &b, &g], timeout).await?;
+        self.wait_serving(&a, timeout).await?;
         self.wait_until(&format!("{b} BACKUP and standby"), timeout, || async {
             let s = self.agent_status(&b).await.ok()?;
             (s.vrrp.state == bsfg_mgmt::VrrpState::Backup && s.role == bsfg_mgmt::Role::Standby)
