@@ -1,16 +1,53 @@
-//! The Debian root every container boots, made once by
-//! `scripts/lib/container-root.sh` (debootstrap) and cached under a name
+//! The Debian root every container boots, made once by [`RECIPE`]
+//! (debootstrap) and cached under a name
 //! derived from the recipe's SHA-256: an edited recipe builds a new root,
 //! an unchanged one is reused by every run and instance. The containers use
 //! it read-only (`--volatile=overlay`), so one root serves all hosts.
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-/// The recipe, compiled in: what the cache name is computed from.
-pub const RECIPE: &str = include_str!("../../../../scripts/lib/container-root.sh");
+/// The recipe: a bash script run as `bash -s TARGET MIRROR`, compiled in
+/// (so the simulator needs no repository file to build a root) and what
+/// the cache name is computed from.
+pub const RECIPE: &str = r#"#!/usr/bin/env bash
+# The Debian root the zone simulator's systemd mode boots (bsfg-zonesim
+# --init systemd): systemd 252 as PID 1, dbus, polkitd and keepalived from
+# Debian bookworm. Nothing of ours goes in here: units, configuration,
+# users (systemd-sysusers), binaries and state are bound in per host at
+# boot, so one root serves every host of every instance read-only.
+#
+#   bash -s TARGET MIRROR < this recipe
+#
+# The simulator names the cache directory after the SHA-256 of this text, so
+# editing the recipe builds a new root on the next run.
+set -euo pipefail
+target=$1
+mirror=${2:-http://deb.debian.org/debian}
+packages=(
+  systemd systemd-sysv dbus libpam-systemd polkitd keepalived iproute2 procps
+  # polkitd needs a logind (a virtual package debootstrap does not resolve):
+  # libpam-systemd provides it.
+)
+debootstrap --variant=minbase --include="$(
+  IFS=,
+  echo "${packages[*]}"
+)" bookworm "$target" "$mirror"
+# What a NixOS host does not have either: the package manager's timers, the
+# console getty (the simulator reads each unit's journal instead), and the
+# packages' own enablement (the simulator binds its own /etc/systemd/system).
+rm -f "$target"/etc/machine-id "$target"/var/lib/dbus/machine-id
+: >"$target"/etc/machine-id
+# debootstrap copies this machine's hostname; each container gets its host's
+# name from systemd-nspawn --hostname instead.
+rm -f "$target"/etc/hostname
+# systemd-networkd / resolved are not in minbase; the host's namespace already
+# has its addresses. An empty fstab: nspawn provides the API file systems.
+: >"$target"/etc/fstab
+apt-get -o RootDir="$target" clean 2>/dev/null || rm -rf "$target"/var/cache/apt/archives/*.deb
+"#;
 
 /// Where roots are cached unless `$BSFG_CONTAINER_CACHE` says otherwise.
 pub const DEFAULT_CACHE: &str = "/var/cache/bsfg-zonesim";
@@ -31,7 +68,7 @@ pub fn cache_dir() -> PathBuf {
 /// The cached root, built first if missing. Concurrent callers wait for
 /// one build (a lock file); a half-built root is never used (built under a
 /// temporary name, renamed when complete).
-pub fn ensure(repo: &Path, say: &dyn Fn(String)) -> Result<PathBuf> {
+pub fn ensure(say: &dyn Fn(String)) -> Result<PathBuf> {
     let cache = cache_dir();
     std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
     let root = cache.join(root_name(RECIPE));
@@ -42,15 +79,6 @@ pub fn ensure(repo: &Path, say: &dyn Fn(String)) -> Result<PathBuf> {
         .with_context(|| format!("locking {}", lock_path.display()))?;
     if root.join("usr/lib/systemd/systemd").exists() {
         return Ok(root);
-    }
-    let script = repo.join("scripts/lib/container-root.sh");
-    let on_disk = std::fs::read_to_string(&script)
-        .with_context(|| format!("reading {}", script.display()))?;
-    if on_disk != RECIPE {
-        bail!(
-            "{} differs from the recipe this simulator was built with; rebuild it (cargo build -p bsfg-zonesim)",
-            script.display()
-        );
     }
     for tool in ["debootstrap", "systemd-nspawn"] {
         bsfg_testkit::bins::find_system_program(
@@ -72,14 +100,21 @@ pub fn ensure(repo: &Path, say: &dyn Fn(String)) -> Result<PathBuf> {
         .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
     let log = cache.join(format!("{}.log", root_name(RECIPE)));
     let out = std::fs::File::create(&log)?;
-    let status = Command::new("bash")
-        .arg(&script)
+    let mut child = Command::new("bash")
+        .arg("-s")
         .arg(&partial)
         .arg(&mirror)
+        .stdin(std::process::Stdio::piped())
         .stdout(out.try_clone()?)
         .stderr(out)
-        .status()
-        .context("running scripts/lib/container-root.sh")?;
+        .spawn()
+        .context("running the container root's recipe with bash")?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().context("bash's stdin")?;
+        stdin.write_all(RECIPE.as_bytes())?;
+    }
+    let status = child.wait()?;
     if !status.success() {
         let _ = std::fs::remove_dir_all(&partial);
         bail!(

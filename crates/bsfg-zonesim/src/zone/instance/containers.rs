@@ -46,7 +46,7 @@ impl Containers {
         system_user: Option<&NatsSystemUser>,
         say: &dyn Fn(String),
     ) -> Result<Containers> {
-        let root = root::ensure(&opts.repo, say)?;
+        let root = root::ensure(say)?;
         say(format!(
             "evaluating modules/lib/container.nix (the appliance's units, files and users per host); root {}",
             root.display()
