@@ -18,14 +18,17 @@
 
   # Test-only: install the generated certificates where the zone description
   # says they are, before anything reads them (systemd-tmpfiles "C" copies
-  # once; the gates scenario swaps files and restarts the agent).
+  # once; the gates scenario swaps files and restarts the agent), with the
+  # modes of docs/runbooks/deployment.md: the gate agent reads the public
+  # certificate itself and looks whether the key exists.
   pkiModule = {
     environment.etc."test-pki".source = pki;
     systemd.tmpfiles.rules = [
-      "d /var/lib/bsfg/tls 0700 root root -"
+      "d /var/lib/bsfg/tls 0755 root root -"
       "C /var/lib/bsfg/tls/ca.pem - - - - ${pki}/ca.pem"
       "C /var/lib/bsfg/tls/controller.pem - - - - ${pki}/controller.pem"
       "C /var/lib/bsfg/tls/controller.key - - - - ${pki}/controller.key"
+      "z /var/lib/bsfg/tls/controller.key 0600 root root -"
     ];
   };
 

@@ -132,8 +132,9 @@
     wantedBy = ["multi-user.target"];
     wants = ["network-online.target"];
     after = ["network-online.target" "nats.service"];
-    # An agent that keeps failing must keep being restarted: without it the
-    # host can neither promote nor demote through its track file.
+    # An agent that keeps failing must keep being restarted, never into a
+    # start limit: without it the host can neither promote nor demote (while
+    # it is down keepalived's check fails, so the host gives the VIP away).
     unitConfig.StartLimitIntervalSec = 0;
     serviceConfig =
       hardening
@@ -142,13 +143,19 @@
         NotifyAccess = "main";
         ExecStart = execLine agentArgv;
         WatchdogSec = "10s";
+        # Backing off 1 s, 2 s, 4 s, then 8 s between restarts of a crashing
+        # binary (systemd >= 254; the zone simulator waits the same delays).
         Restart = "always";
         RestartSec = "1s";
+        RestartSteps = 3;
+        RestartMaxDelaySec = "8s";
         User = agentUser;
         Group = agentUser;
         SupplementaryGroups = [artifactsGroup];
-        # Only the public certificate: the agent checks its validity.
-        LoadCredential = ["controller-cert.pem:${certificates.certificate}"];
+        # No LoadCredential=: a missing file would fail this unit before the
+        # agent could say which one is missing. It reads the public
+        # certificate where it is installed and only looks whether the
+        # controller's other credentials exist (gate 5).
         # The FIFO keepalived writes and the track file keepalived reads,
         # kept across agent restarts so keepalived's open FIFO stays valid.
         # 0755: the controller (another user) reads the lease sighting here;

@@ -480,7 +480,6 @@ let
       privateKey = "/run/credentials/bsfg-controller.service/key.pem";
       ca = "/run/credentials/bsfg-controller.service/ca.pem";
     };
-    agentCertificate = "/run/credentials/bsfg-gate-agent.service/controller-cert.pem";
     agentRuntime = "/run/bsfg-gate-agent";
     # The NATS system user's password (nats.systemUser), LoadCredential= too.
     natsSystemPassword = "/run/credentials/bsfg-controller.service/nats-system-password";
@@ -502,7 +501,6 @@ let
       privateKey = "${base}/credentials/key.pem";
       ca = "${base}/credentials/ca.pem";
     };
-    agentCertificate = "${base}/credentials/cert.pem";
     agentRuntime = "${base}/run";
     natsSystemPassword = "${base}/credentials/nats-system-password";
   };
@@ -599,6 +597,40 @@ let
       else h.interface;
     trackFilePath = "${paths.agentRuntime}/vrrp-track";
     notifyFifo = "${paths.agentRuntime}/notify.fifo";
+    # The files the controller's credentials come from, as installed on this
+    # host. Under systemd the zone description's paths (the controller unit's
+    # LoadCredential= reads them; the controller sees copies under
+    # /run/credentials); a controller the agent spawns itself (process
+    # supervisor: the simulator) reads its files in place. The gate agent
+    # looks whether each is there (gate 5 names every missing one: a host
+    # deployed before its secrets says what to install) and reads the public
+    # certificate itself, so the agent's unit needs none of them to start.
+    credentials = let
+      su = zone.nats.systemUser;
+      sources =
+        if supervisor == "systemd"
+        then {
+          tls_certificate = zone.certificates.certificate;
+          tls_private_key = zone.certificates.privateKey;
+          tls_ca = zone.certificates.ca;
+          nats_system_password =
+            if su == null
+            then null
+            else su.passwordFile;
+        }
+        else {
+          tls_certificate = paths.tls.certificate;
+          tls_private_key = paths.tls.privateKey;
+          tls_ca = paths.tls.ca;
+          nats_system_password = paths.natsSystemPassword;
+        };
+    in
+      builtins.removeAttrs sources (
+        if su == null
+        then ["nats_system_password"]
+        else []
+      );
+
     # The agent's lease sighting, read by the controller it starts so a lease
     # the agent already watched expire is taken at once (bsfg_store::LeaseSighting).
     sightingFile = "${paths.agentRuntime}/lease-sighting";
@@ -622,8 +654,12 @@ let
           inherit (zone.vip) address prefixLength;
           interface = vipInterface;
         };
-        # Keepalived only bids for the VIP while local JetStream is healthy
-        # (seed "VRRP health tracking"). weight 0: a failing check means FAULT.
+        # Keepalived only bids for (and keeps) the VIP while local JetStream
+        # is healthy (seed "VRRP health tracking") and the host's gate agent
+        # answers (without its agent a host must not stay in charge; the
+        # check is what the simulator can prove: keepalived's track_process
+        # needs the kernel's process connector, which exists only in the
+        # initial network namespace). weight 0: a failing check means FAULT.
         checkScript = {
           name = checkScriptName;
           argv = [bins.gateAgent "check" "--config" paths.agentConfig];
@@ -719,7 +755,7 @@ let
         require_mount_point = requireMountPoint;
       };
       certificate = {
-        path = paths.agentCertificate;
+        path = credentials.tls_certificate;
         min_validity = zone.certificatePolicy.minValidity;
         inherit (zone.certificatePolicy) policy;
       };
@@ -730,6 +766,7 @@ let
         management = mgmt ports.controllerManagement;
         ready_timeout = zone.gateAgent.readyTimeout;
         stop_timeout = zone.gateAgent.stopTimeout;
+        inherit credentials;
       };
       lease = {
         inherit (zone.lease) bucket ttl;

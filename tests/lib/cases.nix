@@ -60,6 +60,13 @@ let
   controllerKeys = ["buckets" "classes" "consumers" "lease" "limits" "listen" "logging" "management" "nats" "node" "peers" "store" "tls" "zone"];
   agentKeys = ["artifacts" "certificate" "controller" "evaluate_interval" "host" "keepalived" "lease" "logging" "management" "nats" "vip" "zone"];
 
+  # Alpha of a zone without nats.systemUser (no NATS accounts, no password).
+  alphaWithoutSystemUser = lib.hostSettings {
+    zone = lib.normalise (fx.with' {nats.systemUser = null;});
+    host = "alpha";
+    paths = lib.nixosPaths;
+  };
+
   a = nixos.alpha;
   b = nixos.beta;
   g = nixos.gamma;
@@ -205,12 +212,7 @@ in {
       system_user_password_file = "/run/credentials/bsfg-controller.service/nats-system-password";
     };
   without_system_user_no_accounts = let
-    z = lib.normalise (fx.with' {nats.systemUser = null;});
-    h = lib.hostSettings {
-      zone = z;
-      host = "alpha";
-      paths = lib.nixosPaths;
-    };
+    h = alphaWithoutSystemUser;
   in
     !(h.nats.settings ? accounts) && !(h.nats.settings ? no_auth_user) && h.controller.config.nats == {url = "nats://127.0.0.1:4222";} && (lib.normalise (builtins.removeAttrs fx.base ["nats"])).nats.systemUser == null;
   simulator_system_user_replaces_the_zones =
@@ -222,7 +224,38 @@ in {
   agent_keys_match_draft = sortedNames a.gateAgent.config == agentKeys;
   agent_systemd_on_nixos = a.gateAgent.config.controller.supervisor == "systemd" && a.gateAgent.config.controller.unit == "bsfg-controller.service";
   agent_artifacts_mount_required_on_nixos = a.gateAgent.config.artifacts.require_mount_point;
-  agent_reads_controller_cert_credential = a.gateAgent.config.certificate.path == "/run/credentials/bsfg-gate-agent.service/controller-cert.pem";
+  # The agent reads the public certificate where it is installed and only
+  # looks whether the controller's other credentials exist: no file may be
+  # missing for the agent itself to start.
+  agent_reads_the_installed_certificate = a.gateAgent.config.certificate.path == "/var/lib/bsfg/tls/controller.pem";
+  agent_knows_every_controller_credential =
+    a.gateAgent.config.controller.credentials
+    == {
+      tls_certificate = "/var/lib/bsfg/tls/controller.pem";
+      tls_private_key = "/var/lib/bsfg/tls/controller.key";
+      tls_ca = "/var/lib/bsfg/tls/ca.pem";
+      nats_system_password = "/var/lib/bsfg/secrets/nats-system-password";
+    };
+  agent_credentials_without_system_user =
+    builtins.attrNames alphaWithoutSystemUser.gateAgent.config.controller.credentials == ["tls_ca" "tls_certificate" "tls_private_key"];
+  simulator_agent_credentials_are_the_files_the_controller_reads =
+    sim.hosts.alpha.gateAgent.config.controller.credentials.tls_private_key
+    == sim.hosts.alpha.controller.config.tls.private_key
+    && sim.hosts.alpha.gateAgent.config.certificate.path == sim.hosts.alpha.controller.config.tls.certificate;
+  # The agent unit restarts forever with backoff and loads no credential
+  # (the simulator follows the same serviceConfig when it restarts an agent).
+  agent_unit_restarts_with_backoff_and_no_start_limit = let
+    u = a.units.bsfg-gate-agent;
+  in
+    u.serviceConfig.Restart
+    == "always"
+    && u.serviceConfig.RestartSec == "1s"
+    && u.serviceConfig.RestartSteps == 3
+    && u.serviceConfig.RestartMaxDelaySec == "8s"
+    && u.unitConfig.StartLimitIntervalSec == 0
+    && !(u.serviceConfig ? LoadCredential)
+    && builtins.match ".*RestartSteps=3\nRestartMaxDelaySec=8s.*|.*RestartMaxDelaySec=8s\n.*RestartSteps=3.*" u.text != null
+    && sim.hosts.beta.units.bsfg-gate-agent.serviceConfig.RestartSteps == 3;
 
   # --- simulator: same values, paths under runDir/<host>, process supervisor
   simulator_paths_under_run_dir = sim.hosts.beta.controller.config.store.artifact_dir == "/run/sim/beta/artifacts" && sim.hosts.gamma.nats.settings.jetstream.store_dir == "/run/sim/gamma/jetstream";

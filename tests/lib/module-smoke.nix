@@ -426,6 +426,17 @@ in {
     sc = (get "beta" "controller").systemd.services.bsfg-controller.serviceConfig;
   in
     sc.Type == "notify" && sc.WatchdogSec == "10s" && sc.ProtectSystem == "strict" && sc.ReadWritePaths == ["/artifacts"];
+  agent_unit_restarts_forever_with_backoff = let
+    unit = (get "alpha" "gate-agent").systemd.services.bsfg-gate-agent;
+    sc = unit.serviceConfig;
+  in
+    sc.Restart
+    == "always"
+    && sc.RestartSec == "1s"
+    && sc.RestartSteps == 3
+    && sc.RestartMaxDelaySec == "8s"
+    && unit.unitConfig.StartLimitIntervalSec == 0
+    && !(sc ? LoadCredential);
   controller_credentials_from_zone_paths =
     (get "alpha" "controller").systemd.services.bsfg-controller.serviceConfig.LoadCredential
     == ["cert.pem:/var/lib/bsfg/tls/controller.pem" "key.pem:/var/lib/bsfg/tls/controller.key" "ca.pem:/var/lib/bsfg/tls/ca.pem" "nats-system-password:/var/lib/bsfg/secrets/nats-system-password"];
@@ -465,7 +476,10 @@ in {
     a = lines (template "alpha" "systemd" true);
     b = lines (template "alpha" "process" false);
   in
-    builtins.filter (l: !(builtins.elem l b)) a == ["require_mount_point = true" "supervisor = \"systemd\""];
+    # The credentials the agent checks (and the certificate it reads)
+    # follow the supervisor: systemd hands the zone's files to the
+    # controller (LoadCredential=), a spawned controller reads its own in place.
+    builtins.filter (l: !(builtins.elem l b) && builtins.match "(tls_|nats_system_password|path = ).*" l == null) a == ["require_mount_point = true" "supervisor = \"systemd\""];
   # The keepalived.conf the appliance runs declares the track file and the
   # script before the instance that names them (keepalived resolves them
   # while parsing the instance).

@@ -5,10 +5,24 @@
 //! `CLOCK_MONOTONIC` instant computed by `bsfg_core::lease` — lies in the
 //! future. The check reads two atomics and the clock, so self-fencing is exact
 //! to the request and does not depend on a background task being scheduled.
+//!
+//! Two ways of not serving, deliberately different:
+//! - **Paused**: renewals fail because JetStream cannot commit (a leader
+//!   election, lost quorum). Nobody else can take the lease either (taking
+//!   it is a write), so the holder keeps trying and serves again when a
+//!   write succeeds — the agent waits such stalls out (`stall_grace`).
+//! - **Fenced** ([`Fenced`]): this controller can no longer be the zone's
+//!   writer — its service address left the host (the VIP moved) or another
+//!   controller took the lease. It releases the lease if it is still its
+//!   own, stops and exits with [`bsfg_mgmt::ControllerExit::Fenced`]; only its gate
+//!   agent may start a controller here again. The lease follows the VIP: no
+//!   write is ever sent while the service address is not local.
 
 use crate::metrics::Metrics;
+use crate::service_address::ServiceAddress;
 use bsfg_core::config::Lease as LeaseConfig;
 use bsfg_core::lease::{LeaseAction, LeaseState, LeaseTiming, Observation};
+use bsfg_core::retry::{Backoff, RepeatedWarning};
 use bsfg_core::{BsfgError, Reason};
 use bsfg_store::{LeaseSighting, LeaseStore, LeaseWrite, monotonic_now};
 use std::sync::Arc;
@@ -26,6 +40,33 @@ pub struct Fence {
     lease_enabled: AtomicBool,
     /// Who holds the lease when it is not us, for errors and /readyz.
     pub(crate) blocked_by: std::sync::Mutex<Option<String>>,
+    /// Set once this controller is fenced for good (it is exiting); the
+    /// flag keeps the request path at atomics, the reason is read only then.
+    fenced_flag: AtomicBool,
+    fenced: std::sync::Mutex<Option<Fenced>>,
+}
+
+/// Why this controller stopped being the zone's writer for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fenced {
+    /// The service address is not on this host: the VIP is elsewhere.
+    AddressGone { address: std::net::IpAddr },
+    /// Another controller took the zone lease.
+    LeaseTaken { by: String },
+}
+
+impl std::fmt::Display for Fenced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fenced::AddressGone { address } => write!(
+                f,
+                "the service address {address} is not on this host (the VIP is elsewhere)"
+            ),
+            Fenced::LeaseTaken { by } => {
+                write!(f, "another controller ({by}) took the zone lease")
+            }
+        }
+    }
 }
 
 impl Fence {
@@ -62,11 +103,30 @@ impl Fence {
     }
 
     pub fn is_serving(&self) -> bool {
-        !self.is_draining() && self.remaining().is_none_or(|r| !r.is_zero())
+        !self.is_draining() && !self.is_fenced() && self.remaining().is_none_or(|r| !r.is_zero())
+    }
+
+    pub fn is_fenced(&self) -> bool {
+        self.fenced_flag.load(Ordering::Acquire)
+    }
+
+    fn set_fenced(&self, why: Fenced) {
+        self.set_deadline(None);
+        if let Ok(mut g) = self.fenced.lock() {
+            g.get_or_insert(why);
+        }
+        self.fenced_flag.store(true, Ordering::Release);
     }
 
     /// The first check of every request.
     pub fn check(&self) -> Result<(), BsfgError> {
+        if self.is_fenced() {
+            let why = self.fenced.lock().ok().and_then(|g| g.clone());
+            return Err(Reason::NotServing.err(match why {
+                Some(why) => format!("fenced: {why}; this controller stops"),
+                None => "fenced; this controller stops".into(),
+            }));
+        }
         if self.is_draining() {
             return Err(Reason::NotServing
                 .err("this controller is shutting down; retry (the zone VIP moves)"));
@@ -106,6 +166,29 @@ pub struct LeaseHolder {
     timing: LeaseTiming,
     fence: Arc<Fence>,
     metrics: Arc<Metrics>,
+    address: ServiceAddress,
+    writes: Mutex<WritePacing>,
+}
+
+/// Failed writes are retried with backoff and jitter, and reported at most
+/// once a second with a count (an outage would otherwise log ~40 lines a second).
+struct WritePacing {
+    backoff: Backoff,
+    not_before: Option<Duration>,
+    warning: RepeatedWarning,
+    failures: u64,
+    /// A write of ours succeeded once: seeing another controller's record
+    /// afterwards means the lease was taken from us.
+    held_once: bool,
+}
+
+/// Why [`LeaseHolder::acquire`] did not take the lease.
+#[derive(Debug)]
+pub enum NotAcquired {
+    /// Another controller holds a live lease (exit 75).
+    Held(BsfgError),
+    /// The service address is not on this host (exit 79).
+    Fenced(Fenced),
 }
 
 impl LeaseHolder {
@@ -114,6 +197,7 @@ impl LeaseHolder {
         store: LeaseStore,
         host: &str,
         config: &LeaseConfig,
+        address: ServiceAddress,
         metrics: Arc<Metrics>,
     ) -> (Arc<LeaseHolder>, Arc<Fence>) {
         let instance = format!("{host}-{:016x}", rand::random::<u64>());
@@ -123,14 +207,28 @@ impl LeaseHolder {
             safety_margin: config.safety_margin,
         };
         let fence = Fence::with_lease();
+        let tick = (timing.renew_interval / 4).max(Duration::from_millis(10));
         let holder = LeaseHolder {
             store,
             state: Mutex::new(LeaseState::new(host, instance, timing)),
             timing,
             fence: fence.clone(),
             metrics,
+            address,
+            writes: Mutex::new(WritePacing {
+                backoff: Backoff::new(tick, (timing.ttl / 2).max(tick)),
+                not_before: None,
+                warning: RepeatedWarning::new(Duration::from_secs(1)),
+                failures: 0,
+                held_once: false,
+            }),
         };
         (Arc::new(holder), fence)
+    }
+
+    /// The service address this holder follows.
+    pub fn address(&self) -> ServiceAddress {
+        self.address
     }
 
     pub async fn instance(&self) -> String {
@@ -139,8 +237,13 @@ impl LeaseHolder {
 
     /// Takes the lease, waiting at most about one TTL for a previous holder's
     /// lease to expire. `sighting` is the gate agent's observation, if any.
-    pub async fn acquire(&self, sighting: Option<LeaseSighting>) -> Result<(), BsfgError> {
-        let first = self.store.read().await?;
+    pub async fn acquire(&self, sighting: Option<LeaseSighting>) -> Result<(), NotAcquired> {
+        if !self.address.is_local() {
+            return Err(NotAcquired::Fenced(Fenced::AddressGone {
+                address: self.address.ip(),
+            }));
+        }
+        let first = self.store.read().await.map_err(NotAcquired::Held)?;
         {
             let mut state = self.state.lock().await;
             // Seed from the agent's sighting of the same revision: it has been
@@ -158,7 +261,9 @@ impl LeaseHolder {
         }
         let give_up = monotonic_now() + self.timing.ttl * 2 + self.timing.renew_interval;
         loop {
-            self.step().await;
+            if let Some(why) = self.step().await {
+                return Err(NotAcquired::Fenced(why));
+            }
             if self.fence.remaining().is_some_and(|r| !r.is_zero()) {
                 return Ok(());
             }
@@ -169,17 +274,25 @@ impl LeaseHolder {
                     .lock()
                     .map(|g| g.clone())
                     .unwrap_or_default();
-                return Err(Reason::NotServing.err(format!(
+                return Err(NotAcquired::Held(Reason::NotServing.err(format!(
                     "the zone lease is held by {}",
                     holder.unwrap_or_else(|| "another controller".into())
-                )));
+                ))));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
-    /// One decision + I/O step; updates the fence.
-    async fn step(&self) {
+    /// One decision + I/O step; updates the fence. `Some`: fenced for good.
+    async fn step(&self) -> Option<Fenced> {
+        // The lease follows the VIP: checked at every step (every quarter of
+        // the renew interval), not only before a write, so a controller on a
+        // host the VIP just left stops at once.
+        if !self.address.is_local() {
+            return Some(Fenced::AddressGone {
+                address: self.address.ip(),
+            });
+        }
         let mut state = self.state.lock().await;
         let now = monotonic_now();
         let action = state.next_action(now);
@@ -199,34 +312,9 @@ impl LeaseHolder {
             LeaseAction::Renew { revision } => Some(Some(revision)),
         };
         if let Some(expected) = expected {
-            let sent = monotonic_now();
-            state.write_sent(sent);
-            let record = state.record(bsfg_core::clock::unix_ms());
-            let budget = self.timing.renew_interval.max(Duration::from_millis(100));
-            match tokio::time::timeout(budget, self.store.write(&record, expected)).await {
-                Ok(Ok(LeaseWrite::Written { revision })) => {
-                    state.write_succeeded(sent, revision);
-                    self.metrics.lease_renewals.inc();
-                    if let Ok(mut b) = self.fence.blocked_by.lock() {
-                        *b = None;
-                    }
-                }
-                Ok(Ok(LeaseWrite::Conflict)) => {
-                    state.write_conflicted();
-                    if let Ok(obs) = self.store.read().await {
-                        state.observe(monotonic_now(), obs);
-                    }
-                }
-                Ok(Err(e)) => {
-                    self.metrics.lease_write_failures.inc();
-                    tracing::warn!(error = %e, "lease write failed");
-                    state.write_failed();
-                }
-                Err(_) => {
-                    self.metrics.lease_write_failures.inc();
-                    tracing::warn!("lease write timed out");
-                    state.write_failed();
-                }
+            let mut pacing = self.writes.lock().await;
+            if pacing.not_before.is_none_or(|t| now >= t) {
+                self.write(&mut state, &mut pacing, expected).await;
             }
         }
         let deadline = state.fence_deadline();
@@ -239,22 +327,85 @@ impl LeaseHolder {
                 .map(|d| d.saturating_sub(now).as_secs_f64())
                 .unwrap_or(0.0),
         );
+        let held_once = self.writes.lock().await.held_once;
+        match state.taken_by_other() {
+            Some(by) if held_once => Some(Fenced::LeaseTaken { by: by.to_owned() }),
+            _ => None,
+        }
     }
 
-    /// Renews until cancelled. Losing the lease closes the fence (requests get
-    /// `not_serving`); the gate agent sees /readyz fail and demotes this host.
-    pub async fn keep(self: Arc<Self>, stop: CancellationToken) {
+    /// One lease write (take or renew) and what it tells us.
+    async fn write(&self, state: &mut LeaseState, pacing: &mut WritePacing, expected: Option<u64>) {
+        let sent = monotonic_now();
+        state.write_sent(sent);
+        let record = state.record(bsfg_core::clock::unix_ms());
+        let budget = self.timing.renew_interval.max(Duration::from_millis(100));
+        let failure = match tokio::time::timeout(budget, self.store.write(&record, expected)).await
+        {
+            Ok(Ok(LeaseWrite::Written { revision })) => {
+                state.write_succeeded(sent, revision);
+                self.metrics.lease_renewals.inc();
+                if let Ok(mut b) = self.fence.blocked_by.lock() {
+                    *b = None;
+                }
+                pacing.held_once = true;
+                pacing.backoff.reset();
+                pacing.not_before = None;
+                if pacing.failures > 0 {
+                    tracing::info!(
+                        failures = pacing.failures,
+                        "lease writes succeed again after {} failures",
+                        pacing.failures
+                    );
+                    pacing.failures = 0;
+                    pacing.warning.clear();
+                }
+                return;
+            }
+            Ok(Ok(LeaseWrite::Conflict)) => {
+                state.write_conflicted();
+                if let Ok(obs) = self.store.read().await {
+                    state.observe(monotonic_now(), obs);
+                }
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {budget:?}"),
+        };
+        self.metrics.lease_write_failures.inc();
+        state.write_failed();
+        pacing.failures += 1;
+        let now = monotonic_now();
+        pacing.not_before = Some(now + pacing.backoff.next_delay(rand::random()));
+        if let Some(n) = pacing.warning.occurred(now) {
+            tracing::warn!(
+                error = %failure,
+                failures_since_last_report = n,
+                "lease write failed ({n} since the last report)"
+            );
+        }
+    }
+
+    /// Renews until cancelled or fenced. A lease that cannot be renewed
+    /// closes the fence (requests get `not_serving`) until a write succeeds
+    /// again; a fenced holder releases the lease if it is still its own and
+    /// returns why, and the controller exits.
+    pub async fn keep(self: Arc<Self>, stop: CancellationToken) -> Option<Fenced> {
         let tick = self.timing.renew_interval / 4;
         loop {
             tokio::select! {
-                _ = stop.cancelled() => return,
+                _ = stop.cancelled() => return None,
                 _ = tokio::time::sleep(tick.max(Duration::from_millis(10))) => {}
             }
             let was_serving = self.fence.is_serving();
-            self.step().await;
+            if let Some(why) = self.step().await {
+                self.fence.set_fenced(why.clone());
+                self.release().await;
+                return Some(why);
+            }
             if was_serving && !self.fence.is_serving() && !self.fence.is_draining() {
                 tracing::error!(
-                    "zone lease lost or not renewed in time: fenced, no longer serving"
+                    "zone lease not renewed in time: not serving until a renewal succeeds"
                 );
             }
         }

@@ -6,14 +6,17 @@
 //! 1. TLS material loads (else exit 78);
 //! 2. the management endpoint binds (loopback/management network);
 //! 3. JetStream answers (else exit 69);
-//! 4. the zone lease is taken (else exit 75) — see [`fencing`];
+//! 4. the zone lease is taken (else exit 75), only while the service address
+//!    is on this host (else exit 79) — see [`fencing`], [`service_address`];
 //! 5. streams and buckets are created or reconciled, cursors loaded;
 //! 6. the service address — the VIP — is bound (else exit 69);
 //! 7. `READY=1` to systemd; stream leaders, and with the NATS system user
 //!    the meta leader, are moved off this host (from 5 s after start).
 //!
 //! On SIGTERM: `STOPPING=1`, stop accepting, drain in-flight requests for
-//! `drain_timeout`, release the lease, exit 0.
+//! `drain_timeout`, release the lease, exit 0. Fenced (the VIP left this
+//! host, or another controller took the lease): the same, but exit 79; a
+//! fenced controller never waits to take the lease again.
 
 pub mod artifacts;
 pub mod boundary;
@@ -24,6 +27,7 @@ pub mod metrics;
 pub mod mgmt;
 pub mod replicator;
 pub mod rpc;
+pub mod service_address;
 pub mod tls;
 
 use bsfg_core::config::ControllerConfig;
@@ -53,6 +57,8 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
 
     let tls = tls::server_config(&config.tls)
         .map_err(|e| fail(ControllerExit::Config, format!("TLS: {e}")))?;
+    let service = service_address::ServiceAddress::new(config.listen.address.ip())
+        .map_err(|e| fail(ControllerExit::Config, e))?;
     // Peer endpoints and identities are configuration: a bad one is exit 78, now.
     let peer_links =
         replicator::peer_links(&config).map_err(|e| fail(ControllerExit::Config, e))?;
@@ -73,7 +79,7 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         .await
         .map_err(|e| fail(ControllerExit::Unavailable, e))?;
         let (holder, fence) =
-            fencing::LeaseHolder::new(store, &config.node, &config.lease, metrics.clone());
+            fencing::LeaseHolder::new(store, &config.node, &config.lease, service, metrics.clone());
         (Some(holder), fence)
     } else {
         tracing::warn!("the zone lease is disabled: nothing prevents a second active controller");
@@ -101,18 +107,25 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     })?;
     let mgmt_task = tokio::spawn(mgmt::serve(mgmt_listener, observed.clone(), stop.clone()));
 
+    let mut keeper = None;
     if let Some(holder) = &lease {
         let sighting = config
             .lease
             .sighting_file
             .as_deref()
             .and_then(LeaseSighting::read);
-        holder
-            .acquire(sighting)
-            .await
-            .map_err(|e| fail(ControllerExit::LeaseHeld, e.detail))?;
+        match holder.acquire(sighting).await {
+            Ok(()) => {}
+            Err(fencing::NotAcquired::Held(e)) => {
+                return Err(fail(ControllerExit::LeaseHeld, e.detail));
+            }
+            Err(fencing::NotAcquired::Fenced(why)) => {
+                tracing::error!(%why, "fenced before taking the zone lease; exiting 79");
+                return Err(fail(ControllerExit::Fenced, format!("fenced: {why}")));
+            }
+        }
         tracing::info!(instance = %holder.instance().await, "zone lease taken");
-        tokio::spawn(holder.clone().keep(stop.clone()));
+        keeper = Some(tokio::spawn(holder.clone().keep(stop.clone())));
     }
 
     let boundary = match retry_startup("preparing streams and buckets", || {
@@ -195,17 +208,47 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     let _ = observed.rehydration.set(rehydration);
     tokio::spawn(rehydrator.run(stop.clone()));
 
-    stop.cancelled().await;
+    let fenced = match keeper {
+        Some(mut keeper) => tokio::select! {
+            _ = stop.cancelled() => None,
+            why = &mut keeper => why.ok().flatten(),
+        },
+        None => {
+            stop.cancelled().await;
+            None
+        }
+    };
+    if let Some(why) = &fenced {
+        tracing::error!(
+            %why,
+            "fenced: this controller stops serving and exits 79; only the gate agent starts a controller again"
+        );
+        stop.cancel();
+    }
     tracing::info!("stopping: draining in-flight requests");
     fence.set_draining();
     health_reporter.set_not_serving::<bsfg_proto::v1::boundary_service_server::BoundaryServiceServer<rpc::grpc::GrpcBoundary>>().await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    let _ = server.await;
+    if fenced.is_some() {
+        // Nothing in flight can succeed any more (the fence refuses every
+        // request), and connections through a VIP that moved are dead: do
+        // not wait a full drain for them to close.
+        let _ = tokio::time::timeout(FENCED_DRAIN, server).await;
+    } else {
+        let _ = server.await;
+    }
     release(&lease).await;
     let _ = mgmt_task.await;
     tracing::info!("stopped");
-    Ok(())
+    match fenced {
+        Some(why) => Err(fail(ControllerExit::Fenced, format!("fenced: {why}"))),
+        None => Ok(()),
+    }
 }
+
+/// How long a fenced controller lets in-flight requests finish (each one is
+/// refused by the fence) before it exits.
+const FENCED_DRAIN: Duration = Duration::from_secs(1);
 
 /// How long start-up keeps retrying JetStream set-up steps (stream creation,
 /// leader election on a freshly formed cluster) before exiting 69.
@@ -217,7 +260,9 @@ where
     Fut: std::future::Future<Output = Result<T, bsfg_core::BsfgError>>,
 {
     let deadline = tokio::time::Instant::now() + STARTUP_BUDGET;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff =
+        bsfg_core::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut warning = bsfg_core::retry::RepeatedWarning::new(Duration::from_secs(1));
     loop {
         match step().await {
             Ok(v) => return Ok(v),
@@ -225,9 +270,10 @@ where
                 if e.reason == bsfg_core::Reason::SubstrateUnavailable
                     && tokio::time::Instant::now() < deadline =>
             {
-                tracing::warn!(error = %e, "{what}: JetStream not ready, retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                if let Some(n) = warning.occurred(bsfg_store::monotonic_now()) {
+                    tracing::warn!(error = %e, failures_since_last_report = n, "{what}: JetStream not ready, retrying");
+                }
+                tokio::time::sleep(backoff.next_delay(rand::random())).await;
             }
             Err(e) => return Err(e),
         }

@@ -16,11 +16,14 @@ use std::process::ExitCode;
 ///
 /// In a zone it is started only by bsfg-gate-agent, never at boot. It reports
 /// READY to systemd after it holds the zone lease, reached JetStream and bound
-/// the VIP, and stops serving on its own if it cannot renew the lease.
+/// the VIP, and stops serving on its own if it cannot renew the lease. It
+/// takes and renews the lease only while the VIP is on this host, and exits
+/// as soon as the VIP leaves or another controller takes the lease.
 ///
 /// Exit codes: 0 stopped cleanly; 78 configuration error; 69 JetStream
 /// unreachable or the listen address (VIP) not bindable; 75 the zone lease is
-/// held by another host; 70 internal error.
+/// held by another host; 79 fenced (the VIP left this host, or another
+/// controller took the lease); 70 internal error.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Cli {

@@ -43,6 +43,15 @@ impl Observed {
                 ServingState::Starting,
                 Some("not yet bound to the service address".into()),
             )
+        } else if let Some(l) = self.lease.as_ref().filter(|l| !l.address().is_local()) {
+            // Exact at every probe, before the lease holder's next step fences.
+            (
+                ServingState::Fenced,
+                Some(format!(
+                    "the service address {} is not on this host",
+                    l.address().ip()
+                )),
+            )
         } else {
             match self.fence.not_serving_reason() {
                 None => (ServingState::Serving, None),

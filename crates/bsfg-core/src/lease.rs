@@ -253,6 +253,17 @@ impl LeaseState {
         self.held.map(|(_, sent_at)| sent_at + self.fence_after())
     }
 
+    /// The host of the last record observed, if it is another controller's
+    /// (another host, or another instance on this host): the lease went to
+    /// someone else. A holder that sees this has lost the lease for good and
+    /// stops (it exits; only its agent may start a controller again).
+    pub fn taken_by_other(&self) -> Option<&str> {
+        match &self.seen {
+            Some((_, Some(record), _)) if !self.is_mine(record) => Some(&record.host),
+            _ => None,
+        }
+    }
+
     /// Revision to delete on release, if we hold the lease.
     pub fn release(&mut self) -> Option<u64> {
         self.held.take().map(|(rev, _)| rev)
@@ -580,6 +591,27 @@ mod tests {
         let b = LeaseState::new("beta", "b1", T);
         a.observe(ms(10), held_by(&b, 6));
         assert!(!a.is_serving(ms(11)));
+    }
+
+    #[test]
+    fn a_record_of_another_controller_says_who_took_the_lease() {
+        let mut a = LeaseState::new("alpha", "a1", T);
+        assert_eq!(a.taken_by_other(), None);
+        a.write_sent(ms(0));
+        a.write_succeeded(ms(0), 1);
+        assert_eq!(a.taken_by_other(), None, "our own write");
+        a.observe(ms(10), Observation::Vacant { revision: Some(2) });
+        assert_eq!(a.taken_by_other(), None, "released, not taken");
+        let restarted = LeaseState::new("alpha", "a2", T);
+        a.observe(ms(20), held_by(&restarted, 3));
+        assert_eq!(
+            a.taken_by_other(),
+            Some("alpha"),
+            "another instance on this host"
+        );
+        let b = LeaseState::new("beta", "b1", T);
+        a.observe(ms(30), held_by(&b, 4));
+        assert_eq!(a.taken_by_other(), Some("beta"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`policy`]: who may append, consume, read and write what;
 //! - [`error`]: the one error type, each reason mapped to a status code;
 //! - [`lease`]: the controller lease state machine (one writer per zone);
+//! - [`retry`]: backoff with jitter, and repeated warnings logged once a second with a count;
 //! - [`config`]: configuration types of the binaries (loaded with figment at the edges);
 //! - [`clock`]: the wall clock in the contract's units (the one read of the outside world).
 
@@ -25,6 +26,7 @@ pub mod lease;
 pub mod limits;
 pub mod names;
 pub mod policy;
+pub mod retry;
 pub mod source;
 
 pub use error::{BsfgError, Reason, RpcCode};

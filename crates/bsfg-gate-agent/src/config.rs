@@ -191,6 +191,15 @@ pub struct Controller {
     /// left behind. Default: `controller.pid` next to `keepalived.track_file`.
     #[serde(default)]
     pub pid_file: Option<PathBuf>,
+    /// The files the controller cannot start without, by name (its
+    /// certificate, key and CA, the NATS system user's password), as
+    /// installed on the host (on NixOS the sources of the controller unit's
+    /// `LoadCredential=`). The agent only looks whether each exists and is
+    /// not empty (it never reads them): gate 5 fails naming every one that
+    /// is missing, so a host deployed before its secrets says what to
+    /// install, and promotes once they are there.
+    #[serde(default)]
+    pub credentials: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl AgentConfig {
@@ -436,6 +445,14 @@ impl AgentConfig {
             }
             _ => {}
         }
+        for (name, path) in &self.controller.credentials {
+            if !path.is_absolute() {
+                return Err(ConfigError::new(
+                    format!("controller.credentials.{name}"),
+                    "must be an absolute path",
+                ));
+            }
+        }
         if self.controller.management.ip().is_unspecified() {
             return Err(ConfigError::new(
                 "controller.management",
@@ -516,7 +533,7 @@ dir = "/artifacts"
 require_mount_point = true
 
 [certificate]
-path = "/run/credentials/bsfg-gate-agent.service/controller-cert.pem"
+path = "/var/lib/bsfg/tls/controller.pem"
 min_validity = "30d"
 policy = "deny"
 
@@ -527,6 +544,12 @@ command = ["bsfg-controller", "--config", "/etc/bsfg/controller.toml"]
 management = "127.0.0.1:9464"
 ready_timeout = "15s"
 stop_timeout = "10s"
+
+[controller.credentials]
+tls_certificate = "/var/lib/bsfg/tls/controller.pem"
+tls_private_key = "/var/lib/bsfg/tls/controller.key"
+tls_ca = "/var/lib/bsfg/tls/ca.pem"
+nats_system_password = "/var/lib/bsfg/secrets/nats-system-password"
 
 [lease]
 bucket = "bsfg_lease"
@@ -557,6 +580,33 @@ filter = "info"
     fn edit(from: &str, to: &str) -> String {
         assert!(EXAMPLE.contains(from), "{from}");
         EXAMPLE.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn controller_credentials_are_named_absolute_paths() {
+        let c = from_toml(EXAMPLE).unwrap();
+        assert_eq!(
+            c.controller.credentials.keys().collect::<Vec<_>>(),
+            [
+                "nats_system_password",
+                "tls_ca",
+                "tls_certificate",
+                "tls_private_key"
+            ]
+        );
+        let e = from_toml(&edit(
+            "tls_ca = \"/var/lib/bsfg/tls/ca.pem\"",
+            "tls_ca = \"ca.pem\"",
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "controller.credentials.tls_ca", "{e}");
+        // Optional: an agent configured without them checks none.
+        let none = from_toml(&EXAMPLE.replace(
+            "[controller.credentials]\ntls_certificate = \"/var/lib/bsfg/tls/controller.pem\"\ntls_private_key = \"/var/lib/bsfg/tls/controller.key\"\ntls_ca = \"/var/lib/bsfg/tls/ca.pem\"\nnats_system_password = \"/var/lib/bsfg/secrets/nats-system-password\"\n",
+            "",
+        ))
+        .unwrap();
+        assert!(none.controller.credentials.is_empty());
     }
 
     #[test]

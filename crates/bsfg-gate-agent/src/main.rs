@@ -44,9 +44,10 @@ enum Command {
     /// Type=notify (READY=1, WATCHDOG=1 on every evaluation).
     Run,
 
-    /// Keepalived vrrp_script: exit 0 only while the local JetStream is
-    /// healthy (monitoring /healthz?js-enabled-only=true and the server
-    /// answering a client ping).
+    /// Keepalived vrrp_script: exit 0 only while this host's gate agent
+    /// daemon answers (GET /healthz on management.address) and the local
+    /// JetStream is healthy (monitoring /healthz?js-enabled-only=true and the
+    /// server answering a client ping).
     Check,
 
     /// Forward a keepalived notification to the daemon (for a classic
@@ -164,7 +165,7 @@ fn real_main(cli: &Cli) -> Result<ExitCode, ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(reason) => {
-                    eprintln!("local JetStream unhealthy: {reason}");
+                    eprintln!("{reason}");
                     Err(ExitCode::from(exit::FAILED))
                 }
             }

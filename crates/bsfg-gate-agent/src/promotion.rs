@@ -7,7 +7,7 @@
 //!   Standby ─────────────────────────────► Promoting ──────────────────► Active
 //!      ▲  ▲                                   │  │                         │
 //!      │  └── VIP lost, BACKUP/FAULT/STOP, ───┘  │                         │
-//!      │      lease held elsewhere, exit 75      │ not ready in time,      │
+//!      │      lease held elsewhere, exit 75/79   │ not ready in time,      │
 //!      │      (stop the controller)              │ health gate lost,       │
 //!      │                                         │ controller died         │
 //!      │ health gates pass for hold_down         ▼                         │
@@ -419,12 +419,16 @@ impl Promotion {
 
     fn controller_exited(&mut self, now: Duration, exit: &ExitReport) -> Vec<Action> {
         self.stopped_at = Some(now);
-        if exit.code.and_then(ControllerExit::from_code) == Some(ControllerExit::LeaseHeld) {
-            // Not this host's fault: the lease decides, the VIP may stay.
+        // Not this host's fault: for 75 the lease decides and the VIP may
+        // stay; for 79 (fenced) the VIP or the lease went elsewhere,
+        // keepalived's or the lease's decision, not a health problem here.
+        if let Some(e @ (ControllerExit::LeaseHeld | ControllerExit::Fenced)) =
+            exit.code.and_then(ControllerExit::from_code)
+        {
             self.enter(
                 now,
                 Role::Standby,
-                "controller exited 75: the zone lease is held by another host".into(),
+                format!("controller exited {}: {}", e.code(), e.meaning()),
             );
             return Vec::new();
         }
@@ -735,6 +739,26 @@ mod tests {
         assert_eq!(b.m.role(), Role::Standby);
         assert!(b.m.reason().contains("held by another host"));
         assert_eq!(b.m.track_value(), 0);
+    }
+
+    #[test]
+    fn a_fenced_controller_exit_79_returns_to_standby_without_demoting() {
+        let mut b = Bench::new();
+        b.activate(s(1));
+        // The VIP left and the controller noticed first: it exits 79.
+        b.vip(false);
+        b.controller = ControllerProcess::Exited(ExitReport {
+            code: Some(79),
+            signal: None,
+        });
+        assert!(b.tick(s(5)).is_empty());
+        assert_eq!(b.m.role(), Role::Standby);
+        assert!(b.m.reason().contains("fenced"), "{}", b.m.reason());
+        assert_eq!(b.m.track_value(), 0, "not a health problem: no FAULT");
+        // The VIP comes back: promotion after the hold-down, as after any stop.
+        b.vip(true);
+        assert!(b.tick(s(6)).is_empty());
+        assert_eq!(b.tick(s(16)), vec![Action::StartController]);
     }
 
     #[test]

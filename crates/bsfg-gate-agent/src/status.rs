@@ -80,6 +80,15 @@ pub fn render(s: &AgentStatus) -> String {
         "track file  {} = {}",
         s.track_file.path, s.track_file.value
     );
+    for c in s.credentials.iter().filter(|c| !c.present) {
+        let _ = writeln!(
+            out,
+            "missing     {} {}: {}",
+            c.name,
+            c.path,
+            c.problem.as_deref().unwrap_or("missing")
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "  #  gate              state  reason");
     for g in &s.gates {
@@ -160,6 +169,12 @@ struct HostLabel {
     host: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CredentialLabel {
+    credential: String,
+    path: String,
+}
+
 /// The agent's Prometheus metrics (contract section 9: gate states, VRRP
 /// state, transition counts for churn alerts, plus the lease).
 #[derive(Debug)]
@@ -173,6 +188,7 @@ pub struct Metrics {
     lease_remaining: Gauge<f64, AtomicU64>,
     lease_holder: Family<HostLabel, Gauge>,
     certificate_expiry: Gauge,
+    credential_present: Family<CredentialLabel, Gauge>,
     counted_transitions: std::sync::atomic::AtomicU64,
 }
 
@@ -222,6 +238,12 @@ impl Metrics {
             &contract::CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
             certificate_expiry.clone(),
         );
+        let credential_present = Family::<CredentialLabel, Gauge>::default();
+        register(
+            &mut registry,
+            &contract::CONTROLLER_CREDENTIAL_PRESENT,
+            credential_present.clone(),
+        );
         for id in GateId::ALL {
             let _ = gate_state.get_or_create(&GateLabel {
                 gate: id.name().into(),
@@ -237,6 +259,7 @@ impl Metrics {
             lease_remaining,
             lease_holder,
             certificate_expiry,
+            credential_present,
             counted_transitions: Default::default(),
         }
     }
@@ -279,6 +302,14 @@ impl Metrics {
         }
         self.lease_remaining
             .set(s.lease.remaining_ms as f64 / 1000.0);
+        for c in &s.credentials {
+            self.credential_present
+                .get_or_create(&CredentialLabel {
+                    credential: c.name.clone(),
+                    path: c.path.clone(),
+                })
+                .set(i64::from(c.present));
+        }
         self.lease_holder.clear();
         if let Some(h) = &s.lease.holder {
             self.lease_holder
@@ -301,8 +332,8 @@ pub(crate) mod tests {
     use super::*;
 
     use bsfg_mgmt::agent::{
-        GateStatus, LeaseStatus, ProcessState, SupervisedController, TrackFileStatus,
-        TransitionStatus, VrrpStatus,
+        CredentialStatus, GateStatus, LeaseStatus, ProcessState, SupervisedController,
+        TrackFileStatus, TransitionStatus, VrrpStatus,
     };
 
     pub(crate) fn example() -> AgentStatus {
@@ -365,6 +396,20 @@ pub(crate) mod tests {
                 reason: "controller exited 75: the zone lease is held by another host".into(),
             }],
             evaluated_at_unix_ms: 1_060_000,
+            credentials: vec![
+                CredentialStatus {
+                    name: "tls_certificate".into(),
+                    path: "/var/lib/bsfg/tls/controller.pem".into(),
+                    present: true,
+                    problem: None,
+                },
+                CredentialStatus {
+                    name: "nats_system_password".into(),
+                    path: "/var/lib/bsfg/secrets/nats-system-password".into(),
+                    present: false,
+                    problem: Some("no such file".into()),
+                },
+            ],
             host_facts: None,
         }
     }
@@ -381,6 +426,13 @@ pub(crate) mod tests {
         assert!(t.contains("  5  certificate       WARN"));
         assert!(t.contains("holder alpha  revision 41  remaining 640 ms"));
         assert!(t.contains("20s ago  promoting -> standby"));
+        assert!(
+            t.contains(
+                "missing     nats_system_password /var/lib/bsfg/secrets/nats-system-password: no such file"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("missing     tls_certificate"));
     }
 
     #[test]
@@ -401,6 +453,12 @@ pub(crate) mod tests {
         assert!(text.contains("bsfg_lease_remaining_seconds 0.64"));
         assert!(text.contains("bsfg_controller_active 0"));
         bsfg_mgmt::metrics::check(&text, contract::ALL).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(text.contains(
+            r#"bsfg_controller_credential_present{credential="nats_system_password",path="/var/lib/bsfg/secrets/nats-system-password"} 0"#
+        ), "{text}");
+        assert!(text.contains(
+            r#"bsfg_controller_credential_present{credential="tls_certificate",path="/var/lib/bsfg/tls/controller.pem"} 1"#
+        ));
         s.transitions_total = 3;
         s.lease.holder = Some("beta".into());
         m.update(&s);

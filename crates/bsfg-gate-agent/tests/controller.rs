@@ -74,13 +74,21 @@ fn agent_promotes_when_the_vip_appears_and_demotes_when_it_goes() {
         },
         || alpha.logs(),
     );
-    assert!(s.role_reason.starts_with("VIP lost"), "{}", s.role_reason);
     assert!(!alpha.controller_running());
     // Losing the VIP is keepalived's decision, not a health problem: no FAULT.
     assert_eq!(alpha.track_value().as_deref(), Some("0"));
-    assert_eq!(
-        s.controller.last_exit.as_deref(),
-        Some("exited with code 0 (clean stop)")
+    // Whoever noticed first: the agent stopped the controller, or the
+    // controller (which follows the VIP) fenced itself and exited 79; both
+    // at once is the agent's reason with the controller's 79 (it saw the VIP
+    // go before the agent's SIGTERM arrived). Never a crash, never a FAULT.
+    let exit = s.controller.last_exit.as_deref().unwrap_or("");
+    let fenced = exit.starts_with("exited with code 79");
+    assert!(
+        (s.role_reason.starts_with("VIP lost")
+            && (exit == "exited with code 0 (clean stop)" || fenced))
+            || (s.role_reason.contains("exited 79") && fenced),
+        "{} / {exit}",
+        s.role_reason
     );
     assert!(s.transitions_total >= 3);
 
@@ -303,4 +311,165 @@ fn a_stale_backup_notification_stops_the_controller_and_the_vip_brings_it_back()
     // Garbage is refused, and says why.
     let out = alpha.notify(&["INSTANCE", "bsfg_agentzone", "MASTER", "lots"]);
     assert!(!out.status.success());
+}
+
+/// Alpha with its storage and the VIP, its agent started and active;
+/// returns the pid of the controller it runs.
+fn promote_alpha(zone: &Zone, alpha: &mut Agent) -> u32 {
+    alpha.artifacts.mount();
+    zone.host("alpha").add_vip();
+    alpha.start(zone);
+    wait_for(
+        "alpha active",
+        LONG,
+        || role_is(alpha, Role::Active),
+        || alpha.logs(),
+    );
+    alpha.controller_pid().expect("alpha's controller pid")
+}
+
+#[test]
+fn a_controller_left_by_a_killed_agent_exits_when_the_vip_goes_and_never_takes_the_lease() {
+    let zone = Zone::start();
+    let mut alpha = Agent::prepare(&zone, "alpha", &AgentSetup::default());
+    let mut beta = Agent::prepare(&zone, "beta", &AgentSetup::default());
+    beta.artifacts.mount();
+    beta.start(&zone);
+    let orphan = promote_alpha(&zone, &mut alpha);
+
+    // The agent dies; its controller lives on and keeps the zone served
+    // while the VIP is there.
+    alpha.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(alpha.controller_pid(), Some(orphan));
+    assert!(alpha.controller_ready(), "the VIP holder still serves");
+
+    // The VIP leaves alpha (keepalived's check fails without the agent):
+    // the orphan releases the lease and exits 79, saying why.
+    zone.host("alpha").del_vip();
+    wait_for(
+        "the orphaned controller to exit",
+        LONG,
+        || alpha.controller_pid().is_none().then_some(()),
+        || alpha.logs(),
+    );
+    let log = std::fs::read_to_string(&alpha.controller_log).unwrap_or_default();
+    assert!(
+        log.contains("fenced: the service address 10.77.0.100 is not on this host"),
+        "{log}"
+    );
+
+    // Beta takes the VIP and promotes without waiting for a lease to expire;
+    // nothing on alpha ever holds the lease again.
+    zone.host("beta").add_vip();
+    let s = wait_for(
+        "beta active",
+        LONG,
+        || role_is(&beta, Role::Active),
+        || format!("{}\n{}", alpha.logs(), beta.logs()),
+    );
+    assert_eq!(s.lease.holder.as_deref(), Some("beta"));
+    assert!(!alpha.controller_running());
+}
+
+#[test]
+fn a_restarted_agent_stops_the_controller_its_killed_predecessor_left_and_promotes_again() {
+    let zone = Zone::start();
+    let mut alpha = Agent::prepare(&zone, "alpha", &AgentSetup::default());
+    let orphan = promote_alpha(&zone, &mut alpha);
+    alpha.kill();
+    assert_eq!(
+        alpha.controller_pid(),
+        Some(orphan),
+        "orphaned, still running"
+    );
+
+    // systemd's Restart= brings the agent back: it cannot adopt a child it
+    // did not spawn, so it stops that one and promotes a controller of its own.
+    alpha.start(&zone);
+    let s = wait_for(
+        "alpha active again with a new controller",
+        LONG,
+        || {
+            role_is(&alpha, Role::Active)
+                .filter(|_| alpha.controller_pid().is_some_and(|p| p != orphan))
+        },
+        || alpha.logs(),
+    );
+    assert!(
+        bsfg_gate_agent::supervisor::process::start_time(orphan).is_none(),
+        "the predecessor's controller is gone"
+    );
+    assert_eq!(s.lease.holder.as_deref(), Some("alpha"));
+    assert!(alpha.controller_ready());
+}
+
+#[test]
+fn a_host_booted_before_its_secrets_names_the_missing_file_and_promotes_once_it_appears() {
+    let zone = Zone::start();
+    let mut alpha = Agent::prepare(
+        &zone,
+        "alpha",
+        &AgentSetup {
+            withhold_password: true,
+            ..Default::default()
+        },
+    );
+    alpha.artifacts.mount();
+    zone.host("alpha").add_vip();
+    alpha.start(&zone);
+    let path = alpha.password_file.display().to_string();
+    let s = wait_for(
+        "gate 5 naming the missing password file",
+        LONG,
+        || {
+            alpha.status().filter(|s| {
+                s.gate(GateId::Certificate)
+                    .is_some_and(|g| g.verdict == Verdict::Fail && g.reason.contains(&path))
+            })
+        },
+        || alpha.logs(),
+    );
+    assert_eq!(
+        s.gate(GateId::Certificate).unwrap().reason,
+        format!("missing controller credential: nats_system_password {path} (no such file)")
+    );
+    let missing: Vec<_> = s.credentials.iter().filter(|c| !c.present).collect();
+    assert_eq!(missing.len(), 1, "{:?}", s.credentials);
+    assert_eq!(
+        (missing[0].name.as_str(), missing[0].path.as_str()),
+        ("nats_system_password", path.as_str())
+    );
+    assert!(
+        alpha
+            .status_table()
+            .contains(&format!("missing     nats_system_password {path}"))
+    );
+    let (code, metrics) =
+        crate::support::get_in(&alpha.ns, crate::support::AGENT_MGMT, "/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(&format!(
+            "bsfg_controller_credential_present{{credential=\"nats_system_password\",path=\"{path}\"}} 0"
+        )),
+        "{metrics}"
+    );
+    // It keeps evaluating and does not start the controller.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!alpha.controller_running());
+    assert!(alpha.status().is_some(), "the agent keeps running");
+
+    std::fs::write(&alpha.password_file, "installed\n").unwrap();
+    let s = wait_for(
+        "alpha active once the file is there",
+        LONG,
+        || role_is(&alpha, Role::Active),
+        || alpha.logs(),
+    );
+    assert!(
+        s.credentials.iter().all(|c| c.present),
+        "{:?}",
+        s.credentials
+    );
+    assert!(alpha.controller_ready());
 }

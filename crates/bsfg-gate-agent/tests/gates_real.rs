@@ -54,11 +54,12 @@ async fn quorum_gate_fails_with_two_nodes_killed_and_passes_after_restart() {
         &jetstream_facts(&monitor, Some(client.client()), TIMEOUT).await,
     );
     assert!(js.passes(), "{js:?}");
-    let config = from_toml(&agent_config(
+    let mut config = from_toml(&agent_config(
         &cluster.client_url(0),
         &cluster.monitor_addr(0),
     ))
     .unwrap();
+    let _agent = serve_agent_endpoint(&mut config).await;
     let checked = bsfg_gate_agent::check::run(&config).await;
     assert!(checked.is_ok(), "{checked:?}");
 
@@ -76,19 +77,61 @@ async fn quorum_gate_fails_with_two_nodes_killed_and_passes_after_restart() {
     assert!(passed.reason.starts_with("leader "), "{}", passed.reason);
 }
 
+/// The daemon's real management endpoint, served on a free loopback port
+/// that becomes `management.address`: what keepalived's check asks.
+async fn serve_agent_endpoint(
+    config: &mut bsfg_gate_agent::config::AgentConfig,
+) -> tokio::task::JoinHandle<()> {
+    use bsfg_gate_agent::daemon::management;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    config.management.address = listener.local_addr().unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let app = management::router(management::Shared {
+        config: std::sync::Arc::new(config.clone()),
+        status: Default::default(),
+        metrics: Default::default(),
+        notifications: tx,
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    })
+}
+
 #[tokio::test]
 async fn check_fails_when_the_local_server_is_gone() {
     let mut cluster = NatsCluster::start1().await;
-    let config = from_toml(&agent_config(
+    let mut config = from_toml(&agent_config(
         &cluster.client_url(0),
         &cluster.monitor_addr(0),
     ))
     .unwrap();
+    let _agent = serve_agent_endpoint(&mut config).await;
     assert!(bsfg_gate_agent::check::run(&config).await.is_ok());
     cluster.kill(0);
     let reason = bsfg_gate_agent::check::run(&config).await.unwrap_err();
     assert!(
         reason.contains("monitoring endpoint unreachable"),
+        "{reason}"
+    );
+}
+
+/// Without a live agent daemon the host must not bid for (or keep) the VIP.
+#[tokio::test]
+async fn check_fails_while_the_agent_daemon_does_not_answer() {
+    let cluster = NatsCluster::start1().await;
+    let mut config = from_toml(&agent_config(
+        &cluster.client_url(0),
+        &cluster.monitor_addr(0),
+    ))
+    .unwrap();
+    let agent = serve_agent_endpoint(&mut config).await;
+    assert!(bsfg_gate_agent::check::run(&config).await.is_ok());
+    agent.abort();
+    let _ = agent.await;
+    let reason = bsfg_gate_agent::check::run(&config).await.unwrap_err();
+    assert!(
+        reason.contains("gate agent daemon does not answer")
+            && reason.contains(&config.management.address.to_string()),
         "{reason}"
     );
 }

@@ -48,7 +48,7 @@ fn event() -> impl Strategy<Value = Event> {
             |(after_ms, verdicts, lease_held_elsewhere)| Event::Evaluate { after_ms, verdicts, lease_held_elsewhere }
         ),
         2 => prop::sample::select(VrrpState::ALL.to_vec()).prop_map(Event::Vrrp),
-        1 => prop::sample::select(vec![0, 1, 75, 78]).prop_map(Event::Exit),
+        1 => prop::sample::select(vec![0, 1, 69, 75, 78, 79]).prop_map(Event::Exit),
         2 => Just(Event::Stopped),
     ]
 }

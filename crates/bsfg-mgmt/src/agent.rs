@@ -29,6 +29,11 @@ pub struct AgentStatus {
     #[serde(default)]
     pub transitions: Vec<TransitionStatus>,
     pub evaluated_at_unix_ms: i64,
+    /// The files the controller needs (`controller.credentials`): each
+    /// present, or what is wrong with it (gate 5 fails while one is
+    /// missing). Empty from older agents.
+    #[serde(default)]
+    pub credentials: Vec<CredentialStatus>,
     /// What only the host can see, read when `/status` is requested; absent
     /// in the evaluation loop's copy and from older agents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -48,6 +53,11 @@ impl AgentStatus {
     /// Gates whose verdict is `fail`.
     pub fn failing_gates(&self) -> impl Iterator<Item = &GateStatus> {
         self.gates.iter().filter(|g| !g.verdict.passes())
+    }
+
+    /// The controller credentials that are missing or unusable.
+    pub fn missing_credentials(&self) -> impl Iterator<Item = &CredentialStatus> {
+        self.credentials.iter().filter(|c| !c.present)
     }
 
     /// Gates that do not simply pass (`warn` or `fail`).
@@ -307,6 +317,17 @@ pub struct SupervisedController {
     pub last_error: Option<String>,
 }
 
+/// One file the controller needs, as the agent last found it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialStatus {
+    /// Its name in `controller.credentials` (`tls_private_key`).
+    pub name: String,
+    pub path: String,
+    pub present: bool,
+    /// What is wrong when not present ("no such file", "empty", ...).
+    pub problem: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaseStatus {
     pub holder: Option<String>,
@@ -411,6 +432,11 @@ mod tests {
       "transitions": [{"at_unix_ms": 1763776040000, "from": "promoting", "to": "standby",
                        "reason": "controller exited 75: the zone lease is held by another host"}],
       "evaluated_at_unix_ms": 1763776060000,
+      "credentials": [
+        {"name": "tls_certificate", "path": "/var/lib/bsfg/tls/controller.pem", "present": true, "problem": null},
+        {"name": "nats_system_password", "path": "/var/lib/bsfg/secrets/nats-system-password",
+         "present": false, "problem": "no such file"}
+      ],
       "a_field_of_a_newer_agent": true
     }"#;
 
@@ -434,6 +460,20 @@ mod tests {
         );
         assert_eq!(s.transitions[0].from, Role::Promoting);
         assert_eq!(s.host_facts, None, "absent from the evaluation loop's copy");
+        assert_eq!(
+            s.missing_credentials()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            ["nats_system_password"]
+        );
+    }
+
+    #[test]
+    fn credentials_of_an_older_agent_default_to_none_listed() {
+        let mut v: serde_json::Value = serde_json::from_str(DOCUMENTED).unwrap();
+        v.as_object_mut().unwrap().remove("credentials");
+        let s: AgentStatus = serde_json::from_value(v).unwrap();
+        assert!(s.credentials.is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The controller's exit statuses (sysexits.h): how it tells its supervisor,
 //! the gate agent, why it ended. The agent decides on them (75: another host
-//! holds the lease, so stand by instead of demoting) and shows their meaning
+//! holds the lease, so stand by instead of demoting; 79: fenced, so return
+//! to standby) and shows their meaning
 //! in `/status` (`controller.last_exit`).
 
 use std::fmt;
@@ -17,14 +18,19 @@ pub enum ControllerExit {
     LeaseHeld = 75,
     /// EX_CONFIG: configuration error (the message names the key).
     Config = 78,
+    /// Fenced: the service address (the VIP) is not on this host, or another
+    /// controller took the zone lease. Not a fault of this host; only the
+    /// gate agent starts a controller again.
+    Fenced = 79,
 }
 
 impl ControllerExit {
-    pub const ALL: [ControllerExit; 4] = [
+    pub const ALL: [ControllerExit; 5] = [
         ControllerExit::Unavailable,
         ControllerExit::Software,
         ControllerExit::LeaseHeld,
         ControllerExit::Config,
+        ControllerExit::Fenced,
     ];
 
     pub fn code(self) -> u8 {
@@ -44,6 +50,9 @@ impl ControllerExit {
             ControllerExit::Software => "internal error",
             ControllerExit::LeaseHeld => "the zone lease is held by another host",
             ControllerExit::Config => "configuration error",
+            ControllerExit::Fenced => {
+                "fenced: the VIP left this host or another controller took the lease"
+            }
         }
     }
 }
@@ -69,5 +78,6 @@ mod tests {
             ControllerExit::LeaseHeld.to_string(),
             "75 (the zone lease is held by another host)"
         );
+        assert_eq!(ControllerExit::from_code(79), Some(ControllerExit::Fenced));
     }
 }

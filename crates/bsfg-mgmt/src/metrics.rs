@@ -304,6 +304,12 @@ pub mod agent {
         &[],
         "Unix time the controller certificate (certificate.path) expires; 0 if unreadable",
     );
+    pub const CONTROLLER_CREDENTIAL_PRESENT: MetricFamily = family(
+        "bsfg_controller_credential_present",
+        Gauge,
+        &["credential", "path"],
+        "1 while the controller credential file (controller.credentials) is present, 0 while missing",
+    );
 
     pub const ALL: &[MetricFamily] = &[
         GATE_STATE,
@@ -314,6 +320,7 @@ pub mod agent {
         LEASE_REMAINING_SECONDS,
         LEASE_HOLDER,
         CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
+        CONTROLLER_CREDENTIAL_PRESENT,
     ];
 }
 

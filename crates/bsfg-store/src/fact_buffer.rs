@@ -1,12 +1,13 @@
 //! Store buffers and forward buffers: append-only fact streams with a
 //! put-if-absent keyed by `message_id` that costs no extra round trip.
 
+use crate::answer::{Answer, Meaning, classify};
 use crate::errors::{internal, unavailable};
 use crate::page::{Page, batch_direct_get};
 use crate::substrate::Substrate;
-use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
 use bsfg_core::identity::message_token;
+use bsfg_core::retry::Backoff;
 use bsfg_core::source::{Buffer, subject_matches};
 use bsfg_core::{BsfgError, Reason};
 use bytes::Bytes;
@@ -46,9 +47,11 @@ enum PublishRefusal {
     IdTaken,
     /// Another write to the subject is in flight (10164): retry shortly.
     SubjectBusy,
-    /// No server took the message (no stream interest yet, or a leader change
-    /// under way). Nothing was written, so a retry is safe.
-    NoResponders,
+    /// Not carried out (no server took it, no stream leader yet, JetStream
+    /// not available): nothing was written, so a retry is safe.
+    NotDone,
+    /// The stream's store refused the write (10077): full, or failing.
+    StoreRefused,
     Failed(BsfgError),
 }
 
@@ -151,7 +154,7 @@ impl FactBuffer {
                     existing
                 }
             }
-            Err(e) if crate::kv::is_stream_not_found(&e.kind()) => {
+            Err(e) if crate::kv::is_stream_not_found(&e) => {
                 tracing::info!(stream = %name, replicas = substrate.replicas(), "creating stream");
                 js.create_stream(wanted)
                     .await
@@ -214,8 +217,9 @@ impl FactBuffer {
         let subject = self.buffer.fact_subject(kind, &message_token(message_id));
         let len = body.len() as u64;
         // A concurrent write to the same subject still in the RAFT pipeline makes the
-        // server answer "not ready" (10164) rather than guess; it settles in milliseconds.
-        let mut backoff = Duration::from_millis(2);
+        // server answer 10164 rather than guess; it settles in milliseconds.
+        let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(250));
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(1);
         loop {
             match self.publish_if_absent(&subject, body.clone()).await {
                 Ok(offset) => {
@@ -229,11 +233,10 @@ impl FactBuffer {
                         .resolve_existing(&subject, message_id, same_payload)
                         .await;
                 }
-                Err(PublishRefusal::SubjectBusy | PublishRefusal::NoResponders)
-                    if backoff < Duration::from_millis(1000) =>
+                Err(PublishRefusal::SubjectBusy | PublishRefusal::NotDone)
+                    if tokio::time::Instant::now() < give_up =>
                 {
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
+                    tokio::time::sleep(backoff.next_delay(rand::random())).await;
                 }
                 Err(PublishRefusal::SubjectBusy) => {
                     return Err(unavailable(
@@ -241,12 +244,13 @@ impl FactBuffer {
                         "another write of this message_id did not settle",
                     ));
                 }
-                Err(PublishRefusal::NoResponders) => {
+                Err(PublishRefusal::NotDone) => {
                     return Err(unavailable(
                         "publishing a fact",
                         "no JetStream server accepts the stream's subjects",
                     ));
                 }
+                Err(PublishRefusal::StoreRefused) => return Err(self.store_refused(len).await),
                 Err(PublishRefusal::Failed(e)) => return Err(e),
             }
         }
@@ -256,34 +260,54 @@ impl FactBuffer {
         // The only header: it makes the write a put-if-absent on this subject.
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
-        let ack = self
+        let ack = match self
             .substrate
             .jetstream()
             .publish_with_headers(subject.to_owned(), headers, body)
             .await
-            .map_err(|e| PublishRefusal::Failed(unavailable("publishing a fact", e)))?
-            .await;
-        match ack {
-            Ok(ack) => Ok(ack.sequence),
-            Err(e) => {
-                let text = e.to_string();
-                Err(match e.kind() {
-                    _ if text.contains("10164") => PublishRefusal::SubjectBusy,
-                    PublishErrorKind::WrongLastSequence => PublishRefusal::IdTaken,
-                    PublishErrorKind::StreamNotFound => PublishRefusal::NoResponders,
-                    PublishErrorKind::TimedOut => PublishRefusal::Failed(unavailable(
-                        "publishing a fact",
-                        "no acknowledgement from JetStream in time",
-                    )),
-                    _ if text.contains("maximum bytes exceeded") || text.contains("10047") => {
-                        PublishRefusal::Failed(
-                            Reason::StoreBufferFull
-                                .err(format!("stream {} is at its max_bytes", self.stream_name())),
-                        )
-                    }
-                    _ => PublishRefusal::Failed(unavailable("publishing a fact", text)),
-                })
+        {
+            Ok(pending) => pending.await,
+            Err(e) => Err(e),
+        };
+        let e = match ack {
+            Ok(ack) => return Ok(ack.sequence),
+            Err(e) => e,
+        };
+        let answer = Answer::of(&e);
+        Err(match classify(answer) {
+            Meaning::SequenceMismatch => PublishRefusal::IdTaken,
+            Meaning::ExpectationPending => PublishRefusal::SubjectBusy,
+            Meaning::NotDone => PublishRefusal::NotDone,
+            Meaning::StoreRefused => PublishRefusal::StoreRefused,
+            Meaning::NoRoom => PublishRefusal::Failed(Reason::StoreBufferFull.err(format!(
+                "JetStream has no room for stream {} ({answer:?}: a server or account storage limit)",
+                self.stream_name()
+            ))),
+            Meaning::Unsettled => PublishRefusal::Failed(unavailable(
+                "publishing a fact",
+                format!("no acknowledgement from JetStream ({e})"),
+            )),
+            Meaning::Refused => PublishRefusal::Failed(internal("publishing a fact", e)),
+        })
+    }
+
+    /// The store refused a write of `len` bytes: the stream is at its
+    /// `max_bytes` (store_buffer_full), or its storage fails.
+    async fn store_refused(&self, len: u64) -> BsfgError {
+        match self.stream.get_info().await {
+            Ok(info) if info.state.bytes + len + STORED_OVERHEAD > self.fill.max_bytes => {
+                Reason::StoreBufferFull.err(format!(
+                    "stream {} is at its max_bytes ({} of {} bytes)",
+                    self.stream_name(),
+                    info.state.bytes,
+                    self.fill.max_bytes
+                ))
             }
+            Ok(_) => unavailable(
+                "publishing a fact",
+                "JetStream's store refused the write (error 10077) though the stream has room",
+            ),
+            Err(e) => unavailable("reading stream state after a refused write", e),
         }
     }
 

@@ -6,15 +6,18 @@
 //! (`KV_<bucket>`, subjects `$KV.<bucket>.>`) but `allow_direct = false`, then
 //! open it as a normal KV store; its reads then use the leader-served API.
 
-use crate::errors::unavailable;
+use crate::answer::{Answer, Meaning, meaning};
+use crate::errors::{internal, unavailable};
 use crate::substrate::Substrate;
-use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::kv;
 use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
+use async_nats::jetstream::{ErrorCode, context::GetStreamError};
 use bsfg_core::BsfgError;
+use bsfg_core::retry::Backoff;
 
-pub(crate) fn is_stream_not_found(kind: &GetStreamErrorKind) -> bool {
-    matches!(kind, GetStreamErrorKind::JetStream(e) if e.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND)
+/// The stream lookup found no such stream (10059).
+pub(crate) fn is_stream_not_found(e: &GetStreamError) -> bool {
+    Answer::of(e) == Answer::Api(ErrorCode::STREAM_NOT_FOUND)
 }
 
 /// Waits until a replicated stream has an elected leader, so the first write
@@ -61,7 +64,7 @@ pub(crate) async fn leader_read_bucket(
     let name = format!("KV_{bucket}");
     match js.get_stream(&name).await {
         Ok(_) => {}
-        Err(e) if is_stream_not_found(&e.kind()) => {
+        Err(e) if is_stream_not_found(&e) => {
             let config = stream::Config {
                 name: name.clone(),
                 description: Some(description.to_owned()),
@@ -100,50 +103,45 @@ pub(crate) enum CasOutcome {
     Conflict,
 }
 
-/// Runs a KV write, retrying for up to ~1.5 s while no server answers for the
-/// bucket (fresh cluster routes, leader change): such a write was not stored.
+/// Runs a KV write, retrying for up to ~1.5 s while it was not carried out
+/// (no server answers for the bucket: fresh cluster routes, a leader change;
+/// or another write with an expected revision is in flight on the key).
 pub(crate) async fn write_with_retry<F, Fut, E>(mut write: F) -> Result<u64, E>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<u64, E>>,
-    E: std::fmt::Display,
+    E: std::error::Error + 'static,
 {
-    let mut backoff = std::time::Duration::from_millis(5);
+    let mut backoff = Backoff::new(
+        std::time::Duration::from_millis(5),
+        std::time::Duration::from_millis(400),
+    );
+    let give_up = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
     loop {
         match write().await {
             Err(e)
-                if is_no_responders(&e.to_string())
-                    && backoff < std::time::Duration::from_millis(800) =>
+                if matches!(meaning(&e), Meaning::NotDone)
+                    && tokio::time::Instant::now() < give_up =>
             {
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
+                tokio::time::sleep(backoff.next_delay(rand::random())).await;
             }
             other => return other,
         }
     }
 }
 
-fn is_no_responders(text: &str) -> bool {
-    text.contains("no stream found") || text.contains("no responders")
-}
-
-/// Maps a KV create/update error: a wrong revision is a conflict, the rest is unavailability.
-pub(crate) fn cas_result<E: std::fmt::Display>(
+/// Maps a KV create/update outcome: a wrong revision (or a write of the key
+/// still in flight, which moves it) is a conflict; the rest is unavailability.
+pub(crate) fn cas_result<E: std::error::Error + 'static>(
     r: Result<u64, E>,
     what: &str,
 ) -> Result<CasOutcome, BsfgError> {
     match r {
         Ok(rev) => Ok(CasOutcome::Written(rev)),
-        Err(e) => {
-            let text = e.to_string();
-            if text.contains("wrong last sequence")
-                || text.contains("key already exists")
-                || text.contains("10071")
-            {
-                Ok(CasOutcome::Conflict)
-            } else {
-                Err(unavailable(what, text))
-            }
-        }
+        Err(e) => match meaning(&e) {
+            Meaning::SequenceMismatch | Meaning::ExpectationPending => Ok(CasOutcome::Conflict),
+            Meaning::Refused => Err(internal(what, e)),
+            _ => Err(unavailable(what, e)),
+        },
     }
 }

@@ -1,6 +1,7 @@
 //! The controller lease key (KV bucket, leader reads). Decisions are made by
 //! `bsfg_core::lease::LeaseState`; this type only reads and writes.
 
+use crate::answer::{Meaning, meaning};
 use crate::errors::{internal, unavailable};
 use crate::kv::{CasOutcome, cas_result, leader_read_bucket};
 use crate::substrate::Substrate;
@@ -134,8 +135,11 @@ impl LeaseStore {
             .await
         {
             Ok(()) => Ok(true),
-            Err(e) if e.to_string().contains("wrong last sequence") => Ok(false),
-            Err(e) => Err(unavailable("releasing the lease", e)),
+            Err(e) => match meaning(&e) {
+                // Someone wrote the key since: it is not ours to delete.
+                Meaning::SequenceMismatch | Meaning::ExpectationPending => Ok(false),
+                _ => Err(unavailable("releasing the lease", e)),
+            },
         }
     }
 }

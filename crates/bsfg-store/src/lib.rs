@@ -16,6 +16,8 @@
 //! path without a second implementation to justify it.)
 //!
 //! Consistency choices, and why:
+//! - Every JetStream failure is classified by its typed code ([`answer`]),
+//!   never by its text.
 //! - Appends are one JetStream write each: the fact is published to its own
 //!   subject with `Nats-Expected-Last-Subject-Sequence: 0`, so the stream itself
 //!   is the put-if-absent index, for the whole retention.
@@ -25,6 +27,7 @@
 //!   replica: a page may end a few facts early right after a write, never
 //!   with a gap or a wrong fact.
 
+pub mod answer;
 mod artifact_index;
 mod cursors;
 mod errors;

@@ -288,3 +288,71 @@ async fn a_full_stream_refuses_with_store_buffer_full() {
     buf.refresh_fill().await.unwrap();
     assert!(buf.fill().percent() > 80.0);
 }
+
+/// A retry of a stored fact is a duplicate at its original offset, whatever
+/// that offset is. The server's refusal of the put-if-absent names the
+/// subject's existing sequence in its text ("wrong last sequence: 10164"),
+/// and offsets past 10,000 spell JetStream error codes (10071 wrong last
+/// sequence, 10164 its clustered constant form, 10047 storage exceeded, …):
+/// only the typed code may decide what the answer means.
+#[tokio::test]
+async fn retries_past_offsets_that_spell_error_codes_are_duplicates_at_their_offsets() {
+    use futures::StreamExt;
+    const FACTS: u64 = 10_200;
+    // Offsets whose digits are codes the store classifies.
+    const CODE_OFFSETS: [u64; 12] = [
+        10_002, 10_008, 10_023, 10_028, 10_039, 10_047, 10_059, 10_071, 10_076, 10_077, 10_163,
+        10_164,
+    ];
+    let cluster = NatsCluster::start3().await;
+    let s = substrate(&cluster).await;
+    let buf = FactBuffer::ensure(&s, Buffer::Store("operational".into()), WEEK, 256 << 20)
+        .await
+        .unwrap();
+    let body = |i: u64| Bytes::from(format!("fact {i}"));
+    let append = |i: u64| {
+        let buf = buf.clone();
+        async move {
+            let b = body(i);
+            let outcome = buf
+                .append("order", &format!("m-{i}"), b.clone(), move |s| s == &b[..])
+                .await;
+            (i, outcome)
+        }
+    };
+    let mut offsets = std::collections::BTreeMap::new();
+    let mut firsts = futures::stream::iter(0..FACTS)
+        .map(append)
+        .buffer_unordered(64);
+    while let Some((i, outcome)) = firsts.next().await {
+        match outcome {
+            Ok(AppendOutcome::Appended { offset }) => offsets.insert(offset, i),
+            other => panic!("first append of m-{i}: {other:?}"),
+        };
+    }
+    assert_eq!(offsets.len() as u64, FACTS);
+    for o in CODE_OFFSETS {
+        assert!(offsets.contains_key(&o), "no fact at offset {o}");
+    }
+    // Every fact retried: each one is a duplicate at its original offset.
+    let by_id: std::collections::BTreeMap<u64, u64> =
+        offsets.iter().map(|(o, i)| (*i, *o)).collect();
+    let mut retries = futures::stream::iter(0..FACTS)
+        .map(append)
+        .buffer_unordered(64);
+    let mut wrong = Vec::new();
+    while let Some((i, outcome)) = retries.next().await {
+        let original = by_id[&i];
+        match outcome {
+            Ok(AppendOutcome::Duplicate { offset }) if offset == original => {}
+            other => wrong.push(format!("m-{i} (offset {original}): {other:?}")),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} retries were not duplicates at their offset, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+    assert_eq!(buf.count().await.unwrap(), FACTS, "a retry writes nothing");
+}

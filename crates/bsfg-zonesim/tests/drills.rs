@@ -244,3 +244,28 @@ fn drill_power_loss_all_standard() {
     assert!(r.acked > 0, "no append acknowledged");
     assert_eq!(r.dual_active_samples, 0, "two controllers served at once");
 }
+
+#[test]
+fn drill_orphaned_controller() {
+    let r = drill(Drill::OrphanedController);
+    assert_eq!(
+        r.lease_without_vip_samples,
+        Some(0),
+        "a host without the VIP held the lease"
+    );
+    assert!(r.recovery_s.is_some(), "the zone never served again");
+}
+
+#[test]
+fn drill_agent_crash_loop() {
+    drill(Drill::AgentCrashLoop);
+}
+
+#[test]
+fn drill_first_boot_without_secrets() {
+    let r = drill(Drill::FirstBootWithoutSecrets);
+    assert!(
+        r.recovery_s.is_some(),
+        "beta never served once its secrets appeared"
+    );
+}

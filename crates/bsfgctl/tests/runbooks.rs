@@ -36,6 +36,10 @@ const PROGRAMS: &[&str] = &[
     "tar",
     "curl",
     "promtool",
+    "head",
+    "mkpasswd",
+    "chmod",
+    "stat",
 ];
 
 fn check(cmd: &[String]) -> Result<(), String> {

@@ -28,6 +28,7 @@ use bsfg_client::pb::{
     ArtifactRef, ConfirmReceiptRequest, FetchFactsRequest, GetObjectRequest, get_object_response,
 };
 use bsfg_core::config::{ControllerConfig, Replication, TlsFiles};
+use bsfg_core::retry::{Backoff, RepeatedWarning};
 use bsfg_core::{BsfgError, Reason};
 use bsfg_mgmt::controller::{PeerReplication, PeerState};
 use futures::StreamExt;
@@ -130,7 +131,8 @@ impl PeerReplicator {
 
     /// Pulls until `stop`.
     pub async fn run(self, stop: CancellationToken) {
-        let mut backoff = self.settings.backoff_min;
+        let mut backoff = Backoff::new(self.settings.backoff_min, self.settings.backoff_max);
+        let mut warning = RepeatedWarning::new(Duration::from_secs(1));
         loop {
             if stop.is_cancelled() {
                 return;
@@ -141,7 +143,7 @@ impl PeerReplicator {
             } else {
                 match self.round().await {
                     Ok(0) => {
-                        backoff = self.settings.backoff_min;
+                        backoff.reset();
                         self.set(|s| {
                             s.state = PeerState::CaughtUp;
                             s.last_error = None;
@@ -149,7 +151,7 @@ impl PeerReplicator {
                         self.settings.idle_poll
                     }
                     Ok(_) => {
-                        backoff = self.settings.backoff_min;
+                        backoff.reset();
                         self.set(|s| {
                             s.state = PeerState::Replicating;
                             s.last_error = None;
@@ -157,13 +159,14 @@ impl PeerReplicator {
                         Duration::ZERO
                     }
                     Err(e) => {
-                        tracing::warn!(peer = %self.link.zone, error = %e, ?backoff, "replication round failed");
+                        let wait = backoff.next_delay(rand::random());
+                        if let Some(n) = warning.occurred(bsfg_store::monotonic_now()) {
+                            tracing::warn!(peer = %self.link.zone, error = %e, ?wait, failures_since_last_report = n, "replication round failed");
+                        }
                         self.set(|s| {
                             s.state = PeerState::Backoff;
                             s.last_error = Some(e.to_string());
                         });
-                        let wait = jitter(backoff);
-                        backoff = (backoff * 2).min(self.settings.backoff_max);
                         wait
                     }
                 }
@@ -402,26 +405,4 @@ async fn index_replicated(
         .index_artifact(&record)
         .await
         .map_err(RoundError::Local)
-}
-
-/// Full jitter: uniformly in [backoff/2, backoff].
-fn jitter(backoff: Duration) -> Duration {
-    let half = backoff / 2;
-    half + Duration::from_micros(rand::random_range(0..=half.as_micros() as u64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_within_half_to_full() {
-        for _ in 0..1000 {
-            let j = jitter(Duration::from_millis(400));
-            assert!(
-                j >= Duration::from_millis(200) && j <= Duration::from_millis(400),
-                "{j:?}"
-            );
-        }
-    }
 }

@@ -330,6 +330,16 @@ impl<S: Supervisor> Daemon<S> {
             transitions_total: self.machine.transitions_total(),
             transitions: self.transitions.iter().cloned().collect(),
             evaluated_at_unix_ms: unix_ms(),
+            credentials: observed
+                .credentials
+                .iter()
+                .map(|c| bsfg_mgmt::agent::CredentialStatus {
+                    name: c.name.clone(),
+                    path: c.path.display().to_string(),
+                    present: c.present(),
+                    problem: c.problem.clone(),
+                })
+                .collect(),
             host_facts: None,
         };
         self.metrics.update(&status);

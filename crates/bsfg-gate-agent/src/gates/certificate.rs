@@ -1,12 +1,63 @@
-//! Gate 5: the controller's certificate is valid for at least the policy
-//! threshold. Under policy `deny` a certificate below the threshold fails
+//! Gate 5: the controller's credentials are all present, and its
+//! certificate is valid for at least the policy threshold.
+//!
+//! A missing credential (certificate, key, CA, the NATS system user's
+//! password: `controller.credentials`) fails the gate under either policy,
+//! naming each missing path: a host deployed before its secrets exist keeps
+//! running its agent, says exactly what to install, and promotes once the
+//! files appear. Under policy `deny` a certificate below the threshold fails
 //! the gate; under `warn` it passes with a warning (visible in status, logs
 //! and as verdict `warn`). An expired or not-yet-valid certificate fails
 //! under either policy: the controller could not complete a handshake.
 
 use super::GateResult;
 use crate::config::CertificatePolicy;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// One file the controller needs, as found on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialFacts {
+    /// Its name in `controller.credentials` (`tls_private_key`).
+    pub name: String,
+    pub path: PathBuf,
+    /// `None`: present (a non-empty regular file). Otherwise what is wrong:
+    /// "no such file", "empty", "not a regular file", or why it cannot be looked at.
+    pub problem: Option<String>,
+}
+
+impl CredentialFacts {
+    pub fn present(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// Gate 5 from the credentials and the certificate: the credentials first,
+/// because a missing one is the first thing an operator must fix.
+pub fn evaluate_with_credentials(
+    now_unix: i64,
+    min_validity: Duration,
+    policy: CertificatePolicy,
+    credentials: &[CredentialFacts],
+    certificate: &Result<CertificateFacts, String>,
+) -> GateResult {
+    let missing: Vec<String> = credentials
+        .iter()
+        .filter_map(|c| {
+            c.problem
+                .as_ref()
+                .map(|p| format!("{} {} ({p})", c.name, c.path.display()))
+        })
+        .collect();
+    if !missing.is_empty() {
+        return GateResult::fail(format!(
+            "missing controller credential{}: {}",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join("; ")
+        ));
+    }
+    evaluate(now_unix, min_validity, policy, certificate)
+}
 
 /// The validity window of the leaf certificate, in Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +178,40 @@ mod tests {
             &Err("no such file".into()),
         );
         assert!(r.reason.contains("no such file"));
+    }
+
+    #[test]
+    fn missing_credentials_fail_first_and_each_is_named() {
+        let c = |name: &str, path: &str, problem: Option<&str>| CredentialFacts {
+            name: name.into(),
+            path: path.into(),
+            problem: problem.map(str::to_owned),
+        };
+        let creds = [
+            c("tls_certificate", "/s/cert.pem", None),
+            c("tls_private_key", "/s/key.pem", Some("no such file")),
+            c("nats_system_password", "/s/nats-pw", Some("empty")),
+        ];
+        for policy in [CertificatePolicy::Deny, CertificatePolicy::Warn] {
+            let r = evaluate_with_credentials(NOW, THIRTY_DAYS, policy, &creds, &cert(365));
+            assert_eq!(
+                r,
+                GateResult::fail(
+                    "missing controller credentials: tls_private_key /s/key.pem (no such file); \
+                     nats_system_password /s/nats-pw (empty)"
+                )
+            );
+        }
+        let one = [c("tls_ca", "/s/ca.pem", Some("no such file"))];
+        assert_eq!(
+            evaluate_with_credentials(NOW, THIRTY_DAYS, CertificatePolicy::Deny, &one, &cert(365))
+                .reason,
+            "missing controller credential: tls_ca /s/ca.pem (no such file)"
+        );
+        let all = [c("tls_ca", "/s/ca.pem", None)];
+        let r =
+            evaluate_with_credentials(NOW, THIRTY_DAYS, CertificatePolicy::Deny, &all, &cert(365));
+        assert_eq!(r, GateResult::pass("CN=alpha valid for 365d 0h"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod artifacts;
 pub mod certificate;
+pub mod credentials;
 pub mod keepalived;
 pub mod lease;
 pub mod nats;
@@ -26,6 +27,8 @@ use std::time::Duration;
 pub struct Observed {
     pub gates: GateReport,
     pub lease: Result<LeaseView, String>,
+    /// `controller.credentials`, each present or what is wrong with it.
+    pub credentials: Vec<gates::certificate::CredentialFacts>,
 }
 
 #[derive(Debug)]
@@ -81,6 +84,7 @@ impl Probes {
             artifact_facts(&c, self.artifact_probe_busy.clone(), timeout),
         );
         let certificate = certificate::observe(&c.certificate.path);
+        let credentials = credentials::observe(&c.controller.credentials);
         let (lease_gate, lease_held_elsewhere) = gates::lease::evaluate(&c.host, &lease);
         let gates = GateReport {
             vip: gates::vip::evaluate(
@@ -91,17 +95,22 @@ impl Probes {
             jetstream: gates::jetstream::evaluate(&jetstream),
             quorum: gates::quorum::evaluate(c.nats.voters, &quorum),
             artifacts: gates::artifacts::evaluate(c.artifacts.require_mount_point, &artifacts),
-            certificate: gates::certificate::evaluate(
+            certificate: gates::certificate::evaluate_with_credentials(
                 bsfg_core::clock::unix_seconds(),
                 c.certificate.min_validity,
                 c.certificate.policy,
+                &credentials,
                 &certificate,
             ),
             controller_ready: gates::controller::evaluate(&readiness),
             lease: lease_gate,
             lease_held_elsewhere,
         };
-        Observed { gates, lease }
+        Observed {
+            gates,
+            lease,
+            credentials,
+        }
     }
 }
 

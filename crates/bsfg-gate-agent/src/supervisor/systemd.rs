@@ -28,6 +28,8 @@ pub struct SystemdSupervisor {
     start_marker: Option<u64>,
     stopping_since: Option<Instant>,
     killed: bool,
+    /// `systemctl show` failing on every evaluation is logged once a second.
+    unreadable: bsfg_core::retry::RepeatedWarning,
 }
 
 /// The unit properties `poll` reads.
@@ -102,6 +104,7 @@ impl SystemdSupervisor {
             start_marker: None,
             stopping_since: None,
             killed: false,
+            unreadable: bsfg_core::retry::RepeatedWarning::new(Duration::from_secs(1)),
         }
     }
 
@@ -175,7 +178,9 @@ impl Supervisor for SystemdSupervisor {
         {
             Ok(t) => t,
             Err(e) => {
-                tracing::error!(error = %e, "cannot read the controller unit's state");
+                if let Some(n) = self.unreadable.occurred(bsfg_store::monotonic_now()) {
+                    tracing::error!(error = %e, failures_since_last_report = n, "cannot read the controller unit's state");
+                }
                 // Unknown: claim the worst that forces no start (a running controller).
                 return if self.seen_running {
                     ControllerProcess::Running

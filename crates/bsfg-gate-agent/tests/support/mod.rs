@@ -348,6 +348,9 @@ pub struct AgentSetup {
     /// A real keepalived manages the VIP (gate 1 then requires it to run);
     /// otherwise the test adds and removes the VIP by hand.
     pub keepalived_manages_vip: bool,
+    /// Leave the (agent-checked) NATS system password file uninstalled,
+    /// as on a host deployed before its secrets.
+    pub withhold_password: bool,
 }
 
 impl Default for AgentSetup {
@@ -358,6 +361,7 @@ impl Default for AgentSetup {
             hold_down: "2s",
             ready_timeout: "30s",
             keepalived_manages_vip: false,
+            withhold_password: false,
         }
     }
 }
@@ -388,6 +392,8 @@ pub struct Agent {
     pub fifo: PathBuf,
     pub artifacts: Tmpfs,
     pub controller_log: PathBuf,
+    /// A controller credential the agent checks (`controller.credentials`).
+    pub password_file: PathBuf,
     daemon: Option<Daemon>,
     stopped_log: Option<String>,
 }
@@ -443,6 +449,10 @@ impl Agent {
 
         let track_file = run.join("vrrp-track");
         let fifo = run.join("notify.fifo");
+        let password_file = h.dir.join("nats-system-password");
+        if !setup.withhold_password {
+            std::fs::write(&password_file, "not-a-real-password\n").expect("password file");
+        }
         let agent = format!(
             r#"zone = "agentzone"
 host = "{host}"
@@ -472,6 +482,12 @@ management = "{CONTROLLER_MGMT}"
 ready_timeout = "{ready_timeout}"
 stop_timeout = "10s"
 
+[controller.credentials]
+tls_certificate = "{cert}"
+tls_private_key = "{key}"
+tls_ca = "{ca}"
+nats_system_password = "{password}"
+
 [lease]
 bucket = "bsfg_lease"
 ttl = "1s"
@@ -495,6 +511,9 @@ filter = "info,bsfg_gate_agent=debug"
 "#,
             artifacts = artifacts.path().display(),
             cert = identity.certificate.display(),
+            key = identity.private_key.display(),
+            ca = identity.ca.display(),
+            password = password_file.display(),
             policy = setup.policy,
             wrapper = wrapper.display(),
             ready_timeout = setup.ready_timeout,
@@ -514,6 +533,7 @@ filter = "info,bsfg_gate_agent=debug"
             fifo,
             artifacts,
             controller_log,
+            password_file,
             daemon: None,
             stopped_log: None,
         }
@@ -543,6 +563,23 @@ filter = "info,bsfg_gate_agent=debug"
             || self.status(),
             || self.logs(),
         );
+    }
+
+    /// SIGKILL the agent alone, as a crash would: its controller, if any,
+    /// lives on without it.
+    pub fn kill(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            d.kill();
+            self.stopped_log = Some(d.log_tail(40));
+        }
+    }
+
+    /// The controller process the agent (or its dead predecessor) recorded, if it still runs.
+    pub fn controller_pid(&self) -> Option<u32> {
+        let (pid, start) = std::fs::read_to_string(self.controller_pid_file())
+            .ok()
+            .and_then(|t| bsfg_gate_agent::supervisor::process::parse_pid_file(&t))?;
+        (bsfg_gate_agent::supervisor::process::start_time(pid) == Some(start)).then_some(pid)
     }
 
     /// SIGTERM and wait (once: a stopped agent is forgotten).

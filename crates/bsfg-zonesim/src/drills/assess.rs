@@ -137,6 +137,14 @@ pub fn assess(
             .and_then(|f| metrics::first_ack_s(&log.acks, f))
             .map(metrics::ms),
         longest_stall_s: metrics::ms(metrics::longest_stall_s(&log.acks, load_from, state.end)),
+        fault_ended_s: ctx.fault_end.map(|e| metrics::ms(e.as_secs_f64())),
+        recovery_s: ctx
+            .fault_end
+            .and_then(|e| metrics::first_ack_s(&log.acks, e))
+            .map(metrics::ms),
+        lease_without_vip_samples: ctx
+            .lease_watch_from
+            .map(|from| metrics::lease_without_vip_samples(samples, from)),
         promotion,
         expected: ctx.expected.clone(),
         observed,
@@ -192,6 +200,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            lease: None,
         }
     }
 

@@ -3,9 +3,12 @@
 //! controller serves (`/readyz` 200). One sample holds all hosts' answers
 //! to the same tick, so two controllers serving at once show up in one
 //! sample. Probing from inside each host keeps a partition from hiding a
-//! controller that still serves on the wrong side of it.
+//! controller that still serves on the wrong side of it. Drills about the
+//! lease also read the lease key at each tick ([`LeaseWatch`]), so a sample
+//! shows who holds it next to who holds the VIP.
 
 use crate::netns::runtime::NetnsRuntime;
+use crate::observe::lease::{LeaseSample, LeaseWatch};
 use crate::observe::{self, Readiness};
 use crate::zone::Zone;
 use anyhow::Result;
@@ -32,6 +35,9 @@ pub struct Sample {
     /// Since the drill's epoch.
     pub at: Duration,
     pub hosts: BTreeMap<String, HostSample>,
+    /// The lease key at the same tick, when the drill watches it and the
+    /// read answered in time.
+    pub lease: Option<LeaseSample>,
 }
 
 impl Sample {
@@ -49,6 +55,12 @@ impl Sample {
             .filter(|(_, s)| s.vip)
             .map(|(h, _)| h.as_str())
             .collect()
+    }
+
+    /// The host the lease key names, if it does not hold the VIP.
+    pub fn lease_without_vip(&self) -> Option<&str> {
+        let holder = self.lease.as_ref()?.holder.as_deref()?;
+        (!self.host(holder).vip).then_some(holder)
     }
 
     pub fn host(&self, h: &str) -> HostSample {
@@ -141,7 +153,8 @@ async fn probe(t: &Target, vip: Ipv4Addr) -> (String, HostSample) {
 }
 
 impl Checker {
-    pub fn start(zone: &Zone, epoch: Instant) -> Result<Checker> {
+    /// Samples VIP and readiness; with `lease`, the lease key too.
+    pub fn start(zone: &Zone, epoch: Instant, lease: Option<LeaseWatch>) -> Result<Checker> {
         let mut targets = Vec::new();
         for h in zone.spec.host_names() {
             targets.push(Target {
@@ -169,11 +182,18 @@ impl Checker {
                 }
                 let at = epoch.elapsed();
                 let probes = targets.iter().map(|t| probe(t, vip));
-                let hosts: BTreeMap<String, HostSample> = futures::future::join_all(probes)
-                    .await
-                    .into_iter()
-                    .collect();
-                out.lock().expect("samples").push(Sample { at, hosts });
+                let read_lease = async {
+                    match &lease {
+                        Some(w) => w.read(PROBE_TIMEOUT).await,
+                        None => None,
+                    }
+                };
+                let (hosts, lease) =
+                    futures::future::join(futures::future::join_all(probes), read_lease).await;
+                let hosts: BTreeMap<String, HostSample> = hosts.into_iter().collect();
+                out.lock()
+                    .expect("samples")
+                    .push(Sample { at, hosts, lease });
             }
         });
         Ok(Checker {

@@ -18,6 +18,10 @@ pub struct Ctx {
     pub checks: Vec<Check>,
     pub fault_at: Option<Duration>,
     pub fault_unix_ms: Option<i64>,
+    /// When the (last) fault ended: the recovery time counts from here.
+    pub fault_end: Option<Duration>,
+    /// From when no sample may show the lease held by a host without the VIP.
+    pub lease_watch_from: Option<Duration>,
     /// Where the VIP and the controller should go (for the timing metrics).
     pub target: Option<String>,
     pub expected: Outcome,
@@ -48,6 +52,8 @@ impl Ctx {
             checks: Vec::new(),
             fault_at: None,
             fault_unix_ms: None,
+            fault_end: None,
+            lease_watch_from: None,
             target: None,
             expected: Outcome::default(),
             extra_acked: Vec::new(),
@@ -79,6 +85,13 @@ impl Ctx {
             self.fault_at = Some(self.now());
             self.fault_unix_ms = Some(bsfg_core::clock::unix_ms());
         }
+        self.event(what);
+    }
+
+    /// Marks the end of the fault (the latest call counts): the report's
+    /// recovery time runs from here to the first acknowledgement after it.
+    pub fn fault_ended(&mut self, what: impl Into<String>) {
+        self.fault_end = Some(self.now());
         self.event(what);
     }
 

@@ -20,6 +20,14 @@ pub fn unknown_samples(samples: &[Sample]) -> usize {
         .count()
 }
 
+/// Samples from `from` on in which the lease key named a host without the VIP.
+pub fn lease_without_vip_samples(samples: &[Sample], from: Duration) -> usize {
+    samples
+        .iter()
+        .filter(|s| s.at >= from && s.lease_without_vip().is_some())
+        .count()
+}
+
 /// Samples in which more than one host held the VIP.
 pub fn dual_vip_samples(samples: &[Sample]) -> usize {
     samples.iter().filter(|s| s.vip_holders().len() > 1).count()
@@ -159,6 +167,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            lease: None,
         }
     }
 

@@ -58,10 +58,13 @@ pub enum Drill {
     PowerLossOne,
     AgentKilled,
     AgentStopped,
+    OrphanedController,
+    AgentCrashLoop,
+    FirstBootWithoutSecrets,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 19] = [
+    pub const ALL: [Drill; 22] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -81,6 +84,9 @@ impl Drill {
         Drill::PowerLossOne,
         Drill::AgentKilled,
         Drill::AgentStopped,
+        Drill::OrphanedController,
+        Drill::AgentCrashLoop,
+        Drill::FirstBootWithoutSecrets,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +110,9 @@ impl Drill {
             Drill::PowerLossOne => "power-loss-one",
             Drill::AgentKilled => "agent-killed",
             Drill::AgentStopped => "agent-stopped",
+            Drill::OrphanedController => "orphaned-controller",
+            Drill::AgentCrashLoop => "agent-crash-loop",
+            Drill::FirstBootWithoutSecrets => "first-boot-without-secrets",
         }
     }
 
@@ -161,6 +170,15 @@ impl Drill {
             Drill::AgentStopped => {
                 "--init systemd: the active host's gate agent SIGSTOPped; systemd's watchdog (WatchdogSec) kills and restarts it; never two serving"
             }
+            Drill::OrphanedController => {
+                "alpha's agent killed, alpha's cable out 8 s, then beta's controller frozen past its lease: no controller without the VIP ever holds the lease; the zone serves again"
+            }
+            Drill::AgentCrashLoop => {
+                "the active host's agent crashes again and again (restarted with backoff, as systemd does): never two serving, a live agent on every service host at the end"
+            }
+            Drill::FirstBootWithoutSecrets => {
+                "beta boots without its certificate and NATS password file: its agent names each missing path, refuses, and promotes once they appear"
+            }
         }
     }
 
@@ -190,10 +208,26 @@ impl Drill {
             // jetstream-killed assumes nats-server stays dead; under systemd
             // nats.service's Restart=on-failure brings it back within
             // 100 ms, before the JetStream gate fails (docs/testing.md).
+            // The process mode's stand-ins for what systemd does to the agent
+            // (its restarts and backoff, secrets appearing later) drive the
+            // agent themselves; under systemd, agent-killed and agent-stopped
+            // are their counterparts.
             crate::container::Init::Systemd => {
-                !self.needs_power_feed() && self != Drill::JetstreamKilled
+                !self.needs_power_feed()
+                    && !matches!(
+                        self,
+                        Drill::JetstreamKilled
+                            | Drill::OrphanedController
+                            | Drill::AgentCrashLoop
+                            | Drill::FirstBootWithoutSecrets
+                    )
             }
         }
+    }
+
+    /// Drills whose checker also reads the lease key at every sample.
+    pub fn watches_lease(self) -> bool {
+        matches!(self, Drill::OrphanedController | Drill::AgentCrashLoop)
     }
 
     pub fn parse(name: &str) -> Result<Drill> {
@@ -281,7 +315,21 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
         }
         ctx.event(format!("peer node {} serving", p.plan.zone));
     }
-    ctx.checker = Some(Checker::start(&zone, ctx.epoch)?);
+    let lease_watch = if drill.watches_lease() {
+        let via = zone.spec.by_role.gamma.clone();
+        Some(
+            crate::observe::lease::LeaseWatch::connect(
+                zone.runtime(&via)?,
+                zone.spec.ports.nats_client,
+                &zone.spec.lease.bucket,
+            )
+            .await
+            .with_context(|| format!("reading the lease through {via}"))?,
+        )
+    } else {
+        None
+    };
+    ctx.checker = Some(Checker::start(&zone, ctx.epoch, lease_watch)?);
     let prefix = format!("{}-{}", drill.name(), zone.instance);
     let load_config = LoadConfig {
         prefix,

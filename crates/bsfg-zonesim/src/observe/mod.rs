@@ -5,6 +5,7 @@
 //! [`bsfg_mgmt`], read with its client.
 
 pub mod jsz;
+pub mod lease;
 pub mod zone_status;
 
 use bsfg_mgmt::http::{self, HttpError};

@@ -39,6 +39,14 @@ pub struct DrillReport {
     pub first_ack_s: Option<f64>,
     /// Longest time without an acknowledgement while the load ran.
     pub longest_stall_s: f64,
+    /// When the fault ended (drills that end their fault), since the drill's epoch.
+    pub fault_ended_s: Option<f64>,
+    /// Fault ended → first acknowledged append sent after that: the time
+    /// until the zone serves again, without operator action.
+    pub recovery_s: Option<f64>,
+    /// Drills watching the lease: samples in which the lease key named a
+    /// host that did not hold the VIP (from the moment the drill says).
+    pub lease_without_vip_samples: Option<usize>,
     /// The promotion on the new host, step by step (from its agent's log).
     pub promotion: Option<Promotion>,
     pub expected: Outcome,
@@ -165,12 +173,19 @@ impl DrillReport {
         );
         let _ = writeln!(
             o,
-            "  timing:     VIP move {}, controller ready {}, first ack {}, longest stall {:.2} s",
+            "  timing:     VIP move {}, controller ready {}, first ack {}, longest stall {:.2} s, recovery after the fault ended {}",
             opt(self.vip_move_s),
             opt(self.controller_ready_s),
             opt(self.first_ack_s),
-            self.longest_stall_s
+            self.longest_stall_s,
+            opt(self.recovery_s)
         );
+        if let Some(n) = self.lease_without_vip_samples {
+            let _ = writeln!(
+                o,
+                "  lease:      {n} samples with the lease held by a host without the VIP"
+            );
+        }
         if let Some(r) = &self.replication {
             let lag = |l: &Option<crate::drills::replication::Lag>| {
                 l.as_ref().map_or("-".into(), |l| {
@@ -266,7 +281,7 @@ pub fn table(reports: &[DrillReport]) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "{:<24} {:<6} {:>6} {:>4} {:>4} {:>5} {:>8} {:>8} {:>8} {:>8} {:>6}",
+        "{:<26} {:<6} {:>6} {:>4} {:>4} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6}",
         "drill",
         "result",
         "acked",
@@ -277,13 +292,14 @@ pub fn table(reports: &[DrillReport]) -> String {
         "ready",
         "1st_ack",
         "stall",
+        "recovery",
         "time"
     );
     for r in reports {
         let f = |x: Option<f64>| x.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             o,
-            "{:<24} {:<6} {:>6} {:>4} {:>4} {:>5} {:>8} {:>8} {:>8} {:>8.2} {:>5.0}s",
+            "{:<26} {:<6} {:>6} {:>4} {:>4} {:>5} {:>8} {:>8} {:>8} {:>8.2} {:>8} {:>5.0}s",
             r.drill,
             if r.passed { "pass" } else { "FAIL" },
             r.acked,
@@ -294,6 +310,7 @@ pub fn table(reports: &[DrillReport]) -> String {
             f(r.controller_ready_s),
             f(r.first_ack_s),
             r.longest_stall_s,
+            f(r.recovery_s),
             r.duration_s
         );
     }
@@ -310,6 +327,7 @@ pub struct Aggregate {
     pub controller_ready_s: Spread,
     pub first_ack_s: Spread,
     pub longest_stall_s: Spread,
+    pub recovery_s: Spread,
     pub lease_wait_s: Spread,
     /// Sums over the runs (each must be 0 for a run to pass).
     pub lost: usize,
@@ -355,6 +373,7 @@ pub fn aggregate(reports: &[DrillReport]) -> Vec<Aggregate> {
                 controller_ready_s: pick(|r| r.controller_ready_s),
                 first_ack_s: pick(|r| r.first_ack_s),
                 longest_stall_s: pick(|r| Some(r.longest_stall_s)),
+                recovery_s: pick(|r| r.recovery_s),
                 lease_wait_s: pick(|r| r.promotion.as_ref().and_then(|p| p.lease_wait_s)),
                 lost: rs.iter().map(|r| r.lost).sum(),
                 duplicates: rs.iter().map(|r| r.duplicates).sum(),
@@ -369,8 +388,15 @@ pub fn aggregate_table(aggs: &[Aggregate]) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "{:<24} {:>7} {:>15} {:>15} {:>15} {:>15} {:>15}",
-        "drill (median / worst)", "passed", "vip_move", "ready", "1st_ack", "stall", "lease_wait"
+        "{:<26} {:>7} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
+        "drill (median / worst)",
+        "passed",
+        "vip_move",
+        "ready",
+        "1st_ack",
+        "stall",
+        "recovery",
+        "lease_wait"
     );
     let f = |s: &Spread| match (s.median, s.worst) {
         (Some(m), Some(w)) => format!("{m:.2} / {w:.2}"),
@@ -379,7 +405,7 @@ pub fn aggregate_table(aggs: &[Aggregate]) -> String {
     for a in aggs {
         let _ = writeln!(
             o,
-            "{:<24} {:>3}/{:<3} {:>15} {:>15} {:>15} {:>15} {:>15}",
+            "{:<26} {:>3}/{:<3} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
             a.drill,
             a.passed,
             a.runs,
@@ -387,6 +413,7 @@ pub fn aggregate_table(aggs: &[Aggregate]) -> String {
             f(&a.controller_ready_s),
             f(&a.first_ack_s),
             f(&a.longest_stall_s),
+            f(&a.recovery_s),
             f(&a.lease_wait_s)
         );
     }
@@ -445,6 +472,8 @@ mod tests {
             "vip_move_s",
             "first_ack_s",
             "longest_stall_s",
+            "recovery_s",
+            "lease_without_vip_samples",
             "expected",
             "observed",
             "controller_ready_s",

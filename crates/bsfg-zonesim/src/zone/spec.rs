@@ -98,8 +98,59 @@ pub struct Units {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Unit {
     pub argv: Vec<String>,
+    /// The unit's `[Service]` directives (the gate agent's restart policy
+    /// is read from here).
+    #[serde(default)]
+    pub service_config: serde_json::Value,
+}
+
+/// How the gate agent's unit restarts it (systemd `Restart=always` with
+/// `RestartSec=`, `RestartSteps=`, `RestartMaxDelaySec=`), in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AgentUnit {
+    pub restart_sec: f64,
+    pub restart_steps: u32,
+    pub restart_max_delay_sec: Option<f64>,
+}
+
+impl AgentUnit {
+    /// From a unit's `serviceConfig`; systemd's defaults (100 ms, no
+    /// steps) where a directive is absent.
+    pub fn from_service_config(sc: &serde_json::Value) -> AgentUnit {
+        let seconds = |key: &str| {
+            sc.get(key).and_then(|v| match v {
+                serde_json::Value::Number(n) => n.as_f64(),
+                serde_json::Value::String(t) => humantime::parse_duration(t)
+                    .ok()
+                    .map(|d| d.as_secs_f64())
+                    .or_else(|| t.parse().ok()),
+                _ => None,
+            })
+        };
+        AgentUnit {
+            restart_sec: seconds("RestartSec").unwrap_or(0.1),
+            restart_steps: sc
+                .get("RestartSteps")
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                .unwrap_or(0) as u32,
+            restart_max_delay_sec: seconds("RestartMaxDelaySec"),
+        }
+    }
+}
+
+impl HostSpec {
+    /// The gate agent unit's restart policy, as the library renders it.
+    pub fn agent_unit(&self) -> AgentUnit {
+        AgentUnit::from_service_config(
+            self.units
+                .gate_agent
+                .as_ref()
+                .map_or(&serde_json::Value::Null, |u| &u.service_config),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

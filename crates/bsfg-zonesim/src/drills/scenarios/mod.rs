@@ -7,6 +7,7 @@ mod crashes;
 mod gates;
 mod partitions;
 mod supervision;
+mod systemd_supervision;
 
 use super::ctx::{contract, hosts};
 use super::{Ctx, Drill, PROMOTION_TIMEOUT};
@@ -38,8 +39,11 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
         Drill::ReplicationAlphaCrash => super::replication::alpha_crash(z, c).await,
         Drill::PowerLossAll => super::power::power_loss_all(z, c).await,
         Drill::PowerLossOne => super::power::power_loss_one(z, c).await,
-        Drill::AgentKilled => supervision::agent_killed(z, c).await,
-        Drill::AgentStopped => supervision::agent_stopped(z, c).await,
+        Drill::AgentKilled => systemd_supervision::agent_killed(z, c).await,
+        Drill::AgentStopped => systemd_supervision::agent_stopped(z, c).await,
+        Drill::OrphanedController => supervision::orphaned_controller(z, c).await,
+        Drill::AgentCrashLoop => supervision::agent_crash_loop(z, c).await,
+        Drill::FirstBootWithoutSecrets => supervision::first_boot_without_secrets(z, c).await,
     }
 }
 

@@ -9,6 +9,8 @@ use crate::zone::files;
 use anyhow::{Context, Result, bail};
 use bsfg_mgmt::{Role, VrrpState};
 use rustix::process::Signal;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 impl Zone {
@@ -146,6 +148,33 @@ impl Zone {
             .collect();
         processes::kill_all(&pids);
         pids.len()
+    }
+
+    /// Sends `signal` to every bsfg-controller process in `host`'s namespace
+    /// (SIGSTOP/SIGCONT freeze and resume one; it may be an orphan whose
+    /// agent died); returns how many got it.
+    pub fn signal_controllers(&self, host: &str, signal: Signal) -> usize {
+        let pids = self.controller_pids(host);
+        for pid in &pids {
+            if let Some(p) = rustix::process::Pid::from_raw(*pid as i32) {
+                let _ = rustix::process::kill_process(p, signal);
+            }
+        }
+        pids.len()
+    }
+
+    /// The files `host`'s controller needs, by name, as the zone library
+    /// gives them to its gate agent (`controller.credentials`).
+    pub fn credential_paths(&self, host: &str) -> BTreeMap<String, PathBuf> {
+        self.spec
+            .host(host)
+            .gate_agent
+            .as_ref()
+            .and_then(|a| a.config["controller"]["credentials"].as_object().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, PathBuf::from(v.as_str()?))))
+            .collect()
     }
 
     /// Pids of the bsfg-controller processes in `host`'s namespace.

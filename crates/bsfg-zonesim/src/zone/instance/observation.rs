@@ -78,6 +78,20 @@ impl Zone {
             .await??)
     }
 
+    /// The gate agent's `/metrics` text, asked from inside its host.
+    pub async fn agent_metrics(&self, host: &str) -> Result<String> {
+        let addr = self.agent_mgmt(host).to_string();
+        let r = self
+            .in_ns(host, move || async move {
+                http::get(&addr, "/metrics", Duration::from_secs(3)).await
+            })
+            .await??;
+        if !r.is_success() {
+            bail!("HTTP {}: {}", r.status, r.body.trim());
+        }
+        Ok(r.body)
+    }
+
     pub async fn agent_status(&self, host: &str) -> Result<AgentStatus> {
         self.get_json(host, self.agent_mgmt(host), "/status").await
     }
