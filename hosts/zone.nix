@@ -21,25 +21,39 @@
       address = "10.20.0.11";
       prefixLength = 24;
       interface = "eno1";
+      # Monitoring and operations only (NATS monitoring, exporters, the
+      # read-only management endpoints, SSH from operators).
+      managementAddress = "10.30.0.11";
+      managementInterface = "eno2";
     };
     beta = {
       role = "beta";
       address = "10.20.0.12";
       prefixLength = 24;
       interface = "eno1";
+      # Monitoring and operations only (NATS monitoring, exporters, the
+      # read-only management endpoints, SSH from operators).
+      managementAddress = "10.30.0.12";
+      managementInterface = "eno2";
     };
     gamma = {
       role = "gamma";
       address = "10.20.0.13";
       prefixLength = 24;
       interface = "eno1";
+      # Monitoring and operations only (NATS monitoring, exporters, the
+      # read-only management endpoints, SSH from operators).
+      managementAddress = "10.30.0.13";
+      managementInterface = "eno2";
     };
   };
 
-  # Where monitoring and operations traffic may come from (NATS monitoring,
-  # exporters, management endpoints). Hosts may also set managementAddress
-  # when the management network is a separate interface.
-  managementNetwork = "10.20.0.0/24";
+  # The management network: a segment of its own (each host's
+  # managementAddress on managementInterface), the only source the firewall
+  # admits to NATS monitoring, exporters and the management endpoints.
+  # Producers and peer zones on the service network (10.20.0.0/24) reach
+  # the VIP's BoundaryService and nothing else (docs/threat-model.md).
+  managementNetwork = "10.30.0.0/24";
 
   # The zone VIP: the only address producers and peer zones use.
   vip = {
@@ -66,6 +80,11 @@
     certificate = "/var/lib/bsfg/tls/controller.pem";
     privateKey = "/var/lib/bsfg/tls/controller.key";
     ca = "/var/lib/bsfg/tls/ca.pem";
+    # Every host's (gamma's too) certificate for the JetStream cluster
+    # routes, from the same zone CA: IP SAN = the host's `address`, DNS SAN
+    # = "nats-route.<zone>" (nats-server admits a route only with both).
+    natsRouteCertificate = "/var/lib/bsfg/tls/nats-route.pem";
+    natsRoutePrivateKey = "/var/lib/bsfg/tls/nats-route.key";
   };
   certificatePolicy = {
     minValidity = "30d";
@@ -92,6 +111,21 @@
   nats.systemUser = {
     passwordFile = "/var/lib/bsfg/secrets/nats-system-password";
     passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+  };
+  # One NATS user per daemon, each allowed only the JetStream subjects it
+  # needs (modules/lib/nats.nix); nothing connects without a password.
+  # REPLACE both like the system user: a password file per daemon on alpha
+  # and beta (root-only, 0400, read through LoadCredential=), its bcrypt
+  # hash here.
+  nats.users = {
+    controller = {
+      passwordFile = "/var/lib/bsfg/secrets/nats-controller-password";
+      passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+    };
+    gateAgent = {
+      passwordFile = "/var/lib/bsfg/secrets/nats-gate-agent-password";
+      passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+    };
   };
 
   # Store buffer classes, consumers, artifact buckets and peer zones, in the

@@ -39,13 +39,25 @@ in {
   };
 
   config = lib.mkIf cfg.enable {
-    networking.interfaces = lib.mkIf cfg.manageNetwork {
-      ${s.interface}.ipv4.addresses = [
-        {
-          inherit (s) address prefixLength;
-        }
-      ];
-    };
+    networking.interfaces = lib.mkIf cfg.manageNetwork (lib.mkMerge [
+      {
+        ${s.interface}.ipv4.addresses = [
+          {
+            inherit (s) address prefixLength;
+          }
+        ];
+      }
+      # A management network of its own: the management address on its
+      # interface, with the prefix of managementNetwork.
+      (lib.mkIf (s.managementAddress != s.address) {
+        ${s.managementInterface}.ipv4.addresses = [
+          {
+            address = s.managementAddress;
+            prefixLength = builtins.fromJSON (builtins.elemAt (builtins.split "/" zone.managementNetwork) 2);
+          }
+        ];
+      })
+    ]);
 
     services.chrony = {
       enable = true;

@@ -24,8 +24,9 @@
     gateAgent = "/usr/local/bin/bsfg-gate-agent";
     natsServer = "/usr/local/bin/nats-server";
   },
-  # As in simulator.nix; the password file is bound to secretsDir below.
+  # As in simulator.nix; the password files are bound to secretsDir below.
   natsSystemUser ? null,
+  natsUsers ? null,
   storageCap ? "256 MiB",
 }: let
   inherit (builtins) attrNames concatStringsSep listToAttrs mapAttrs replaceStrings toString;
@@ -33,14 +34,22 @@
   render = import ./render.nix;
 
   # Where the operator's secrets are on the NixOS host is theirs to choose;
-  # the container's copy of the NATS system password (a LoadCredential= source).
+  # the container's copies of the NATS passwords (LoadCredential= sources).
   secretsDir = "/var/lib/bsfg/secrets";
+  inContainer = name: u:
+    if u == null
+    then null
+    else u // {passwordFile = "${secretsDir}/nats-${name}-password";};
   zone = import ./simulated-zone.nix {
     inherit zoneFile storageCap;
-    natsSystemUser =
-      if natsSystemUser == null
+    natsSystemUser = inContainer "system" natsSystemUser;
+    natsUsers =
+      if natsUsers == null
       then null
-      else natsSystemUser // {passwordFile = "${secretsDir}/nats-system-password";};
+      else {
+        controller = inContainer "controller" natsUsers.controller;
+        gateAgent = inContainer "gate-agent" natsUsers.gateAgent;
+      };
   };
 
   # ------------------------------------------------------------ store paths
@@ -84,7 +93,7 @@
       inherit (s.units.nats) unitConfig;
       serviceConfig = {
         Type = "simple";
-        ExecStart = s.units.nats.serviceConfig.ExecStart;
+        inherit (s.units.nats.serviceConfig) ExecStart LoadCredential;
         ExecReload = "/bin/kill -HUP $MAINPID";
         KillMode = "mixed";
         KillSignal = "SIGUSR2";
@@ -304,6 +313,11 @@
       [
         (rw sim.jetstream s.paths.jetstream)
         (ro hostBinaries.natsServer containerBinaries.natsServer)
+        # nats.service's LoadCredential= sources: the route certificate
+        # (cluster.tls) and the zone CA.
+        (ro sim.natsRoute.certificate c.natsRouteCertificate)
+        (ro sim.natsRoute.privateKey c.natsRoutePrivateKey)
+        (ro sim.natsRoute.ca c.ca)
       ]
       ++ (
         if service
@@ -315,7 +329,9 @@
             # The LoadCredential= sources, where the description names them.
             (ro sim.tls.certificate c.certificate)
             (ro sim.tls.privateKey c.privateKey)
-            (ro sim.tls.ca c.ca)
+            # The daemons' NATS passwords (each unit loads only its own).
+            (ro sim.natsControllerPassword zone.nats.users.controller.passwordFile)
+            (ro sim.natsAgentPassword zone.nats.users.gateAgent.passwordFile)
           ]
           ++ (
             if natsSystemUser == null

@@ -24,6 +24,12 @@
   # host's credentials directory (paths.natsSystemPassword), as
   # LoadCredential= would.
   natsSystemUser ? null,
+  # The daemons' NATS users the simulator made for this instance,
+  # { controller = { passwordFile; passwordHash; }; gateAgent = { ... }; }:
+  # replace the description's nats.users; the simulator writes each
+  # password to every service host's paths.natsControllerPassword and
+  # paths.natsAgentPassword.
+  natsUsers ? null,
   # The simulated zone's three JetStream servers share one disk, and each
   # reserves every stream's max_bytes: a zone sized for real hosts (10 GiB
   # classes) would need tens of GB free on the machine running the drills.
@@ -32,7 +38,7 @@
   storageCap ? "256 MiB",
 }: let
   lib = import ./zone.nix;
-  zone = import ./simulated-zone.nix {inherit zoneFile natsSystemUser storageCap;};
+  zone = import ./simulated-zone.nix {inherit zoneFile natsSystemUser natsUsers storageCap;};
 in
   if builtins.match "/.*" runDir == null
   then throw "zone: runDir = ${builtins.toJSON runDir} must be an absolute path"

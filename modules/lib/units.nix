@@ -16,6 +16,7 @@
   binaries,
   certificates, # the zone description's certificate paths (LoadCredential= sources)
   natsSystemUser, # null or { passwordFile; ... }
+  natsUsers, # { controller, gateAgent }: { user; passwordFile; passwordHash; }
   agentUser,
   controllerUser,
   artifactsGroup,
@@ -101,6 +102,7 @@
             "cert.pem:${certificates.certificate}"
             "key.pem:${certificates.privateKey}"
             "ca.pem:${certificates.ca}"
+            "nats-password:${natsUsers.controller.passwordFile}"
           ]
           ++ (
             if natsSystemUser == null
@@ -152,10 +154,13 @@
         User = agentUser;
         Group = agentUser;
         SupplementaryGroups = [artifactsGroup];
-        # No LoadCredential=: a missing file would fail this unit before the
-        # agent could say which one is missing. It reads the public
-        # certificate where it is installed and only looks whether the
-        # controller's other credentials exist (gate 5).
+        # Only its own NATS password by LoadCredential= (without it the agent
+        # can do nothing; systemd names the missing file in the unit's
+        # status). The public certificate it reads where it is installed,
+        # and it only looks whether the controller's other credentials exist
+        # (gate 5): a missing one must not fail this unit before the agent
+        # could say which.
+        LoadCredential = ["nats-password:${natsUsers.gateAgent.passwordFile}"];
         # The FIFO keepalived writes and the track file keepalived reads,
         # kept across agent restarts so keepalived's open FIFO stays valid.
         # 0755: the controller (another user) reads the lease sighting here;
@@ -185,7 +190,15 @@
     wants = ["network-online.target"];
     after = ["network-online.target"];
     unitConfig.RequiresMountsFor = [paths.jetstream];
-    serviceConfig.ExecStart = execLine natsArgv;
+    serviceConfig = {
+      ExecStart = execLine natsArgv;
+      # The route certificate of this host and the zone CA (cluster.tls).
+      LoadCredential = [
+        "route-cert.pem:${certificates.natsRouteCertificate}"
+        "route-key.pem:${certificates.natsRoutePrivateKey}"
+        "ca.pem:${certificates.ca}"
+      ];
+    };
     argv = natsArgv;
   };
 

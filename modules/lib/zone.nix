@@ -18,6 +18,8 @@ let
   names = import ./names.nix;
   duration = import ./duration.nix;
   render = import ./render.nix;
+  natsAccess = import ./nats.nix;
+  firewall = import ./firewall.nix;
   mkUnits = import ./units.nix;
 
   inherit
@@ -54,9 +56,6 @@ let
   # The name keepalived and systemd know the pieces by. Fixed, not options:
   # the gate agent, the polkit rule and the VM tests refer to them.
   controllerUnit = "bsfg-controller.service";
-  # The user of the global account that clients without credentials become
-  # (nats-server's no_auth_user), when nats.systemUser configures accounts.
-  natsAppUser = "bsfg";
   agentUnit = "bsfg-gate-agent.service";
   controllerUser = "bsfg-controller";
   agentUser = "bsfg-gate-agent";
@@ -118,6 +117,8 @@ let
     prefixLength = get h "prefixLength" 24;
     interface = get h "interface" null;
     managementAddress = get h "managementAddress" address;
+    # The interface of the management network when it is its own segment.
+    managementInterface = get h "managementInterface" interface;
   in
     if !(isAttrs h)
     then fail "${where} must be an attribute set"
@@ -133,9 +134,11 @@ let
     then fail "${where}.interface must name the host's zone network interface, e.g. \"eno1\""
     else if !(net.isIPv4 managementAddress)
     then fail "${where}.managementAddress = ${toJSON managementAddress} is not an IPv4 address"
+    else if !(isString managementInterface) || managementInterface == ""
+    then fail "${where}.managementInterface must name the host's management network interface, e.g. \"eno2\""
     else {
       name = names.checkToken "host name" name;
-      inherit role address prefixLength interface managementAddress;
+      inherit role address prefixLength interface managementAddress managementInterface;
     };
 
   checkRoles = hosts: let
@@ -267,6 +270,10 @@ let
         certificate = checkAbsolutePath "certificates.certificate" (get c "certificate" null);
         privateKey = checkAbsolutePath "certificates.privateKey" (get c "privateKey" null);
         ca = checkAbsolutePath "certificates.ca" (get c "ca" null);
+        # Every host's own certificate for the JetStream cluster routes,
+        # issued by the zone CA (`ca`) with the host's address as IP SAN.
+        natsRouteCertificate = checkAbsolutePath "certificates.natsRouteCertificate" (get c "natsRouteCertificate" null);
+        natsRoutePrivateKey = checkAbsolutePath "certificates.natsRoutePrivateKey" (get c "natsRoutePrivateKey" null);
       };
 
     certificatePolicy = let
@@ -396,25 +403,41 @@ let
     nats = let
       n = get desc "nats" {};
       su = get n "systemUser" null;
-      unknownNats = filter (k: k != "systemUser") (attrNames n);
-      hash = get su "passwordHash" null;
-      user = get su "user" "bsfg-system";
+      unknownNats = filter (k: !(elem k ["systemUser" "users"])) (attrNames n);
+      example = "{ passwordFile = \"/var/lib/bsfg/secrets/<name>\"; passwordHash = \"$2b$11$...\"; }";
+      # A NATS user whose password reaches the daemon by path and whose
+      # bcrypt hash goes into nats-server's (world-readable) configuration.
+      checkUser = where: defaultUser: u: let
+        hash = get u "passwordHash" null;
+      in
+        if !(isAttrs u)
+        then fail "${where} must be ${example}"
+        else if !(isString hash) || builtins.match "[$]2[abxy][$][0-9][0-9][$][./A-Za-z0-9]{53}" hash == null
+        then fail "${where}.passwordHash must be the bcrypt hash (\"$2b$11$\" and 53 more characters, e.g. from `mkpasswd -m bcrypt`) of the password in ${where}.passwordFile; nats-server's configuration is in the world-readable Nix store, so it holds the hash, never the password"
+        else {
+          user = names.checkToken "${where}.user" (get u "user" defaultUser);
+          passwordFile = checkAbsolutePath "${where}.passwordFile" (get u "passwordFile" null);
+          passwordHash = hash;
+        };
+      users = get n "users" null;
+      unknownUsers = filter (k: !(elem k ["controller" "gateAgent"])) (attrNames users);
     in
       if !(isAttrs n)
-      then fail "`nats` must be an attribute set, e.g. { systemUser = { passwordFile = \"/var/lib/bsfg/secrets/nats-system-password\"; passwordHash = \"$2b$11$...\"; }; }"
+      then fail "`nats` must be an attribute set, e.g. { users = { controller = ${example}; gateAgent = ${example}; }; systemUser = ${example}; }"
       else if unknownNats != []
-      then fail "unknown setting(s) nats.${concatStringsSep ", nats." unknownNats}; known: nats.systemUser"
-      else if su == null
-      then {systemUser = null;}
-      else if !(isAttrs su)
-      then fail "nats.systemUser must be null or { passwordFile = \"/abs/path\"; passwordHash = \"$2b$11$...\"; }"
-      else if !(isString hash) || builtins.match "[$]2[abxy][$][0-9][0-9][$][./A-Za-z0-9]{53}" hash == null
-      then fail "nats.systemUser.passwordHash must be the bcrypt hash (\"$2b$11$\" and 53 more characters, e.g. from `mkpasswd -m bcrypt`) of the password in nats.systemUser.passwordFile; nats-server's configuration is in the world-readable Nix store, so it holds the hash, never the password"
+      then fail "unknown setting(s) nats.${concatStringsSep ", nats." unknownNats}; known: nats.systemUser, nats.users"
+      else if !(isAttrs users)
+      then fail "nats.users must be set: { controller = ${example}; gateAgent = ${example}; } (one NATS user per daemon, each with only the subjects it needs; no client connects without a password)"
+      else if unknownUsers != []
+      then fail "unknown setting(s) nats.users.${concatStringsSep ", nats.users." unknownUsers}; known: nats.users.controller, nats.users.gateAgent"
       else {
-        systemUser = {
-          user = names.checkToken "nats.systemUser.user" user;
-          passwordFile = checkAbsolutePath "nats.systemUser.passwordFile" (get su "passwordFile" null);
-          passwordHash = hash;
+        systemUser =
+          if su == null
+          then null
+          else checkUser "nats.systemUser" "bsfg-system" su;
+        users = {
+          controller = checkUser "nats.users.controller" "bsfg-controller" (get users "controller" null);
+          gateAgent = checkUser "nats.users.gateAgent" "bsfg-gate-agent" (get users "gateAgent" null);
         };
       };
 
@@ -483,6 +506,15 @@ let
     agentRuntime = "/run/bsfg-gate-agent";
     # The NATS system user's password (nats.systemUser), LoadCredential= too.
     natsSystemPassword = "/run/credentials/bsfg-controller.service/nats-system-password";
+    # Each daemon's own NATS password (nats.users), LoadCredential=.
+    natsControllerPassword = "/run/credentials/bsfg-controller.service/nats-password";
+    natsAgentPassword = "/run/credentials/bsfg-gate-agent.service/nats-password";
+    # nats-server's route certificate, key and the zone CA, LoadCredential=.
+    natsRoute = {
+      certificate = "/run/credentials/nats.service/route-cert.pem";
+      privateKey = "/run/credentials/nats.service/route-key.pem";
+      ca = "/run/credentials/nats.service/ca.pem";
+    };
   };
 
   # Where the zone simulator puts each host's state: everything under
@@ -503,6 +535,13 @@ let
     };
     agentRuntime = "${base}/run";
     natsSystemPassword = "${base}/credentials/nats-system-password";
+    natsControllerPassword = "${base}/credentials/nats-controller-password";
+    natsAgentPassword = "${base}/credentials/nats-agent-password";
+    natsRoute = {
+      certificate = "${base}/credentials/nats-route-cert.pem";
+      privateKey = "${base}/credentials/nats-route-key.pem";
+      ca = "${base}/credentials/ca.pem";
+    };
   };
 
   defaultBinaries = {
@@ -554,6 +593,18 @@ let
         name = zone.zone;
         listen = "${h.address}:${toString ports.natsCluster}";
         routes = map (o: "nats-route://${o.address}:${toString ports.natsCluster}") others;
+        # Routes only between holders of a zone route certificate: verified
+        # against the zone CA both ways, the dialled address against the
+        # peer's IP SAN, and the zone's route identity (DNS SAN) mapped to
+        # the one route user.
+        tls = {
+          cert_file = paths.natsRoute.certificate;
+          key_file = paths.natsRoute.privateKey;
+          ca_file = paths.natsRoute.ca;
+          verify_and_map = true;
+          timeout = 2;
+        };
+        authorization.user = natsAccess.routeIdentity zone;
       };
       # Lame-duck shutdown moves stream leaders away before a planned stop;
       # 30 s keeps a rolling reboot of the zone short (default is 2 min).
@@ -561,35 +612,48 @@ let
       lame_duck_grace_period = "10s";
     };
 
-    # With nats.systemUser: the server's two default accounts made explicit,
+    # The client port (127.0.0.1) admits only the daemons' users, each
+    # with the permissions of modules/lib/nats.nix; there is no anonymous
+    # (no_auth_user) login. Passwords appear only as bcrypt hashes; each
+    # daemon reads its own from a file (LoadCredential=).
+    # With nats.systemUser the server's two default accounts are explicit,
     # each under its default name, so nothing moves on an upgrade (JetStream
     # data stays in $G; the servers' RAFT traffic, which uses the system
     # account, keeps its account name while they restart one by one):
-    #   * $SYS, the system account, with one user (bcrypt hash) for the
-    #     controller's meta-leader step-down;
-    #   * $G, the global account, where every stream and bucket lives; with
-    #     no other account configured nats-server keeps JetStream enabled
-    #     for it. Its one user, without password, is the `no_auth_user`:
-    #     clients that present no credentials (the controller's own
-    #     connection, the gate agent, the nats CLI on a host) land there
-    #     exactly as before.
-    # The client port stays on 127.0.0.1.
+    # $SYS holds the controller's system user (meta-leader step-down), $G
+    # (the top-level `authorization.users`) the daemons' users.
     natsAccounts = let
       su = zone.nats.systemUser;
+      perms = natsAccess.permissions zone;
+      u = zone.nats.users;
     in
-      if su == null
-      then {}
-      else {
-        accounts."$SYS".users = [
+      {
+        authorization.users = [
           {
-            inherit (su) user;
-            password = su.passwordHash;
+            inherit (u.controller) user;
+            password = u.controller.passwordHash;
+            permissions = perms.controller;
+          }
+          {
+            inherit (u.gateAgent) user;
+            password = u.gateAgent.passwordHash;
+            permissions = perms.gateAgent;
           }
         ];
-        system_account = "$SYS";
-        authorization.users = [{user = natsAppUser;}];
-        no_auth_user = natsAppUser;
-      };
+      }
+      // (
+        if su == null
+        then {}
+        else {
+          accounts."$SYS".users = [
+            {
+              inherit (su) user;
+              password = su.passwordHash;
+            }
+          ];
+          system_account = "$SYS";
+        }
+      );
 
     vipInterface =
       if zone.vip.interface != null
@@ -710,7 +774,11 @@ let
         private_key = paths.tls.privateKey;
       };
       nats =
-        {url = "nats://127.0.0.1:${toString ports.natsClient}";}
+        {
+          url = "nats://127.0.0.1:${toString ports.natsClient}";
+          inherit (zone.nats.users.controller) user;
+          password_file = paths.natsControllerPassword;
+        }
         // (
           if zone.nats.systemUser == null
           then {}
@@ -749,6 +817,8 @@ let
         url = "nats://127.0.0.1:${toString ports.natsClient}";
         monitor_url = "http://${mgmt ports.natsMonitor}";
         voters = 3;
+        inherit (zone.nats.users.gateAgent) user;
+        password_file = paths.natsAgentPassword;
       };
       artifacts = {
         dir = paths.artifacts;
@@ -775,6 +845,8 @@ let
       keepalived = {
         notify_fifo = notifyFifo;
         track_file = trackFilePath;
+        # Notifications naming any other VRRP instance are logged and ignored.
+        inherit (keepalived) instance;
       };
       management.address = mgmt ports.agentManagement;
       logging = {inherit (zone.logging) format filter;};
@@ -782,55 +854,73 @@ let
   in
     if !(elem supervisor ["systemd" "process"])
     then fail "supervisor = ${toJSON supervisor} must be \"systemd\" or \"process\""
-    else {
-      inherit (h) name role address prefixLength interface managementAddress;
-      runs = {
-        nats = true;
-        keepalived = isService;
-        gateAgent = isService;
-        controller = isService;
-        artifacts = isService;
-      };
-      inherit paths ports;
-      nats = let
-        settings = nats // natsAccounts;
-      in {
-        inherit settings;
-        configText = render.json settings;
-      };
-      keepalived =
-        if isService
-        then keepalived
-        else null;
-      controller =
-        if isService
-        then {
-          config = controller;
-          configText = render.toml controller;
-        }
-        else null;
-      gateAgent =
-        if isService
-        then {
-          config = gateAgent;
-          configText = render.toml gateAgent;
-        }
-        else null;
-      polkitRule =
-        if isService
-        then
-          render.polkitRule {
-            user = agentUser;
-            unit = controllerUnit;
-            verbs = controllerVerbs;
+    else
+      withFirewall zone {
+        inherit (h) name role address prefixLength interface managementAddress managementInterface;
+        runs = {
+          nats = true;
+          keepalived = isService;
+          gateAgent = isService;
+          controller = isService;
+          artifacts = isService;
+        };
+        inherit paths ports;
+        nats = let
+          settings = nats // natsAccounts;
+        in {
+          inherit settings;
+          configText = render.json settings;
+        };
+        keepalived =
+          if isService
+          then keepalived
+          else null;
+        controller =
+          if isService
+          then {
+            config = controller;
+            configText = render.toml controller;
           }
-        else null;
-      units = mkUnits {
-        runs = {gateAgent = isService;};
-        inherit paths controllerUnit agentUnit controllerUser agentUser artifactsGroup;
-        binaries = bins;
-        inherit (zone) certificates;
-        natsSystemUser = zone.nats.systemUser;
+          else null;
+        gateAgent =
+          if isService
+          then {
+            config = gateAgent;
+            configText = render.toml gateAgent;
+          }
+          else null;
+        polkitRule =
+          if isService
+          then
+            render.polkitRule {
+              user = agentUser;
+              unit = controllerUnit;
+              verbs = controllerVerbs;
+            }
+          else null;
+        units = mkUnits {
+          runs = {gateAgent = isService;};
+          inherit paths controllerUnit agentUnit controllerUser agentUser artifactsGroup;
+          binaries = bins;
+          inherit (zone) certificates;
+          natsSystemUser = zone.nats.systemUser;
+          natsUsers = zone.nats.users;
+        };
+      };
+
+  # The host's nftables rules (modules/lib/firewall.nix) without exporters:
+  # modules/firewall.nix renders its own with the exporter ports when
+  # observability is on; the simulator loads `ruleset`.
+  withFirewall = zone: settings:
+    settings
+    // {
+      firewall = {
+        extraInputRules = firewall.extraInputRules {
+          inherit settings zone;
+        };
+        ruleset = firewall.ruleset {
+          inherit settings zone;
+        };
       };
     };
 

@@ -4,9 +4,10 @@
 # (/etc/bsfg/nats.json, the same JSON text the zone simulator hands its
 # nats-server processes): client port on localhost, monitoring on the
 # management address, the 3-node cluster over host addresses, sync_interval
-# from the durability tier and, with nats.systemUser, the accounts (the
-# system user's password only as its bcrypt hash; the password reaches the
-# controller alone, by LoadCredential=).
+# from the durability tier, route TLS with zone certificates, one user per
+# daemon with its permissions and, with nats.systemUser, the accounts
+# (passwords only as bcrypt hashes; each password reaches its daemon alone,
+# by LoadCredential=).
 #
 # nixpkgs' services.nats has no package option and starts nats-server with
 # a file it generates from services.nats.settings. The module still assigns
@@ -23,11 +24,18 @@
   s = cfg.settings;
   natsSettings = s.nats.settings;
   rawConfig = pkgs.writeText "nats.json" s.nats.configText;
+  # The route certificate and key exist only on the host (LoadCredential=),
+  # so the build checks the configuration without cluster.tls; every other
+  # setting is checked as deployed.
+  checkable = pkgs.writeText "nats-check.json" (builtins.toJSON (natsSettings
+    // {
+      cluster = builtins.removeAttrs natsSettings.cluster ["tls" "authorization"];
+    }));
   configFile =
     if cfg.validateConfig
     then
       pkgs.runCommand "nats-checked.json" {} ''
-        ${lib.getExe' cfg.packages.natsServer "nats-server"} --config ${rawConfig} -t
+        ${lib.getExe' cfg.packages.natsServer "nats-server"} --config ${checkable} -t
         ln -s ${rawConfig} $out
       ''
     else rawConfig;
@@ -47,6 +55,8 @@ in {
     systemd.services.nats = {
       inherit (s.units.nats) wants after unitConfig;
       serviceConfig.ExecStart = lib.mkForce s.units.nats.serviceConfig.ExecStart;
+      # The route certificate, its key and the zone CA (cluster.tls).
+      serviceConfig.LoadCredential = s.units.nats.serviceConfig.LoadCredential;
       restartTriggers = [configFile];
     };
 

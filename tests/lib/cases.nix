@@ -62,7 +62,7 @@ let
 
   # Alpha of a zone without nats.systemUser (no NATS accounts, no password).
   alphaWithoutSystemUser = lib.hostSettings {
-    zone = lib.normalise (fx.with' {nats.systemUser = null;});
+    zone = lib.normalise (fx.with' {nats = fx.base.nats // {systemUser = null;};});
     host = "alpha";
     paths = lib.nixosPaths;
   };
@@ -119,7 +119,7 @@ in {
   nats_client_localhost = builtins.all (h: h.nats.settings.host == "127.0.0.1" && h.nats.settings.port == 4222) [a b g];
   nats_cluster_on_host_ip = a.nats.settings.cluster.listen == "10.20.0.11:6222" && g.nats.settings.cluster.listen == "10.20.0.13:6222";
   nats_routes_other_two = a.nats.settings.cluster.routes == ["nats-route://10.20.0.12:6222" "nats-route://10.20.0.13:6222"] && builtins.length g.nats.settings.cluster.routes == 2;
-  nats_monitoring_on_management_address = a.nats.settings.http == "10.20.0.11:8222";
+  nats_monitoring_on_management_address = a.nats.settings.http == "10.30.0.11:8222";
   standard_tier_keeps_default_sync = !(a.nats.settings.jetstream ? sync_interval);
   critical_tier_syncs_always = builtins.all (h: h.nats.settings.jetstream.sync_interval == "always") (builtins.attrValues critical);
   jetstream_store_dir_nixos = a.nats.settings.jetstream.store_dir == "/data/jetstream";
@@ -202,19 +202,42 @@ in {
       ];
     }
     && h.nats.settings.system_account == "$SYS") [a b g];
-  nats_clients_without_credentials_stay_in_g = builtins.all (h: h.nats.settings.no_auth_user == "bsfg" && h.nats.settings.authorization.users == [{user = "bsfg";}]) [a b g];
+  # No anonymous login; one user per daemon, each with its permissions.
+  nats_no_anonymous_user = builtins.all (h: !(h.nats.settings ? no_auth_user) && map (u: u.user) h.nats.settings.authorization.users == ["bsfg-controller" "bsfg-gate-agent"]) [a b g];
+  nats_controller_confined_to_its_streams = let
+    p = (builtins.head a.nats.settings.authorization.users).permissions;
+  in
+    builtins.elem "$JS.API.STREAM.*.facts_operational" p.publish.allow
+    && builtins.elem "$KV.bsfg_lease.>" p.publish.allow
+    && !(builtins.elem "$JS.API.>" p.publish.allow)
+    && !(builtins.elem ">" p.publish.allow)
+    && p.subscribe.allow == ["_INBOX.>"];
+  nats_agent_reads_the_lease_only = let
+    p = (builtins.elemAt a.nats.settings.authorization.users 1).permissions;
+  in
+    builtins.all (s: builtins.match ".*KV_bsfg_lease.*" s != null) p.publish.allow;
+  nats_routes_need_zone_certificates =
+    a.nats.settings.cluster.tls.verify_and_map
+    && a.nats.settings.cluster.authorization.user == "nats-route.plant-a"
+    && a.nats.settings.cluster.tls.ca_file == "/run/credentials/nats.service/ca.pem";
+  daemons_read_their_nats_passwords_by_path =
+    a.controller.config.nats.password_file
+    == "/run/credentials/bsfg-controller.service/nats-password"
+    && a.gateAgent.config.nats.password_file == "/run/credentials/bsfg-gate-agent.service/nats-password";
   nats_password_never_rendered = builtins.match ".*passwordFile.*|.*secrets.*" (builtins.toJSON a.nats.settings) == null;
   controller_system_user_via_credentials =
     a.controller.config.nats
     == {
       url = "nats://127.0.0.1:4222";
+      user = "bsfg-controller";
+      password_file = "/run/credentials/bsfg-controller.service/nats-password";
       system_user = "bsfg-system";
       system_user_password_file = "/run/credentials/bsfg-controller.service/nats-system-password";
     };
   without_system_user_no_accounts = let
     h = alphaWithoutSystemUser;
   in
-    !(h.nats.settings ? accounts) && !(h.nats.settings ? no_auth_user) && h.controller.config.nats == {url = "nats://127.0.0.1:4222";} && (lib.normalise (builtins.removeAttrs fx.base ["nats"])).nats.systemUser == null;
+    !(h.nats.settings ? accounts) && !(h.nats.settings ? no_auth_user) && !(h.controller.config.nats ? system_user);
   simulator_system_user_replaces_the_zones =
     simSys.hosts.alpha.controller.config.nats.system_user_password_file
     == "/run/sim/alpha/credentials/nats-system-password"
@@ -253,7 +276,7 @@ in {
     && u.serviceConfig.RestartSteps == 3
     && u.serviceConfig.RestartMaxDelaySec == "8s"
     && u.unitConfig.StartLimitIntervalSec == 0
-    && !(u.serviceConfig ? LoadCredential)
+    && u.serviceConfig.LoadCredential == ["nats-password:/var/lib/bsfg/secrets/nats-gate-agent-password"]
     && builtins.match ".*RestartSteps=3\nRestartMaxDelaySec=8s.*|.*RestartMaxDelaySec=8s\n.*RestartSteps=3.*" u.text != null
     && sim.hosts.beta.units.bsfg-gate-agent.serviceConfig.RestartSteps == 3;
 
@@ -357,4 +380,41 @@ in {
     };
   in
     builtins.all (l: builtins.match ".*bsfg-controller.*" l == null) (builtins.attrNames c.hosts.alpha.links);
+  # Every LoadCredential= source of every unit in a container is bound
+  # into it (a missing bind fails the unit at start), and nats-server's
+  # unit loads the route certificate as the NixOS host's does.
+  container_credentials_are_bound = let
+    h = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+    u = name: {
+      passwordFile = "/run/sim/${name}-password";
+      passwordHash = h;
+    };
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+      natsSystemUser = u "system";
+      natsUsers = {
+        controller = u "controller";
+        gateAgent = u "gate-agent";
+      };
+    };
+    sources = host:
+      builtins.concatMap (
+        f: let
+          lines = builtins.filter builtins.isString (builtins.split "\n" f.text);
+          m = map (builtins.match "LoadCredential=[^:]*:(.*)") lines;
+        in
+          map builtins.head (builtins.filter (x: x != null) m)
+      ) (builtins.attrValues c.hosts.${host}.files);
+    bound = host: map (b: b.target) c.hosts.${host}.binds;
+    allBound = host: let
+      s = sources host;
+    in
+      s != [] && builtins.all (p: builtins.elem p (bound host)) s;
+    natsUnit = host: c.hosts.${host}.files."/etc/systemd/system/nats.service".text;
+    loads = host: cred: builtins.match ".*LoadCredential=${cred}:.*" (natsUnit host) != null;
+  in
+    builtins.all allBound ["alpha" "beta" "gamma"]
+    && builtins.all (host: loads host "route-cert.pem" && loads host "route-key.pem") ["alpha" "beta" "gamma"]
+    && builtins.length (sources "alpha") > builtins.length (sources "gamma");
 }

@@ -80,13 +80,13 @@ in {
     lease_bad_duration = case "lease.ttl = \"one second\" is not a duration" (fx.withLease {ttl = "one second";});
     lease_margin_over_default_ttl = case "lease.safetyMargin (600ms) must be shorter than lease.ttl (500ms)" (fx.withLease {safetyMargin = "600ms";});
     nats_hash_not_bcrypt = case "nats.systemUser.passwordHash must be the bcrypt hash" (fx.with' {
-      nats.systemUser = fx.base.nats.systemUser // {passwordHash = "s3cret";};
+      nats = fx.base.nats // {systemUser = fx.base.nats.systemUser // {passwordHash = "s3cret";};};
     });
     nats_password_as_nix_path = case "nats.systemUser.passwordFile is a Nix path" (fx.with' {
-      nats.systemUser = fx.base.nats.systemUser // {passwordFile = ./fixtures.nix;};
+      nats = fx.base.nats // {systemUser = fx.base.nats.systemUser // {passwordFile = ./fixtures.nix;};};
     });
     nats_password_file_missing = case "nats.systemUser.passwordFile = null must be an absolute path string" (fx.with' {
-      nats.systemUser = builtins.removeAttrs fx.base.nats.systemUser ["passwordFile"];
+      nats = fx.base.nats // {systemUser = builtins.removeAttrs fx.base.nats.systemUser ["passwordFile"];};
     });
     nats_unknown_setting = case "unknown setting(s) nats.systemuser" (fx.with' {nats.systemuser = {};});
     cert_as_nix_path = case "certificates.privateKey is a Nix path" (fx.with' {

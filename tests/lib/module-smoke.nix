@@ -307,7 +307,7 @@ let
       units = builtins.toJSON (builtins.mapAttrs (_: u: builtins.removeAttrs u ["restartIfChanged"]) (
         t.units
         // {
-          nats = t.units.nats // {inherit (natsUnit) wants after unitConfig;} // {serviceConfig.ExecStart = natsUnit.serviceConfig.ExecStart;};
+          nats = t.units.nats // {inherit (natsUnit) wants after unitConfig;} // {serviceConfig = {inherit (natsUnit.serviceConfig) ExecStart LoadCredential;};};
         }
         // (
           if t.keepalived == null
@@ -436,14 +436,27 @@ in {
     && sc.RestartSteps == 3
     && sc.RestartMaxDelaySec == "8s"
     && unit.unitConfig.StartLimitIntervalSec == 0
-    && !(sc ? LoadCredential);
+    # Only its own NATS password: the controller's credentials it only looks at (gate 5).
+    && sc.LoadCredential == ["nats-password:/var/lib/bsfg/secrets/nats-gate-agent-password"];
   controller_credentials_from_zone_paths =
     (get "alpha" "controller").systemd.services.bsfg-controller.serviceConfig.LoadCredential
-    == ["cert.pem:/var/lib/bsfg/tls/controller.pem" "key.pem:/var/lib/bsfg/tls/controller.key" "ca.pem:/var/lib/bsfg/tls/ca.pem" "nats-system-password:/var/lib/bsfg/secrets/nats-system-password"];
+    == ["cert.pem:/var/lib/bsfg/tls/controller.pem" "key.pem:/var/lib/bsfg/tls/controller.key" "ca.pem:/var/lib/bsfg/tls/ca.pem" "nats-password:/var/lib/bsfg/secrets/nats-controller-password" "nats-system-password:/var/lib/bsfg/secrets/nats-system-password"];
   nats_settings_carry_the_accounts = let
     st = (get "gamma" "nats").services.nats.settings;
   in
-    st.system_account == "$SYS" && st.no_auth_user == "bsfg" && (builtins.head st.accounts."$SYS".users).password == fx.base.nats.systemUser.passwordHash;
+    st.system_account == "$SYS" && !(st ? no_auth_user) && (builtins.head st.accounts."$SYS".users).password == fx.base.nats.systemUser.passwordHash;
+  nats_route_credentials_by_path =
+    (get "gamma" "nats").systemd.services.nats.serviceConfig.LoadCredential
+    == ["route-cert.pem:/var/lib/bsfg/tls/nats-route.pem" "route-key.pem:/var/lib/bsfg/tls/nats-route.key" "ca.pem:/var/lib/bsfg/tls/ca.pem"];
+  # The module's firewall rules are the zone library's (which the simulator loads).
+  firewall_rules_are_the_librarys = builtins.all (h:
+    (get h "firewall").networking.firewall.extraInputRules
+    == (import ../../modules/lib/firewall.nix).extraInputRules {
+      zone = (configFor h).services.bsfg.normalisedZone;
+      settings = (configFor h).services.bsfg.settings;
+      exporterPorts = [9100 7777];
+    })
+  hosts;
   polkit_rule_names_controller_unit = builtins.match ".*bsfg-controller[.]service.*" (get "alpha" "gate-agent").security.polkit.extraConfig != null;
   polkit_rule_exact_verbs = let
     rule = builtins.replaceStrings ["\n"] [" "] (get "alpha" "gate-agent").security.polkit.extraConfig;
@@ -458,12 +471,12 @@ in {
   in
     hasVrrp "alpha" && hasVrrp "beta" && !(hasVrrp "gamma");
   firewall_controller_port_to_vip_only = builtins.match ".*ip daddr 10[.]20[.]0[.]100 tcp dport 9443 accept.*" (builtins.replaceStrings ["\n"] [" "] (get "alpha" "firewall").networking.firewall.extraInputRules) != null;
-  exporters_on_management_address = (get "beta" "observability").services.prometheus.exporters.node.listenAddress == "10.20.0.12";
+  exporters_on_management_address = (get "beta" "observability").services.prometheus.exporters.node.listenAddress == "10.30.0.12";
   nats_exporter_has_endpoint_flags = (get "gamma" "observability").services.prometheus.exporters.nats.extraFlags == ["-varz" "-healthz"];
   zone_json_for_bsfgctl = let
     z = builtins.fromJSON (get "beta" "observability").environment.etc."bsfg/zone.json".text;
   in
-    z.endpoint == "https://10.20.0.100:9443" && z.hosts.gamma.nodeExporter == "10.20.0.13:9100" && z.commissioning.consumer == "commissioning" && z.hosts.beta.keepalived.unicastPeers == ["10.20.0.11"];
+    z.endpoint == "https://10.20.0.100:9443" && z.hosts.gamma.nodeExporter == "10.30.0.13:9100" && z.commissioning.consumer == "commissioning" && z.hosts.beta.keepalived.unicastPeers == ["10.20.0.11"];
 
   # One renderer: per host, the appliance gets the library's bytes, and so
   # does the simulator (with its paths; its agent supervises the controller

@@ -178,3 +178,60 @@ async fn identities_without_permission_get_permission_denied() {
     // Nothing was written by the refused calls.
     assert_eq!(fetch_all(&mut reader, "all-ops").await.len(), 0);
 }
+
+/// `openssl s_client` with `args` against `addr`, presenting the producer's
+/// certificate: (handshake completed, its output).
+fn openssl_client(addr: std::net::SocketAddr, zone: &Zone, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(bsfg_testkit::bins::system_program("openssl", "openssl"))
+        .args(["s_client", "-connect", &addr.to_string(), "-brief"])
+        .args(["-CAfile"])
+        .arg(zone.pki.ca_path())
+        .arg("-cert")
+        .arg(&zone.producer.certificate)
+        .arg("-key")
+        .arg(&zone.producer.private_key)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (text.contains("CONNECTION ESTABLISHED"), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_1_0_and_1_1_are_refused_and_1_3_is_negotiated() {
+    let zone = Zone::start1_with(|_| {}).await;
+    let addr = zone.controller.config.listen.address;
+    // SECLEVEL=0: let the client offer the old versions at all (OpenSSL 3
+    // refuses to by default); the server must still refuse them.
+    for (flag, name) in [("-tls1", "TLS 1.0"), ("-tls1_1", "TLS 1.1")] {
+        let (ok, text) = openssl_client(addr, &zone, &[flag, "-cipher", "DEFAULT@SECLEVEL=0"]);
+        assert!(!ok, "{name} was accepted:\n{text}");
+        // rustls answers a ClientHello without TLS 1.2/1.3 with a
+        // handshake_failure (40) or protocol_version (70) alert.
+        assert!(
+            text.contains("alert number 40") || text.contains("alert number 70"),
+            "{name}: not refused by the server's alert:\n{text}"
+        );
+    }
+    let (ok, text) = openssl_client(addr, &zone, &["-tls1_3"]);
+    assert!(ok, "a TLS 1.3 client could not connect:\n{text}");
+    assert!(text.contains("Protocol version: TLSv1.3"), "{text}");
+    // A client offering everything gets 1.3.
+    let (ok, text) = openssl_client(addr, &zone, &[]);
+    assert!(ok && text.contains("Protocol version: TLSv1.3"), "{text}");
+    // TLS 1.2 only with forward-secret AEAD suites (Mozilla Intermediate):
+    // a CBC or RSA-key-exchange suite is refused.
+    let (ok, text) = openssl_client(
+        addr,
+        &zone,
+        &["-tls1_2", "-cipher", "AES128-SHA:AES256-SHA256"],
+    );
+    assert!(!ok, "a non-AEAD TLS 1.2 suite was accepted:\n{text}");
+    let (ok, text) = openssl_client(addr, &zone, &["-tls1_2"]);
+    assert!(ok, "TLS 1.2 with ECDHE+AEAD refused:\n{text}");
+}

@@ -22,14 +22,20 @@
 
 use crate::config::AgentConfig;
 use crate::gates;
-use crate::probes::nats::{NatsMonitor, jetstream_facts};
-use bsfg_store::Substrate;
+use crate::gates::jetstream::JetstreamFacts;
+use crate::probes::nats::NatsMonitor;
 use std::time::Duration;
 
 /// How long the agent daemon may take to answer `/healthz`.
 const AGENT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Runs the check once; `Ok(reason)` when healthy, `Err(reason)` otherwise.
+///
+/// keepalived runs the check as its unprivileged script user, which holds no
+/// NATS credential (the agent's password is for the agent alone). So the
+/// check connects without one: a server that answers with an authorization
+/// violation has spoken the client protocol, which is all gate 2 asks of
+/// the connection; a server without authorization answers a ping.
 pub async fn run(config: &AgentConfig) -> Result<String, String> {
     let agent = config.management.address.to_string();
     match bsfg_mgmt::http::get(&agent, "/healthz", AGENT_TIMEOUT).await {
@@ -52,21 +58,31 @@ pub async fn run(config: &AgentConfig) -> Result<String, String> {
         config.nats.monitor_addr().map_err(|e| e.to_string())?,
         timeout,
     );
-    let substrate = Substrate::connect(
-        &config.nats.connection(),
-        config.nats.voters,
-        "bsfg-gate-agent-check",
-    )
-    .await;
-    let client = substrate.as_ref().ok().map(|s| s.client().clone());
-    let mut facts = jetstream_facts(&monitor, client.as_ref(), timeout).await;
-    if let Err(e) = &substrate {
-        facts.ping = Err(e.to_string());
-    }
-    let result = gates::jetstream::evaluate(&facts);
+    let (healthz, ping) = tokio::join!(
+        monitor.healthz(),
+        client_protocol_answers(&config.nats.url, timeout)
+    );
+    let result = gates::jetstream::evaluate(&JetstreamFacts { healthz, ping });
     if result.passes() {
         Ok(format!("gate agent answers; {}", result.reason))
     } else {
         Err(format!("local JetStream unhealthy: {}", result.reason))
+    }
+}
+
+async fn client_protocol_answers(url: &str, timeout: Duration) -> Result<(), String> {
+    use async_nats::ConnectErrorKind;
+    let connect = async_nats::ConnectOptions::new()
+        .name("bsfg-gate-agent-check")
+        .connection_timeout(timeout)
+        .connect(url);
+    match tokio::time::timeout(timeout, connect).await {
+        Err(_) => Err(format!("no answer from {url} in {timeout:?}")),
+        Ok(Err(e)) if e.kind() == ConnectErrorKind::AuthorizationViolation => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(client)) => tokio::time::timeout(timeout, client.flush())
+            .await
+            .map_err(|_| format!("no PONG within {timeout:?}"))?
+            .map_err(|e| e.to_string()),
     }
 }

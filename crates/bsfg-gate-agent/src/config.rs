@@ -65,6 +65,10 @@ pub struct Nats {
     pub credentials: Option<PathBuf>,
     /// Optional user/password file, one line `user:password`.
     pub user_password_file: Option<PathBuf>,
+    /// The agent's NATS user (reads the lease bucket, nothing else), with
+    /// `password_file` (one line; LoadCredential= on the appliance).
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
     /// Timeout of one probe request (monitoring GET, NATS ping, lease read).
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
@@ -78,6 +82,8 @@ impl Default for Nats {
             voters: 3,
             credentials: None,
             user_password_file: None,
+            user: None,
+            password_file: None,
             request_timeout: Duration::from_secs(1),
         }
     }
@@ -90,6 +96,8 @@ impl Nats {
             url: self.url.clone(),
             credentials: self.credentials.clone(),
             user_password_file: self.user_password_file.clone(),
+            user: self.user.clone(),
+            password_file: self.password_file.clone(),
             request_timeout: self.request_timeout,
             connect_timeout: self.request_timeout,
             ..NatsConnection::default()
@@ -203,6 +211,16 @@ pub struct Controller {
 }
 
 impl AgentConfig {
+    /// The VRRP instance whose notifications the agent acts on:
+    /// `keepalived.instance`, or `bsfg_<zone>` as the zone library names it.
+    pub fn vrrp_instance(&self) -> String {
+        if self.keepalived.instance.is_empty() {
+            format!("bsfg_{}", self.zone)
+        } else {
+            self.keepalived.instance.clone()
+        }
+    }
+
     /// `controller.pid_file`, or its default in the agent's runtime directory.
     pub fn controller_pid_file(&self) -> PathBuf {
         self.controller
@@ -255,7 +273,12 @@ impl Default for Lease {
 #[serde(default, deny_unknown_fields)]
 pub struct Keepalived {
     /// keepalived's `notify_fifo`: ordered `INSTANCE "<name>" <STATE> <priority>` lines.
+    /// The only way anything changes the agent's view of VRRP: a local FIFO
+    /// (mode 0600, owned by the agent's user; keepalived writes as root).
     pub notify_fifo: PathBuf,
+    /// The zone's VRRP instance (`bsfg_<zone>`; empty: derived from `zone`).
+    /// Notifications for any other instance are logged and ignored.
+    pub instance: String,
     /// keepalived `track_file` (configured with weight 0): the agent writes a
     /// non-zero value to demote this host (FAULT), 0 to let it bid again.
     pub track_file: PathBuf,
@@ -270,6 +293,7 @@ impl Default for Keepalived {
     fn default() -> Self {
         Keepalived {
             notify_fifo: "/run/bsfg-gate-agent/notify.fifo".into(),
+            instance: String::new(),
             track_file: "/run/bsfg-gate-agent/vrrp-track".into(),
             require_running: true,
         }
@@ -292,6 +316,13 @@ pub struct Promotion {
     /// could do better, so the loss of Gamma never moves the role.
     #[serde(with = "humantime_serde")]
     pub stall_grace: Duration,
+    /// How long gate 4 may fail only because its write probe has not
+    /// answered, before an active host demotes. A host starved of CPU or
+    /// I/O for a few seconds looks like hung storage; demoting the only
+    /// serving host for that costs the zone `hold_down` and a failover. A
+    /// definite failure (not mounted, read-only) demotes at once.
+    #[serde(with = "humantime_serde")]
+    pub probe_grace: Duration,
 }
 
 impl Default for Promotion {
@@ -299,6 +330,7 @@ impl Default for Promotion {
         Promotion {
             hold_down: Duration::from_secs(10),
             stall_grace: Duration::from_secs(12),
+            probe_grace: Duration::from_secs(5),
         }
     }
 }
@@ -306,8 +338,8 @@ impl Default for Promotion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Management {
-    /// Plain HTTP `/status`, `/metrics`, `/healthz`, `POST /notify`:
-    /// loopback or the management network.
+    /// Plain HTTP, read-only (`GET /status`, `/metrics`, `/healthz`):
+    /// loopback or the management network. Nothing served here changes state.
     pub address: SocketAddr,
 }
 

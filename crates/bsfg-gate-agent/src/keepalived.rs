@@ -5,9 +5,11 @@
 //!   agent creates the FIFO (mode 0600) if it is missing, holds it open for
 //!   reading and writing (so it never sees end-of-file while keepalived
 //!   restarts), and reopens it when keepalived replaced it (it recreates the
-//!   FIFO on reload). The `notify` subcommand forwards the same line from a
-//!   classic notify script to the daemon's management endpoint (`POST /notify`).
-//!   Either way a line is only a hint: the daemon re-reads the truth after it.
+//!   FIFO on reload). The `notify` subcommand writes the same line into the
+//!   FIFO from a classic notify script. The FIFO is the only control input:
+//!   no network endpoint accepts notifications. Lines naming another VRRP
+//!   instance are logged and ignored; any line is only a hint, the daemon
+//!   re-reads the truth after it.
 //! - **Out**: demotion. The agent writes a non-zero value into keepalived's
 //!   `track_file`, which is configured with weight 0, so keepalived puts the
 //!   VRRP instance into FAULT and releases the VIP with a priority-0 advert.
@@ -139,6 +141,34 @@ pub fn ensure_fifo(path: &Path) -> io::Result<()> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Writes one notification line into the daemon's FIFO. Refuses anything
+/// that is not a FIFO at `path`, and fails at once (ENXIO) when no daemon
+/// holds it open for reading instead of blocking. One write of less than
+/// PIPE_BUF bytes: never interleaved with keepalived's own lines.
+pub fn write_fifo(path: &Path, line: &str) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.file_type().is_fifo() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a FIFO (is keepalived.notify_fifo right?)",
+        ));
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) {
+                io::Error::new(io::ErrorKind::NotConnected, "no gate agent is reading it")
+            } else {
+                e
+            }
+        })?;
+    f.write_all(format!("{line}\n").as_bytes())
 }
 
 /// Reads notifications from the FIFO forever, sending each to `tx`.

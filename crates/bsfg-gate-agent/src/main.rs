@@ -1,7 +1,7 @@
 //! `bsfg-gate-agent`: see the crate documentation and docs/gate-agent.md.
 
 use bsfg_gate_agent::config::{self, AgentConfig, SupervisorKind};
-use bsfg_gate_agent::keepalived::{Notification, parse_line};
+use bsfg_gate_agent::keepalived::{self, Notification, parse_line};
 use bsfg_gate_agent::supervisor::process::ChildSupervisor;
 use bsfg_gate_agent::supervisor::systemd::SystemdSupervisor;
 use bsfg_gate_agent::{check, daemon, exit, status};
@@ -50,9 +50,10 @@ enum Command {
     /// server answering a client ping).
     Check,
 
-    /// Forward a keepalived notification to the daemon (for a classic
-    /// `notify` script; the notify FIFO is preferred). Arguments as keepalived
-    /// passes them: INSTANCE|GROUP <name> MASTER|BACKUP|FAULT|STOP [priority].
+    /// Forward a keepalived notification to the daemon through its notify
+    /// FIFO (keepalived.notify_fifo; only root and the agent's user may write
+    /// it), for a classic `notify` script. Arguments as keepalived passes
+    /// them: INSTANCE|GROUP <name> MASTER|BACKUP|FAULT|STOP [priority].
     Notify {
         /// INSTANCE or GROUP.
         kind: String,
@@ -61,9 +62,6 @@ enum Command {
         /// MASTER, BACKUP, FAULT or STOP.
         state: String,
         priority: Option<u32>,
-        /// The daemon's management address (default: management.address from the configuration).
-        #[arg(long)]
-        management: Option<String>,
     },
 
     /// Show the daemon's view: role, VRRP state, each gate with its reason,
@@ -175,9 +173,8 @@ fn real_main(cli: &Cli) -> Result<ExitCode, ExitCode> {
             name,
             state,
             priority,
-            management,
         } => {
-            let addr = management_addr(cli, management)?;
+            let config = load(&cli.config)?;
             let line = Notification {
                 kind: kind.to_ascii_uppercase(),
                 name: name.clone(),
@@ -190,19 +187,11 @@ fn real_main(cli: &Cli) -> Result<ExitCode, ExitCode> {
                 eprintln!("bsfg-gate-agent notify: {e}");
                 return Err(ExitCode::from(exit::FAILED));
             }
-            let rt = runtime(false)?;
-            match rt.block_on(http::post(&addr, "/notify", line, Duration::from_secs(3))) {
-                Ok(r) if r.status == 202 => Ok(ExitCode::SUCCESS),
-                Ok(r) => {
-                    eprintln!(
-                        "bsfg-gate-agent notify: daemon answered {}: {}",
-                        r.status,
-                        r.body.trim()
-                    );
-                    Err(ExitCode::from(exit::FAILED))
-                }
+            let fifo = &config.keepalived.notify_fifo;
+            match keepalived::write_fifo(fifo, &line) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(e) => {
-                    eprintln!("bsfg-gate-agent notify: daemon at {addr} unreachable: {e}");
+                    eprintln!("bsfg-gate-agent notify: {}: {e}", fifo.display());
                     Err(ExitCode::from(exit::FAILED))
                 }
             }

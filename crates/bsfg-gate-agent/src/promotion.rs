@@ -46,6 +46,9 @@ pub struct Timing {
     pub ready_timeout: Duration,
     pub hold_down: Duration,
     pub stall_grace: Duration,
+    /// How long gate 4 may fail only because its write probe has not
+    /// answered (see [`GateReport::artifacts_unanswered`]).
+    pub probe_grace: Duration,
 }
 
 /// True for gates whose failure is usually a JetStream-wide stall (a
@@ -230,12 +233,14 @@ impl Promotion {
     }
 
     /// Health gates that have failed for longer than their grace.
-    fn lost_health(&self, now: Duration) -> Vec<GateId> {
+    fn lost_health(&self, now: Duration, gates: &GateReport) -> Vec<GateId> {
         self.failing_since
             .iter()
             .filter(|(id, since)| {
                 let grace = if depends_on_jetstream(**id) {
                     self.timing.stall_grace
+                } else if **id == GateId::Artifacts && gates.artifacts_unanswered {
+                    self.timing.probe_grace
                 } else {
                     Duration::ZERO
                 };
@@ -255,7 +260,7 @@ impl Promotion {
             self.blocker = Some(format!("waiting for the VIP: {}", g.vip.reason));
             return Vec::new();
         }
-        let lost = self.lost_health(now);
+        let lost = self.lost_health(now, g);
         if !lost.is_empty() {
             // Holding the VIP without being able to serve: give it away, so a
             // healthy peer can take it (keepalived would not move it otherwise).
@@ -274,7 +279,7 @@ impl Promotion {
         let failing = g.failing_health();
         if !failing.is_empty() {
             self.blocker = Some(format!(
-                "promotion waits (JetStream stall grace): {}",
+                "promotion waits (within the grace of a stall): {}",
                 g.describe(&failing)
             ));
             return Vec::new();
@@ -324,14 +329,14 @@ impl Promotion {
         if g.lease_held_elsewhere {
             return self.step_down(now, format!("stepping down: {}", g.lease.reason));
         }
-        let lost = self.lost_health(now);
+        let lost = self.lost_health(now, g);
         if !lost.is_empty() {
             return self.demote(now, format!("gate lost: {}", g.describe(&lost)));
         }
         let failing = g.failing_health();
         if !failing.is_empty() {
             self.blocker = Some(format!(
-                "within JetStream stall grace: {}",
+                "within the grace of a stall: {}",
                 g.describe(&failing)
             ));
         }
@@ -484,6 +489,7 @@ mod tests {
         ready_timeout: Duration::from_secs(15),
         hold_down: Duration::from_secs(10),
         stall_grace: Duration::from_secs(12),
+        probe_grace: Duration::from_secs(5),
     };
 
     fn s(n: u64) -> Duration {
@@ -826,6 +832,52 @@ mod tests {
         assert_eq!(b.m.role(), Role::Standby);
         assert_eq!(b.track_writes, vec![0, 1, 0]);
         assert_eq!(b.m.transitions_total(), 4);
+    }
+
+    #[test]
+    fn an_unanswered_write_probe_is_waited_out_for_the_probe_grace() {
+        let mut b = Bench::new();
+        b.activate(s(1));
+        // A CPU-starved host: the write probe misses its timeout for 4 s.
+        b.gates.artifacts = GateResult::fail("write probe did not return in time (hung storage?)");
+        b.gates.artifacts_unanswered = true;
+        for t in [5_000, 6_000, 8_000, 9_000] {
+            assert!(b.tick(ms(t)).is_empty(), "stopped at {t} ms");
+        }
+        assert_eq!(b.m.role(), Role::Active);
+        assert!(b.m.blocker().unwrap().contains("within the grace"));
+        b.gates.artifacts = GateResult::pass("/artifacts mounted and writable");
+        b.gates.artifacts_unanswered = false;
+        b.tick(s(10));
+        assert_eq!(b.m.role(), Role::Active);
+        assert_eq!(b.track_writes, vec![0], "no demotion");
+    }
+
+    #[test]
+    fn storage_that_stays_unanswered_past_the_grace_demotes() {
+        let mut b = Bench::new();
+        b.activate(s(1));
+        b.gates.artifacts =
+            GateResult::fail("the previous write probe has not returned (hung storage?)");
+        b.gates.artifacts_unanswered = true;
+        assert!(b.tick(s(5)).is_empty());
+        assert!(b.tick(ms(9_900)).is_empty());
+        assert_eq!(b.tick(s(10)), vec![Action::StopController]);
+        assert_eq!(b.m.role(), Role::Demoted);
+    }
+
+    #[test]
+    fn a_definite_storage_failure_after_an_unanswered_probe_demotes_at_once() {
+        let mut b = Bench::new();
+        b.activate(s(1));
+        b.gates.artifacts = GateResult::fail("write probe did not return in time (hung storage?)");
+        b.gates.artifacts_unanswered = true;
+        assert!(b.tick(s(5)).is_empty());
+        // The probe returns: the filesystem went read-only.
+        b.gates.artifacts = GateResult::fail("/artifacts is not writable: Read-only file system");
+        b.gates.artifacts_unanswered = false;
+        assert_eq!(b.tick(ms(5_500)), vec![Action::StopController]);
+        assert_eq!(b.m.role(), Role::Demoted);
     }
 
     #[test]

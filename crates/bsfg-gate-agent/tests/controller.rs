@@ -311,6 +311,43 @@ fn a_stale_backup_notification_stops_the_controller_and_the_vip_brings_it_back()
     // Garbage is refused, and says why.
     let out = alpha.notify(&["INSTANCE", "bsfg_agentzone", "MASTER", "lots"]);
     assert!(!out.status.success());
+
+    // Another VRRP instance's BACKUP (a second keepalived on the host, a
+    // stray script) reaches the FIFO but is logged and ignored: the
+    // controller keeps serving.
+    let before = alpha.status().expect("status").transitions_total;
+    let out = alpha.notify(&["INSTANCE", "bsfg_otherzone", "BACKUP", "100"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_for(
+        "the foreign notification logged",
+        LONG,
+        || {
+            alpha
+                .logs()
+                .contains("ignoring a notification for a foreign VRRP instance")
+                .then_some(())
+        },
+        || alpha.logs(),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let s = alpha.status().expect("status");
+    assert_eq!(s.role, Role::Active, "{}", alpha.logs());
+    assert_eq!(s.transitions_total, before);
+    assert!(alpha.controller_ready());
+
+    // Nothing on the network changes the agent's state: the management
+    // endpoint has no /notify (and answers no POST at all).
+    for path in ["/notify", "/status", "/metrics"] {
+        let (code, _) = crate::support::post_in(
+            &alpha.ns,
+            crate::support::AGENT_MGMT,
+            path,
+            "INSTANCE \"bsfg_agentzone\" BACKUP 100",
+        )
+        .expect("the management endpoint answers");
+        assert!(code == 404 || code == 405, "POST {path}: {code}");
+    }
+    assert_eq!(alpha.status().expect("status").role, Role::Active);
 }
 
 /// Alpha with its storage and the VIP, its agent started and active;

@@ -85,12 +85,10 @@ async fn serve_agent_endpoint(
     use bsfg_gate_agent::daemon::management;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     config.management.address = listener.local_addr().unwrap();
-    let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let app = management::router(management::Shared {
         config: std::sync::Arc::new(config.clone()),
         status: Default::default(),
         metrics: Default::default(),
-        notifications: tx,
     });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

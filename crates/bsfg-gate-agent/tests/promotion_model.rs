@@ -21,6 +21,7 @@ const T: Timing = Timing {
     ready_timeout: Duration::from_secs(15),
     hold_down: Duration::from_secs(10),
     stall_grace: Duration::from_secs(12),
+    probe_grace: Duration::from_secs(5),
 };
 
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ enum Event {
         after_ms: u64,
         verdicts: [Verdict; 7],
         lease_held_elsewhere: bool,
+        /// A failing gate 4 failed only because its write probe went unanswered.
+        artifacts_unanswered: bool,
     },
     Vrrp(VrrpState),
     /// The controller exits on its own with this code.
@@ -44,8 +47,8 @@ fn verdict() -> impl Strategy<Value = Verdict> {
 
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        8 => (0u64..8000, prop::array::uniform7(verdict()), any::<bool>()).prop_map(
-            |(after_ms, verdicts, lease_held_elsewhere)| Event::Evaluate { after_ms, verdicts, lease_held_elsewhere }
+        8 => (0u64..8000, prop::array::uniform7(verdict()), any::<bool>(), any::<bool>()).prop_map(
+            |(after_ms, verdicts, lease_held_elsewhere, artifacts_unanswered)| Event::Evaluate { after_ms, verdicts, lease_held_elsewhere, artifacts_unanswered }
         ),
         2 => prop::sample::select(VrrpState::ALL.to_vec()).prop_map(Event::Vrrp),
         1 => prop::sample::select(vec![0, 1, 69, 75, 78, 79]).prop_map(Event::Exit),
@@ -53,7 +56,11 @@ fn event() -> impl Strategy<Value = Event> {
     ]
 }
 
-fn report(verdicts: [Verdict; 7], lease_held_elsewhere: bool) -> GateReport {
+fn report(
+    verdicts: [Verdict; 7],
+    lease_held_elsewhere: bool,
+    artifacts_unanswered: bool,
+) -> GateReport {
     let mut g = GateReport::all_passing();
     for (id, v) in GateId::ALL.into_iter().zip(verdicts) {
         let r = GateResult {
@@ -72,6 +79,7 @@ fn report(verdicts: [Verdict; 7], lease_held_elsewhere: bool) -> GateReport {
     }
     // Held elsewhere implies the lease gate fails.
     g.lease_held_elsewhere = lease_held_elsewhere && !g.lease.passes();
+    g.artifacts_unanswered = artifacts_unanswered && !g.artifacts.passes();
     g
 }
 
@@ -92,9 +100,9 @@ proptest! {
             let role_before = m.role();
             let running_before = matches!(controller, ControllerProcess::Running);
             let (actions, gates) = match e {
-                Event::Evaluate { after_ms, verdicts, lease_held_elsewhere } => {
+                Event::Evaluate { after_ms, verdicts, lease_held_elsewhere, artifacts_unanswered } => {
                     now += Duration::from_millis(after_ms);
-                    let g = report(verdicts, lease_held_elsewhere);
+                    let g = report(verdicts, lease_held_elsewhere, artifacts_unanswered);
                     let seen = controller.clone();
                     let actions = m.evaluate(&Observation { now, gates: &g, controller: &seen });
                     if matches!(controller, ControllerProcess::Exited(_)) {
@@ -145,10 +153,12 @@ proptest! {
                 }
             }
             if let Some(g) = &gates && running_before {
-                let must_stop = !g.vip.passes() || g.lease_held_elsewhere;
+                // A definite storage failure is never waited out (an unanswered probe may be).
+                let storage_failed = !g.artifacts.passes() && !g.artifacts_unanswered;
+                let must_stop = !g.vip.passes() || g.lease_held_elsewhere || storage_failed;
                 if must_stop {
                     prop_assert!(actions.contains(&Action::StopController) || !matches!(role_before, Role::Promoting | Role::Active),
-                        "running with the VIP lost or the lease elsewhere, not stopped (role {})", role_before);
+                        "running with the VIP lost, the lease elsewhere or the storage failed, not stopped (role {})", role_before);
                 }
             }
             if m.role() == Role::Active && role_before != Role::Active {

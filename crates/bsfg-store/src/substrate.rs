@@ -52,6 +52,24 @@ impl Substrate {
             })?;
             opts = opts.user_and_password(user.into(), pass.into());
         }
+        match (&conn.user, &conn.password_file) {
+            (Some(user), Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    unavailable(&format!("reading NATS password file {}", path.display()), e)
+                })?;
+                opts = opts.user_and_password(
+                    user.clone(),
+                    text.trim_end_matches(['\n', '\r']).to_owned(),
+                );
+            }
+            (None, None) => {}
+            _ => {
+                return Err(unavailable(
+                    "NATS user",
+                    "nats.user and nats.password_file go together",
+                ));
+            }
+        }
         let client = tokio::time::timeout(conn.connect_timeout, opts.connect(conn.url.as_str()))
             .await
             .map_err(|_| {

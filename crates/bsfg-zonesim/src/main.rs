@@ -438,6 +438,11 @@ fn bsfgctl_path(z: &Zone) -> String {
 fn usage(z: &Zone) -> String {
     let (producer, reader) = z.client_tls();
     let client = z.ns(netns::CLIENT);
+    let mgmt = if z.spec.separate_management() {
+        z.ns(netns::MGMT)
+    } else {
+        client.clone()
+    };
     let w = &z.workload;
     let me = std::env::current_exe()
         .map(|p| p.display().to_string())
@@ -470,7 +475,10 @@ fn usage(z: &Zone) -> String {
          \x20 ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{pid}.toml append --class {class} \\\n\
          \x20   --message-id order-3 --subject {kind}:line-1/order-3 --predicate created --object-json '{{}}'\n\
          \x20 ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{rid}.toml tail --consumer {consumer}\n\
-         \x20 ip netns exec {client} {bsfgctl} --config {cdir}/bsfgctl-{pid}.toml zone status\n\
+         Zone status and commissioning from the management namespace {mgmt} (an operator\n\
+         workstation on the management and service networks; the client namespace reaches\n\
+         the VIP's BoundaryService and nothing else, behind each host's firewall):\n\
+         \x20 ip netns exec {mgmt} {bsfgctl} --config {cdir}/bsfgctl-{pid}.toml zone status\n\
          \n\
          Look and fail over:\n\
          \x20 {me}{inst} status                       # VIP, VRRP, gates, lease, JetStream leaders\n\

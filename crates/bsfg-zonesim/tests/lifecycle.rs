@@ -192,7 +192,7 @@ fn zone_down_cleans_up_after_the_simulator_was_killed_mid_drill() {
         &format!("k{}", std::process::id()),
         "alpha-crash",
         7,
-        &["alpha", "beta", "client", "gamma", "switch"],
+        &["alpha", "beta", "client", "gamma", "mgmt", "switch"],
     );
 }
 
@@ -205,7 +205,7 @@ fn zone_down_removes_the_peer_node_after_the_simulator_was_killed() {
         &format!("p{}", std::process::id()),
         "replication-alpha-crash",
         9,
-        &["alpha", "beta", "client", "gamma", "peer", "switch"],
+        &["alpha", "beta", "client", "gamma", "mgmt", "peer", "switch"],
     );
 }
 

@@ -5,4 +5,5 @@
 mod drills;
 mod lifecycle;
 mod rendered_files;
+mod security;
 mod systemd_drills;

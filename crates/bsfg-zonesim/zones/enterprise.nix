@@ -47,6 +47,18 @@
     certificate = "/var/lib/bsfg/tls/controller.pem";
     privateKey = "/var/lib/bsfg/tls/controller.key";
     ca = "/var/lib/bsfg/tls/ca.pem";
+    natsRouteCertificate = "/var/lib/bsfg/tls/nats-route.pem";
+    natsRoutePrivateKey = "/var/lib/bsfg/tls/nats-route.key";
+  };
+  nats.users = {
+    controller = {
+      passwordFile = "/var/lib/bsfg/secrets/nats-controller-password";
+      passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+    };
+    gateAgent = {
+      passwordFile = "/var/lib/bsfg/secrets/nats-gate-agent-password";
+      passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+    };
   };
 
   # One node: every stream and bucket on its one server.

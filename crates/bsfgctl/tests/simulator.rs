@@ -1,7 +1,8 @@
 //! `bsfgctl zone status` and `bsfgctl commission` against a real zone from
 //! the zone simulator (crates/bsfg-zonesim: nats-server, keepalived, gate
 //! agents and controllers in network namespaces), run from the zone's
-//! client namespace as an operator would:
+//! management namespace (an operator workstation on the management and
+//! service networks) as an operator would:
 //!
 //! - the checklist passes on a healthy zone, the round trip included, and
 //!   `--drill` fails over to beta and back;
@@ -71,14 +72,14 @@ async fn sim(prefix: &str) -> Sim {
 }
 
 impl Sim {
-    /// bsfgctl in the client namespace, with the producer's identity and the zone file.
+    /// bsfgctl in the management namespace, with the producer's identity and the zone file.
     fn bsfgctl(&self, args: &[&str]) -> Output {
         let (producer, _) = self.zone.client_tls();
         let mut c = Command::new("ip");
         c.args([
             "netns",
             "exec",
-            &self.zone.ns("client"),
+            &self.zone.ns("mgmt"),
             env!("CARGO_BIN_EXE_bsfgctl"),
         ])
         .args(args)
@@ -244,7 +245,7 @@ async fn a_simulator_zone_passes_commissioning_and_the_failover_drill() {
                 .unwrap()
                 .to_owned();
             let out = Command::new("ip")
-                .args(["netns", "exec", &s.zone.ns("client"), "sh", "-c", line])
+                .args(["netns", "exec", &s.zone.ns("mgmt"), "sh", "-c", line])
                 .env(
                     "PATH",
                     format!(

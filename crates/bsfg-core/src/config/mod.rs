@@ -110,6 +110,12 @@ pub struct NatsConnection {
     pub credentials: Option<PathBuf>,
     /// Optional user/password file, one line `user:password`.
     pub user_password_file: Option<PathBuf>,
+    /// The NATS user this process connects as (the zone renders one per
+    /// daemon, each with only the subjects it needs); with `password_file`.
+    pub user: Option<String>,
+    /// A file holding `user`'s password (one line), e.g. from
+    /// systemd's LoadCredential=.
+    pub password_file: Option<PathBuf>,
     /// The user of the NATS system account (`$SYS`) named by
     /// `system_user_password_file`.
     pub system_user: String,
@@ -133,6 +139,8 @@ impl Default for NatsConnection {
             url: "nats://127.0.0.1:4222".into(),
             credentials: None,
             user_password_file: None,
+            user: None,
+            password_file: None,
             system_user: "bsfg-system".into(),
             system_user_password_file: None,
             request_timeout: Duration::from_secs(5),

@@ -1,28 +1,23 @@
 //! The management endpoint (plain HTTP on loopback or the management
 //! network): `GET /status` (JSON), `GET /metrics` (OpenMetrics),
-//! `GET /healthz`, and `POST /notify` for keepalived notify scripts.
-//!
-//! `/notify` is unauthenticated on purpose and harmless: a notification only
-//! makes the agent re-read the truth, and the one thing it acts on without
-//! re-reading (BACKUP/FAULT/STOP stop the controller) is the safe direction.
+//! `GET /healthz`. Read-only: nothing reachable over the network changes the
+//! agent's or the controller's state (keepalived's transitions arrive through
+//! the local notify FIFO only). Any other method or path is 405/404.
 
-use crate::keepalived::{Notification, parse_line};
 use crate::status::Metrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use bsfg_mgmt::AgentStatus;
 use std::sync::{Arc, RwLock};
-use tokio::sync::mpsc;
 
 #[derive(Clone)]
 pub struct Shared {
     pub config: Arc<crate::config::AgentConfig>,
     pub status: Arc<RwLock<Option<AgentStatus>>>,
     pub metrics: Arc<Metrics>,
-    pub notifications: mpsc::Sender<Notification>,
 }
 
 pub fn router(shared: Shared) -> Router {
@@ -30,7 +25,6 @@ pub fn router(shared: Shared) -> Router {
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/notify", post(notify))
         .with_state(shared)
 }
 
@@ -63,14 +57,4 @@ async fn metrics(State(s): State<Shared>) -> Response {
         s.metrics.encode(),
     )
         .into_response()
-}
-
-async fn notify(State(s): State<Shared>, body: String) -> Response {
-    match parse_line(&body) {
-        Ok(n) => match s.notifications.send(n).await {
-            Ok(()) => (StatusCode::ACCEPTED, "accepted\n").into_response(),
-            Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "agent stopping\n").into_response(),
-        },
-        Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
-    }
 }

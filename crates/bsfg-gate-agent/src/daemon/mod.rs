@@ -53,6 +53,7 @@ struct Daemon<S: Supervisor> {
     /// Wall-clock time matching monotonic `mono_origin`, to date transitions.
     mono_origin: (Duration, i64),
     transitions: VecDeque<TransitionStatus>,
+    instance: String,
     last_notification: Option<String>,
     last_exit: Option<String>,
     last_error: Option<String>,
@@ -88,7 +89,6 @@ pub async fn run<S: Supervisor>(config: AgentConfig, mut supervisor: S) -> Resul
         config: config.clone(),
         status: status.clone(),
         metrics: metrics.clone(),
-        notifications: tx.clone(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -112,6 +112,7 @@ pub async fn run<S: Supervisor>(config: AgentConfig, mut supervisor: S) -> Resul
             ready_timeout: config.controller.ready_timeout,
             hold_down: config.promotion.hold_down,
             stall_grace: config.promotion.stall_grace,
+            probe_grace: config.promotion.probe_grace,
         },
         now,
         track_set,
@@ -127,6 +128,7 @@ pub async fn run<S: Supervisor>(config: AgentConfig, mut supervisor: S) -> Resul
         "gate agent starting"
     );
     let mut daemon = Daemon {
+        instance: config.vrrp_instance(),
         probes: Probes::new(config.clone()),
         config: config.clone(),
         supervisor,
@@ -167,6 +169,13 @@ pub async fn run<S: Supervisor>(config: AgentConfig, mut supervisor: S) -> Resul
 
 impl<S: Supervisor> Daemon<S> {
     async fn on_notification(&mut self, n: Notification) {
+        // Only keepalived can write the FIFO, but a second keepalived
+        // instance on the host (or a stray notify script) must not move
+        // this zone's controller.
+        if n.name != self.instance {
+            tracing::warn!(line = %n.to_line(), expected = %self.instance, "ignoring a notification for a foreign VRRP instance");
+            return;
+        }
         tracing::info!(line = %n.to_line(), "keepalived notification");
         self.last_notification = Some(n.to_line());
         if let (true, Some(state)) = (n.is_instance(), n.state) {

@@ -76,6 +76,9 @@ pub struct GateReport {
     /// Gate 7 failed because another host holds a live lease (not merely
     /// because the lease could not be read).
     pub lease_held_elsewhere: bool,
+    /// Gate 4 failed only because its write probe has not answered in time:
+    /// the host is slow or the storage hangs, not yet known which.
+    pub artifacts_unanswered: bool,
 }
 
 impl GateReport {
@@ -122,6 +125,7 @@ impl GateReport {
             controller_ready: GateResult::pass("ready"),
             lease: GateResult::pass("lease free"),
             lease_held_elsewhere: false,
+            artifacts_unanswered: false,
         }
     }
 }

@@ -86,6 +86,7 @@ impl Probes {
         let certificate = certificate::observe(&c.certificate.path);
         let credentials = credentials::observe(&c.controller.credentials);
         let (lease_gate, lease_held_elsewhere) = gates::lease::evaluate(&c.host, &lease);
+        let (artifacts, artifacts_unanswered) = artifacts;
         let gates = GateReport {
             vip: gates::vip::evaluate(
                 c.vip.address,
@@ -105,6 +106,7 @@ impl Probes {
             controller_ready: gates::controller::evaluate(&readiness),
             lease: lease_gate,
             lease_held_elsewhere,
+            artifacts_unanswered,
         };
         Observed {
             gates,
@@ -127,11 +129,13 @@ async fn readiness(running: bool, c: &AgentConfig, timeout: Duration) -> Readine
     )
 }
 
+/// The artifact storage's facts, and whether the write probe went unanswered
+/// (still running after its timeout, or the previous one still is).
 async fn artifact_facts(
     c: &AgentConfig,
     busy: Arc<AtomicBool>,
     timeout: Duration,
-) -> gates::artifacts::ArtifactFacts {
+) -> (gates::artifacts::ArtifactFacts, bool) {
     let dir = c.artifacts.dir.clone();
     let stuck = |why: &str| gates::artifacts::ArtifactFacts {
         dir: c.artifacts.dir.clone(),
@@ -140,7 +144,10 @@ async fn artifact_facts(
         writable: Err(why.to_owned()),
     };
     if busy.swap(true, Ordering::AcqRel) {
-        return stuck("the previous write probe has not returned (hung storage?)");
+        return (
+            stuck("the previous write probe has not returned (hung storage?)"),
+            true,
+        );
     }
     let done = busy.clone();
     let task = tokio::task::spawn_blocking(move || {
@@ -149,11 +156,14 @@ async fn artifact_facts(
         facts
     });
     match tokio::time::timeout(timeout.max(Duration::from_secs(1)), task).await {
-        Ok(Ok(facts)) => facts,
+        Ok(Ok(facts)) => (facts, false),
         Ok(Err(e)) => {
             busy.store(false, Ordering::Release);
-            stuck(&format!("probe failed: {e}"))
+            (stuck(&format!("probe failed: {e}")), false)
         }
-        Err(_) => stuck("write probe did not return in time (hung storage?)"),
+        Err(_) => (
+            stuck("write probe did not return in time (hung storage?)"),
+            true,
+        ),
     }
 }

@@ -79,6 +79,25 @@ pub fn get_in(ns: &str, addr: &str, path: &str) -> Result<(u16, String), String>
     })
 }
 
+/// `POST http://<addr><path>` with `body` from inside namespace `ns`.
+pub fn post_in(ns: &str, addr: &str, path: &str, body: &str) -> Result<(u16, String), String> {
+    let (addr, path, body) = (addr.to_owned(), path.to_owned(), body.to_owned());
+    in_netns(ns, move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(bsfg_mgmt::http::post(
+                &addr,
+                &path,
+                body,
+                Duration::from_secs(2),
+            ))
+            .map(|r| (r.status, r.body))
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// A tmpfs mounted on a fresh directory; unmounted (lazily) on drop.
 pub struct Tmpfs {
     path: PathBuf,

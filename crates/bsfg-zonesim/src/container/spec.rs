@@ -2,7 +2,7 @@
 //! host's container: files and links under the bound `/etc` directories,
 //! state and programs bound in, the units to report on.
 
-use crate::zone::spec::{Binaries, NatsSystemUser, nix_string};
+use crate::zone::spec::{Binaries, NatsSystemUser, NatsUsers, nix_string};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -42,18 +42,27 @@ pub fn evaluate(
     zone_file: &Path,
     run_dir: &Path,
     bins: &Binaries,
-    system_user: Option<&NatsSystemUser>,
+    users: Option<&NatsUsers>,
 ) -> Result<ContainerSpec> {
-    let user = match system_user {
-        None => "null".to_owned(),
-        Some(u) => format!(
+    let user = |u: &NatsSystemUser| {
+        format!(
             "{{ passwordFile = {}; passwordHash = {}; }}",
             nix_string(&u.password_file.display().to_string()),
             nix_string(&u.password_hash)
-        ),
+        )
     };
+    let users = users
+        .map(|u| {
+            format!(
+                " natsSystemUser = {}; natsUsers = {{ controller = {}; gateAgent = {}; }};",
+                user(&u.system),
+                user(&u.controller),
+                user(&u.gate_agent)
+            )
+        })
+        .unwrap_or_default();
     let expr = format!(
-        "(import {} {{ zoneFile = {}; runDir = {}; natsSystemUser = {user}; \
+        "(import {} {{ zoneFile = {}; runDir = {};{users} \
          hostBinaries = {{ controller = {}; gateAgent = {}; natsServer = {}; }}; }}).hosts",
         nix_string(&repo.join("modules/lib/container.nix").display().to_string()),
         nix_string(&zone_file.display().to_string()),

@@ -317,10 +317,30 @@ pub async fn run(drill: Drill, opts: &DrillOptions) -> Result<DrillReport> {
     }
     let lease_watch = if drill.watches_lease() {
         let via = zone.spec.by_role.gamma.clone();
+        // As the gate agent's NATS user (it may read the lease, nothing else);
+        // the users are the zone's, so gamma's server knows it too.
+        let agent = zone.spec.host(&zone.spec.by_role.alpha.clone());
+        let agent_nats = agent
+            .gate_agent
+            .as_ref()
+            .and_then(|a| a.config.pointer("/nats"))
+            .context("alpha's gate agent configuration has no [nats]")?;
+        let text = |key: &str| {
+            agent_nats
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        let conn = bsfg_core::config::NatsConnection {
+            url: format!("nats://127.0.0.1:{}", zone.spec.ports.nats_client),
+            user: text("user"),
+            password_file: text("password_file").map(std::path::PathBuf::from),
+            ..Default::default()
+        };
         Some(
             crate::observe::lease::LeaseWatch::connect(
                 zone.runtime(&via)?,
-                zone.spec.ports.nats_client,
+                conn,
                 &zone.spec.lease.bucket,
             )
             .await

@@ -22,8 +22,16 @@ use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// The switch namespace's bridge.
+/// The switch namespace's bridge (the service network).
 pub const BRIDGE: &str = "br0";
+/// The switch namespace's bridge of a separate management network.
+pub const MGMT_BRIDGE: &str = "br1";
+/// Suffix of the management-network namespace (operators, Prometheus).
+pub const MGMT: &str = "mgmt";
+/// The management namespace's interface on the management network.
+pub const MGMT_IF: &str = "eth0";
+/// The management namespace's interface on the service network.
+pub const MGMT_SERVICE_IF: &str = "eth1";
 /// The client namespace's interface.
 pub const CLIENT_IF: &str = "eth0";
 /// Suffix of the client/management namespace.
@@ -152,14 +160,19 @@ pub fn pids(ns: &str) -> Vec<i32> {
 /// The switch: a bridge in its own namespace.
 pub fn create_switch(ns: &str) -> Result<()> {
     create(ns)?;
-    ip_in(ns, &["link", "add", BRIDGE, "type", "bridge"])?;
+    add_bridge(ns, BRIDGE)
+}
+
+/// A second bridge in the switch namespace (a separate management network).
+pub fn add_bridge(ns: &str, bridge: &str) -> Result<()> {
+    ip_in(ns, &["link", "add", bridge, "type", "bridge"])?;
     // No STP and no forwarding delay: ports forward as soon as they are up.
     ip_in(
         ns,
         &[
             "link",
             "set",
-            BRIDGE,
+            bridge,
             "type",
             "bridge",
             "stp_state",
@@ -168,19 +181,31 @@ pub fn create_switch(ns: &str) -> Result<()> {
             "0",
         ],
     )?;
-    ip_in(ns, &["link", "set", BRIDGE, "up"])?;
+    ip_in(ns, &["link", "set", bridge, "up"])?;
     Ok(())
 }
 
 /// A veth pair from `ns` (as `inner`, with `cidr`, up) to the switch (as
 /// port `port`, enslaved to the bridge, up).
 pub fn plug(ns: &str, inner: &str, cidr: &str, switch: &str, port: &str) -> Result<()> {
+    plug_into(ns, inner, cidr, switch, port, BRIDGE)
+}
+
+/// [`plug`] into `bridge` of the switch.
+pub fn plug_into(
+    ns: &str,
+    inner: &str,
+    cidr: &str,
+    switch: &str,
+    port: &str,
+    bridge: &str,
+) -> Result<()> {
     ip(&[
         "link", "add", "name", inner, "netns", ns, "type", "veth", "peer", "name", port, "netns",
         switch,
     ])
     .with_context(|| format!("veth {ns}/{inner} <-> {switch}/{port}"))?;
-    ip_in(switch, &["link", "set", port, "master", BRIDGE, "up"])?;
+    ip_in(switch, &["link", "set", port, "master", bridge, "up"])?;
     ip_in(ns, &["addr", "add", cidr, "dev", inner])?;
     ip_in(ns, &["link", "set", inner, "up"])?;
     Ok(())

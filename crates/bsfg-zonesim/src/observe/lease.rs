@@ -27,16 +27,17 @@ pub struct LeaseWatch {
 }
 
 impl LeaseWatch {
-    /// Connects through the nats-server of the host `rt` runs in.
+    /// Connects through the nats-server of the host `rt` runs in, as
+    /// `conn` says (a user allowed to read the lease bucket).
     pub async fn connect(
         rt: Arc<NetnsRuntime>,
-        nats_port: u16,
+        conn: bsfg_core::config::NatsConnection,
         bucket: &str,
     ) -> Result<LeaseWatch> {
         let bucket = bucket.to_owned();
         let store = rt
             .run(move || async move {
-                let s = Substrate::connect_url(&format!("nats://127.0.0.1:{nats_port}"), 3).await?;
+                let s = Substrate::connect(&conn, 3, "bsfg-zonesim-lease-watch").await?;
                 LeaseStore::open(&s, &bucket).await
             })
             .await?

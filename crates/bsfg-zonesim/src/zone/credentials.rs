@@ -26,6 +26,12 @@ pub fn controller_identity(zone: &str) -> String {
     format!("{zone}-controller")
 }
 
+/// The DNS SAN of every route certificate of a zone (modules/lib/nats.nix
+/// `routeIdentity`).
+pub fn nats_route_identity(zone: &str) -> String {
+    format!("nats-route.{zone}")
+}
+
 pub struct Credentials {
     pki: TestPki,
     server_ips: Vec<IpAddr>,
@@ -93,7 +99,26 @@ impl Credentials {
         for h in spec.service_hosts() {
             creds.install_server(spec, h, VALID_DAYS)?;
         }
+        for h in spec.host_names() {
+            creds.install_nats_route(spec, h)?;
+        }
         Ok(creds)
+    }
+
+    /// Issues `host`'s certificate for the JetStream cluster routes: the
+    /// zone's route identity as DNS SAN (what nats-server's
+    /// `verify_and_map` admits), the host's address as IP SAN (what the
+    /// dialling server verifies).
+    pub fn install_nats_route(&self, spec: &ZoneSpec, host: &str) -> Result<()> {
+        let h = spec.host(host);
+        let id = self.pki.issue(
+            &nats_route_identity(&spec.zone),
+            Usage::Both,
+            &[h.address.into()],
+            VALID_DAYS,
+        );
+        let t = &h.paths.nats_route;
+        install(&id, &t.certificate, &t.private_key, &t.ca)
     }
 
     /// (Re)issues the controller certificate of `host`, valid for `days`.

@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod files;
 pub mod instance;
 pub mod keepalived_script;
+pub mod nats_users;
 pub mod options;
 pub mod peer;
 pub mod power;

@@ -78,6 +78,7 @@ pub struct HostSpec {
     pub prefix_length: u8,
     pub interface: String,
     pub management_address: Ipv4Addr,
+    pub management_interface: String,
     pub runs: Runs,
     pub paths: Paths,
     pub ports: Ports,
@@ -86,6 +87,15 @@ pub struct HostSpec {
     pub controller: Option<Configured>,
     pub gate_agent: Option<Configured>,
     pub units: Units,
+    pub firewall: Firewall,
+}
+
+/// The host's nftables rules (modules/lib/firewall.nix): the NixOS
+/// firewall's table with the zone's rules in it, loaded into the host's
+/// namespace.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Firewall {
+    pub ruleset: String,
 }
 
 /// The library's systemd unit definitions (modules/lib/units.nix); the
@@ -173,6 +183,8 @@ pub struct Paths {
     pub jetstream: PathBuf,
     pub opt: PathBuf,
     pub tls: TlsPaths,
+    /// nats-server's route certificate, key and the zone CA (cluster.tls).
+    pub nats_route: TlsPaths,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +258,22 @@ pub struct NatsSystemUser {
     pub password_hash: String,
 }
 
+/// The NATS users handed to the library (`natsSystemUser`, `natsUsers`).
+#[derive(Debug, Clone)]
+pub struct NatsUsers {
+    pub system: NatsSystemUser,
+    pub controller: NatsSystemUser,
+    pub gate_agent: NatsSystemUser,
+}
+
+/// Where one host's daemons read their NATS passwords.
+#[derive(Debug, Default)]
+pub struct PasswordFiles {
+    pub system: Option<PathBuf>,
+    pub controller: Option<PathBuf>,
+    pub gate_agent: Option<PathBuf>,
+}
+
 /// A Nix string literal for `s` (JSON escapes are Nix escapes; `${` must not
 /// start an interpolation).
 pub fn nix_string(s: &str) -> String {
@@ -261,15 +289,23 @@ pub fn expression(
     zone_file: &Path,
     run_dir: &Path,
     bins: &Binaries,
-    system_user: Option<&NatsSystemUser>,
+    users: Option<&NatsUsers>,
 ) -> String {
     let p = |p: &Path| nix_string(&p.display().to_string());
-    let system_user = system_user
+    let user = |u: &NatsSystemUser| {
+        format!(
+            "{{ passwordFile = {}; passwordHash = {}; }}",
+            p(&u.password_file),
+            nix_string(&u.password_hash)
+        )
+    };
+    let system_user = users
         .map(|u| {
             format!(
-                " natsSystemUser = {{ passwordFile = {}; passwordHash = {}; }};",
-                p(&u.password_file),
-                nix_string(&u.password_hash)
+                " natsSystemUser = {}; natsUsers = {{ controller = {}; gateAgent = {}; }};",
+                user(&u.system),
+                user(&u.controller),
+                user(&u.gate_agent)
             )
         })
         .unwrap_or_default();
@@ -291,9 +327,9 @@ impl ZoneSpec {
         zone_file: &Path,
         run_dir: &Path,
         bins: &Binaries,
-        system_user: Option<&NatsSystemUser>,
+        users: Option<&NatsUsers>,
     ) -> Result<ZoneSpec> {
-        let expr = expression(repo, zone_file, run_dir, bins, system_user);
+        let expr = expression(repo, zone_file, run_dir, bins, users);
         let out = Command::new("nix-instantiate")
             .args(["--eval", "--strict", "--json", "-E", &expr])
             .output()
@@ -373,6 +409,23 @@ impl ZoneSpec {
     /// The address the client namespace takes: the highest free host address
     /// of alpha's subnet (not a zone host, not the VIP).
     pub fn client_address(&self) -> Result<Ipv4Addr> {
+        self.free_service_addresses()?
+            .next()
+            .context("no free address for the client namespace in alpha's subnet")
+    }
+
+    /// The operator's address on the service network (the management
+    /// namespace is an operator's workstation: on both networks): the
+    /// next free address below the client's.
+    pub fn operator_service_address(&self) -> Result<Ipv4Addr> {
+        self.free_service_addresses()?
+            .nth(1)
+            .context("no free address for the management namespace in alpha's subnet")
+    }
+
+    /// Free host addresses of alpha's subnet (not a zone host, not the
+    /// VIP), highest first.
+    fn free_service_addresses(&self) -> Result<impl Iterator<Item = Ipv4Addr>> {
         let a = self.alpha();
         let prefix = u32::from(a.prefix_length);
         if !(8..=30).contains(&prefix) {
@@ -387,23 +440,68 @@ impl ZoneSpec {
             .flat_map(|h| [u32::from(h.address), u32::from(h.management_address)])
             .chain([u32::from(self.vip.address)])
             .collect();
-        (network + 1..broadcast)
+        Ok((network + 1..broadcast)
+            .rev()
+            .filter(move |c| !taken.contains(c))
+            .map(Ipv4Addr::from))
+    }
+
+    /// The management network (`managementNetwork`) as address and prefix.
+    pub fn management_subnet(&self) -> Result<(Ipv4Addr, u8)> {
+        let (a, p) = self
+            .management_network
+            .split_once('/')
+            .context("managementNetwork is not a CIDR")?;
+        Ok((a.parse()?, p.parse()?))
+    }
+
+    /// Whether the management network is a segment of its own (hosts'
+    /// management addresses outside the service subnet).
+    pub fn separate_management(&self) -> bool {
+        let a = self.alpha();
+        let mask = u32::MAX << (32 - u32::from(a.prefix_length));
+        self.hosts
+            .values()
+            .any(|h| u32::from(h.management_address) & mask != u32::from(a.address) & mask)
+    }
+
+    /// The operators' and Prometheus' address on a separate management
+    /// network: its highest free host address.
+    pub fn operator_address(&self) -> Result<(Ipv4Addr, u8)> {
+        let (net, prefix) = self.management_subnet()?;
+        let mask = u32::MAX << (32 - u32::from(prefix));
+        let network = u32::from(net) & mask;
+        let taken: Vec<u32> = self
+            .hosts
+            .values()
+            .map(|h| u32::from(h.management_address))
+            .collect();
+        (network + 1..(network | !mask))
             .rev()
             .find(|c| !taken.contains(c))
-            .map(Ipv4Addr::from)
-            .context("no free address for the client namespace in alpha's subnet")
+            .map(|a| (Ipv4Addr::from(a), prefix))
+            .context("no free address for the management namespace")
     }
 
     /// Where the controller of `host` reads the NATS system user's password
     /// (`nats.system_user_password_file` of its configuration), if it does.
     pub fn system_password_file(&self, host: &str) -> Option<PathBuf> {
-        self.host(host)
-            .controller
-            .as_ref()?
-            .config
-            .pointer("/nats/system_user_password_file")?
-            .as_str()
-            .map(PathBuf::from)
+        self.password_files(host).system
+    }
+
+    /// Where `host`'s controller and gate agent read their NATS passwords.
+    pub fn password_files(&self, host: &str) -> PasswordFiles {
+        let h = self.host(host);
+        let at = |config: Option<&serde_json::Value>, pointer: &str| {
+            config?.pointer(pointer)?.as_str().map(PathBuf::from)
+        };
+        let controller = h.controller.as_ref().map(|c| &c.config);
+        let agent = h.gate_agent.as_ref().map(|a| &a.config);
+        PasswordFiles {
+            system: at(controller, "/nats/system_user_password_file"),
+            controller: at(controller, "/nats/password_file"),
+            gate_agent: at(agent, "/nats/password_file"),
+        }
     }
 
     /// The controller endpoint producers use: `https://<VIP>:<port>`.
@@ -451,14 +549,26 @@ mod tests {
                 gate_agent: "/bin/g".into(),
                 nats_server: "/bin/n".into(),
             },
-            Some(&NatsSystemUser {
-                password_file: "/run/z/nats-system-password".into(),
-                password_hash: "$2b$11$x".into(),
+            Some(&NatsUsers {
+                system: NatsSystemUser {
+                    password_file: "/run/z/nats-system-password".into(),
+                    password_hash: "$2b$11$x".into(),
+                },
+                controller: NatsSystemUser {
+                    password_file: "/run/z/c".into(),
+                    password_hash: "$2b$11$c".into(),
+                },
+                gate_agent: NatsSystemUser {
+                    password_file: "/run/z/g".into(),
+                    password_hash: "$2b$11$g".into(),
+                },
             }),
         );
         assert!(
             e.ends_with(
-                "natsSystemUser = { passwordFile = \"/run/z/nats-system-password\"; passwordHash = \"$2b$11$x\"; }; }"
+                "natsSystemUser = { passwordFile = \"/run/z/nats-system-password\"; passwordHash = \"$2b$11$x\"; }; \
+                 natsUsers = { controller = { passwordFile = \"/run/z/c\"; passwordHash = \"$2b$11$c\"; }; \
+                 gateAgent = { passwordFile = \"/run/z/g\"; passwordHash = \"$2b$11$g\"; }; }; }"
             ),
             "{e}"
         );

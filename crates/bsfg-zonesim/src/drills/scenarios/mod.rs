@@ -121,6 +121,24 @@ async fn stays_one_on_the_vip(v: &SampleView) -> Result<(), String> {
         .ok_or_else(|| format!("serving {:?}, VIP {:?}", v.serving(), v.vip()))
 }
 
+/// The end of a drill whose fault has ended: within `timeout` one controller
+/// serves on the only VIP holder, stays so for 5 s, and appends are
+/// acknowledged.
+async fn serves_again(c: &mut Ctx, v: &SampleView, timeout: Duration) {
+    c.wait_for("one controller serves, on the VIP holder", timeout, || {
+        one_on_the_vip(v)
+    })
+    .await;
+    c.hold(
+        "stable: one controller on the only VIP holder",
+        Duration::from_secs(5),
+        || stays_one_on_the_vip(v),
+    )
+    .await;
+    c.wait_acks("appends acknowledged at the end", 10, PROMOTION_TIMEOUT)
+        .await;
+}
+
 /// `to` holds the VIP and serves, `from` (still alive) demoted: neither
 /// serves nor holds the VIP; appends are acknowledged through `to`.
 async fn takes_over(c: &mut Ctx, v: &SampleView, from: &str, to: &str) {

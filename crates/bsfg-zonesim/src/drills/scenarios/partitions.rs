@@ -1,12 +1,9 @@
 //! The network failing: a host partitioned off, a flapping cable, VRRP
 //! adverts lost one way.
 
-use super::takes_over;
 use super::{Ctx, PROMOTION_TIMEOUT, contract, hosts};
-use super::{
-    check_cli_mentions, not_serving, one_on_the_vip, refuses, roles, stays_one_on_the_vip,
-    unchanged,
-};
+use super::{check_cli_mentions, not_serving, one_on_the_vip, refuses, roles, unchanged};
+use super::{serves_again, takes_over};
 use crate::zone::Zone;
 use anyhow::{Context, Result};
 use std::time::Duration;
@@ -92,20 +89,7 @@ pub(super) async fn flapping(z: &Zone, c: &mut Ctx) -> Result<()> {
         c.event(format!("{host}'s cable back"));
         tokio::time::sleep(Duration::from_secs(4)).await;
     }
-    c.wait_for(
-        "one controller serves, on the VIP holder",
-        Duration::from_secs(90),
-        || one_on_the_vip(&v),
-    )
-    .await;
-    c.hold(
-        "stable: one controller on the only VIP holder",
-        Duration::from_secs(5),
-        || stays_one_on_the_vip(&v),
-    )
-    .await;
-    c.wait_acks("appends acknowledged at the end", 10, PROMOTION_TIMEOUT)
-        .await;
+    serves_again(c, &v, Duration::from_secs(90)).await;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 
 use super::{
     Ctx, PROMOTION_TIMEOUT, check_cli_mentions, crash, hosts, one_on_the_vip, only_on, roles,
-    serves, stays_one_on_the_vip,
+    serves, serves_again,
 };
 use crate::drills::outcome::Outcome;
 use crate::processes::Kind;
@@ -211,20 +211,7 @@ pub(super) async fn agent_crash_loop(z: &Zone, c: &mut Ctx) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     c.fault_ended("the agent stops crashing");
-    c.wait_for(
-        "one controller serves, on the VIP holder",
-        PROMOTION_TIMEOUT,
-        || one_on_the_vip(&v),
-    )
-    .await;
-    c.hold(
-        "stable: one controller on the only VIP holder",
-        Duration::from_secs(5),
-        || stays_one_on_the_vip(&v),
-    )
-    .await;
-    c.wait_acks("appends acknowledged at the end", 10, PROMOTION_TIMEOUT)
-        .await;
+    serves_again(c, &v, PROMOTION_TIMEOUT).await;
     for h in [&a, &b] {
         let alive = z.daemon(h, Kind::GateAgent).is_some();
         let answers = agent_answers(z, h).await;

@@ -10,7 +10,7 @@ use crate::container::spec::{self, ContainerSpec};
 use crate::container::{Init, root};
 use crate::processes::{self, Kind};
 use crate::zone::files;
-use crate::zone::spec::{Binaries, NatsSystemUser};
+use crate::zone::spec::{Binaries, NatsUsers};
 use anyhow::{Context, Result, bail};
 use rustix::process::Signal;
 use std::path::PathBuf;
@@ -43,7 +43,7 @@ impl Containers {
         opts: &crate::zone::options::Options,
         run_dir: &std::path::Path,
         bins: &Binaries,
-        system_user: Option<&NatsSystemUser>,
+        users: Option<&NatsUsers>,
         say: &dyn Fn(String),
     ) -> Result<Containers> {
         let root = root::ensure(say)?;
@@ -51,7 +51,7 @@ impl Containers {
             "evaluating modules/lib/container.nix (the appliance's units, files and users per host); root {}",
             root.display()
         ));
-        let spec = spec::evaluate(&opts.repo, &opts.zone_file, run_dir, bins, system_user)?;
+        let spec = spec::evaluate(&opts.repo, &opts.zone_file, run_dir, bins, users)?;
         Ok(Containers { root, spec })
     }
 }

@@ -8,16 +8,17 @@ mod faults;
 mod observation;
 
 use crate::container::Init;
-use crate::netns;
 use crate::netns::runtime::NetnsRuntime;
+use crate::netns::{self, nft};
 use crate::state::{self, State};
 use crate::zone::cli_files::write_cli_files;
 use crate::zone::credentials::Credentials;
 use crate::zone::files::{self, HostDirs};
 use crate::zone::keepalived_script::{ensure_script_user, script_path_is_secure};
+use crate::zone::nats_users::ZoneNatsUsers;
 use crate::zone::options::Options;
 use crate::zone::progress::Progress;
-use crate::zone::spec::{Binaries, NatsSystemUser, ZoneSpec};
+use crate::zone::spec::{Binaries, ZoneSpec};
 use crate::zone::tools::Tools;
 use crate::zone::workload::{self, Workload};
 use anyhow::{Context, Result, bail};
@@ -129,14 +130,11 @@ impl Zone {
             gate_agent: tools.gate_agent.clone(),
             nats_server: tools.nats_server.clone(),
         };
-        // The NATS system user (the controller's meta-leader step-down):
-        // made here, its bcrypt hash handed to the library for nats-server's
-        // configuration, the password written where each controller reads it.
-        let system_user = bsfg_testkit::nats::SystemUser::generate();
-        let system_arg = NatsSystemUser {
-            password_file: run_dir.join("nats-system-password"),
-            password_hash: system_user.password_hash.clone(),
-        };
+        // The NATS users (the controller's, the agent's and the system
+        // user for the meta-leader step-down): made here, their bcrypt
+        // hashes handed to the library for nats-server's configuration, the
+        // passwords written where each daemon reads its own.
+        let nats_users = ZoneNatsUsers::generate(&run_dir);
         progress.say(format!(
             "evaluating the zone library for {}",
             opts.zone_file.display()
@@ -146,7 +144,7 @@ impl Zone {
             &opts.zone_file,
             &run_dir,
             &bins,
-            Some(&system_arg),
+            Some(&nats_users.arg),
         )?;
         let workload = workload::derive(spec.controller_config()?)?;
         for h in spec.service_hosts() {
@@ -157,16 +155,7 @@ impl Zone {
         for h in spec.host_names() {
             files::write_host(spec.host(h), &HostDirs::new(&run_dir, h))?;
         }
-        let password_files = std::iter::once(system_arg.password_file.clone()).chain(
-            spec.service_hosts()
-                .into_iter()
-                .filter_map(|h| spec.system_password_file(h)),
-        );
-        for f in password_files {
-            system_user
-                .write_password(&f)
-                .with_context(|| format!("writing {}", f.display()))?;
-        }
+        nats_users.write(&spec)?;
         progress.say("making the zone CA and certificates (rcgen)");
         let creds = Credentials::create(&spec, &workload, &run_dir)?;
         write_cli_files(opts, &spec, &workload, &run_dir, &progress)?;
@@ -176,7 +165,7 @@ impl Zone {
                 opts,
                 &run_dir,
                 &bins,
-                Some(&system_arg),
+                Some(&nats_users.arg),
                 &|m| progress.say(m),
             )?),
         };
@@ -286,6 +275,9 @@ impl Zone {
         ));
         self.record_ns(&switch)?;
         netns::create_switch(&switch)?;
+        if self.spec.separate_management() {
+            netns::add_bridge(&switch, netns::MGMT_BRIDGE)?;
+        }
         for h in self.spec.host_names() {
             let host = self.spec.host(h);
             let ns = self.ns(h);
@@ -298,7 +290,19 @@ impl Zone {
                 &switch,
                 h,
             )?;
-            if host.management_address != host.address {
+            if self.spec.separate_management() {
+                // The management network: its own segment (bridge br1), its
+                // own interface in the host.
+                let (_, prefix) = self.spec.management_subnet()?;
+                netns::plug_into(
+                    &ns,
+                    &host.management_interface,
+                    &format!("{}/{prefix}", host.management_address),
+                    &switch,
+                    &format!("m-{h}"),
+                    netns::MGMT_BRIDGE,
+                )?;
+            } else if host.management_address != host.address {
                 netns::ip_in(
                     &ns,
                     &[
@@ -310,6 +314,10 @@ impl Zone {
                     ],
                 )?;
             }
+            // The appliance's firewall (modules/lib/firewall.nix), as the
+            // NixOS nftables firewall would install it.
+            nft::apply(&ns, &host.firewall.ruleset)
+                .with_context(|| format!("loading {h}'s firewall"))?;
         }
         let client = self.ns(netns::CLIENT);
         self.record_ns(&client)?;
@@ -325,6 +333,33 @@ impl Zone {
             &switch,
             netns::CLIENT,
         )?;
+        if self.spec.separate_management() {
+            let mgmt = self.ns(netns::MGMT);
+            self.record_ns(&mgmt)?;
+            netns::create(&mgmt)?;
+            let (addr, prefix) = self.spec.operator_address()?;
+            netns::plug_into(
+                &mgmt,
+                netns::MGMT_IF,
+                &format!("{addr}/{prefix}"),
+                &switch,
+                netns::MGMT,
+                netns::MGMT_BRIDGE,
+            )?;
+            // An operator's workstation: also on the service network, for
+            // the commissioning round trip through the VIP.
+            netns::plug(
+                &mgmt,
+                netns::MGMT_SERVICE_IF,
+                &format!(
+                    "{}/{}",
+                    self.spec.operator_service_address()?,
+                    self.spec.alpha().prefix_length
+                ),
+                &switch,
+                "m-operator",
+            )?;
+        }
         Ok(())
     }
 

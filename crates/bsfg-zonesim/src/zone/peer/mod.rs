@@ -58,6 +58,7 @@ use crate::processes::Kind;
 use crate::zone::Zone;
 use crate::zone::credentials::{VALID_DAYS, controller_identity};
 use crate::zone::files::{HostDirs, mkdir};
+use crate::zone::nats_users::ZoneNatsUsers;
 use crate::zone::spec::{Binaries, ZoneSpec};
 use crate::zone::workload::Workload;
 use anyhow::{Context, Result};
@@ -124,6 +125,7 @@ impl Zone {
             .context("no CA in this process (the peer is made with the zone, by a drill)")?;
         let receiver_identity = controller_identity(&self.spec.zone);
         let dirs = HostDirs::new(&self.run_dir, PEER);
+        let nats_users = ZoneNatsUsers::generate(&dirs.root);
         let peer = ZoneSpec::evaluate(
             repo,
             &repo.join(PEER_ZONE_FILE),
@@ -133,7 +135,7 @@ impl Zone {
                 gate_agent: self.tools().gate_agent.clone(),
                 nats_server: self.tools().nats_server.clone(),
             },
-            None,
+            Some(&nats_users.arg),
         )?;
         let node = peer.alpha();
         let controller = node
@@ -156,6 +158,8 @@ impl Zone {
         ] {
             mkdir(d)?;
         }
+        nats_users.write(&peer)?;
+        creds.install_nats_route(&peer, &node.name)?;
         let peer_subnet = subnet(peer.vip.address, peer.vip.prefix_length);
         let alpha = self.spec.alpha();
         let zone_subnet = subnet(alpha.address, alpha.prefix_length);
