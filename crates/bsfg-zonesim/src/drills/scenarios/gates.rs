@@ -172,20 +172,19 @@ async fn refused_while_gate_fails(
     .await;
     check_cli_mentions(z, c, standby, needle);
     if z.init() == crate::container::Init::Systemd {
-        // What an operator sees first: the agent's journal tail in `systemctl status`.
+        // What an operator sees first: `systemctl status` shows the agent's
+        // STATUS= line (the unit's StatusText), which names the failing
+        // gates by their contract names.
         let unit = crate::zone::instance::unit_of(crate::processes::Kind::GateAgent)?;
-        let status = z
-            .systemctl(standby, &["status", "--no-pager", "-n", "40", unit])
-            .or_else(|e| Ok::<_, anyhow::Error>(format!("{e:#}")))?;
-        let line = status
-            .lines()
-            .rev()
-            .find(|l| l.to_lowercase().contains(needle))
-            .map(str::to_owned);
+        let text = z
+            .systemctl(standby, &["show", "-p", "StatusText", "--value", unit])
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_else(|e| format!("{e:#}"));
+        let failing = bsfg_mgmt::agent::failing_gates_of_unit_status(&text);
         c.check(
-            &format!("`systemctl status {unit}` on {standby} names the {needle} gate"),
-            line.is_some(),
-            line.unwrap_or(status),
+            &format!("`systemctl status {unit}` on {standby} names the {gate} gate failing"),
+            failing.as_ref().is_some_and(|f| f.contains(&gate)),
+            format!("Status: {text:?}"),
         );
     }
     c.hold(
