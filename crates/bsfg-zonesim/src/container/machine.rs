@@ -66,6 +66,16 @@ impl MachineSpec<'_> {
     /// The command line (pure: tested).
     pub fn argv(&self) -> Vec<String> {
         let mut a: Vec<String> = vec![
+            // No image lock: the root is shared read-only by design (its
+            // only writer, debootstrap, runs under root::ensure's lock into
+            // another directory). nspawn's lock is shared while a container
+            // runs, but an exiting nspawn upgrades it to exclusive for a
+            // moment to delete the lock file, and a container booting in
+            // that moment fails ("Directory tree ... is currently busy"):
+            // a host rebooting right after the others crashed hit it.
+            // (`env` execs in place: the pid stays nspawn's.)
+            "env".into(),
+            "SYSTEMD_NSPAWN_LOCK=0".into(),
             "systemd-nspawn".into(),
             "--quiet".into(),
             "--boot".into(),
@@ -172,9 +182,17 @@ pub fn exec_ok(leader: u32, argv: &[&str]) -> Result<String> {
 /// Waits until systemd in `ns`'s container finished booting: `running`, or
 /// `degraded` when none of `units` (the appliance's) failed; a failed unit
 /// of the appliance is an error naming it.
-pub fn wait_booted(ns: &str, units: &[String], timeout: Duration) -> Result<u32> {
+pub fn wait_booted(
+    ns: &str,
+    units: &[String],
+    nspawn: &processes::DaemonRecord,
+    timeout: Duration,
+) -> Result<u32> {
     let deadline = Instant::now() + timeout;
     loop {
+        if !nspawn.alive() {
+            bail!("systemd-nspawn for {ns} exited before the container booted");
+        }
         if let Some(pid) = leader(ns) {
             let out = exec(pid, &["systemctl", "is-system-running"])?;
             let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -256,6 +274,7 @@ mod tests {
             container: &c,
         };
         let a = m.argv();
+        assert_eq!(a[..3], ["env", "SYSTEMD_NSPAWN_LOCK=0", "systemd-nspawn"]);
         assert!(a.contains(&"--bind-ro=/r/alpha/root/etc/bsfg:/etc/bsfg".to_string()));
         assert!(a.contains(&"--bind=/r/alpha/jetstream:/data/jetstream".to_string()));
         assert!(a.contains(&"--network-namespace-path=/run/netns/z1-alpha".to_string()));

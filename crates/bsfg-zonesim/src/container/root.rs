@@ -96,8 +96,10 @@ pub fn ensure(say: &dyn Fn(String)) -> Result<PathBuf> {
         "building the container root {} with debootstrap (once; a few minutes)",
         root.display()
     ));
-    let mirror = std::env::var("BSFG_DEBIAN_MIRROR")
-        .unwrap_or_else(|_| "http://deb.debian.org/debian".into());
+    let mirror = std::env::var("BSFG_DEBIAN_MIRROR").unwrap_or_else(|_| apt_mirror());
+    say(format!(
+        "debootstrap from {mirror} (BSFG_DEBIAN_MIRROR overrides)"
+    ));
     let log = cache.join(format!("{}.log", root_name(RECIPE)));
     let out = std::fs::File::create(&log)?;
     let mut child = Command::new("bash")
@@ -127,9 +129,101 @@ pub fn ensure(say: &dyn Fn(String)) -> Result<PathBuf> {
     Ok(root)
 }
 
+/// The Debian archive this machine's apt installs from (the package
+/// registry the prerequisites came from, hence reachable wherever they
+/// installed), else deb.debian.org.
+fn apt_mirror() -> String {
+    let mut texts = Vec::new();
+    for f in ["/etc/apt/sources.list"] {
+        texts.extend(std::fs::read_to_string(f).ok());
+    }
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut paths: Vec<_> = dir.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for p in paths {
+            if p.extension().is_some_and(|e| e == "sources" || e == "list") {
+                texts.extend(std::fs::read_to_string(p).ok());
+            }
+        }
+    }
+    texts
+        .iter()
+        .find_map(|t| debian_archive(t))
+        .unwrap_or_else(|| "http://deb.debian.org/debian".into())
+}
+
+/// The first source of a Debian release's `main` (any release: the
+/// archive serves bookworm too), in either apt format (one-line `deb URI
+/// SUITE COMPONENTS` or deb822 stanzas).
+fn debian_archive(text: &str) -> Option<String> {
+    const RELEASES: &[&str] = &[
+        "bullseye", "bookworm", "trixie", "forky", "sid", "stable", "testing", "unstable",
+    ];
+    let ok = |suites: &str, components: &str| {
+        suites.split_whitespace().any(|s| {
+            RELEASES.contains(&s.split('-').next().unwrap_or(s)) && !s.ends_with("-security")
+        }) && components.split_whitespace().any(|c| c == "main")
+    };
+    for line in text.lines().map(str::trim) {
+        let mut w = line.split_whitespace();
+        if w.next() == Some("deb") {
+            let mut uri = w.next()?;
+            if uri.starts_with('[') {
+                // `deb [options] URI ...`
+                while !uri.ends_with(']') {
+                    uri = w.next()?;
+                }
+                uri = w.next()?;
+            }
+            let suite = w.next().unwrap_or_default();
+            let rest: Vec<&str> = w.collect();
+            if ok(suite, &rest.join(" ")) {
+                return Some(uri.to_owned());
+            }
+        }
+    }
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_owned())
+            })
+        };
+        let types = field("Types").unwrap_or_default();
+        if types.split_whitespace().any(|t| t == "deb")
+            && ok(&field("Suites")?, &field("Components")?)
+        {
+            return field("URIs")?.split_whitespace().next().map(str::to_owned);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_debian_archive_apt_uses() {
+        let deb822 = "Types: deb\n# a comment\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n";
+        assert_eq!(
+            debian_archive(deb822).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        let one_line = "# x\ndeb [signed-by=/k.gpg arch=amd64] http://m.example/debian bookworm main contrib\n";
+        assert_eq!(
+            debian_archive(one_line).as_deref(),
+            Some("http://m.example/debian")
+        );
+        assert_eq!(
+            debian_archive("deb https://deb.nodesource.com/node_20.x nodistro main"),
+            None
+        );
+        assert_eq!(
+            debian_archive("Types: deb\nURIs: http://x\nSuites: nodistro\nComponents: main\n"),
+            None
+        );
+    }
 
     #[test]
     fn the_name_follows_the_recipe() {

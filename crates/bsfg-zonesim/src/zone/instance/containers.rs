@@ -107,9 +107,9 @@ impl Zone {
             &m.argv(),
             &dirs.log(Kind::Container.name()),
         )?;
-        self.record_daemon(d)?;
+        self.record_daemon(d.clone())?;
         let units = m.container.units.clone();
-        machine::wait_booted(&m.netns, &units, BOOT_TIMEOUT).with_context(|| {
+        machine::wait_booted(&m.netns, &units, &d, BOOT_TIMEOUT).with_context(|| {
             format!(
                 "booting {host} (console: {})",
                 dirs.log(Kind::Container.name()).display()
