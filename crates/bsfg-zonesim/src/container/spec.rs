@@ -2,7 +2,7 @@
 //! host's container: files and links under the bound `/etc` directories,
 //! state and programs bound in, the units to report on.
 
-use crate::zone::spec::{Binaries, NatsSystemUser, NatsUsers, nix_string};
+use crate::zone::spec::{Binaries, NatsUsers, nix_string, users_arguments};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -44,23 +44,7 @@ pub fn evaluate(
     bins: &Binaries,
     users: Option<&NatsUsers>,
 ) -> Result<ContainerSpec> {
-    let user = |u: &NatsSystemUser| {
-        format!(
-            "{{ passwordFile = {}; passwordHash = {}; }}",
-            nix_string(&u.password_file.display().to_string()),
-            nix_string(&u.password_hash)
-        )
-    };
-    let users = users
-        .map(|u| {
-            format!(
-                " natsSystemUser = {}; natsUsers = {{ controller = {}; gateAgent = {}; }};",
-                user(&u.system),
-                user(&u.controller),
-                user(&u.gate_agent)
-            )
-        })
-        .unwrap_or_default();
+    let users = users_arguments(users);
     let expr = format!(
         "(import {} {{ zoneFile = {}; runDir = {};{users} \
          hostBinaries = {{ controller = {}; gateAgent = {}; natsServer = {}; }}; }}).hosts",
