@@ -73,11 +73,12 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     .map_err(|e| fail(ControllerExit::Unavailable, e))?;
 
     let (lease, fence) = if config.lease.enabled {
-        let store = retry_startup("opening the lease bucket", || {
-            LeaseStore::open(&substrate, &config.lease.bucket)
-        })
-        .await
-        .map_err(|e| fail(ControllerExit::Unavailable, e))?;
+        let store =
+            bsfg_store::retry_while_unavailable("opening the lease bucket", STARTUP_BUDGET, || {
+                LeaseStore::open(&substrate, &config.lease.bucket)
+            })
+            .await
+            .map_err(|e| fail(ControllerExit::Unavailable, e))?;
         let (holder, fence) =
             fencing::LeaseHolder::new(store, &config.node, &config.lease, service, metrics.clone());
         (Some(holder), fence)
@@ -128,9 +129,11 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         keeper = Some(tokio::spawn(holder.clone().keep(stop.clone())));
     }
 
-    let boundary = match retry_startup("preparing streams and buckets", || {
-        boundary::Boundary::start(&config, &substrate, metrics.clone(), fence.clone())
-    })
+    let boundary = match bsfg_store::retry_while_unavailable(
+        "preparing streams and buckets",
+        STARTUP_BUDGET,
+        || boundary::Boundary::start(&config, &substrate, metrics.clone(), fence.clone()),
+    )
     .await
     {
         Ok(b) => Arc::new(b),
@@ -253,32 +256,6 @@ const FENCED_DRAIN: Duration = Duration::from_secs(1);
 /// How long start-up keeps retrying JetStream set-up steps (stream creation,
 /// leader election on a freshly formed cluster) before exiting 69.
 const STARTUP_BUDGET: Duration = Duration::from_secs(30);
-
-async fn retry_startup<T, F, Fut>(what: &str, mut step: F) -> Result<T, bsfg_core::BsfgError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, bsfg_core::BsfgError>>,
-{
-    let deadline = tokio::time::Instant::now() + STARTUP_BUDGET;
-    let mut backoff =
-        bsfg_core::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-    let mut warning = bsfg_core::retry::RepeatedWarning::new(Duration::from_secs(1));
-    loop {
-        match step().await {
-            Ok(v) => return Ok(v),
-            Err(e)
-                if e.reason == bsfg_core::Reason::SubstrateUnavailable
-                    && tokio::time::Instant::now() < deadline =>
-            {
-                if let Some(n) = warning.occurred(bsfg_store::monotonic_now()) {
-                    tracing::warn!(error = %e, failures_since_last_report = n, "{what}: JetStream not ready, retrying");
-                }
-                tokio::time::sleep(backoff.next_delay(rand::random())).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
 
 async fn release(lease: &Option<Arc<fencing::LeaseHolder>>) {
     if let Some(l) = lease {

@@ -20,12 +20,26 @@ fn curl_with(
     json: &str,
     headers: &[&str],
 ) -> (u16, serde_json::Value) {
-    let curl = bsfg_testkit::bins::system_program("curl", "curl");
     let url = format!(
         "{}/bsfg.v1.BoundaryService/{method}",
         zone.controller.endpoint()
     );
-    let out = Command::new(curl)
+    let extra: Vec<&str> = headers.iter().flat_map(|h| ["-H", *h]).collect();
+    let (code, body) = run_curl(who, &extra, json, &url);
+    (
+        code,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// POSTs (or `-X`s) `json` to `url` as `who`; the HTTP status and the body.
+fn run_curl(
+    who: &bsfg_core::config::TlsFiles,
+    extra: &[&str],
+    json: &str,
+    url: &str,
+) -> (u16, String) {
+    let out = Command::new(bsfg_testkit::bins::system_program("curl", "curl"))
         .args([
             "--silent",
             "--show-error",
@@ -38,21 +52,19 @@ fn curl_with(
         .arg(&who.certificate)
         .arg("--key")
         .arg(&who.private_key)
-        .args(headers.iter().flat_map(|h| ["-H", h]))
-        .args(["-H", "content-type: application/json", "--data", json, &url])
+        .args(extra)
+        .args(["-H", "content-type: application/json", "--data", json, url])
         .output()
         .expect("run curl");
     assert!(
         out.status.success(),
-        "curl failed: {}",
+        "curl {url} failed ({}): {}",
+        out.status,
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let (body, code) = text.rsplit_once('\n').unwrap();
-    (
-        code.parse().unwrap(),
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
+    (code.parse().unwrap(), body.to_owned())
 }
 
 #[tokio::test]
@@ -138,32 +150,8 @@ async fn the_connect_protocol_version_is_optional_but_must_be_one() {
         zone.controller.endpoint()
     );
     for (method, url) in [("GET", url.clone()), ("POST", format!("{url}%FF"))] {
-        let out = Command::new(bsfg_testkit::bins::system_program("curl", "curl"))
-            .args([
-                "--silent",
-                "--write-out",
-                "\n%{http_code}",
-                "-X",
-                method,
-                "--cacert",
-            ])
-            .arg(&zone.reader.ca)
-            .arg("--cert")
-            .arg(&zone.reader.certificate)
-            .arg("--key")
-            .arg(&zone.reader.private_key)
-            .args([
-                "-H",
-                "content-type: application/json",
-                "--data",
-                fetch,
-                &url,
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
-        let (body, code) = text.rsplit_once('\n').unwrap();
-        let doc: serde_json::Value = serde_json::from_str(body)
+        let (code, body) = run_curl(&zone.reader, &["-X", method], fetch, &url);
+        let doc: serde_json::Value = serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("{method} {url}: {e}: {body:?} ({code})"));
         assert!(
             doc["details"][0]["debug"]["reason"].is_string(),

@@ -207,10 +207,16 @@ async fn a_frozen_holder_fences_itself_before_another_takes_over() {
     // Refused by the fence (not_serving), or cut off by a process that is
     // already leaving (a transport error): either way never stored, which
     // beta proves by storing that id as new.
-    assert!(
-        err.code() != tonic::Code::Unavailable || reason(&err) == "not_serving",
-        "{err:?}"
-    );
+    {
+        use tonic_types::StatusExt;
+        match err.get_details_error_info() {
+            Some(info) => assert_eq!(info.reason, "not_serving", "{err:?}"),
+            None => assert!(
+                std::error::Error::source(&err).is_some(),
+                "neither the fence's refusal nor a transport error: {err:?}"
+            ),
+        }
+    }
     let stored = to_b
         .append_fact(append_req(
             "operational",

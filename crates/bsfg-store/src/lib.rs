@@ -48,4 +48,4 @@ pub use meta::{
 };
 pub use page::Page;
 pub use placement::{StreamPlacement, gathering_peer, placements, step_down_leaders_on};
-pub use substrate::Substrate;
+pub use substrate::{Substrate, retry_while_unavailable};

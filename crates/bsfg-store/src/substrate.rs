@@ -125,3 +125,37 @@ impl Substrate {
         self.request_timeout
     }
 }
+
+/// Runs a set-up step (creating a stream or bucket, electing its leader) until
+/// it succeeds, retrying while JetStream is not ready — a freshly formed or
+/// recovering cluster answers its first API requests late — for at most
+/// `budget`. Any other failure, and the last unavailability, are returned.
+pub async fn retry_while_unavailable<T, F, Fut>(
+    what: &str,
+    budget: Duration,
+    mut step: F,
+) -> Result<T, BsfgError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BsfgError>>,
+{
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut backoff =
+        bsfg_core::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut warning = bsfg_core::retry::RepeatedWarning::new(Duration::from_secs(1));
+    loop {
+        match step().await {
+            Ok(v) => return Ok(v),
+            Err(e)
+                if e.reason == bsfg_core::Reason::SubstrateUnavailable
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                if let Some(n) = warning.occurred(crate::monotonic_now()) {
+                    tracing::warn!(error = %e, failures_since_last_report = n, "{what}: JetStream not ready, retrying");
+                }
+                tokio::time::sleep(backoff.next_delay(rand::random())).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

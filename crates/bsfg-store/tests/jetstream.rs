@@ -5,13 +5,25 @@ use bsfg_core::lease::{LeaseRecord, Observation};
 use bsfg_core::source::Buffer;
 use bsfg_store::{
     AppendOutcome, ArtifactIndex, ArtifactRecord, CursorAdvance, CursorStore, FactBuffer,
-    IndexOutcome, LeaseStore, LeaseWrite, Substrate,
+    IndexOutcome, LeaseStore, LeaseWrite, Substrate, retry_while_unavailable,
 };
 use bsfg_testkit::nats::NatsCluster;
 use bytes::Bytes;
 use std::time::Duration;
 
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Set-up as the controller does it: retried while a freshly formed cluster
+/// is not yet answering JetStream API requests.
+async fn set_up<T, F, Fut>(step: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, bsfg_core::BsfgError>>,
+{
+    retry_while_unavailable("test set-up", Duration::from_secs(30), step)
+        .await
+        .expect("set-up")
+}
 
 async fn substrate(cluster: &NatsCluster) -> Substrate {
     Substrate::connect_url(&cluster.client_url(0), 3)
@@ -23,9 +35,9 @@ async fn substrate(cluster: &NatsCluster) -> Substrate {
 async fn put_if_absent_is_atomic_and_tells_duplicates_from_conflicts() {
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let buf = FactBuffer::ensure(&s, Buffer::Store("operational".into()), WEEK, 64 << 20)
-        .await
-        .unwrap();
+    let buf =
+        set_up(|| FactBuffer::ensure(&s, Buffer::Store("operational".into()), WEEK, 64 << 20))
+            .await;
 
     let first = buf
         .append("order", "m-1", Bytes::from_static(b"one"), |s| s == b"one")
@@ -73,9 +85,8 @@ async fn put_if_absent_is_atomic_and_tells_duplicates_from_conflicts() {
 async fn pages_are_filtered_ordered_and_resume_after_an_offset() {
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let buf = FactBuffer::ensure(&s, Buffer::Store("telemetry".into()), WEEK, 64 << 20)
-        .await
-        .unwrap();
+    let buf =
+        set_up(|| FactBuffer::ensure(&s, Buffer::Store("telemetry".into()), WEEK, 64 << 20)).await;
     for i in 0..30u32 {
         let kind = if i % 3 == 0 { "machine" } else { "order" };
         buf.append(
@@ -136,7 +147,7 @@ async fn pages_are_filtered_ordered_and_resume_after_an_offset() {
 async fn cursors_advance_by_compare_and_swap() {
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let cursors = CursorStore::open(&s).await.unwrap();
+    let cursors = set_up(|| CursorStore::open(&s)).await;
     assert_eq!(cursors.load("c1").await.unwrap(), None);
     let c = cursors.load_or_init("c1", 7).await.unwrap();
     assert_eq!(c.offset, 7);
@@ -168,7 +179,7 @@ async fn cursors_advance_by_compare_and_swap() {
 async fn artifact_index_records_once() {
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let index = ArtifactIndex::open(&s).await.unwrap();
+    let index = set_up(|| ArtifactIndex::open(&s)).await;
     let rec = ArtifactRecord {
         bucket: "drawings".into(),
         key: "part/17.pdf".into(),
@@ -203,7 +214,7 @@ async fn artifact_index_records_once() {
 async fn lease_key_is_written_only_by_compare_and_swap() {
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let lease = LeaseStore::open(&s, "bsfg_lease").await.unwrap();
+    let lease = set_up(|| LeaseStore::open(&s, "bsfg_lease")).await;
     assert_eq!(
         lease.read().await.unwrap(),
         Observation::Vacant { revision: None }
@@ -260,9 +271,8 @@ async fn a_full_stream_refuses_with_store_buffer_full() {
     let s = Substrate::connect_url(&cluster.client_url(0), 1)
         .await
         .unwrap();
-    let buf = FactBuffer::ensure(&s, Buffer::Store("tiny".into()), WEEK, 64 * 1024)
-        .await
-        .unwrap();
+    let buf =
+        set_up(|| FactBuffer::ensure(&s, Buffer::Store("tiny".into()), WEEK, 64 * 1024)).await;
     let body = Bytes::from(vec![b'x'; 4096]);
     let mut refused = None;
     for i in 0..64 {
@@ -306,9 +316,9 @@ async fn retries_past_offsets_that_spell_error_codes_are_duplicates_at_their_off
     ];
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let buf = FactBuffer::ensure(&s, Buffer::Store("operational".into()), WEEK, 256 << 20)
-        .await
-        .unwrap();
+    let buf =
+        set_up(|| FactBuffer::ensure(&s, Buffer::Store("operational".into()), WEEK, 256 << 20))
+            .await;
     let body = |i: u64| Bytes::from(format!("fact {i}"));
     let append = |i: u64| {
         let buf = buf.clone();

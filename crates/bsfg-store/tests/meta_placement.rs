@@ -69,12 +69,14 @@ async fn the_meta_leader_moves_off_the_local_server_to_the_preferred_peer() {
     let app = Substrate::connect_url(&cluster.client_url(0), 3)
         .await
         .unwrap();
-    FactBuffer::ensure(
-        &app,
-        Buffer::Store("operational".into()),
-        Duration::from_secs(3600),
-        1 << 20,
-    )
+    bsfg_store::retry_while_unavailable("test set-up", Duration::from_secs(30), || {
+        FactBuffer::ensure(
+            &app,
+            Buffer::Store("operational".into()),
+            Duration::from_secs(3600),
+            1 << 20,
+        )
+    })
     .await
     .expect("JetStream in the global account");
     // ... and cannot move the meta leader: only the system account may.

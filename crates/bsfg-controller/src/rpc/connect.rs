@@ -33,15 +33,39 @@ pub fn router(boundary: Arc<Boundary>) -> Router {
     Router::new()
         .route(
             &format!("/{}/{{method}}", bsfg_proto::SERVICE_NAME),
-            post(handle).fallback(|| async {
+            post(handle).fallback(|State(b): State<Arc<Boundary>>, body: Body| async move {
                 let e = Reason::InvalidRequest.err("Connect calls are POST requests");
-                let mut r = error_response(&e);
-                *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-                r
+                refuse(&b, body, &e, Some(StatusCode::METHOD_NOT_ALLOWED)).await
             }),
         )
-        .fallback(|| async { error_response(&Reason::Unimplemented.err("no such procedure")) })
+        .fallback(|State(b): State<Arc<Boundary>>, body: Body| async move {
+            refuse(
+                &b,
+                body,
+                &Reason::Unimplemented.err("no such procedure"),
+                None,
+            )
+            .await
+        })
         .with_state(boundary)
+}
+
+/// How long a refused request's body is read before the answer goes out.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Answers a request refused before its body was read. The body is read
+/// first (up to the body limit, briefly): an answer sent while the client is
+/// still sending ends the HTTP/2 stream with RST_STREAM, which is legal but
+/// which some clients (curl 7.88) report as a transport error instead of the
+/// error document.
+async fn refuse(b: &Boundary, body: Body, e: &BsfgError, status: Option<StatusCode>) -> Response {
+    let limit = b.limits().max_connect_body_bytes;
+    let _ = tokio::time::timeout(DRAIN_DEADLINE, axum::body::to_bytes(body, limit)).await;
+    let mut r = error_response(e);
+    if let Some(status) = status {
+        *r.status_mut() = status;
+    }
+    r
 }
 
 fn content_type_header(codec: Codec, streaming: bool) -> HeaderValue {
@@ -68,18 +92,19 @@ async fn handle(
 ) -> Response {
     let started = Instant::now();
     let Some(Extension(PeerIdentity(who))) = identity else {
-        return error_response(&Reason::Unauthenticated.err("no client certificate identity"));
+        let e = Reason::Unauthenticated.err("no client certificate identity");
+        return refuse(&b, body, &e, None).await;
     };
     let Ok(Path(method)) = method else {
         let e = Reason::InvalidRequest.err("the procedure name in the path is not valid UTF-8");
-        return error_response(&e);
+        return refuse(&b, body, &e, None).await;
     };
     if let Err(e) = wire::check_protocol_version(
         headers
             .get("connect-protocol-version")
             .map(HeaderValue::as_bytes),
     ) {
-        return error_response(&e);
+        return refuse(&b, body, &e, None).await;
     }
     let content_type = headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
     let Some((codec, streaming)) = wire::codec_of(content_type) else {
@@ -87,9 +112,7 @@ async fn handle(
             "content-type must be application/json or application/proto (unary), \
              application/connect+json or application/connect+proto (streaming)",
         );
-        let mut r = error_response(&e);
-        *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-        return r;
+        return refuse(&b, body, &e, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)).await;
     };
     let (response, code) = match (method.as_str(), streaming) {
         ("AppendFact" | "FetchFacts" | "ConfirmReceipt", false) => {
@@ -102,13 +125,12 @@ async fn handle(
                 "{method} is {} over Connect; use the matching content type",
                 if streaming { "unary" } else { "streaming" }
             ));
-            let mut r = error_response(&e);
-            *r.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            let r = refuse(&b, body, &e, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)).await;
             (r, e.code().connect_name())
         }
         _ => {
             let e = Reason::Unimplemented.err(format!("no procedure {method}"));
-            (error_response(&e), e.code().connect_name())
+            (refuse(&b, body, &e, None).await, e.code().connect_name())
         }
     };
     let elapsed = started.elapsed().as_secs_f64();
