@@ -133,10 +133,9 @@ pub fn ensure(say: &dyn Fn(String)) -> Result<PathBuf> {
 /// registry the prerequisites came from, hence reachable wherever they
 /// installed), else deb.debian.org.
 fn apt_mirror() -> String {
-    let mut texts = Vec::new();
-    for f in ["/etc/apt/sources.list"] {
-        texts.extend(std::fs::read_to_string(f).ok());
-    }
+    let mut texts: Vec<String> = std::fs::read_to_string("/etc/apt/sources.list")
+        .into_iter()
+        .collect();
     if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
         let mut paths: Vec<_> = dir.flatten().map(|e| e.path()).collect();
         paths.sort();
