@@ -126,6 +126,20 @@
       passwordFile = "/var/lib/bsfg/secrets/nats-gate-agent-password";
       passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
     };
+    # The snapshots' user (bsfg-backup.service on gamma, `bsfgctl backup`
+    # and `restore`): its password file on gamma only.
+    backup = {
+      passwordFile = "/var/lib/bsfg/secrets/nats-backup-password";
+      passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+    };
+  };
+
+  # Scheduled snapshots of every stream, taken on gamma (docs/runbooks/
+  # jetstream-backup-restore.md). Copy the directory off the zone too.
+  backup = {
+    schedule = "daily";
+    directory = "/var/lib/bsfg-backup/snapshots";
+    keep = 7;
   };
 
   # Store buffer classes, consumers, artifact buckets and peer zones, in the

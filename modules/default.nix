@@ -12,5 +12,6 @@
     ./services/keepalived.nix
     ./services/controller.nix
     ./services/gate-agent.nix
+    ./services/backup.nix
   ];
 }

@@ -99,6 +99,14 @@ in {
         enable = true;
         listenAddress = s.managementAddress;
         port = ocfg.nodeExporterPort;
+        # The state of the zone's units (BsfgControllerOnGamma,
+        # BsfgControllerRunningOnStandby), only those.
+        enabledCollectors = ["systemd"];
+        extraFlags =
+          [''--collector.systemd.unit-include=(bsfg-.*|nats|keepalived)\.service'']
+          # Gamma with scheduled snapshots: bsfg_backup_* from the metrics
+          # file bsfg-backup.service writes (textfile collector).
+          ++ lib.optional (s.units ? bsfg-backup) "--collector.textfile.directory=${s.paths.backupState}";
       };
       services.prometheus.exporters.nats = {
         enable = true;

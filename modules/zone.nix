@@ -127,6 +127,7 @@ in {
         controller = lib.getExe' cfg.packages.controller "bsfg-controller";
         gateAgent = lib.getExe' cfg.packages.gateAgent "bsfg-gate-agent";
         natsServer = lib.getExe' cfg.packages.natsServer "nats-server";
+        bsfgctl = lib.getExe' cfg.packages.cli "bsfgctl";
       };
       requireMountPoint = true;
     };

@@ -46,10 +46,18 @@
     natsUsers =
       if natsUsers == null
       then null
-      else {
-        controller = inContainer "controller" natsUsers.controller;
-        gateAgent = inContainer "gate-agent" natsUsers.gateAgent;
-      };
+      else
+        {
+          controller = inContainer "controller" natsUsers.controller;
+          gateAgent = inContainer "gate-agent" natsUsers.gateAgent;
+        }
+        # The snapshots' user: in nats-server's configuration as on the
+        # appliance (gamma's bsfg-backup units are not in the containers).
+        // (
+          if natsUsers ? backup
+          then {backup = inContainer "backup" natsUsers.backup;}
+          else {}
+        );
   };
 
   # ------------------------------------------------------------ store paths

@@ -80,6 +80,25 @@ in {
       ];
       subscribe.allow = [inbox];
     };
+    # Snapshots and restores (bsfgctl backup/restore, nats.users.backup):
+    # nats-server's stream snapshot API for every stream, its flow-control
+    # acknowledgements and restore chunks; deleting a stream only to
+    # replace it with its snapshot (`restore --replace`). No message is
+    # published or read outside a snapshot.
+    backup = {
+      publish.allow = [
+        "$JS.API.INFO"
+        "$JS.API.STREAM.NAMES"
+        "$JS.API.STREAM.LIST"
+        "$JS.API.STREAM.INFO.*"
+        "$JS.API.STREAM.SNAPSHOT.*"
+        "$JS.SNAPSHOT.ACK.>"
+        "$JS.API.STREAM.RESTORE.*"
+        "$JS.SNAPSHOT.RESTORE.>"
+        "$JS.API.STREAM.DELETE.*"
+      ];
+      subscribe.allow = [inbox];
+    };
   };
 
   # The DNS SAN every route certificate of the zone carries, and the

@@ -186,7 +186,7 @@ let
       else "\n" + section "Install" {WantedBy = concatStringsSep " " u.wantedBy;}
     );
 in {
-  inherit unitFile;
+  inherit section unitFile;
   inherit keepalivedConf keepalivedParts nixpkgsKeepalivedConf polkitRule quoteArgv;
   toml = (import ./toml.nix).render;
   # nats-server reads JSON configuration files.

@@ -25,7 +25,9 @@
   # LoadCredential= would.
   natsSystemUser ? null,
   # The daemons' NATS users the simulator made for this instance,
-  # { controller = { passwordFile; passwordHash; }; gateAgent = { ... }; }:
+  # { controller = { passwordFile; passwordHash; }; gateAgent = { ... };
+  # backup = { ... }; } (backup: the snapshots' user, read from its
+  # zone-wide passwordFile by the drills' `bsfgctl backup`/`restore`):
   # replace the description's nats.users; the simulator writes each
   # password to every service host's paths.natsControllerPassword and
   # paths.natsAgentPassword.

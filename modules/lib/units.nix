@@ -22,9 +22,11 @@
   artifactsGroup,
   controllerUnit,
   agentUnit,
+  backup ? null, # the zone's backup settings ({ schedule; directory; keep; }) or null
+  natsClientPort ? 4222,
 }: let
   inherit (builtins) concatStringsSep match toJSON;
-  inherit (import ./render.nix) unitFile;
+  inherit (import ./render.nix) section unitFile;
 
   systemdArg = a:
     if match "[A-Za-z0-9_./:@=,+-]+" a != null
@@ -182,6 +184,87 @@
     restartIfChanged = true;
   };
 
+  # Scheduled snapshots (gamma, zone setting `backup`): a oneshot that
+  # snapshots every stream, reads each snapshot back, prunes beyond `keep`
+  # and writes the result as metrics (bsfg_backup_*) for the node
+  # exporter's textfile collector; the timer starts it. A missed run (host
+  # off) runs at the next boot (Persistent=).
+  backupMetricsFile = "${paths.backupState}/bsfg-backup.prom";
+  backupArgv =
+    if backup == null
+    then []
+    else [
+      binaries.bsfgctl
+      "backup"
+      "--into"
+      backup.directory
+      "--keep"
+      (toString backup.keep)
+      "--metrics-file"
+      backupMetricsFile
+      "--nats-url"
+      "nats://127.0.0.1:${toString natsClientPort}"
+      "--nats-user"
+      natsUsers.backup.user
+      "--nats-password-file"
+      paths.natsBackupPassword
+    ];
+  backupService = own {
+    name = "bsfg-backup";
+    description = "BSFG zone snapshot (bsfgctl backup)";
+    wantedBy = [];
+    wants = ["nats.service"];
+    after = ["nats.service"];
+    unitConfig.RequiresMountsFor = [backup.directory];
+    serviceConfig =
+      hardening
+      // {
+        Type = "oneshot";
+        ExecStart = execLine backupArgv;
+        User = "bsfg-backup";
+        Group = "bsfg-backup";
+        LoadCredential = ["nats-password:${natsUsers.backup.passwordFile}"];
+        # /var/lib/bsfg-backup: the metrics file (world-readable, for the
+        # node exporter) and the default snapshot directory; each snapshot
+        # directory is 0700 (bsfgctl makes it so): it holds every fact.
+        StateDirectory = "bsfg-backup";
+        StateDirectoryMode = "0755";
+        UMask = "0022";
+        # The destination: under the state directory (the default) it is
+        # writable anyway and bsfgctl creates it; elsewhere it must exist
+        # (a mounted backup disk, RequiresMountsFor= above), or the run
+        # fails on the read-only file system and says where.
+        ReadWritePaths = ["-${backup.directory}"];
+        RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX"];
+        PrivateUsers = true;
+        # A snapshot of a large zone takes minutes; never hours.
+        TimeoutStartSec = "2h";
+        Nice = 10;
+        IOSchedulingClass = "idle";
+      };
+    argv = backupArgv;
+    # Never started by a switch: only by its timer (or an operator).
+    restartIfChanged = false;
+  };
+  backupTimer = let
+    timerConfig = {
+      OnCalendar = backup.schedule;
+      Persistent = true;
+      RandomizedDelaySec = "10min";
+    };
+  in {
+    name = "bsfg-backup.timer";
+    description = "BSFG zone snapshot schedule";
+    wantedBy = ["timers.target"];
+    inherit timerConfig;
+    text =
+      section "Unit" {Description = "BSFG zone snapshot schedule";}
+      + "\n"
+      + section "Timer" timerConfig
+      + "\n"
+      + section "Install" {WantedBy = "timers.target";};
+  };
+
   # Added to nixpkgs' nats.service: the listeners bind host addresses, and
   # JetStream data never goes onto the root file system because its mount
   # failed. ExecStart runs the tested nats-server with the rendered file.
@@ -217,6 +300,14 @@ in
       bsfg-controller = controller;
       bsfg-gate-agent = agent;
       inherit keepalived;
+    }
+    else {}
+  )
+  // (
+    if runs.backup or false
+    then {
+      bsfg-backup = backupService;
+      bsfg-backup-timer = backupTimer;
     }
     else {}
   )

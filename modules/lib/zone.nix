@@ -420,7 +420,7 @@ let
           passwordHash = hash;
         };
       users = get n "users" null;
-      unknownUsers = filter (k: !(elem k ["controller" "gateAgent"])) (attrNames users);
+      unknownUsers = filter (k: !(elem k ["controller" "gateAgent" "backup"])) (attrNames users);
     in
       if !(isAttrs n)
       then fail "`nats` must be an attribute set, e.g. { users = { controller = ${example}; gateAgent = ${example}; }; systemUser = ${example}; }"
@@ -429,7 +429,7 @@ let
       else if !(isAttrs users)
       then fail "nats.users must be set: { controller = ${example}; gateAgent = ${example}; } (one NATS user per daemon, each with only the subjects it needs; no client connects without a password)"
       else if unknownUsers != []
-      then fail "unknown setting(s) nats.users.${concatStringsSep ", nats.users." unknownUsers}; known: nats.users.controller, nats.users.gateAgent"
+      then fail "unknown setting(s) nats.users.${concatStringsSep ", nats.users." unknownUsers}; known: nats.users.controller, nats.users.gateAgent, nats.users.backup"
       else {
         systemUser =
           if su == null
@@ -438,8 +438,44 @@ let
         users = {
           controller = checkUser "nats.users.controller" "bsfg-controller" (get users "controller" null);
           gateAgent = checkUser "nats.users.gateAgent" "bsfg-gate-agent" (get users "gateAgent" null);
+          # Optional: the scheduled snapshots (backup.*) and `bsfgctl
+          # backup`/`restore` connect as this user; null: no backup user.
+          backup = let
+            b = get users "backup" null;
+          in
+            if b == null
+            then null
+            else checkUser "nats.users.backup" "bsfg-backup" b;
         };
       };
+
+    # Scheduled snapshots of every JetStream stream, taken on gamma by
+    # `bsfgctl backup` as nats.users.backup (absent or null: none).
+    # schedule: systemd OnCalendar; directory: where the snapshots go (an
+    # existing directory, e.g. a mounted backup disk; the default is the
+    # unit's own state directory); keep: how many snapshots stay.
+    backup = let
+      b = get desc "backup" null;
+      unknownB = filter (k: !(elem k ["schedule" "directory" "keep"])) (attrNames b);
+      r = {
+        schedule = get b "schedule" "daily";
+        directory = get b "directory" "/var/lib/bsfg-backup/snapshots";
+        keep = get b "keep" 7;
+      };
+    in
+      if b == null
+      then null
+      else if !(isAttrs b)
+      then fail "backup must be an attribute set, e.g. { schedule = \"daily\"; directory = \"/var/lib/bsfg-backup/snapshots\"; keep = 7; }"
+      else if unknownB != []
+      then fail "unknown setting(s) backup.${concatStringsSep ", backup." unknownB}; known: backup.schedule, backup.directory, backup.keep"
+      else if !(isString r.schedule) || r.schedule == ""
+      then fail "backup.schedule = ${toJSON r.schedule}: a systemd calendar expression such as \"daily\" or \"*-*-* 02:30:00\""
+      else if !(isInt r.keep) || r.keep < 1
+      then fail "backup.keep = ${toJSON r.keep}: keep at least 1 snapshot"
+      else if nats.users.backup == null
+      then fail "backup is set but nats.users.backup is not: the snapshots connect as that NATS user (nats.users.backup = { passwordFile = ...; passwordHash = ...; })"
+      else r // {directory = checkAbsolutePath "backup.directory" r.directory;};
 
     known = [
       "zone"
@@ -462,6 +498,7 @@ let
       "gateAgent"
       "timeServers"
       "nats"
+      "backup"
     ];
     unknown = filter (k: !(elem k known)) (attrNames desc);
   in
@@ -473,9 +510,9 @@ let
       # deepSeq: validate every section now, including those (certificates,
       # managementNetwork) that only some consumers of the result read, so an
       # error never depends on which output someone happens to evaluate.
-      builtins.deepSeq [hosts tier managementNetwork vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent nats] {
+      builtins.deepSeq [hosts tier managementNetwork vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent nats backup] {
         zone = zoneId;
-        inherit tier hosts managementNetwork ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats;
+        inherit tier hosts managementNetwork ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats backup;
         store = get desc "store" {};
         limits = get desc "limits" {};
         timeServers = get desc "timeServers" [];
@@ -509,6 +546,11 @@ let
     # Each daemon's own NATS password (nats.users), LoadCredential=.
     natsControllerPassword = "/run/credentials/bsfg-controller.service/nats-password";
     natsAgentPassword = "/run/credentials/bsfg-gate-agent.service/nats-password";
+    # The backup user's password (nats.users.backup), LoadCredential= of
+    # bsfg-backup.service; its state directory holds the metrics file the
+    # node exporter's textfile collector reads.
+    natsBackupPassword = "/run/credentials/bsfg-backup.service/nats-password";
+    backupState = "/var/lib/bsfg-backup";
     # nats-server's route certificate, key and the zone CA, LoadCredential=.
     natsRoute = {
       certificate = "/run/credentials/nats.service/route-cert.pem";
@@ -537,6 +579,8 @@ let
     natsSystemPassword = "${base}/credentials/nats-system-password";
     natsControllerPassword = "${base}/credentials/nats-controller-password";
     natsAgentPassword = "${base}/credentials/nats-agent-password";
+    natsBackupPassword = "${base}/credentials/nats-backup-password";
+    backupState = "${base}/backup";
     natsRoute = {
       certificate = "${base}/credentials/nats-route-cert.pem";
       privateKey = "${base}/credentials/nats-route-key.pem";
@@ -548,6 +592,7 @@ let
     controller = "bsfg-controller";
     gateAgent = "bsfg-gate-agent";
     natsServer = "nats-server";
+    bsfgctl = "bsfgctl";
   };
 
   # ---------------------------------------------------------------- one host
@@ -628,18 +673,30 @@ let
       u = zone.nats.users;
     in
       {
-        authorization.users = [
-          {
-            inherit (u.controller) user;
-            password = u.controller.passwordHash;
-            permissions = perms.controller;
-          }
-          {
-            inherit (u.gateAgent) user;
-            password = u.gateAgent.passwordHash;
-            permissions = perms.gateAgent;
-          }
-        ];
+        authorization.users =
+          [
+            {
+              inherit (u.controller) user;
+              password = u.controller.passwordHash;
+              permissions = perms.controller;
+            }
+            {
+              inherit (u.gateAgent) user;
+              password = u.gateAgent.passwordHash;
+              permissions = perms.gateAgent;
+            }
+          ]
+          ++ (
+            if u.backup == null
+            then []
+            else [
+              {
+                inherit (u.backup) user;
+                password = u.backup.passwordHash;
+                permissions = perms.backup;
+              }
+            ]
+          );
       }
       // (
         if su == null
@@ -899,7 +956,14 @@ let
             }
           else null;
         units = mkUnits {
-          runs = {gateAgent = isService;};
+          runs = {
+            gateAgent = isService;
+            # Snapshots from gamma: it never serves, so they cost the
+            # service hosts nothing.
+            backup = h.role == "gamma" && zone.backup != null;
+          };
+          inherit (zone) backup;
+          natsClientPort = ports.natsClient;
           inherit paths controllerUnit agentUnit controllerUser agentUser artifactsGroup;
           binaries = bins;
           inherit (zone) certificates;

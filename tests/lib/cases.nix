@@ -203,7 +203,7 @@ in {
     }
     && h.nats.settings.system_account == "$SYS") [a b g];
   # No anonymous login; one user per daemon, each with its permissions.
-  nats_no_anonymous_user = builtins.all (h: !(h.nats.settings ? no_auth_user) && map (u: u.user) h.nats.settings.authorization.users == ["bsfg-controller" "bsfg-gate-agent"]) [a b g];
+  nats_no_anonymous_user = builtins.all (h: !(h.nats.settings ? no_auth_user) && map (u: u.user) h.nats.settings.authorization.users == ["bsfg-controller" "bsfg-gate-agent" "bsfg-backup"]) [a b g];
   nats_controller_confined_to_its_streams = let
     p = (builtins.head a.nats.settings.authorization.users).permissions;
   in
@@ -396,6 +396,7 @@ in {
       natsUsers = {
         controller = u "controller";
         gateAgent = u "gate-agent";
+        backup = u "backup";
       };
     };
     sources = host:

@@ -101,6 +101,7 @@ let
     controller = "${fakePackage "bsfg-controller"}/bin/bsfg-controller";
     gateAgent = "${fakePackage "bsfg-gate-agent"}/bin/bsfg-gate-agent";
     natsServer = "${fakePackage "nats-server"}/bin/nats-server";
+    bsfgctl = "${fakePackage "bsfgctl"}/bin/bsfgctl";
   };
 
   configFor = host: let
@@ -199,6 +200,7 @@ let
     keepalived = ../../modules/services/keepalived.nix;
     controller = ../../modules/services/controller.nix;
     gate-agent = ../../modules/services/gate-agent.nix;
+    backup = ../../modules/services/backup.nix;
   };
 
   evalModuleWith = override: evalModuleOn (cfg: lib.merge cfg override);
@@ -258,6 +260,7 @@ let
     controller = "/opt/sim/bsfg-controller";
     gateAgent = "/opt/sim/bsfg-gate-agent";
     natsServer = "/opt/sim/nats-server";
+    bsfgctl = "/opt/sim/bsfgctl";
   };
   sim = import ../../modules/lib/simulator.nix {
     zoneFile = ../../hosts/zone.nix;
@@ -317,6 +320,14 @@ let
             bsfg-gate-agent = ownUnit "gate-agent" "bsfg-gate-agent" t.units.bsfg-gate-agent;
             keepalived = t.units.keepalived // {inherit ((m "keepalived").systemd.services.keepalived) wants after;};
           }
+        )
+        // (
+          if t.units ? bsfg-backup
+          then {
+            bsfg-backup = ownUnit "backup" "bsfg-backup" t.units.bsfg-backup;
+            bsfg-backup-timer = t.units.bsfg-backup-timer // {inherit ((m "backup").systemd.timers.bsfg-backup) description wantedBy timerConfig;};
+          }
+          else {}
         )
       ));
     }

@@ -324,6 +324,44 @@ pub mod agent {
     ];
 }
 
+/// What `bsfgctl backup --metrics-file` writes after each run (gamma's
+/// bsfg-backup.service; served by the node exporter's textfile collector).
+pub mod backup {
+    use super::{Kind::*, MetricFamily, family};
+
+    pub const LAST_SUCCESS_TIMESTAMP_SECONDS: MetricFamily = family(
+        "bsfg_backup_last_success_timestamp_seconds",
+        Gauge,
+        &[],
+        "When the newest verified snapshot finished (Unix seconds)",
+    );
+    pub const LAST_SUCCESS_BYTES: MetricFamily = family(
+        "bsfg_backup_last_success_bytes",
+        Gauge,
+        &[],
+        "Size of the newest verified snapshot (all streams, compressed)",
+    );
+    pub const LAST_RUN_SUCCESS: MetricFamily = family(
+        "bsfg_backup_last_run_success",
+        Gauge,
+        &[],
+        "1 if the last run snapshotted and read back every stream, else 0",
+    );
+    pub const LAST_RUN_TIMESTAMP_SECONDS: MetricFamily = family(
+        "bsfg_backup_last_run_timestamp_seconds",
+        Gauge,
+        &[],
+        "When the last snapshot run ended (Unix seconds)",
+    );
+
+    pub const ALL: &[MetricFamily] = &[
+        LAST_SUCCESS_TIMESTAMP_SECONDS,
+        LAST_SUCCESS_BYTES,
+        LAST_RUN_SUCCESS,
+        LAST_RUN_TIMESTAMP_SECONDS,
+    ];
+}
+
 /// The families an OpenMetrics exposition declares (`# TYPE` lines), with
 /// the label names of their first sample: what a daemon's unit test
 /// compares with its table.

@@ -29,6 +29,7 @@ fn bsfg_series() -> BTreeSet<String> {
     bsfg_mgmt::metrics::controller::ALL
         .iter()
         .chain(bsfg_mgmt::metrics::agent::ALL)
+        .chain(bsfg_mgmt::metrics::backup::ALL)
         .flat_map(|f| f.series())
         .collect()
 }
@@ -43,6 +44,7 @@ const EXPORTER_SERIES: &[&str] = &[
     "node_timex_offset_seconds",
     "node_timex_sync_status",
     "node_cpu_seconds_total",
+    "node_systemd_unit_state",
     "gnatsd_healthz_status",
     "gnatsd_varz_jetstream_meta_cluster_size",
     "gnatsd_varz_jetstream_meta_leader",

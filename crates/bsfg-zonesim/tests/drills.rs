@@ -269,3 +269,10 @@ fn drill_first_boot_without_secrets() {
         "beta never served once its secrets appeared"
     );
 }
+
+#[test]
+fn drill_zone_restore() {
+    // Facts acknowledged after the snapshot are not expected back (the
+    // drill reports them); everything else is asserted as for any drill.
+    drill(Drill::ZoneRestore);
+}

@@ -50,6 +50,10 @@ pub enum Command {
     Zone(ZoneCommand),
     /// Run the commissioning checklist against a live zone.
     Commission(CommissionArgs),
+    /// Snapshot every JetStream stream of the zone and read it back.
+    Backup(crate::backup::BackupArgs),
+    /// Restore streams from a snapshot (offsets and cursors as they were).
+    Restore(crate::backup::RestoreArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]

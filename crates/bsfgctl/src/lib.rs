@@ -7,6 +7,7 @@
 //! | [`exit`] | exit codes scripts rely on, and the error type that carries them |
 //! | [`commands`] | `append`, `fetch`, `confirm`, `tail`, `put-object`, `get-object` |
 //! | [`zone`] | the zone description, what is collected from each host, `zone status` |
+//! | [`backup`] | `backup` and `restore`: JetStream stream snapshots, read back |
 //! | [`commission`] | the commissioning checklist (pure evaluation) and its drill |
 //! | [`output`] | table rendering |
 //! | [`storepath`] | Nix store paths (the appliance version) |
@@ -18,6 +19,7 @@
 //! in functions tested directly; the only I/O is in `commands`,
 //! `zone::collect` and `commission::drill`.
 
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod commission;

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod backup;
 mod client;
 mod runbooks;
 mod simulator;

@@ -29,11 +29,30 @@ pub fn assess(
     let counts = metrics::counts(read.ids());
     let log = &state.log;
     let samples = &state.samples;
+    // zone-restore: what was acknowledged after the snapshot and before
+    // the restore is not expected back (and is reported as such).
+    let restored = ctx.restore.as_ref().map(|r| {
+        let acks: Vec<(String, std::time::Duration)> =
+            log.acks.iter().map(|a| (a.id.clone(), a.acked)).collect();
+        super::restore::assess(r, &acks, &read.facts)
+    });
+    if let Some(r) = &restored {
+        checks.extend(r.checks.iter().map(|(name, passed, detail)| Check {
+            name: name.clone(),
+            passed: *passed,
+            detail: detail.clone(),
+        }));
+    }
     let acked_ids: Vec<&str> = log
         .acks
         .iter()
         .map(|a| a.id.as_str())
         .chain(ctx.extra_acked.iter().map(String::as_str))
+        .filter(|id| {
+            restored
+                .as_ref()
+                .is_none_or(|r| !r.not_recoverable.contains(*id))
+        })
         .collect();
     let lost = metrics::lost(acked_ids.iter().copied(), &counts);
     let replication = match (&ctx.peer, state.at_peer) {

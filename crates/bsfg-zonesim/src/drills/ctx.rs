@@ -37,6 +37,8 @@ pub struct Ctx {
     /// Lost acknowledged appends are the drill's figure, not a failure
     /// (the standard tier's correlated power loss).
     pub loss_tolerated: bool,
+    /// `zone-restore`: the snapshot and the offsets before the destruction.
+    pub restore: Option<super::restore::RestoreRecord>,
     pub(super) checker: Option<Checker>,
     pub(super) load: Option<Load>,
     /// The load's log once a drill stopped it itself ([`Ctx::stop_load`]).
@@ -62,6 +64,7 @@ impl Ctx {
             replication: Default::default(),
             power: None,
             loss_tolerated: false,
+            restore: None,
             checker: None,
             load: None,
             load_log: None,

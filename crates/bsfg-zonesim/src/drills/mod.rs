@@ -15,6 +15,7 @@ pub mod outcome;
 pub mod power;
 pub mod read_back;
 pub mod replication;
+pub mod restore;
 mod scenarios;
 
 pub use ctx::Ctx;
@@ -61,10 +62,11 @@ pub enum Drill {
     OrphanedController,
     AgentCrashLoop,
     FirstBootWithoutSecrets,
+    ZoneRestore,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 22] = [
+    pub const ALL: [Drill; 23] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -87,6 +89,7 @@ impl Drill {
         Drill::OrphanedController,
         Drill::AgentCrashLoop,
         Drill::FirstBootWithoutSecrets,
+        Drill::ZoneRestore,
     ];
 
     pub fn name(self) -> &'static str {
@@ -113,6 +116,7 @@ impl Drill {
             Drill::OrphanedController => "orphaned-controller",
             Drill::AgentCrashLoop => "agent-crash-loop",
             Drill::FirstBootWithoutSecrets => "first-boot-without-secrets",
+            Drill::ZoneRestore => "zone-restore",
         }
     }
 
@@ -179,6 +183,9 @@ impl Drill {
             Drill::FirstBootWithoutSecrets => {
                 "beta boots without its certificate and NATS password file: its agent names each missing path, refuses, and promotes once they appear"
             }
+            Drill::ZoneRestore => {
+                "under load, bsfgctl backup on gamma; more load; every host's JetStream store destroyed; bsfgctl restore; the zone resumes: every fact before the snapshot back once at its offset"
+            }
         }
     }
 
@@ -211,7 +218,8 @@ impl Drill {
             // The process mode's stand-ins for what systemd does to the agent
             // (its restarts and backoff, secrets appearing later) drive the
             // agent themselves; under systemd, agent-killed and agent-stopped
-            // are their counterparts.
+            // are their counterparts. zone-restore (gamma's backup units,
+            // every JetStream store destroyed) is not yet run on containers.
             crate::container::Init::Systemd => {
                 !self.needs_power_feed()
                     && !matches!(
@@ -220,6 +228,7 @@ impl Drill {
                             | Drill::OrphanedController
                             | Drill::AgentCrashLoop
                             | Drill::FirstBootWithoutSecrets
+                            | Drill::ZoneRestore
                     )
             }
         }

@@ -202,6 +202,12 @@ impl Load {
 pub struct LoadView(Arc<Mutex<LoadLog>>);
 
 impl LoadView {
+    /// Every id acknowledged so far.
+    pub fn acked_ids(&self) -> std::collections::BTreeSet<String> {
+        let log = self.0.lock().expect("load log");
+        log.acks.iter().map(|a| a.id.clone()).collect()
+    }
+
     /// Acknowledgements of attempts sent at or after `t`.
     pub fn acked_after(&self, t: Duration) -> usize {
         self.0

@@ -1,5 +1,5 @@
-//! The NATS users of a simulated zone: the system user and one user per
-//! daemon, each with a fresh random password. Their bcrypt hashes go to the
+//! The NATS users of a simulated zone: the system user, one user per
+//! daemon and the backup user (`bsfgctl backup`/`restore`), each with a fresh random password. Their bcrypt hashes go to the
 //! zone library (which renders them, with each user's permissions, into
 //! nats-server's configuration); the passwords are written where each
 //! daemon's configuration reads them, mode 0600, as LoadCredential= would.
@@ -13,13 +13,15 @@ pub struct ZoneNatsUsers {
     system: SystemUser,
     controller: SystemUser,
     gate_agent: SystemUser,
+    backup: SystemUser,
     pub arg: NatsUsers,
 }
 
 impl ZoneNatsUsers {
     /// Fresh users; the zone-wide copies of the passwords go under `dir`.
     pub fn generate(dir: &Path) -> ZoneNatsUsers {
-        let (system, controller, gate_agent) = (
+        let (system, controller, gate_agent, backup) = (
+            SystemUser::generate(),
             SystemUser::generate(),
             SystemUser::generate(),
             SystemUser::generate(),
@@ -33,10 +35,12 @@ impl ZoneNatsUsers {
                 system: arg(&system, "system"),
                 controller: arg(&controller, "controller"),
                 gate_agent: arg(&gate_agent, "gate-agent"),
+                backup: arg(&backup, "backup"),
             },
             system,
             controller,
             gate_agent,
+            backup,
         }
     }
 
@@ -46,6 +50,7 @@ impl ZoneNatsUsers {
             (&self.system, self.arg.system.password_file.clone()),
             (&self.controller, self.arg.controller.password_file.clone()),
             (&self.gate_agent, self.arg.gate_agent.password_file.clone()),
+            (&self.backup, self.arg.backup.password_file.clone()),
         ];
         for h in spec.host_names() {
             let f = spec.password_files(h);

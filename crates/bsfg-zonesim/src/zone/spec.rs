@@ -264,6 +264,9 @@ pub struct NatsUsers {
     pub system: NatsSystemUser,
     pub controller: NatsSystemUser,
     pub gate_agent: NatsSystemUser,
+    /// The snapshots' user (`nats.users.backup`); its password stays in
+    /// the zone-wide file, read by the drills' `bsfgctl backup`/`restore`.
+    pub backup: NatsSystemUser,
 }
 
 /// Where one host's daemons read their NATS passwords.
@@ -295,10 +298,11 @@ pub fn users_arguments(users: Option<&NatsUsers>) -> String {
     users
         .map(|u| {
             format!(
-                " natsSystemUser = {}; natsUsers = {{ controller = {}; gateAgent = {}; }};",
+                " natsSystemUser = {}; natsUsers = {{ controller = {}; gateAgent = {}; backup = {}; }};",
                 user(&u.system),
                 user(&u.controller),
-                user(&u.gate_agent)
+                user(&u.gate_agent),
+                user(&u.backup)
             )
         })
         .unwrap_or_default()
@@ -568,13 +572,18 @@ mod tests {
                     password_file: "/run/z/g".into(),
                     password_hash: "$2b$11$g".into(),
                 },
+                backup: NatsSystemUser {
+                    password_file: "/run/z/b".into(),
+                    password_hash: "$2b$11$b".into(),
+                },
             }),
         );
         assert!(
             e.ends_with(
                 "natsSystemUser = { passwordFile = \"/run/z/nats-system-password\"; passwordHash = \"$2b$11$x\"; }; \
                  natsUsers = { controller = { passwordFile = \"/run/z/c\"; passwordHash = \"$2b$11$c\"; }; \
-                 gateAgent = { passwordFile = \"/run/z/g\"; passwordHash = \"$2b$11$g\"; }; }; }"
+                 gateAgent = { passwordFile = \"/run/z/g\"; passwordHash = \"$2b$11$g\"; }; \
+                 backup = { passwordFile = \"/run/z/b\"; passwordHash = \"$2b$11$b\"; }; }; }"
             ),
             "{e}"
         );

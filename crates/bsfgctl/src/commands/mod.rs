@@ -29,6 +29,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         Command::Man { out } => write_man_pages(&out),
+        Command::Backup(a) => crate::backup::backup(&a, json).await,
+        Command::Restore(a) => crate::backup::restore(&a, json).await,
         command => {
             let file = ConfigFile::load(cli.config.as_deref())?;
             match command {
@@ -42,7 +44,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                     crate::zone::status_command(&a, &file, json).await
                 }
                 Command::Commission(a) => crate::commission::command(&a, &file, json).await,
-                Command::Completions { .. } | Command::Man { .. } => unreachable!(),
+                Command::Completions { .. }
+                | Command::Man { .. }
+                | Command::Backup(_)
+                | Command::Restore(_) => unreachable!(),
             }
         }
     }

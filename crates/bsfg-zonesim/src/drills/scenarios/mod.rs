@@ -44,6 +44,7 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
         Drill::OrphanedController => supervision::orphaned_controller(z, c).await,
         Drill::AgentCrashLoop => supervision::agent_crash_loop(z, c).await,
         Drill::FirstBootWithoutSecrets => supervision::first_boot_without_secrets(z, c).await,
+        Drill::ZoneRestore => super::restore::zone_restore(z, c).await,
     }
 }
 

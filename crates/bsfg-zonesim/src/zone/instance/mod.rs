@@ -192,6 +192,12 @@ impl Zone {
         Ok(zone)
     }
 
+    /// The zone-wide copy of the backup user's password
+    /// (`nats.users.backup`, [`ZoneNatsUsers`]).
+    pub fn backup_password_file(&self) -> PathBuf {
+        self.run_dir.join("nats-backup-password")
+    }
+
     /// Attaches to an instance that is up (status, append, down).
     pub fn attach(opts: &Options) -> Result<Zone> {
         require_root()?;
