@@ -507,4 +507,76 @@ in {
   in
     builtins.fromTOML ((import ../../modules/lib/toml.nix).render x) == x;
   rendered_texts_are_the_data = builtins.fromJSON nixos.gamma.nats.configText == nixos.gamma.nats.settings;
+
+  # The systemd mode's containers run the appliance's units: the unit texts
+  # the NixOS host gets (store paths), with only the store paths replaced.
+  container_units_are_the_appliance_units_with_container_paths = let
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+    };
+    a = c.appliance.alpha;
+    files = c.hosts.alpha.files;
+    own = u: files."/etc/systemd/system/${u.name}".text == c.containerise u.text;
+  in
+    own a.units.bsfg-controller
+    && own a.units.bsfg-gate-agent
+    && files."/etc/bsfg/controller.toml".text == c.containerise a.controller.configText
+    && files."/etc/polkit-1/rules.d/10-bsfg.rules".text == a.polkitRule
+    # ...and no store path is left in the container.
+    && builtins.all (f: builtins.match ".*/nix/store/.*" f.text == null) (builtins.attrValues files);
+  containerise_replaces_exactly_the_store_binaries = let
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+    };
+  in
+    c.containerise "ExecStart=${c.storeBinaries.gateAgent} run /nix/store/other"
+    == "ExecStart=${c.containerBinaries.gateAgent} run /nix/store/other";
+  # The controller unit is wanted by nothing in the container either.
+  container_controller_is_not_enabled = let
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+    };
+  in
+    builtins.all (l: builtins.match ".*bsfg-controller.*" l == null) (builtins.attrNames c.hosts.alpha.links);
+  # Every LoadCredential= source of every unit in a container is bound
+  # into it (a missing bind fails the unit at start), and nats-server's
+  # unit loads the route certificate as the NixOS host's does.
+  container_credentials_are_bound = let
+    h = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+    u = name: {
+      passwordFile = "/run/sim/${name}-password";
+      passwordHash = h;
+    };
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+      natsSystemUser = u "system";
+      natsUsers = {
+        controller = u "controller";
+        gateAgent = u "gate-agent";
+        backup = u "backup";
+      };
+    };
+    sources = host:
+      builtins.concatMap (
+        f: let
+          lines = builtins.filter builtins.isString (builtins.split "\n" f.text);
+          m = map (builtins.match "LoadCredential=[^:]*:(.*)") lines;
+        in
+          map builtins.head (builtins.filter (x: x != null) m)
+      ) (builtins.attrValues c.hosts.${host}.files);
+    bound = host: map (b: b.target) c.hosts.${host}.binds;
+    allBound = host: let
+      s = sources host;
+    in
+      s != [] && builtins.all (p: builtins.elem p (bound host)) s;
+    natsUnit = host: c.hosts.${host}.files."/etc/systemd/system/nats.service".text;
+    loads = host: cred: builtins.match ".*LoadCredential=${cred}:.*" (natsUnit host) != null;
+  in
+    builtins.all allBound ["alpha" "beta" "gamma"]
+    && builtins.all (host: loads host "route-cert.pem" && loads host "route-key.pem") ["alpha" "beta" "gamma"]
+    && builtins.length (sources "alpha") > builtins.length (sources "gamma");
 }
