@@ -336,10 +336,14 @@ fn kill_all_keepalived_of(config: &str) {
         })
         .collect();
     assert!(!pids.is_empty(), "no keepalived runs with {config}");
-    let status = std::process::Command::new("kill")
-        .arg("-KILL")
-        .args(&pids)
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    // Stopped first: keepalived's VRRP child gets SIGTERM when its parent
+    // dies and would remove the VIP cleanly if it ran before its own SIGKILL.
+    for signal in ["-STOP", "-KILL"] {
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .args(&pids)
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
 }

@@ -148,12 +148,18 @@ impl Credentials {
         c.installs.retain(|i| i.host == host);
         anyhow::ensure!(!c.installs.is_empty(), "{host} runs no controller");
         let issued = self.authority.issue(&c.request(), validity(days))?;
-        issue::install(
-            &c,
-            &issued,
-            self.authority.certificate_pem(),
-            Target::InPlace,
-        )?;
+        // Rewritten in place, not replaced by a rename: the systemd mode binds
+        // each credential file into its container, and a bind keeps the inode
+        // it was made with. (The agent restarts after this, so the brief
+        // non-atomic window is never read.)
+        for i in &c.installs {
+            for (path, pem) in [
+                (&i.certificate, issued.certificate_pem.as_str()),
+                (&i.private_key, issued.private_key_pem.as_str()),
+            ] {
+                std::fs::write(path, pem).with_context(|| format!("rewriting {path}"))?;
+            }
+        }
         Ok(())
     }
 
