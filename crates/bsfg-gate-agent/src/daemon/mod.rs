@@ -352,6 +352,8 @@ impl<S: Supervisor> Daemon<S> {
             host_facts: None,
         };
         self.metrics.update(&status);
+        self.metrics
+            .set_nats_server_version(observed.nats_server_version.as_deref());
         *self.status.write().expect("not poisoned") = Some(status);
     }
 
