@@ -204,17 +204,18 @@ async fn a_simulator_zone_passes_commissioning_and_the_failover_drill() {
             "clock-offset",
             "keepalived-unicast",
             "controller-builds",
+            "nats-versions",
             "round-trip",
             "failover",
             "failback"
         ]
     );
-    let failover = report["items"][13]["evidence"].to_string();
+    let failover = report["items"][14]["evidence"].to_string();
     assert!(
         failover.contains("beta holds the VIP and serves"),
         "{failover}"
     );
-    let failback = report["items"][14]["evidence"].to_string();
+    let failback = report["items"][15]["evidence"].to_string();
     assert!(
         failback.contains("alpha holds the VIP and serves"),
         "{failback}"

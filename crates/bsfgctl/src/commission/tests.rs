@@ -294,7 +294,7 @@ fn host_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut HostObservation {
 #[test]
 fn a_healthy_zone_passes_every_item_with_evidence() {
     let items = evaluate_all(&healthy(), &T, NOW);
-    assert_eq!(items.len(), 12);
+    assert_eq!(items.len(), 13);
     for i in &items {
         assert_eq!(i.verdict, Verdict::Pass, "{i:?}");
         assert!(!i.evidence.is_empty(), "{} has no evidence", i.id);
@@ -303,7 +303,7 @@ fn a_healthy_zone_passes_every_item_with_evidence() {
     let text = render(&items);
     assert!(text.contains("PASS  vip-single-holder"), "{text}");
     assert!(text.contains("alpha holds the VIP 10.20.0.100"), "{text}");
-    assert!(text.ends_with("12/12 items pass\n"), "{text}");
+    assert!(text.ends_with("13/13 items pass\n"), "{text}");
 }
 
 #[test]
@@ -514,6 +514,15 @@ fn quorum_streams_clock_keepalived_and_builds_each_fail_alone() {
             .into(),
     );
     assert_eq!(failing(&s), vec!["controller-builds"]);
+    // Gamma was upgraded to another nats-server and the others not yet.
+    let mut s = healthy();
+    host_mut(&mut s, "gamma").varz.as_mut().unwrap().version = "2.16.0".into();
+    assert_eq!(failing(&s), vec!["nats-versions"]);
+    let i = nats_versions(&s);
+    assert!(
+        i.evidence[0].contains("different nats-server versions: 2.15.1, 2.16.0"),
+        "{i:?}"
+    );
 }
 
 #[test]
