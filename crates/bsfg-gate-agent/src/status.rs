@@ -296,7 +296,12 @@ impl Metrics {
     /// version replaces the old series.
     pub fn set_nats_server_version(&self, version: Option<&str>) {
         if let Some(v) = version
-            && self.nats_server.get(&VersionLabel { version: v.to_owned() }).is_some()
+            && self
+                .nats_server
+                .get(&VersionLabel {
+                    version: v.to_owned(),
+                })
+                .is_some()
         {
             return;
         }

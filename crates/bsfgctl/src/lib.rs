@@ -27,4 +27,5 @@ pub mod exit;
 pub mod identity;
 pub mod output;
 pub mod storepath;
+pub mod upgrade;
 pub mod zone;

@@ -692,7 +692,10 @@ pub fn nats_versions(s: &Snapshot) -> Item {
                     versions.push(&v.version);
                 }
             }
-            Err(e) => fail.push(format!("{}: nats-server version not observable: {e}", h.name)),
+            Err(e) => fail.push(format!(
+                "{}: nats-server version not observable: {e}",
+                h.name
+            )),
         }
     }
     if versions.len() > 1 {

@@ -16,7 +16,7 @@ use bsfg_mgmt::nats::{
 };
 use std::time::Duration;
 
-const NOW: i64 = 1_800_000_000_000;
+pub(crate) const NOW: i64 = 1_800_000_000_000;
 const DAY: i64 = 86_400_000;
 const CTRL: &str =
     "/nix/store/9ryh3i2k0z2wmx1rzb1mfb7s1rd8q2a1-bsfg-controller-0.1.0/bin/bsfg-controller";
@@ -246,7 +246,7 @@ fn host(name: &str, role: &str, active: bool) -> HostObservation {
     }
 }
 
-fn healthy() -> Snapshot {
+pub(crate) fn healthy() -> Snapshot {
     Snapshot {
         zone: zone(),
         taken_at_unix_ms: NOW,
@@ -275,7 +275,7 @@ fn failing(s: &Snapshot) -> Vec<&'static str> {
         .collect()
 }
 
-fn agent_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut AgentStatus {
+pub(crate) fn agent_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut AgentStatus {
     s.hosts
         .iter_mut()
         .find(|h| h.name == host)
@@ -287,7 +287,7 @@ fn agent_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut AgentStatus {
         .unwrap()
 }
 
-fn host_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut HostObservation {
+pub(crate) fn host_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut HostObservation {
     s.hosts.iter_mut().find(|h| h.name == host).unwrap()
 }
 
