@@ -55,6 +55,11 @@
   # the VIP's BoundaryService and nothing else (docs/threat-model.md).
   managementNetwork = "10.30.0.0/24";
 
+  # Who may reach SSH on the hosts: by default (this line left out) the
+  # management network alone; the firewall admits no other source. Add a
+  # jump host or an operators' network here, never the producers'.
+  ssh.allowFrom = ["10.30.0.0/24"];
+
   # The zone VIP: the only address producers and peer zones use.
   vip = {
     address = "10.20.0.100";
@@ -114,9 +119,17 @@
   };
   # One NATS user per daemon, each allowed only the JetStream subjects it
   # needs (modules/lib/nats.nix); nothing connects without a password.
-  # REPLACE both like the system user: a password file per daemon on alpha
-  # and beta (root-only, 0400, read through LoadCredential=), its bcrypt
-  # hash here.
+  # REPLACE every hash: the ones below are placeholders, the same in every
+  # copy of this repository; a daemon whose password file does not match
+  # its hash is refused by NATS ("Authorization Violation"). For each
+  # daemon, one password (controller and gate agent: on alpha and beta;
+  # backup: on gamma), root-only, 0400, read through LoadCredential=:
+  #   head -c 32 /dev/urandom | base64 > nats-controller-password
+  #   mkpasswd -m bcrypt -R 11 < nats-controller-password
+  # (likewise nats-gate-agent-password, nats-backup-password); put each printed "$2b$11$..." hash
+  # here and install the files as docs/runbooks/deployment.md (section 4)
+  # says. The VM tests do the same with fixed test passwords
+  # (tests/nats-users.nix).
   nats.users = {
     controller = {
       passwordFile = "/var/lib/bsfg/secrets/nats-controller-password";

@@ -10,7 +10,11 @@
 #   * controller port 9443: only when addressed to the VIP (a host's own
 #     address never serves it);
 #   * NATS monitoring, exporters and the read-only management endpoints:
-#     only from the management network, only to the management address.
+#     only from the management network, only to the management address;
+#   * SSH (services.openssh.ports): only from the zone's `ssh.allowFrom`
+#     networks, by default the management network alone. NixOS's own
+#     opening of SSH on every network (services.openssh.openFirewall) is
+#     turned off for that.
 # The NATS client port is not opened at all: it listens on 127.0.0.1.
 {
   config,
@@ -38,6 +42,15 @@ in {
       zone = cfg.normalisedZone;
       settings = cfg.settings;
       exporterPorts = lib.optionals cfg.observability.enable cfg.observability.exporterPorts;
+      sshPorts = lib.optionals config.services.openssh.enable config.services.openssh.ports;
     };
+    # SSH from ssh.allowFrom only (the rule above), not from every network.
+    services.openssh.openFirewall = lib.mkDefault false;
+    assertions = [
+      {
+        assertion = !(config.services.openssh.enable && config.services.openssh.openFirewall);
+        message = "services.bsfg: services.openssh.openFirewall = true opens SSH on every network, but the zone admits SSH only from ssh.allowFrom (${builtins.concatStringsSep ", " cfg.normalisedZone.ssh.allowFrom}). Remove the setting, or widen ssh.allowFrom in the zone description (e.g. [ \"0.0.0.0/0\" ]).";
+      }
+    ];
   };
 }

@@ -14,14 +14,23 @@
   zone = zoneLib.normalise zoneDescription;
   clientAddress = "192.168.1.10";
 
-  pki = pkgs.callPackage ./pki.nix {vip = zone.vip.address;};
+  pki = pkgs.callPackage ./pki.nix {
+    vip = zone.vip.address;
+    routeHosts = builtins.mapAttrs (_: h: h.address) zone.hosts;
+    routeIdentity = (import ../modules/lib/nats.nix).routeIdentity zone;
+  };
 
-  # Test-only: install the generated certificates where the zone description
-  # says they are, before anything reads them (systemd-tmpfiles "C" copies
-  # once; the gates scenario swaps files and restarts the agent), with the
-  # modes of docs/runbooks/deployment.md: the gate agent reads the public
-  # certificate itself and looks whether the key exists.
-  pkiModule = {
+  # The NATS passwords whose hashes tests/zone.nix holds (tests/nats-users.nix).
+  natsUsers = import ./nats-users.nix;
+  passwordFile = name: pkgs.writeText "triad-test-${name}" natsUsers.${name}.password;
+
+  # Test-only: install the generated certificates and the NATS passwords
+  # where the zone description says they are, before anything reads them
+  # (systemd-tmpfiles "C" copies once; the gates scenario swaps files and
+  # restarts the agent), with the modes of docs/runbooks/deployment.md: the
+  # gate agent reads the public certificate and CA itself and looks whether
+  # the key exists.
+  pkiModule = name: {
     environment.etc."test-pki".source = pki;
     systemd.tmpfiles.rules = [
       "d /var/lib/bsfg/tls 0755 root root -"
@@ -29,13 +38,23 @@
       "C /var/lib/bsfg/tls/controller.pem - - - - ${pki}/controller.pem"
       "C /var/lib/bsfg/tls/controller.key - - - - ${pki}/controller.key"
       "z /var/lib/bsfg/tls/controller.key 0600 root root -"
+      # This node's own route certificate (nats.service, LoadCredential=).
+      "C ${zone.certificates.natsRouteCertificate} - - - - ${pki}/nats-route-${name}.pem"
+      "C ${zone.certificates.natsRoutePrivateKey} - - - - ${pki}/nats-route-${name}.key"
+      "z ${zone.certificates.natsRoutePrivateKey} 0600 root root -"
+      # Each daemon's NATS password (LoadCredential=), root-only like a site's.
+      "d /var/lib/bsfg/secrets 0711 root root -"
+      "C ${zone.nats.users.controller.passwordFile} - - - - ${passwordFile "controller"}"
+      "z ${zone.nats.users.controller.passwordFile} 0400 root root -"
+      "C ${zone.nats.users.gateAgent.passwordFile} - - - - ${passwordFile "gateAgent"}"
+      "z ${zone.nats.users.gateAgent.passwordFile} 0400 root root -"
     ];
   };
 
   zoneNode = name: {lib, ...}: let
     isService = zone.hosts.${name}.role != "gamma";
   in {
-    imports = [nixosModules.${zone.hosts.${name}.role} pkiModule];
+    imports = [nixosModules.${zone.hosts.${name}.role} (pkiModule name)];
     services.bsfg.zone = zoneDescription;
 
     # One NIC on VLAN 1 without the driver's automatic address: the zone

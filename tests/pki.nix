@@ -8,10 +8,17 @@
 #   controller.pem / controller.key       zone controller (CN and SAN plant-t-bsfg, SAN IP = VIP), 100 years
 #   controller.ext                        its extensions, to sign a short-lived copy at test time
 #   producer.pem / producer.key           the client node's producer identity, 100 years
+#   nats-route-<host>.pem / .key          each zone host's JetStream route certificate (CN and
+#                                         DNS SAN routeIdentity, IP SAN = its address: as the
+#                                         simulator issues them), server and client auth, 100 years
 {
   runCommand,
   openssl,
   vip,
+  # { <host> = "<address>"; }: the zone hosts that get a route certificate.
+  routeHosts,
+  # The DNS SAN nats-server's verify_and_map admits (modules/lib/nats.nix).
+  routeIdentity,
 }:
 runCommand "triad-test-pki" {nativeBuildInputs = [openssl];} ''
   mkdir -p $out && cd $out
@@ -31,6 +38,11 @@ runCommand "triad-test-pki" {nativeBuildInputs = [openssl];} ''
 
   sign controller plant-t-bsfg "subjectAltName=DNS:plant-t-bsfg,IP:${vip}\nextendedKeyUsage=serverAuth,clientAuth\n"
   sign producer producer "subjectAltName=DNS:producer\nextendedKeyUsage=clientAuth\n"
+  ${builtins.concatStringsSep "\n" (map (host: ''
+    sign nats-route-${host} ${routeIdentity} "subjectAltName=DNS:${routeIdentity},IP:${routeHosts.${host}}\nextendedKeyUsage=serverAuth,clientAuth\n"
+    rm nats-route-${host}.ext
+    openssl verify -CAfile ca.pem nats-route-${host}.pem
+  '') (builtins.attrNames routeHosts))}
 
   rm ca.srl producer.ext
   openssl verify -CAfile ca.pem controller.pem producer.pem

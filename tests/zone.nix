@@ -34,7 +34,8 @@
     version = 3;
     advertIntervalMs = 200;
   };
-  # Installed on each node from the test PKI (tests/pki.nix) at boot.
+  # Installed on each node from the test PKI (tests/pki.nix) at boot; the
+  # route certificate is each node's own (IP SAN = its address).
   certificates = {
     certificate = "/var/lib/bsfg/tls/controller.pem";
     privateKey = "/var/lib/bsfg/tls/controller.key";
@@ -42,14 +43,18 @@
     natsRouteCertificate = "/var/lib/bsfg/tls/nats-route.pem";
     natsRoutePrivateKey = "/var/lib/bsfg/tls/nats-route.key";
   };
-  nats.users = {
+  # Test-only users whose passwords tests/common.nix installs (the pairs are
+  # in tests/nats-users.nix); a site makes its own (hosts/zone.nix).
+  nats.users = let
+    users = import ./nats-users.nix;
+  in {
     controller = {
       passwordFile = "/var/lib/bsfg/secrets/nats-controller-password";
-      passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+      inherit (users.controller) passwordHash;
     };
     gateAgent = {
       passwordFile = "/var/lib/bsfg/secrets/nats-gate-agent-password";
-      passwordHash = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+      inherit (users.gateAgent) passwordHash;
     };
   };
   certificatePolicy = {

@@ -7,8 +7,10 @@
 # `ruleset` mirrors nixpkgs' nixos/modules/services/networking/
 # firewall-nftables.nix with the appliance's settings (table inet nixos-fw,
 # input policy drop, `lo` trusted, established/related accepted, new
-# connections through input-allow; allowed TCP ports: SSH, because
-# services.openssh opens it; ping allowed; ICMPv6 but redirects). Left out:
+# connections through input-allow; no allowed TCP ports: modules/firewall.nix
+# turns services.openssh.openFirewall off and admits SSH from the zone's
+# `ssh.allowFrom` networks only, in extraInputRules; ping allowed; ICMPv6 but
+# redirects). Left out:
 # the reverse-path filter chain (nothing here depends on it) and the
 # temporary-ports set of nixos-firewall-tool.
 let
@@ -32,6 +34,7 @@ in rec {
     zone, # the result of `normalise`
     settings, # hostSettings of the host
     exporterPorts ? [],
+    sshPorts ? [], # services.openssh.ports while sshd is enabled
   }: let
     others = filter (h: h.name != settings.name) (attrValues zone.hosts);
     k = settings.keepalived;
@@ -53,7 +56,15 @@ in rec {
       ++ [
         "# services.bsfg: monitoring and management (read-only) from the management network only"
         "ip saddr ${zone.managementNetwork} ip daddr ${settings.managementAddress} tcp dport ${set (managementPorts {inherit settings exporterPorts;})} accept"
-      ])
+      ]
+      ++ (
+        if sshPorts != []
+        then [
+          "# services.bsfg: SSH from ssh.allowFrom only (services.openssh.openFirewall is off)"
+          "ip saddr ${set zone.ssh.allowFrom} tcp dport ${set sshPorts} accept"
+        ]
+        else []
+      ))
     + "\n";
 
   # The NixOS firewall's table with `extraInputRules` in it.
@@ -61,8 +72,16 @@ in rec {
     zone,
     settings,
     exporterPorts ? [],
-    allowedTCPPorts ? [22],
-  }: ''
+    # What NixOS opens everywhere (networking.firewall.allowedTCPPorts):
+    # nothing, with SSH left to extraInputRules.
+    allowedTCPPorts ? [],
+    sshPorts ? [22],
+  }: let
+    allowed =
+      if allowedTCPPorts == []
+      then ""
+      else "    tcp dport ${set allowedTCPPorts} accept\n";
+  in ''
     table inet nixos-fw {
       chain input {
         type filter hook input priority filter; policy drop;
@@ -70,11 +89,10 @@ in rec {
         ct state vmap { invalid : drop, established : accept, related : accept, new : jump input-allow, untracked : jump input-allow }
       }
       chain input-allow {
-        tcp dport ${set allowedTCPPorts} accept
-        icmp type echo-request accept comment "allow ping"
+    ${allowed}    icmp type echo-request accept comment "allow ping"
         icmpv6 type != { nd-redirect, 139 } accept
         ip6 daddr fe80::/64 udp dport 546 accept comment "DHCPv6 client"
-    ${extraInputRules {inherit zone settings exporterPorts;}}  }
+    ${extraInputRules {inherit zone settings exporterPorts sshPorts;}}  }
     }
   '';
 }

@@ -199,6 +199,24 @@ let
       then fail "managementNetwork = ${toJSON m} must be a CIDR such as \"10.30.0.0/24\""
       else m;
 
+    # Who may reach SSH on the hosts (modules/firewall.nix turns
+    # services.openssh.openFirewall off and admits only these sources).
+    # Default: the management network alone.
+    ssh = let
+      s = get desc "ssh" {};
+      allowFrom = get s "allowFrom" [managementNetwork];
+      example = "ssh.allowFrom = [ \"10.30.0.0/24\" ]";
+    in
+      if !(isAttrs s)
+      then fail "`ssh` must be an attribute set, e.g. { allowFrom = [ \"10.30.0.0/24\" ]; }"
+      else if filter (k: k != "allowFrom") (attrNames s) != []
+      then fail "ssh: unknown setting(s) ${concatStringsSep ", " (filter (k: k != "allowFrom") (attrNames s))}; known: allowFrom"
+      else if !(builtins.isList allowFrom) || allowFrom == []
+      then fail "ssh.allowFrom must list the networks that may reach SSH (CIDRs, e.g. ${example}; [ \"0.0.0.0/0\" ] for every network); to close SSH, disable services.openssh"
+      else if builtins.any (c: net.parseCidr c == null) allowFrom
+      then fail "ssh.allowFrom: ${toJSON (builtins.head (filter (c: net.parseCidr c == null) allowFrom))} is not a CIDR such as \"10.30.0.0/24\""
+      else {inherit allowFrom;};
+
     ports = defaultPorts // get desc "ports" {};
 
     vip = let
@@ -499,6 +517,7 @@ let
       "timeServers"
       "nats"
       "backup"
+      "ssh"
     ];
     unknown = filter (k: !(elem k known)) (attrNames desc);
   in
@@ -510,9 +529,9 @@ let
       # deepSeq: validate every section now, including those (certificates,
       # managementNetwork) that only some consumers of the result read, so an
       # error never depends on which output someone happens to evaluate.
-      builtins.deepSeq [hosts tier managementNetwork vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent nats backup] {
+      builtins.deepSeq [hosts tier managementNetwork ssh vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent nats backup] {
         zone = zoneId;
-        inherit tier hosts managementNetwork ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats backup;
+        inherit tier hosts managementNetwork ssh ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats backup;
         store = get desc "store" {};
         limits = get desc "limits" {};
         timeServers = get desc "timeServers" [];
@@ -883,6 +902,10 @@ let
       };
       certificate = {
         path = credentials.tls_certificate;
+        # The zone CA: what the controller verifies clients and peers with
+        # and what nats-server verifies routes with (certificates.ca for
+        # both). Held to the same threshold as the leaf.
+        trust = [credentials.tls_ca];
         min_validity = zone.certificatePolicy.minValidity;
         inherit (zone.certificatePolicy) policy;
       };

@@ -97,6 +97,9 @@ in {
     });
     cert_policy_unknown = case "certificatePolicy.policy = \"ignore\"" (fx.with' {certificatePolicy = {policy = "ignore";};});
     unknown_setting = case "unknown setting(s) vipAddress" (fx.with' {vipAddress = "10.20.0.100";});
+    ssh_allow_from_empty = case "ssh.allowFrom must list the networks that may reach SSH" (fx.with' {ssh.allowFrom = [];});
+    ssh_allow_from_not_cidr = case "ssh.allowFrom: \"10.30.0.1\" is not a CIDR" (fx.with' {ssh.allowFrom = ["10.30.0.0/24" "10.30.0.1"];});
+    ssh_unknown_setting = case "ssh: unknown setting(s) port; known: allowFrom" (fx.with' {ssh.port = 22;});
     management_network_bad = case "managementNetwork = \"10.20.0.0\" must be a CIDR" (fx.with' {managementNetwork = "10.20.0.0";});
   };
 }

@@ -163,7 +163,12 @@ let
       group = "nats";
     };
     services.keepalived.enable = role != "gamma";
-    services.openssh.enable = true;
+    services.openssh = {
+      enable = true;
+      # nixpkgs' defaults, and modules/firewall.nix's mkDefault.
+      ports = [22];
+      openFirewall = false;
+    };
     users.users.root = {
       name = "root";
       extraGroups = [];
@@ -466,8 +471,38 @@ in {
       zone = (configFor h).services.bsfg.normalisedZone;
       settings = (configFor h).services.bsfg.settings;
       exporterPorts = [9100 7777];
+      sshPorts = [22];
     })
   hosts;
+  # SSH: from the management network only (the default ssh.allowFrom), with
+  # NixOS's every-network opening turned off; a site that turns it back on
+  # is told it contradicts the zone.
+  firewall_ssh_from_management_network_only = let
+    c = get "gamma" "firewall";
+  in
+    has "ip saddr [{] 10[.]30[.]0[.]0/24 [}] tcp dport [{] 22 [}] accept" c.networking.firewall.extraInputRules
+    && c.services.openssh.openFirewall == false
+    && (evalModuleWith {services.openssh.openFirewall = true;} "alpha" modules.firewall).assertionsFailed
+    == ["services.bsfg: services.openssh.openFirewall = true opens SSH on every network, but the zone admits SSH only from ssh.allowFrom (10.30.0.0/24). Remove the setting, or widen ssh.allowFrom in the zone description (e.g. [ \"0.0.0.0/0\" ])."];
+  firewall_ssh_follows_allow_from_and_ports = let
+    # Replaced, not merged (the stub merge concatenates lists).
+    c =
+      (evalModuleOn (cfg:
+        cfg
+        // {
+          services =
+            cfg.services
+            // {
+              openssh = cfg.services.openssh // {ports = [2222];};
+              bsfg = cfg.services.bsfg // {normalisedZone = zoneLib.normalise (fx.base // {ssh.allowFrom = ["10.30.0.0/24" "192.0.2.7/32"];});};
+            };
+        }) "beta"
+      modules.firewall)
+      .config;
+  in
+    has "ip saddr [{] 10[.]30[.]0[.]0/24, 192[.]0[.]2[.]7/32 [}] tcp dport [{] 2222 [}] accept" c.networking.firewall.extraInputRules;
+  firewall_no_ssh_rule_without_sshd =
+    !(has "tcp dport [{] 22 [}]" (evalModuleWith {services.openssh.enable = false;} "alpha" modules.firewall).config.networking.firewall.extraInputRules);
   polkit_rule_names_controller_unit = builtins.match ".*bsfg-controller[.]service.*" (get "alpha" "gate-agent").security.polkit.extraConfig != null;
   polkit_rule_exact_verbs = let
     rule = builtins.replaceStrings ["\n"] [" "] (get "alpha" "gate-agent").security.polkit.extraConfig;
@@ -500,10 +535,10 @@ in {
     a = lines (template "alpha" "systemd" true);
     b = lines (template "alpha" "process" false);
   in
-    # The credentials the agent checks (and the certificate it reads)
+    # The credentials the agent checks (and the certificate and CA it reads)
     # follow the supervisor: systemd hands the zone's files to the
     # controller (LoadCredential=), a spawned controller reads its own in place.
-    builtins.filter (l: !(builtins.elem l b) && builtins.match "(tls_|nats_system_password|path = ).*" l == null) a == ["require_mount_point = true" "supervisor = \"systemd\""];
+    builtins.filter (l: !(builtins.elem l b) && builtins.match "(tls_|nats_system_password|path = |trust = ).*" l == null) a == ["require_mount_point = true" "supervisor = \"systemd\""];
   # The keepalived.conf the appliance runs declares the track file and the
   # script before the instance that names them (keepalived resolves them
   # while parsing the instance).

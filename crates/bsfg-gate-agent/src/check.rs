@@ -33,9 +33,11 @@ const AGENT_TIMEOUT: Duration = Duration::from_secs(1);
 ///
 /// keepalived runs the check as its unprivileged script user, which holds no
 /// NATS credential (the agent's password is for the agent alone). So the
-/// check connects without one: a server that answers with an authorization
-/// violation has spoken the client protocol, which is all gate 2 asks of
-/// the connection; a server without authorization answers a ping.
+/// check never logs in: it reads the `INFO` greeting nats-server sends on
+/// every accepted client connection and closes before `CONNECT`. A login
+/// without credentials would be refused too, but nats-server logs each
+/// refusal as an error, once a second for as long as the zone runs; a
+/// connection closed before `CONNECT` is not logged at all.
 pub async fn run(config: &AgentConfig) -> Result<String, String> {
     let agent = config.management.address.to_string();
     match bsfg_mgmt::http::get(&agent, "/healthz", AGENT_TIMEOUT).await {
@@ -60,7 +62,7 @@ pub async fn run(config: &AgentConfig) -> Result<String, String> {
     );
     let (healthz, ping) = tokio::join!(
         monitor.healthz(),
-        client_protocol_answers(&config.nats.url, timeout)
+        client_port_greets(&config.nats.url, timeout)
     );
     let result = gates::jetstream::evaluate(&JetstreamFacts { healthz, ping });
     if result.passes() {
@@ -70,19 +72,74 @@ pub async fn run(config: &AgentConfig) -> Result<String, String> {
     }
 }
 
-async fn client_protocol_answers(url: &str, timeout: Duration) -> Result<(), String> {
-    use async_nats::ConnectErrorKind;
-    let connect = async_nats::ConnectOptions::new()
-        .name("bsfg-gate-agent-check")
-        .connection_timeout(timeout)
-        .connect(url);
-    match tokio::time::timeout(timeout, connect).await {
-        Err(_) => Err(format!("no answer from {url} in {timeout:?}")),
-        Ok(Err(e)) if e.kind() == ConnectErrorKind::AuthorizationViolation => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(client)) => tokio::time::timeout(timeout, client.flush())
+/// The client port's greeting: nats-server's first line on an accepted
+/// connection is `INFO {json}` naming the server. Read it and hang up.
+async fn client_port_greets(url: &str, timeout: Duration) -> Result<(), String> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let addr = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .trim_end_matches('/');
+    let greet = async {
+        let stream = tokio::net::TcpStream::connect(addr)
             .await
-            .map_err(|_| format!("no PONG within {timeout:?}"))?
-            .map_err(|e| e.to_string()),
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(stream)
+            .take(64 * 1024)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        parse_greeting(&line).map_err(|e| format!("{addr}: {e}"))
+    };
+    tokio::time::timeout(timeout, greet)
+        .await
+        .map_err(|_| format!("no INFO from {addr} within {timeout:?}"))?
+}
+
+/// `INFO {"server_id": ...}` as nats-server sends it, or what is wrong.
+pub fn parse_greeting(line: &str) -> Result<(), String> {
+    let json = line
+        .strip_prefix("INFO ")
+        .ok_or_else(|| match line.trim() {
+            "" => "closed without a greeting".to_owned(),
+            other => format!(
+                "not a NATS server: {:?}",
+                other.chars().take(80).collect::<String>()
+            ),
+        })?;
+    let info: serde_json::Value =
+        serde_json::from_str(json.trim()).map_err(|e| format!("malformed INFO: {e}"))?;
+    match info["server_id"].as_str() {
+        Some(id) if !id.is_empty() => Ok(()),
+        _ => Err("INFO without a server_id".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_greeting;
+
+    #[test]
+    fn only_a_nats_info_line_with_a_server_id_counts() {
+        assert_eq!(
+            parse_greeting("INFO {\"server_id\":\"NAB2\",\"version\":\"2.15.1\"}\r\n"),
+            Ok(())
+        );
+        assert_eq!(parse_greeting(""), Err("closed without a greeting".into()));
+        assert!(
+            parse_greeting("HTTP/1.1 400 Bad Request\r\n")
+                .unwrap_err()
+                .starts_with("not a NATS server")
+        );
+        assert!(
+            parse_greeting("INFO {\r\n")
+                .unwrap_err()
+                .starts_with("malformed INFO")
+        );
+        assert_eq!(
+            parse_greeting("INFO {\"version\":\"2.15.1\"}\r\n"),
+            Err("INFO without a server_id".into())
+        );
     }
 }

@@ -152,8 +152,14 @@ pub enum CertificatePolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Certificate {
-    /// The controller's certificate (PEM; the first certificate is the leaf).
+    /// The controller's certificate (PEM; the first certificate is the
+    /// leaf, any further ones the intermediates it presents).
     pub path: PathBuf,
+    /// The CA bundles the controller and NATS trust (PEM). Every
+    /// certificate in them is held to `min_validity` and `policy` like the
+    /// leaf: a CA about to expire takes every certificate it signed with it.
+    #[serde(default)]
+    pub trust: Vec<PathBuf>,
     /// Remaining validity required for promotion.
     #[serde(default = "default_min_validity", with = "humantime_serde")]
     pub min_validity: Duration,
@@ -454,6 +460,12 @@ impl AgentConfig {
             return Err(ConfigError::new(
                 "certificate.path",
                 "must be an absolute path",
+            ));
+        }
+        if let Some(p) = self.certificate.trust.iter().find(|p| !p.is_absolute()) {
+            return Err(ConfigError::new(
+                "certificate.trust",
+                format!("{} must be an absolute path", p.display()),
             ));
         }
         match self.controller.supervisor {

@@ -2,6 +2,7 @@
 //! its shape is [`bsfg_mgmt::agent`]), its human rendering, and the
 //! Prometheus metrics derived from it ([`bsfg_mgmt::metrics::agent`]).
 
+use crate::gates::certificate::{ChainCertificate, ChainRole};
 use bsfg_mgmt::AgentStatus;
 use bsfg_mgmt::metrics::{MetricFamily, agent as contract};
 use bsfg_mgmt::{GateId, Role, Verdict, VrrpState};
@@ -176,6 +177,13 @@ struct CredentialLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CaLabel {
+    role: String,
+    path: String,
+    subject: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabel {
     daemon: &'static str,
     version: &'static str,
@@ -199,6 +207,7 @@ pub struct Metrics {
     lease_remaining: Gauge<f64, AtomicU64>,
     lease_holder: Family<HostLabel, Gauge>,
     certificate_expiry: Gauge,
+    ca_certificate_expiry: Family<CaLabel, Gauge>,
     credential_present: Family<CredentialLabel, Gauge>,
     nats_server: Family<VersionLabel, Gauge>,
     counted_transitions: std::sync::atomic::AtomicU64,
@@ -250,6 +259,12 @@ impl Metrics {
             &contract::CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
             certificate_expiry.clone(),
         );
+        let ca_certificate_expiry = Family::<CaLabel, Gauge>::default();
+        register(
+            &mut registry,
+            &contract::CA_CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
+            ca_certificate_expiry.clone(),
+        );
         let credential_present = Family::<CredentialLabel, Gauge>::default();
         register(
             &mut registry,
@@ -285,6 +300,7 @@ impl Metrics {
             lease_remaining,
             lease_holder,
             certificate_expiry,
+            ca_certificate_expiry,
             credential_present,
             nats_server,
             counted_transitions: Default::default(),
@@ -318,6 +334,29 @@ impl Metrics {
     /// The certificate's `notAfter` (Unix seconds), read at scrape time.
     pub fn set_certificate_expiry(&self, not_after_unix_s: i64) {
         self.certificate_expiry.set(not_after_unix_s);
+    }
+
+    /// The leaf's and every CA's `notAfter`, read at scrape time from the
+    /// chain as observed (a rotated CA's old series disappears).
+    pub fn set_chain_expiry(&self, chain: &[ChainCertificate]) {
+        let leaf = chain
+            .iter()
+            .find(|c| c.role == ChainRole::Leaf)
+            .and_then(|c| c.facts.as_ref().ok())
+            .map_or(0, |f| f.not_after);
+        self.set_certificate_expiry(leaf);
+        self.ca_certificate_expiry.clear();
+        for c in chain.iter().filter(|c| c.role != ChainRole::Leaf) {
+            if let Ok(f) = &c.facts {
+                self.ca_certificate_expiry
+                    .get_or_create(&CaLabel {
+                        role: c.role.name().into(),
+                        path: c.path.display().to_string(),
+                        subject: f.subject.clone(),
+                    })
+                    .set(f.not_after);
+            }
+        }
     }
 
     pub fn update(&self, s: &AgentStatus) {
@@ -492,7 +531,32 @@ pub(crate) mod tests {
         let mut s = example();
         m.update(&s);
         m.set_nats_server_version(Some("2.10.22"));
+        let cert = |role, subject: &str, not_after| ChainCertificate {
+            role,
+            path: "/var/lib/bsfg/tls/ca.pem".into(),
+            facts: Ok(crate::gates::certificate::CertificateFacts {
+                subject: subject.into(),
+                issuer: "CN=zone CA".into(),
+                not_before: 0,
+                not_after,
+            }),
+        };
+        m.set_chain_expiry(&[
+            cert(ChainRole::Leaf, "CN=alpha", 1_795_312_800),
+            cert(ChainRole::Ca, "CN=old CA", 1_790_000_000),
+        ]);
+        m.set_chain_expiry(&[
+            cert(ChainRole::Leaf, "CN=alpha", 1_795_312_800),
+            cert(ChainRole::Ca, "CN=zone CA", 2_000_000_000),
+        ]);
         let text = m.encode();
+        assert!(text.contains(
+            r#"bsfg_ca_certificate_expiry_timestamp_seconds{role="CA",path="/var/lib/bsfg/tls/ca.pem",subject="CN=zone CA"} 2000000000"#
+        ), "{text}");
+        assert!(
+            !text.contains("CN=old CA"),
+            "a rotated CA's series is dropped: {text}"
+        );
         assert!(
             text.contains(r#"bsfg_gate_state{gate="lease"} 0"#),
             "{text}"

@@ -113,6 +113,71 @@ async fn check_fails_when_the_local_server_is_gone() {
     );
 }
 
+/// keepalived's check holds no NATS credential: it reads the client port's
+/// greeting and hangs up, so a server that requires a login (every zone
+/// host) logs nothing, where a login attempt without credentials is logged
+/// as an error each time (once a second, as long as the zone runs).
+#[tokio::test]
+async fn check_never_logs_in_so_the_server_logs_no_authentication_error() {
+    let user = bsfg_testkit::nats::SystemUser::generate();
+    let cluster = NatsCluster::start(bsfg_testkit::nats::NatsOptions {
+        nodes: 1,
+        extra_config: format!(
+            "authorization {{ users = [ {{ user: \"bsfg-gate-agent\", password: \"{}\" }} ] }}\n",
+            user.password_hash
+        ),
+        ..Default::default()
+    })
+    .await;
+    let mut config = from_toml(&agent_config(
+        &cluster.client_url(0),
+        &cluster.monitor_addr(0),
+    ))
+    .unwrap();
+    let _agent = serve_agent_endpoint(&mut config).await;
+    for _ in 0..3 {
+        let checked = bsfg_gate_agent::check::run(&config).await;
+        assert!(checked.is_ok(), "{checked:?}");
+    }
+    let errors = |log: String| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains("[ERR]"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let quiet = errors(cluster.log_tail(0, 500));
+    assert!(quiet.is_empty(), "the check made the server log: {quiet:?}");
+
+    // The control: a client without credentials is refused and logged.
+    let refused = async_nats::ConnectOptions::new()
+        .connection_timeout(TIMEOUT)
+        .connect(cluster.client_url(0))
+        .await;
+    assert!(refused.is_err());
+    let logged = bsfg_testkit::eventually(
+        "the refused login to be logged",
+        Duration::from_secs(5),
+        || async {
+            let e = errors(cluster.log_tail(0, 500));
+            e.iter()
+                .any(|l| l.contains("authentication error"))
+                .then_some(e)
+        },
+    )
+    .await;
+    assert!(!logged.is_empty());
+
+    // Not a NATS server on the client URL (the monitoring port answers
+    // HTTP): the check fails and says so.
+    let mut wrong = config.clone();
+    wrong.nats.url = format!("nats://{}", cluster.monitor_addr(0));
+    let reason = bsfg_gate_agent::check::run(&wrong).await.unwrap_err();
+    assert!(
+        reason.contains("NATS client protocol not answering"),
+        "{reason}"
+    );
+}
+
 /// Without a live agent daemon the host must not bid for (or keep) the VIP.
 #[tokio::test]
 async fn check_fails_while_the_agent_daemon_does_not_answer() {
@@ -198,6 +263,125 @@ fn certificate_below_threshold_is_denied_under_deny_and_warned_under_warn() {
     // A key is not a certificate.
     let wrong = gate(&long.private_key, CertificatePolicy::Deny);
     assert_eq!(wrong.verdict, Verdict::Fail);
+}
+
+#[test]
+fn a_ca_or_intermediate_below_the_threshold_closes_the_gate_while_the_leaf_is_fine() {
+    let now = time::OffsetDateTime::now_utc();
+    let thirty_days = Duration::from_secs(30 * 86400);
+    let gate = |leaf: &std::path::Path, trust: &[std::path::PathBuf], policy| {
+        gates::certificate::evaluate_chain(
+            bsfg_core::clock::unix_seconds(),
+            thirty_days,
+            policy,
+            &probes::certificate::observe_chain(leaf, trust),
+        )
+    };
+
+    // The zone CA expires in 10 days; the leaf it signed is good for 400.
+    let dying = TestPki::with_ca_expiring("dying", now + time::Duration::days(10));
+    let leaf = dying.issue("alpha-controller", Usage::Both, &[], 400);
+    let alone = gate(&leaf.certificate, &[], CertificatePolicy::Deny);
+    assert_eq!(
+        alone.verdict,
+        Verdict::Pass,
+        "the leaf alone is fine: {}",
+        alone.reason
+    );
+    let trust = [leaf.ca.clone()];
+    let denied = gate(&leaf.certificate, &trust, CertificatePolicy::Deny);
+    assert_eq!(denied.verdict, Verdict::Fail, "{}", denied.reason);
+    // 9d 23h or 10d 0h: X.509 times have whole seconds.
+    let prefix = format!("CA CN=dying test CA ({}) expires in ", leaf.ca.display());
+    assert!(
+        denied.reason.starts_with(&prefix)
+            && denied.reason.ends_with(", below the 30d 0h threshold"),
+        "{}",
+        denied.reason
+    );
+    let warned = gate(&leaf.certificate, &trust, CertificatePolicy::Warn);
+    assert_eq!(warned.verdict, Verdict::Warn, "{}", warned.reason);
+    assert_eq!(warned.reason, format!("{} (policy warn)", denied.reason));
+
+    // A long-lived root, an intermediate that expired yesterday in the
+    // leaf's chain file: fails under either policy, naming it.
+    let root = TestPki::new("root");
+    let issuing = root.intermediate("site", now - time::Duration::days(1));
+    let leaf = issuing.issue("alpha-controller", Usage::Both, &[], 400);
+    let trust = [leaf.ca.clone()];
+    for policy in [CertificatePolicy::Deny, CertificatePolicy::Warn] {
+        let r = gate(&leaf.certificate, &trust, policy);
+        assert_eq!(r.verdict, Verdict::Fail, "{}", r.reason);
+        assert!(
+            r.reason.starts_with(&format!(
+                "intermediate CN=site intermediate CA ({}) expired ",
+                leaf.certificate.display()
+            )),
+            "{}",
+            r.reason
+        );
+    }
+
+    // Everything long-lived: passes, naming the shortest-lived CA.
+    let issuing = root.intermediate("site", now + time::Duration::days(1000));
+    let leaf = issuing.issue("alpha-controller", Usage::Both, &[], 400);
+    let fine = gate(
+        &leaf.certificate,
+        std::slice::from_ref(&leaf.ca),
+        CertificatePolicy::Deny,
+    );
+    assert_eq!(fine.verdict, Verdict::Pass, "{}", fine.reason);
+    assert!(
+        fine.reason
+            .contains("; intermediate CN=site intermediate CA valid for "),
+        "{}",
+        fine.reason
+    );
+
+    // A CA rollover in progress: the bundle holds the dying CA and the
+    // root the leaf chains to. The dying one warns, it does not gate.
+    let bundle = root.dir().join("rollover-ca.pem");
+    let both = format!(
+        "{}{}",
+        std::fs::read_to_string(dying.ca_path()).unwrap(),
+        std::fs::read_to_string(root.ca_path()).unwrap()
+    );
+    std::fs::write(&bundle, both).unwrap();
+    let r = gate(
+        &leaf.certificate,
+        std::slice::from_ref(&bundle),
+        CertificatePolicy::Deny,
+    );
+    assert_eq!(r.verdict, Verdict::Warn, "{}", r.reason);
+    assert!(
+        r.reason.starts_with(&format!(
+            "CA CN=dying test CA ({}) expires in ",
+            bundle.display()
+        )) && r.reason.contains("does not gate"),
+        "{}",
+        r.reason
+    );
+
+    // The metrics carry every CA's expiry, labelled, next to the leaf's.
+    let m = bsfg_gate_agent::status::Metrics::new();
+    m.set_chain_expiry(&probes::certificate::observe_chain(
+        &leaf.certificate,
+        std::slice::from_ref(&leaf.ca),
+    ));
+    let text = m.encode();
+    for (role, subject) in [
+        ("intermediate", "CN=site intermediate CA"),
+        ("CA", "CN=root test CA"),
+    ] {
+        assert!(
+            text.lines().any(
+                |l| l.starts_with("bsfg_ca_certificate_expiry_timestamp_seconds{")
+                    && l.contains(&format!("role=\"{role}\""))
+                    && l.contains(&format!("subject=\"{subject}\""))
+            ),
+            "{role} {subject} missing:\n{text}"
+        );
+    }
 }
 
 #[test]

@@ -317,6 +317,12 @@ pub mod agent {
         &[],
         "Unix time the controller certificate (certificate.path) expires; 0 if unreadable",
     );
+    pub const CA_CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS: MetricFamily = family(
+        "bsfg_ca_certificate_expiry_timestamp_seconds",
+        Gauge,
+        &["role", "path", "subject"],
+        "Unix time each CA certificate the controller relies on expires: role intermediate (further certificates of certificate.path) or CA (certificate.trust)",
+    );
     pub const CONTROLLER_CREDENTIAL_PRESENT: MetricFamily = family(
         "bsfg_controller_credential_present",
         Gauge,
@@ -339,6 +345,7 @@ pub mod agent {
         LEASE_REMAINING_SECONDS,
         LEASE_HOLDER,
         CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
+        CA_CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
         CONTROLLER_CREDENTIAL_PRESENT,
         BUILD_INFO,
         NATS_SERVER_INFO,

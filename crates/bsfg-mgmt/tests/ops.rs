@@ -270,6 +270,10 @@ fn the_seed_monitoring_table_and_contract_thresholds_are_covered() {
             r#"bsfg_gate_state{gate="artifacts"} == 0"#,
         ),
         ("BsfgCertificateExpiresSoon", "< 30 * 86400"),
+        (
+            "BsfgCaCertificateExpiresSoon",
+            "bsfg_ca_certificate_expiry_timestamp_seconds - time() < 30 * 86400",
+        ),
         ("BsfgReplicationLag", "bsfg_replication_lag_seconds > 1"),
         ("BsfgReplicationBacklog", "bsfg_replication_backlog > 10000"),
         (

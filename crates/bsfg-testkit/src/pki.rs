@@ -45,6 +45,9 @@ pub struct TestPki {
     ca_params: CertificateParams,
     ca_key: KeyPair,
     ca_path: PathBuf,
+    /// PEM appended to every issued certificate: the intermediates between
+    /// this issuer and the root (empty for a root CA).
+    chain_pem: String,
 }
 
 impl TestPki {
@@ -58,6 +61,32 @@ impl TestPki {
     }
 
     fn in_dir(name: &str, dir: tempfile::TempDir) -> TestPki {
+        let now = OffsetDateTime::now_utc();
+        Self::in_dir_with_ca_window(
+            name,
+            dir,
+            now - Duration::days(1),
+            now + Duration::days(3650),
+        )
+    }
+
+    /// A new CA named `<name> test CA` valid until `not_after`: a CA about
+    /// to expire (or expired) under a leaf that is still fine.
+    pub fn with_ca_expiring(name: &str, not_after: OffsetDateTime) -> TestPki {
+        let dir = tempfile::Builder::new()
+            .prefix("bsfg-pki-")
+            .tempdir()
+            .expect("tempdir");
+        let not_before = not_after.min(OffsetDateTime::now_utc()) - Duration::days(1);
+        Self::in_dir_with_ca_window(name, dir, not_before, not_after)
+    }
+
+    fn in_dir_with_ca_window(
+        name: &str,
+        dir: tempfile::TempDir,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> TestPki {
         let ca_key = KeyPair::generate().expect("ca key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         let mut dn = DistinguishedName::new();
@@ -65,9 +94,8 @@ impl TestPki {
         ca_params.distinguished_name = dn;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let now = OffsetDateTime::now_utc();
-        ca_params.not_before = now - Duration::days(1);
-        ca_params.not_after = now + Duration::days(3650);
+        ca_params.not_before = not_before;
+        ca_params.not_after = not_after;
         let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
         let ca_path = dir.path().join(format!("{name}-ca.pem"));
         std::fs::write(&ca_path, ca_cert.pem()).expect("write CA");
@@ -77,6 +105,37 @@ impl TestPki {
             ca_params,
             ca_key,
             ca_path,
+            chain_pem: String::new(),
+        }
+    }
+
+    /// An intermediate CA `<name> intermediate CA` signed by this CA, valid
+    /// until `not_after`. Certificates it issues are written with the
+    /// intermediate appended (the chain a server presents); their `ca` is
+    /// this (root) CA's file.
+    pub fn intermediate(&self, name: &str, not_after: OffsetDateTime) -> TestPki {
+        let dir = tempfile::Builder::new()
+            .prefix("bsfg-pki-")
+            .tempdir()
+            .expect("tempdir");
+        let key = KeyPair::generate().expect("intermediate key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("intermediate params");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("{name} intermediate CA"));
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = not_after.min(OffsetDateTime::now_utc()) - Duration::days(1);
+        params.not_after = not_after;
+        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
+        let cert = params.signed_by(&key, &issuer).expect("sign intermediate");
+        TestPki {
+            dir,
+            name: name.to_owned(),
+            ca_params: params,
+            ca_key: key,
+            ca_path: self.ca_path.clone(),
+            chain_pem: format!("{}{}", cert.pem(), self.chain_pem),
         }
     }
 
@@ -158,7 +217,8 @@ impl TestPki {
         let stem = format!("{}-{identity}-{}", self.name, not_after.unix_timestamp());
         let certificate = self.dir.path().join(format!("{stem}.pem"));
         let private_key = self.dir.path().join(format!("{stem}.key"));
-        std::fs::write(&certificate, cert.pem()).expect("write cert");
+        std::fs::write(&certificate, format!("{}{}", cert.pem(), self.chain_pem))
+            .expect("write cert");
         std::fs::write(&private_key, key.serialize_pem()).expect("write key");
         Identity {
             certificate,

@@ -44,3 +44,39 @@ fn writes_the_library_texts_unchanged() {
     let t = &k.config_text;
     assert!(t.find("track_file bsfg_gate {").unwrap() < t.find("vrrp_instance").unwrap());
 }
+
+/// The VM tests install fixed NATS passwords (tests/nats-users.nix) and
+/// their zone (tests/zone.nix) renders the hashes into nats-server's
+/// configuration: each hash must be the bcrypt of its password, or every
+/// daemon of every VM test is refused by NATS.
+#[test]
+fn the_vm_tests_nats_passwords_match_the_hashes_their_zone_renders() {
+    let repo = default_repo();
+    let expr = format!(
+        "let r = {}; z = (import (r + \"/modules/lib/zone.nix\")).normalise (import (r + \"/tests/zone.nix\")); \
+         in {{ pairs = import (r + \"/tests/nats-users.nix\"); rendered = z.nats.users; }}",
+        repo.display()
+    );
+    let out = std::process::Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "-E", &expr])
+        .output()
+        .expect("running nix-instantiate (Debian package nix-bin)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for daemon in ["controller", "gateAgent"] {
+        let password = v["pairs"][daemon]["password"].as_str().unwrap();
+        let hash = v["rendered"][daemon]["passwordHash"].as_str().unwrap();
+        assert!(
+            bcrypt::verify(password, hash).unwrap(),
+            "{daemon}: tests/zone.nix renders {hash}, not the bcrypt of tests/nats-users.nix's password"
+        );
+        assert!(
+            !bcrypt::verify("wrong", hash).unwrap(),
+            "{daemon}: the check can fail"
+        );
+    }
+}

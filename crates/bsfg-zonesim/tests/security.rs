@@ -182,6 +182,46 @@ async fn security_checks(z: &Zone) {
     );
 }
 
+/// SSH (port 22, what services.openssh listens on): the appliance's firewall
+/// admits it from `ssh.allowFrom` only, by default the management network.
+/// The simulator runs no sshd, so a listener on 22 in gamma's namespace
+/// stands in for it (a connection is accepted into its backlog).
+async fn ssh_checks(z: &Zone) {
+    let gamma = z.spec.gamma().name.clone();
+    let host = z.spec.host(&gamma);
+    let (service, management) = (
+        IpAddr::from(host.address),
+        IpAddr::from(host.management_address),
+    );
+    let sshd = z
+        .in_ns(&gamma, || async {
+            std::net::TcpListener::bind("0.0.0.0:22")
+        })
+        .await
+        .expect("runtime")
+        .expect("a listener on port 22 in gamma's namespace");
+    let from_client = reachable(
+        z,
+        netns::CLIENT,
+        vec![
+            SocketAddr::new(service, 22),
+            SocketAddr::new(management, 22),
+        ],
+    )
+    .await;
+    assert!(
+        from_client.is_empty(),
+        "SSH reachable from the service network: {from_client:?}"
+    );
+    let ssh = SocketAddr::new(management, 22);
+    assert_eq!(
+        reachable(z, netns::MGMT, vec![ssh]).await,
+        vec![ssh],
+        "SSH not reachable from the management network"
+    );
+    drop(sshd);
+}
+
 async fn nats_checks(z: &Zone) {
     let alpha = z.spec.alpha().name.clone();
     let files = z.spec.password_files(&alpha);
@@ -396,6 +436,36 @@ async fn rogue_route_checks(z: &Zone) {
     }
 }
 
+/// keepalived's check (once a second on alpha and beta, as keepalived's
+/// script user, without a NATS credential) runs and passes, and no
+/// nats-server of the zone has logged a refused login: the check reads the
+/// client port's greeting instead of logging in. Runs before anything in
+/// this test tries a login without credentials on purpose.
+async fn keepalived_check_is_quiet(z: &Zone) {
+    // Several check intervals after boot.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for h in z.spec.host_names() {
+        let dirs = z.host_dirs(h);
+        let nats = std::fs::read_to_string(dirs.log("nats-server")).unwrap();
+        let refused: Vec<&str> = nats
+            .lines()
+            .filter(|l| l.contains("[ERR]") && l.to_lowercase().contains("authentication"))
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "{h}'s nats-server logged refused logins: {refused:?}"
+        );
+        if z.spec.host(h).keepalived.is_some() {
+            let k = std::fs::read_to_string(dirs.log("keepalived")).unwrap();
+            assert!(
+                k.lines()
+                    .any(|l| l.contains("VRRP_Script") && l.contains("succeeded")),
+                "{h}: keepalived's check never succeeded:\n{k}"
+            );
+        }
+    }
+}
+
 #[test]
 fn zone_security_behind_the_firewall() {
     assert!(
@@ -413,7 +483,9 @@ fn zone_security_behind_the_firewall() {
         // when an assertion fails.
         let z = tokio::task::block_in_place(|| Zone::create(&opts)).expect("zone");
         z.boot(Duration::from_secs(90)).await.expect("boot");
+        keepalived_check_is_quiet(&z).await;
         security_checks(&z).await;
+        ssh_checks(&z).await;
         nats_checks(&z).await;
         rogue_route_checks(&z).await;
     });

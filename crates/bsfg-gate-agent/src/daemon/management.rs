@@ -44,11 +44,11 @@ async fn status(State(s): State<Shared>) -> Response {
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {
-    s.metrics.set_certificate_expiry(
-        crate::probes::certificate::observe(&s.config.certificate.path)
-            .map(|c| c.not_after)
-            .unwrap_or(0),
-    );
+    s.metrics
+        .set_chain_expiry(&crate::probes::certificate::observe_chain(
+            &s.config.certificate.path,
+            &s.config.certificate.trust,
+        ));
     (
         [(
             header::CONTENT_TYPE,

@@ -8,7 +8,7 @@
 //! | 2 | local JetStream answers | [`jetstream`] |
 //! | 3 | JetStream quorum (meta leader known, majority of voters current) | [`quorum`] |
 //! | 4 | artifact storage mounted and writable | [`artifacts`] |
-//! | 5 | controller credentials present; certificate valid for at least the threshold | [`certificate`] |
+//! | 5 | controller credentials present; certificate, intermediates and the trusted CA it chains to valid for at least the threshold | [`certificate`] |
 //! | 6 | the controller reports ready (it bound the VIP) | [`controller`] |
 //! | 7 | the zone lease permits this host | [`lease`] |
 //!

@@ -85,7 +85,7 @@ impl Probes {
             readiness(controller_running, &c, timeout),
             artifact_facts(&c, self.artifact_probe_busy.clone(), timeout),
         );
-        let certificate = certificate::observe(&c.certificate.path);
+        let chain = certificate::observe_chain(&c.certificate.path, &c.certificate.trust);
         let credentials = credentials::observe(&c.controller.credentials);
         let (lease_gate, lease_held_elsewhere) = gates::lease::evaluate(&c.host, &lease);
         let (artifacts, artifacts_unanswered) = artifacts;
@@ -103,7 +103,7 @@ impl Probes {
                 c.certificate.min_validity,
                 c.certificate.policy,
                 &credentials,
-                &certificate,
+                &chain,
             ),
             controller_ready: gates::controller::evaluate(&readiness),
             lease: lease_gate,
