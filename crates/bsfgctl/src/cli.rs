@@ -55,7 +55,8 @@ pub enum Command {
     /// Restore streams from a snapshot (offsets and cursors as they were).
     Restore(crate::backup::RestoreArgs),
     /// Rolling upgrade: the order and command per host, and whether the next step is safe now.
-    Upgrade(UpgradeArgs),
+    #[command(subcommand)]
+    Upgrade(UpgradeCommand),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -207,20 +208,12 @@ pub struct ZoneArgs {
     pub client: ClientArgs,
 }
 
-#[derive(Debug, Args)]
-pub struct UpgradeArgs {
-    #[command(subcommand)]
-    pub command: UpgradeCommand,
-    #[command(flatten)]
-    pub zone: ZoneArgs,
-}
-
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Subcommand)]
 pub enum UpgradeCommand {
     /// Print the rolling order (gamma, standby, planned handover, old active) with the command per host.
-    Plan,
+    Plan(ZoneArgs),
     /// Exit 0 if the next step may run now (quorum, every replica current, standby ready), else 1 with the reasons.
-    Check,
+    Check(ZoneArgs),
 }
 
 #[derive(Debug, Args)]

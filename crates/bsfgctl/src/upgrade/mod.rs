@@ -6,7 +6,7 @@
 #[cfg(test)]
 mod tests;
 
-use crate::cli::{UpgradeArgs, UpgradeCommand};
+use crate::cli::UpgradeCommand;
 use crate::commission::checklist::{self, Item, Verdict};
 use crate::exit::{self, Result};
 use crate::identity::ConfigFile;
@@ -246,10 +246,11 @@ pub fn render_check(c: &Check) -> String {
     out
 }
 
-pub async fn command(a: &UpgradeArgs, file: &ConfigFile, json: bool) -> Result<u8> {
-    let snap = crate::zone::observe(&a.zone, file).await?;
-    match a.command {
-        UpgradeCommand::Plan => {
+pub async fn command(c: &UpgradeCommand, file: &ConfigFile, json: bool) -> Result<u8> {
+    let (UpgradeCommand::Plan(zone) | UpgradeCommand::Check(zone)) = c;
+    let snap = crate::zone::observe(zone, file).await?;
+    match c {
+        UpgradeCommand::Plan(_) => {
             let p = plan(&snap);
             if json {
                 crate::commands::print_json(&p);
@@ -258,7 +259,7 @@ pub async fn command(a: &UpgradeArgs, file: &ConfigFile, json: bool) -> Result<u
             }
             Ok(exit::OK)
         }
-        UpgradeCommand::Check => {
+        UpgradeCommand::Check(_) => {
             let view = status::evaluate(&snap, bsfg_core::clock::unix_ms());
             let c = check(&snap, &view);
             if json {
