@@ -205,6 +205,26 @@
     };
   };
 
-  # REPLACE: your site's NTP servers (chrony). Empty: NixOS defaults.
-  timeServers = [];
+  # REPLACE: the site's routers and DNS. Every next hop must be on a segment
+  # of every host (the zone segment, or the management network). Routes
+  # give the path to each peer zone (here: the enterprise zone behind the
+  # boundary firewall); no default gateway (null) keeps the zone off every
+  # other network.
+  network = {
+    defaultGateway = "10.20.0.1";
+    nameservers = ["10.30.0.53"];
+    routes = [
+      {
+        destination = "10.10.0.0/24";
+        via = "10.20.0.254";
+      }
+    ];
+  };
+
+  # REPLACE: your site's NTP servers. The three hosts also peer with each
+  # other (chrony), and without any upstream they keep one time among
+  # themselves at time.localStratum (default 10; orphan mode). Empty
+  # servers: the NixOS default pool (unreachable on an isolated site; the
+  # zone then runs on its own time).
+  time.servers = ["10.30.0.1"];
 }

@@ -11,7 +11,6 @@
   inherit (lib) mkOption types;
   cfg = config.services.bsfg;
   s = cfg.settings;
-  zone = cfg.normalisedZone;
 
   # Administrators: root and members of wheel.
   admins = lib.filter (u: u.name == "root" || builtins.elem "wheel" (u.extraGroups or [])) (builtins.attrValues config.users.users);
@@ -39,29 +38,22 @@ in {
   };
 
   config = lib.mkIf cfg.enable {
-    networking.interfaces = lib.mkIf cfg.manageNetwork (lib.mkMerge [
-      {
-        ${s.interface}.ipv4.addresses = [
-          {
-            inherit (s) address prefixLength;
-          }
-        ];
-      }
-      # A management network of its own: the management address on its
-      # interface, with the prefix of managementNetwork.
-      (lib.mkIf (s.managementAddress != s.address) {
-        ${s.managementInterface}.ipv4.addresses = [
-          {
-            address = s.managementAddress;
-            prefixLength = builtins.fromJSON (builtins.elemAt (builtins.split "/" zone.managementNetwork) 2);
-          }
-        ];
+    # Addresses (zone segment, management network, the dedicated VRRP
+    # segment), static routes, default gateway and DNS, as the zone library
+    # computes them (modules/lib/network.nix).
+    networking.interfaces = lib.mkIf cfg.manageNetwork (builtins.mapAttrs (_: i: {
+        ipv4.addresses = i.addresses;
+        ipv4.routes = i.routes;
       })
-    ]);
+      s.network.interfaces);
+    networking.defaultGateway = lib.mkIf (cfg.manageNetwork && s.network.defaultGateway != null) s.network.defaultGateway;
+    networking.nameservers = lib.mkIf (cfg.manageNetwork && s.network.nameservers != []) s.network.nameservers;
 
+    # The site's servers, the other two hosts as peers, orphan mode.
     services.chrony = {
       enable = true;
-      servers = lib.mkIf (zone.timeServers != []) zone.timeServers;
+      servers = lib.mkIf (s.chrony.servers != []) s.chrony.servers;
+      inherit (s.chrony) extraConfig;
     };
 
     environment.systemPackages = [cfg.packages.cli];

@@ -52,10 +52,12 @@ in {
       type = types.bool;
       default = true;
       description = ''
-        Whether to assign the host's zone address (from the zone description)
-        to its interface. Turn off when addressing is managed elsewhere
-        (systemd-networkd files, DHCP reservations); the address must still
-        match the description, since NATS and keepalived bind to it.
+        Whether to configure the host's network from the zone description:
+        its addresses (zone segment, management network, the dedicated VRRP
+        segment), the static routes of `network.routes`, the default gateway
+        and the DNS servers. Turn off when addressing is managed elsewhere
+        (systemd-networkd files, DHCP reservations); the addresses must still
+        match the description, since NATS and keepalived bind to them.
       '';
     };
 
@@ -132,15 +134,22 @@ in {
       requireMountPoint = true;
     };
 
-    assertions = [
-      {
-        assertion = cfg.normalisedZone.hosts ? ${cfg.hostName};
-        message = "services.bsfg.hostName = \"${cfg.hostName}\" is not a host of zone ${cfg.normalisedZone.zone} (hosts: ${lib.concatStringsSep ", " (builtins.attrNames cfg.normalisedZone.hosts)}). Set services.bsfg.hostName or networking.hostName.";
-      }
-      {
-        assertion = (cfg.normalisedZone.hosts.${cfg.hostName}.role or null) == cfg.role;
-        message = "host ${cfg.hostName} is imported with the ${cfg.role} role module, but the zone description gives it role \"${cfg.normalisedZone.hosts.${cfg.hostName}.role or "?"}\". Import nixosModules.${cfg.normalisedZone.hosts.${cfg.hostName}.role or "<role>"} instead.";
-      }
-    ];
+    assertions =
+      # Checked on the description as written, so each store path is named
+      # even though the zone library would refuse the first one it meets.
+      map (s: {
+        assertion = !(zoneLib.isStorePath s.path);
+        message = "services.bsfg.zone: ${zoneLib.secretPathError s.option s.path}.";
+      }) (zoneLib.secretPaths cfg.zone)
+      ++ [
+        {
+          assertion = cfg.normalisedZone.hosts ? ${cfg.hostName};
+          message = "services.bsfg.hostName = \"${cfg.hostName}\" is not a host of zone ${cfg.normalisedZone.zone} (hosts: ${lib.concatStringsSep ", " (builtins.attrNames cfg.normalisedZone.hosts)}). Set services.bsfg.hostName or networking.hostName.";
+        }
+        {
+          assertion = (cfg.normalisedZone.hosts.${cfg.hostName}.role or null) == cfg.role;
+          message = "host ${cfg.hostName} is imported with the ${cfg.role} role module, but the zone description gives it role \"${cfg.normalisedZone.hosts.${cfg.hostName}.role or "?"}\". Import nixosModules.${cfg.normalisedZone.hosts.${cfg.hostName}.role or "<role>"} instead.";
+        }
+      ];
   };
 }

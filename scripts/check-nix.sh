@@ -10,6 +10,7 @@
 #                                          test driver runs it: tests/typing/)
 #   7. checks.zone-lib on exactly its fileset (flake.nix)
 #   8. the appliance's keepalived.conf   (Debian's keepalived -t, root)
+#   9. the appliance's chrony.conf       (Debian's chronyd -p)
 # What needs real nixpkgs (module evaluation, builds, VM tests) runs under
 # `nix flake check` on a machine with Nix; see docs/nixos.md.
 #
@@ -355,6 +356,10 @@ if [[ $EUID -ne 0 ]]; then
 else
   scripts/check-keepalived-conf.sh
 fi
+done_step
+
+step "the appliance's chrony.conf (every host of hosts/zone.nix): Debian's chronyd -p"
+scripts/check-chrony-conf.sh
 done_step
 
 echo "check-nix: all checks passed in $SECONDS s"

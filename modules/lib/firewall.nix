@@ -42,6 +42,8 @@ in rec {
     concatStringsSep "\n" ([
         "# services.bsfg: JetStream cluster routes from the other zone hosts only (TLS, zone certificates)"
         "ip saddr ${set (map (h: h.address) others)} tcp dport ${toString settings.ports.natsCluster} accept"
+        "# services.bsfg: NTP between the zone hosts (chrony peers)"
+        "ip saddr ${set settings.chrony.peers} udp dport 123 accept"
       ]
       ++ (
         if settings.runs.keepalived

@@ -94,4 +94,26 @@ in {
   voters = 3;
   replicas = 3;
   hosts = builtins.mapAttrs entry z.hosts;
+  # What `bsfgctl pki` issues and where each file goes on each host.
+  pki = (import ./pki.nix).plan {
+    zone = z;
+    installsFor =
+      if runDir == null
+      then
+        (_: {
+          controller = {inherit (z.certificates) certificate privateKey ca;};
+          natsRoute = {
+            certificate = z.certificates.natsRouteCertificate;
+            privateKey = z.certificates.natsRoutePrivateKey;
+            inherit (z.certificates) ca;
+          };
+        })
+      else
+        (h: let
+          p = lib.simulatorPaths runDir h;
+        in {
+          controller = p.tls;
+          natsRoute = p.natsRoute;
+        });
+  };
 }

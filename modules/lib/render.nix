@@ -4,7 +4,7 @@
 # same texts; tests/lib/module-smoke.nix proves, per host, that what the
 # modules hand to nixpkgs reproduces these bytes.
 let
-  inherit (builtins) concatStringsSep toJSON toString;
+  inherit (builtins) attrNames concatStringsSep isBool isList toJSON toString;
 
   # ------------------------------------------------------------ keepalived
 
@@ -140,7 +140,53 @@ let
       }
     });
   '';
+  # ------------------------------------------------------------ systemd
+
+  # A complete unit file from the attributes NixOS' systemd.services.<name>
+  # takes (description, wants, after, unitConfig, serviceConfig, wantedBy);
+  # a list value becomes one line per element, as systemd merges them.
+  value = v:
+    if isBool v
+    then
+      (
+        if v
+        then "true"
+        else "false"
+      )
+    else toString v;
+  section = name: attrs:
+    "[${name}]\n"
+    + concatStringsSep "" (map (k: let
+      v = attrs.${k};
+    in
+      if isList v
+      then concatStringsSep "" (map (x: "${k}=${value x}\n") v)
+      else "${k}=${value v}\n") (attrNames attrs));
+
+  unitFile = u:
+    section "Unit" (
+      {Description = u.description;}
+      // (
+        if u.wants == []
+        then {}
+        else {Wants = concatStringsSep " " u.wants;}
+      )
+      // (
+        if u.after == []
+        then {}
+        else {After = concatStringsSep " " u.after;}
+      )
+      // u.unitConfig
+    )
+    + "\n"
+    + section "Service" u.serviceConfig
+    + (
+      if u.wantedBy == []
+      then ""
+      else "\n" + section "Install" {WantedBy = concatStringsSep " " u.wantedBy;}
+    );
 in {
+  inherit section unitFile;
   inherit keepalivedConf keepalivedParts nixpkgsKeepalivedConf polkitRule quoteArgv;
   toml = (import ./toml.nix).render;
   # nats-server reads JSON configuration files.

@@ -40,25 +40,7 @@
   storageCap ? "256 MiB",
 }: let
   lib = import ./zone.nix;
-  described = import zoneFile;
-  withUser =
-    if natsSystemUser == null
-    then described
-    else described // {nats = (described.nats or {}) // {systemUser = natsSystemUser;};};
-  withUsers =
-    if natsUsers == null
-    then withUser
-    else withUser // {nats = (withUser.nats or {}) // {users = natsUsers;};};
-  desc =
-    if storageCap == null
-    then withUsers
-    else
-      withUsers
-      // {
-        classes = builtins.mapAttrs (_: c: c // {max_bytes = storageCap;}) (withUsers.classes or {});
-        store = (withUsers.store or {}) // {forward_max_bytes = storageCap;};
-      };
-  zone = lib.normalise desc;
+  zone = import ./simulated-zone.nix {inherit zoneFile natsSystemUser natsUsers storageCap;};
 in
   if builtins.match "/.*" runDir == null
   then throw "zone: runDir = ${builtins.toJSON runDir} must be an absolute path"
@@ -68,5 +50,16 @@ in
       inherit zone binaries requireMountPoint;
       pathsFor = lib.simulatorPaths runDir;
       supervisor = "process";
+    };
+    # The certificates the simulator issues (with bsfg-pki, as `bsfgctl pki
+    # issue` does) and installs where each host's daemons read them.
+    pki = (import ./pki.nix).plan {
+      inherit zone;
+      installsFor = h: let
+        p = lib.simulatorPaths runDir h;
+      in {
+        controller = p.tls;
+        natsRoute = p.natsRoute;
+      };
     };
   }

@@ -25,54 +25,14 @@
   backup ? null, # the zone's backup settings ({ schedule; directory; keep; }) or null
   natsClientPort ? 4222,
 }: let
-  inherit (builtins) attrNames concatStringsSep isBool isList match toJSON;
+  inherit (builtins) concatStringsSep match toJSON;
+  inherit (import ./render.nix) section unitFile;
 
   systemdArg = a:
     if match "[A-Za-z0-9_./:@=,+-]+" a != null
     then a
     else toJSON a;
   execLine = argv: concatStringsSep " " (map systemdArg argv);
-
-  value = v:
-    if isBool v
-    then
-      (
-        if v
-        then "true"
-        else "false"
-      )
-    else toString v;
-  section = name: attrs:
-    "[${name}]\n"
-    + concatStringsSep "" (map (k: let
-      v = attrs.${k};
-    in
-      if isList v
-      then concatStringsSep "" (map (x: "${k}=${value x}\n") v)
-      else "${k}=${value v}\n") (attrNames attrs));
-
-  unitFile = u:
-    section "Unit" (
-      {Description = u.description;}
-      // (
-        if u.wants == []
-        then {}
-        else {Wants = concatStringsSep " " u.wants;}
-      )
-      // (
-        if u.after == []
-        then {}
-        else {After = concatStringsSep " " u.after;}
-      )
-      // u.unitConfig
-    )
-    + "\n"
-    + section "Service" u.serviceConfig
-    + (
-      if u.wantedBy == []
-      then ""
-      else "\n" + section "Install" {WantedBy = concatStringsSep " " u.wantedBy;}
-    );
 
   own = u: u // {text = unitFile u;};
 
@@ -216,6 +176,9 @@
         ReadWritePaths = ["-${paths.artifacts}"];
         # AF_NETLINK: the VIP's presence from the kernel; AF_UNIX: D-Bus.
         RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK"];
+        # Unlike the controller, no ProtectProc=invisible / ProcSubset=pid:
+        # gate 1 looks for keepalived (root's process) in /proc, which they
+        # would hide. systemd-analyze security: 1.5 (docs/zone-simulator.md).
       };
     argv = agentArgv;
     restartIfChanged = true;

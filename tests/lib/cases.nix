@@ -70,7 +70,168 @@ let
   a = nixos.alpha;
   b = nixos.beta;
   g = nixos.gamma;
+  plan = op.pki;
+  planSim = sim.pki;
+  planCert = p: name: builtins.head (builtins.filter (c: c.name == name) p.certificates);
+  segmentZone = lib.normalise (fx.withVrrp {
+    segment = {
+      interface = "eno3";
+      addresses = {
+        alpha = "10.40.0.1";
+        beta = "10.40.0.2";
+      };
+    };
+  });
+  segmentHosts = lib.allHosts {
+    zone = segmentZone;
+    pathsFor = _: lib.nixosPaths;
+  };
+  viaManagement = lib.allHosts {
+    zone = lib.normalise (fx.with' {
+      network = {
+        defaultGateway = "10.30.0.1";
+        routes = [
+          {
+            destination = "10.50.0.0/16";
+            via = "10.20.0.250";
+          }
+        ];
+      };
+      time = {
+        servers = ["ntp1.site.example"];
+        localStratum = 8;
+      };
+    });
+    pathsFor = _: lib.nixosPaths;
+  };
+  bare = lib.allHosts {
+    zone = lib.normalise (builtins.removeAttrs fx.base ["network" "time"]);
+    pathsFor = _: lib.nixosPaths;
+  };
+  hasLine = line: text: builtins.elem line (builtins.filter builtins.isString (builtins.split "\n" text));
 in {
+  # --- site network and time (modules/lib/network.nix)
+  network_gateway_dns_and_peer_route = let
+    n = nixos.beta.network;
+  in
+    n.defaultGateway
+    == {
+      address = "10.20.0.1";
+      interface = "eno1";
+    }
+    && n.nameservers == ["10.30.0.53"]
+    && n.interfaces.eno1.routes
+    == [
+      {
+        address = "10.10.0.0";
+        prefixLength = 24;
+        via = "10.20.0.254";
+      }
+    ]
+    && n.interfaces.eno1.addresses
+    == [
+      {
+        address = "10.20.0.12";
+        prefixLength = 24;
+      }
+    ]
+    && n.interfaces.eno2
+    == {
+      addresses = [
+        {
+          address = "10.30.0.12";
+          prefixLength = 24;
+        }
+      ];
+      routes = [];
+    };
+  network_next_hop_on_the_management_network_uses_its_interface =
+    viaManagement.gamma.network.defaultGateway.interface
+    == "eno2"
+    && viaManagement.gamma.network.interfaces.eno1.routes
+    == [
+      {
+        address = "10.50.0.0";
+        prefixLength = 16;
+        via = "10.20.0.250";
+      }
+    ];
+  network_none_declared_configures_only_addresses =
+    bare.alpha.network.defaultGateway
+    == null
+    && bare.alpha.network.nameservers == []
+    && bare.alpha.network.interfaces.eno1.routes == []
+    && bare.alpha.chrony.servers == [];
+  vrrp_segment_carries_vrrp_and_the_vip_stays_on_the_service_interface = let
+    k = segmentHosts.alpha.keepalived;
+  in
+    k.interface
+    == "eno3"
+    && k.unicastSrcIp == "10.40.0.1"
+    && k.unicastPeers == ["10.40.0.2"]
+    && k.vip.interface == "eno1"
+    && segmentHosts.beta.keepalived.unicastPeers == ["10.40.0.1"]
+    && segmentHosts.alpha.network.interfaces.eno3.addresses
+    == [
+      {
+        address = "10.40.0.1";
+        prefixLength = 30;
+      }
+    ]
+    && !(segmentHosts.gamma.network.interfaces ? eno3)
+    && hasLine "iifname \"eno3\" ip saddr { 10.40.0.2 } ip protocol 112 accept" segmentHosts.alpha.firewall.extraInputRules
+    && builtins.match ".*unicast_src_ip 10[.]40[.]0[.]1.*10[.]40[.]0[.]2.*" (builtins.replaceStrings ["\n"] [" "] segmentHosts.alpha.keepalived.configText) != null;
+  chrony_peers_the_other_hosts_in_orphan_mode = let
+    c = nixos.alpha.chrony;
+  in
+    c.servers
+    == ["10.30.0.1"]
+    && c.peers == ["10.20.0.12" "10.20.0.13"]
+    && hasLine "peer 10.20.0.12 iburst minpoll 4 maxpoll 6" c.extraConfig
+    && hasLine "peer 10.20.0.13 iburst minpoll 4 maxpoll 6" c.extraConfig
+    && hasLine "allow 10.20.0.13" c.extraConfig
+    && hasLine "local stratum 10 orphan" c.extraConfig
+    && hasLine "local stratum 8 orphan" viaManagement.beta.chrony.extraConfig
+    && viaManagement.beta.chrony.servers == ["ntp1.site.example"]
+    && hasLine "ip saddr { 10.20.0.11, 10.20.0.12 } udp dport 123 accept" nixos.gamma.firewall.extraInputRules;
+
+  # --- certificate plan (modules/lib/pki.nix)
+  pki_controller_names_the_vip_and_both_service_hosts = let
+    c = planCert plan "controller";
+  in
+    c.ipAddresses
+    == ["10.20.0.100" "10.20.0.11" "10.20.0.12"]
+    && c.commonName == "plant-a-bsfg"
+    && c.usage == "serverAndClient"
+    && map (i: i.host) c.installs == ["alpha" "beta"]
+    && (builtins.head c.installs).privateKey == zone.certificates.privateKey;
+  pki_route_certificate_per_host = let
+    g = planCert plan "nats-route-gamma";
+  in
+    g.ipAddresses
+    == ["10.20.0.13"]
+    && g.dnsNames == ["nats-route.plant-a"]
+    && (builtins.head g.installs).certificate == zone.certificates.natsRouteCertificate
+    && builtins.length plan.ca.installs == 3;
+  pki_one_client_per_acl_identity =
+    builtins.filter (n: builtins.substring 0 7 n == "client-") (map (c: c.name) plan.certificates)
+    == map (i: "client-${i}") (builtins.sort builtins.lessThan (builtins.attrNames (builtins.listToAttrs (map (n: {
+      name = n;
+      value = null;
+    }) (builtins.concatMap (c: c.append) (builtins.attrValues zone.classes) ++ builtins.concatMap (c: c.allowed) (builtins.attrValues zone.consumers) ++ builtins.concatMap (b: b.read ++ b.write) (builtins.attrValues zone.buckets))))));
+  pki_simulator_plan_uses_the_simulator_paths =
+    (builtins.head (planCert planSim "controller").installs).certificate
+    == "/run/sim/alpha/credentials/cert.pem"
+    && (builtins.head (planCert planSim "nats-route-beta").installs).privateKey == "/run/sim/beta/credentials/nats-route-key.pem";
+  pki_controller_identity_is_configurable =
+    (planCert
+      (import ../../modules/lib/operator.nix {
+        zone = fx.with' {certificates = fx.base.certificates // {controllerIdentity = "site-7";};};
+      })
+      .pki "controller")
+    .commonName
+    == "site-7";
+
   # --- net helpers
   net_ipv4_parses = net.isIPv4 "10.20.0.11" && !(net.isIPv4 "10.20.0.256") && !(net.isIPv4 "10.020.0.1") && !(net.isIPv4 "10.20.0");
   net_same_subnet = net.sameSubnet "10.20.0.1" "10.20.0.254" 24 && !(net.sameSubnet "10.20.0.1" "10.20.1.1" 24) && net.sameSubnet "10.20.0.1" "10.20.1.1" 16;
@@ -346,4 +507,76 @@ in {
   in
     builtins.fromTOML ((import ../../modules/lib/toml.nix).render x) == x;
   rendered_texts_are_the_data = builtins.fromJSON nixos.gamma.nats.configText == nixos.gamma.nats.settings;
+
+  # The systemd mode's containers run the appliance's units: the unit texts
+  # the NixOS host gets (store paths), with only the store paths replaced.
+  container_units_are_the_appliance_units_with_container_paths = let
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+    };
+    a = c.appliance.alpha;
+    files = c.hosts.alpha.files;
+    own = u: files."/etc/systemd/system/${u.name}".text == c.containerise u.text;
+  in
+    own a.units.bsfg-controller
+    && own a.units.bsfg-gate-agent
+    && files."/etc/bsfg/controller.toml".text == c.containerise a.controller.configText
+    && files."/etc/polkit-1/rules.d/10-bsfg.rules".text == a.polkitRule
+    # ...and no store path is left in the container.
+    && builtins.all (f: builtins.match ".*/nix/store/.*" f.text == null) (builtins.attrValues files);
+  containerise_replaces_exactly_the_store_binaries = let
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+    };
+  in
+    c.containerise "ExecStart=${c.storeBinaries.gateAgent} run /nix/store/other"
+    == "ExecStart=${c.containerBinaries.gateAgent} run /nix/store/other";
+  # The controller unit is wanted by nothing in the container either.
+  container_controller_is_not_enabled = let
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+    };
+  in
+    builtins.all (l: builtins.match ".*bsfg-controller.*" l == null) (builtins.attrNames c.hosts.alpha.links);
+  # Every LoadCredential= source of every unit in a container is bound
+  # into it (a missing bind fails the unit at start), and nats-server's
+  # unit loads the route certificate as the NixOS host's does.
+  container_credentials_are_bound = let
+    h = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
+    u = name: {
+      passwordFile = "/run/sim/${name}-password";
+      passwordHash = h;
+    };
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+      natsSystemUser = u "system";
+      natsUsers = {
+        controller = u "controller";
+        gateAgent = u "gate-agent";
+        backup = u "backup";
+      };
+    };
+    sources = host:
+      builtins.concatMap (
+        f: let
+          lines = builtins.filter builtins.isString (builtins.split "\n" f.text);
+          m = map (builtins.match "LoadCredential=[^:]*:(.*)") lines;
+        in
+          map builtins.head (builtins.filter (x: x != null) m)
+      ) (builtins.attrValues c.hosts.${host}.files);
+    bound = host: map (b: b.target) c.hosts.${host}.binds;
+    allBound = host: let
+      s = sources host;
+    in
+      s != [] && builtins.all (p: builtins.elem p (bound host)) s;
+    natsUnit = host: c.hosts.${host}.files."/etc/systemd/system/nats.service".text;
+    loads = host: cred: builtins.match ".*LoadCredential=${cred}:.*" (natsUnit host) != null;
+  in
+    builtins.all allBound ["alpha" "beta" "gamma"]
+    && builtins.all (host: loads host "route-cert.pem" && loads host "route-key.pem") ["alpha" "beta" "gamma"]
+    && builtins.length (sources "alpha") > builtins.length (sources "gamma");
 }

@@ -89,6 +89,133 @@ in {
       nats = fx.base.nats // {systemUser = builtins.removeAttrs fx.base.nats.systemUser ["passwordFile"];};
     });
     nats_unknown_setting = case "unknown setting(s) nats.systemuser" (fx.with' {nats.systemuser = {};});
+    bad_controller_identity = case "certificates.controllerIdentity \"a b\" is not a valid certificate identity" (fx.with' {
+      certificates = fx.base.certificates // {controllerIdentity = "a b";};
+    });
+    key_in_store = case "certificates.privateKey = \"/nix/store/0000000000000000000000000000000a-key.pem\" is in the Nix store" (fx.with' {
+      certificates = fx.base.certificates // {privateKey = "/nix/store/0000000000000000000000000000000a-key.pem";};
+    });
+    route_key_in_store = case "certificates.natsRoutePrivateKey = \"/nix/store/x-route.key\" is in the Nix store" (fx.with' {
+      certificates = fx.base.certificates // {natsRoutePrivateKey = "/nix/store/x-route.key";};
+    });
+    nats_password_in_store = case "nats.users.gateAgent.passwordFile = \"/nix/store/x-pw\" is in the Nix store" (fx.with' {
+      nats = fx.base.nats // {users = fx.base.nats.users // {gateAgent = fx.base.nats.users.gateAgent // {passwordFile = "/nix/store/x-pw";};};};
+    });
+    # --- network and time (modules/lib/network.nix)
+    gateway_not_ipv4 = case "network.defaultGateway = \"10.20.0\" must be an IPv4 address" (fx.with' {network = {defaultGateway = "10.20.0";};});
+    gateway_off_segment = case "network.defaultGateway 10.99.0.1 is on no segment of host alpha" (fx.with' {network = {defaultGateway = "10.99.0.1";};});
+    nameserver_not_ipv4 = case "network.nameservers: \"dns.site\" is not an IPv4 address" (fx.with' {network = {nameservers = ["10.30.0.53" "dns.site"];};});
+    network_unknown = case "unknown setting(s) network.gateway" (fx.with' {network = {gateway = "10.20.0.1";};});
+    route_bad_destination = case "network.routes.0.destination = \"10.10.0.0\" must be an IPv4 network in CIDR form" (fx.with' {
+      network = {
+        routes = [
+          {
+            destination = "10.10.0.0";
+            via = "10.20.0.254";
+          }
+        ];
+      };
+    });
+    route_not_network_address = case "network.routes.0.destination = \"10.10.0.5/24\": 10.10.0.5 is not the network address" (fx.with' {
+      network = {
+        routes = [
+          {
+            destination = "10.10.0.5/24";
+            via = "10.20.0.254";
+          }
+        ];
+      };
+    });
+    route_default = case "network.routes.0.destination 0.0.0.0/0 is the default route" (fx.with' {
+      network = {
+        routes = [
+          {
+            destination = "0.0.0.0/0";
+            via = "10.20.0.254";
+          }
+        ];
+      };
+    });
+    route_via_off_segment = case "network.routes.1.via 10.21.0.1 is on no segment of host alpha" (fx.with' {
+      network = {
+        routes = [
+          {
+            destination = "10.10.0.0/24";
+            via = "10.20.0.254";
+          }
+          {
+            destination = "10.11.0.0/24";
+            via = "10.21.0.1";
+          }
+        ];
+      };
+    });
+    route_unknown_key = case "unknown setting(s) network.routes.0.gateway" (fx.with' {
+      network = {
+        routes = [
+          {
+            destination = "10.10.0.0/24";
+            gateway = "10.20.0.254";
+          }
+        ];
+      };
+    });
+    vrrp_segment_no_interface = case "vrrp.segment.interface must name the interface" (fx.withVrrp {
+      segment = {
+        addresses = {
+          alpha = "10.40.0.1";
+          beta = "10.40.0.2";
+        };
+      };
+    });
+    vrrp_segment_one_address = case "vrrp.segment.addresses must give exactly alpha's and beta's address" (fx.withVrrp {
+      segment = {
+        interface = "eno3";
+        addresses = {alpha = "10.40.0.1";};
+      };
+    });
+    vrrp_segment_same_address = case "vrrp.segment.addresses: alpha and beta both have 10.40.0.1" (fx.withVrrp {
+      segment = {
+        interface = "eno3";
+        addresses = {
+          alpha = "10.40.0.1";
+          beta = "10.40.0.1";
+        };
+      };
+    });
+    vrrp_segment_two_subnets = case "vrrp.segment.addresses: 10.40.0.1 and 10.40.0.9 are not in one /30" (fx.withVrrp {
+      segment = {
+        interface = "eno3";
+        addresses = {
+          alpha = "10.40.0.1";
+          beta = "10.40.0.9";
+        };
+      };
+    });
+    vrrp_segment_host_address = case "vrrp.segment.addresses must be addresses of their own" (fx.withVrrp {
+      segment = {
+        interface = "eno3";
+        prefixLength = 24;
+        addresses = {
+          alpha = "10.20.0.11";
+          beta = "10.20.0.50";
+        };
+      };
+    });
+    vrrp_segment_shared_interface = case "vrrp.segment.interface = \"eno2\" is also a host's zone or management interface" (fx.withVrrp {
+      segment = {
+        interface = "eno2";
+        addresses = {
+          alpha = "10.40.0.1";
+          beta = "10.40.0.2";
+        };
+      };
+    });
+    vrrp_segment_unknown = case "unknown setting(s) vrrp.segment.device" (fx.withVrrp {segment = {device = "eno3";};});
+    time_stratum = case "time.localStratum = 0 must be an integer in 1..15" (fx.with' {time = {localStratum = 0;};});
+    time_servers = case "time.servers = \"ntp1\" must be a list" (fx.with' {time = {servers = "ntp1";};});
+    time_unknown = case "unknown setting(s) time.pool" (fx.with' {time = {pool = ["x"];};});
+    time_servers_renamed = case "timeServers is now time.servers" (fx.with' {timeServers = ["10.30.0.1"];});
     cert_as_nix_path = case "certificates.privateKey is a Nix path" (fx.with' {
       certificates = fx.base.certificates // {privateKey = ./fixtures.nix;};
     });

@@ -392,6 +392,26 @@ let
         };
     };
 in {
+  # Secrets by path, never in the store: one assertion per store path,
+  # naming the setting (the zone library would stop at the first one).
+  assertion_secret_in_store = let
+    bad =
+      fx.base
+      // {
+        certificates = fx.base.certificates // {privateKey = "/nix/store/x-key.pem";};
+        nats = fx.base.nats // {users = fx.base.nats.users // {gateAgent = fx.base.nats.users.gateAgent // {passwordFile = "/nix/store/x-pw";};};};
+      };
+    m = import modules.zone {
+      config = lib.merge (configFor "alpha") {services.bsfg.zone = bad;};
+      inherit lib pkgs;
+    };
+    failed = map (a: a.message) (builtins.filter (a: !a.assertion) m.config.assertions);
+  in
+    builtins.length failed
+    == 2
+    && has "certificates.privateKey = \"/nix/store/x-key.pem\" is in the Nix store" (builtins.elemAt failed 0)
+    && has "nats.users.gateAgent.passwordFile = \"/nix/store/x-pw\" is in the Nix store" (builtins.elemAt failed 1)
+    && (evalModule "alpha" modules.zone).assertionsFailed == [];
   assertion_gamma_with_keepalived = fires {services.keepalived.enable = true;} "gamma" "keepalived";
   assertion_gamma_with_controller_unit = fires {
     systemd.services.bsfg-controller = {

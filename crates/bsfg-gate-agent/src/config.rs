@@ -318,8 +318,12 @@ pub struct Promotion {
     pub hold_down: Duration,
     /// How long a JetStream gate (2, 3) may fail, or an active controller may
     /// report not-ready, before this host demotes. Covers a JetStream leader
-    /// election after a node crash (NATS raft: 4–9 s), during which no host
-    /// could do better, so the loss of Gamma never moves the role.
+    /// election after a node crash, during which no host could do better, so
+    /// the loss of Gamma never moves the role: NATS raft waits 4–9 s before
+    /// it campaigns, and when both survivors campaign at once (a split vote)
+    /// a second round follows, so two rounds and the answer: 20 s. (12 s,
+    /// one round, let a split vote on the lease bucket demote a healthy
+    /// active host while Gamma was down.)
     #[serde(with = "humantime_serde")]
     pub stall_grace: Duration,
     /// How long gate 4 may fail only because its write probe has not
@@ -335,7 +339,7 @@ impl Default for Promotion {
     fn default() -> Self {
         Promotion {
             hold_down: Duration::from_secs(10),
-            stall_grace: Duration::from_secs(12),
+            stall_grace: Duration::from_secs(20),
             probe_grace: Duration::from_secs(5),
         }
     }

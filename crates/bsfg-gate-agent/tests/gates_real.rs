@@ -1,5 +1,5 @@
 //! Probes and gates against the real thing: a 3-node nats-server cluster,
-//! rcgen certificates, a tmpfs mount, an address on an interface in a
+//! bsfg-pki certificates, a tmpfs mount, an address on an interface in a
 //! network namespace. No mocks.
 
 use crate::support::{Tmpfs, in_netns, wait_for};
@@ -224,12 +224,12 @@ fn certificate_below_threshold_is_denied_under_deny_and_warned_under_warn() {
     let now = time::OffsetDateTime::now_utc();
     let short = pki.issue_window(
         "alpha-controller",
-        Usage::Both,
+        Usage::ServerAndClient,
         &[],
         now - time::Duration::days(1),
         now + time::Duration::days(10),
     );
-    let long = pki.issue("alpha-controller", Usage::Both, &[], 400);
+    let long = pki.issue("alpha-controller", Usage::ServerAndClient, &[], 400);
     let thirty_days = Duration::from_secs(30 * 86400);
     let gate = |path: &std::path::Path, policy| {
         gates::certificate::evaluate(
@@ -280,7 +280,7 @@ fn a_ca_or_intermediate_below_the_threshold_closes_the_gate_while_the_leaf_is_fi
 
     // The zone CA expires in 10 days; the leaf it signed is good for 400.
     let dying = TestPki::with_ca_expiring("dying", now + time::Duration::days(10));
-    let leaf = dying.issue("alpha-controller", Usage::Both, &[], 400);
+    let leaf = dying.issue("alpha-controller", Usage::ServerAndClient, &[], 400);
     let alone = gate(&leaf.certificate, &[], CertificatePolicy::Deny);
     assert_eq!(
         alone.verdict,
@@ -307,7 +307,7 @@ fn a_ca_or_intermediate_below_the_threshold_closes_the_gate_while_the_leaf_is_fi
     // leaf's chain file: fails under either policy, naming it.
     let root = TestPki::new("root");
     let issuing = root.intermediate("site", now - time::Duration::days(1));
-    let leaf = issuing.issue("alpha-controller", Usage::Both, &[], 400);
+    let leaf = issuing.issue("alpha-controller", Usage::ServerAndClient, &[], 400);
     let trust = [leaf.ca.clone()];
     for policy in [CertificatePolicy::Deny, CertificatePolicy::Warn] {
         let r = gate(&leaf.certificate, &trust, policy);
@@ -324,7 +324,7 @@ fn a_ca_or_intermediate_below_the_threshold_closes_the_gate_while_the_leaf_is_fi
 
     // Everything long-lived: passes, naming the shortest-lived CA.
     let issuing = root.intermediate("site", now + time::Duration::days(1000));
-    let leaf = issuing.issue("alpha-controller", Usage::Both, &[], 400);
+    let leaf = issuing.issue("alpha-controller", Usage::ServerAndClient, &[], 400);
     let fine = gate(
         &leaf.certificate,
         std::slice::from_ref(&leaf.ca),

@@ -221,12 +221,51 @@ impl GateId {
     pub fn is_health(self) -> bool {
         Self::HEALTH.contains(&self)
     }
+
+    /// The gate of a [`GateId::name`].
+    pub fn from_name(name: &str) -> Option<GateId> {
+        Self::ALL.into_iter().find(|g| g.name() == name)
+    }
 }
 
 impl fmt::Display for GateId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The agent's one-line status for its service manager (systemd's
+/// `STATUS=`, shown by `systemctl status` and as the unit's `StatusText`):
+/// `<role>; failing gates: <names, or none>; <role reason>`. The first two
+/// fields are stable ([`Role::name`], [`GateId::name`]);
+/// [`failing_gates_of_unit_status`] reads them back.
+impl AgentStatus {
+    pub fn unit_status(&self) -> String {
+        let failing: Vec<&str> = self
+            .gates
+            .iter()
+            .filter(|g| g.verdict == Verdict::Fail)
+            .map(|g| g.gate.name())
+            .collect();
+        let failing = if failing.is_empty() {
+            "none".to_owned()
+        } else {
+            failing.join(", ")
+        };
+        // One line: systemd shows STATUS= as it is.
+        let reason = self.role_reason.replace('\n', " ");
+        format!("{}; failing gates: {failing}; {reason}", self.role)
+    }
+}
+
+/// The failing gates named by an [`AgentStatus::unit_status`] line (None:
+/// not such a line).
+pub fn failing_gates_of_unit_status(line: &str) -> Option<Vec<GateId>> {
+    let list = line.split("; ").nth(1)?.strip_prefix("failing gates: ")?;
+    if list == "none" {
+        return Some(Vec::new());
+    }
+    list.split(", ").map(GateId::from_name).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -503,6 +542,37 @@ mod tests {
         for v in VrrpState::ALL {
             assert_eq!(serde_json::to_value(v).unwrap(), v.name());
         }
+    }
+
+    #[test]
+    fn the_unit_status_names_the_failing_gates() {
+        let mut s: AgentStatus = serde_json::from_str(DOCUMENTED).unwrap();
+        s.role_reason = "promotion denied: certificate; expires\nin 9 days".into();
+        for g in &mut s.gates {
+            g.verdict = match g.gate {
+                GateId::Certificate | GateId::Lease => Verdict::Fail,
+                _ => Verdict::Pass,
+            };
+        }
+        let line = s.unit_status();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("standby; failing gates: certificate, lease; promotion denied"),
+            "{line}"
+        );
+        assert_eq!(
+            failing_gates_of_unit_status(&line),
+            Some(vec![GateId::Certificate, GateId::Lease])
+        );
+        for g in &mut s.gates {
+            g.verdict = Verdict::Pass;
+        }
+        assert_eq!(failing_gates_of_unit_status(&s.unit_status()), Some(vec![]));
+        assert_eq!(failing_gates_of_unit_status("active"), None);
+        assert_eq!(
+            failing_gates_of_unit_status("standby; failing gates: bogus; x"),
+            None
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! - [`nats::NatsCluster`]: a JetStream cluster of real `nats-server`
 //!   processes on loopback ports, with kill / restart / freeze of one node;
 //! - [`pki::TestPki`]: a certificate authority and leaf certificates made
-//!   with rcgen (server, client, expired, short-lived, from a foreign CA);
+//!   with bsfg-pki, the zone PKI library (server, client, expired, short-lived, from a foreign CA);
 //! - [`process::Daemon`]: a child process with its log captured to a file,
 //!   killed when dropped;
 //! - [`netns`]: network namespaces, bridges and veth pairs with names unique

@@ -61,8 +61,8 @@ impl ZonePair {
         let receiver_pki = TestPki::new("enterprise");
         let dir = tempfile::tempdir().expect("tempdir");
         let lo: [IpAddr; 1] = ["127.0.0.1".parse().expect("ip")];
-        let sender_cert = sender_pki.issue(sender_identity, Usage::Both, &lo, 365);
-        let receiver_cert = receiver_pki.issue("enterprise-bsfg", Usage::Both, &lo, 365);
+        let sender_cert = sender_pki.issue(sender_identity, Usage::ServerAndClient, &lo, 365);
+        let receiver_cert = receiver_pki.issue("enterprise-bsfg", Usage::ServerAndClient, &lo, 365);
 
         let mut s = test_config(
             "plant-a",

@@ -1,13 +1,11 @@
-//! A test PKI made with rcgen: one CA per zone, leaf certificates on demand.
+//! A test PKI on the zone PKI library (bsfg-pki, what `bsfgctl pki` uses):
+//! one CA per zone, leaf certificates on demand.
 //!
 //! Files are written under a temporary directory that lives as long as the
 //! `TestPki`. Validity windows are explicit, so expired and short-lived
 //! certificates are real certificates, verified by real rustls.
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use bsfg_pki::{Authority, LeafRequest, Validity};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use time::{Duration, OffsetDateTime};
@@ -30,20 +28,12 @@ impl Identity {
     }
 }
 
-/// What a leaf certificate is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Usage {
-    Server,
-    Client,
-    /// Both: a controller that serves and also pulls from peers.
-    Both,
-}
+pub use bsfg_pki::Usage;
 
 pub struct TestPki {
     dir: tempfile::TempDir,
     name: String,
-    ca_params: CertificateParams,
-    ca_key: KeyPair,
+    authority: Authority,
     ca_path: PathBuf,
     /// PEM appended to every issued certificate: the intermediates between
     /// this issuer and the root (empty for a root CA).
@@ -87,23 +77,21 @@ impl TestPki {
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> TestPki {
-        let ca_key = KeyPair::generate().expect("ca key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("{name} test CA"));
-        ca_params.distinguished_name = dn;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        ca_params.not_before = not_before;
-        ca_params.not_after = not_after;
-        let ca_cert = ca_params.self_signed(&ca_key).expect("self-sign CA");
+        // A root that may sign intermediates, so tests can build chains.
+        let authority = Authority::generate_root(
+            &format!("{name} test CA"),
+            Validity {
+                not_before,
+                not_after,
+            },
+        )
+        .expect("generate the test CA");
         let ca_path = dir.path().join(format!("{name}-ca.pem"));
-        std::fs::write(&ca_path, ca_cert.pem()).expect("write CA");
+        std::fs::write(&ca_path, authority.certificate_pem()).expect("write CA");
         TestPki {
             dir,
             name: name.to_owned(),
-            ca_params,
-            ca_key,
+            authority,
             ca_path,
             chain_pem: String::new(),
         }
@@ -118,24 +106,23 @@ impl TestPki {
             .prefix("bsfg-pki-")
             .tempdir()
             .expect("tempdir");
-        let key = KeyPair::generate().expect("intermediate key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("intermediate params");
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("{name} intermediate CA"));
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.not_before = not_after.min(OffsetDateTime::now_utc()) - Duration::days(1);
-        params.not_after = not_after;
-        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("sign intermediate");
+        let authority = self
+            .authority
+            .intermediate_authority(
+                &format!("{name} intermediate CA"),
+                Validity {
+                    not_before: not_after.min(OffsetDateTime::now_utc()) - Duration::days(1),
+                    not_after,
+                },
+            )
+            .expect("issue the intermediate");
+        let chain_pem = format!("{}{}", authority.certificate_pem(), self.chain_pem);
         TestPki {
             dir,
             name: name.to_owned(),
-            ca_params: params,
-            ca_key: key,
+            authority,
             ca_path: self.ca_path.clone(),
-            chain_pem: format!("{}{}", cert.pem(), self.chain_pem),
+            chain_pem,
         }
     }
 
@@ -161,7 +148,7 @@ impl TestPki {
 
     /// A server certificate for `identity` with IP SANs (a controller on a VIP).
     pub fn server(&self, identity: &str, ips: &[IpAddr]) -> Identity {
-        self.issue(identity, Usage::Both, ips, 365)
+        self.issue(identity, Usage::ServerAndClient, ips, 365)
     }
 
     /// A client certificate for `identity`.
@@ -190,40 +177,41 @@ impl TestPki {
         not_before: OffsetDateTime,
         not_after: OffsetDateTime,
     ) -> Identity {
-        let key = KeyPair::generate().expect("leaf key");
-        let mut params = CertificateParams::new(vec![identity.to_owned()]).expect("leaf params");
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, identity);
-        params.distinguished_name = dn;
-        params
-            .subject_alt_names
-            .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = match usage {
-            Usage::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
-            Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
-            Usage::Both => vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ],
-        };
-        params.not_before = not_before;
-        params.not_after = not_after;
-        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("sign leaf");
+        let issued = self
+            .authority
+            .issue(
+                &LeafRequest {
+                    common_name: identity.to_owned(),
+                    dns_names: vec![identity.to_owned()],
+                    ip_addresses: ips.to_vec(),
+                    usage,
+                },
+                Validity {
+                    not_before,
+                    not_after,
+                },
+            )
+            .expect("issue a test certificate");
         let stem = format!("{}-{identity}-{}", self.name, not_after.unix_timestamp());
         let certificate = self.dir.path().join(format!("{stem}.pem"));
         let private_key = self.dir.path().join(format!("{stem}.key"));
-        std::fs::write(&certificate, format!("{}{}", cert.pem(), self.chain_pem))
-            .expect("write cert");
-        std::fs::write(&private_key, key.serialize_pem()).expect("write key");
+        std::fs::write(
+            &certificate,
+            format!("{}{}", issued.certificate_pem, self.chain_pem),
+        )
+        .expect("write cert");
+        std::fs::write(&private_key, &issued.private_key_pem).expect("write key");
         Identity {
             certificate,
             private_key,
             ca: self.ca_path.clone(),
         }
+    }
+}
+
+impl TestPki {
+    /// The CA itself, to issue a zone's whole plan from it.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
     }
 }

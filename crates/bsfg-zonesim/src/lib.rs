@@ -3,6 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`container`] | the systemd mode: hosts as containers booting systemd with the appliance's units |
 //! | [`zone`] | the zone library's output, files, certificates, a running instance |
 //! | [`netns`] | namespaces, the switch, veth pairs, nftables faults, runtimes inside a namespace |
 //! | [`processes`] | daemons started in a namespace, named by pid and start time |
@@ -14,6 +15,7 @@
 //!
 //! See docs/zone-simulator.md.
 
+pub mod container;
 pub mod drills;
 pub mod load;
 pub mod netns;

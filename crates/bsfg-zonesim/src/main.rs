@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use bsfg_client::{connect_grpc, pb};
+use bsfg_zonesim::container::Init;
 use bsfg_zonesim::drills::{self, Drill, DrillOptions};
 use bsfg_zonesim::load::{self, LoadConfig};
 use bsfg_zonesim::netns;
@@ -53,6 +54,14 @@ struct Cli {
     #[arg(long, short, global = true)]
     quiet: bool,
 
+    /// What runs each host's daemons (`up`, `drill`): `process` (the
+    /// simulator starts them itself; fast) or `systemd` (each host a
+    /// systemd-nspawn container booting systemd 252 from a cached Debian
+    /// root, running the appliance's own units from modules/lib; needs
+    /// debootstrap and systemd-container, and builds the root once).
+    #[arg(long, global = true, value_enum, default_value_t = Init::Process, env = "BSFG_ZONESIM_INIT")]
+    init: Init,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -95,6 +104,9 @@ enum Command {
     },
     /// Print how to reach the zone (endpoint, certificates, commands).
     Usage,
+    /// `systemd-analyze security` of every unit on every host (an
+    /// instance started with `up --init systemd`).
+    Security,
     /// Run a failure drill (or `all`) on a fresh instance and report.
     Drill {
         /// A drill name or `all`; `--list` shows them.
@@ -134,6 +146,7 @@ fn options(cli: &Cli, default_instance: &str) -> Options {
     o.run_root = cli.run_root.clone();
     o.bin_dir = cli.bin_dir.clone();
     o.quiet = cli.quiet;
+    o.init = cli.init;
     o
 }
 
@@ -203,6 +216,28 @@ async fn real_main(cli: &Cli) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 print!("{}", zone_status::render(&s));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Security => {
+            let z = Zone::attach(&options(cli, DEFAULT_INSTANCE))?;
+            if z.init() != Init::Systemd {
+                bail!(
+                    "instance {} runs in the process mode; start it with `up --init systemd`",
+                    z.instance
+                );
+            }
+            for h in z.spec.host_names() {
+                for (unit, report) in z.security(h)? {
+                    let exposure = report
+                        .lines()
+                        .find(|l| l.contains("Overall exposure level"))
+                        .unwrap_or("(no overall exposure line)")
+                        .trim()
+                        .to_owned();
+                    println!("== {h} {unit}: {exposure}");
+                    print!("{report}");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -313,7 +348,10 @@ async fn real_main(cli: &Cli) -> Result<ExitCode> {
                 bail!("which drill? `drill --list` shows them, `drill all` runs them all");
             };
             let selected: Vec<Drill> = if name == "all" {
-                Drill::ALL.to_vec()
+                Drill::ALL
+                    .into_iter()
+                    .filter(|d| d.runs_under(cli.init))
+                    .collect()
             } else {
                 vec![Drill::parse(name)?]
             };

@@ -33,6 +33,9 @@ pub struct State {
     /// Daemons, recorded right after start (their namespace is recorded
     /// already, so a daemon started but not yet recorded is found there).
     pub daemons: Vec<DaemonRecord>,
+    /// What runs the hosts' daemons.
+    #[serde(default)]
+    pub init: crate::container::Init,
 }
 
 impl State {

@@ -6,3 +6,5 @@ mod drills;
 mod lifecycle;
 mod rendered_files;
 mod security;
+mod systemd_drills;
+mod time;

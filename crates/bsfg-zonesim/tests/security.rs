@@ -326,7 +326,7 @@ async fn rogue_route_checks(z: &Zone) {
     let foreign = bsfg_testkit::pki::TestPki::new("rogue");
     let foreign_id = foreign.issue(
         &bsfg_zonesim::zone::credentials::nats_route_identity(&z.spec.zone),
-        bsfg_testkit::pki::Usage::Both,
+        bsfg_testkit::pki::Usage::ServerAndClient,
         &[g.address.into()],
         30,
     );
@@ -339,7 +339,7 @@ async fn rogue_route_checks(z: &Zone) {
         .expect("zone CA")
         .issue_to(
             "intruder",
-            bsfg_testkit::pki::Usage::Both,
+            bsfg_testkit::pki::Usage::ServerAndClient,
             &[g.address.into()],
             30,
             &zone_ca_files,

@@ -73,11 +73,11 @@
   };
   consumers = {
     # What plant-a's controller pulls (its certificate identity, as the
-    # simulator issues it: <zone>-controller).
+    # zone library names it by default: <zone>-bsfg, certificates.controllerIdentity).
     to-plant-a = {
       source = "store:operational";
       start = "earliest";
-      allowed = ["plant-a-controller"];
+      allowed = ["plant-a-bsfg"];
     };
     # The drill's read-back of what this zone stored, and when.
     zonesim-audit = {
@@ -87,7 +87,7 @@
     };
   };
   peers = {
-    plant-a = {identity = "plant-a-controller";};
+    plant-a = {identity = "plant-a-bsfg";};
   };
 
   logging = {

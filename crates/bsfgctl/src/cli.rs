@@ -50,6 +50,9 @@ pub enum Command {
     Zone(ZoneCommand),
     /// Run the commissioning checklist against a live zone.
     Commission(CommissionArgs),
+    /// The zone PKI: create the zone CA, issue, renew and check every certificate the zone needs.
+    #[command(subcommand)]
+    Pki(crate::pki::PkiCommand),
     /// Snapshot every JetStream stream of the zone and read it back.
     Backup(crate::backup::BackupArgs),
     /// Restore streams from a snapshot (offsets and cursors as they were).

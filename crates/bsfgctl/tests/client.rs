@@ -1,5 +1,5 @@
 //! The client commands of the real `bsfgctl` binary against the real
-//! controller on a real nats-server, with rcgen certificates: exact flags
+//! controller on a real nats-server, with bsfg-pki certificates: exact flags
 //! of the NixOS VM tests, identities from flags, `BSFG_CLI_*` and the config
 //! file, and the exit codes scripts rely on.
 

@@ -6,6 +6,7 @@ mod support;
 
 mod backup;
 mod client;
+mod pki;
 mod runbooks;
 mod simulator;
 mod zone_nats;

@@ -31,6 +31,10 @@ const PROGRAMS: &[&str] = &[
     "openssl",
     "dd",
     "mkfs.ext4",
+    "mkfs.vfat",
+    "parted",
+    "mount",
+    "mkdir",
     "scp",
     "install",
     "tar",
@@ -97,6 +101,14 @@ fn check(cmd: &[String]) -> Result<(), String> {
         },
         "nix" => match args {
             [a, b, ..] if a == "build" && b.starts_with(".#iso-") => Ok(()),
+            [a, b, ..]
+                if a == "build"
+                    && b.starts_with(".#nixosConfigurations.")
+                    && b.ends_with(".config.system.build.toplevel") =>
+            {
+                Ok(())
+            }
+            [a, b, c, _] if a == "copy" && b == "--to" && c.starts_with("ssh://root@") => Ok(()),
             [a, b, c, rest @ ..] if a == "shell" && b == "nixpkgs#natscli" && c == "-c" => {
                 check(rest)
             }

@@ -58,6 +58,8 @@ struct Daemon<S: Supervisor> {
     last_exit: Option<String>,
     last_error: Option<String>,
     watchdog: bool,
+    /// The last `STATUS=` sent to systemd (sent again only when it changes).
+    unit_status: String,
 }
 
 /// Runs until SIGTERM or SIGINT.
@@ -141,6 +143,7 @@ pub async fn run<S: Supervisor>(config: AgentConfig, mut supervisor: S) -> Resul
         last_exit: None,
         last_error: None,
         watchdog: sd_notify::watchdog_enabled().is_some(),
+        unit_status: String::new(),
     };
     daemon.execute(actions).await;
     daemon.sync_track_file();
@@ -354,6 +357,13 @@ impl<S: Supervisor> Daemon<S> {
         self.metrics.update(&status);
         self.metrics
             .set_nats_server_version(observed.nats_server_version.as_deref());
+        // What `systemctl status` shows under the unit: role, failing gates
+        // and why (a no-op outside systemd).
+        let line = status.unit_status();
+        if line != self.unit_status {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&line)]);
+            self.unit_status = line;
+        }
         *self.status.write().expect("not poisoned") = Some(status);
     }
 

@@ -146,6 +146,7 @@ impl Supervisor for SystemdSupervisor {
                     .and_then(|v| v.parse().ok())
             });
         self.systemctl(&["start", "--no-block"]).await?;
+        tracing::info!(unit = %self.unit, "controller unit start requested");
         self.seen_running = true;
         self.stopping_since = None;
         self.killed = false;

@@ -350,7 +350,7 @@ impl Zone {
         let now = time::OffsetDateTime::now_utc();
         self.pki.issue_window(
             &format!("{host}-controller"),
-            Usage::Both,
+            Usage::ServerAndClient,
             &[vip],
             now - time::Duration::days(1),
             now + time::Duration::days(days),

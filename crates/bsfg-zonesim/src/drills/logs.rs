@@ -8,6 +8,8 @@ use std::time::UNIX_EPOCH;
 
 /// The agent's line when it spawned the controller.
 pub const STARTED: &str = "controller process started";
+/// The same step under the agent's systemd supervisor.
+pub const STARTED_UNIT: &str = "controller unit start requested";
 /// The controller's line when it holds the lease.
 pub const LEASE_TAKEN: &str = "zone lease taken";
 /// The controller's line when it bound the VIP and serves.
@@ -41,7 +43,7 @@ pub fn promotion(log: &str, host: &str, since_unix_ms: i64) -> Promotion {
             continue;
         }
         match msg.as_str() {
-            STARTED if started.is_none() => started = Some(ms),
+            STARTED | STARTED_UNIT if started.is_none() => started = Some(ms),
             LEASE_TAKEN if started.is_some() && leased.is_none() => leased = Some(ms),
             SERVING if leased.is_some() && serving.is_none() => serving = Some(ms),
             _ => {}

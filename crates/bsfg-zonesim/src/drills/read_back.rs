@@ -102,9 +102,7 @@ pub async fn collect(zone: &Zone, ctx: &mut Ctx) -> Result<EndState> {
         ),
         None => None,
     };
-    let target_agent_log = ctx.target.as_ref().map(|t| {
-        std::fs::read_to_string(zone.host_dirs(t).log("bsfg-gate-agent")).unwrap_or_default()
-    });
+    let target_agent_log = ctx.target.as_ref().map(|t| zone.agent_log(t));
     Ok(EndState {
         zone: ZoneFacts {
             zone: zone.spec.zone.clone(),

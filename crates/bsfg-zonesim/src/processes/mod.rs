@@ -28,6 +28,8 @@ pub enum Kind {
     Controller,
     /// The power feed: `bsfg-powercut` serving the hosts' disks (power-loss drills).
     PowerFeed,
+    /// `systemd-nspawn` booting a host (the systemd mode).
+    Container,
 }
 
 impl Kind {
@@ -38,6 +40,7 @@ impl Kind {
             Kind::Keepalived => "keepalived",
             Kind::Controller => "bsfg-controller",
             Kind::PowerFeed => "bsfg-powercut",
+            Kind::Container => "systemd-nspawn",
         }
     }
 }

@@ -1,29 +1,33 @@
-//! Certificates of a simulated zone, made with rcgen (the test PKI of
-//! bsfg-testkit): one zone CA, the controller certificate (IP SANs: the VIP
-//! and the service hosts' addresses) installed where the library points the
-//! controller's `tls.*` and the agent's `certificate.path`, and client
-//! certificates for the producer and reader identities under
-//! `<run dir>/client/`.
+//! Certificates of a simulated zone, issued with the zone PKI library
+//! (bsfg-pki) from the zone library's certificate plan (`pki` of
+//! modules/lib/simulator.nix), exactly as `bsfgctl pki issue` issues the
+//! appliance's: one zone CA, the controller certificate (IP SANs: the VIP
+//! and the service hosts' addresses) where the library points the
+//! controller's `tls.*` and the agent's `certificate.path`, a NATS route
+//! certificate per host, and the client identities' certificates under
+//! `<run dir>/client/` (the producer and reader among them).
 
 use super::files::mkdir;
 use super::spec::ZoneSpec;
 use super::workload::Workload;
 use anyhow::{Context, Result};
 use bsfg_core::config::TlsFiles;
-use bsfg_testkit::pki::{Identity, TestPki, Usage};
+use bsfg_pki::issue::{self, Target};
+use bsfg_pki::{Authority, Issued, LeafRequest, Usage, Validity};
 use std::net::IpAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use time::{Duration, OffsetDateTime};
 
 /// Validity of the controller certificate: well above the 30-day policy.
 pub const VALID_DAYS: i64 = 365;
 /// The short certificate of the `cert-below-threshold` drill (as the VM test's).
 pub const SHORT_DAYS: i64 = 10;
 
-/// The identity (CN and DNS SAN) of a zone's controller certificate: what
-/// a peer zone sees when this zone pulls from it.
+/// The identity (CN and DNS SAN) of a zone's controller certificate when
+/// the description leaves `certificates.controllerIdentity` unset: what a
+/// peer zone sees when this zone pulls from it.
 pub fn controller_identity(zone: &str) -> String {
-    format!("{zone}-controller")
+    format!("{zone}-bsfg")
 }
 
 /// The DNS SAN of every route certificate of a zone (modules/lib/nats.nix
@@ -33,9 +37,7 @@ pub fn nats_route_identity(zone: &str) -> String {
 }
 
 pub struct Credentials {
-    pki: TestPki,
-    server_ips: Vec<IpAddr>,
-    identity: String,
+    authority: Authority,
     pub client_dir: PathBuf,
     pub producer: TlsFiles,
     pub reader: TlsFiles,
@@ -49,85 +51,110 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-fn copy(from: &Path, to: &Path, mode: u32) -> Result<()> {
-    std::fs::copy(from, to)
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {}", to.display()))
+fn validity(days: i64) -> Validity {
+    // From yesterday: the simulated hosts share the machine's clock, and the
+    // drills compare remaining days.
+    let now = OffsetDateTime::now_utc();
+    Validity {
+        not_before: now - Duration::days(1),
+        not_after: now + Duration::days(days),
+    }
 }
 
-fn install(id: &Identity, cert: &Path, key: &Path, ca: &Path) -> Result<()> {
-    if let Some(dir) = cert.parent() {
-        mkdir(dir)?;
+fn client_files(dir: &Path, identity: &str) -> TlsFiles {
+    TlsFiles {
+        certificate: dir.join(format!("{identity}.pem")),
+        private_key: dir.join(format!("{identity}.key")),
+        ca: dir.join("ca.pem"),
     }
-    copy(&id.certificate, cert, 0o644)?;
-    copy(&id.private_key, key, 0o600)?;
-    copy(&id.ca, ca, 0o644)
+}
+
+fn write_tls(issued: &Issued, ca_pem: &str, files: &TlsFiles) -> Result<()> {
+    use bsfg_pki::files::{CERTIFICATE_MODE, KEY_MODE, write};
+    write(
+        &files.certificate,
+        issued.certificate_pem.as_bytes(),
+        CERTIFICATE_MODE,
+    )?;
+    write(
+        &files.private_key,
+        issued.private_key_pem.as_bytes(),
+        KEY_MODE,
+    )?;
+    write(&files.ca, ca_pem.as_bytes(), CERTIFICATE_MODE)?;
+    Ok(())
 }
 
 impl Credentials {
-    /// Makes the CA and every certificate, and installs them under `run_dir`.
+    /// Makes the CA, issues the zone's whole certificate plan into the
+    /// paths it names, and installs every client identity's certificate
+    /// under `<run_dir>/client/`.
     pub fn create(spec: &ZoneSpec, workload: &Workload, run_dir: &Path) -> Result<Credentials> {
-        let pki = TestPki::new(&spec.zone);
-        let mut server_ips: Vec<IpAddr> = vec![spec.vip.address.into()];
-        for h in spec.service_hosts() {
-            server_ips.push(spec.host(h).address.into());
-        }
-        let identity = controller_identity(&spec.zone);
+        let authority = Authority::generate(&spec.pki.ca.common_name, validity(3650))
+            .context("making the zone CA")?;
         let client_dir = run_dir.join("client");
         mkdir(&client_dir)?;
-        let client = |name: &str| -> Result<TlsFiles> {
-            let id = pki.issue(name, Usage::Client, &[], VALID_DAYS);
-            let files = TlsFiles {
-                certificate: client_dir.join(format!("{name}.pem")),
-                private_key: client_dir.join(format!("{name}.key")),
-                ca: client_dir.join("ca.pem"),
-            };
-            install(&id, &files.certificate, &files.private_key, &files.ca)?;
-            Ok(files)
-        };
-        let producer = client(&workload.producer)?;
-        let reader = client(&workload.reader)?;
-        let creds = Credentials {
-            pki,
-            server_ips,
-            identity,
+        let issued =
+            issue::issue_plan(&authority, &spec.pki, validity(VALID_DAYS), Target::InPlace)
+                .context("issuing the zone's certificate plan")?;
+        for (c, i) in &issued {
+            if c.installs.is_empty() {
+                write_tls(
+                    i,
+                    authority.certificate_pem(),
+                    &client_files(&client_dir, &c.common_name),
+                )?;
+            }
+        }
+        for id in [&workload.producer, &workload.reader] {
+            anyhow::ensure!(
+                client_files(&client_dir, id).certificate.exists(),
+                "the workload's identity {id} is in no ACL of the zone, so the certificate plan has no certificate for it"
+            );
+        }
+        Ok(Credentials {
+            producer: client_files(&client_dir, &workload.producer),
+            reader: client_files(&client_dir, &workload.reader),
+            authority,
             client_dir,
-            producer,
-            reader,
-        };
-        for h in spec.service_hosts() {
-            creds.install_server(spec, h, VALID_DAYS)?;
-        }
-        for h in spec.host_names() {
-            creds.install_nats_route(spec, h)?;
-        }
-        Ok(creds)
+        })
     }
 
-    /// Issues `host`'s certificate for the JetStream cluster routes: the
-    /// zone's route identity as DNS SAN (what nats-server's
-    /// `verify_and_map` admits), the host's address as IP SAN (what the
-    /// dialling server verifies).
+    /// Issues `host`'s certificate for the JetStream cluster routes from the
+    /// plan of `spec` (this zone's or a peer zone's, from this CA).
     pub fn install_nats_route(&self, spec: &ZoneSpec, host: &str) -> Result<()> {
-        let h = spec.host(host);
-        let id = self.pki.issue(
-            &nats_route_identity(&spec.zone),
-            Usage::Both,
-            &[h.address.into()],
-            VALID_DAYS,
-        );
-        let t = &h.paths.nats_route;
-        install(&id, &t.certificate, &t.private_key, &t.ca)
+        let name = format!("nats-route-{host}");
+        let c = spec
+            .pki
+            .certificate(&name)
+            .with_context(|| format!("the certificate plan has no {name}"))?;
+        let issued = self.authority.issue(&c.request(), validity(VALID_DAYS))?;
+        issue::install(
+            c,
+            &issued,
+            self.authority.certificate_pem(),
+            Target::InPlace,
+        )?;
+        Ok(())
     }
 
     /// (Re)issues the controller certificate of `host`, valid for `days`.
     pub fn install_server(&self, spec: &ZoneSpec, host: &str, days: i64) -> Result<()> {
-        let id = self
+        let mut c = spec
             .pki
-            .issue(&self.identity, Usage::Both, &self.server_ips, days);
-        let tls = &spec.host(host).paths.tls;
-        install(&id, &tls.certificate, &tls.private_key, &tls.ca)
+            .certificate("controller")
+            .context("the certificate plan has no controller certificate")?
+            .clone();
+        c.installs.retain(|i| i.host == host);
+        anyhow::ensure!(!c.installs.is_empty(), "{host} runs no controller");
+        let issued = self.authority.issue(&c.request(), validity(days))?;
+        issue::install(
+            &c,
+            &issued,
+            self.authority.certificate_pem(),
+            Target::InPlace,
+        )?;
+        Ok(())
     }
 
     /// Issues a certificate from the zone CA for `identity` and installs it
@@ -140,7 +167,13 @@ impl Credentials {
         days: i64,
         files: &TlsFiles,
     ) -> Result<()> {
-        let id = self.pki.issue(identity, usage, ips, days);
-        install(&id, &files.certificate, &files.private_key, &files.ca)
+        let request = LeafRequest {
+            common_name: identity.to_owned(),
+            dns_names: vec![identity.to_owned()],
+            ip_addresses: ips.to_vec(),
+            usage,
+        };
+        let issued = self.authority.issue(&request, validity(days))?;
+        write_tls(&issued, self.authority.certificate_pem(), files)
     }
 }

@@ -18,6 +18,8 @@ pub struct Options {
     pub bin_dir: Option<PathBuf>,
     /// No progress lines.
     pub quiet: bool,
+    /// What runs the hosts' daemons (`--init`).
+    pub init: crate::container::Init,
 }
 
 impl Options {
@@ -30,6 +32,7 @@ impl Options {
             repo,
             bin_dir: None,
             quiet: false,
+            init: crate::container::Init::Process,
         }
     }
 

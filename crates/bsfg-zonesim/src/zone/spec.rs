@@ -24,6 +24,9 @@ pub struct ZoneSpec {
     pub management_network: String,
     pub lease: Lease,
     pub by_role: ByRole,
+    /// Every certificate the zone needs and where each host reads it
+    /// (modules/lib/pki.nix), issued by [`super::credentials`].
+    pub pki: bsfg_pki::Plan,
     pub hosts: BTreeMap<String, HostSpec>,
 }
 
@@ -88,6 +91,17 @@ pub struct HostSpec {
     pub gate_agent: Option<Configured>,
     pub units: Units,
     pub firewall: Firewall,
+    pub chrony: Chrony,
+}
+
+/// chrony as the host runs it (modules/lib/network.nix): the site's
+/// servers, the other two hosts as peers, orphan mode (`extraConfig`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Chrony {
+    pub servers: Vec<String>,
+    pub peers: Vec<Ipv4Addr>,
+    pub extra_config: String,
 }
 
 /// The host's nftables rules (modules/lib/firewall.nix): the NixOS
@@ -285,6 +299,29 @@ pub fn nix_string(s: &str) -> String {
         .replace("${", "\\${")
 }
 
+/// ` natsSystemUser = {...}; natsUsers = {...};` (or nothing): the users'
+/// arguments of modules/lib/simulator.nix and container.nix.
+pub fn users_arguments(users: Option<&NatsUsers>) -> String {
+    let user = |u: &NatsSystemUser| {
+        format!(
+            "{{ passwordFile = {}; passwordHash = {}; }}",
+            nix_string(&u.password_file.display().to_string()),
+            nix_string(&u.password_hash)
+        )
+    };
+    users
+        .map(|u| {
+            format!(
+                " natsSystemUser = {}; natsUsers = {{ controller = {}; gateAgent = {}; backup = {}; }};",
+                user(&u.system),
+                user(&u.controller),
+                user(&u.gate_agent),
+                user(&u.backup)
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// The expression the simulator evaluates (exactly the entry point of
 /// modules/lib/README.md, with our absolute paths).
 pub fn expression(
@@ -295,24 +332,7 @@ pub fn expression(
     users: Option<&NatsUsers>,
 ) -> String {
     let p = |p: &Path| nix_string(&p.display().to_string());
-    let user = |u: &NatsSystemUser| {
-        format!(
-            "{{ passwordFile = {}; passwordHash = {}; }}",
-            p(&u.password_file),
-            nix_string(&u.password_hash)
-        )
-    };
-    let system_user = users
-        .map(|u| {
-            format!(
-                " natsSystemUser = {}; natsUsers = {{ controller = {}; gateAgent = {}; backup = {}; }};",
-                user(&u.system),
-                user(&u.controller),
-                user(&u.gate_agent),
-                user(&u.backup)
-            )
-        })
-        .unwrap_or_default();
+    let system_user = users_arguments(users);
     format!(
         "import {lib} {{ zoneFile = {zone}; runDir = {run}; binaries = {{ controller = {c}; gateAgent = {g}; natsServer = {n}; }};{system_user} }}",
         lib = p(&repo.join("modules/lib/simulator.nix")),

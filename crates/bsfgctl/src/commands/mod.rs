@@ -45,6 +45,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 }
                 Command::Commission(a) => crate::commission::command(&a, &file, json).await,
                 Command::Upgrade(a) => crate::upgrade::command(&a, &file, json).await,
+                Command::Pki(c) => crate::pki::command(&c, &file, json),
                 Command::Completions { .. }
                 | Command::Man { .. }
                 | Command::Backup(_)

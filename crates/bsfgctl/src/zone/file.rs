@@ -32,6 +32,9 @@ pub struct ZoneFile {
     #[serde(default)]
     pub commissioning: Option<Commissioning>,
     pub hosts: BTreeMap<String, HostEntry>,
+    /// Every certificate of the zone and where it is installed (`bsfgctl pki`).
+    #[serde(default)]
+    pub pki: Option<bsfg_pki::Plan>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

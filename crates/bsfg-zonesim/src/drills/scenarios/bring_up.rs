@@ -59,6 +59,20 @@ pub(super) async fn bring_up(z: &Zone, c: &mut Ctx) -> Result<()> {
         g_artifacts.display().to_string(),
     );
     check_started_by_agent(z, c, &a);
+    if z.init() == crate::container::Init::Systemd {
+        // The VM test's limits (tests/scripts/bring_up.py).
+        for (unit, limit) in [
+            ("bsfg-controller.service", 3.0),
+            ("bsfg-gate-agent.service", 4.5),
+        ] {
+            let e = z.exposure(&a, unit);
+            c.check(
+                &format!("`systemd-analyze security {unit}` exposure ≤ {limit}"),
+                e.as_ref().is_ok_and(|e| *e <= limit),
+                format!("{e:?}"),
+            );
+        }
+    }
     let port = z.spec.ports.controller;
     let on_a = listeners(z, &a, port)?;
     let vip = format!("{}:{port}", z.spec.vip.address);

@@ -171,6 +171,22 @@ async fn refused_while_gate_fails(
     )
     .await;
     check_cli_mentions(z, c, standby, needle);
+    if z.init() == crate::container::Init::Systemd {
+        // What an operator sees first: `systemctl status` shows the agent's
+        // STATUS= line (the unit's StatusText), which names the failing
+        // gates by their contract names.
+        let unit = crate::zone::instance::unit_of(crate::processes::Kind::GateAgent)?;
+        let text = z
+            .systemctl(standby, &["show", "-p", "StatusText", "--value", unit])
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_else(|e| format!("{e:#}"));
+        let failing = bsfg_mgmt::agent::failing_gates_of_unit_status(&text);
+        c.check(
+            &format!("`systemctl status {unit}` on {standby} names the {gate} gate failing"),
+            failing.as_ref().is_some_and(|f| f.contains(&gate)),
+            format!("Status: {text:?}"),
+        );
+    }
     c.hold(
         &format!("{standby} does not serve while the {gate} gate fails"),
         Duration::from_secs(8),

@@ -7,6 +7,7 @@ mod crashes;
 mod gates;
 mod partitions;
 mod supervision;
+mod systemd_supervision;
 
 use super::ctx::{contract, hosts};
 use super::{Ctx, Drill, PROMOTION_TIMEOUT};
@@ -38,6 +39,8 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
         Drill::ReplicationAlphaCrash => super::replication::alpha_crash(z, c).await,
         Drill::PowerLossAll => super::power::power_loss_all(z, c).await,
         Drill::PowerLossOne => super::power::power_loss_one(z, c).await,
+        Drill::AgentKilled => systemd_supervision::agent_killed(z, c).await,
+        Drill::AgentStopped => systemd_supervision::agent_stopped(z, c).await,
         Drill::OrphanedController => supervision::orphaned_controller(z, c).await,
         Drill::AgentCrashLoop => supervision::agent_crash_loop(z, c).await,
         Drill::FirstBootWithoutSecrets => supervision::first_boot_without_secrets(z, c).await,
@@ -219,6 +222,14 @@ fn check_cli_mentions(z: &Zone, c: &mut Ctx, host: &str, needle: &str) {
 /// The controller processes on `host` are children of its gate agent and
 /// younger than it: nothing but the agent started them.
 fn check_started_by_agent(z: &Zone, c: &mut Ctx, host: &str) {
+    if z.init() == crate::container::Init::Systemd {
+        let name = format!(
+            "the controller on {host} runs under systemd as its own user, started after the agent, wanted by nothing"
+        );
+        let r = z.controller_started_through_systemd(host);
+        c.check(&name, r.is_ok(), r.unwrap_or_else(|e| format!("{e:#}")));
+        return;
+    }
     let name = format!("the controller on {host} was started by its gate agent");
     let Some(agent) = z.daemon(host, Kind::GateAgent) else {
         c.check(&name, false, "no gate agent runs");

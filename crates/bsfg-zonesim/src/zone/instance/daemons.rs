@@ -2,6 +2,7 @@
 //! in the appliance's order.
 
 use super::Zone;
+use crate::container::Init;
 use crate::netns;
 use crate::processes::{self, DaemonRecord, Kind};
 use crate::zone::files;
@@ -28,26 +29,43 @@ impl Zone {
         Ok(d)
     }
 
-    pub fn start_nats(&self, host: &str) -> Result<DaemonRecord> {
-        // ExecStart of the appliance's nats.service, with our paths.
-        let argv = self.spec.host(host).units.nats.argv.clone();
-        self.spawn(host, Kind::Nats, argv)
+    /// In the systemd mode: `systemctl start` of `kind`'s unit (a no-op when
+    /// systemd's Restart= already brought it back).
+    fn start_unit(&self, host: &str, kind: Kind) -> Result<()> {
+        self.systemctl(host, &["start", super::unit_of(kind)?])?;
+        Ok(())
     }
 
-    pub fn start_agent(&self, host: &str) -> Result<DaemonRecord> {
+    pub fn start_nats(&self, host: &str) -> Result<()> {
+        if self.init() == Init::Systemd {
+            return self.start_unit(host, Kind::Nats);
+        }
+        // ExecStart of the appliance's nats.service, with our paths.
+        let argv = self.spec.host(host).units.nats.argv.clone();
+        self.spawn(host, Kind::Nats, argv).map(drop)
+    }
+
+    pub fn start_agent(&self, host: &str) -> Result<()> {
         let h = self.spec.host(host);
         if !h.runs.gate_agent {
             bail!("{host} runs no gate agent");
         }
         // ExecStart of the appliance's bsfg-gate-agent.service.
+        if self.init() == Init::Systemd {
+            return self.start_unit(host, Kind::GateAgent);
+        }
         let unit = h.units.gate_agent.as_ref().context("no gate agent unit")?;
         self.spawn(host, Kind::GateAgent, unit.argv.clone())
+            .map(drop)
     }
 
-    pub fn start_keepalived(&self, host: &str) -> Result<DaemonRecord> {
+    pub fn start_keepalived(&self, host: &str) -> Result<()> {
         let dirs = self.host_dirs(host);
         if self.spec.host(host).keepalived.is_none() {
             bail!("{host} runs no keepalived");
+        }
+        if self.init() == Init::Systemd {
+            return self.start_unit(host, Kind::Keepalived);
         }
         let pid = |name: &str| dirs.keepalived_dir.join(name).display().to_string();
         // Stale pid files of a killed keepalived would make it refuse to start.
@@ -73,11 +91,16 @@ impl Zone {
                 pid("checkers.pid"),
             ],
         )
+        .map(drop)
     }
 
     /// What a host runs, in boot order: nats-server, then the agent (it
     /// creates the FIFO and track file keepalived uses), then keepalived.
+    /// In the systemd mode: the host's container boots.
     pub fn start_host(&self, host: &str) -> Result<()> {
+        if self.init() == Init::Systemd {
+            return self.start_container(host);
+        }
         let runs = self.spec.host(host).runs;
         self.start_nats(host)?;
         if runs.gate_agent {
@@ -102,6 +125,9 @@ impl Zone {
 
     /// Sends `signal` to one daemon and, for SIGKILL, waits until it is gone.
     pub fn signal(&self, host: &str, kind: Kind, signal: Signal) -> Result<()> {
+        if self.init() == Init::Systemd {
+            return self.signal_unit(host, kind, signal);
+        }
         let d = self
             .daemon(host, kind)
             .with_context(|| format!("no {} running on {host}", kind.name()))?;
@@ -160,11 +186,15 @@ impl Zone {
             .collect()
     }
 
-    /// Names (`comm`) of every process in `host`'s namespace.
+    /// Names (`comm`) of every process in `host`'s namespace; in the
+    /// systemd mode without the container's own OS (PID 1, journald,
+    /// logind, D-Bus, polkitd), which every appliance host runs too.
     pub fn process_names(&self, host: &str) -> Vec<String> {
+        let systemd = self.init() == Init::Systemd;
         let mut names: Vec<String> = netns::pids(&self.ns(host))
             .into_iter()
             .filter_map(|p| processes::comm(p as u32))
+            .filter(|n| !(systemd && crate::container::machine::OS_PROCESSES.contains(&n.as_str())))
             .collect();
         names.sort();
         names.dedup();
@@ -179,6 +209,9 @@ impl Zone {
     /// serves — keepalived on beta (the library's `bootDelaySeconds` makes
     /// beta's keepalived start later on NixOS for the same reason).
     pub async fn boot(&self, timeout: Duration) -> Result<()> {
+        if self.init() == Init::Systemd {
+            return self.boot_containers(timeout).await;
+        }
         let [a, b, g] = self.spec.host_names().map(str::to_owned);
         self.progress.say(format!(
             "starting nats-server (JetStream, R3 cluster) on {a}, {b}, {g}"

@@ -46,7 +46,8 @@ impl Zone {
     /// in boot order. Persistent state (JetStream, artifacts) is kept.
     pub fn restore(&self, host: &str) -> Result<()> {
         let h = self.spec.host(host);
-        if h.runs.gate_agent {
+        // A container's /run is its own tmpfs: gone with the crash.
+        if h.runs.gate_agent && self.init() == crate::container::Init::Process {
             let run = &h.paths.agent_runtime;
             let _ = std::fs::remove_dir_all(run);
             files::mkdir(run)?;
@@ -55,6 +56,11 @@ impl Zone {
         self.start_host(host)?;
         self.crashed.lock().expect("crashed").remove(host);
         Ok(())
+    }
+
+    /// `/artifacts`: the appliance's path (modules/lib/zone.nix nixosPaths).
+    fn spec_in_container_artifacts(&self) -> String {
+        "/artifacts".into()
     }
 
     pub fn is_crashed(&self, host: &str) -> bool {
@@ -88,6 +94,12 @@ impl Zone {
     /// The artifact storage of `host` disappears (the library's
     /// `requireMountPoint = false` mode: the simulator removes the directory).
     pub fn remove_artifacts(&self, host: &str) -> Result<()> {
+        if self.init() == crate::container::Init::Systemd {
+            // As on the appliance (the VM test's `umount /artifacts`).
+            let dir = self.spec_in_container_artifacts();
+            crate::container::machine::exec_ok(self.leader(host)?, &["umount", &dir])?;
+            return Ok(());
+        }
         let dir = &self.spec.host(host).paths.artifacts;
         let aside = dir.with_extension("missing");
         let _ = std::fs::remove_dir_all(&aside);
@@ -95,6 +107,15 @@ impl Zone {
     }
 
     pub fn restore_artifacts(&self, host: &str) -> Result<()> {
+        if self.init() == crate::container::Init::Systemd {
+            let dir = self.spec_in_container_artifacts();
+            let source = format!("{}/artifacts", crate::container::machine::SIM_STATE);
+            crate::container::machine::exec_ok(
+                self.leader(host)?,
+                &["mount", "--bind", &source, &dir],
+            )?;
+            return Ok(());
+        }
         let dir = &self.spec.host(host).paths.artifacts;
         let aside = dir.with_extension("missing");
         std::fs::rename(&aside, dir).with_context(|| format!("moving {} back", dir.display()))
@@ -119,6 +140,10 @@ impl Zone {
     /// Restarts the gate agent of `host` (SIGTERM: it stops its controller
     /// and sets the track file on the way out, as `systemctl restart` would).
     pub async fn restart_agent(&self, host: &str) -> Result<()> {
+        if self.init() == crate::container::Init::Systemd {
+            self.systemctl(host, &["restart", super::unit_of(Kind::GateAgent)?])?;
+            return Ok(());
+        }
         if let Some(d) = self.daemon(host, Kind::GateAgent) {
             d.signal(Signal::TERM);
             let gone = tokio::task::spawn_blocking(move || {

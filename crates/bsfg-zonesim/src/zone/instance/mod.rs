@@ -2,10 +2,12 @@
 //! the operations drills perform on it (crash, restore, partition, kill one
 //! daemon, take away a gate).
 
+mod containers;
 mod daemons;
 mod faults;
 mod observation;
 
+use crate::container::Init;
 use crate::netns::runtime::NetnsRuntime;
 use crate::netns::{self, nft};
 use crate::state::{self, State};
@@ -38,8 +40,12 @@ pub struct Zone {
     state: Mutex<State>,
     runtimes: Mutex<BTreeMap<String, Arc<NetnsRuntime>>>,
     crashed: Mutex<BTreeSet<String>>,
+    /// The systemd mode's root and container view (None: process mode).
+    containers: Option<containers::Containers>,
     owned: bool,
 }
+
+pub use containers::{BOOT_TIMEOUT, unit_of};
 
 impl std::fmt::Debug for Zone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +100,7 @@ impl Zone {
             zone_file: opts.zone_file.clone(),
             created_by_pid: std::process::id(),
             created_unix_ms: bsfg_core::clock::unix_ms(),
+            init: opts.init,
             ..Default::default()
         };
         st.save()?;
@@ -149,9 +156,19 @@ impl Zone {
             files::write_host(spec.host(h), &HostDirs::new(&run_dir, h))?;
         }
         nats_users.write(&spec)?;
-        progress.say("making the zone CA and certificates (rcgen)");
+        progress.say("making the zone CA and issuing the zone certificate plan (bsfg-pki)");
         let creds = Credentials::create(&spec, &workload, &run_dir)?;
         write_cli_files(opts, &spec, &workload, &run_dir, &progress)?;
+        let containers = match opts.init {
+            Init::Process => None,
+            Init::Systemd => Some(containers::Containers::prepare(
+                opts,
+                &run_dir,
+                &bins,
+                Some(&nats_users.arg),
+                &|m| progress.say(m),
+            )?),
+        };
         guard.armed = false;
         // From here on the Zone's Drop removes the instance.
         let zone = Zone {
@@ -165,9 +182,13 @@ impl Zone {
             state: Mutex::new(st),
             runtimes: Mutex::new(BTreeMap::new()),
             crashed: Mutex::new(BTreeSet::new()),
+            containers,
             owned: true,
         };
         zone.build_network()?;
+        if zone.containers.is_some() {
+            zone.write_containers()?;
+        }
         Ok(zone)
     }
 
@@ -207,6 +228,22 @@ impl Zone {
         // the addresses, ports and paths do not depend on it.
         let spec = ZoneSpec::evaluate(&opts.repo, &st.zone_file, &run_dir, &bins, None)?;
         let workload = workload::derive(spec.controller_config()?)?;
+        let containers = match st.init {
+            Init::Process => None,
+            Init::Systemd => {
+                let o = Options {
+                    zone_file: st.zone_file.clone(),
+                    ..opts.clone()
+                };
+                Some(containers::Containers::prepare(
+                    &o,
+                    &run_dir,
+                    &bins,
+                    None,
+                    &|_| {},
+                )?)
+            }
+        };
         Ok(Zone {
             instance: opts.instance.clone(),
             spec,
@@ -218,6 +255,7 @@ impl Zone {
             state: Mutex::new(st),
             runtimes: Mutex::new(BTreeMap::new()),
             crashed: Mutex::new(BTreeSet::new()),
+            containers,
             owned: false,
         })
     }

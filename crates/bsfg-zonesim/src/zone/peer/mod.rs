@@ -20,7 +20,7 @@
 //! what the simulated zone expects: its zone name, its endpoint (VIP and
 //! controller port), the consumer pulled from, admitting the simulated
 //! zone's controller identity ([`super::credentials::controller_identity`],
-//! `plant-a-controller`), the class the drill appends to, and
+//! `plant-a-bsfg`), the class the drill appends to, and
 //! [`AUDIT_CONSUMER`], through which the drill reads the peer's own store
 //! buffer back (what it stored and when) without touching the replication
 //! cursor.
@@ -212,7 +212,7 @@ impl Zone {
         };
         creds.issue_to(
             &plan.identity,
-            Usage::Both,
+            Usage::ServerAndClient,
             &[IpAddr::V4(peer.vip.address)],
             VALID_DAYS,
             &server,

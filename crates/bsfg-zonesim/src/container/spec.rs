@@ -1,0 +1,115 @@
+//! What the zone library (`modules/lib/container.nix`) puts into each
+//! host's container: files and links under the bound `/etc` directories,
+//! state and programs bound in, the units to report on.
+
+use crate::zone::spec::{Binaries, NatsUsers, nix_string, users_arguments};
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostContainer {
+    pub files: BTreeMap<PathBuf, File>,
+    pub links: BTreeMap<PathBuf, PathBuf>,
+    pub etc_dirs: Vec<PathBuf>,
+    pub binds: Vec<Bind>,
+    pub units: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct File {
+    pub text: String,
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bind {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub read_only: bool,
+}
+
+/// Every host's container, by host name.
+pub type ContainerSpec = BTreeMap<String, HostContainer>;
+
+pub fn evaluate(
+    repo: &Path,
+    zone_file: &Path,
+    run_dir: &Path,
+    bins: &Binaries,
+    users: Option<&NatsUsers>,
+) -> Result<ContainerSpec> {
+    let users = users_arguments(users);
+    let expr = format!(
+        "(import {} {{ zoneFile = {}; runDir = {};{users} \
+         hostBinaries = {{ controller = {}; gateAgent = {}; natsServer = {}; }}; }}).hosts",
+        nix_string(&repo.join("modules/lib/container.nix").display().to_string()),
+        nix_string(&zone_file.display().to_string()),
+        nix_string(&run_dir.display().to_string()),
+        nix_string(&bins.controller.display().to_string()),
+        nix_string(&bins.gate_agent.display().to_string()),
+        nix_string(&bins.nats_server.display().to_string()),
+    );
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "-E", &expr])
+        .output()
+        .context("running nix-instantiate (Debian package nix-bin)")?;
+    if !out.status.success() {
+        bail!(
+            "modules/lib/container.nix rejected {}: {}",
+            zone_file.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout)
+        .context("modules/lib/container.nix's output does not have the documented shape")
+}
+
+impl HostContainer {
+    /// The bound `/etc` directory `path` lies in.
+    fn etc_dir_of(&self, path: &Path) -> Result<&Path> {
+        self.etc_dirs
+            .iter()
+            .find(|d| path.starts_with(d))
+            .map(PathBuf::as_path)
+            .with_context(|| {
+                format!(
+                    "{} lies in none of the bound /etc directories",
+                    path.display()
+                )
+            })
+    }
+
+    /// Writes the files and links under `root` (`<root>/etc/bsfg/...`),
+    /// every bound directory created even when empty.
+    pub fn write(&self, root: &Path) -> Result<()> {
+        let under = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+        for d in &self.etc_dirs {
+            std::fs::create_dir_all(under(d))?;
+        }
+        for (path, f) in &self.files {
+            self.etc_dir_of(path)?;
+            let dest = under(path);
+            std::fs::create_dir_all(dest.parent().context("a file at /")?)?;
+            std::fs::write(&dest, &f.text)
+                .with_context(|| format!("writing {}", dest.display()))?;
+            let mode = u32::from_str_radix(&f.mode, 8)
+                .with_context(|| format!("mode {:?} of {}", f.mode, path.display()))?;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))?;
+        }
+        for (path, target) in &self.links {
+            self.etc_dir_of(path)?;
+            let dest = under(path);
+            std::fs::create_dir_all(dest.parent().context("a link at /")?)?;
+            let _ = std::fs::remove_file(&dest);
+            std::os::unix::fs::symlink(target, &dest)
+                .with_context(|| format!("linking {}", dest.display()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,696 @@
+//! `bsfgctl pki`: the zone CA and every certificate of the zone's
+//! certificate plan (`pki` in zone.json, computed by modules/lib/pki.nix),
+//! issued with bsfg-pki, the library the simulator and the test kit use.
+//!
+//! The CA directory (`--dir`, on the CA machine, never on the hosts):
+//!
+//! ```text
+//! ca.pem  ca.key                        the zone CA (or the intermediate given to `init`)
+//! certificates/<name>.pem  <name>.key   every issued certificate: controller, nats-route-<host>, client-<identity>
+//! hosts/<host>/<path>                   each host's files at the paths the zone library expects,
+//!                                       with their modes: copy the tree onto the host's root
+//! ```
+
+use crate::exit::{self, CliError, Result};
+use crate::identity::ConfigFile;
+use crate::output::table;
+use crate::zone::file::ZoneFile;
+use bsfg_pki::files::{self, CERTIFICATE_MODE, KEY_MODE};
+use bsfg_pki::issue::{self, Target};
+use bsfg_pki::plan::{Certificate, Plan};
+use bsfg_pki::{Authority, Expiry, Issued, Validity, inspect};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Create the zone CA in --dir, or take an existing (enterprise intermediate) CA.
+    Init(InitArgs),
+    /// Issue every certificate of the zone that is not issued yet, and stage each host's files.
+    Issue(IssueArgs),
+    /// Re-issue (new key) every certificate that expires within --within or no longer matches the zone.
+    Renew(RenewArgs),
+    /// Report the CA's and every certificate's expiry, chain, key and names; exit 1 on any problem.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ZoneArg {
+    /// The zone description (JSON from modules/lib/operator.nix; /etc/bsfg/zone.json on the appliance).
+    #[arg(long, env = "BSFG_CLI_ZONE_FILE", value_name = "FILE")]
+    pub zone_file: Option<PathBuf>,
+    /// The CA directory (keep it offline: it holds the CA key and every private key).
+    #[arg(long, default_value = "pki", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub zone: ZoneArg,
+    /// Validity of a new CA.
+    #[arg(long, default_value_t = 3650, value_name = "DAYS")]
+    pub days: i64,
+    /// Use this existing CA certificate (PEM, e.g. an enterprise intermediate) instead of creating one.
+    #[arg(long, requires = "ca_key", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// The private key of --ca-cert (PEM).
+    #[arg(long, requires = "ca_cert", value_name = "FILE")]
+    pub ca_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    #[command(flatten)]
+    pub zone: ZoneArg,
+    /// Validity of each certificate.
+    #[arg(long, default_value_t = 365, value_name = "DAYS")]
+    pub days: i64,
+    /// Re-issue certificates that are already issued (new keys).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    #[command(flatten)]
+    pub zone: ZoneArg,
+    /// Renew what expires within this time (the old certificate stays valid until it expires:
+    /// roll the hosts one at a time).
+    #[arg(long, default_value = "60d", value_parser = humantime::parse_duration)]
+    pub within: Duration,
+    /// Validity of each renewed certificate.
+    #[arg(long, default_value_t = 365, value_name = "DAYS")]
+    pub days: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub zone: ZoneArg,
+    /// Check the files installed on this host (at their real paths, or under --root) instead of --dir.
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// With --host: where the host's root is (a staged tree: `<dir>/hosts/<host>`).
+    #[arg(long, default_value = "/", value_name = "DIR", requires = "host")]
+    pub root: PathBuf,
+    /// Minimum remaining validity; default: the zone's certificatePolicy.minValidity.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub min_validity: Option<Duration>,
+}
+
+pub fn command(c: &PkiCommand, file: &ConfigFile, json: bool) -> Result<u8> {
+    match c {
+        PkiCommand::Init(a) => init(a, file),
+        PkiCommand::Issue(a) => issue_command(a, file),
+        PkiCommand::Renew(a) => renew(a, file),
+        PkiCommand::Check(a) => check(a, file, json),
+    }
+}
+
+fn usage(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+fn load_zone(a: &ZoneArg, file: &ConfigFile) -> Result<(ZoneFile, Plan)> {
+    let zone = ZoneFile::load_required(a.zone_file.as_deref(), file)?;
+    let plan = zone.pki.clone().ok_or_else(|| {
+        usage("the zone file has no `pki` certificate plan; regenerate it with modules/lib/operator.nix")
+    })?;
+    Ok((zone, plan))
+}
+
+struct CaDir<'a>(&'a Path);
+
+impl CaDir<'_> {
+    fn ca_cert(&self) -> PathBuf {
+        self.0.join("ca.pem")
+    }
+    fn ca_key(&self) -> PathBuf {
+        self.0.join("ca.key")
+    }
+    fn cert(&self, name: &str) -> PathBuf {
+        self.0.join("certificates").join(format!("{name}.pem"))
+    }
+    fn key(&self, name: &str) -> PathBuf {
+        self.0.join("certificates").join(format!("{name}.key"))
+    }
+    fn hosts(&self) -> PathBuf {
+        self.0.join("hosts")
+    }
+    fn authority(&self) -> Result<Authority> {
+        let cert = files::read(&self.ca_cert())
+            .map_err(|e| usage(format!("{e} (run `bsfgctl pki init` first)")))?;
+        let key = files::read(&self.ca_key()).map_err(usage)?;
+        Authority::load(&cert, &key).map_err(usage)
+    }
+    fn read_issued(&self, name: &str) -> Option<Issued> {
+        Some(Issued {
+            certificate_pem: std::fs::read_to_string(self.cert(name)).ok()?,
+            private_key_pem: std::fs::read_to_string(self.key(name)).ok()?,
+        })
+    }
+    fn store(&self, c: &Certificate, issued: &Issued, ca_pem: &str) -> Result<()> {
+        files::write(
+            &self.cert(&c.name),
+            issued.certificate_pem.as_bytes(),
+            CERTIFICATE_MODE,
+        )
+        .map_err(usage)?;
+        files::write(
+            &self.key(&c.name),
+            issued.private_key_pem.as_bytes(),
+            KEY_MODE,
+        )
+        .map_err(usage)?;
+        issue::install(c, issued, ca_pem, Target::Staging(&self.hosts())).map_err(usage)?;
+        Ok(())
+    }
+}
+
+fn init(a: &InitArgs, file: &ConfigFile) -> Result<u8> {
+    let (_, plan) = load_zone(&a.zone, file)?;
+    let dir = CaDir(&a.zone.dir);
+    if dir.ca_key().exists() {
+        return Err(usage(format!(
+            "{} exists: refusing to replace the zone CA (every certificate chains to it)",
+            dir.ca_key().display()
+        )));
+    }
+    let authority = match (&a.ca_cert, &a.ca_key) {
+        (Some(c), Some(k)) => {
+            let cert = files::read(c).map_err(usage)?;
+            let key = files::read(k).map_err(usage)?;
+            Authority::load(&cert, &key).map_err(usage)?
+        }
+        _ => Authority::generate(&plan.ca.common_name, Validity::days_from_now(a.days))
+            .map_err(usage)?,
+    };
+    files::write(
+        &dir.ca_key(),
+        authority.private_key_pem().as_bytes(),
+        KEY_MODE,
+    )
+    .map_err(usage)?;
+    files::write(
+        &dir.ca_cert(),
+        authority.certificate_pem().as_bytes(),
+        CERTIFICATE_MODE,
+    )
+    .map_err(usage)?;
+    let facts = inspect::parse_pem(authority.certificate_pem().as_bytes()).map_err(usage)?;
+    println!(
+        "zone CA {} ({}), valid until {}: {}",
+        facts.subject,
+        if a.ca_cert.is_some() {
+            "existing"
+        } else {
+            "new"
+        },
+        date(facts.not_after),
+        dir.ca_cert().display()
+    );
+    Ok(exit::OK)
+}
+
+/// Issues `certs` and stages every host's files (the CA too).
+fn issue_some(dir: &CaDir<'_>, plan: &Plan, certs: &[&Certificate], days: i64) -> Result<()> {
+    let authority = dir.authority()?;
+    issue::install_ca(
+        plan,
+        authority.certificate_pem(),
+        Target::Staging(&dir.hosts()),
+    )
+    .map_err(usage)?;
+    for c in certs {
+        let issued = authority
+            .issue(&c.request(), Validity::days_from_now(days))
+            .map_err(usage)?;
+        dir.store(c, &issued, authority.certificate_pem())?;
+        let hosts: Vec<&str> = c.installs.iter().map(|i| i.host.as_str()).collect();
+        println!(
+            "issued {:<24} CN={} until {}{}",
+            c.name,
+            c.common_name,
+            date(Validity::days_from_now(days).not_after.unix_timestamp()),
+            if hosts.is_empty() {
+                format!(" -> {}", dir.cert(&c.name).display())
+            } else {
+                format!(" -> {}", hosts.join(", "))
+            }
+        );
+    }
+    Ok(())
+}
+
+fn issue_command(a: &IssueArgs, file: &ConfigFile) -> Result<u8> {
+    let (_, plan) = load_zone(&a.zone, file)?;
+    let dir = CaDir(&a.zone.dir);
+    let todo: Vec<&Certificate> = plan
+        .certificates
+        .iter()
+        .filter(|c| a.force || dir.read_issued(&c.name).is_none())
+        .collect();
+    for c in &plan.certificates {
+        if !todo.iter().any(|t| t.name == c.name) {
+            println!(
+                "kept   {:<24} (issued; --force or `pki renew` to replace)",
+                c.name
+            );
+        }
+    }
+    issue_some(&dir, &plan, &todo, a.days)?;
+    println!(
+        "each host's files: {}/<host>/ (copy onto the host's root)",
+        dir.hosts().display()
+    );
+    Ok(exit::OK)
+}
+
+fn renew(a: &RenewArgs, file: &ConfigFile) -> Result<u8> {
+    let (_, plan) = load_zone(&a.zone, file)?;
+    let dir = CaDir(&a.zone.dir);
+    let ca_pem = files::read(&dir.ca_cert()).map_err(usage)?;
+    let now = now();
+    let mut todo = Vec::new();
+    for c in &plan.certificates {
+        let row = match dir.read_issued(&c.name) {
+            Some(i) => assess(
+                &c.name,
+                Some(c),
+                &i.certificate_pem,
+                Some(&i.private_key_pem),
+                Against {
+                    ca_pem: &ca_pem,
+                    now,
+                    min_validity: a.within.as_secs() as i64,
+                },
+            ),
+            None => {
+                todo.push(c);
+                println!("renew  {:<24} not issued yet", c.name);
+                continue;
+            }
+        };
+        if row.problems.is_empty() {
+            println!("kept   {:<24} {} left", c.name, days(row.remaining));
+        } else {
+            println!("renew  {:<24} {}", c.name, row.problems.join("; "));
+            todo.push(c);
+        }
+    }
+    issue_some(&dir, &plan, &todo, a.days)?;
+    if !todo.is_empty() {
+        println!(
+            "roll them out one host at a time (the old certificates stay valid until they expire): docs/runbooks/certificate-rotation.md"
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// One line of `pki check`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckRow {
+    pub name: String,
+    pub path: String,
+    pub subject: String,
+    pub not_after: i64,
+    /// Seconds left (negative: expired).
+    pub remaining: i64,
+    pub status: &'static str,
+    pub problems: Vec<String>,
+}
+
+/// What every certificate is checked against: the CA (PEM) and the clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Against<'a> {
+    pub ca_pem: &'a str,
+    /// Unix seconds.
+    pub now: i64,
+    /// Seconds of validity a certificate must have left.
+    pub min_validity: i64,
+}
+
+impl CheckRow {
+    fn failed(name: &str, path: String, status: &'static str, problem: String) -> CheckRow {
+        CheckRow {
+            name: name.into(),
+            path,
+            subject: String::new(),
+            not_after: 0,
+            remaining: 0,
+            status,
+            problems: vec![problem],
+        }
+    }
+}
+
+/// Checks one certificate against the plan, its key, the CA and the clock.
+/// Pure: the caller reads the files.
+pub fn assess(
+    name: &str,
+    planned: Option<&Certificate>,
+    cert_pem: &str,
+    key_pem: Option<&str>,
+    against: Against<'_>,
+) -> CheckRow {
+    let Against {
+        ca_pem,
+        now,
+        min_validity,
+    } = against;
+    let mut problems = Vec::new();
+    let facts = match inspect::parse_pem(cert_pem.as_bytes()) {
+        Ok(f) => f,
+        Err(e) => return CheckRow::failed(name, String::new(), "unreadable", e),
+    };
+    let expiry = Expiry::classify(facts.not_before, facts.not_after, now, min_validity);
+    match expiry {
+        Expiry::Valid { .. } => {}
+        Expiry::BelowMinimum { remaining } => problems.push(format!(
+            "expires in {} (minimum {})",
+            days(remaining),
+            days(min_validity)
+        )),
+        Expiry::Expired { ago } => problems.push(format!("expired {} ago", days(ago))),
+        Expiry::NotYetValid { starts_in } => {
+            problems.push(format!("not valid for another {}", days(starts_in)))
+        }
+    }
+    // The CA itself: a zone CA signs itself; an intermediate's chain ends
+    // in the enterprise PKI, which is not here to check against.
+    let intermediate = name == "ca" && facts.issuer != facts.subject;
+    if !intermediate && let Err(e) = inspect::verify_signed_by(cert_pem, ca_pem) {
+        problems.push(e);
+    }
+    if let Some(key) = key_pem
+        && let Err(e) = inspect::key_matches(cert_pem, key)
+    {
+        problems.push(e);
+    }
+    if let Some(p) = planned {
+        if facts.common_name.as_deref() != Some(p.common_name.as_str()) {
+            problems.push(format!(
+                "CN is {:?}, the zone wants {}",
+                facts.common_name, p.common_name
+            ));
+        }
+        let mut want_ip = p.ip_addresses.clone();
+        let mut have_ip = facts.ip_addresses.clone();
+        want_ip.sort();
+        have_ip.sort();
+        let mut want_dns = p.dns_names.clone();
+        let mut have_dns = facts.dns_names.clone();
+        want_dns.sort();
+        have_dns.sort();
+        if want_ip != have_ip || want_dns != have_dns {
+            problems.push(format!(
+                "names {:?} {:?}, the zone wants {:?} {:?}",
+                have_dns, have_ip, want_dns, want_ip
+            ));
+        }
+    }
+    CheckRow {
+        name: name.into(),
+        path: String::new(),
+        subject: facts.subject,
+        not_after: facts.not_after,
+        remaining: facts.not_after - now,
+        status: if problems.is_empty() {
+            expiry.token()
+        } else if expiry.is_usable() && !matches!(expiry, Expiry::BelowMinimum { .. }) {
+            "wrong"
+        } else {
+            expiry.token()
+        },
+        problems,
+    }
+}
+
+fn missing(name: &str, path: &Path) -> CheckRow {
+    CheckRow::failed(
+        name,
+        path.display().to_string(),
+        "missing",
+        format!("{}: no such file", path.display()),
+    )
+}
+
+fn check_one(
+    name: &str,
+    planned: Option<&Certificate>,
+    cert: &Path,
+    key: Option<&Path>,
+    against: Against<'_>,
+) -> CheckRow {
+    let Ok(cert_pem) = std::fs::read_to_string(cert) else {
+        return missing(name, cert);
+    };
+    let key_pem = match key.map(std::fs::read_to_string) {
+        Some(Ok(k)) => Some(k),
+        Some(Err(_)) => return missing(name, key.unwrap_or(cert)),
+        None => None,
+    };
+    let mut row = assess(name, planned, &cert_pem, key_pem.as_deref(), against);
+    row.path = cert.display().to_string();
+    if let Some(k) = key {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(k)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            row.problems.push(format!(
+                "{} has mode {:o}: a private key must be 0600 or narrower",
+                k.display(),
+                m.permissions().mode() & 0o777
+            ));
+        }
+    }
+    row
+}
+
+fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
+    let (zone, plan) = load_zone(&a.zone, file)?;
+    let min = a
+        .min_validity
+        .unwrap_or_else(|| zone.min_validity())
+        .as_secs() as i64;
+    let now = now();
+    let dir = CaDir(&a.zone.dir);
+    let mut rows = Vec::new();
+    match &a.host {
+        None => {
+            let ca_path = dir.ca_cert();
+            let ca_pem = std::fs::read_to_string(&ca_path).unwrap_or_default();
+            let against = Against {
+                ca_pem: &ca_pem,
+                now,
+                min_validity: min,
+            };
+            rows.push(check_one(
+                "ca",
+                None,
+                &ca_path,
+                Some(&dir.ca_key()),
+                against,
+            ));
+            for c in &plan.certificates {
+                rows.push(check_one(
+                    &c.name,
+                    Some(c),
+                    &dir.cert(&c.name),
+                    Some(&dir.key(&c.name)),
+                    against,
+                ));
+            }
+        }
+        Some(host) => {
+            let at = |p: &str| a.root.join(p.trim_start_matches('/'));
+            let ca_install = plan
+                .ca
+                .installs
+                .iter()
+                .find(|i| &i.host == host)
+                .ok_or_else(|| usage(format!("{host} is not a host of zone {}", plan.zone)))?;
+            let ca_path = at(&ca_install.path);
+            let ca_pem = std::fs::read_to_string(&ca_path).unwrap_or_default();
+            let against = Against {
+                ca_pem: &ca_pem,
+                now,
+                min_validity: min,
+            };
+            rows.push(check_one("ca", None, &ca_path, None, against));
+            for c in &plan.certificates {
+                for i in c.installs.iter().filter(|i| &i.host == host) {
+                    rows.push(check_one(
+                        &c.name,
+                        Some(c),
+                        &at(&i.certificate),
+                        Some(&at(&i.private_key)),
+                        against,
+                    ));
+                }
+            }
+        }
+    }
+    let failed = rows.iter().any(|r| !r.problems.is_empty());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).map_err(usage)?);
+    } else {
+        let lines: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    r.subject.clone(),
+                    if r.not_after == 0 {
+                        "-".into()
+                    } else {
+                        date(r.not_after)
+                    },
+                    if r.not_after == 0 {
+                        "-".into()
+                    } else {
+                        days(r.remaining)
+                    },
+                    r.status.to_owned(),
+                    r.problems.join("; "),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table::render(
+                &[
+                    "CERTIFICATE",
+                    "SUBJECT",
+                    "NOT AFTER",
+                    "LEFT",
+                    "STATUS",
+                    "PROBLEM"
+                ],
+                &lines
+            )
+        );
+    }
+    Ok(if failed { exit::FAILED } else { exit::OK })
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+fn days(secs: i64) -> String {
+    let d = secs.abs() / 86_400;
+    if d > 0 {
+        format!("{d}d")
+    } else {
+        format!("{}h", secs.abs() / 3600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bsfg_pki::{LeafRequest, Usage};
+
+    fn against(ca_pem: &str, now: i64, min_validity: i64) -> Against<'_> {
+        Against {
+            ca_pem,
+            now,
+            min_validity,
+        }
+    }
+
+    fn planned() -> Certificate {
+        Certificate {
+            name: "controller".into(),
+            common_name: "plant-a-bsfg".into(),
+            dns_names: vec!["plant-a-bsfg".into()],
+            ip_addresses: vec!["10.20.0.100".parse().unwrap()],
+            usage: Usage::ServerAndClient,
+            installs: vec![],
+        }
+    }
+
+    #[test]
+    fn assess_names_each_problem() {
+        let ca = Authority::generate("plant-a zone CA", Validity::days_from_now(3650)).unwrap();
+        let c = planned();
+        let ok = ca
+            .issue(&c.request(), Validity::days_from_now(365))
+            .unwrap();
+        let now = super::now();
+        let r = assess(
+            "controller",
+            Some(&c),
+            &ok.certificate_pem,
+            Some(&ok.private_key_pem),
+            against(ca.certificate_pem(), now, 30 * 86_400),
+        );
+        assert_eq!((r.status, r.problems.clone()), ("valid", vec![]), "{r:?}");
+
+        let r = assess(
+            "controller",
+            Some(&c),
+            &ok.certificate_pem,
+            Some(&ok.private_key_pem),
+            against(ca.certificate_pem(), now + 350 * 86_400, 30 * 86_400),
+        );
+        assert_eq!(r.status, "below_minimum");
+        assert!(r.problems[0].starts_with("expires in 15d"), "{r:?}");
+
+        let foreign = Authority::generate("foreign", Validity::days_from_now(10)).unwrap();
+        let r = assess(
+            "controller",
+            Some(&c),
+            &ok.certificate_pem,
+            None,
+            against(foreign.certificate_pem(), now, 0),
+        );
+        assert!(r.problems[0].contains("not by this CA"), "{r:?}");
+
+        let other = ca
+            .issue(&c.request(), Validity::days_from_now(365))
+            .unwrap();
+        let r = assess(
+            "controller",
+            Some(&c),
+            &ok.certificate_pem,
+            Some(&other.private_key_pem),
+            against(ca.certificate_pem(), now, 0),
+        );
+        assert!(r.problems[0].contains("key does not belong"), "{r:?}");
+
+        let mut wrong = c.request();
+        wrong.ip_addresses.clear();
+        let w = ca
+            .issue(&LeafRequest { ..wrong }, Validity::days_from_now(365))
+            .unwrap();
+        let r = assess(
+            "controller",
+            Some(&c),
+            &w.certificate_pem,
+            None,
+            against(ca.certificate_pem(), now, 0),
+        );
+        assert_eq!(r.status, "wrong");
+        assert!(r.problems[0].contains("the zone wants"), "{r:?}");
+
+        let r = assess(
+            "controller",
+            Some(&c),
+            &ok.certificate_pem,
+            None,
+            against(ca.certificate_pem(), now + 400 * 86_400, 0),
+        );
+        assert_eq!(r.status, "expired");
+    }
+}

@@ -1,0 +1,366 @@
+# Entry point for the zone simulator's systemd mode (bsfg-zonesim --init
+# systemd): what each host's container holds, so that systemd 252 (Debian
+# bookworm, systemd-nspawn) runs the appliance's own units.
+#
+#   nix-instantiate --eval --strict --json -E \
+#     'import ./modules/lib/container.nix { zoneFile = ./hosts/zone.nix; runDir = "/some/run/dir"; }'
+#
+# Per host: `files` (container path -> { text; mode; }), `links` (container
+# path -> symlink target), `etcDirs` (the directories the simulator binds,
+# read-only, from <runDir>/<host>/root/, every file and link lies in one),
+# `binds` (state and programs: { source; target; readOnly; }) and `units`
+# (the units whose journal and `systemd-analyze security` the simulator
+# reports). Everything is the NixOS host's data (`hostSettings` with
+# `nixosPaths` and the systemd supervisor); only the store paths of the
+# programs differ: `containerise` replaces them, and tests/lib/cases.nix
+# proves the units are otherwise byte for byte the appliance's.
+{
+  zoneFile,
+  runDir,
+  # Host paths of the programs bound into every container:
+  # { controller; gateAgent; natsServer; } (absolute).
+  hostBinaries ? {
+    controller = "/usr/local/bin/bsfg-controller";
+    gateAgent = "/usr/local/bin/bsfg-gate-agent";
+    natsServer = "/usr/local/bin/nats-server";
+  },
+  # As in simulator.nix; the password files are bound to secretsDir below.
+  natsSystemUser ? null,
+  natsUsers ? null,
+  storageCap ? "256 MiB",
+}: let
+  inherit (builtins) attrNames concatStringsSep listToAttrs mapAttrs replaceStrings toString;
+  lib = import ./zone.nix;
+  render = import ./render.nix;
+
+  # Where the operator's secrets are on the NixOS host is theirs to choose;
+  # the container's copies of the NATS passwords (LoadCredential= sources).
+  secretsDir = "/var/lib/bsfg/secrets";
+  inContainer = name: u:
+    if u == null
+    then null
+    else u // {passwordFile = "${secretsDir}/nats-${name}-password";};
+  zone = import ./simulated-zone.nix {
+    inherit zoneFile storageCap;
+    natsSystemUser = inContainer "system" natsSystemUser;
+    natsUsers =
+      if natsUsers == null
+      then null
+      else
+        {
+          controller = inContainer "controller" natsUsers.controller;
+          gateAgent = inContainer "gate-agent" natsUsers.gateAgent;
+        }
+        # The snapshots' user: in nats-server's configuration as on the
+        # appliance (gamma's bsfg-backup units are not in the containers).
+        // (
+          if natsUsers ? backup
+          then {backup = inContainer "backup" natsUsers.backup;}
+          else {}
+        );
+  };
+
+  # ------------------------------------------------------------ store paths
+
+  # What the NixOS module puts into ExecStart (packages in the Nix store)
+  # and where the container has the same programs (bound read-only).
+  storeBinaries = {
+    controller = "/nix/store/00000000000000000000000000000000-bsfg/bin/bsfg-controller";
+    gateAgent = "/nix/store/00000000000000000000000000000000-bsfg/bin/bsfg-gate-agent";
+    natsServer = "/nix/store/00000000000000000000000000000000-nats-server/bin/nats-server";
+  };
+  containerBinaries = {
+    controller = "/usr/local/bin/bsfg-controller";
+    gateAgent = "/usr/local/bin/bsfg-gate-agent";
+    natsServer = "/usr/local/bin/nats-server";
+  };
+  names = attrNames storeBinaries;
+  containerise = replaceStrings (map (n: storeBinaries.${n}) names) (map (n: containerBinaries.${n}) names);
+
+  appliance = host:
+    lib.hostSettings {
+      inherit zone host;
+      paths = lib.nixosPaths;
+      supervisor = "systemd";
+      binaries = storeBinaries;
+      # /artifacts is a bind mount in the container: a real mount point.
+      requireMountPoint = true;
+    };
+
+  # ------------------------------------------------------------ nixpkgs' units
+
+  # nixpkgs' services.nats unit (nixos/modules/services/networking/nats.nix),
+  # with the appliance's additions (units.nix: ExecStart, ordering,
+  # RequiresMountsFor) as modules/services/nats.nix merges them.
+  natsUnit = s:
+    render.unitFile {
+      description = "NATS messaging system";
+      wantedBy = ["multi-user.target"];
+      inherit (s.units.nats) wants;
+      after = ["network.target"] ++ s.units.nats.after;
+      inherit (s.units.nats) unitConfig;
+      serviceConfig = {
+        Type = "simple";
+        inherit (s.units.nats.serviceConfig) ExecStart LoadCredential;
+        ExecReload = "/bin/kill -HUP $MAINPID";
+        KillMode = "mixed";
+        KillSignal = "SIGUSR2";
+        SuccessExitStatus = ["0" "SIGUSR2"];
+        TimeoutStopSec = "150";
+        Restart = "on-failure";
+        User = "nats";
+        Group = "nats";
+        CapabilityBoundingSet = "";
+        LimitNOFILE = 800000;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        NoNewPrivileges = true;
+        PrivateDevices = true;
+        PrivateTmp = true;
+        PrivateUsers = true;
+        ProcSubset = "pid";
+        ProtectClock = true;
+        ProtectControlGroups = true;
+        ProtectHome = true;
+        ProtectHostname = true;
+        ProtectKernelLogs = true;
+        ProtectKernelModules = true;
+        ProtectKernelTunables = true;
+        ProtectProc = "invisible";
+        ProtectSystem = "strict";
+        ReadWritePaths = [s.paths.jetstream];
+        RestrictAddressFamilies = ["AF_INET" "AF_INET6"];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        SystemCallFilter = ["@system-service" "~@privileged"];
+        UMask = "0077";
+      };
+    };
+
+  # nixpkgs' services.keepalived unit and its boot-delay timer
+  # (nixos/modules/services/networking/keepalived/default.nix), with the
+  # appliance's ordering after the gate agent and its timer delay
+  # (modules/services/keepalived.nix). Debian's keepalived binary.
+  keepalivedConfig = "/etc/keepalived/keepalived.conf";
+  keepalivedUnit = s:
+    render.unitFile {
+      description = "Keepalive Daemon (LVS and VRRP)";
+      wantedBy = [];
+      wants = ["network-online.target"] ++ s.units.keepalived.wants;
+      after = ["network.target" "network-online.target"] ++ s.units.keepalived.after;
+      unitConfig = {};
+      serviceConfig = {
+        Type = "forking";
+        PIDFile = "/run/keepalived.pid";
+        KillMode = "process";
+        RuntimeDirectory = "keepalived";
+        ExecStart = "/usr/sbin/keepalived -f ${keepalivedConfig} -p /run/keepalived.pid";
+        ExecReload = "/bin/kill -HUP $MAINPID";
+        Restart = "always";
+        RestartSec = "1s";
+      };
+    };
+  keepalivedTimer = s: ''
+    [Unit]
+    After=network.target network-online.target
+    Description=Keepalive Daemon delay to avoid instant transition to MASTER state
+    Requires=network-online.target
+
+    [Timer]
+    OnActiveSec=${toString s.keepalived.bootDelaySeconds}s
+    Unit=keepalived.service
+
+    [Install]
+    WantedBy=multi-user.target
+  '';
+
+  # ------------------------------------------------------------ users, dirs
+
+  # users.users of the modules (isSystemUser), with fixed ids: the
+  # container's /etc is fresh at every boot while JetStream and /artifacts
+  # persist, so an id must not depend on the order sysusers runs in.
+  sysusers = s:
+    concatStringsSep "\n" ([
+        "u nats 980 \"NATS daemon user\" ${s.paths.jetstream}"
+      ]
+      ++ (
+        if s.runs.gateAgent
+        then [
+          "g ${lib.artifactsGroup} 981"
+          "u ${lib.controllerUser} 982 \"BSFG zone controller\""
+          "m ${lib.controllerUser} ${lib.artifactsGroup}"
+          "u ${lib.agentUser} 983 \"BSFG gate agent\""
+          "m ${lib.agentUser} ${lib.artifactsGroup}"
+          "u ${s.keepalived.checkScript.user} 984 \"keepalived health-check scripts\""
+        ]
+        else []
+      ))
+    + "\n";
+
+  # systemd.tmpfiles.rules of modules/storage.nix and modules/services/nats.nix.
+  tmpfiles = s:
+    concatStringsSep "\n" ([
+        "d ${s.paths.opt} 0755 root root -"
+        "d ${s.paths.jetstream} 0750 nats nats -"
+      ]
+      ++ (
+        if s.runs.artifacts
+        then ["d ${s.paths.artifacts} 2770 ${lib.controllerUser} ${lib.artifactsGroup} -"]
+        else []
+      ))
+    + "\n";
+
+  # ------------------------------------------------------------ one host
+
+  host = name: let
+    s = appliance name;
+    sim = lib.simulatorPaths runDir name;
+    service = s.runs.gateAgent;
+    file = text: {
+      text = containerise text;
+      mode = "0644";
+    };
+    unitDir = "/etc/systemd/system";
+    wants = unit: {
+      name = "${unitDir}/multi-user.target.wants/${unit}";
+      value = "../${unit}";
+    };
+    own = u: {
+      name = "${unitDir}/${u.name}";
+      value = file u.text;
+    };
+  in {
+    files = listToAttrs (
+      [
+        {
+          name = s.paths.natsConfig;
+          value = file s.nats.configText;
+        }
+        {
+          name = "${unitDir}/nats.service";
+          value = file (natsUnit s);
+        }
+        {
+          name = "/etc/sysusers.d/bsfg.conf";
+          value = file (sysusers s);
+        }
+        {
+          name = "/etc/tmpfiles.d/bsfg.conf";
+          value = file (tmpfiles s);
+        }
+      ]
+      ++ (
+        if service
+        then [
+          {
+            name = s.paths.controllerConfig;
+            value = file s.controller.configText;
+          }
+          {
+            name = s.paths.agentConfig;
+            value = file s.gateAgent.configText;
+          }
+          {
+            name = keepalivedConfig;
+            value = file s.keepalived.configText;
+          }
+          {
+            name = "/etc/polkit-1/rules.d/10-bsfg.rules";
+            value = file s.polkitRule;
+          }
+          (own s.units.bsfg-controller)
+          (own s.units.bsfg-gate-agent)
+          {
+            name = "${unitDir}/keepalived.service";
+            value = file (keepalivedUnit s);
+          }
+          {
+            name = "${unitDir}/keepalived-boot-delay.timer";
+            value = file (keepalivedTimer s);
+          }
+        ]
+        else []
+      )
+    );
+    links = listToAttrs (
+      [(wants "nats.service")]
+      # Masked: remounting the root per /etc/fstab means nothing on the
+      # container's overlay root and fails now and then (a difference from
+      # a NixOS host, whose root is its own disk).
+      ++ [
+        {
+          name = "${unitDir}/systemd-remount-fs.service";
+          value = "/dev/null";
+        }
+      ]
+      ++ (
+        if service
+        then [(wants lib.agentUnit) (wants "keepalived-boot-delay.timer")]
+        else []
+      )
+    );
+    etcDirs =
+      ["/etc/bsfg" unitDir "/etc/sysusers.d" "/etc/tmpfiles.d"]
+      ++ (
+        if service
+        then ["/etc/keepalived" "/etc/polkit-1/rules.d"]
+        else []
+      );
+    binds = let
+      rw = source: target: {
+        inherit source target;
+        readOnly = false;
+      };
+      ro = source: target: {
+        inherit source target;
+        readOnly = true;
+      };
+      c = zone.certificates;
+    in
+      [
+        (rw sim.jetstream s.paths.jetstream)
+        (ro hostBinaries.natsServer containerBinaries.natsServer)
+        # nats.service's LoadCredential= sources: the route certificate
+        # (cluster.tls) and the zone CA.
+        (ro sim.natsRoute.certificate c.natsRouteCertificate)
+        (ro sim.natsRoute.privateKey c.natsRoutePrivateKey)
+        (ro sim.natsRoute.ca c.ca)
+      ]
+      ++ (
+        if service
+        then
+          [
+            (rw sim.artifacts s.paths.artifacts)
+            (ro hostBinaries.controller containerBinaries.controller)
+            (ro hostBinaries.gateAgent containerBinaries.gateAgent)
+            # The LoadCredential= sources, where the description names them.
+            (ro sim.tls.certificate c.certificate)
+            (ro sim.tls.privateKey c.privateKey)
+            # The daemons' NATS passwords (each unit loads only its own).
+            (ro sim.natsControllerPassword zone.nats.users.controller.passwordFile)
+            (ro sim.natsAgentPassword zone.nats.users.gateAgent.passwordFile)
+          ]
+          ++ (
+            if natsSystemUser == null
+            then []
+            else [(ro sim.natsSystemPassword zone.nats.systemUser.passwordFile)]
+          )
+        else []
+      );
+    units =
+      ["nats.service"]
+      ++ (
+        if service
+        then [lib.agentUnit lib.controllerUnit "keepalived.service"]
+        else []
+      );
+  };
+in {
+  inherit containerBinaries storeBinaries;
+  # The same function the files above went through, for the tests.
+  inherit containerise;
+  # The appliance's settings of each host (store paths), for the tests.
+  appliance = mapAttrs (name: _: appliance name) zone.hosts;
+  hosts = mapAttrs (name: _: host name) zone.hosts;
+}
