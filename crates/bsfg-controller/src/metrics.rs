@@ -57,6 +57,12 @@ pub struct PeerReason {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabel {
+    pub daemon: &'static str,
+    pub version: &'static str,
+}
+
 /// Per-class handles used on the append path.
 #[derive(Clone, Debug)]
 pub struct ClassMetrics {
@@ -130,6 +136,14 @@ impl Metrics {
             append_duplicates,
         );
         register(&mut registry, &contract::STORE_BUFFER_FILL_PERCENT, fill);
+        let build = Family::<BuildLabel, Gauge>::default();
+        build
+            .get_or_create(&BuildLabel {
+                daemon: env!("CARGO_PKG_NAME"),
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        register(&mut registry, &contract::BUILD_INFO, build);
         let m = Metrics {
             registry,
             classes: class_metrics,

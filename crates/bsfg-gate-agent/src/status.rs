@@ -183,6 +183,17 @@ struct CaLabel {
     subject: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabel {
+    daemon: &'static str,
+    version: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: String,
+}
+
 /// The agent's Prometheus metrics (contract section 9: gate states, VRRP
 /// state, transition counts for churn alerts, plus the lease).
 #[derive(Debug)]
@@ -198,6 +209,7 @@ pub struct Metrics {
     certificate_expiry: Gauge,
     ca_certificate_expiry: Family<CaLabel, Gauge>,
     credential_present: Family<CredentialLabel, Gauge>,
+    nats_server: Family<VersionLabel, Gauge>,
     counted_transitions: std::sync::atomic::AtomicU64,
 }
 
@@ -259,6 +271,20 @@ impl Metrics {
             &contract::CONTROLLER_CREDENTIAL_PRESENT,
             credential_present.clone(),
         );
+        let build = Family::<BuildLabel, Gauge>::default();
+        build
+            .get_or_create(&BuildLabel {
+                daemon: env!("CARGO_PKG_NAME"),
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        register(&mut registry, &contract::BUILD_INFO, build);
+        let nats_server = Family::<VersionLabel, Gauge>::default();
+        register(
+            &mut registry,
+            &contract::NATS_SERVER_INFO,
+            nats_server.clone(),
+        );
         for id in GateId::ALL {
             let _ = gate_state.get_or_create(&GateLabel {
                 gate: id.name().into(),
@@ -276,7 +302,32 @@ impl Metrics {
             certificate_expiry,
             ca_certificate_expiry,
             credential_present,
+            nats_server,
             counted_transitions: Default::default(),
+        }
+    }
+
+    /// The version the local nats-server announced (`INFO`), or `None`
+    /// while the agent is not connected: a restarted server under a new
+    /// version replaces the old series.
+    pub fn set_nats_server_version(&self, version: Option<&str>) {
+        if let Some(v) = version
+            && self
+                .nats_server
+                .get(&VersionLabel {
+                    version: v.to_owned(),
+                })
+                .is_some()
+        {
+            return;
+        }
+        self.nats_server.clear();
+        if let Some(v) = version {
+            self.nats_server
+                .get_or_create(&VersionLabel {
+                    version: v.to_owned(),
+                })
+                .set(1);
         }
     }
 
@@ -479,6 +530,7 @@ pub(crate) mod tests {
         let m = Metrics::new();
         let mut s = example();
         m.update(&s);
+        m.set_nats_server_version(Some("2.10.22"));
         let cert = |role, subject: &str, not_after| ChainCertificate {
             role,
             path: "/var/lib/bsfg/tls/ca.pem".into(),
@@ -516,6 +568,11 @@ pub(crate) mod tests {
         assert!(text.contains(r#"bsfg_lease_holder{host="alpha"} 1"#));
         assert!(text.contains("bsfg_lease_remaining_seconds 0.64"));
         assert!(text.contains("bsfg_controller_active 0"));
+        assert!(text.contains(&format!(
+            r#"bsfg_build_info{{daemon="bsfg-gate-agent",version="{}"}} 1"#,
+            env!("CARGO_PKG_VERSION")
+        )));
+        assert!(text.contains(r#"bsfg_nats_server_info{version="2.10.22"} 1"#));
         bsfg_mgmt::metrics::check(&text, contract::ALL).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(text.contains(
             r#"bsfg_controller_credential_present{credential="nats_system_password",path="/var/lib/bsfg/secrets/nats-system-password"} 0"#
@@ -535,5 +592,12 @@ pub(crate) mod tests {
             m.encode()
                 .contains("bsfg_certificate_expiry_timestamp_seconds 1795312800")
         );
+        // A restarted server under a new version replaces the old series.
+        m.set_nats_server_version(Some("2.11.0"));
+        let text = m.encode();
+        assert!(text.contains(r#"bsfg_nats_server_info{version="2.11.0"} 1"#));
+        assert!(!text.contains("2.10.22"), "{text}");
+        m.set_nats_server_version(None);
+        assert!(!m.encode().contains("bsfg_nats_server_info{"));
     }
 }

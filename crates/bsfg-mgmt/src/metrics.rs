@@ -61,8 +61,19 @@ const fn family(
     }
 }
 
+/// Both daemons export their build, so a rule can compare alpha with beta
+/// during and after a rolling upgrade (`daemon` is the binary's package
+/// name, `version` its release).
+pub const BUILD_INFO: MetricFamily = family(
+    "bsfg_build_info",
+    Kind::Gauge,
+    &["daemon", "version"],
+    "Always 1; the labels name the running binary and its version",
+);
+
 /// The controller's families.
 pub mod controller {
+    pub use super::BUILD_INFO;
     use super::{Kind::*, MetricFamily, family};
 
     pub const APPEND_REQUESTS: MetricFamily = family(
@@ -249,11 +260,13 @@ pub mod controller {
         REPLICATED_FACTS,
         ARTIFACTS_REHYDRATING,
         ARTIFACTS_REHYDRATED,
+        BUILD_INFO,
     ];
 }
 
 /// The gate agent's families.
 pub mod agent {
+    pub use super::BUILD_INFO;
     use super::{Kind::*, MetricFamily, family};
 
     pub const GATE_STATE: MetricFamily = family(
@@ -316,6 +329,12 @@ pub mod agent {
         &["credential", "path"],
         "1 while the controller credential file (controller.credentials) is present, 0 while missing",
     );
+    pub const NATS_SERVER_INFO: MetricFamily = family(
+        "bsfg_nats_server_info",
+        Gauge,
+        &["version"],
+        "1 for the version the local nats-server announced on the agent's connection; absent while not connected",
+    );
 
     pub const ALL: &[MetricFamily] = &[
         GATE_STATE,
@@ -328,6 +347,8 @@ pub mod agent {
         CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
         CA_CERTIFICATE_EXPIRY_TIMESTAMP_SECONDS,
         CONTROLLER_CREDENTIAL_PRESENT,
+        BUILD_INFO,
+        NATS_SERVER_INFO,
     ];
 }
 

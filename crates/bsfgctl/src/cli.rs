@@ -57,6 +57,9 @@ pub enum Command {
     Backup(crate::backup::BackupArgs),
     /// Restore streams from a snapshot (offsets and cursors as they were).
     Restore(crate::backup::RestoreArgs),
+    /// Rolling upgrade: the order and command per host, and whether the next step is safe now.
+    #[command(subcommand)]
+    Upgrade(UpgradeCommand),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -206,6 +209,14 @@ pub struct ZoneArgs {
     /// Identity for the TLS check of the VIP (and the round trip of `commission`).
     #[command(flatten)]
     pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpgradeCommand {
+    /// Print the rolling order (gamma, standby, planned handover, old active) with the command per host.
+    Plan(ZoneArgs),
+    /// Exit 0 if the next step may run now (quorum, every replica current, standby ready), else 1 with the reasons.
+    Check(ZoneArgs),
 }
 
 #[derive(Debug, Args)]

@@ -29,4 +29,5 @@ pub mod identity;
 pub mod output;
 pub mod pki;
 pub mod storepath;
+pub mod upgrade;
 pub mod zone;

@@ -179,6 +179,36 @@ async fn a_simulator_zone_passes_commissioning_and_the_failover_drill() {
     assert!(text.contains("VIP 10.20.0.100 on alpha"), "{text}");
     assert!(text.contains("no problems found"), "{text}");
 
+    // A healthy zone: the first upgrade step may run, in the planned order.
+    let out = s.bsfgctl(&["upgrade", "check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.ends_with("may run now\n"), "{text}");
+    let out = s.bsfgctl(&["--json", "upgrade", "plan"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let order: Vec<String> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["action"].as_str().unwrap(),
+                s["host"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "rebuild gamma",
+            "rebuild beta",
+            "handover alpha",
+            "rebuild alpha"
+        ],
+        "{plan:#}"
+    );
+
     let run_dir = s.zone_file.parent().unwrap().to_owned();
     let template = handover_template(&run_dir);
     let (code, failing, report) = s.commission(&["--drill", "--handover-command", &template]);
@@ -204,17 +234,18 @@ async fn a_simulator_zone_passes_commissioning_and_the_failover_drill() {
             "clock-offset",
             "keepalived-unicast",
             "controller-builds",
+            "nats-versions",
             "round-trip",
             "failover",
             "failback"
         ]
     );
-    let failover = report["items"][13]["evidence"].to_string();
+    let failover = report["items"][14]["evidence"].to_string();
     assert!(
         failover.contains("beta holds the VIP and serves"),
         "{failover}"
     );
-    let failback = report["items"][14]["evidence"].to_string();
+    let failback = report["items"][15]["evidence"].to_string();
     assert!(
         failback.contains("alpha holds the VIP and serves"),
         "{failback}"

@@ -355,6 +355,8 @@ impl<S: Supervisor> Daemon<S> {
             host_facts: None,
         };
         self.metrics.update(&status);
+        self.metrics
+            .set_nats_server_version(observed.nats_server_version.as_deref());
         // What `systemctl status` shows under the unit: role, failing gates
         // and why (a no-op outside systemd).
         let line = status.unit_status();

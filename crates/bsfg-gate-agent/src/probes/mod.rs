@@ -29,6 +29,8 @@ pub struct Observed {
     pub lease: Result<LeaseView, String>,
     /// `controller.credentials`, each present or what is wrong with it.
     pub credentials: Vec<gates::certificate::CredentialFacts>,
+    /// What the local nats-server announced on the agent's connection.
+    pub nats_server_version: Option<String>,
 }
 
 #[derive(Debug)]
@@ -112,6 +114,7 @@ impl Probes {
             gates,
             lease,
             credentials,
+            nats_server_version: client.map(|c| c.server_info().version),
         }
     }
 }

@@ -44,6 +44,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                     crate::zone::status_command(&a, &file, json).await
                 }
                 Command::Commission(a) => crate::commission::command(&a, &file, json).await,
+                Command::Upgrade(a) => crate::upgrade::command(&a, &file, json).await,
                 Command::Pki(c) => crate::pki::command(&c, &file, json),
                 Command::Completions { .. }
                 | Command::Man { .. }

@@ -72,6 +72,7 @@ pub fn evaluate_all(s: &Snapshot, t: &Thresholds, now_ms: i64) -> Vec<Item> {
         clock_offset(s, t.max_clock_offset),
         keepalived_unicast(s),
         controller_builds(s, now_ms),
+        nats_versions(s),
     ]
 }
 
@@ -672,6 +673,40 @@ pub fn controller_builds(s: &Snapshot, now_ms: i64) -> Item {
     Item::new(
         "controller-builds",
         "alpha and beta run the same controller build",
+        fail,
+        ev,
+    )
+}
+
+/// A zone is commissioned on one nats-server version; mixed versions are
+/// a rolling upgrade's transient state, never a starting point.
+pub fn nats_versions(s: &Snapshot) -> Item {
+    let mut fail = Vec::new();
+    let mut ev = Vec::new();
+    let mut versions: Vec<&str> = Vec::new();
+    for h in &s.hosts {
+        match &h.varz {
+            Ok(v) => {
+                ev.push(format!("{}: nats-server {}", h.name, v.version));
+                if !versions.contains(&v.version.as_str()) {
+                    versions.push(&v.version);
+                }
+            }
+            Err(e) => fail.push(format!(
+                "{}: nats-server version not observable: {e}",
+                h.name
+            )),
+        }
+    }
+    if versions.len() > 1 {
+        fail.push(format!(
+            "the hosts run different nats-server versions: {}",
+            versions.join(", ")
+        ));
+    }
+    Item::new(
+        "nats-versions",
+        "every host runs the same nats-server version",
         fail,
         ev,
     )

@@ -13,7 +13,7 @@ pub mod checklist;
 pub mod drill;
 pub mod round_trip;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::cli::CommissionArgs;
 use crate::exit::Result;

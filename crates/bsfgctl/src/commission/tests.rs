@@ -16,7 +16,7 @@ use bsfg_mgmt::nats::{
 };
 use std::time::Duration;
 
-const NOW: i64 = 1_800_000_000_000;
+pub(crate) const NOW: i64 = 1_800_000_000_000;
 const DAY: i64 = 86_400_000;
 const CTRL: &str =
     "/nix/store/9ryh3i2k0z2wmx1rzb1mfb7s1rd8q2a1-bsfg-controller-0.1.0/bin/bsfg-controller";
@@ -246,7 +246,7 @@ fn host(name: &str, role: &str, active: bool) -> HostObservation {
     }
 }
 
-fn healthy() -> Snapshot {
+pub(crate) fn healthy() -> Snapshot {
     Snapshot {
         zone: zone(),
         taken_at_unix_ms: NOW,
@@ -275,7 +275,7 @@ fn failing(s: &Snapshot) -> Vec<&'static str> {
         .collect()
 }
 
-fn agent_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut AgentStatus {
+pub(crate) fn agent_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut AgentStatus {
     s.hosts
         .iter_mut()
         .find(|h| h.name == host)
@@ -287,14 +287,14 @@ fn agent_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut AgentStatus {
         .unwrap()
 }
 
-fn host_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut HostObservation {
+pub(crate) fn host_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut HostObservation {
     s.hosts.iter_mut().find(|h| h.name == host).unwrap()
 }
 
 #[test]
 fn a_healthy_zone_passes_every_item_with_evidence() {
     let items = evaluate_all(&healthy(), &T, NOW);
-    assert_eq!(items.len(), 12);
+    assert_eq!(items.len(), 13);
     for i in &items {
         assert_eq!(i.verdict, Verdict::Pass, "{i:?}");
         assert!(!i.evidence.is_empty(), "{} has no evidence", i.id);
@@ -303,7 +303,7 @@ fn a_healthy_zone_passes_every_item_with_evidence() {
     let text = render(&items);
     assert!(text.contains("PASS  vip-single-holder"), "{text}");
     assert!(text.contains("alpha holds the VIP 10.20.0.100"), "{text}");
-    assert!(text.ends_with("12/12 items pass\n"), "{text}");
+    assert!(text.ends_with("13/13 items pass\n"), "{text}");
 }
 
 #[test]
@@ -514,6 +514,15 @@ fn quorum_streams_clock_keepalived_and_builds_each_fail_alone() {
             .into(),
     );
     assert_eq!(failing(&s), vec!["controller-builds"]);
+    // Gamma was upgraded to another nats-server and the others not yet.
+    let mut s = healthy();
+    host_mut(&mut s, "gamma").varz.as_mut().unwrap().version = "2.16.0".into();
+    assert_eq!(failing(&s), vec!["nats-versions"]);
+    let i = nats_versions(&s);
+    assert!(
+        i.evidence[0].contains("different nats-server versions: 2.15.1, 2.16.0"),
+        "{i:?}"
+    );
 }
 
 #[test]
