@@ -297,7 +297,7 @@ fn renew(a: &RenewArgs, file: &ConfigFile) -> Result<u8> {
         if row.problems.is_empty() {
             println!("kept   {:<24} {} left", c.name, days(row.remaining));
         } else {
-            println!("renew  {:<24} {}", c.name, row.problems.join("; "));
+            println!("renew  {:<24} {}", c.name, problem_text(&row.problems));
             todo.push(c);
         }
     }
@@ -320,7 +320,53 @@ pub struct CheckRow {
     /// Seconds left (negative: expired).
     pub remaining: i64,
     pub status: &'static str,
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// What is wrong with a certificate, by kind (for scripts and tests) and in
+/// words (for the operator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    Unreadable,
+    Missing,
+    /// Expired, not yet valid, or below the minimum validity.
+    Validity,
+    NotSignedByCa,
+    KeyMismatch,
+    /// CN or subject alternative names differ from the zone's plan.
+    Names,
+    KeyMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub detail: String,
+}
+
+impl Problem {
+    fn new(kind: ProblemKind, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// The problems of a row, for one line of text.
+fn problem_text(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| p.detail.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What every certificate is checked against: the CA (PEM) and the clock.
@@ -334,7 +380,7 @@ pub struct Against<'a> {
 }
 
 impl CheckRow {
-    fn failed(name: &str, path: String, status: &'static str, problem: String) -> CheckRow {
+    fn failed(name: &str, path: String, status: &'static str, problem: Problem) -> CheckRow {
         CheckRow {
             name: name.into(),
             path,
@@ -364,37 +410,50 @@ pub fn assess(
     let mut problems = Vec::new();
     let facts = match inspect::parse_pem(cert_pem.as_bytes()) {
         Ok(f) => f,
-        Err(e) => return CheckRow::failed(name, String::new(), "unreadable", e),
+        Err(e) => {
+            let problem = Problem::new(ProblemKind::Unreadable, e);
+            return CheckRow::failed(name, String::new(), "unreadable", problem);
+        }
     };
     let expiry = Expiry::classify(facts.not_before, facts.not_after, now, min_validity);
     match expiry {
         Expiry::Valid { .. } => {}
-        Expiry::BelowMinimum { remaining } => problems.push(format!(
-            "expires in {} (minimum {})",
-            days(remaining),
-            days(min_validity)
+        Expiry::BelowMinimum { remaining } => problems.push(Problem::new(
+            ProblemKind::Validity,
+            format!(
+                "expires in {} (minimum {})",
+                days(remaining),
+                days(min_validity)
+            ),
         )),
-        Expiry::Expired { ago } => problems.push(format!("expired {} ago", days(ago))),
-        Expiry::NotYetValid { starts_in } => {
-            problems.push(format!("not valid for another {}", days(starts_in)))
-        }
+        Expiry::Expired { ago } => problems.push(Problem::new(
+            ProblemKind::Validity,
+            format!("expired {} ago", days(ago)),
+        )),
+        Expiry::NotYetValid { starts_in } => problems.push(Problem::new(
+            ProblemKind::Validity,
+            format!("not valid for another {}", days(starts_in)),
+        )),
     }
     // The CA itself: a zone CA signs itself; an intermediate's chain ends
     // in the enterprise PKI, which is not here to check against.
     let intermediate = name == "ca" && facts.issuer != facts.subject;
     if !intermediate && let Err(e) = inspect::verify_signed_by(cert_pem, ca_pem) {
-        problems.push(e);
+        problems.push(Problem::new(ProblemKind::NotSignedByCa, e));
     }
     if let Some(key) = key_pem
         && let Err(e) = inspect::key_matches(cert_pem, key)
     {
-        problems.push(e);
+        problems.push(Problem::new(ProblemKind::KeyMismatch, e));
     }
     if let Some(p) = planned {
         if facts.common_name.as_deref() != Some(p.common_name.as_str()) {
-            problems.push(format!(
-                "CN is {:?}, the zone wants {}",
-                facts.common_name, p.common_name
+            problems.push(Problem::new(
+                ProblemKind::Names,
+                format!(
+                    "CN is {:?}, the zone wants {}",
+                    facts.common_name, p.common_name
+                ),
             ));
         }
         let mut want_ip = p.ip_addresses.clone();
@@ -406,9 +465,12 @@ pub fn assess(
         want_dns.sort();
         have_dns.sort();
         if want_ip != have_ip || want_dns != have_dns {
-            problems.push(format!(
-                "names {:?} {:?}, the zone wants {:?} {:?}",
-                have_dns, have_ip, want_dns, want_ip
+            problems.push(Problem::new(
+                ProblemKind::Names,
+                format!(
+                    "names {:?} {:?}, the zone wants {:?} {:?}",
+                    have_dns, have_ip, want_dns, want_ip
+                ),
             ));
         }
     }
@@ -434,7 +496,10 @@ fn missing(name: &str, path: &Path) -> CheckRow {
         name,
         path.display().to_string(),
         "missing",
-        format!("{}: no such file", path.display()),
+        Problem::new(
+            ProblemKind::Missing,
+            format!("{}: no such file", path.display()),
+        ),
     )
 }
 
@@ -460,10 +525,13 @@ fn check_one(
         if let Ok(m) = std::fs::metadata(k)
             && m.permissions().mode() & 0o077 != 0
         {
-            row.problems.push(format!(
-                "{} has mode {:o}: a private key must be 0600 or narrower",
-                k.display(),
-                m.permissions().mode() & 0o777
+            row.problems.push(Problem::new(
+                ProblemKind::KeyMode,
+                format!(
+                    "{} has mode {:o}: a private key must be 0600 or narrower",
+                    k.display(),
+                    m.permissions().mode() & 0o777
+                ),
             ));
         }
     }
@@ -555,7 +623,7 @@ fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
                         days(r.remaining)
                     },
                     r.status.to_owned(),
-                    r.problems.join("; "),
+                    problem_text(&r.problems),
                 ]
             })
             .collect();
@@ -645,7 +713,9 @@ mod tests {
             against(ca.certificate_pem(), now + 350 * 86_400, 30 * 86_400),
         );
         assert_eq!(r.status, "below_minimum");
-        assert!(r.problems[0].starts_with("expires in 15d"), "{r:?}");
+        assert_eq!(r.problems[0].kind, ProblemKind::Validity, "{r:?}");
+        // The operator's text states the time left.
+        assert!(r.problems[0].detail.starts_with("expires in 15d"), "{r:?}");
 
         let foreign = Authority::generate("foreign", Validity::days_from_now(10)).unwrap();
         let r = assess(
@@ -655,7 +725,7 @@ mod tests {
             None,
             against(foreign.certificate_pem(), now, 0),
         );
-        assert!(r.problems[0].contains("not by this CA"), "{r:?}");
+        assert_eq!(r.problems[0].kind, ProblemKind::NotSignedByCa, "{r:?}");
 
         let other = ca
             .issue(&c.request(), Validity::days_from_now(365))
@@ -667,7 +737,7 @@ mod tests {
             Some(&other.private_key_pem),
             against(ca.certificate_pem(), now, 0),
         );
-        assert!(r.problems[0].contains("key does not belong"), "{r:?}");
+        assert_eq!(r.problems[0].kind, ProblemKind::KeyMismatch, "{r:?}");
 
         let mut wrong = c.request();
         wrong.ip_addresses.clear();
@@ -682,7 +752,7 @@ mod tests {
             against(ca.certificate_pem(), now, 0),
         );
         assert_eq!(r.status, "wrong");
-        assert!(r.problems[0].contains("the zone wants"), "{r:?}");
+        assert_eq!(r.problems[0].kind, ProblemKind::Names, "{r:?}");
 
         let r = assess(
             "controller",
