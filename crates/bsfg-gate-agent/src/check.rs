@@ -97,28 +97,48 @@ async fn client_port_greets(url: &str, timeout: Duration) -> Result<(), String> 
         .map_err(|_| format!("no INFO from {addr} within {timeout:?}"))?
 }
 
+/// Why a greeting is not nats-server's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BadGreeting {
+    /// The connection closed before a line arrived.
+    Closed,
+    /// The first line is not `INFO` (its start, for the reason).
+    NotNats(String),
+    /// `INFO` with a body that is not JSON.
+    Malformed(String),
+    NoServerId,
+}
+
+impl std::fmt::Display for BadGreeting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadGreeting::Closed => f.write_str("closed without a greeting"),
+            BadGreeting::NotNats(start) => write!(f, "not a NATS server: {start:?}"),
+            BadGreeting::Malformed(e) => write!(f, "malformed INFO: {e}"),
+            BadGreeting::NoServerId => f.write_str("INFO without a server_id"),
+        }
+    }
+}
+
 /// `INFO {"server_id": ...}` as nats-server sends it, or what is wrong.
-pub fn parse_greeting(line: &str) -> Result<(), String> {
+pub fn parse_greeting(line: &str) -> Result<(), BadGreeting> {
     let json = line
         .strip_prefix("INFO ")
         .ok_or_else(|| match line.trim() {
-            "" => "closed without a greeting".to_owned(),
-            other => format!(
-                "not a NATS server: {:?}",
-                other.chars().take(80).collect::<String>()
-            ),
+            "" => BadGreeting::Closed,
+            other => BadGreeting::NotNats(other.chars().take(80).collect()),
         })?;
     let info: serde_json::Value =
-        serde_json::from_str(json.trim()).map_err(|e| format!("malformed INFO: {e}"))?;
+        serde_json::from_str(json.trim()).map_err(|e| BadGreeting::Malformed(e.to_string()))?;
     match info["server_id"].as_str() {
         Some(id) if !id.is_empty() => Ok(()),
-        _ => Err("INFO without a server_id".into()),
+        _ => Err(BadGreeting::NoServerId),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_greeting;
+    use super::{BadGreeting, parse_greeting};
 
     #[test]
     fn only_a_nats_info_line_with_a_server_id_counts() {
@@ -126,20 +146,18 @@ mod tests {
             parse_greeting("INFO {\"server_id\":\"NAB2\",\"version\":\"2.15.1\"}\r\n"),
             Ok(())
         );
-        assert_eq!(parse_greeting(""), Err("closed without a greeting".into()));
-        assert!(
-            parse_greeting("HTTP/1.1 400 Bad Request\r\n")
-                .unwrap_err()
-                .starts_with("not a NATS server")
+        assert_eq!(parse_greeting(""), Err(BadGreeting::Closed));
+        assert_eq!(
+            parse_greeting("HTTP/1.1 400 Bad Request\r\n"),
+            Err(BadGreeting::NotNats("HTTP/1.1 400 Bad Request".into()))
         );
-        assert!(
-            parse_greeting("INFO {\r\n")
-                .unwrap_err()
-                .starts_with("malformed INFO")
-        );
+        assert!(matches!(
+            parse_greeting("INFO {\r\n"),
+            Err(BadGreeting::Malformed(_))
+        ));
         assert_eq!(
             parse_greeting("INFO {\"version\":\"2.15.1\"}\r\n"),
-            Err("INFO without a server_id".into())
+            Err(BadGreeting::NoServerId)
         );
     }
 }
