@@ -3,12 +3,11 @@
 //! state and programs bound in, the units to report on.
 
 use crate::zone::spec::{Binaries, NatsUsers, nix_string, users_arguments};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,18 +54,11 @@ pub fn evaluate(
         nix_string(&bins.gate_agent.display().to_string()),
         nix_string(&bins.nats_server.display().to_string()),
     );
-    let out = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "-E", &expr])
-        .output()
-        .context("running nix-instantiate (Debian package nix-bin)")?;
-    if !out.status.success() {
-        bail!(
-            "modules/lib/container.nix rejected {}: {}",
-            zone_file.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    serde_json::from_slice(&out.stdout)
+    let json = crate::zone::spec::eval_json(
+        &expr,
+        &format!("modules/lib/container.nix rejected {}", zone_file.display()),
+    )?;
+    serde_json::from_slice(&json)
         .context("modules/lib/container.nix's output does not have the documented shape")
 }
 

@@ -33,24 +33,14 @@ pub(super) fn write_cli_files(
         super::spec::nix_string(&opts.zone_file.display().to_string()),
         super::spec::nix_string(&run_dir.display().to_string()),
     );
-    let operator = std::process::Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "-E", &expr])
-        .output();
-    let zone_file = match operator {
-        Ok(out) if out.status.success() => {
-            std::fs::write(&zone_json, &out.stdout)
+    let zone_file = match super::spec::eval_json(&expr, "modules/lib/operator.nix") {
+        Ok(json) => {
+            std::fs::write(&zone_json, &json)
                 .with_context(|| format!("writing {}", zone_json.display()))?;
             Some(zone_json)
         }
-        Ok(out) => {
-            progress.say(format!(
-                "no zone.json for bsfgctl (modules/lib/operator.nix: {})",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-            None
-        }
         Err(e) => {
-            progress.say(format!("no zone.json for bsfgctl: {e}"));
+            progress.say(format!("no zone.json for bsfgctl ({e:#})"));
             None
         }
     };

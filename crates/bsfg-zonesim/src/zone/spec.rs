@@ -299,6 +299,19 @@ pub fn nix_string(s: &str) -> String {
         .replace("${", "\\${")
 }
 
+/// Evaluates `expr` with `nix-instantiate --eval --strict --json` (the zone
+/// library's entry points); `what` names it when it is rejected.
+pub fn eval_json(expr: &str, what: &str) -> Result<Vec<u8>> {
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "-E", expr])
+        .output()
+        .context("running nix-instantiate (Debian package nix-bin; scripts/zone installs it)")?;
+    if !out.status.success() {
+        bail!("{what}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out.stdout)
+}
+
 /// ` natsSystemUser = {...}; natsUsers = {...};` (or nothing): the users'
 /// arguments of modules/lib/simulator.nix and container.nix.
 pub fn users_arguments(users: Option<&NatsUsers>) -> String {
@@ -354,20 +367,11 @@ impl ZoneSpec {
         users: Option<&NatsUsers>,
     ) -> Result<ZoneSpec> {
         let expr = expression(repo, zone_file, run_dir, bins, users);
-        let out = Command::new("nix-instantiate")
-            .args(["--eval", "--strict", "--json", "-E", &expr])
-            .output()
-            .context(
-                "running nix-instantiate (Debian package nix-bin; scripts/zone installs it)",
-            )?;
-        if !out.status.success() {
-            bail!(
-                "the zone library rejected {}: {}",
-                zone_file.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        ZoneSpec::from_json(&out.stdout)
+        let json = eval_json(
+            &expr,
+            &format!("the zone library rejected {}", zone_file.display()),
+        )?;
+        ZoneSpec::from_json(&json)
     }
 
     /// Parses and checks the zone library's JSON output.
