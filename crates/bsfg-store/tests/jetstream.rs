@@ -207,7 +207,12 @@ async fn artifact_index_records_once() {
         Some(rec.clone())
     );
     assert_eq!(index.get("drawings", "nope").await.unwrap(), None);
-    assert_eq!(index.list().await.unwrap(), vec![rec]);
+    // Listing opens a consumer, which a freshly formed cluster under load may
+    // refuse as unavailable for a while; the rehydrator retries it the same way.
+    let listed = retry_while_unavailable("listing", Duration::from_secs(30), || index.list())
+        .await
+        .unwrap();
+    assert_eq!(listed, vec![rec]);
 }
 
 #[tokio::test]
