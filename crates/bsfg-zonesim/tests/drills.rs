@@ -276,3 +276,14 @@ fn drill_zone_restore() {
     // drill reports them); everything else is asserted as for any drill.
     drill(Drill::ZoneRestore);
 }
+
+/// Every daemon replaced by a new build under load, in the planned order;
+/// the longest stall is reported (docs/runbooks/upgrade.md).
+#[test]
+fn drill_rolling_upgrade() {
+    let r = drill(Drill::RollingUpgrade);
+    println!(
+        "rolling upgrade: longest stall {:.2} s, {} acknowledged, wall time {:.0} s",
+        r.longest_stall_s, r.acked, r.duration_s
+    );
+}

@@ -17,6 +17,7 @@ pub mod read_back;
 pub mod replication;
 pub mod restore;
 mod scenarios;
+pub mod upgrade;
 
 pub use ctx::Ctx;
 
@@ -63,10 +64,11 @@ pub enum Drill {
     AgentCrashLoop,
     FirstBootWithoutSecrets,
     ZoneRestore,
+    RollingUpgrade,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 23] = [
+    pub const ALL: [Drill; 24] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -90,6 +92,7 @@ impl Drill {
         Drill::AgentCrashLoop,
         Drill::FirstBootWithoutSecrets,
         Drill::ZoneRestore,
+        Drill::RollingUpgrade,
     ];
 
     pub fn name(self) -> &'static str {
@@ -117,6 +120,7 @@ impl Drill {
             Drill::AgentCrashLoop => "agent-crash-loop",
             Drill::FirstBootWithoutSecrets => "first-boot-without-secrets",
             Drill::ZoneRestore => "zone-restore",
+            Drill::RollingUpgrade => "rolling-upgrade",
         }
     }
 
@@ -186,6 +190,9 @@ impl Drill {
             Drill::ZoneRestore => {
                 "under load, bsfgctl backup on gamma; more load; every host's JetStream store destroyed; bsfgctl restore; the zone resumes: every fact before the snapshot back once at its offset"
             }
+            Drill::RollingUpgrade => {
+                "under load, every daemon of every host replaced by a new build in bsfgctl upgrade plan's order (gamma, standby, handover, old active), each step when bsfgctl upgrade check calls it safe"
+            }
         }
     }
 
@@ -219,7 +226,8 @@ impl Drill {
             // (its restarts and backoff, secrets appearing later) drive the
             // agent themselves; under systemd, agent-killed and agent-stopped
             // are their counterparts. zone-restore (gamma's backup units,
-            // every JetStream store destroyed) is not yet run on containers.
+            // every JetStream store destroyed) is not yet run on containers,
+            // nor is rolling-upgrade (it swaps the processes' binaries itself).
             crate::container::Init::Systemd => {
                 !self.needs_power_feed()
                     && !matches!(
@@ -229,6 +237,7 @@ impl Drill {
                             | Drill::AgentCrashLoop
                             | Drill::FirstBootWithoutSecrets
                             | Drill::ZoneRestore
+                            | Drill::RollingUpgrade
                     )
             }
         }

@@ -164,3 +164,35 @@ fn check_and_plan_serialize_for_json() {
     let p = serde_json::to_value(plan(&healthy())).unwrap();
     assert_eq!(p["steps"][2]["action"], "handover");
 }
+
+#[test]
+fn the_upgrades_own_build_skew_does_not_block_the_next_step() {
+    let mut s = healthy();
+    agent_mut(&mut s, "beta")
+        .host_facts
+        .as_mut()
+        .unwrap()
+        .controller_executable = Some(
+        "/nix/store/1b7b1j6ii2rw2dyz2h9h7xlcg7vcd4h4-bsfg-controller-0.1.1/bin/bsfg-controller"
+            .into(),
+    );
+    let view = status::evaluate(&s, NOW);
+    assert!(
+        view.problems
+            .iter()
+            .any(|p| p.starts_with("alpha and beta run different controller builds")),
+        "zone status still reports the skew: {:?}",
+        view.problems
+    );
+    let c = check(&s, &view);
+    assert!(c.safe, "{:?}", c.blockers);
+    let item = c.checks.iter().find(|i| i.id == "zone-status").unwrap();
+    assert!(
+        item.evidence.iter().any(|e| e.contains("expected until the upgrade is finished")),
+        "{:?}",
+        item.evidence
+    );
+    // Any other problem still blocks.
+    agent_mut(&mut s, "beta").role = Role::Promoting;
+    assert!(!check_of(&s).safe);
+}

@@ -45,6 +45,7 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
         Drill::AgentCrashLoop => supervision::agent_crash_loop(z, c).await,
         Drill::FirstBootWithoutSecrets => supervision::first_boot_without_secrets(z, c).await,
         Drill::ZoneRestore => super::restore::zone_restore(z, c).await,
+        Drill::RollingUpgrade => super::upgrade::rolling_upgrade(z, c).await,
     }
 }
 

@@ -60,6 +60,11 @@ impl Zone {
     }
 
     pub fn start_keepalived(&self, host: &str) -> Result<()> {
+        self.start_keepalived_from(host, &self.tools.keepalived)
+    }
+
+    /// keepalived from `program` (the rolling-upgrade drill's new build).
+    pub fn start_keepalived_from(&self, host: &str, program: &std::path::Path) -> Result<()> {
         let dirs = self.host_dirs(host);
         if self.spec.host(host).keepalived.is_none() {
             bail!("{host} runs no keepalived");
@@ -76,7 +81,7 @@ impl Zone {
             host,
             Kind::Keepalived,
             vec![
-                self.tools.keepalived.display().to_string(),
+                program.display().to_string(),
                 "--dont-fork".into(),
                 "--log-console".into(),
                 "--log-detail".into(),

@@ -1,0 +1,347 @@
+//! Drill `rolling-upgrade`: under load, every daemon of every host is
+//! replaced by a new build (a second copy of the binaries, in the run
+//! directory) in the order `bsfgctl upgrade plan` prints: gamma, the
+//! standby, a planned handover, the old active. Each rebuild does what
+//! `nixos-rebuild switch` does to a host: the next generation's files (the
+//! same files, pointing at the new binaries), the changed daemons stopped
+//! (nats-server in lame-duck mode) and started again. Before every step the
+//! drill waits until `bsfgctl upgrade check`, run from the management
+//! network as an operator runs it, says the step is safe; at the end every
+//! daemon and controller runs from the new build.
+
+use super::ctx::{contract, hosts};
+use super::{Ctx, PROMOTION_TIMEOUT};
+use crate::netns;
+use crate::processes::{self, Kind};
+use crate::zone::Zone;
+use anyhow::{Context, Result, bail};
+use rustix::process::Signal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long `upgrade check` may take to call the next step safe (a
+/// restarted server catching up, VRRP settling after the handover).
+const SAFE_TIMEOUT: Duration = Duration::from_secs(120);
+/// nats-server's lame-duck mode lasts `lame_duck_duration` (30 s in the
+/// rendered configuration) at most; the margin covers the shutdown.
+const LAME_DUCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One step of `bsfgctl upgrade plan --json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedStep {
+    pub host: String,
+    pub handover: bool,
+}
+
+/// Pure: the steps of `bsfgctl --json upgrade plan`'s output, in order.
+pub fn planned_steps(plan: &serde_json::Value) -> Result<Vec<PlannedStep>> {
+    let steps = plan["steps"]
+        .as_array()
+        .with_context(|| format!("no steps in the plan: {plan}"))?;
+    steps
+        .iter()
+        .map(|s| {
+            let host = s["host"].as_str().context("a step without a host")?;
+            let handover = match s["action"].as_str() {
+                Some("rebuild") => false,
+                Some("handover") => true,
+                other => bail!("unknown step action {other:?}"),
+            };
+            Ok(PlannedStep {
+                host: host.to_owned(),
+                handover,
+            })
+        })
+        .collect()
+}
+
+/// Pure: a file of the next generation, `text` with every old binary path
+/// replaced by the new build's.
+pub fn next_generation(text: &str, renames: &[(PathBuf, PathBuf)]) -> String {
+    renames.iter().fold(text.to_owned(), |t, (old, new)| {
+        t.replace(&old.display().to_string(), &new.display().to_string())
+    })
+}
+
+/// The new build: a copy of each binary the zone runs, in `<run dir>/bin-next/`
+/// (root-owned all the way up, as keepalived's script security wants).
+fn copy_build(z: &Zone) -> Result<Vec<(PathBuf, PathBuf)>> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = z.run_dir.join("bin-next");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let t = z.tools();
+    let mut renames = Vec::new();
+    for old in [&t.controller, &t.gate_agent, &t.nats_server, &t.keepalived] {
+        let name = old.file_name().context("a binary without a name")?;
+        let new = dir.join(name);
+        std::fs::copy(old, &new)
+            .with_context(|| format!("copying {} to {}", old.display(), new.display()))?;
+        std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755))?;
+        renames.push((old.clone(), new));
+    }
+    Ok(renames)
+}
+
+/// `argv` with its program replaced by the new build's.
+fn upgraded(argv: &[String], renames: &[(PathBuf, PathBuf)]) -> Result<Vec<String>> {
+    let (program, rest) = argv.split_first().context("an empty command line")?;
+    let (_, new) = renames
+        .iter()
+        .find(|(old, _)| Path::new(program) == old)
+        .with_context(|| format!("{program} is not a binary of the zone"))?;
+    Ok(std::iter::once(new.display().to_string())
+        .chain(rest.iter().cloned())
+        .collect())
+}
+
+/// `bsfgctl --json <args>` in the management namespace, with the producer's
+/// identity and the zone file the simulator wrote (`client/zone.json`).
+/// Returns the exit code and the JSON printed.
+fn bsfgctl(z: &Zone, args: &[&str]) -> Result<(Option<i32>, serde_json::Value)> {
+    let bin = bsfg_testkit::bins::find_workspace_binary("bsfgctl", None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (producer, _) = z.client_tls();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &z.ns(netns::MGMT)])
+        .arg(&bin)
+        .arg("--json")
+        .args(args)
+        .env("BSFG_CLI_ZONE_FILE", z.run_dir.join("client/zone.json"))
+        .env("BSFG_CLI_CERT", &producer.certificate)
+        .env("BSFG_CLI_KEY", &producer.private_key)
+        .env("BSFG_CLI_CA", &producer.ca)
+        .env("HOME", "/nonexistent")
+        .output()
+        .context("running bsfgctl")?;
+    let json = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "bsfgctl {} printed no JSON: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    Ok((out.status.code(), json))
+}
+
+/// Polls `bsfgctl upgrade check` (every second) until it says the next
+/// step is safe; records a check with its last blockers if it never does.
+async fn wait_safe(z: &Zone, c: &mut Ctx, before: &str) -> Result<()> {
+    let name = format!("bsfgctl upgrade check: safe before {before}");
+    let start = Instant::now();
+    let mut last = String::new();
+    while start.elapsed() < SAFE_TIMEOUT {
+        let (code, check) = tokio::task::block_in_place(|| bsfgctl(z, &["upgrade", "check"]))?;
+        if code == Some(0) && check["safe"] == true {
+            c.check(
+                &name,
+                true,
+                format!("safe (after {:.1} s)", start.elapsed().as_secs_f64()),
+            );
+            return Ok(());
+        }
+        last = check["blockers"].to_string();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    c.check(&name, false, format!("not within {SAFE_TIMEOUT:?}: {last}"));
+    bail!("the upgrade stopped: {before} never became safe ({last})")
+}
+
+/// Stops `kind` on `host` (`signal`, then waits up to `timeout`).
+async fn stop(z: &Zone, host: &str, kind: Kind, signal: Signal, timeout: Duration) -> Result<()> {
+    let Some(d) = z.daemon(host, kind) else {
+        return Ok(());
+    };
+    d.signal(signal);
+    let gone = tokio::task::spawn_blocking(move || processes::wait_gone(&d, timeout)).await?;
+    if !gone {
+        bail!("{} on {host} did not stop within {timeout:?}", kind.name());
+    }
+    Ok(())
+}
+
+/// `nixos-rebuild switch` of `host` onto the new build: the next
+/// generation's agent and keepalived configuration, then the changed units
+/// stopped in the reverse of their start order (keepalived, the agent, which
+/// stops its controller, nats-server in lame-duck mode) and started from
+/// the new binaries in boot order.
+async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, renames: &[(PathBuf, PathBuf)]) -> Result<()> {
+    let h = z.spec.host(host).clone();
+    let dirs = z.host_dirs(host);
+    let mut files = Vec::new();
+    if h.runs.gate_agent {
+        files.push(h.paths.agent_config.clone());
+    }
+    if h.runs.keepalived {
+        files.push(dirs.keepalived_config.clone());
+    }
+    for f in &files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        std::fs::write(f, next_generation(&text, renames))
+            .with_context(|| format!("writing {}", f.display()))?;
+    }
+    c.event(format!("{host}: switching to the new build"));
+    if h.runs.keepalived {
+        stop(z, host, Kind::Keepalived, Signal::TERM, Duration::from_secs(20)).await?;
+    }
+    if h.runs.gate_agent {
+        stop(z, host, Kind::GateAgent, Signal::TERM, Duration::from_secs(20)).await?;
+    }
+    let ldm = Instant::now();
+    // SIGUSR2 is nats-server's lame-duck mode, as the appliance's unit stops it.
+    stop(z, host, Kind::Nats, Signal::USR2, LAME_DUCK_TIMEOUT).await?;
+    c.event(format!(
+        "{host}: nats-server left in lame-duck mode in {:.1} s",
+        ldm.elapsed().as_secs_f64()
+    ));
+    z.spawn(host, Kind::Nats, upgraded(&h.units.nats.argv, renames)?)?;
+    if h.runs.gate_agent {
+        let unit = h.units.gate_agent.as_ref().context("no gate agent unit")?;
+        z.spawn(host, Kind::GateAgent, upgraded(&unit.argv, renames)?)?;
+    }
+    if h.runs.keepalived {
+        let new = &renames
+            .iter()
+            .find(|(old, _)| old == &z.tools().keepalived)
+            .context("no new keepalived")?
+            .1;
+        z.start_keepalived_from(host, new)?;
+    }
+    c.event(format!("{host}: every daemon started from the new build"));
+    Ok(())
+}
+
+/// Every daemon of every host, and every controller, runs from `dir`.
+fn check_all_new(z: &Zone, c: &mut Ctx, dir: &Path) {
+    let mut old = Vec::new();
+    let mut count = 0;
+    for host in z.spec.host_names() {
+        let mut pids: Vec<(String, u32)> = [Kind::Nats, Kind::GateAgent, Kind::Keepalived]
+            .into_iter()
+            .filter_map(|k| z.daemon(host, k).map(|d| (k.name().to_owned(), d.pid)))
+            .collect();
+        pids.extend(
+            z.controller_pids(host)
+                .into_iter()
+                .map(|p| ("controller".to_owned(), p)),
+        );
+        for (what, pid) in pids {
+            count += 1;
+            match std::fs::read_link(format!("/proc/{pid}/exe")) {
+                Ok(exe) if exe.starts_with(dir) => {}
+                Ok(exe) => old.push(format!("{host} {what} runs {}", exe.display())),
+                Err(e) => old.push(format!("{host} {what} ({pid}): {e}")),
+            }
+        }
+    }
+    c.check(
+        "every daemon and controller runs the new build",
+        old.is_empty() && count > 0,
+        if old.is_empty() {
+            format!("{count} processes from {}", dir.display())
+        } else {
+            old.join("; ")
+        },
+    );
+}
+
+pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
+    let [a, b, _] = z.spec.host_names().map(str::to_owned);
+    // The handover moves the service to beta; nothing moves it back.
+    c.expected = crate::drills::outcome::Outcome {
+        summary: contract(
+            "Planned maintenance: the zone keeps serving, one controller at a time, nothing acknowledged lost",
+        ),
+        vip: hosts(&[&b]),
+        serving: hosts(&[&b]),
+    };
+    c.target = Some(b.clone());
+    let renames = tokio::task::block_in_place(|| copy_build(z))?;
+    let (_, plan) = tokio::task::block_in_place(|| bsfgctl(z, &["upgrade", "plan"]))?;
+    let steps = planned_steps(&plan)?;
+    c.event(format!(
+        "bsfgctl upgrade plan: {}",
+        steps
+            .iter()
+            .map(|s| format!("{} {}", if s.handover { "hand over" } else { "upgrade" }, s.host))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    c.fault("rolling upgrade begins");
+    let v = c.samples();
+    for s in &steps {
+        let what = if s.handover {
+            format!("the handover from {}", s.host)
+        } else {
+            format!("upgrading {}", s.host)
+        };
+        wait_safe(z, c, &what).await?;
+        if s.handover {
+            c.event(format!("{}: gate agent restarted (planned handover)", s.host));
+            z.restart_agent(&s.host).await?;
+            let to = if s.host == a { b.clone() } else { a.clone() };
+            c.wait_for(
+                &format!("{to} holds the VIP and serves after the handover"),
+                PROMOTION_TIMEOUT,
+                || super::scenarios::serves(&v, &to),
+            )
+            .await;
+        } else {
+            rebuild(z, c, &s.host, &renames).await?;
+        }
+        c.wait_acks(
+            &format!("appends acknowledged after {what}"),
+            10,
+            PROMOTION_TIMEOUT,
+        )
+        .await;
+    }
+    wait_safe(z, c, "the end (every host upgraded)").await?;
+    c.fault_ended("every host runs the new build");
+    let dir = z.run_dir.join("bin-next");
+    check_all_new(z, c, &dir);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_is_read_in_order() {
+        let plan = serde_json::json!({"steps": [
+            {"host": "gamma", "action": "rebuild"},
+            {"host": "beta", "action": "rebuild"},
+            {"host": "alpha", "action": "handover"},
+            {"host": "alpha", "action": "rebuild"},
+        ]});
+        let s = planned_steps(&plan).unwrap();
+        let got: Vec<(&str, bool)> = s.iter().map(|s| (s.host.as_str(), s.handover)).collect();
+        assert_eq!(
+            got,
+            [("gamma", false), ("beta", false), ("alpha", true), ("alpha", false)]
+        );
+        let bad = serde_json::json!({"steps": [{"host": "gamma", "action": "reboot"}]});
+        assert!(planned_steps(&bad).is_err());
+        assert!(planned_steps(&serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn the_next_generation_points_at_the_new_build() {
+        let renames = [(
+            PathBuf::from("/old/bsfg-controller"),
+            PathBuf::from("/run/x/bin-next/bsfg-controller"),
+        )];
+        let text = "command = [\"/old/bsfg-controller\", \"--config\", \"/old/c.toml\"]\n";
+        assert_eq!(
+            next_generation(text, &renames),
+            "command = [\"/run/x/bin-next/bsfg-controller\", \"--config\", \"/old/c.toml\"]\n"
+        );
+        let argv = ["/old/bsfg-controller".to_owned(), "-c".to_owned()];
+        assert_eq!(
+            upgraded(&argv, &renames).unwrap(),
+            ["/run/x/bin-next/bsfg-controller", "-c"]
+        );
+        assert!(upgraded(&["/bin/sh".to_owned()], &renames).is_err());
+    }
+}
