@@ -194,6 +194,11 @@ struct VersionLabel {
     version: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViewLabel {
+    view: &'static str,
+}
+
 /// The agent's Prometheus metrics (contract section 9: gate states, VRRP
 /// state, transition counts for churn alerts, plus the lease).
 #[derive(Debug)]
@@ -210,6 +215,7 @@ pub struct Metrics {
     ca_certificate_expiry: Family<CaLabel, Gauge>,
     credential_present: Family<CredentialLabel, Gauge>,
     nats_server: Family<VersionLabel, Gauge>,
+    voters: Family<ViewLabel, Gauge>,
     counted_transitions: std::sync::atomic::AtomicU64,
 }
 
@@ -285,6 +291,12 @@ impl Metrics {
             &contract::NATS_SERVER_INFO,
             nats_server.clone(),
         );
+        let voters = Family::<ViewLabel, Gauge>::default();
+        register(
+            &mut registry,
+            &contract::JETSTREAM_VOTERS_CURRENT,
+            voters.clone(),
+        );
         for id in GateId::ALL {
             let _ = gate_state.get_or_create(&GateLabel {
                 gate: id.name().into(),
@@ -303,6 +315,7 @@ impl Metrics {
             ca_certificate_expiry,
             credential_present,
             nats_server,
+            voters,
             counted_transitions: Default::default(),
         }
     }
@@ -328,6 +341,18 @@ impl Metrics {
                     version: v.to_owned(),
                 })
                 .set(1);
+        }
+    }
+
+    /// Gate 3's voters current, under the view the local server has
+    /// (leader or follower); no series while `/jsz` is unreadable.
+    pub fn set_voters(&self, seen: Option<crate::gates::quorum::VotersSeen>) {
+        self.voters.clear();
+        if let Some(v) = seen {
+            let view = if v.is_leader { "leader" } else { "follower" };
+            self.voters
+                .get_or_create(&ViewLabel { view })
+                .set(v.current as i64);
         }
     }
 
@@ -531,6 +556,10 @@ pub(crate) mod tests {
         let mut s = example();
         m.update(&s);
         m.set_nats_server_version(Some("2.10.22"));
+        m.set_voters(Some(crate::gates::quorum::VotersSeen {
+            current: 3,
+            is_leader: true,
+        }));
         let cert = |role, subject: &str, not_after| ChainCertificate {
             role,
             path: "/var/lib/bsfg/tls/ca.pem".into(),
@@ -573,6 +602,7 @@ pub(crate) mod tests {
             env!("CARGO_PKG_VERSION")
         )));
         assert!(text.contains(r#"bsfg_nats_server_info{version="2.10.22"} 1"#));
+        assert!(text.contains(r#"bsfg_jetstream_voters_current{view="leader"} 3"#));
         bsfg_mgmt::metrics::check(&text, contract::ALL).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(text.contains(
             r#"bsfg_controller_credential_present{credential="nats_system_password",path="/var/lib/bsfg/secrets/nats-system-password"} 0"#
@@ -580,6 +610,16 @@ pub(crate) mod tests {
         assert!(text.contains(
             r#"bsfg_controller_credential_present{credential="tls_certificate",path="/var/lib/bsfg/tls/controller.pem"} 1"#
         ));
+        // A follower's view replaces the leader's; unreadable: no series.
+        m.set_voters(Some(crate::gates::quorum::VotersSeen {
+            current: 2,
+            is_leader: false,
+        }));
+        let text = m.encode();
+        assert!(text.contains(r#"bsfg_jetstream_voters_current{view="follower"} 2"#));
+        assert!(!text.contains(r#"view="leader""#), "{text}");
+        m.set_voters(None);
+        assert!(!m.encode().contains("bsfg_jetstream_voters_current{"));
         s.transitions_total = 3;
         s.lease.holder = Some("beta".into());
         m.update(&s);

@@ -20,6 +20,55 @@ async fn quorum_gate(monitor: &NatsMonitor) -> gates::GateResult {
     gates::quorum::evaluate(3, &monitor.quorum().await)
 }
 
+/// The voters current the agent exports (`bsfg_jetstream_voters_current`):
+/// the meta leader sees all three, then two once a follower dies (the gate
+/// still passes: quorum), while a follower sees itself and the leader only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_meta_leader_counts_a_dead_voter_out_and_the_gate_still_passes() {
+    use gates::quorum::{VotersSeen, voters_seen};
+    let mut cluster = NatsCluster::start3().await;
+    let monitors: Vec<NatsMonitor> = (0..3)
+        .map(|i| NatsMonitor::new(cluster.monitor_addr(i), TIMEOUT))
+        .collect();
+    let leader = bsfg_testkit::eventually(
+        "the meta leader to see all three voters current",
+        Duration::from_secs(30),
+        || async {
+            for (i, m) in monitors.iter().enumerate() {
+                let seen = voters_seen(&m.quorum().await);
+                if seen
+                    == Some(VotersSeen {
+                        current: 3,
+                        is_leader: true,
+                    })
+                {
+                    return Some(i);
+                }
+            }
+            None
+        },
+    )
+    .await;
+    let follower = (leader + 1) % 3;
+    let dead = (leader + 2) % 3;
+    let seen = voters_seen(&monitors[follower].quorum().await).expect("the follower's /jsz");
+    assert!(!seen.is_leader && seen.current <= 2, "{seen:?}");
+    cluster.kill(dead);
+    let seen = bsfg_testkit::eventually(
+        "the leader to count the killed voter out",
+        Duration::from_secs(30),
+        || async {
+            let q = monitors[leader].quorum().await;
+            voters_seen(&q).filter(|v| v.current == 2).map(|v| (v, q))
+        },
+    )
+    .await;
+    assert!(seen.0.is_leader, "{seen:?}");
+    let gate = gates::quorum::evaluate(3, &seen.1);
+    assert!(gate.passes(), "2 of 3 is still quorum: {gate:?}");
+    assert_eq!(voters_seen(&Err("connection refused".into())), None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_gate_fails_with_two_nodes_killed_and_passes_after_restart() {
     let mut cluster = NatsCluster::start3().await;

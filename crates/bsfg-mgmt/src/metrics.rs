@@ -335,6 +335,12 @@ pub mod agent {
         &["version"],
         "1 for the version the local nats-server announced on the agent's connection; absent while not connected",
     );
+    pub const JETSTREAM_VOTERS_CURRENT: MetricFamily = family(
+        "bsfg_jetstream_voters_current",
+        Gauge,
+        &["view"],
+        "JetStream meta-group voters current as the local server sees them (gate 3): view leader (exact: the leader tracks every follower) or follower (itself and the leader at most); 0 without a meta leader, absent while /jsz is unreadable",
+    );
 
     pub const ALL: &[MetricFamily] = &[
         GATE_STATE,
@@ -349,6 +355,7 @@ pub mod agent {
         CONTROLLER_CREDENTIAL_PRESENT,
         BUILD_INFO,
         NATS_SERVER_INFO,
+        JETSTREAM_VOTERS_CURRENT,
     ];
 }
 

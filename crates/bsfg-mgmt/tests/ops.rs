@@ -259,7 +259,7 @@ fn the_seed_monitoring_table_and_contract_thresholds_are_covered() {
         ("BsfgJetStreamUnhealthy", "gnatsd_healthz_status"),
         (
             "BsfgJetStreamVotersMissing",
-            "gnatsd_varz_jetstream_meta_cluster_size < 3",
+            r#"bsfg_jetstream_voters_current{view="leader"} < 3"#,
         ),
         (
             "BsfgJetStreamNoMetaLeader",

@@ -357,6 +357,7 @@ impl<S: Supervisor> Daemon<S> {
         self.metrics.update(&status);
         self.metrics
             .set_nats_server_version(observed.nats_server_version.as_deref());
+        self.metrics.set_voters(observed.voters);
         // What `systemctl status` shows under the unit: role, failing gates
         // and why (a no-op outside systemd).
         let line = status.unit_status();

@@ -26,6 +26,37 @@ pub fn meta_cluster(jsz: Jsz) -> Result<MetaCluster, String> {
         .ok_or_else(|| "JetStream is not clustered (no meta_cluster in /jsz)".to_owned())
 }
 
+/// Voters current as this server sees them, and whether it is the meta
+/// leader (only the leader tracks every follower: a follower's count is
+/// itself and the leader at most). `None` while `/jsz` is unreadable; 0
+/// while no meta leader is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VotersSeen {
+    pub current: usize,
+    pub is_leader: bool,
+}
+
+pub fn voters_seen(facts: &Result<QuorumFacts, String>) -> Option<VotersSeen> {
+    let f = facts.as_ref().ok()?;
+    Some(VotersSeen {
+        current: f.meta.leader.as_ref().map_or(0, |_| current(f).len()),
+        is_leader: f.meta.leader.as_deref() == Some(f.server_name.as_str()),
+    })
+}
+
+/// This server (it follows a known leader, or is the leader) and every
+/// other peer reported current, sorted.
+fn current(facts: &QuorumFacts) -> Vec<&str> {
+    let mut current: Vec<&str> = vec![facts.server_name.as_str()];
+    for peer in &facts.meta.replicas {
+        if peer.current && !peer.offline && !current.contains(&peer.name.as_str()) {
+            current.push(&peer.name);
+        }
+    }
+    current.sort_unstable();
+    current
+}
+
 pub fn evaluate(voters: usize, facts: &Result<QuorumFacts, String>) -> GateResult {
     let facts = match facts {
         Ok(f) => f,
@@ -37,13 +68,7 @@ pub fn evaluate(voters: usize, facts: &Result<QuorumFacts, String>) -> GateResul
             "no meta leader known (election in progress or quorum lost; {needed} of {voters} voters needed)"
         ));
     };
-    let mut current: Vec<&str> = vec![facts.server_name.as_str()];
-    for peer in &facts.meta.replicas {
-        if peer.current && !peer.offline && !current.contains(&peer.name.as_str()) {
-            current.push(&peer.name);
-        }
-    }
-    current.sort_unstable();
+    let current = current(facts);
     // 0: not reported.
     let size = facts.meta.cluster_size;
     if size != 0 && size != voters {
@@ -108,6 +133,38 @@ mod tests {
                 {"name": "n1", "current": true}, {"name": "n2", "current": false}]}}),
         );
         assert!(evaluate(3, &f).passes());
+        assert_eq!(
+            voters_seen(&f),
+            Some(VotersSeen {
+                current: 2,
+                is_leader: false
+            })
+        );
+    }
+
+    #[test]
+    fn the_leader_counts_the_voters_it_sees_current() {
+        let all = facts(
+            "n1",
+            json!({"meta_cluster": {"leader": "n1", "cluster_size": 3, "replicas": [
+                {"name": "n0", "current": true}, {"name": "n2", "current": true}]}}),
+        );
+        let seen = |f| voters_seen(f).map(|v: VotersSeen| (v.current, v.is_leader));
+        assert_eq!(seen(&all), Some((3, true)));
+        // One voter gone: still quorum (the gate passes), one fewer current.
+        let one_gone = facts(
+            "n1",
+            json!({"meta_cluster": {"leader": "n1", "cluster_size": 3, "replicas": [
+                {"name": "n0", "current": true}, {"name": "n2", "current": false, "offline": true}]}}),
+        );
+        assert!(evaluate(3, &one_gone).passes());
+        assert_eq!(seen(&one_gone), Some((2, true)));
+        let no_leader = facts(
+            "n1",
+            json!({"meta_cluster": {"cluster_size": 3, "replicas": []}}),
+        );
+        assert_eq!(seen(&no_leader), Some((0, false)));
+        assert_eq!(seen(&Err("connection refused".into())), None);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Observed {
     pub credentials: Vec<gates::certificate::CredentialFacts>,
     /// What the local nats-server announced on the agent's connection.
     pub nats_server_version: Option<String>,
+    /// Gate 3's count of current voters, as the local server sees them.
+    pub voters: Option<gates::quorum::VotersSeen>,
 }
 
 #[derive(Debug)]
@@ -115,6 +117,7 @@ impl Probes {
             lease,
             credentials,
             nats_server_version: client.map(|c| c.server_info().version),
+            voters: gates::quorum::voters_seen(&quorum),
         }
     }
 }

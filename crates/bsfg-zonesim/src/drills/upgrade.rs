@@ -176,16 +176,31 @@ async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, renames: &[(PathBuf, PathBuf
         files.push(dirs.keepalived_config.clone());
     }
     for f in &files {
-        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         std::fs::write(f, next_generation(&text, renames))
             .with_context(|| format!("writing {}", f.display()))?;
     }
     c.event(format!("{host}: switching to the new build"));
     if h.runs.keepalived {
-        stop(z, host, Kind::Keepalived, Signal::TERM, Duration::from_secs(20)).await?;
+        stop(
+            z,
+            host,
+            Kind::Keepalived,
+            Signal::TERM,
+            Duration::from_secs(20),
+        )
+        .await?;
     }
     if h.runs.gate_agent {
-        stop(z, host, Kind::GateAgent, Signal::TERM, Duration::from_secs(20)).await?;
+        stop(
+            z,
+            host,
+            Kind::GateAgent,
+            Signal::TERM,
+            Duration::from_secs(20),
+        )
+        .await?;
     }
     let ldm = Instant::now();
     // SIGUSR2 is nats-server's lame-duck mode, as the appliance's unit stops it.
@@ -263,7 +278,11 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
         "bsfgctl upgrade plan: {}",
         steps
             .iter()
-            .map(|s| format!("{} {}", if s.handover { "hand over" } else { "upgrade" }, s.host))
+            .map(|s| format!(
+                "{} {}",
+                if s.handover { "hand over" } else { "upgrade" },
+                s.host
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     ));
@@ -277,7 +296,10 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
         };
         wait_safe(z, c, &what).await?;
         if s.handover {
-            c.event(format!("{}: gate agent restarted (planned handover)", s.host));
+            c.event(format!(
+                "{}: gate agent restarted (planned handover)",
+                s.host
+            ));
             z.restart_agent(&s.host).await?;
             let to = if s.host == a { b.clone() } else { a.clone() };
             c.wait_for(
@@ -319,7 +341,12 @@ mod tests {
         let got: Vec<(&str, bool)> = s.iter().map(|s| (s.host.as_str(), s.handover)).collect();
         assert_eq!(
             got,
-            [("gamma", false), ("beta", false), ("alpha", true), ("alpha", false)]
+            [
+                ("gamma", false),
+                ("beta", false),
+                ("alpha", true),
+                ("alpha", false)
+            ]
         );
         let bad = serde_json::json!({"steps": [{"host": "gamma", "action": "reboot"}]});
         assert!(planned_steps(&bad).is_err());

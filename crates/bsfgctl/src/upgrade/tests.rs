@@ -188,7 +188,9 @@ fn the_upgrades_own_build_skew_does_not_block_the_next_step() {
     assert!(c.safe, "{:?}", c.blockers);
     let item = c.checks.iter().find(|i| i.id == "zone-status").unwrap();
     assert!(
-        item.evidence.iter().any(|e| e.contains("expected until the upgrade is finished")),
+        item.evidence
+            .iter()
+            .any(|e| e.contains("expected until the upgrade is finished")),
         "{:?}",
         item.evidence
     );
