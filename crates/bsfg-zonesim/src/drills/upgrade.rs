@@ -124,6 +124,17 @@ fn bsfgctl(z: &Zone, args: &[&str]) -> Result<(Option<i32>, serde_json::Value)> 
     Ok((out.status.code(), json))
 }
 
+/// `bsfgctl upgrade check`: whether taking one host down is safe now, and
+/// if not, its blockers (every voter and replica current, one controller,
+/// the standby ready).
+pub fn upgrade_check(z: &Zone) -> Result<(bool, String)> {
+    let (code, check) = bsfgctl(z, &["upgrade", "check"])?;
+    Ok((
+        code == Some(0) && check["safe"] == true,
+        check["blockers"].to_string(),
+    ))
+}
+
 /// Polls `bsfgctl upgrade check` (every second) until it says the next
 /// step is safe; records a check with its last blockers if it never does.
 async fn wait_safe(z: &Zone, c: &mut Ctx, before: &str) -> Result<()> {
@@ -131,8 +142,8 @@ async fn wait_safe(z: &Zone, c: &mut Ctx, before: &str) -> Result<()> {
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < SAFE_TIMEOUT {
-        let (code, check) = tokio::task::block_in_place(|| bsfgctl(z, &["upgrade", "check"]))?;
-        if code == Some(0) && check["safe"] == true {
+        let (safe, blockers) = tokio::task::block_in_place(|| upgrade_check(z))?;
+        if safe {
             c.check(
                 &name,
                 true,
@@ -140,7 +151,7 @@ async fn wait_safe(z: &Zone, c: &mut Ctx, before: &str) -> Result<()> {
             );
             return Ok(());
         }
-        last = check["blockers"].to_string();
+        last = blockers;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     c.check(&name, false, format!("not within {SAFE_TIMEOUT:?}: {last}"));
