@@ -193,25 +193,13 @@ async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, renames: &[(PathBuf, PathBuf
             .with_context(|| format!("writing {}", f.display()))?;
     }
     c.event(format!("{host}: switching to the new build"));
-    if h.runs.keepalived {
-        stop(
-            z,
-            host,
-            Kind::Keepalived,
-            Signal::TERM,
-            Duration::from_secs(20),
-        )
-        .await?;
-    }
-    if h.runs.gate_agent {
-        stop(
-            z,
-            host,
-            Kind::GateAgent,
-            Signal::TERM,
-            Duration::from_secs(20),
-        )
-        .await?;
+    for (runs, kind) in [
+        (h.runs.keepalived, Kind::Keepalived),
+        (h.runs.gate_agent, Kind::GateAgent),
+    ] {
+        if runs {
+            stop(z, host, kind, Signal::TERM, Duration::from_secs(20)).await?;
+        }
     }
     let ldm = Instant::now();
     // SIGUSR2 is nats-server's lame-duck mode, as the appliance's unit stops it.
