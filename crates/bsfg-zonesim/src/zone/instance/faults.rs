@@ -24,11 +24,8 @@ impl Zone {
         netns::set_port(&self.ns(netns::SWITCH), host, false)?;
         processes::kill_all(&netns::pids(&self.ns(host)));
         self.drop_vip_address(host);
-        // A rebooted kernel starts with an empty neighbour cache. A kept one
-        // lets the host talk to its peers without ever ARPing them, so a peer
-        // whose own entry for this host failed meanwhile learns it only at its
-        // next probe (up to a second later), and a booting alpha misses the
-        // master's adverts for longer than its master-down interval.
+        // A rebooted kernel starts with an empty neighbour cache; the
+        // namespace outlives the crash, so it is emptied here.
         let _ = netns::ip_in(&self.ns(host), &["neigh", "flush", "all"]);
         Ok(())
     }
