@@ -353,9 +353,7 @@ impl NatsCluster {
         let running: Vec<usize> = (0..self.nodes.len())
             .filter(|&i| self.nodes[i].daemon.is_some())
             .collect();
-        let Some(&first) = running.first() else {
-            return None;
-        };
+        let &first = running.first()?;
         let Some(leader) = self.meta_leader(first).await else {
             return Some("no meta leader".into());
         };
