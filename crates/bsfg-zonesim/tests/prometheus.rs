@@ -304,7 +304,7 @@ async fn run() {
     let [a, b, g] = z.spec.host_names().map(str::to_owned);
     let epoch = Instant::now();
     let load = Load::start(
-        &*z.runtime(netns::CLIENT).unwrap(),
+        &z.runtime(netns::CLIENT).unwrap(),
         &z.spec.endpoint(),
         &z.client_tls().0,
         &z.workload,
