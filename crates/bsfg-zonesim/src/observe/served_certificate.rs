@@ -50,13 +50,17 @@ pub fn facts(der: &[u8]) -> Result<Served, String> {
     })
 }
 
+/// How long a route port is given to send a plain-text INFO first.
+const INFO_WAIT: Duration = Duration::from_millis(300);
+
 /// What a listener speaks before TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listener {
     /// TLS from the first byte, ALPN h2 (the controller's gRPC and Connect).
     Controller,
-    /// nats-server's route port: the server's `INFO` line in plain text,
-    /// then the TLS handshake.
+    /// nats-server's route port: the TLS handshake first (as nats-server
+    /// v2.15 does on its route port), or the server's plain-text `INFO`
+    /// line and then the handshake (as servers that send INFO first do).
     NatsRoute,
 }
 
@@ -82,7 +86,7 @@ pub async fn peek(
             .await
             .map_err(|e| format!("{addr}: {e}"))?;
         if listener == Listener::NatsRoute {
-            read_info_line(&mut tcp).await?;
+            skip_info_line(&mut tcp).await?;
         }
         let conn = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
@@ -101,8 +105,17 @@ pub async fn peek(
         .map_err(|_| format!("no TLS handshake with {addr} within {timeout:?}"))?
 }
 
-/// Reads nats-server's greeting up to its CRLF (at most 64 KiB).
-async fn read_info_line(tcp: &mut tokio::net::TcpStream) -> Result<(), String> {
+/// Consumes nats-server's greeting up to its CRLF (at most 64 KiB) if it
+/// sends one before the TLS handshake; a server that waits for the client's
+/// hello sends nothing within [`INFO_WAIT`] (well inside its TLS timeout).
+async fn skip_info_line(tcp: &mut tokio::net::TcpStream) -> Result<(), String> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(INFO_WAIT, tcp.peek(&mut first)).await {
+        Err(_) => return Ok(()),
+        Ok(Err(e)) => return Err(format!("reading nats-server's greeting: {e}")),
+        Ok(Ok(0)) => return Err("nats-server closed the connection at once".into()),
+        Ok(Ok(_)) => {}
+    }
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !seen.windows(2).any(|w| w == b"\r\n") {
@@ -146,7 +159,10 @@ mod tests {
         let der = bsfg_pki::inspect::pem_certificates(a.certificate_pem.as_bytes()).unwrap();
         let served = facts(&der[0]).unwrap();
         assert!(served.is(&a.certificate_pem));
-        assert!(!served.is(&b.certificate_pem), "another issue of the same request");
+        assert!(
+            !served.is(&b.certificate_pem),
+            "another issue of the same request"
+        );
         assert!(!served.is("not pem"));
         assert!(!served.serial.is_empty());
         assert!(served.serial.chars().all(|c| c.is_ascii_hexdigit()));

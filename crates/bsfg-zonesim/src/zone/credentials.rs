@@ -192,8 +192,8 @@ impl Credentials {
                 (cert, out.join(format!("{}.pem", c.name)), CERTIFICATE_MODE),
                 (key, out.join(format!("{}.key", c.name)), KEY_MODE),
             ] {
-                let text = std::fs::read(&from)
-                    .with_context(|| format!("reading {}", from.display()))?;
+                let text =
+                    std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
                 write(&to, &text, mode)?;
             }
         }

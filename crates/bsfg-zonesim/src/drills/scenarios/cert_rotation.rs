@@ -113,12 +113,18 @@ pub(super) async fn cert_rotation(z: &Zone, c: &mut Ctx) -> Result<()> {
     let controller_pem = new_pem("controller")?;
     match on_standby {
         Ok(s) => c.check(
-            &format!("after: the controller on {} serves the new certificate", rolled.standby),
+            &format!(
+                "after: the controller on {} serves the new certificate",
+                rolled.standby
+            ),
             s.is(&controller_pem),
             s.to_string(),
         ),
         Err(e) => c.check(
-            &format!("after: the controller on {} serves the new certificate", rolled.standby),
+            &format!(
+                "after: the controller on {} serves the new certificate",
+                rolled.standby
+            ),
             false,
             e,
         ),
@@ -284,8 +290,16 @@ fn install_client(z: &Zone, ca_dir: &Path, cn: &str, dir: &Path) -> Result<()> {
     let to = client_files(dir, cn);
     let certs = ca_dir.join("certificates");
     for (from, to, mode) in [
-        (certs.join(format!("{}.pem", c.name)), to.certificate, CERTIFICATE_MODE),
-        (certs.join(format!("{}.key", c.name)), to.private_key, KEY_MODE),
+        (
+            certs.join(format!("{}.pem", c.name)),
+            to.certificate,
+            CERTIFICATE_MODE,
+        ),
+        (
+            certs.join(format!("{}.key", c.name)),
+            to.private_key,
+            KEY_MODE,
+        ),
         (ca_dir.join("ca.pem"), to.ca, CERTIFICATE_MODE),
     ] {
         let bytes = std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
@@ -309,7 +323,11 @@ fn bsfgctl(args: &[&str]) -> Result<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     if !out.status.success() {
-        bail!("bsfgctl {} exited with {}: {text}", args.join(" "), out.status);
+        bail!(
+            "bsfgctl {} exited with {}: {text}",
+            args.join(" "),
+            out.status
+        );
     }
     Ok(text)
 }

@@ -120,7 +120,9 @@ impl Zone {
     /// certificates and configuration anew.
     pub async fn restart_host(&self, host: &str) -> Result<()> {
         if self.init() == Init::Systemd {
-            bail!("restart_host drives the process mode's daemons; under --init systemd restart the units");
+            bail!(
+                "restart_host drives the process mode's daemons; under --init systemd restart the units"
+            );
         }
         for kind in [Kind::GateAgent, Kind::Keepalived, Kind::Nats] {
             let Some(d) = self.daemon(host, kind) else {
@@ -133,7 +135,10 @@ impl Zone {
             })
             .await?;
             if !gone {
-                bail!("{} on {host} did not stop within 30 s of SIGTERM", kind.name());
+                bail!(
+                    "{} on {host} did not stop within 30 s of SIGTERM",
+                    kind.name()
+                );
             }
         }
         self.start_host(host)
