@@ -668,6 +668,8 @@ let
     gateAgent = "bsfg-gate-agent";
     natsServer = "nats-server";
     bsfgctl = "bsfgctl";
+    # The gate agent asks chronyd (time_sync) with it.
+    chronyc = "chronyc";
   };
 
   # ---------------------------------------------------------------- one host
@@ -1000,6 +1002,13 @@ let
         inherit (keepalived) instance;
       };
       management.address = mgmt ports.agentManagement;
+      # chronyd's default socket, or its command port on localhost, which
+      # answers `tracking` to an unprivileged user.
+      time_sync = {
+        inherit (zone.time) policy;
+        max_offset = zone.time.maxOffset;
+        chronyc = bins.chronyc;
+      };
       logging = {inherit (zone.logging) format filter;};
     };
   in

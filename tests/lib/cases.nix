@@ -58,7 +58,7 @@ let
   # The exact key sets of the Rust configuration schemas. A key the Rust side
   # does not know would be refused at start-up (deny_unknown_fields).
   controllerKeys = ["buckets" "classes" "consumers" "lease" "limits" "listen" "logging" "management" "nats" "node" "peers" "store" "tls" "zone"];
-  agentKeys = ["artifacts" "certificate" "controller" "evaluate_interval" "host" "keepalived" "lease" "logging" "management" "nats" "vip" "zone"];
+  agentKeys = ["artifacts" "certificate" "controller" "evaluate_interval" "host" "keepalived" "lease" "logging" "management" "nats" "time_sync" "vip" "zone"];
 
   # Alpha of a zone without nats.systemUser (no NATS accounts, no password).
   alphaWithoutSystemUser = lib.hostSettings {
@@ -100,6 +100,8 @@ let
       time = {
         servers = ["ntp1.site.example"];
         localStratum = 8;
+        policy = "deny";
+        maxOffset = "250ms";
       };
     });
     pathsFor = _: lib.nixosPaths;
@@ -194,6 +196,17 @@ in {
     && hasLine "local stratum 8 orphan" viaManagement.beta.chrony.extraConfig
     && viaManagement.beta.chrony.servers == ["ntp1.site.example"]
     && hasLine "ip saddr { 10.20.0.11, 10.20.0.12 } udp dport 123 accept" nixos.gamma.firewall.extraInputRules;
+
+  # The agent reports time sync by default and refuses promotion on a
+  # service host whose clock is not synchronised only when asked to.
+  agent_time_sync_defaults_to_warn = let
+    t = nixos.alpha.gateAgent.config.time_sync;
+  in
+    t.policy == "warn" && t.max_offset == "1s" && t.chronyc == "chronyc";
+  agent_time_sync_follows_the_zone = let
+    t = viaManagement.beta.gateAgent.config.time_sync;
+  in
+    t.policy == "deny" && t.max_offset == "250ms" && viaManagement.gamma.gateAgent == null;
 
   # --- certificate plan (modules/lib/pki.nix)
   pki_controller_names_the_vip_and_both_service_hosts = let

@@ -215,6 +215,9 @@ in {
     time_stratum = case "time.localStratum = 0 must be an integer in 1..15" (fx.with' {time = {localStratum = 0;};});
     time_servers = case "time.servers = \"ntp1\" must be a list" (fx.with' {time = {servers = "ntp1";};});
     time_unknown = case "unknown setting(s) time.pool" (fx.with' {time = {pool = ["x"];};});
+    time_policy_unknown = case "time.policy = \"strict\" must be \"warn\"" (fx.with' {time = {policy = "strict";};});
+    time_max_offset_zero = case "time.maxOffset = \"0s\" must be a positive duration" (fx.with' {time = {maxOffset = "0s";};});
+    time_max_offset_unit = case "time.maxOffset = \"1 second\" must be a positive duration" (fx.with' {time = {maxOffset = "1 second";};});
     time_servers_renamed = case "timeServers is now time.servers" (fx.with' {timeServers = ["10.30.0.1"];});
     cert_as_nix_path = case "certificates.privateKey is a Nix path" (fx.with' {
       certificates = fx.base.certificates // {privateKey = ./fixtures.nix;};

@@ -84,7 +84,9 @@ fn a_chronyd_on_its_local_clock_is_synchronised() {
     // chronyd takes the local reference within its first second.
     let deadline = Instant::now() + TIMEOUT;
     let t = loop {
-        let t = rt.block_on(query(chronyc(), Some(&d.socket), TIMEOUT)).unwrap();
+        let t = rt
+            .block_on(query(chronyc(), Some(&d.socket), TIMEOUT))
+            .unwrap();
         if t.leap != Leap::NotSynchronised || Instant::now() > deadline {
             break t;
         }
@@ -109,7 +111,11 @@ fn a_chronyd_without_a_source_is_not_synchronised() {
     };
     let verdict = assess(&c, &Ok(t), 0);
     assert!(!verdict.synchronised);
-    assert!(verdict.reason.contains("not synchronised"), "{}", verdict.reason);
+    assert!(
+        verdict.reason.contains("not synchronised"),
+        "{}",
+        verdict.reason
+    );
 }
 
 #[test]

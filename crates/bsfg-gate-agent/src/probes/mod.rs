@@ -83,15 +83,30 @@ impl Probes {
         let timeout = c.nats.request_timeout;
         let client = self.lease.client();
         let monitor = &self.monitor;
-        let (addresses, jetstream, quorum, lease, readiness, artifacts) = tokio::join!(
+        let due = self.time_sync_due();
+        let time_query = async {
+            match &due {
+                Some(t) => Some(
+                    time_sync::query(
+                        &t.chronyc,
+                        t.socket.as_deref(),
+                        timeout.max(Duration::from_secs(1)),
+                    )
+                    .await,
+                ),
+                None => None,
+            }
+        };
+        let (addresses, jetstream, quorum, lease, readiness, artifacts, time_report) = tokio::join!(
             self.vip.addresses(),
             nats::jetstream_facts(monitor, client.as_ref(), timeout),
             monitor.quorum(),
             self.lease.observe(),
             readiness(controller_running, &c, timeout),
             artifact_facts(&c, self.artifact_probe_busy.clone(), timeout),
+            time_query,
         );
-        let time = self.time_sync(timeout).await;
+        let time = self.time_sync(time_report);
         let chain = certificate::observe_chain(&c.certificate.path, &c.certificate.trust);
         let credentials = credentials::observe(&c.controller.credentials);
         let (lease_gate, lease_held_elsewhere) = gates::lease::evaluate(&c.host, &lease);
@@ -130,23 +145,30 @@ impl Probes {
         }
     }
 
-    /// The clock's verdict, asking chronyd at most every `time_sync.interval`.
-    async fn time_sync(&mut self, timeout: Duration) -> Option<gates::time_sync::TimeSync> {
+    /// `time_sync` when chronyd is to be asked now (at most every
+    /// `time_sync.interval`), none when the last answer stands or the
+    /// policy is `off`.
+    fn time_sync_due(&self) -> Option<crate::config::TimeSync> {
+        let c = &self.config.time_sync;
+        let fresh = self
+            .time_sync
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < c.interval);
+        (c.policy != crate::config::TimeSyncPolicy::Off && !fresh).then(|| c.clone())
+    }
+
+    /// The clock's verdict: from chronyd's new `report`, or the last one.
+    fn time_sync(
+        &mut self,
+        report: Option<Result<time_sync::Tracking, time_sync::TimeSyncError>>,
+    ) -> Option<gates::time_sync::TimeSync> {
         let c = &self.config.time_sync;
         if c.policy == crate::config::TimeSyncPolicy::Off {
             return None;
         }
-        if let Some((at, t)) = &self.time_sync
-            && at.elapsed() < c.interval
-        {
-            return Some(t.clone());
-        }
-        let report = time_sync::query(
-            &c.chronyc,
-            c.socket.as_deref(),
-            timeout.max(Duration::from_secs(1)),
-        )
-        .await;
+        let Some(report) = report else {
+            return self.time_sync.as_ref().map(|(_, t)| t.clone());
+        };
         let t = gates::time_sync::assess(c, &report, bsfg_core::clock::unix_ms());
         match &self.time_sync {
             Some((_, before)) if before.synchronised == t.synchronised => {}
