@@ -106,6 +106,32 @@ let
     });
     pathsFor = _: lib.nixosPaths;
   };
+  disksFor = prefix: artifacts:
+    {
+      system = ["/dev/disk/by-id/${prefix}sys0" "/dev/disk/by-id/${prefix}sys1"];
+      jetstream = "/dev/disk/by-id/nvme-${if prefix == "ata-" then "js" else prefix + "js"}";
+    }
+    // (
+      if artifacts
+      then {artifacts = ["/dev/disk/by-id/${prefix}art0" "/dev/disk/by-id/${prefix}art1"];}
+      else {}
+    );
+  withDisks = lib.allHosts {
+    zone = lib.normalise (fx.base
+      // {
+        hosts =
+          builtins.mapAttrs (name: h:
+            h
+            // {
+              disks =
+                if name == "alpha"
+                then disksFor "ata-" true
+                else disksFor "${name}-" (h.role != "gamma");
+            })
+          fx.base.hosts;
+      });
+    pathsFor = _: lib.nixosPaths;
+  };
   bare = lib.allHosts {
     zone = lib.normalise (builtins.removeAttrs fx.base ["network" "time"]);
     pathsFor = _: lib.nixosPaths;
@@ -207,6 +233,29 @@ in {
     t = viaManagement.beta.gateAgent.config.time_sync;
   in
     t.policy == "deny" && t.max_offset == "250ms" && viaManagement.gamma.gateAgent == null;
+
+  # --- disk layouts (modules/lib/disks.nix)
+  disks_service_host_layout = let
+    d = withDisks.alpha.disko;
+  in
+    d.disk.system0.device
+    == "/dev/disk/by-id/ata-sys0"
+    && d.disk.system1.content.partitions.ESP.type == "EF00"
+    && d.disk.system1.content.partitions.ESP.content == {type = "mdraid"; name = "boot";}
+    && d.mdadm.boot.metadata == "1.0"
+    && d.mdadm.boot.content.mountpoint == "/boot"
+    && d.mdadm.system.level == 1
+    && d.mdadm.system.content.mountpoint == "/"
+    && d.disk.jetstream.device == "/dev/disk/by-id/nvme-js"
+    && d.disk.jetstream.content.partitions.jetstream.content.mountpoint == "/data/jetstream"
+    && d.disk.artifacts0.content.partitions.artifacts.content == {type = "mdraid"; name = "artifacts";}
+    && d.mdadm.artifacts.content.mountpoint == "/artifacts"
+    && withDisks.alpha.installDisks == ["/dev/disk/by-id/ata-sys0" "/dev/disk/by-id/ata-sys1" "/dev/disk/by-id/nvme-js" "/dev/disk/by-id/ata-art0" "/dev/disk/by-id/ata-art1"];
+  disks_gamma_has_no_artifacts = let
+    d = withDisks.gamma.disko;
+  in
+    !(d.disk ? artifacts0) && !(d.mdadm ? artifacts) && d.mdadm ? system && builtins.length withDisks.gamma.installDisks == 3;
+  disks_default_none = nixos.alpha.disko == null && nixos.alpha.installDisks == [];
 
   # --- certificate plan (modules/lib/pki.nix)
   pki_controller_names_the_vip_and_both_service_hosts = let
