@@ -71,10 +71,20 @@ in rec {
       inherit name;
     };
   };
+  # Each file system gets the label the hosts mount it by (placeholder
+  # hardware.nix: nixos, ESP; services.bsfg.storage: jetstream, artifacts),
+  # so the NixOS configuration needs nothing of disko's module.
+  labels = {
+    "/" = "nixos";
+    "/boot" = "ESP";
+    "/data/jetstream" = "jetstream";
+    "/artifacts" = "artifacts";
+  };
   ext4 = mountpoint: {
     type = "filesystem";
     format = "ext4";
     inherit mountpoint;
+    extraArgs = ["-L" labels.${mountpoint}];
     mountOptions = ["noatime"];
   };
 
@@ -115,6 +125,7 @@ in rec {
           content = {
             type = "filesystem";
             format = "vfat";
+            extraArgs = ["-n" labels."/boot"];
             mountpoint = "/boot";
             mountOptions = ["umask=0077"];
           };

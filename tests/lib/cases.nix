@@ -250,6 +250,11 @@ in {
     && d.disk.jetstream.content.partitions.jetstream.content.mountpoint == "/data/jetstream"
     && d.disk.artifacts0.content.partitions.artifacts.content == {type = "mdraid"; name = "artifacts";}
     && d.mdadm.artifacts.content.mountpoint == "/artifacts"
+    # The labels the hosts mount by (hosts/placeholder-hardware.nix, services.bsfg.storage).
+    && d.mdadm.system.content.extraArgs == ["-L" "nixos"]
+    && d.mdadm.boot.content.extraArgs == ["-n" "ESP"]
+    && d.disk.jetstream.content.partitions.jetstream.content.extraArgs == ["-L" "jetstream"]
+    && d.mdadm.artifacts.content.extraArgs == ["-L" "artifacts"]
     && withDisks.alpha.installDisks == ["/dev/disk/by-id/ata-sys0" "/dev/disk/by-id/ata-sys1" "/dev/disk/by-id/nvme-js" "/dev/disk/by-id/ata-art0" "/dev/disk/by-id/ata-art1"];
   disks_gamma_has_no_artifacts = let
     d = withDisks.gamma.disko;
