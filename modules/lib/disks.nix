@@ -32,8 +32,15 @@ in rec {
     artifacts = get disks "artifacts" null;
     service = elem role ["alpha" "beta"];
     unknown = filter (k: !(elem k known)) (attrNames disks);
-    pair = what: v: isList v && length v == 2 && builtins.all isDevice v;
-    all' = system ++ [jetstream] ++ (if artifacts == null then [] else artifacts);
+    pair = v: isList v && length v == 2 && builtins.all isDevice v;
+    all' =
+      system
+      ++ [jetstream]
+      ++ (
+        if artifacts == null
+        then []
+        else artifacts
+      );
   in
     if disks == null
     then null
@@ -41,11 +48,11 @@ in rec {
     then fail "${where} must be an attribute set: { system = [ \"/dev/disk/by-id/…\" \"/dev/disk/by-id/…\" ]; jetstream = \"/dev/disk/by-id/nvme-…\"; artifacts = [ … ]; } or null"
     else if unknown != []
     then fail "unknown setting(s) ${concatStringsSep ", " (map (k: "${where}.${k}") unknown)}; known: ${concatStringsSep ", " (map (k: "${where}.${k}") known)}"
-    else if !(pair "system" system)
+    else if !(pair system)
     then fail "${where}.system = ${toJSON system} must be two device paths (/dev/disk/by-id/… is stable across boots): the system is a RAID1"
     else if !(isDevice jetstream)
     then fail "${where}.jetstream = ${toJSON jetstream} must be one device path (the NVMe for /data/jetstream)"
-    else if service && !(pair "artifacts" artifacts)
+    else if service && !(pair artifacts)
     then fail "${where}.artifacts = ${toJSON artifacts} must be two device paths on a ${role} host: /artifacts is a RAID1"
     else if !service && artifacts != null
     then fail "${where}.artifacts is set on a gamma host, which keeps no artifacts; remove it"
@@ -53,7 +60,14 @@ in rec {
     then fail "${where}: ${builtins.head (duplicates all')} is given twice; every disk has one use"
     else {inherit system jetstream artifacts;};
 
-  declared = d: d.system ++ [d.jetstream] ++ (if d.artifacts == null then [] else d.artifacts);
+  declared = d:
+    d.system
+    ++ [d.jetstream]
+    ++ (
+      if d.artifacts == null
+      then []
+      else d.artifacts
+    );
 
   # One member disk of a RAID1: a GPT with the partitions given.
   member = device: partitions: {
@@ -89,7 +103,7 @@ in rec {
   };
 
   layout = d: let
-    systemDisk = i: device:
+    systemDisk = device:
       member device {
         ESP = {
           size = "1G";
@@ -104,9 +118,14 @@ in rec {
   in {
     disk =
       {
-        system0 = systemDisk 0 (builtins.elemAt d.system 0);
-        system1 = systemDisk 1 (builtins.elemAt d.system 1);
-        jetstream = member d.jetstream {jetstream = {size = "100%"; content = ext4 "/data/jetstream";};};
+        system0 = systemDisk (builtins.elemAt d.system 0);
+        system1 = systemDisk (builtins.elemAt d.system 1);
+        jetstream = member d.jetstream {
+          jetstream = {
+            size = "100%";
+            content = ext4 "/data/jetstream";
+          };
+        };
       }
       // (
         if d.artifacts == null

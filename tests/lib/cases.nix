@@ -109,7 +109,11 @@ let
   disksFor = prefix: artifacts:
     {
       system = ["/dev/disk/by-id/${prefix}sys0" "/dev/disk/by-id/${prefix}sys1"];
-      jetstream = "/dev/disk/by-id/nvme-${if prefix == "ata-" then "js" else prefix + "js"}";
+      jetstream = "/dev/disk/by-id/nvme-${
+        if prefix == "ata-"
+        then "js"
+        else prefix + "js"
+      }";
     }
     // (
       if artifacts
@@ -119,16 +123,15 @@ let
   withDisks = lib.allHosts {
     zone = lib.normalise (fx.base
       // {
-        hosts =
-          builtins.mapAttrs (name: h:
-            h
-            // {
-              disks =
-                if name == "alpha"
-                then disksFor "ata-" true
-                else disksFor "${name}-" (h.role != "gamma");
-            })
-          fx.base.hosts;
+        hosts = builtins.mapAttrs (name: h:
+          h
+          // {
+            disks =
+              if name == "alpha"
+              then disksFor "ata-" true
+              else disksFor "${name}-" (h.role != "gamma");
+          })
+        fx.base.hosts;
       });
     pathsFor = _: lib.nixosPaths;
   };
@@ -241,14 +244,22 @@ in {
     d.disk.system0.device
     == "/dev/disk/by-id/ata-sys0"
     && d.disk.system1.content.partitions.ESP.type == "EF00"
-    && d.disk.system1.content.partitions.ESP.content == {type = "mdraid"; name = "boot";}
+    && d.disk.system1.content.partitions.ESP.content
+    == {
+      type = "mdraid";
+      name = "boot";
+    }
     && d.mdadm.boot.metadata == "1.0"
     && d.mdadm.boot.content.mountpoint == "/boot"
     && d.mdadm.system.level == 1
     && d.mdadm.system.content.mountpoint == "/"
     && d.disk.jetstream.device == "/dev/disk/by-id/nvme-js"
     && d.disk.jetstream.content.partitions.jetstream.content.mountpoint == "/data/jetstream"
-    && d.disk.artifacts0.content.partitions.artifacts.content == {type = "mdraid"; name = "artifacts";}
+    && d.disk.artifacts0.content.partitions.artifacts.content
+    == {
+      type = "mdraid";
+      name = "artifacts";
+    }
     && d.mdadm.artifacts.content.mountpoint == "/artifacts"
     # The labels the hosts mount by (hosts/placeholder-hardware.nix, services.bsfg.storage).
     && d.mdadm.system.content.extraArgs == ["-L" "nixos"]
