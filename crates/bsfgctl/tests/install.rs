@@ -61,17 +61,8 @@ fn check_disks_refuses_a_mounted_and_missing_disks_naming_each() {
         repo().display(),
         zone.display()
     );
-    let out = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "-E", &expr])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let zone_json = tmp.path().join("zone.json");
-    std::fs::write(&zone_json, &out.stdout).unwrap();
+    std::fs::write(&zone_json, crate::support::nix_eval_json(&expr)).unwrap();
 
     let run = |host: &str| {
         Command::new(env!("CARGO_BIN_EXE_bsfgctl"))
