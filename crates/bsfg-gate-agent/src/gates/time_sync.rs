@@ -18,6 +18,9 @@ pub struct TimeSync {
     pub checked_unix_ms: i64,
 }
 
+/// chronyd's reference ID for its own clock (`local stratum N`, 127.127.1.1).
+const LOCAL_CLOCK: &str = "7F7F0101";
+
 /// Synchronised: chronyd has a reference (leap status not `Not
 /// synchronised`) and the offset is within `max_offset`. `checked_unix_ms`:
 /// when chronyd answered (or did not).
@@ -37,9 +40,12 @@ pub fn assess(
             };
         }
     };
-    let offset = t.offset_seconds();
+    // (+ 0.0: a zero correction prints as +0.000000, not -0.000000.)
+    let offset = t.offset_seconds() + 0.0;
     let max = c.max_offset.as_secs_f64();
-    let source = if t.reference.is_empty() {
+    let source = if t.reference_id == LOCAL_CLOCK {
+        "chronyd's local clock (local stratum: the zone keeps its own time)".to_owned()
+    } else if t.reference.is_empty() {
         format!("reference {}", t.reference_id)
     } else {
         t.reference.clone()
