@@ -137,8 +137,9 @@ impl Zone {
     /// switch` of a new configuration does to it): the agent first (SIGTERM:
     /// it stops its controller and faults its track file on the way out),
     /// then keepalived, then nats-server, each waited for; then the host's
-    /// daemons start again in boot order. The daemons read their
-    /// certificates and configuration anew.
+    /// daemons start again in boot order, keepalived at once (a switch
+    /// restarts keepalived.service itself; the boot-delay timer is for
+    /// boots). The daemons read their certificates and configuration anew.
     pub async fn restart_host(&self, host: &str) -> Result<()> {
         if self.init() == Init::Systemd {
             bail!(
@@ -162,7 +163,15 @@ impl Zone {
                 );
             }
         }
-        self.start_host(host)
+        let runs = self.spec.host(host).runs;
+        self.start_nats(host)?;
+        if runs.gate_agent {
+            self.start_agent(host)?;
+        }
+        if runs.keepalived {
+            self.start_keepalived(host)?;
+        }
+        Ok(())
     }
 
     /// The live record of `kind` on `host`.
