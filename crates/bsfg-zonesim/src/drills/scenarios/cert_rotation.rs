@@ -46,24 +46,22 @@ pub(super) async fn cert_rotation(z: &Zone, c: &mut Ctx) -> Result<()> {
     let zone_file = write_zone_file(z, &work)?;
 
     let before = served(z).await?;
-    for (what, s, installed) in &before {
+    for l in &before {
         c.check(
-            &format!("before: {what} serves its installed certificate"),
-            s.is(installed),
-            s.to_string(),
+            &format!("before: {} serves its installed certificate", l.what),
+            l.served.is(&l.installed),
+            l.served.to_string(),
         );
     }
 
-    let out = bsfgctl(&[
-        "pki",
-        "renew",
-        "--zone-file",
-        &zone_file.display().to_string(),
-        "--dir",
-        &ca_dir.display().to_string(),
-        "--within",
-        RENEW_WITHIN,
-    ])?;
+    let zone_file = zone_file.display().to_string();
+    let dir = ca_dir.display().to_string();
+    let pki = |args: &[&str]| {
+        let mut full = vec!["pki", args[0], "--zone-file", zone_file.as_str()];
+        full.extend_from_slice(&args[1..]);
+        bsfgctl(&full)
+    };
+    let out = pki(&["renew", "--dir", &dir, "--within", RENEW_WITHIN])?;
     let renewed = out.lines().filter(|l| l.starts_with("issued ")).count();
     let planned = z.spec.pki.certificates.len();
     c.check(
@@ -71,14 +69,7 @@ pub(super) async fn cert_rotation(z: &Zone, c: &mut Ctx) -> Result<()> {
         renewed == planned,
         format!("{renewed} of {planned} issued"),
     );
-    let check = bsfgctl(&[
-        "pki",
-        "check",
-        "--zone-file",
-        &zone_file.display().to_string(),
-        "--dir",
-        &ca_dir.display().to_string(),
-    ]);
+    let check = pki(&["check", "--dir", &dir]);
     c.check(
         "bsfgctl pki check passes on the renewed CA directory",
         check.is_ok(),
@@ -130,28 +121,16 @@ pub(super) async fn cert_rotation(z: &Zone, c: &mut Ctx) -> Result<()> {
         ),
     };
     let after = served(z).await?;
-    for ((what, old, _), (_, new, _)) in before.iter().zip(&after) {
-        let name = if what.starts_with("controller") {
-            "controller".to_owned()
-        } else {
-            format!("nats-route-{}", what.rsplit(' ').next().unwrap_or_default())
-        };
-        let expected = new_pem(&name)?;
+    for (old, new) in before.iter().zip(&after) {
+        let expected = new_pem(&new.certificate)?;
         c.check(
-            &format!("after: {what} serves the renewed certificate"),
-            new.is(&expected) && new.serial != old.serial,
-            format!("was {old}, now {new}"),
+            &format!("after: {} serves the renewed certificate", new.what),
+            new.served.is(&expected) && new.served.serial != old.served.serial,
+            format!("was {}, now {}", old.served, new.served),
         );
     }
     for h in z.spec.host_names() {
-        let r = bsfgctl(&[
-            "pki",
-            "check",
-            "--zone-file",
-            &zone_file.display().to_string(),
-            "--host",
-            h,
-        ]);
+        let r = pki(&["check", "--host", h]);
         c.check(
             &format!("bsfgctl pki check --host {h} passes on its installed files"),
             r.is_ok(),
@@ -178,19 +157,32 @@ pub(super) async fn cert_rotation(z: &Zone, c: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
+/// A TLS listener of the zone and the certificate it presents.
+struct Listening {
+    what: String,
+    /// Its certificate's name in the plan (`controller`, `nats-route-<host>`).
+    certificate: String,
+    served: Served,
+    /// The certificate installed for it (PEM).
+    installed: String,
+}
+
 /// What serves TLS in the zone, with the certificate it presents and the
 /// one installed for it: the controller on the VIP, each host's route port.
-async fn served(z: &Zone) -> Result<Vec<(String, Served, String)>> {
+async fn served(z: &Zone) -> Result<Vec<Listening>> {
     let mut out = Vec::new();
     let holders = z.vip_holders().await?;
     let [active] = holders.as_slice() else {
         bail!("the VIP is on {holders:?}");
     };
-    let installed = std::fs::read_to_string(&z.spec.host(active).paths.tls.certificate)?;
-    let s = peek_controller(z, z.client_tls().0)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    out.push((format!("controller on {active}"), s, installed));
+    out.push(Listening {
+        what: format!("controller on {active}"),
+        certificate: "controller".into(),
+        served: peek_controller(z, z.client_tls().0)
+            .await
+            .map_err(anyhow::Error::msg)?,
+        installed: std::fs::read_to_string(&z.spec.host(active).paths.tls.certificate)?,
+    });
     for h in z.spec.host_names() {
         let route = &z.spec.host(h).paths.nats_route;
         let tls = TlsFiles {
@@ -201,13 +193,18 @@ async fn served(z: &Zone) -> Result<Vec<(String, Served, String)>> {
         let installed = std::fs::read_to_string(&tls.certificate)?;
         let addr = SocketAddr::new(z.spec.host(h).address.into(), z.spec.ports.nats_cluster);
         let name = nats_route_identity(&z.spec.zone);
-        let s = z
+        let served = z
             .in_ns(h, move || async move {
                 served_certificate::peek(Listener::NatsRoute, addr, &name, &tls, PEEK_TIMEOUT).await
             })
             .await?
             .map_err(|e| anyhow::anyhow!("nats-server route port on {h}: {e}"))?;
-        out.push((format!("nats-server routes on {h}"), s, installed));
+        out.push(Listening {
+            what: format!("nats-server routes on {h}"),
+            certificate: format!("nats-route-{h}"),
+            served,
+            installed,
+        });
     }
     Ok(out)
 }
