@@ -341,6 +341,18 @@ pub mod agent {
         &["view"],
         "JetStream meta-group voters current as the local server sees them (gate 3): view leader (exact: the leader tracks every follower) or follower (itself and the leader at most); 0 without a meta leader, absent while /jsz is unreadable",
     );
+    pub const TIME_SYNCHRONISED: MetricFamily = family(
+        "bsfg_time_synchronised",
+        Gauge,
+        &[],
+        "1 while chronyd reports this host's clock synchronised within time_sync.max_offset; 0 otherwise, also while chronyd cannot be asked and with time_sync.policy off",
+    );
+    pub const TIME_OFFSET_SECONDS: MetricFamily = family(
+        "bsfg_time_offset_seconds",
+        Gauge,
+        &[],
+        "This host's clock offset from true time as chronyd tracks it (positive: fast); 0 while unknown (bsfg_time_synchronised is then 0)",
+    );
 
     pub const ALL: &[MetricFamily] = &[
         GATE_STATE,
@@ -356,6 +368,8 @@ pub mod agent {
         BUILD_INFO,
         NATS_SERVER_INFO,
         JETSTREAM_VOTERS_CURRENT,
+        TIME_SYNCHRONISED,
+        TIME_OFFSET_SECONDS,
     ];
 }
 

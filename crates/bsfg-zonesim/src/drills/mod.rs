@@ -65,10 +65,11 @@ pub enum Drill {
     FirstBootWithoutSecrets,
     ZoneRestore,
     RollingUpgrade,
+    CertRotation,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 24] = [
+    pub const ALL: [Drill; 25] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -93,6 +94,7 @@ impl Drill {
         Drill::FirstBootWithoutSecrets,
         Drill::ZoneRestore,
         Drill::RollingUpgrade,
+        Drill::CertRotation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -121,6 +123,7 @@ impl Drill {
             Drill::FirstBootWithoutSecrets => "first-boot-without-secrets",
             Drill::ZoneRestore => "zone-restore",
             Drill::RollingUpgrade => "rolling-upgrade",
+            Drill::CertRotation => "cert-rotation",
         }
     }
 
@@ -193,6 +196,9 @@ impl Drill {
             Drill::RollingUpgrade => {
                 "under load, every daemon of every host replaced by a new build in bsfgctl upgrade plan's order (gamma, standby, handover, old active), each step when bsfgctl upgrade check calls it safe"
             }
+            Drill::CertRotation => {
+                "under load, bsfgctl pki renew (overlap), then a rolling restart (gamma, standby, planned handover, old active) and a handover back: every daemon serves its new certificate, nothing lost"
+            }
         }
     }
 
@@ -226,8 +232,9 @@ impl Drill {
             // (its restarts and backoff, secrets appearing later) drive the
             // agent themselves; under systemd, agent-killed and agent-stopped
             // are their counterparts. zone-restore (gamma's backup units,
-            // every JetStream store destroyed) is not yet run on containers,
-            // nor is rolling-upgrade (it swaps the processes' binaries itself).
+            // every JetStream store destroyed) is not yet run on containers, nor
+            // cert-rotation (its rolling restart drives the process mode's daemons),
+            // nor rolling-upgrade (it swaps the processes' binaries itself).
             crate::container::Init::Systemd => {
                 !self.needs_power_feed()
                     && !matches!(
@@ -238,6 +245,7 @@ impl Drill {
                             | Drill::FirstBootWithoutSecrets
                             | Drill::ZoneRestore
                             | Drill::RollingUpgrade
+                            | Drill::CertRotation
                     )
             }
         }
