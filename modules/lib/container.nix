@@ -8,9 +8,14 @@
 # Per host: `files` (container path -> { text; mode; }), `links` (container
 # path -> symlink target), `etcDirs` (the directories the simulator binds,
 # read-only, from <runDir>/<host>/root/, every file and link lies in one),
-# `binds` (state and programs: { source; target; readOnly; }) and `units`
-# (the units whose journal and `systemd-analyze security` the simulator
-# reports). Everything is the NixOS host's data (`hostSettings` with
+# `binds` (state, credentials and programs: { source; target; readOnly; }),
+# `passwordFiles` (where on the machine the simulator writes each NATS
+# password this host's units load: { system; controller; gateAgent;
+# backup; }, null where none) and `units` (the units whose journal and
+# `systemd-analyze security` the simulator reports). At the top, `pki`:
+# the zone's certificate plan with the appliance's install paths (what
+# `bsfgctl pki issue` installs), which the simulator issues into
+# `staging` (<staging>/<host>/<path on the host>). Everything is the NixOS host's data (`hostSettings` with
 # `nixosPaths` and the systemd supervisor); only the store paths of the
 # programs differ: `containerise` replaces them, and tests/lib/cases.nix
 # proves the units are otherwise byte for byte the appliance's.
@@ -29,7 +34,7 @@
   natsUsers ? null,
   storageCap ? "256 MiB",
 }: let
-  inherit (builtins) attrNames concatStringsSep listToAttrs mapAttrs replaceStrings toString;
+  inherit (builtins) attrNames attrValues concatMap concatStringsSep dirOf elem head listToAttrs mapAttrs match replaceStrings toString;
   lib = import ./zone.nix;
   render = import ./render.nix;
 
@@ -59,6 +64,38 @@
           else {}
         );
   };
+
+  # ------------------------------------------------------------ credentials
+
+  # The operator's credential files live on the machine as `bsfgctl pki
+  # issue --staging` lays them out, one tree per host; each container binds
+  # the directories of its LoadCredential= sources from that tree. A
+  # directory, not each file: a file replaced by a rename (bsfg-pki writes
+  # atomically, as an operator's `install` or `mv` does) is then seen
+  # inside, where a bound file would keep its old inode.
+  staging = "${runDir}/appliance";
+  onMachine = name: p: "${staging}/${name}${p}";
+  pkiPlan = (import ./pki.nix).plan {
+    inherit zone;
+    installsFor = (import ./pki.nix).applianceInstalls zone;
+  };
+  # "name:path" of every LoadCredential= of the host's units -> the paths.
+  credentialSources = s:
+    concatMap (
+      u:
+        map (e: let
+          m = match "[^:]*:(.*)" e;
+        in
+          if m == null
+          then throw "container.nix: LoadCredential=${e} names no path"
+          else head m)
+        (u.serviceConfig.LoadCredential or [])
+    ) (attrValues s.units);
+  credentialDirs = s: attrNames (listToAttrs (map (p: {
+      name = dirOf p;
+      value = null;
+    })
+    (credentialSources s)));
 
   # ------------------------------------------------------------ store paths
 
@@ -316,38 +353,37 @@
         inherit source target;
         readOnly = true;
       };
-      c = zone.certificates;
     in
       [
         (rw sim.jetstream s.paths.jetstream)
         (ro hostBinaries.natsServer containerBinaries.natsServer)
-        # nats.service's LoadCredential= sources: the route certificate
-        # (cluster.tls) and the zone CA.
-        (ro sim.natsRoute.certificate c.natsRouteCertificate)
-        (ro sim.natsRoute.privateKey c.natsRoutePrivateKey)
-        (ro sim.natsRoute.ca c.ca)
       ]
       ++ (
         if service
-        then
-          [
-            (rw sim.artifacts s.paths.artifacts)
-            (ro hostBinaries.controller containerBinaries.controller)
-            (ro hostBinaries.gateAgent containerBinaries.gateAgent)
-            # The LoadCredential= sources, where the description names them.
-            (ro sim.tls.certificate c.certificate)
-            (ro sim.tls.privateKey c.privateKey)
-            # The daemons' NATS passwords (each unit loads only its own).
-            (ro sim.natsControllerPassword zone.nats.users.controller.passwordFile)
-            (ro sim.natsAgentPassword zone.nats.users.gateAgent.passwordFile)
-          ]
-          ++ (
-            if natsSystemUser == null
-            then []
-            else [(ro sim.natsSystemPassword zone.nats.systemUser.passwordFile)]
-          )
+        then [
+          (rw sim.artifacts s.paths.artifacts)
+          (ro hostBinaries.controller containerBinaries.controller)
+          (ro hostBinaries.gateAgent containerBinaries.gateAgent)
+        ]
         else []
-      );
+      )
+      # Every LoadCredential= source's directory (route certificate and CA
+      # for nats.service; the controller's certificate, key and passwords;
+      # each daemon's own NATS password), as the description places them.
+      ++ map (d: ro (onMachine name d) d) (credentialDirs s);
+    # The NATS passwords the units of this host load, on the machine.
+    passwordFiles = let
+      sources = credentialSources s;
+      at = u:
+        if u == null || !(elem u.passwordFile sources)
+        then null
+        else onMachine name u.passwordFile;
+    in {
+      system = at (zone.nats.systemUser or null);
+      controller = at (zone.nats.users.controller or null);
+      gateAgent = at (zone.nats.users.gateAgent or null);
+      backup = at (zone.nats.users.backup or null);
+    };
     units =
       ["nats.service"]
       ++ (
@@ -357,7 +393,8 @@
       );
   };
 in {
-  inherit containerBinaries storeBinaries;
+  inherit containerBinaries storeBinaries staging;
+  pki = pkiPlan;
   # The same function the files above went through, for the tests.
   inherit containerise;
   # The appliance's settings of each host (store paths), for the tests.

@@ -71,6 +71,7 @@ impl Zone {
         let c = self.containers()?;
         let container = c
             .spec
+            .hosts
             .get(host)
             .with_context(|| format!("no container for {host}"))?;
         Ok(MachineSpec {
@@ -164,6 +165,15 @@ impl Zone {
             }
         }
         Ok(())
+    }
+
+    /// The credential `name` as `unit` on `host` loaded it
+    /// (`/run/credentials/<unit>/<name>`, LoadCredential=).
+    pub fn loaded_credential(&self, host: &str, unit: &str, name: &str) -> Result<String> {
+        machine::exec_ok(
+            self.leader(host)?,
+            &["cat", &format!("/run/credentials/{unit}/{name}")],
+        )
     }
 
     /// `systemd-analyze security` of every unit of `host`, one report per unit.
