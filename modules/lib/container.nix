@@ -23,11 +23,12 @@
   zoneFile,
   runDir,
   # Host paths of the programs bound into every container:
-  # { controller; gateAgent; natsServer; } (absolute).
+  # { controller; gateAgent; natsServer; bsfgctl; } (absolute).
   hostBinaries ? {
     controller = "/usr/local/bin/bsfg-controller";
     gateAgent = "/usr/local/bin/bsfg-gate-agent";
     natsServer = "/usr/local/bin/nats-server";
+    bsfgctl = "/usr/local/bin/bsfgctl";
   },
   # As in simulator.nix; the password files are bound to secretsDir below.
   natsSystemUser ? null,
@@ -56,8 +57,8 @@
           controller = inContainer "controller" natsUsers.controller;
           gateAgent = inContainer "gate-agent" natsUsers.gateAgent;
         }
-        # The snapshots' user: in nats-server's configuration as on the
-        # appliance (gamma's bsfg-backup units are not in the containers).
+        # The snapshots' user: in nats-server's configuration and in
+        # gamma's bsfg-backup.service, as on the appliance.
         // (
           if natsUsers ? backup
           then {backup = inContainer "backup" natsUsers.backup;}
@@ -105,11 +106,13 @@
     controller = "/nix/store/00000000000000000000000000000000-bsfg/bin/bsfg-controller";
     gateAgent = "/nix/store/00000000000000000000000000000000-bsfg/bin/bsfg-gate-agent";
     natsServer = "/nix/store/00000000000000000000000000000000-nats-server/bin/nats-server";
+    bsfgctl = "/nix/store/00000000000000000000000000000000-bsfg/bin/bsfgctl";
   };
   containerBinaries = {
     controller = "/usr/local/bin/bsfg-controller";
     gateAgent = "/usr/local/bin/bsfg-gate-agent";
     natsServer = "/usr/local/bin/nats-server";
+    bsfgctl = "/usr/local/bin/bsfgctl";
   };
   names = attrNames storeBinaries;
   containerise = replaceStrings (map (n: storeBinaries.${n}) names) (map (n: containerBinaries.${n}) names);
@@ -217,7 +220,9 @@
   # users.users of the modules (isSystemUser), with fixed ids: the
   # container's /etc is fresh at every boot while JetStream and /artifacts
   # persist, so an id must not depend on the order sysusers runs in.
-  sysusers = s:
+  sysusers = s: let
+    backs = s.units ? bsfg-backup;
+  in
     concatStringsSep "\n" ([
         "u nats 980 \"NATS daemon user\" ${s.paths.jetstream}"
       ]
@@ -231,6 +236,12 @@
           "m ${lib.agentUser} ${lib.artifactsGroup}"
           "u ${s.keepalived.checkScript.user} 984 \"keepalived health-check scripts\""
         ]
+        else []
+      )
+      # modules/services/backup.nix: users.users.bsfg-backup (its group too).
+      ++ (
+        if backs
+        then ["u bsfg-backup 985 \"BSFG zone snapshots\""]
         else []
       ))
     + "\n";
@@ -254,6 +265,7 @@
     s = appliance name;
     sim = lib.simulatorPaths runDir name;
     service = s.runs.gateAgent;
+    backs = s.units ? bsfg-backup;
     file = text: {
       text = containerise text;
       mode = "0644";
@@ -319,6 +331,19 @@
         ]
         else []
       )
+      # gamma's scheduled snapshots (modules/services/backup.nix): the
+      # NixOS service attribute `bsfg-backup` is bsfg-backup.service.
+      ++ (
+        if backs
+        then [
+          {
+            name = "${unitDir}/bsfg-backup.service";
+            value = file s.units.bsfg-backup.text;
+          }
+          (own s.units.bsfg-backup-timer)
+        ]
+        else []
+      )
     );
     links = listToAttrs (
       [(wants "nats.service")]
@@ -334,6 +359,16 @@
       ++ (
         if service
         then [(wants lib.agentUnit) (wants "keepalived-boot-delay.timer")]
+        else []
+      )
+      ++ (
+        if backs
+        then [
+          {
+            name = "${unitDir}/timers.target.wants/bsfg-backup.timer";
+            value = "../bsfg-backup.timer";
+          }
+        ]
         else []
       )
     );
@@ -370,6 +405,16 @@
       # Every LoadCredential= source's directory (route certificate and CA
       # for nats.service; the controller's certificate, key and passwords;
       # each daemon's own NATS password), as the description places them.
+      ++ (
+        if backs
+        then [
+          (ro hostBinaries.bsfgctl containerBinaries.bsfgctl)
+          # /var/lib/bsfg-backup (StateDirectory=): the snapshots and the
+          # metrics file, kept across reboots as on gamma's disk.
+          (rw sim.backupState s.paths.backupState)
+        ]
+        else []
+      )
       ++ map (d: ro (onMachine name d) d) (credentialDirs s);
     # The NATS passwords the units of this host load, on the machine.
     passwordFiles = let
@@ -389,6 +434,11 @@
       ++ (
         if service
         then [lib.agentUnit lib.controllerUnit "keepalived.service"]
+        else []
+      )
+      ++ (
+        if backs
+        then ["bsfg-backup.service"]
         else []
       );
   };

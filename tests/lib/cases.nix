@@ -516,13 +516,20 @@ in {
       runDir = "/run/sim";
     };
     a = c.appliance.alpha;
+    g = c.appliance.gamma;
     files = c.hosts.alpha.files;
+    gf = c.hosts.gamma.files;
     own = u: files."/etc/systemd/system/${u.name}".text == c.containerise u.text;
   in
     own a.units.bsfg-controller
     && own a.units.bsfg-gate-agent
     && files."/etc/bsfg/controller.toml".text == c.containerise a.controller.configText
     && files."/etc/polkit-1/rules.d/10-bsfg.rules".text == a.polkitRule
+    # gamma's scheduled snapshots: the appliance's two units, the timer enabled.
+    && gf."/etc/systemd/system/bsfg-backup.service".text == c.containerise g.units.bsfg-backup.text
+    && gf."/etc/systemd/system/bsfg-backup.timer".text == g.units.bsfg-backup-timer.text
+    && c.hosts.gamma.links."/etc/systemd/system/timers.target.wants/bsfg-backup.timer" == "../bsfg-backup.timer"
+    && builtins.elem "bsfg-backup.service" c.hosts.gamma.units
     # ...and no store path is left in the container.
     && builtins.all (f: builtins.match ".*/nix/store/.*" f.text == null) (builtins.attrValues files);
   containerise_replaces_exactly_the_store_binaries = let

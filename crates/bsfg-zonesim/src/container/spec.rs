@@ -63,12 +63,13 @@ pub fn evaluate(
     zone_file: &Path,
     run_dir: &Path,
     bins: &Binaries,
+    bsfgctl: &Path,
     users: Option<&NatsUsers>,
 ) -> Result<ContainerSpec> {
     let users = users_arguments(users);
     let expr = format!(
         "let c = import {} {{ zoneFile = {}; runDir = {};{users} \
-         hostBinaries = {{ controller = {}; gateAgent = {}; natsServer = {}; }}; }}; \
+         hostBinaries = {{ controller = {}; gateAgent = {}; natsServer = {}; bsfgctl = {}; }}; }}; \
          in {{ inherit (c) hosts pki staging; }}",
         nix_string(&repo.join("modules/lib/container.nix").display().to_string()),
         nix_string(&zone_file.display().to_string()),
@@ -76,6 +77,7 @@ pub fn evaluate(
         nix_string(&bins.controller.display().to_string()),
         nix_string(&bins.gate_agent.display().to_string()),
         nix_string(&bins.nats_server.display().to_string()),
+        nix_string(&bsfgctl.display().to_string()),
     );
     let json = crate::zone::spec::eval_json(
         &expr,
