@@ -8,7 +8,9 @@
 //! on a machine builds the cached Debian root (debootstrap, a few minutes).
 //!
 //! CI (`scripts/test`) runs all nine (each boots its own containers; the
-//! drills' per-test wall times are in docs/zone-simulator.md).
+//! drills' per-test wall times are in docs/zone-simulator.md). The
+//! snapshot recovery on containers is `#[ignore]`d (time budget) and runs
+//! with `cargo nextest run -p bsfg-zonesim --run-ignored all -E 'test(/systemd_drill_/)'`.
 
 use bsfg_zonesim::container::Init;
 use bsfg_zonesim::drills::{self, Drill, DrillOptions};
@@ -105,4 +107,12 @@ fn systemd_drill_agent_killed() {
 #[test]
 fn systemd_drill_agent_stopped() {
     systemd_drill(Drill::AgentStopped);
+}
+
+/// The snapshot recovery runbook on containers: `systemctl stop` of the
+/// agents and nats-server, every store emptied, `bsfgctl restore`.
+#[test]
+#[ignore = "not in CI (time budget: ~75 s); the process-mode zone-restore runs in CI"]
+fn systemd_drill_zone_restore() {
+    systemd_drill(Drill::ZoneRestore);
 }

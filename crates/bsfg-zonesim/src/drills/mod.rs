@@ -218,8 +218,7 @@ impl Drill {
             // The process mode's stand-ins for what systemd does to the agent
             // (its restarts and backoff, secrets appearing later) drive the
             // agent themselves; under systemd, agent-killed and agent-stopped
-            // are their counterparts. zone-restore (gamma's backup units,
-            // every JetStream store destroyed) is not yet run on containers.
+            // are their counterparts.
             crate::container::Init::Systemd => {
                 !self.needs_power_feed()
                     && !matches!(
@@ -228,7 +227,6 @@ impl Drill {
                             | Drill::OrphanedController
                             | Drill::AgentCrashLoop
                             | Drill::FirstBootWithoutSecrets
-                            | Drill::ZoneRestore
                     )
             }
         }
