@@ -242,9 +242,15 @@ pub(super) async fn zone_restore(z: &Zone, c: &mut Ctx) -> Result<()> {
         } else {
             z.signal(h, Kind::Nats, Signal::KILL)?;
         }
+        let store = &z.spec.host(h).paths.jetstream;
+        if !systemd {
+            std::fs::remove_dir_all(store)
+                .with_context(|| format!("removing {}", store.display()))?;
+            std::fs::create_dir_all(store)?;
+            continue;
+        }
         // Its content, not the directory: under systemd it is the source
         // of the container's /data/jetstream bind mount.
-        let store = &z.spec.host(h).paths.jetstream;
         for entry in
             std::fs::read_dir(store).with_context(|| format!("reading {}", store.display()))?
         {
