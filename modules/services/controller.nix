@@ -22,17 +22,15 @@
   zoneLib = import ../lib/zone.nix;
   unitName = "bsfg-controller";
   u = s.units.${unitName} or null;
-  rawConfig = pkgs.writeText "bsfg-controller.toml" s.controller.configText;
-  # Like nixpkgs' services.nats.validateConfig: refuse to build a system whose
-  # controller would refuse its configuration at promotion time.
-  configFile =
-    if cfg.validateConfig
-    then
-      pkgs.runCommand "bsfg-controller-checked.toml" {} ''
-        ${lib.getExe' cfg.packages.controller "bsfg-controller"} --config ${rawConfig} --check-config
-        ln -s ${rawConfig} $out
-      ''
-    else rawConfig;
+  # Never build a host whose controller would refuse its configuration.
+  configFile = import ./checked-config.nix {inherit lib pkgs;} {
+    name = "bsfg-controller";
+    text = s.controller.configText;
+    validate = cfg.validateConfig;
+    package = cfg.packages.controller;
+    exe = "bsfg-controller";
+    checkArgs = ["--check-config"];
+  };
 
   # Every way a unit can be started by another one at boot or on its own:
   # requirement dependencies of other units (systemd.{services,targets,

@@ -16,16 +16,15 @@
   zoneLib = import ../lib/zone.nix;
   unitName = "bsfg-gate-agent";
   u = s.units.${unitName} or null;
-  rawConfig = pkgs.writeText "bsfg-gate-agent.toml" s.gateAgent.configText;
-  # As the controller's: never build a host whose agent refuses its configuration.
-  configFile =
-    if cfg.validateConfig
-    then
-      pkgs.runCommand "bsfg-gate-agent-checked.toml" {} ''
-        ${lib.getExe' cfg.packages.gateAgent "bsfg-gate-agent"} --config ${rawConfig} check-config
-        ln -s ${rawConfig} $out
-      ''
-    else rawConfig;
+  # Never build a host whose gate agent would refuse its configuration.
+  configFile = import ./checked-config.nix {inherit lib pkgs;} {
+    name = "bsfg-gate-agent";
+    text = s.gateAgent.configText;
+    validate = cfg.validateConfig;
+    package = cfg.packages.gateAgent;
+    exe = "bsfg-gate-agent";
+    checkArgs = ["check-config"];
+  };
 in {
   config = lib.mkIf cfg.enable (lib.mkMerge [
     (lib.mkIf s.runs.gateAgent {

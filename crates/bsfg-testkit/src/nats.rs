@@ -344,6 +344,43 @@ impl NatsCluster {
         }
     }
 
+    /// Why the meta group is not yet whole, if it is not: a leader that
+    /// knows every configured server as a voter and hears every running one
+    /// as current. A known leader alone is not enough: a fresh cluster elects
+    /// one before every peer has joined the group, and losing that leader
+    /// then can leave the others without a quorum.
+    async fn meta_group_incomplete(&self) -> Option<String> {
+        let running: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].daemon.is_some())
+            .collect();
+        let &first = running.first()?;
+        let Some(leader) = self.meta_leader(first).await else {
+            return Some("no meta leader".into());
+        };
+        let Some(li) = self.index_of(&leader).filter(|i| running.contains(i)) else {
+            return Some(format!("meta leader {leader} is not running"));
+        };
+        let jsz: Jsz = match http::get_json(&self.monitor_addr(li), "/jsz", HTTP_DEADLINE).await {
+            Ok(j) => j,
+            Err(e) => return Some(format!("{leader} /jsz: {e}")),
+        };
+        let meta = jsz.meta_cluster.unwrap_or_default();
+        let current = meta.current_voters(&leader);
+        let missing: Vec<&str> = running
+            .iter()
+            .map(|&i| self.nodes[i].name.as_str())
+            .filter(|n| !current.iter().any(|c| c == n))
+            .collect();
+        if meta.cluster_size < self.nodes.len() || !missing.is_empty() {
+            return Some(format!(
+                "meta group on {leader}: {} voters of {}, not current: {missing:?}",
+                meta.cluster_size,
+                self.nodes.len()
+            ));
+        }
+        None
+    }
+
     async fn wait_ready_for(&mut self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         let clustered = self.nodes.len() > 1;
@@ -368,6 +405,9 @@ impl NatsCluster {
                 if clustered && self.meta_leader(i).await.is_none() {
                     problem = Some(format!("{} sees no meta leader", self.nodes[i].name));
                 }
+            }
+            if clustered && problem.is_none() {
+                problem = self.meta_group_incomplete().await;
             }
             match problem {
                 None => return Ok(()),

@@ -6,14 +6,20 @@ use anyhow::{Context, Result, bail};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// keepalived's `enable_script_security` refuses a script that a non-root
-/// user could replace: the file or any directory above it owned by someone
-/// else or writable by group/others.
-pub fn script_path_is_secure(path: &Path) -> bool {
+/// Whether keepalived can run the check at `path` as its non-root script
+/// user: `enable_script_security` refuses a script that such a user could
+/// replace (the file or any directory above it owned by someone else or
+/// writable by group/others), and the script user must be able to reach it
+/// at all (every directory above searchable, the file executable, by
+/// others). keepalived reports either only in its own log and then runs
+/// without the check, so the gate would silently be gone.
+pub fn script_path_is_usable(path: &Path) -> bool {
     path.ancestors().all(|p| {
         std::fs::metadata(p).is_ok_and(|m| {
             let sticky = m.is_dir() && m.mode() & 0o1000 != 0;
-            m.uid() == 0 && (m.mode() & 0o022 == 0 || (sticky && p != path))
+            let secure = m.uid() == 0 && (m.mode() & 0o022 == 0 || (sticky && p != path));
+            let reachable = m.mode() & 0o001 != 0;
+            secure && reachable
         })
     })
 }
@@ -58,7 +64,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn script_security_follows_ownership_and_modes() {
+    fn script_usability_follows_ownership_and_modes() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("agent");
         std::fs::write(&f, "").unwrap();
@@ -66,8 +72,14 @@ mod tests {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let root = rustix::process::geteuid().is_root();
         // /tmp is sticky and world-writable: allowed above the file, as keepalived does.
-        assert_eq!(script_path_is_secure(&f), root);
+        assert_eq!(script_path_is_usable(&f), root);
+        // Secure but out of the script user's reach (a 0700 checkout).
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(!script_path_is_usable(&f));
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o754)).unwrap();
+        assert!(!script_path_is_usable(&f));
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(!script_path_is_secure(&f));
+        assert!(!script_path_is_usable(&f));
     }
 }

@@ -231,6 +231,9 @@ pub struct Keepalived {
     pub check_script: CheckScript,
     pub unicast_src_ip: Ipv4Addr,
     pub unicast_peers: Vec<Ipv4Addr>,
+    /// Seconds after boot before keepalived starts (the appliance's
+    /// keepalived-boot-delay timer).
+    pub boot_delay_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

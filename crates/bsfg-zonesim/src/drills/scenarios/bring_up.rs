@@ -3,8 +3,8 @@
 
 use super::{Ctx, PROMOTION_TIMEOUT, hosts};
 use super::{
-    append_extra, check_started_by_agent, crash, listeners, one_on_the_vip, only_on, roles, serves,
-    stays_one_on_the_vip, unchanged,
+    append_extra, check_started_by_agent, crash, keepalived_reports, listeners, one_on_the_vip,
+    only_on, roles, serves, stays_one_on_the_vip, unchanged,
 };
 use crate::zone::Zone;
 use anyhow::{Context, Result};
@@ -136,6 +136,10 @@ pub(super) async fn boot(z: &Zone, c: &mut Ctx) -> Result<()> {
         "power cycle: every host crashes; beta boots alone".into(),
     )?;
     z.restore(&b)?;
+    c.wait_for("beta's keepalived runs", PROMOTION_TIMEOUT, || {
+        keepalived_reports(z, &b)
+    })
+    .await;
     c.hold(
         "beta alone: no controller without quorum",
         Duration::from_secs(8),
@@ -163,6 +167,10 @@ pub(super) async fn boot(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.event(format!("{a} boots last"));
     z.restore(&a)?;
     z.wait_formed(&[&a], PROMOTION_TIMEOUT).await?;
+    c.wait_for("alpha's keepalived runs", PROMOTION_TIMEOUT, || {
+        keepalived_reports(z, &a)
+    })
+    .await;
     c.hold(
         "alpha joins as standby: one controller, on beta",
         Duration::from_secs(6),

@@ -1,7 +1,7 @@
 //! Hosts dying: alpha, beta, gamma, alpha and beta together.
 
 use super::{Ctx, PROMOTION_TIMEOUT, contract, hosts};
-use super::{crash, roles, serves, unchanged};
+use super::{crash, keepalived_reports, roles, serves, unchanged};
 use crate::zone::Zone;
 use anyhow::Result;
 use bsfg_mgmt::{Role, VrrpState};
@@ -153,6 +153,10 @@ pub(super) async fn alpha_beta_crash(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.event(format!("{a} boots again"));
     z.restore(&a)?;
     z.wait_formed(&[&a], PROMOTION_TIMEOUT).await?;
+    c.wait_for("alpha's keepalived runs again", PROMOTION_TIMEOUT, || {
+        keepalived_reports(z, &a)
+    })
+    .await;
     c.hold(
         "alpha rejoins as standby (no failback)",
         Duration::from_secs(5),

@@ -96,6 +96,15 @@ async fn unchanged(z: &Zone, v: &SampleView, active: &str, standby: &str) -> Res
     }
 }
 
+/// `host`'s keepalived has reported a state to its agent: after a boot
+/// it starts only after the library's `bootDelaySeconds`, and a hold that
+/// ends before then would prove nothing about how it joins.
+pub(super) async fn keepalived_reports(z: &Zone, host: &str) -> Option<String> {
+    let s = z.agent_status(host).await.ok()?;
+    (s.vrrp.state != bsfg_mgmt::VrrpState::Unknown)
+        .then(|| format!("{host}'s keepalived reports {:?}", s.vrrp.state))
+}
+
 /// For `hold`: `host` alone serves and alone holds the VIP.
 pub(super) async fn only_on(v: &SampleView, host: &str) -> Result<(), String> {
     match (v.serving(), v.vip()) {

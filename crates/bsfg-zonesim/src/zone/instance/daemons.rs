@@ -99,6 +99,13 @@ impl Zone {
     }
 
     pub fn start_keepalived(&self, host: &str) -> Result<()> {
+        self.start_keepalived_after(host, Duration::ZERO)
+    }
+
+    /// keepalived, `delay` from now: the process is recorded at once and
+    /// waits in a shell that then becomes keepalived (same pid), so a crash
+    /// meanwhile kills it like any other process of the host.
+    fn start_keepalived_after(&self, host: &str, delay: Duration) -> Result<()> {
         let dirs = self.host_dirs(host);
         if self.spec.host(host).keepalived.is_none() {
             bail!("{host} runs no keepalived");
@@ -111,31 +118,39 @@ impl Zone {
         for f in ["keepalived.pid", "vrrp.pid", "checkers.pid"] {
             let _ = std::fs::remove_file(dirs.keepalived_dir.join(f));
         }
-        self.spawn(
-            host,
-            Kind::Keepalived,
-            vec![
-                self.tools.keepalived.display().to_string(),
-                "--dont-fork".into(),
-                "--log-console".into(),
-                "--log-detail".into(),
-                "--vrrp".into(),
-                "--use-file".into(),
-                dirs.keepalived_config.display().to_string(),
-                "--pid".into(),
-                pid("keepalived.pid"),
-                "--vrrp_pid".into(),
-                pid("vrrp.pid"),
-                "--checkers_pid".into(),
-                pid("checkers.pid"),
-            ],
-        )
-        .map(drop)
+        let mut argv = Vec::new();
+        if !delay.is_zero() {
+            argv.extend([
+                "/bin/sh".into(),
+                "-c".into(),
+                r#"sleep "$0" && exec "$@""#.into(),
+                format!("{:.3}", delay.as_secs_f64()),
+            ]);
+        }
+        argv.extend([
+            self.tools.keepalived.display().to_string(),
+            "--dont-fork".into(),
+            "--log-console".into(),
+            "--log-detail".into(),
+            "--vrrp".into(),
+            "--use-file".into(),
+            dirs.keepalived_config.display().to_string(),
+            "--pid".into(),
+            pid("keepalived.pid"),
+            "--vrrp_pid".into(),
+            pid("vrrp.pid"),
+            "--checkers_pid".into(),
+            pid("checkers.pid"),
+        ]);
+        self.spawn(host, Kind::Keepalived, argv).map(drop)
     }
 
-    /// What a host runs, in boot order: nats-server, then the agent (it
-    /// creates the FIFO and track file keepalived uses), then keepalived.
-    /// In the systemd mode: the host's container boots.
+    /// What a host runs when it boots, in boot order: nats-server, then the
+    /// agent (it creates the FIFO and track file keepalived uses), then
+    /// keepalived after the library's `bootDelaySeconds`, as the appliance's
+    /// timer starts it (a keepalived that bids while the host's own boot
+    /// still loads it can miss the master's adverts and take the VIP back).
+    /// In the systemd mode: the host's container boots (with the real timer).
     pub fn start_host(&self, host: &str) -> Result<()> {
         if self.init() == Init::Systemd {
             return self.start_container(host);
@@ -145,8 +160,14 @@ impl Zone {
         if runs.gate_agent {
             self.start_agent(host)?;
         }
-        if runs.keepalived {
-            self.start_keepalived(host)?;
+        if let Some(k) = self
+            .spec
+            .host(host)
+            .keepalived
+            .as_ref()
+            .filter(|_| runs.keepalived)
+        {
+            self.start_keepalived_after(host, Duration::from_secs(k.boot_delay_seconds))?;
         }
         Ok(())
     }

@@ -24,6 +24,9 @@ impl Zone {
         netns::set_port(&self.ns(netns::SWITCH), host, false)?;
         processes::kill_all(&netns::pids(&self.ns(host)));
         self.drop_vip_address(host);
+        // A rebooted kernel starts with an empty neighbour cache; the
+        // namespace outlives the crash, so it is emptied here.
+        let _ = netns::ip_in(&self.ns(host), &["neigh", "flush", "all"]);
         Ok(())
     }
 
@@ -42,8 +45,9 @@ impl Zone {
     }
 
     /// A crashed host boots again: cable back, runtime state cleared (the
-    /// agent's /run directory is a tmpfs on the appliance), daemons started
-    /// in boot order. Persistent state (JetStream, artifacts) is kept.
+    /// agent's /run directory is a tmpfs on the appliance, the neighbour
+    /// cache was flushed by the crash), daemons started in boot order.
+    /// Persistent state (JetStream, artifacts) is kept.
     pub fn restore(&self, host: &str) -> Result<()> {
         let h = self.spec.host(host);
         // A container's /run is its own tmpfs: gone with the crash.

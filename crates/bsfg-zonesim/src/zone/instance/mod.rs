@@ -14,7 +14,7 @@ use crate::state::{self, State};
 use crate::zone::cli_files::write_cli_files;
 use crate::zone::credentials::Credentials;
 use crate::zone::files::{self, HostDirs};
-use crate::zone::keepalived_script::{ensure_script_user, script_path_is_secure};
+use crate::zone::keepalived_script::{ensure_script_user, script_path_is_usable};
 use crate::zone::nats_users::ZoneNatsUsers;
 use crate::zone::options::Options;
 use crate::zone::progress::Progress;
@@ -110,16 +110,24 @@ impl Zone {
             run_dir: run_dir.clone(),
             armed: true,
         };
-        if !script_path_is_secure(&tools.gate_agent) {
-            // keepalived would refuse to run the check from there.
+        if !script_path_is_usable(&tools.gate_agent) {
+            // keepalived would refuse (or fail) to run the check from there.
             let bin = run_dir.join("bin");
             files::mkdir(&bin)?;
             let copy = bin.join("bsfg-gate-agent");
             std::fs::copy(&tools.gate_agent, &copy)
                 .with_context(|| format!("copying {}", tools.gate_agent.display()))?;
             std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))?;
+            if !script_path_is_usable(&copy) {
+                bail!(
+                    "keepalived's script user could not run the gate agent's check from {} either: \
+                     every directory above it must be root-owned, not group/other-writable and \
+                     searchable by others",
+                    copy.display()
+                );
+            }
             progress.say(format!(
-                "{} is not root-owned all the way up (keepalived's script security); using a copy in {}",
+                "{} is not root-owned and reachable all the way up (keepalived's script security); using a copy in {}",
                 tools.gate_agent.display(),
                 bin.display()
             ));
