@@ -92,11 +92,12 @@
           else head m)
         (u.serviceConfig.LoadCredential or [])
     ) (attrValues s.units);
-  credentialDirs = s: attrNames (listToAttrs (map (p: {
-      name = dirOf p;
-      value = null;
-    })
-    (credentialSources s)));
+  credentialDirs = s:
+    attrNames (listToAttrs (map (p: {
+        name = dirOf p;
+        value = null;
+      })
+      (credentialSources s)));
 
   # ------------------------------------------------------------ store paths
 
