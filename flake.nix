@@ -10,6 +10,12 @@
       url = "github:rustsec/advisory-db";
       flake = false;
     };
+    # Partitions a host with its role's layout (modules/lib/disks.nix):
+    # diskoConfigurations below, and the disko command in packages.
+    disko = {
+      url = "github:nix-community/disko";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
   };
 
   outputs = {
@@ -17,6 +23,7 @@
     nixpkgs,
     crane,
     advisory-db,
+    disko,
   }: let
     system = "x86_64-linux";
     pkgs = nixpkgs.legacyPackages.${system};
@@ -243,6 +250,7 @@
     packages.${system} =
       rustPackages
       // {inherit nats-server bsfg-zonesim;}
+      // {disko = disko.packages.${system}.disko;}
       // lib.listToAttrs (map (name: {
           name = "iso-${name}";
           value = mkIso name;
@@ -294,6 +302,18 @@
       // lib.genAttrs hostNames roleModule;
 
     nixosConfigurations = lib.genAttrs hostNames mkHost;
+
+    # Each host of hosts/zone.nix that declares its disks (hosts.<name>.disks):
+    # its role's layout, for `disko --mode destroy,format,mount --flake .#<host>`.
+    diskoConfigurations = let
+      zoneLib = import ./modules/lib/zone.nix;
+      hosts = zoneLib.allHosts {
+        zone = zoneLib.normalise (import ./hosts/zone.nix);
+        pathsFor = _: zoneLib.nixosPaths;
+      };
+    in
+      lib.mapAttrs (_: h: {disko.devices = h.disko;})
+      (lib.filterAttrs (_: h: h.disko != null) hosts);
 
     # The pure zone functions (builtins only), e.g. for other flakes that
     # describe zones: `triad.lib.zone.normalise (import ./my-zone.nix)`.

@@ -139,6 +139,14 @@ in {
         }
       ];
 
+    # A host installed with its role's disk layout (hosts.<name>.disks,
+    # modules/lib/disks.nix) boots from MD RAID1: assemble the arrays in
+    # stage 1. mdadm's monitor needs somewhere to report a failed member.
+    boot.swraid = lib.mkIf (s.installDisks != []) {
+      enable = true;
+      mdadmConf = "MAILADDR root";
+    };
+
     # Ownership of the mount points, applied after the mounts are up.
     users.groups.bsfg-artifacts = lib.mkIf isService {};
     systemd.tmpfiles.rules =

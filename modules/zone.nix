@@ -130,6 +130,7 @@ in {
         gateAgent = lib.getExe' cfg.packages.gateAgent "bsfg-gate-agent";
         natsServer = lib.getExe' cfg.packages.natsServer "nats-server";
         bsfgctl = lib.getExe' cfg.packages.cli "bsfgctl";
+        chronyc = lib.getExe' config.services.chrony.package "chronyc";
       };
       requireMountPoint = true;
     };

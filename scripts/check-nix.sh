@@ -185,6 +185,16 @@ PINS = {
         "original": {"owner": "rustsec", "repo": "advisory-db", "type": "github"},
         "url": "github:rustsec/advisory-db",
     },
+    # narHash: `nix-hash --type sha256` of the commit's tree (git archive),
+    # as SRI; lastModified: its committer time.
+    "disko": {
+        "inputs": {"nixpkgs": ["nixpkgs"]},
+        "locked": {"lastModified": 1773506317, "narHash": "sha256-qWKbLUJpavIpvOdX1fhHYm0WGerytFHRoh9lVck6Bh0=",
+                   "owner": "nix-community", "repo": "disko", "rev": "878ec37d6a8f52c6c801d0e2a2ad554c75b9353c", "type": "github"},
+        "original": {"owner": "nix-community", "repo": "disko", "type": "github"},
+        "url": "github:nix-community/disko",
+        "follows": {"nixpkgs": "nixpkgs"},
+    },
 }
 
 errors = []
@@ -212,8 +222,9 @@ if set(inputs) != set(PINS):
 for name, pin in PINS.items():
     node = nodes.get(name, {})
     expected = {k: pin[k] for k in ("locked", "original")}
-    if "flake" in pin:
-        expected["flake"] = pin["flake"]
+    for k in ("flake", "inputs"):
+        if k in pin:
+            expected[k] = pin[k]
     if node != expected:
         errors.append(f"flake.lock node {name!r} differs from the pin:\n      got      {node}\n      expected {expected}")
     declared = inputs.get(name, {})
@@ -221,6 +232,10 @@ for name, pin in PINS.items():
         errors.append(f"flake.nix input {name}.url is {declared.get('url')!r}, expected {pin['url']!r} (must match flake.lock's original)")
     if declared.get("flake", True) != pin.get("flake", True):
         errors.append(f"flake.nix input {name}.flake must be {pin.get('flake', True)}")
+    for input_name, target in pin.get("follows", {}).items():
+        got = declared.get("inputs", {}).get(input_name, {}).get("follows")
+        if got != target:
+            errors.append(f"flake.nix input {name}.inputs.{input_name}.follows is {got!r}, expected {target!r} (one nixpkgs for the whole flake)")
 
 for e in errors:
     print("    " + e, file=sys.stderr)

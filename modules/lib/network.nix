@@ -6,7 +6,7 @@
 # naming the setting.
 #
 #   normaliseNetwork { desc; hosts; managementNetwork; }  -> network
-#   normaliseTime desc                                   -> time
+#   normaliseTime desc                                   -> time (servers, localStratum, policy, maxOffset)
 #   normaliseVrrpSegment { desc; hosts; vip; }           -> null | { interface; prefixLength; addresses; }
 #   hostNetwork { zone; host; }                          -> what the host configures (README.md)
 #   hostChrony { zone; host; }                           -> { servers; extraConfig; peers; }
@@ -130,18 +130,28 @@ in rec {
     t = get desc "time" {};
     servers = get t "servers" [];
     localStratum = get t "localStratum" 10;
+    # What the gate agents do while their host's clock is not synchronised
+    # (chronyd's tracking): warn (status, metrics, log), deny (gate 5 fails:
+    # certificate validity needs true time), off (chronyd not asked).
+    policy = get t "policy" "warn";
+    maxOffset = get t "maxOffset" "1s";
+    known = ["servers" "localStratum" "policy" "maxOffset"];
   in
     if !(isAttrs t)
     then fail "`time` must be an attribute set: { servers = [ \"ntp1.site.example\" ]; localStratum = 10; }"
     else if desc ? timeServers
     then fail "timeServers is now time.servers"
-    else if unknownKeys "time" ["servers" "localStratum"] t != null
-    then fail (unknownKeys "time" ["servers" "localStratum"] t)
+    else if unknownKeys "time" known t != null
+    then fail (unknownKeys "time" known t)
     else if !(isList servers) || builtins.any (s: !(isString s) || builtins.match "[A-Za-z0-9.:-]+" s == null) servers
     then fail "time.servers = ${toJSON servers} must be a list of NTP server names or addresses"
     else if !(isInt localStratum) || localStratum < 1 || localStratum > 15
     then fail "time.localStratum = ${toJSON localStratum} must be an integer in 1..15 (the stratum the zone serves itself at without upstream; above the site servers')"
-    else {inherit servers localStratum;};
+    else if !(elem policy ["warn" "deny" "off"])
+    then fail "time.policy = ${toJSON policy} must be \"warn\" (report an unsynchronised clock), \"deny\" (refuse promotion while it is) or \"off\""
+    else if !(isString maxOffset) || builtins.match "[0-9]+(ms|s)" maxOffset == null || builtins.match "0+(ms|s)" maxOffset != null
+    then fail "time.maxOffset = ${toJSON maxOffset} must be a positive duration in ms or s, e.g. \"500ms\" or \"1s\" (the largest clock offset still counted as synchronised)"
+    else {inherit servers localStratum policy maxOffset;};
 
   normaliseVrrpSegment = {
     desc,

@@ -76,6 +76,8 @@
         ]
         else []
       );
+    # The disks `bsfgctl install check-disks` expects (modules/lib/disks.nix).
+    inherit (s) installDisks;
     absentMounts =
       if isService
       then []

@@ -17,6 +17,7 @@ let
   net = import ./net.nix;
   names = import ./names.nix;
   duration = import ./duration.nix;
+  disksLib = import ./disks.nix;
   render = import ./render.nix;
   natsAccess = import ./nats.nix;
   firewall = import ./firewall.nix;
@@ -165,6 +166,12 @@ let
     managementAddress = get h "managementAddress" address;
     # The interface of the management network when it is its own segment.
     managementInterface = get h "managementInterface" interface;
+    # The disks the installer partitions (modules/lib/disks.nix); null: by hand.
+    disks = disksLib.normalise {
+      where = "${where}.disks";
+      inherit role;
+      disks = get h "disks" null;
+    };
   in
     if !(isAttrs h)
     then fail "${where} must be an attribute set"
@@ -184,7 +191,7 @@ let
     then fail "${where}.managementInterface must name the host's management network interface, e.g. \"eno2\""
     else {
       name = names.checkToken "host name" name;
-      inherit role address prefixLength interface managementAddress managementInterface;
+      inherit role address prefixLength interface managementAddress managementInterface disks;
     };
 
   checkRoles = hosts: let
@@ -668,6 +675,8 @@ let
     gateAgent = "bsfg-gate-agent";
     natsServer = "nats-server";
     bsfgctl = "bsfgctl";
+    # The gate agent asks chronyd (time_sync) with it.
+    chronyc = "chronyc";
   };
 
   # ---------------------------------------------------------------- one host
@@ -1000,6 +1009,13 @@ let
         inherit (keepalived) instance;
       };
       management.address = mgmt ports.agentManagement;
+      # chronyd's default socket, or its command port on localhost, which
+      # answers `tracking` to an unprivileged user.
+      time_sync = {
+        inherit (zone.time) policy;
+        max_offset = zone.time.maxOffset;
+        chronyc = bins.chronyc;
+      };
       logging = {inherit (zone.logging) format filter;};
     };
   in
@@ -1008,6 +1024,16 @@ let
     else
       withFirewall zone {
         inherit (h) name role address prefixLength interface managementAddress managementInterface;
+        # disko.devices of the host's role on its declared disks (null: none
+        # declared), and those disks: the only ones the installer may touch.
+        disko =
+          if h.disks == null
+          then null
+          else disksLib.layout h.disks;
+        installDisks =
+          if h.disks == null
+          then []
+          else disksLib.declared h.disks;
         # Addresses and routes per interface, default gateway, DNS, chrony
         # (modules/lib/network.nix); modules/base.nix assigns them.
         network = site.hostNetwork {inherit zone host;};

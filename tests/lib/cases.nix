@@ -58,7 +58,7 @@ let
   # The exact key sets of the Rust configuration schemas. A key the Rust side
   # does not know would be refused at start-up (deny_unknown_fields).
   controllerKeys = ["buckets" "classes" "consumers" "lease" "limits" "listen" "logging" "management" "nats" "node" "peers" "store" "tls" "zone"];
-  agentKeys = ["artifacts" "certificate" "controller" "evaluate_interval" "host" "keepalived" "lease" "logging" "management" "nats" "vip" "zone"];
+  agentKeys = ["artifacts" "certificate" "controller" "evaluate_interval" "host" "keepalived" "lease" "logging" "management" "nats" "time_sync" "vip" "zone"];
 
   # Alpha of a zone without nats.systemUser (no NATS accounts, no password).
   alphaWithoutSystemUser = lib.hostSettings {
@@ -100,8 +100,39 @@ let
       time = {
         servers = ["ntp1.site.example"];
         localStratum = 8;
+        policy = "deny";
+        maxOffset = "250ms";
       };
     });
+    pathsFor = _: lib.nixosPaths;
+  };
+  disksFor = prefix: artifacts:
+    {
+      system = ["/dev/disk/by-id/${prefix}sys0" "/dev/disk/by-id/${prefix}sys1"];
+      jetstream = "/dev/disk/by-id/nvme-${
+        if prefix == "ata-"
+        then "js"
+        else prefix + "js"
+      }";
+    }
+    // (
+      if artifacts
+      then {artifacts = ["/dev/disk/by-id/${prefix}art0" "/dev/disk/by-id/${prefix}art1"];}
+      else {}
+    );
+  withDisks = lib.allHosts {
+    zone = lib.normalise (fx.base
+      // {
+        hosts = builtins.mapAttrs (name: h:
+          h
+          // {
+            disks =
+              if name == "alpha"
+              then disksFor "ata-" true
+              else disksFor "${name}-" (h.role != "gamma");
+          })
+        fx.base.hosts;
+      });
     pathsFor = _: lib.nixosPaths;
   };
   bare = lib.allHosts {
@@ -194,6 +225,53 @@ in {
     && hasLine "local stratum 8 orphan" viaManagement.beta.chrony.extraConfig
     && viaManagement.beta.chrony.servers == ["ntp1.site.example"]
     && hasLine "ip saddr { 10.20.0.11, 10.20.0.12 } udp dport 123 accept" nixos.gamma.firewall.extraInputRules;
+
+  # The agent reports time sync by default and refuses promotion on a
+  # service host whose clock is not synchronised only when asked to.
+  agent_time_sync_defaults_to_warn = let
+    t = nixos.alpha.gateAgent.config.time_sync;
+  in
+    t.policy == "warn" && t.max_offset == "1s" && t.chronyc == "chronyc";
+  agent_time_sync_follows_the_zone = let
+    t = viaManagement.beta.gateAgent.config.time_sync;
+  in
+    t.policy == "deny" && t.max_offset == "250ms" && viaManagement.gamma.gateAgent == null;
+
+  # --- disk layouts (modules/lib/disks.nix)
+  disks_service_host_layout = let
+    d = withDisks.alpha.disko;
+  in
+    d.disk.system0.device
+    == "/dev/disk/by-id/ata-sys0"
+    && d.disk.system1.content.partitions.ESP.type == "EF00"
+    && d.disk.system1.content.partitions.ESP.content
+    == {
+      type = "mdraid";
+      name = "boot";
+    }
+    && d.mdadm.boot.metadata == "1.0"
+    && d.mdadm.boot.content.mountpoint == "/boot"
+    && d.mdadm.system.level == 1
+    && d.mdadm.system.content.mountpoint == "/"
+    && d.disk.jetstream.device == "/dev/disk/by-id/nvme-js"
+    && d.disk.jetstream.content.partitions.jetstream.content.mountpoint == "/data/jetstream"
+    && d.disk.artifacts0.content.partitions.artifacts.content
+    == {
+      type = "mdraid";
+      name = "artifacts";
+    }
+    && d.mdadm.artifacts.content.mountpoint == "/artifacts"
+    # The labels the hosts mount by (hosts/placeholder-hardware.nix, services.bsfg.storage).
+    && d.mdadm.system.content.extraArgs == ["-L" "nixos"]
+    && d.mdadm.boot.content.extraArgs == ["-n" "ESP"]
+    && d.disk.jetstream.content.partitions.jetstream.content.extraArgs == ["-L" "jetstream"]
+    && d.mdadm.artifacts.content.extraArgs == ["-L" "artifacts"]
+    && withDisks.alpha.installDisks == ["/dev/disk/by-id/ata-sys0" "/dev/disk/by-id/ata-sys1" "/dev/disk/by-id/nvme-js" "/dev/disk/by-id/ata-art0" "/dev/disk/by-id/ata-art1"];
+  disks_gamma_has_no_artifacts = let
+    d = withDisks.gamma.disko;
+  in
+    !(d.disk ? artifacts0) && !(d.mdadm ? artifacts) && d.mdadm ? system && builtins.length withDisks.gamma.installDisks == 3;
+  disks_default_none = nixos.alpha.disko == null && nixos.alpha.installDisks == [];
 
   # --- certificate plan (modules/lib/pki.nix)
   pki_controller_names_the_vip_and_both_service_hosts = let

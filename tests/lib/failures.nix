@@ -14,6 +14,7 @@ let
     });
   };
   hostsWithout = name: builtins.removeAttrs fx.base.hosts [name];
+  withHostDisks = name: disks: fx.with' {hosts = fx.base.hosts // {${name} = fx.base.hosts.${name} // {inherit disks;};};};
 in {
   cases = {
     wrong_role = case "hosts.gamma.role = \"delta\" is not a role" (fx.withHost "gamma" {role = "delta";});
@@ -215,6 +216,39 @@ in {
     time_stratum = case "time.localStratum = 0 must be an integer in 1..15" (fx.with' {time = {localStratum = 0;};});
     time_servers = case "time.servers = \"ntp1\" must be a list" (fx.with' {time = {servers = "ntp1";};});
     time_unknown = case "unknown setting(s) time.pool" (fx.with' {time = {pool = ["x"];};});
+    time_policy_unknown = case "time.policy = \"strict\" must be \"warn\"" (fx.with' {time = {policy = "strict";};});
+    time_max_offset_zero = case "time.maxOffset = \"0s\" must be a positive duration" (fx.with' {time = {maxOffset = "0s";};});
+    time_max_offset_unit = case "time.maxOffset = \"1 second\" must be a positive duration" (fx.with' {time = {maxOffset = "1 second";};});
+    disks_system_one = case "hosts.alpha.disks.system = [\"/dev/sda\"] must be two device paths" (withHostDisks "alpha" {
+      system = ["/dev/sda"];
+      jetstream = "/dev/nvme0n1";
+      artifacts = ["/dev/sdc" "/dev/sdd"];
+    });
+    disks_not_a_device = case "hosts.alpha.disks.jetstream = \"nvme0n1\" must be one device path" (withHostDisks "alpha" {
+      system = ["/dev/sda" "/dev/sdb"];
+      jetstream = "nvme0n1";
+      artifacts = ["/dev/sdc" "/dev/sdd"];
+    });
+    disks_artifacts_missing = case "hosts.beta.disks.artifacts = null must be two device paths on a beta host" (withHostDisks "beta" {
+      system = ["/dev/sda" "/dev/sdb"];
+      jetstream = "/dev/nvme0n1";
+    });
+    disks_artifacts_on_gamma = case "hosts.gamma.disks.artifacts is set on a gamma host" (withHostDisks "gamma" {
+      system = ["/dev/sda" "/dev/sdb"];
+      jetstream = "/dev/nvme0n1";
+      artifacts = ["/dev/sdc" "/dev/sdd"];
+    });
+    disks_twice = case "hosts.alpha.disks: /dev/sdb is given twice" (withHostDisks "alpha" {
+      system = ["/dev/sda" "/dev/sdb"];
+      jetstream = "/dev/nvme0n1";
+      artifacts = ["/dev/sdb" "/dev/sdd"];
+    });
+    disks_unknown = case "unknown setting(s) hosts.alpha.disks.swap" (withHostDisks "alpha" {
+      system = ["/dev/sda" "/dev/sdb"];
+      jetstream = "/dev/nvme0n1";
+      artifacts = ["/dev/sdc" "/dev/sdd"];
+      swap = "/dev/sde";
+    });
     time_servers_renamed = case "timeServers is now time.servers" (fx.with' {timeServers = ["10.30.0.1"];});
     cert_as_nix_path = case "certificates.privateKey is a Nix path" (fx.with' {
       certificates = fx.base.certificates // {privateKey = ./fixtures.nix;};

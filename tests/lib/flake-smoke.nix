@@ -12,7 +12,7 @@ let
   vmNames = ["bring-up" "alpha-crash" "gamma-crash" "alpha-isolated" "gates" "boot-semantics"];
   has = needle: haystack: builtins.match ".*${needle}.*" (builtins.replaceStrings ["\n"] [" "] haystack) != null;
 in {
-  package_outputs = builtins.attrNames pkgsOut == ["bsfg-controller" "bsfg-gate-agent" "bsfg-zonesim" "bsfgctl" "default" "iso-alpha" "iso-beta" "iso-gamma" "nats-server"];
+  package_outputs = builtins.attrNames pkgsOut == ["bsfg-controller" "bsfg-gate-agent" "bsfg-zonesim" "bsfgctl" "default" "disko" "iso-alpha" "iso-beta" "iso-gamma" "nats-server"];
   one_deps_build_shared = builtins.all (p: pkgsOut.${p}.cargoArtifacts._stub == "buildDepsOnly") ["bsfg-controller" "bsfg-gate-agent" "bsfgctl"] && checks.clippy.cargoArtifacts._stub == "buildDepsOnly" && checks.nextest.cargoArtifacts._stub == "buildDepsOnly";
   # nix run .#bsfg-zonesim: the wrapper gives it the zone library, our
   # daemons, the tested nats-server and its run-time tools.
@@ -42,6 +42,9 @@ in {
   iso_leaves_hardware_out = !(builtins.elem ../../hosts/alpha/hardware.nix pkgsOut.iso-alpha.modules);
   nixos_modules = builtins.all (n: outputs.nixosModules ? ${n}) ["default" "alpha" "beta" "gamma" "zone" "nats" "keepalived" "controller" "gate-agent" "storage" "firewall" "observability"];
   lib_output_is_zone_library = outputs.lib.zone ? hostSettings;
+  # The example zone declares no disks: no disko configuration, and the
+  # disko command is a package (for the installer).
+  disko_configurations_only_for_declared_disks = outputs.diskoConfigurations == {} && pkgsOut.disko._stub == "disko";
 
   vm_tests_nodes = builtins.all (n: builtins.attrNames (vm n).nodes == ["alpha" "beta" "client" "gamma"]) vmNames;
   vm_tests_named = builtins.all (n: (vm n).name == "bsfg-${n}") vmNames;

@@ -1,5 +1,5 @@
 # flake.nix's outputs evaluated with stand-ins for its inputs (no nixpkgs,
-# crane or advisory-db needed): nixpkgs.lib provides the few functions
+# crane, advisory-db or disko needed): nixpkgs.lib provides the few functions
 # flake.nix uses, `nixosSystem` and the crane builders return their
 # arguments, and `testers.runNixOSTest` returns the test definition.
 # Two stand-ins are faithful, because checks compute real file lists with
@@ -50,7 +50,12 @@ let
           value = f n;
         })
         names);
-    inherit (builtins) listToAttrs concatStringsSep;
+    inherit (builtins) listToAttrs concatStringsSep mapAttrs;
+    filterAttrs = pred: set:
+      builtins.listToAttrs (map (n: {
+        name = n;
+        value = set.${n};
+      }) (builtins.filter (n: pred n set.${n}) (builtins.attrNames set)));
     mkDefault = x: {
       _type = "override";
       priority = 1000;
@@ -129,6 +134,10 @@ let
     self = outputs;
     inherit nixpkgs crane;
     advisory-db = "/nix/store/00000000000000000000000000000000-advisory-db";
+    disko.packages.x86_64-linux.disko = {
+      _stub = "disko";
+      name = "disko";
+    };
   };
 in {
   inherit outputs;

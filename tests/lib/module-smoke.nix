@@ -102,6 +102,7 @@ let
     gateAgent = "${fakePackage "bsfg-gate-agent"}/bin/bsfg-gate-agent";
     natsServer = "${fakePackage "nats-server"}/bin/nats-server";
     bsfgctl = "${fakePackage "bsfgctl"}/bin/bsfgctl";
+    chronyc = "${fakePackage "chrony"}/bin/chronyc";
   };
 
   configFor = host: let
@@ -163,6 +164,8 @@ let
       group = "nats";
     };
     services.keepalived.enable = role != "gamma";
+    # nixpkgs' default (services.chrony.package = pkgs.chrony).
+    services.chrony.package = fakePackage "chrony";
     services.openssh = {
       enable = true;
       # nixpkgs' defaults, and modules/firewall.nix's mkDefault.
@@ -266,6 +269,7 @@ let
     gateAgent = "/opt/sim/bsfg-gate-agent";
     natsServer = "/opt/sim/nats-server";
     bsfgctl = "/opt/sim/bsfgctl";
+    chronyc = "/opt/sim/chronyc";
   };
   sim = import ../../modules/lib/simulator.nix {
     zoneFile = ../../hosts/zone.nix;

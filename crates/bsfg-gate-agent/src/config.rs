@@ -38,6 +38,8 @@ pub struct AgentConfig {
     #[serde(default)]
     pub management: Management,
     #[serde(default)]
+    pub time_sync: TimeSync,
+    #[serde(default)]
     pub logging: Logging,
 }
 
@@ -361,6 +363,58 @@ impl Default for Management {
     }
 }
 
+/// What an unsynchronised clock does to promotion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeSyncPolicy {
+    /// Reported in status and metrics, logged when it changes.
+    #[default]
+    Warn,
+    /// Gate 5 fails while the clock is not synchronised.
+    Deny,
+    /// chronyd is not asked.
+    Off,
+}
+
+impl TimeSyncPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeSyncPolicy::Warn => "warn",
+            TimeSyncPolicy::Deny => "deny",
+            TimeSyncPolicy::Off => "off",
+        }
+    }
+}
+
+/// The host's time synchronisation, read from chronyd (`chronyc -c tracking`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeSync {
+    pub policy: TimeSyncPolicy,
+    /// Largest offset from true time still counted as synchronised.
+    #[serde(with = "humantime_serde")]
+    pub max_offset: Duration,
+    /// How often chronyd is asked (at most).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// The chronyc executable (a name is looked up in PATH).
+    pub chronyc: PathBuf,
+    /// chronyd's command socket (`chronyc -h`); default: chronyc's own.
+    pub socket: Option<PathBuf>,
+}
+
+impl Default for TimeSync {
+    fn default() -> Self {
+        TimeSync {
+            policy: TimeSyncPolicy::Warn,
+            max_offset: Duration::from_secs(1),
+            interval: Duration::from_secs(10),
+            chronyc: PathBuf::from("chronyc"),
+            socket: None,
+        }
+    }
+}
+
 /// Environment variables with the `BSFG_` prefix that belong to other tools
 /// (the test suite's `BSFG_BIN_DIR`, a `BSFG_CONFIG` file path), not to keys.
 const FOREIGN_ENV: &[&str] = &["CONFIG", "BIN_DIR"];
@@ -464,6 +518,15 @@ impl AgentConfig {
             return Err(ConfigError::new(
                 "certificate.path",
                 "must be an absolute path",
+            ));
+        }
+        if self.time_sync.max_offset.is_zero() {
+            return Err(ConfigError::new("time_sync.max_offset", "must be positive"));
+        }
+        if self.time_sync.interval < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "time_sync.interval",
+                "must be at least 1s (each check runs chronyc)",
             ));
         }
         if let Some(p) = self.certificate.trust.iter().find(|p| !p.is_absolute()) {
@@ -628,6 +691,24 @@ filter = "info"
     fn edit(from: &str, to: &str) -> String {
         assert!(EXAMPLE.contains(from), "{from}");
         EXAMPLE.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn time_sync_defaults_to_warn_and_is_checked() {
+        let c = from_toml(EXAMPLE).unwrap();
+        assert_eq!(c.time_sync, TimeSync::default());
+        assert_eq!(c.time_sync.policy, TimeSyncPolicy::Warn);
+        let deny = from_toml(&format!(
+            "{EXAMPLE}\n[time_sync]\npolicy = \"deny\"\nmax_offset = \"250ms\"\nsocket = \"/run/chrony/chronyd.sock\"\n"
+        ))
+        .unwrap();
+        assert_eq!(deny.time_sync.policy, TimeSyncPolicy::Deny);
+        assert_eq!(deny.time_sync.max_offset, Duration::from_millis(250));
+        let e = from_toml(&format!("{EXAMPLE}\n[time_sync]\nmax_offset = \"0s\"\n")).unwrap_err();
+        assert_eq!(e.key, "time_sync.max_offset", "{e}");
+        let e = from_toml(&format!("{EXAMPLE}\n[time_sync]\ninterval = \"100ms\"\n")).unwrap_err();
+        assert_eq!(e.key, "time_sync.interval", "{e}");
+        assert!(from_toml(&format!("{EXAMPLE}\n[time_sync]\npolicy = \"maybe\"\n")).is_err());
     }
 
     #[test]

@@ -81,6 +81,19 @@ pub fn render(s: &AgentStatus) -> String {
         "track file  {} = {}",
         s.track_file.path, s.track_file.value
     );
+    if let Some(t) = &s.time_sync {
+        let _ = writeln!(
+            out,
+            "time        {} (policy {}): {}",
+            if t.synchronised {
+                "synchronised"
+            } else {
+                "NOT SYNCHRONISED"
+            },
+            t.policy,
+            t.reason
+        );
+    }
     for c in s.credentials.iter().filter(|c| !c.present) {
         let _ = writeln!(
             out,
@@ -210,6 +223,8 @@ pub struct Metrics {
     ca_certificate_expiry: Family<CaLabel, Gauge>,
     credential_present: Family<CredentialLabel, Gauge>,
     nats_server: Family<VersionLabel, Gauge>,
+    time_synchronised: Gauge,
+    time_offset: Gauge<f64, AtomicU64>,
     counted_transitions: std::sync::atomic::AtomicU64,
 }
 
@@ -285,6 +300,18 @@ impl Metrics {
             &contract::NATS_SERVER_INFO,
             nats_server.clone(),
         );
+        let time_synchronised = Gauge::default();
+        register(
+            &mut registry,
+            &contract::TIME_SYNCHRONISED,
+            time_synchronised.clone(),
+        );
+        let time_offset = Gauge::<f64, AtomicU64>::default();
+        register(
+            &mut registry,
+            &contract::TIME_OFFSET_SECONDS,
+            time_offset.clone(),
+        );
         for id in GateId::ALL {
             let _ = gate_state.get_or_create(&GateLabel {
                 gate: id.name().into(),
@@ -303,6 +330,8 @@ impl Metrics {
             ca_certificate_expiry,
             credential_present,
             nats_server,
+            time_synchronised,
+            time_offset,
             counted_transitions: Default::default(),
         }
     }
@@ -400,6 +429,11 @@ impl Metrics {
                 })
                 .set(i64::from(c.present));
         }
+        let time = s.time_sync.as_ref();
+        self.time_synchronised
+            .set(i64::from(time.is_some_and(|t| t.synchronised)));
+        self.time_offset
+            .set(time.and_then(|t| t.offset_seconds).unwrap_or(0.0));
         self.lease_holder.clear();
         if let Some(h) = &s.lease.holder {
             self.lease_holder
@@ -501,6 +535,7 @@ pub(crate) mod tests {
                 },
             ],
             host_facts: None,
+            time_sync: None,
         }
     }
 
@@ -599,5 +634,38 @@ pub(crate) mod tests {
         assert!(!text.contains("2.10.22"), "{text}");
         m.set_nats_server_version(None);
         assert!(!m.encode().contains("bsfg_nats_server_info{"));
+    }
+
+    #[test]
+    fn time_sync_shows_in_the_table_and_the_metrics() {
+        let m = Metrics::new();
+        let mut s = example();
+        m.update(&s);
+        let text = m.encode();
+        assert!(text.contains("bsfg_time_synchronised 0"), "{text}");
+        assert!(!render(&s).contains("time        "));
+        s.time_sync = Some(bsfg_mgmt::agent::TimeSyncStatus {
+            policy: "warn".into(),
+            synchronised: true,
+            reason: "synchronised to 10.0.0.1 (stratum 3), offset -0.000250 s".into(),
+            reference: Some("10.0.0.1".into()),
+            stratum: Some(3),
+            leap_status: Some("Normal".into()),
+            offset_seconds: Some(-0.00025),
+            checked_unix_ms: s.evaluated_at_unix_ms,
+        });
+        m.update(&s);
+        let text = m.encode();
+        assert!(text.contains("bsfg_time_synchronised 1"), "{text}");
+        assert!(text.contains("bsfg_time_offset_seconds -0.00025"), "{text}");
+        let t = render(&s);
+        assert!(
+            t.contains("time        synchronised (policy warn): synchronised to 10.0.0.1"),
+            "{t}"
+        );
+        s.time_sync.as_mut().unwrap().synchronised = false;
+        assert!(render(&s).contains("time        NOT SYNCHRONISED (policy warn)"));
+        m.update(&s);
+        assert!(m.encode().contains("bsfg_time_synchronised 0"));
     }
 }

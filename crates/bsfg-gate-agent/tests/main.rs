@@ -9,3 +9,4 @@ mod controller;
 mod gates_real;
 mod keepalived;
 mod promotion_model;
+mod time_sync;

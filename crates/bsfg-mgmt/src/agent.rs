@@ -38,6 +38,10 @@ pub struct AgentStatus {
     /// in the evaluation loop's copy and from older agents.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_facts: Option<HostFacts>,
+    /// The host's clock as chronyd tracks it (`time_sync` of the agent's
+    /// configuration); absent when its policy is `off` and from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_sync: Option<TimeSyncStatus>,
 }
 
 impl AgentStatus {
@@ -354,6 +358,25 @@ pub struct SupervisedController {
     pub last_exit: Option<String>,
     /// The last failure to start or stop it.
     pub last_error: Option<String>,
+}
+
+/// Whether the host's clock is synchronised, from `chronyc -c tracking`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeSyncStatus {
+    /// `warn` (status, metrics and log only) or `deny` (gate 5 fails while
+    /// the clock is not synchronised: certificate validity needs true time).
+    pub policy: String,
+    pub synchronised: bool,
+    /// Why (synchronised or not), in words.
+    pub reason: String,
+    /// What chronyd tracks; absent when it could not be asked.
+    pub reference: Option<String>,
+    pub stratum: Option<u32>,
+    pub leap_status: Option<String>,
+    /// The clock's offset from true time (positive: the clock is fast).
+    pub offset_seconds: Option<f64>,
+    /// When chronyd was last asked (Unix ms).
+    pub checked_unix_ms: i64,
 }
 
 /// One file the controller needs, as the agent last found it.

@@ -335,6 +335,18 @@ pub mod agent {
         &["version"],
         "1 for the version the local nats-server announced on the agent's connection; absent while not connected",
     );
+    pub const TIME_SYNCHRONISED: MetricFamily = family(
+        "bsfg_time_synchronised",
+        Gauge,
+        &[],
+        "1 while chronyd reports this host's clock synchronised within time_sync.max_offset; 0 otherwise, also while chronyd cannot be asked and with time_sync.policy off",
+    );
+    pub const TIME_OFFSET_SECONDS: MetricFamily = family(
+        "bsfg_time_offset_seconds",
+        Gauge,
+        &[],
+        "This host's clock offset from true time as chronyd tracks it (positive: fast); 0 while unknown (bsfg_time_synchronised is then 0)",
+    );
 
     pub const ALL: &[MetricFamily] = &[
         GATE_STATE,
@@ -349,6 +361,8 @@ pub mod agent {
         CONTROLLER_CREDENTIAL_PRESENT,
         BUILD_INFO,
         NATS_SERVER_INFO,
+        TIME_SYNCHRONISED,
+        TIME_OFFSET_SECONDS,
     ];
 }
 

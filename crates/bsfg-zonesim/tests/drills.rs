@@ -174,6 +174,11 @@ fn drill_replication_alpha_crash() {
     );
 }
 
+#[test]
+fn drill_cert_rotation() {
+    drill(Drill::CertRotation);
+}
+
 /// Every drill has its test above (a new drill without one fails here;
 /// the systemd mode's own drills are in systemd_drills.rs).
 #[test]

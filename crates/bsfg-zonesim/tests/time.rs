@@ -8,6 +8,9 @@
 //! a zone host. chronyd runs with `-x`: it disciplines nothing, the machine's
 //! clock is left alone.
 //!
+//! The gate agent's time-sync probe then reads each host's chronyd and
+//! finds it synchronised.
+//!
 //! Needs root (namespaces, nft) and chronyd (Debian package chrony).
 
 use bsfg_zonesim::zone::{Options, Zone};
@@ -155,4 +158,24 @@ fn without_upstream_the_zone_hosts_keep_one_time() {
         std::thread::sleep(Duration::from_secs(2));
     };
     eprintln!("time without upstream: {agreed:?}");
+    // What the gate agents report from it: each host synchronised (its
+    // probe and verdict, as `time_sync` of /status and the metrics show).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (name, socket) in &sockets {
+        let report = rt.block_on(bsfg_gate_agent::probes::time_sync::query(
+            std::path::Path::new("chronyc"),
+            Some(socket),
+            Duration::from_secs(5),
+        ));
+        let verdict = bsfg_gate_agent::gates::time_sync::assess(
+            &bsfg_gate_agent::config::TimeSync::default(),
+            &report,
+            0,
+        );
+        assert!(verdict.synchronised, "{name}: {}", verdict.reason);
+        eprintln!("{name}: {}", verdict.reason);
+    }
 }

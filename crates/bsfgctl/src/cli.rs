@@ -53,6 +53,9 @@ pub enum Command {
     /// The zone PKI: create the zone CA, issue, renew and check every certificate the zone needs.
     #[command(subcommand)]
     Pki(crate::pki::PkiCommand),
+    /// Installing a host from the ISO: check its declared disks before anything is written.
+    #[command(subcommand)]
+    Install(crate::install::InstallCommand),
     /// Snapshot every JetStream stream of the zone and read it back.
     Backup(crate::backup::BackupArgs),
     /// Restore streams from a snapshot (offsets and cursors as they were).

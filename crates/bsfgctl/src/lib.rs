@@ -9,6 +9,7 @@
 //! | [`zone`] | the zone description, what is collected from each host, `zone status` |
 //! | [`backup`] | `backup` and `restore`: JetStream stream snapshots, read back |
 //! | [`commission`] | the commissioning checklist (pure evaluation) and its drill |
+//! | [`install`] | the installer's disk selection (pure: the declared disks, lsblk) |
 //! | [`pki`] | `pki init/issue/renew/check`: the zone CA and the certificate plan, with bsfg-pki |
 //! | [`output`] | table rendering |
 //! | [`storepath`] | Nix store paths (the appliance version) |
@@ -26,6 +27,7 @@ pub mod commands;
 pub mod commission;
 pub mod exit;
 pub mod identity;
+pub mod install;
 pub mod output;
 pub mod pki;
 pub mod storepath;

@@ -6,6 +6,7 @@ mod support;
 
 mod backup;
 mod client;
+mod install;
 mod pki;
 mod runbooks;
 mod simulator;

@@ -61,17 +61,9 @@ fn operator_zone_file(zone_nix: &Path, run_dir: Option<&Path>, dir: &Path) -> Pa
         repo().display(),
         zone_nix.display(),
     );
-    let out = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "-E", &expr])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let json = crate::support::nix_eval_json(&expr);
     let path = dir.join("bsfgctl-zone.json");
-    std::fs::write(&path, &out.stdout).unwrap();
+    std::fs::write(&path, &json).unwrap();
     path
 }
 

@@ -57,17 +57,9 @@ async fn sim(prefix: &str) -> Sim {
         COMMISSIONING.0,
         COMMISSIONING.1
     );
-    let out = Command::new("nix-instantiate")
-        .args(["--eval", "--strict", "--json", "-E", &expr])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let json = crate::support::nix_eval_json(&expr);
     let zone_file = opts.run_dir().join("bsfgctl-zone.json");
-    std::fs::write(&zone_file, &out.stdout).unwrap();
+    std::fs::write(&zone_file, &json).unwrap();
     Sim { zone, zone_file }
 }
 

@@ -353,6 +353,10 @@ impl<S: Supervisor> Daemon<S> {
                 })
                 .collect(),
             host_facts: None,
+            time_sync: observed
+                .time_sync
+                .as_ref()
+                .map(|t| t.status(c.time_sync.policy)),
         };
         self.metrics.update(&status);
         self.metrics

@@ -14,7 +14,8 @@
 //!
 //! Gates 2–5 are the host's *health*: they say whether this host could serve
 //! at all. Gates 1 and 7 say whether it is *the* host that should. Gate 6 is
-//! the outcome of a promotion.
+//! the outcome of a promotion. The host's time synchronisation
+//! ([`time_sync`]) is reported beside them, and can be made part of gate 5.
 
 pub mod artifacts;
 pub mod certificate;
@@ -22,6 +23,7 @@ pub mod controller;
 pub mod jetstream;
 pub mod lease;
 pub mod quorum;
+pub mod time_sync;
 pub mod vip;
 
 use bsfg_mgmt::{GateId, Verdict};

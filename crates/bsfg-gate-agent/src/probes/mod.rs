@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod keepalived;
 pub mod lease;
 pub mod nats;
+pub mod time_sync;
 pub mod vip;
 
 use crate::config::AgentConfig;
@@ -31,6 +32,8 @@ pub struct Observed {
     pub credentials: Vec<gates::certificate::CredentialFacts>,
     /// What the local nats-server announced on the agent's connection.
     pub nats_server_version: Option<String>,
+    /// The host's clock (none with `time_sync.policy = "off"`).
+    pub time_sync: Option<gates::time_sync::TimeSync>,
 }
 
 #[derive(Debug)]
@@ -43,6 +46,8 @@ pub struct Probes {
     /// A write probe of the artifact directory is still running (a hung disk):
     /// do not pile up blocked threads behind it.
     artifact_probe_busy: Arc<AtomicBool>,
+    /// The last time-sync verdict and when chronyd was asked.
+    time_sync: Option<(std::time::Instant, gates::time_sync::TimeSync)>,
 }
 
 impl Probes {
@@ -66,6 +71,7 @@ impl Probes {
             keepalived: keepalived::KeepalivedProbe::default(),
             lease,
             artifact_probe_busy: Arc::new(AtomicBool::new(false)),
+            time_sync: None,
             config,
         }
     }
@@ -77,14 +83,30 @@ impl Probes {
         let timeout = c.nats.request_timeout;
         let client = self.lease.client();
         let monitor = &self.monitor;
-        let (addresses, jetstream, quorum, lease, readiness, artifacts) = tokio::join!(
+        let due = self.time_sync_due();
+        let time_query = async {
+            match &due {
+                Some(t) => Some(
+                    time_sync::query(
+                        &t.chronyc,
+                        t.socket.as_deref(),
+                        timeout.max(Duration::from_secs(1)),
+                    )
+                    .await,
+                ),
+                None => None,
+            }
+        };
+        let (addresses, jetstream, quorum, lease, readiness, artifacts, time_report) = tokio::join!(
             self.vip.addresses(),
             nats::jetstream_facts(monitor, client.as_ref(), timeout),
             monitor.quorum(),
             self.lease.observe(),
             readiness(controller_running, &c, timeout),
             artifact_facts(&c, self.artifact_probe_busy.clone(), timeout),
+            time_query,
         );
+        let time = self.time_sync(time_report);
         let chain = certificate::observe_chain(&c.certificate.path, &c.certificate.trust);
         let credentials = credentials::observe(&c.controller.credentials);
         let (lease_gate, lease_held_elsewhere) = gates::lease::evaluate(&c.host, &lease);
@@ -98,12 +120,16 @@ impl Probes {
             jetstream: gates::jetstream::evaluate(&jetstream),
             quorum: gates::quorum::evaluate(c.nats.voters, &quorum),
             artifacts: gates::artifacts::evaluate(c.artifacts.require_mount_point, &artifacts),
-            certificate: gates::certificate::evaluate_with_credentials(
-                bsfg_core::clock::unix_seconds(),
-                c.certificate.min_validity,
-                c.certificate.policy,
-                &credentials,
-                &chain,
+            certificate: gates::time_sync::apply(
+                c.time_sync.policy,
+                time.as_ref(),
+                gates::certificate::evaluate_with_credentials(
+                    bsfg_core::clock::unix_seconds(),
+                    c.certificate.min_validity,
+                    c.certificate.policy,
+                    &credentials,
+                    &chain,
+                ),
             ),
             controller_ready: gates::controller::evaluate(&readiness),
             lease: lease_gate,
@@ -115,7 +141,44 @@ impl Probes {
             lease,
             credentials,
             nats_server_version: client.map(|c| c.server_info().version),
+            time_sync: time,
         }
+    }
+
+    /// `time_sync` when chronyd is to be asked now (at most every
+    /// `time_sync.interval`), none when the last answer stands or the
+    /// policy is `off`.
+    fn time_sync_due(&self) -> Option<crate::config::TimeSync> {
+        let c = &self.config.time_sync;
+        let fresh = self
+            .time_sync
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < c.interval);
+        (c.policy != crate::config::TimeSyncPolicy::Off && !fresh).then(|| c.clone())
+    }
+
+    /// The clock's verdict: from chronyd's new `report`, or the last one.
+    fn time_sync(
+        &mut self,
+        report: Option<Result<time_sync::Tracking, time_sync::TimeSyncError>>,
+    ) -> Option<gates::time_sync::TimeSync> {
+        let c = &self.config.time_sync;
+        if c.policy == crate::config::TimeSyncPolicy::Off {
+            return None;
+        }
+        let Some(report) = report else {
+            return self.time_sync.as_ref().map(|(_, t)| t.clone());
+        };
+        let t = gates::time_sync::assess(c, &report, bsfg_core::clock::unix_ms());
+        match &self.time_sync {
+            Some((_, before)) if before.synchronised == t.synchronised => {}
+            _ if t.synchronised => tracing::info!(reason = %t.reason, "time synchronised"),
+            _ => {
+                tracing::warn!(reason = %t.reason, policy = c.policy.name(), "time not synchronised")
+            }
+        }
+        self.time_sync = Some((std::time::Instant::now(), t.clone()));
+        Some(t)
     }
 }
 

@@ -63,10 +63,11 @@ pub enum Drill {
     AgentCrashLoop,
     FirstBootWithoutSecrets,
     ZoneRestore,
+    CertRotation,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 23] = [
+    pub const ALL: [Drill; 24] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -90,6 +91,7 @@ impl Drill {
         Drill::AgentCrashLoop,
         Drill::FirstBootWithoutSecrets,
         Drill::ZoneRestore,
+        Drill::CertRotation,
     ];
 
     pub fn name(self) -> &'static str {
@@ -117,6 +119,7 @@ impl Drill {
             Drill::AgentCrashLoop => "agent-crash-loop",
             Drill::FirstBootWithoutSecrets => "first-boot-without-secrets",
             Drill::ZoneRestore => "zone-restore",
+            Drill::CertRotation => "cert-rotation",
         }
     }
 
@@ -186,6 +189,9 @@ impl Drill {
             Drill::ZoneRestore => {
                 "under load, bsfgctl backup on gamma; more load; every host's JetStream store destroyed; bsfgctl restore; the zone resumes: every fact before the snapshot back once at its offset"
             }
+            Drill::CertRotation => {
+                "under load, bsfgctl pki renew (overlap), then a rolling restart (gamma, standby, planned handover, old active) and a handover back: every daemon serves its new certificate, nothing lost"
+            }
         }
     }
 
@@ -218,7 +224,8 @@ impl Drill {
             // The process mode's stand-ins for what systemd does to the agent
             // (its restarts and backoff, secrets appearing later) drive the
             // agent themselves; under systemd, agent-killed and agent-stopped
-            // are their counterparts.
+            // are their counterparts. cert-rotation's rolling restart drives
+            // the process mode's daemons.
             crate::container::Init::Systemd => {
                 !self.needs_power_feed()
                     && !matches!(
@@ -227,6 +234,7 @@ impl Drill {
                             | Drill::OrphanedController
                             | Drill::AgentCrashLoop
                             | Drill::FirstBootWithoutSecrets
+                            | Drill::CertRotation
                     )
             }
         }

@@ -6,6 +6,7 @@
 
 pub mod jsz;
 pub mod lease;
+pub mod served_certificate;
 pub mod zone_status;
 
 use bsfg_mgmt::http::{self, HttpError};

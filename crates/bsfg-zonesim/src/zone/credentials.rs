@@ -193,6 +193,48 @@ impl Credentials {
             .path(host, &i.certificate))
     }
 
+    /// Writes this zone's CA and every certificate of its plan as the
+    /// offline CA directory of `bsfgctl pki` (`ca.pem`, `ca.key`,
+    /// `certificates/<name>.pem|key`), read from where they are installed,
+    /// so that `bsfgctl pki renew` can take over the zone's PKI.
+    pub fn export_ca_dir(&self, spec: &ZoneSpec, dir: &Path) -> Result<()> {
+        use bsfg_pki::files::{CERTIFICATE_MODE, KEY_MODE, write};
+        write(
+            &dir.join("ca.pem"),
+            self.authority.certificate_pem().as_bytes(),
+            CERTIFICATE_MODE,
+        )?;
+        write(
+            &dir.join("ca.key"),
+            self.authority.private_key_pem().as_bytes(),
+            KEY_MODE,
+        )?;
+        for c in &spec.pki.certificates {
+            let (cert, key) = match c.installs.first() {
+                Some(i) => (PathBuf::from(&i.certificate), PathBuf::from(&i.private_key)),
+                None => {
+                    let f = client_files(&self.client_dir, &c.common_name);
+                    (f.certificate, f.private_key)
+                }
+            };
+            let out = dir.join("certificates");
+            for (from, to, mode) in [
+                (cert, out.join(format!("{}.pem", c.name)), CERTIFICATE_MODE),
+                (key, out.join(format!("{}.key", c.name)), KEY_MODE),
+            ] {
+                let text =
+                    std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+                write(&to, &text, mode)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the simulator installs the client identity `common_name`'s files.
+    pub fn client_files(&self, common_name: &str) -> TlsFiles {
+        client_files(&self.client_dir, common_name)
+    }
+
     /// Issues a certificate from the zone CA for `identity` and installs it
     /// (with the CA) as `files` (the peer node of a replication drill).
     pub fn issue_to(

@@ -46,6 +46,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 Command::Commission(a) => crate::commission::command(&a, &file, json).await,
                 Command::Upgrade(a) => crate::upgrade::command(&a, &file, json).await,
                 Command::Pki(c) => crate::pki::command(&c, &file, json),
+                Command::Install(c) => crate::install::command(&c, &file),
                 Command::Completions { .. }
                 | Command::Man { .. }
                 | Command::Backup(_)

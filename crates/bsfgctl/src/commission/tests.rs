@@ -143,6 +143,7 @@ fn agent(name: &str, addr: &str, active: bool) -> AgentStatus {
         transitions: vec![],
         evaluated_at_unix_ms: NOW,
         credentials: Vec::new(),
+        time_sync: None,
         host_facts: Some(HostFacts {
             now_unix_ms: NOW,
             system: Some("/nix/store/0c6a8q4pq0bqsb6l7hxp8g3yq3xx3lxk-nixos-system-x-25.05".into()),

@@ -72,6 +72,10 @@ pub struct HostEntry {
     #[serde(default)]
     pub absent_mounts: Vec<String>,
     pub keepalived: Option<KeepalivedExpectation>,
+    /// The disks the installer may partition (hosts.<name>.disks), empty
+    /// when the host is partitioned by hand.
+    #[serde(default)]
+    pub install_disks: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

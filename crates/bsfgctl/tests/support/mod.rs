@@ -123,3 +123,18 @@ pub fn words(line: &str) -> Vec<String> {
     }
     v
 }
+
+/// `nix-instantiate --eval --strict --json -E <expr>` (the zone library's
+/// operator view, as the operator computes zone.json): its JSON.
+pub fn nix_eval_json(expr: &str) -> Vec<u8> {
+    let out = std::process::Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "-E", expr])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

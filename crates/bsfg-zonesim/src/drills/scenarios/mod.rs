@@ -3,9 +3,11 @@
 //! ([`super::run`]) does the rest (load, checker, read-back, metrics).
 
 mod bring_up;
+mod cert_rotation;
 mod crashes;
 mod gates;
 mod partitions;
+pub(crate) mod rolling;
 mod supervision;
 mod systemd_supervision;
 
@@ -45,6 +47,7 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
         Drill::AgentCrashLoop => supervision::agent_crash_loop(z, c).await,
         Drill::FirstBootWithoutSecrets => supervision::first_boot_without_secrets(z, c).await,
         Drill::ZoneRestore => super::restore::zone_restore(z, c).await,
+        Drill::CertRotation => cert_rotation::cert_rotation(z, c).await,
     }
 }
 

@@ -172,6 +172,47 @@ impl Zone {
         Ok(())
     }
 
+    /// A planned restart of every daemon on `host` (what `nixos-rebuild
+    /// switch` of a new configuration does to it): the agent first (SIGTERM:
+    /// it stops its controller and faults its track file on the way out),
+    /// then keepalived, then nats-server, each waited for; then the host's
+    /// daemons start again in boot order, keepalived at once (a switch
+    /// restarts keepalived.service itself; the boot-delay timer is for
+    /// boots). The daemons read their certificates and configuration anew.
+    pub async fn restart_host(&self, host: &str) -> Result<()> {
+        if self.init() == Init::Systemd {
+            bail!(
+                "restart_host drives the process mode's daemons; under --init systemd restart the units"
+            );
+        }
+        for kind in [Kind::GateAgent, Kind::Keepalived, Kind::Nats] {
+            let Some(d) = self.daemon(host, kind) else {
+                continue;
+            };
+            d.signal(Signal::TERM);
+            let waited = d.clone();
+            let gone = tokio::task::spawn_blocking(move || {
+                processes::wait_gone(&waited, Duration::from_secs(30))
+            })
+            .await?;
+            if !gone {
+                bail!(
+                    "{} on {host} did not stop within 30 s of SIGTERM",
+                    kind.name()
+                );
+            }
+        }
+        let runs = self.spec.host(host).runs;
+        self.start_nats(host)?;
+        if runs.gate_agent {
+            self.start_agent(host)?;
+        }
+        if runs.keepalived {
+            self.start_keepalived(host)?;
+        }
+        Ok(())
+    }
+
     /// The live record of `kind` on `host`.
     pub fn daemon(&self, host: &str, kind: Kind) -> Option<DaemonRecord> {
         self.state
