@@ -8,9 +8,14 @@
 # Per host: `files` (container path -> { text; mode; }), `links` (container
 # path -> symlink target), `etcDirs` (the directories the simulator binds,
 # read-only, from <runDir>/<host>/root/, every file and link lies in one),
-# `binds` (state and programs: { source; target; readOnly; }) and `units`
-# (the units whose journal and `systemd-analyze security` the simulator
-# reports). Everything is the NixOS host's data (`hostSettings` with
+# `binds` (state, credentials and programs: { source; target; readOnly; }),
+# `passwordFiles` (where on the machine the simulator writes each NATS
+# password this host's units load: { system; controller; gateAgent;
+# backup; }, null where none) and `units` (the units whose journal and
+# `systemd-analyze security` the simulator reports). At the top, `pki`:
+# the zone's certificate plan with the appliance's install paths (what
+# `bsfgctl pki issue` installs), which the simulator issues into
+# `staging` (<staging>/<host>/<path on the host>). Everything is the NixOS host's data (`hostSettings` with
 # `nixosPaths` and the systemd supervisor); only the store paths of the
 # programs differ: `containerise` replaces them, and tests/lib/cases.nix
 # proves the units are otherwise byte for byte the appliance's.
@@ -18,18 +23,19 @@
   zoneFile,
   runDir,
   # Host paths of the programs bound into every container:
-  # { controller; gateAgent; natsServer; } (absolute).
+  # { controller; gateAgent; natsServer; bsfgctl; } (absolute).
   hostBinaries ? {
     controller = "/usr/local/bin/bsfg-controller";
     gateAgent = "/usr/local/bin/bsfg-gate-agent";
     natsServer = "/usr/local/bin/nats-server";
+    bsfgctl = "/usr/local/bin/bsfgctl";
   },
   # As in simulator.nix; the password files are bound to secretsDir below.
   natsSystemUser ? null,
   natsUsers ? null,
   storageCap ? "256 MiB",
 }: let
-  inherit (builtins) attrNames concatStringsSep listToAttrs mapAttrs replaceStrings toString;
+  inherit (builtins) attrNames attrValues concatMap concatStringsSep dirOf elem head listToAttrs mapAttrs match replaceStrings toString;
   lib = import ./zone.nix;
   render = import ./render.nix;
 
@@ -51,14 +57,47 @@
           controller = inContainer "controller" natsUsers.controller;
           gateAgent = inContainer "gate-agent" natsUsers.gateAgent;
         }
-        # The snapshots' user: in nats-server's configuration as on the
-        # appliance (gamma's bsfg-backup units are not in the containers).
+        # The snapshots' user: in nats-server's configuration and in
+        # gamma's bsfg-backup.service, as on the appliance.
         // (
           if natsUsers ? backup
           then {backup = inContainer "backup" natsUsers.backup;}
           else {}
         );
   };
+
+  # ------------------------------------------------------------ credentials
+
+  # The operator's credential files live on the machine as `bsfgctl pki
+  # issue --staging` lays them out, one tree per host; each container binds
+  # the directories of its LoadCredential= sources from that tree. A
+  # directory, not each file: a file replaced by a rename (bsfg-pki writes
+  # atomically, as an operator's `install` or `mv` does) is then seen
+  # inside, where a bound file would keep its old inode.
+  staging = "${runDir}/appliance";
+  onMachine = name: p: "${staging}/${name}${p}";
+  pkiPlan = (import ./pki.nix).plan {
+    inherit zone;
+    installsFor = (import ./pki.nix).applianceInstalls zone;
+  };
+  # "name:path" of every LoadCredential= of the host's units -> the paths.
+  credentialSources = s:
+    concatMap (
+      u:
+        map (e: let
+          m = match "[^:]*:(.*)" e;
+        in
+          if m == null
+          then throw "container.nix: LoadCredential=${e} names no path"
+          else head m)
+        (u.serviceConfig.LoadCredential or [])
+    ) (attrValues s.units);
+  credentialDirs = s:
+    attrNames (listToAttrs (map (p: {
+        name = dirOf p;
+        value = null;
+      })
+      (credentialSources s)));
 
   # ------------------------------------------------------------ store paths
 
@@ -68,11 +107,13 @@
     controller = "/nix/store/00000000000000000000000000000000-bsfg/bin/bsfg-controller";
     gateAgent = "/nix/store/00000000000000000000000000000000-bsfg/bin/bsfg-gate-agent";
     natsServer = "/nix/store/00000000000000000000000000000000-nats-server/bin/nats-server";
+    bsfgctl = "/nix/store/00000000000000000000000000000000-bsfg/bin/bsfgctl";
   };
   containerBinaries = {
     controller = "/usr/local/bin/bsfg-controller";
     gateAgent = "/usr/local/bin/bsfg-gate-agent";
     natsServer = "/usr/local/bin/nats-server";
+    bsfgctl = "/usr/local/bin/bsfgctl";
   };
   names = attrNames storeBinaries;
   containerise = replaceStrings (map (n: storeBinaries.${n}) names) (map (n: containerBinaries.${n}) names);
@@ -180,7 +221,9 @@
   # users.users of the modules (isSystemUser), with fixed ids: the
   # container's /etc is fresh at every boot while JetStream and /artifacts
   # persist, so an id must not depend on the order sysusers runs in.
-  sysusers = s:
+  sysusers = s: let
+    backs = s.units ? bsfg-backup;
+  in
     concatStringsSep "\n" ([
         "u nats 980 \"NATS daemon user\" ${s.paths.jetstream}"
       ]
@@ -194,6 +237,12 @@
           "m ${lib.agentUser} ${lib.artifactsGroup}"
           "u ${s.keepalived.checkScript.user} 984 \"keepalived health-check scripts\""
         ]
+        else []
+      )
+      # modules/services/backup.nix: users.users.bsfg-backup (its group too).
+      ++ (
+        if backs
+        then ["u bsfg-backup 985 \"BSFG zone snapshots\""]
         else []
       ))
     + "\n";
@@ -217,6 +266,7 @@
     s = appliance name;
     sim = lib.simulatorPaths runDir name;
     service = s.runs.gateAgent;
+    backs = s.units ? bsfg-backup;
     file = text: {
       text = containerise text;
       mode = "0644";
@@ -282,6 +332,19 @@
         ]
         else []
       )
+      # gamma's scheduled snapshots (modules/services/backup.nix): the
+      # NixOS service attribute `bsfg-backup` is bsfg-backup.service.
+      ++ (
+        if backs
+        then [
+          {
+            name = "${unitDir}/bsfg-backup.service";
+            value = file s.units.bsfg-backup.text;
+          }
+          (own s.units.bsfg-backup-timer)
+        ]
+        else []
+      )
     );
     links = listToAttrs (
       [(wants "nats.service")]
@@ -297,6 +360,16 @@
       ++ (
         if service
         then [(wants lib.agentUnit) (wants "keepalived-boot-delay.timer")]
+        else []
+      )
+      ++ (
+        if backs
+        then [
+          {
+            name = "${unitDir}/timers.target.wants/bsfg-backup.timer";
+            value = "../bsfg-backup.timer";
+          }
+        ]
         else []
       )
     );
@@ -316,48 +389,63 @@
         inherit source target;
         readOnly = true;
       };
-      c = zone.certificates;
     in
       [
         (rw sim.jetstream s.paths.jetstream)
         (ro hostBinaries.natsServer containerBinaries.natsServer)
-        # nats.service's LoadCredential= sources: the route certificate
-        # (cluster.tls) and the zone CA.
-        (ro sim.natsRoute.certificate c.natsRouteCertificate)
-        (ro sim.natsRoute.privateKey c.natsRoutePrivateKey)
-        (ro sim.natsRoute.ca c.ca)
       ]
       ++ (
         if service
-        then
-          [
-            (rw sim.artifacts s.paths.artifacts)
-            (ro hostBinaries.controller containerBinaries.controller)
-            (ro hostBinaries.gateAgent containerBinaries.gateAgent)
-            # The LoadCredential= sources, where the description names them.
-            (ro sim.tls.certificate c.certificate)
-            (ro sim.tls.privateKey c.privateKey)
-            # The daemons' NATS passwords (each unit loads only its own).
-            (ro sim.natsControllerPassword zone.nats.users.controller.passwordFile)
-            (ro sim.natsAgentPassword zone.nats.users.gateAgent.passwordFile)
-          ]
-          ++ (
-            if natsSystemUser == null
-            then []
-            else [(ro sim.natsSystemPassword zone.nats.systemUser.passwordFile)]
-          )
+        then [
+          (rw sim.artifacts s.paths.artifacts)
+          (ro hostBinaries.controller containerBinaries.controller)
+          (ro hostBinaries.gateAgent containerBinaries.gateAgent)
+        ]
         else []
-      );
+      )
+      # Every LoadCredential= source's directory (route certificate and CA
+      # for nats.service; the controller's certificate, key and passwords;
+      # each daemon's own NATS password), as the description places them.
+      ++ (
+        if backs
+        then [
+          (ro hostBinaries.bsfgctl containerBinaries.bsfgctl)
+          # /var/lib/bsfg-backup (StateDirectory=): the snapshots and the
+          # metrics file, kept across reboots as on gamma's disk.
+          (rw sim.backupState s.paths.backupState)
+        ]
+        else []
+      )
+      ++ map (d: ro (onMachine name d) d) (credentialDirs s);
+    # The NATS passwords the units of this host load, on the machine.
+    passwordFiles = let
+      sources = credentialSources s;
+      at = u:
+        if u == null || !(elem u.passwordFile sources)
+        then null
+        else onMachine name u.passwordFile;
+    in {
+      system = at (zone.nats.systemUser or null);
+      controller = at (zone.nats.users.controller or null);
+      gateAgent = at (zone.nats.users.gateAgent or null);
+      backup = at (zone.nats.users.backup or null);
+    };
     units =
       ["nats.service"]
       ++ (
         if service
         then [lib.agentUnit lib.controllerUnit "keepalived.service"]
         else []
+      )
+      ++ (
+        if backs
+        then ["bsfg-backup.service"]
+        else []
       );
   };
 in {
-  inherit containerBinaries storeBinaries;
+  inherit containerBinaries storeBinaries staging;
+  pki = pkiPlan;
   # The same function the files above went through, for the tests.
   inherit containerise;
   # The appliance's settings of each host (store paths), for the tests.

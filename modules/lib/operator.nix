@@ -101,15 +101,7 @@ in {
     zone = z;
     installsFor =
       if runDir == null
-      then
-        (_: {
-          controller = {inherit (z.certificates) certificate privateKey ca;};
-          natsRoute = {
-            certificate = z.certificates.natsRouteCertificate;
-            privateKey = z.certificates.natsRoutePrivateKey;
-            inherit (z.certificates) ca;
-          };
-        })
+      then (import ./pki.nix).applianceInstalls z
       else
         (h: let
           p = lib.simulatorPaths runDir h;

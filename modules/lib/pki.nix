@@ -17,6 +17,17 @@ let
       })
       l));
 in {
+  # The appliance's installs: the description's `certificates` paths, the
+  # same on every host (what `bsfgctl pki issue` writes).
+  applianceInstalls = zone: _: {
+    controller = {inherit (zone.certificates) certificate privateKey ca;};
+    natsRoute = {
+      certificate = zone.certificates.natsRouteCertificate;
+      privateKey = zone.certificates.natsRoutePrivateKey;
+      inherit (zone.certificates) ca;
+    };
+  };
+
   plan = {
     zone,
     installsFor,

@@ -594,13 +594,20 @@ in {
       runDir = "/run/sim";
     };
     a = c.appliance.alpha;
+    g = c.appliance.gamma;
     files = c.hosts.alpha.files;
+    gf = c.hosts.gamma.files;
     own = u: files."/etc/systemd/system/${u.name}".text == c.containerise u.text;
   in
     own a.units.bsfg-controller
     && own a.units.bsfg-gate-agent
     && files."/etc/bsfg/controller.toml".text == c.containerise a.controller.configText
     && files."/etc/polkit-1/rules.d/10-bsfg.rules".text == a.polkitRule
+    # gamma's scheduled snapshots: the appliance's two units, the timer enabled.
+    && gf."/etc/systemd/system/bsfg-backup.service".text == c.containerise g.units.bsfg-backup.text
+    && gf."/etc/systemd/system/bsfg-backup.timer".text == g.units.bsfg-backup-timer.text
+    && c.hosts.gamma.links."/etc/systemd/system/timers.target.wants/bsfg-backup.timer" == "../bsfg-backup.timer"
+    && builtins.elem "bsfg-backup.service" c.hosts.gamma.units
     # ...and no store path is left in the container.
     && builtins.all (f: builtins.match ".*/nix/store/.*" f.text == null) (builtins.attrValues files);
   containerise_replaces_exactly_the_store_binaries = let
@@ -619,9 +626,12 @@ in {
     };
   in
     builtins.all (l: builtins.match ".*bsfg-controller.*" l == null) (builtins.attrNames c.hosts.alpha.links);
-  # Every LoadCredential= source of every unit in a container is bound
-  # into it (a missing bind fails the unit at start), and nats-server's
-  # unit loads the route certificate as the NixOS host's does.
+  # Every LoadCredential= source of every unit in a container lies in a
+  # directory bound into it (a missing bind fails the unit at start; a
+  # directory, not the file, so a file replaced by a rename is seen
+  # inside), from the staging tree the certificate plan is issued into,
+  # and nats-server's unit loads the route certificate as the NixOS
+  # host's does.
   container_credentials_are_bound = let
     h = "$2b$11$714o97zOAjVTRJgro5CNJe3fPm2BfHT/2CknfIE28PidLbm14fiRq";
     u = name: {
@@ -647,14 +657,25 @@ in {
           map builtins.head (builtins.filter (x: x != null) m)
       ) (builtins.attrValues c.hosts.${host}.files);
     bound = host: map (b: b.target) c.hosts.${host}.binds;
+    fromStaging = host:
+      builtins.all (
+        b: b.source == "${c.staging}/${host}${b.target}" && b.readOnly
+      ) (builtins.filter (b: builtins.elem b.target (map dirOf (sources host))) c.hosts.${host}.binds);
+    installed = builtins.all (cert: builtins.all (i: builtins.elem (dirOf i.certificate) (bound i.host)) cert.installs) c.pki.certificates;
     allBound = host: let
       s = sources host;
     in
-      s != [] && builtins.all (p: builtins.elem p (bound host)) s;
+      s
+      != []
+      && builtins.all (p: builtins.elem (dirOf p) (bound host) && !(builtins.elem p (bound host))) s
+      && fromStaging host;
     natsUnit = host: c.hosts.${host}.files."/etc/systemd/system/nats.service".text;
     loads = host: cred: builtins.match ".*LoadCredential=${cred}:.*" (natsUnit host) != null;
   in
     builtins.all allBound ["alpha" "beta" "gamma"]
+    && installed
+    && c.hosts.alpha.passwordFiles.controller == "${c.staging}/alpha/var/lib/bsfg/secrets/nats-controller-password"
+    && c.hosts.gamma.passwordFiles.controller == null
     && builtins.all (host: loads host "route-cert.pem" && loads host "route-key.pem") ["alpha" "beta" "gamma"]
     && builtins.length (sources "alpha") > builtins.length (sources "gamma");
 }

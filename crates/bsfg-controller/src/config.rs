@@ -1,6 +1,6 @@
 //! Loading the configuration: a TOML file, then `BSFG_*` environment overrides.
 
-use bsfg_core::config::{ControllerConfig, key_path};
+use bsfg_core::config::{ControllerConfig, is_config_override, key_path};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use std::path::Path;
@@ -15,8 +15,13 @@ pub fn load(path: &Path) -> Result<ControllerConfig, String> {
     }
     let figment = Figment::new()
         .merge(Toml::file(path))
-        // BSFG_LISTEN__ADDRESS → listen.address; BSFG_CONFIG names the file itself.
-        .merge(Env::prefixed("BSFG_").ignore(&["CONFIG"]).split("__"));
+        // BSFG_LISTEN__ADDRESS → listen.address; other tools' BSFG_ variables
+        // (BSFG_CONFIG names the file itself) are not keys.
+        .merge(
+            Env::prefixed("BSFG_")
+                .filter(|k| is_config_override(k.as_str()))
+                .split("__"),
+        );
     from_figment(figment).map_err(|e| format!("{}: {e}", path.display()))
 }
 

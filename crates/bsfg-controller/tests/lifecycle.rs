@@ -40,6 +40,10 @@ fn configuration_errors_exit_78_and_name_the_key() {
         .arg(&path)
         .arg("--check-config")
         .env("BSFG_LISTEN__ALLOW_WILDCARD", "true")
+        // Other BSFG tools' variables in the same shell are not keys.
+        .env("BSFG_CLI_ENDPOINT", "https://10.20.0.100:9443")
+        .env("BSFG_REPO", "/src/triad")
+        .env("BSFG_ZONESIM_INIT", "systemd")
         .output()
         .unwrap();
     assert!(
@@ -47,6 +51,17 @@ fn configuration_errors_exit_78_and_name_the_key() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A misspelt override is still refused, by name.
+    let out = Command::new(controller_bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("--check-config")
+        .env("BSFG_LISTEN__ALLOW_WILDCARD", "true")
+        .env("BSFG_LISTEN__ADRESS", "10.0.0.1:9443")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("adress"));
 
     // Unknown keys and wrong types name the key.
     let text = toml::to_string(&config)

@@ -415,10 +415,6 @@ impl Default for TimeSync {
     }
 }
 
-/// Environment variables with the `BSFG_` prefix that belong to other tools
-/// (the test suite's `BSFG_BIN_DIR`, a `BSFG_CONFIG` file path), not to keys.
-const FOREIGN_ENV: &[&str] = &["CONFIG", "BIN_DIR"];
-
 /// Loads and checks the configuration.
 pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
     if !path.is_file() {
@@ -429,7 +425,12 @@ pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
     }
     let figment = Figment::new()
         .merge(Toml::file(path))
-        .merge(Env::prefixed("BSFG_").ignore(FOREIGN_ENV).split("__"));
+        // Other tools' BSFG_ variables (bsfgctl's BSFG_CLI_*) are not keys.
+        .merge(
+            Env::prefixed("BSFG_")
+                .filter(|k| bsfg_core::config::is_config_override(k.as_str()))
+                .split("__"),
+        );
     from_figment(figment)
 }
 

@@ -6,6 +6,9 @@
 //! with one line an operator can act on.
 
 mod controller;
+mod environment;
+
+pub use environment::{FOREIGN_NAMES, FOREIGN_PREFIXES, is_config_override};
 
 #[cfg(test)]
 mod tests {

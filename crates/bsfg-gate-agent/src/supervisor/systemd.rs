@@ -22,14 +22,42 @@ pub struct SystemdSupervisor {
     stop_timeout: Duration,
     /// The unit was seen running since the last exit report.
     seen_running: bool,
-    /// `ExecMainStartTimestampMonotonic` read just before our last start: while
-    /// it is unchanged, the start job has not run yet (the unit is merely
-    /// still inactive, it did not exit).
-    start_marker: Option<u64>,
+    start: PendingStart,
     stopping_since: Option<Instant>,
     killed: bool,
     /// `systemctl show` failing on every evaluation is logged once a second.
     unreadable: bsfg_core::retry::RepeatedWarning,
+}
+
+/// Whether our last `start --no-block` may still be queued: the unit's
+/// `ExecMainStartTimestampMonotonic` read just before it, while unchanged,
+/// means the start job has not run yet (the unit is merely still inactive,
+/// it did not exit). A stop supersedes it: systemd cancels a queued start
+/// when a stop is enqueued, so the timestamp may never change, and a start
+/// still counted as pending would read as a running controller for ever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingStart {
+    marker: Option<u64>,
+}
+
+impl PendingStart {
+    pub fn requested(&mut self, marker: Option<u64>) {
+        self.marker = marker;
+    }
+
+    pub fn stop_requested(&mut self) {
+        self.marker = None;
+    }
+
+    /// Still pending given the unit's current state; forgotten once the
+    /// main process has started since the request.
+    pub fn pending(&mut self, unit: &UnitState) -> bool {
+        let pending = self.marker.is_some() && unit.main_started == self.marker;
+        if !pending {
+            self.marker = None;
+        }
+        pending
+    }
 }
 
 /// The unit properties `poll` reads.
@@ -101,7 +129,7 @@ impl SystemdSupervisor {
             unit,
             stop_timeout,
             seen_running: false,
-            start_marker: None,
+            start: PendingStart::default(),
             stopping_since: None,
             killed: false,
             unreadable: bsfg_core::retry::RepeatedWarning::new(Duration::from_secs(1)),
@@ -136,7 +164,7 @@ impl Supervisor for SystemdSupervisor {
         // A unit that failed before refuses nothing, but its failed state
         // would linger in `systemctl --failed` and monitoring.
         let _ = self.systemctl(&["reset-failed"]).await;
-        self.start_marker = self
+        let marker = self
             .systemctl(&["show", "-p", "ExecMainStartTimestampMonotonic"])
             .await
             .ok()
@@ -145,6 +173,7 @@ impl Supervisor for SystemdSupervisor {
                     .strip_prefix("ExecMainStartTimestampMonotonic=")
                     .and_then(|v| v.parse().ok())
             });
+        self.start.requested(marker);
         self.systemctl(&["start", "--no-block"]).await?;
         tracing::info!(unit = %self.unit, "controller unit start requested");
         self.seen_running = true;
@@ -158,6 +187,7 @@ impl Supervisor for SystemdSupervisor {
             return Ok(());
         }
         self.stopping_since = Some(Instant::now());
+        self.start.stop_requested();
         self.systemctl(&["stop", "--no-block"]).await.map(|_| ())
     }
 
@@ -196,10 +226,7 @@ impl Supervisor for SystemdSupervisor {
                 return ControllerProcess::Running;
             }
         };
-        let start_pending = self.start_marker.is_some() && unit.main_started == self.start_marker;
-        if !start_pending {
-            self.start_marker = None;
-        }
+        let start_pending = self.start.pending(&unit);
         let state = interpret(
             &unit,
             self.seen_running,
@@ -250,6 +277,35 @@ mod tests {
             }
         );
         assert!(parse_show("SubState=dead\n").is_err());
+    }
+
+    #[test]
+    fn a_stop_supersedes_a_start_that_never_ran() {
+        let never_started = UnitState {
+            active_state: "inactive".into(),
+            exec_main_code: None,
+            exec_main_status: None,
+            main_started: Some(0),
+        };
+        let mut start = PendingStart::default();
+        start.requested(Some(0));
+        assert!(start.pending(&never_started));
+        // keepalived reported BACKUP before the job ran: systemd cancels the
+        // start, the timestamp stays 0, and the unit must read as stopped.
+        start.stop_requested();
+        assert!(!start.pending(&never_started));
+        assert_eq!(
+            interpret(&never_started, false, false, start.pending(&never_started)),
+            ControllerProcess::Stopped
+        );
+        // A start whose process ran is forgotten once seen.
+        start.requested(Some(0));
+        let ran = UnitState {
+            main_started: Some(42),
+            ..never_started.clone()
+        };
+        assert!(!start.pending(&ran));
+        assert!(!start.pending(&never_started));
     }
 
     #[test]

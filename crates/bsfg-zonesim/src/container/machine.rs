@@ -263,6 +263,7 @@ mod tests {
                 target: "/data/jetstream".into(),
                 read_only: false,
             }],
+            password_files: Default::default(),
             units: vec![],
         };
         let m = MachineSpec {

@@ -1,6 +1,7 @@
 //! What the zone library (`modules/lib/container.nix`) puts into each
 //! host's container: files and links under the bound `/etc` directories,
-//! state and programs bound in, the units to report on.
+//! state, credential directories and programs bound in, the units to
+//! report on; and the certificate plan with the appliance's paths.
 
 use crate::zone::spec::{Binaries, NatsUsers, nix_string, users_arguments};
 use anyhow::{Context, Result};
@@ -16,7 +17,19 @@ pub struct HostContainer {
     pub links: BTreeMap<PathBuf, PathBuf>,
     pub etc_dirs: Vec<PathBuf>,
     pub binds: Vec<Bind>,
+    pub password_files: PasswordFiles,
     pub units: Vec<String>,
+}
+
+/// Where on this machine each NATS password a host's units load lives
+/// (inside a bound credential directory); `None`: not on this host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordFiles {
+    pub system: Option<PathBuf>,
+    pub controller: Option<PathBuf>,
+    pub gate_agent: Option<PathBuf>,
+    pub backup: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,26 +46,38 @@ pub struct Bind {
     pub read_only: bool,
 }
 
-/// Every host's container, by host name.
-pub type ContainerSpec = BTreeMap<String, HostContainer>;
+/// Every host's container, and the credentials they load.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContainerSpec {
+    /// By host name.
+    pub hosts: BTreeMap<String, HostContainer>,
+    /// The zone's certificate plan with the appliance's install paths.
+    pub pki: bsfg_pki::Plan,
+    /// Where the plan is issued: `<staging>/<host>/<path>`, the tree the
+    /// containers' credential directories are bound from.
+    pub staging: PathBuf,
+}
 
 pub fn evaluate(
     repo: &Path,
     zone_file: &Path,
     run_dir: &Path,
     bins: &Binaries,
+    bsfgctl: &Path,
     users: Option<&NatsUsers>,
 ) -> Result<ContainerSpec> {
     let users = users_arguments(users);
     let expr = format!(
-        "(import {} {{ zoneFile = {}; runDir = {};{users} \
-         hostBinaries = {{ controller = {}; gateAgent = {}; natsServer = {}; }}; }}).hosts",
+        "let c = import {} {{ zoneFile = {}; runDir = {};{users} \
+         hostBinaries = {{ controller = {}; gateAgent = {}; natsServer = {}; bsfgctl = {}; }}; }}; \
+         in {{ inherit (c) hosts pki staging; }}",
         nix_string(&repo.join("modules/lib/container.nix").display().to_string()),
         nix_string(&zone_file.display().to_string()),
         nix_string(&run_dir.display().to_string()),
         nix_string(&bins.controller.display().to_string()),
         nix_string(&bins.gate_agent.display().to_string()),
         nix_string(&bins.nats_server.display().to_string()),
+        nix_string(&bsfgctl.display().to_string()),
     );
     let json = crate::zone::spec::eval_json(
         &expr,

@@ -231,10 +231,9 @@ impl Drill {
             // The process mode's stand-ins for what systemd does to the agent
             // (its restarts and backoff, secrets appearing later) drive the
             // agent themselves; under systemd, agent-killed and agent-stopped
-            // are their counterparts. zone-restore (gamma's backup units,
-            // every JetStream store destroyed) is not yet run on containers, nor
-            // cert-rotation (its rolling restart drives the process mode's daemons),
-            // nor rolling-upgrade (it swaps the processes' binaries itself).
+            // are their counterparts. cert-rotation's rolling restart drives
+            // the process mode's daemons; rolling-upgrade swaps the processes'
+            // binaries itself.
             crate::container::Init::Systemd => {
                 !self.needs_power_feed()
                     && !matches!(
@@ -243,7 +242,6 @@ impl Drill {
                             | Drill::OrphanedController
                             | Drill::AgentCrashLoop
                             | Drill::FirstBootWithoutSecrets
-                            | Drill::ZoneRestore
                             | Drill::RollingUpgrade
                             | Drill::CertRotation
                     )

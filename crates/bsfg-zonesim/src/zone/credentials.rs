@@ -6,6 +6,13 @@
 //! controller's `tls.*` and the agent's `certificate.path`, a NATS route
 //! certificate per host, and the client identities' certificates under
 //! `<run dir>/client/` (the producer and reader among them).
+//!
+//! The systemd mode issues the plan with the appliance's install paths
+//! (modules/lib/container.nix) into a staging tree, one directory per host
+//! as `bsfgctl pki issue --staging` writes it, from which each container
+//! binds its credential directories: every file is written atomically
+//! (bsfg-pki: a temporary file, then a rename), and a reissued one reaches
+//! the container's units the next time they load it.
 
 use super::files::mkdir;
 use super::spec::ZoneSpec;
@@ -13,7 +20,7 @@ use super::workload::Workload;
 use anyhow::{Context, Result};
 use bsfg_core::config::TlsFiles;
 use bsfg_pki::issue::{self, Target};
-use bsfg_pki::{Authority, Issued, LeafRequest, Usage, Validity};
+use bsfg_pki::{Authority, Issued, LeafRequest, Plan, Usage, Validity};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
@@ -38,6 +45,9 @@ pub fn nats_route_identity(zone: &str) -> String {
 
 pub struct Credentials {
     authority: Authority,
+    /// The plan issued, and where ([`Credentials::create`]).
+    plan: Plan,
+    staging: Option<PathBuf>,
     pub client_dir: PathBuf,
     pub producer: TlsFiles,
     pub reader: TlsFiles,
@@ -86,17 +96,23 @@ fn write_tls(issued: &Issued, ca_pem: &str, files: &TlsFiles) -> Result<()> {
 }
 
 impl Credentials {
-    /// Makes the CA, issues the zone's whole certificate plan into the
-    /// paths it names, and installs every client identity's certificate
-    /// under `<run_dir>/client/`.
-    pub fn create(spec: &ZoneSpec, workload: &Workload, run_dir: &Path) -> Result<Credentials> {
-        let authority = Authority::generate(&spec.pki.ca.common_name, validity(3650))
+    /// Makes the CA, issues the zone's whole certificate `plan` into the
+    /// paths it names (under `staging`, `<staging>/<host>/<path>`, when
+    /// given), and installs every client identity's certificate under
+    /// `<run_dir>/client/`.
+    pub fn create(
+        plan: &Plan,
+        staging: Option<&Path>,
+        workload: &Workload,
+        run_dir: &Path,
+    ) -> Result<Credentials> {
+        let authority = Authority::generate(&plan.ca.common_name, validity(3650))
             .context("making the zone CA")?;
         let client_dir = run_dir.join("client");
         mkdir(&client_dir)?;
-        let issued =
-            issue::issue_plan(&authority, &spec.pki, validity(VALID_DAYS), Target::InPlace)
-                .context("issuing the zone's certificate plan")?;
+        let target = staging.map_or(Target::InPlace, Target::Staging);
+        let issued = issue::issue_plan(&authority, plan, validity(VALID_DAYS), target)
+            .context("issuing the zone's certificate plan")?;
         for (c, i) in &issued {
             if c.installs.is_empty() {
                 write_tls(
@@ -116,6 +132,8 @@ impl Credentials {
             producer: client_files(&client_dir, &workload.producer),
             reader: client_files(&client_dir, &workload.reader),
             authority,
+            plan: plan.clone(),
+            staging: staging.map(Path::to_path_buf),
             client_dir,
         })
     }
@@ -138,29 +156,41 @@ impl Credentials {
         Ok(())
     }
 
-    /// (Re)issues the controller certificate of `host`, valid for `days`.
-    pub fn install_server(&self, spec: &ZoneSpec, host: &str, days: i64) -> Result<()> {
-        let mut c = spec
-            .pki
+    /// (Re)issues the controller certificate of `host`, valid for `days`,
+    /// where the plan installs it (each file replaced by a rename).
+    pub fn install_server(&self, host: &str, days: i64) -> Result<()> {
+        let mut c = self
+            .plan
             .certificate("controller")
             .context("the certificate plan has no controller certificate")?
             .clone();
         c.installs.retain(|i| i.host == host);
         anyhow::ensure!(!c.installs.is_empty(), "{host} runs no controller");
         let issued = self.authority.issue(&c.request(), validity(days))?;
-        // Rewritten in place, not replaced by a rename: the systemd mode binds
-        // each credential file into its container, and a bind keeps the inode
-        // it was made with. (The agent restarts after this, so the brief
-        // non-atomic window is never read.)
-        for i in &c.installs {
-            for (path, pem) in [
-                (&i.certificate, issued.certificate_pem.as_str()),
-                (&i.private_key, issued.private_key_pem.as_str()),
-            ] {
-                std::fs::write(path, pem).with_context(|| format!("rewriting {path}"))?;
-            }
-        }
+        let target = self
+            .staging
+            .as_deref()
+            .map_or(Target::InPlace, Target::Staging);
+        issue::install(&c, &issued, self.authority.certificate_pem(), target)?;
         Ok(())
+    }
+
+    /// Where the controller certificate of `host` is on this machine.
+    pub fn server_certificate(&self, host: &str) -> Result<PathBuf> {
+        let c = self
+            .plan
+            .certificate("controller")
+            .context("the certificate plan has no controller certificate")?;
+        let i = c
+            .installs
+            .iter()
+            .find(|i| i.host == host)
+            .with_context(|| format!("{host} runs no controller"))?;
+        Ok(self
+            .staging
+            .as_deref()
+            .map_or(Target::InPlace, Target::Staging)
+            .path(host, &i.certificate))
     }
 
     /// Writes this zone's CA and every certificate of its plan as the

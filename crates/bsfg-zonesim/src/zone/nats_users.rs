@@ -5,6 +5,7 @@
 //! daemon's configuration reads them, mode 0600, as LoadCredential= would.
 
 use super::spec::{NatsSystemUser, NatsUsers, ZoneSpec};
+use crate::container::spec::PasswordFiles;
 use anyhow::{Context, Result};
 use bsfg_testkit::nats::SystemUser;
 use std::path::{Path, PathBuf};
@@ -58,10 +59,46 @@ impl ZoneNatsUsers {
             files.extend(f.controller.map(|p| (&self.controller, p)));
             files.extend(f.gate_agent.map(|p| (&self.gate_agent, p)));
         }
-        for (user, path) in files {
-            user.write_password(&path)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
-        Ok(())
+        write_all(files)
     }
+
+    /// Writes each password one container's units load (`files`: on this
+    /// machine, in the tree its credential directories are bound from).
+    pub fn write_to(&self, files: &PasswordFiles) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let at = |user, path: &Option<PathBuf>| path.clone().map(|p| (user, p));
+        // As the deployment runbook installs the secrets directory: 0711.
+        for dir in [
+            &files.system,
+            &files.controller,
+            &files.gate_agent,
+            &files.backup,
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.parent())
+        {
+            std::fs::create_dir_all(dir)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))?;
+        }
+        write_all(
+            [
+                at(&self.system, &files.system),
+                at(&self.controller, &files.controller),
+                at(&self.gate_agent, &files.gate_agent),
+                at(&self.backup, &files.backup),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        )
+    }
+}
+
+fn write_all(files: Vec<(&SystemUser, PathBuf)>) -> Result<()> {
+    for (user, path) in files {
+        user.write_password(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }

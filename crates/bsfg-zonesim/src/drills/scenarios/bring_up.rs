@@ -7,7 +7,7 @@ use super::{
     only_on, roles, serves, stays_one_on_the_vip, unchanged,
 };
 use crate::zone::Zone;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bsfg_mgmt::Role;
 use std::time::Duration;
 
@@ -72,6 +72,7 @@ pub(super) async fn bring_up(z: &Zone, c: &mut Ctx) -> Result<()> {
                 format!("{e:?}"),
             );
         }
+        backup_runs_once(z, c, &g);
     }
     let port = z.spec.ports.controller;
     let on_a = listeners(z, &a, port)?;
@@ -201,4 +202,95 @@ pub(super) async fn boot(z: &Zone, c: &mut Ctx) -> Result<()> {
     c.wait_acks("appends after the power cycle", 10, PROMOTION_TIMEOUT)
         .await;
     Ok(())
+}
+
+/// gamma's scheduled snapshots as the appliance deploys them: the timer
+/// is enabled and waiting; the service, started once as the timer would,
+/// succeeds (as its own user, its NATS password by LoadCredential=), and
+/// the snapshot it left in its state directory reads back whole
+/// (`bsfgctl restore --verify-only`, run here, independent of the unit).
+fn backup_runs_once(z: &Zone, c: &mut Ctx, host: &str) {
+    let (timer, service) = ("bsfg-backup.timer", "bsfg-backup.service");
+    let active = z
+        .systemctl(host, &["is-active", timer])
+        .unwrap_or_else(|e| format!("{e:#}"));
+    c.check(
+        &format!("{timer} on {host} is active (enabled, waiting)"),
+        active.trim() == "active",
+        active.trim(),
+    );
+    let ran = z
+        .systemctl(host, &["start", service])
+        .and_then(|_| z.systemctl(host, &["show", "-p", "Result", "--value", service]));
+    c.check(
+        &format!("{service} on {host} ran once and succeeded"),
+        ran.as_ref().is_ok_and(|r| r.trim() == "success"),
+        match &ran {
+            Ok(r) => format!("Result={}", r.trim()),
+            Err(e) => format!("{e:#}\n{}", z.unit_journal(host, service)),
+        },
+    );
+    let state = z.run_dir.join(host).join("backup");
+    let metrics = std::fs::read_to_string(state.join("bsfg-backup.prom")).unwrap_or_default();
+    c.check(
+        "its metrics file says the run succeeded",
+        metrics.contains("\nbsfg_backup_last_run_success 1\n"),
+        state.join("bsfg-backup.prom").display().to_string(),
+    );
+    let verified = snapshots_under(&state)
+        .last()
+        .cloned()
+        .context("no snapshot-* directory")
+        .and_then(|dir| {
+            let bin = bsfg_testkit::bins::find_workspace_binary("bsfgctl", None)?;
+            let out = std::process::Command::new(bin)
+                .args(["restore", "--verify-only", "--from"])
+                .arg(&dir)
+                .output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)?;
+            let streams = manifest["streams"].as_array().map_or(0, Vec::len);
+            anyhow::ensure!(streams > 0, "its manifest lists no stream");
+            Ok(format!("{}: {streams} streams", dir.display()))
+        });
+    c.check(
+        "the snapshot it took reads back whole (bsfgctl restore --verify-only)",
+        verified.is_ok(),
+        match verified {
+            Ok(d) => d,
+            Err(e) => format!("{e:#}"),
+        },
+    );
+}
+
+/// `snapshot-*` directories up to two levels below `dir`, sorted.
+fn snapshots_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let list = |d: &std::path::Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect()
+    };
+    let mut found: Vec<_> = list(dir)
+        .into_iter()
+        .flat_map(|d| {
+            let mut v = list(&d);
+            v.push(d);
+            v
+        })
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("snapshot-"))
+        })
+        .collect();
+    found.sort();
+    found
 }

@@ -134,9 +134,51 @@ pub(super) async fn cert_below_threshold(z: &Zone, c: &mut Ctx) -> Result<()> {
     z.restart_agent(&b).await?;
     refused_while_gate_fails(z, c, &v, (&a, &b), GateId::Certificate, "certificate").await?;
     c.event(format!("a valid certificate on {b}, agent restarted"));
+    let short = file_identity(&z.certificate_file(&b)?)?;
     z.install_valid_certificate(&b)?;
     z.restart_agent(&b).await?;
     promotes_once_fixed(c, &v, &b, "beta promotes with a valid certificate").await;
+    if z.init() == crate::container::Init::Systemd {
+        loads_the_reissued_certificate(z, c, &b, short)?;
+    }
+    Ok(())
+}
+
+/// (inode, contents) of a file.
+fn file_identity(path: &std::path::Path) -> Result<(u64, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(path)?.ino();
+    Ok((ino, std::fs::read_to_string(path)?))
+}
+
+/// The valid certificate replaced the short one by a rename on this
+/// machine (a new inode, as bsfg-pki and an operator's `mv` write it), and
+/// the controller unit `host`'s agent started since loaded the new one:
+/// the container binds the credential directory, not the old file.
+fn loads_the_reissued_certificate(
+    z: &Zone,
+    c: &mut Ctx,
+    host: &str,
+    (short_ino, short_pem): (u64, String),
+) -> Result<()> {
+    let (ino, pem) = file_identity(&z.certificate_file(host)?)?;
+    c.check(
+        &format!("{host}'s valid certificate replaced the short one by a rename"),
+        ino != short_ino && pem != short_pem,
+        format!("inode {short_ino} -> {ino}"),
+    );
+    let unit = crate::zone::instance::unit_of(Kind::Controller)?;
+    let loaded = z.loaded_credential(host, unit, "cert.pem");
+    c.check(
+        &format!("{unit} on {host} loaded the reissued certificate (LoadCredential=)"),
+        loaded.as_deref().is_ok_and(|l| l == pem),
+        match &loaded {
+            Ok(l) if *l == short_pem => "the short certificate".to_owned(),
+            Ok(l) if *l == pem => "/run/credentials/.../cert.pem is the new file".to_owned(),
+            Ok(_) => "another certificate".to_owned(),
+            Err(e) => format!("{e:#}"),
+        },
+    );
     Ok(())
 }
 

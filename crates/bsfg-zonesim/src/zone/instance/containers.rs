@@ -51,7 +51,10 @@ impl Containers {
             "evaluating modules/lib/container.nix (the appliance's units, files and users per host); root {}",
             root.display()
         ));
-        let spec = spec::evaluate(&opts.repo, &opts.zone_file, run_dir, bins, users)?;
+        // gamma's bsfg-backup.service runs it.
+        let bsfgctl =
+            bsfg_testkit::bins::find_workspace_binary("bsfgctl", opts.bin_dir.as_deref())?;
+        let spec = spec::evaluate(&opts.repo, &opts.zone_file, run_dir, bins, &bsfgctl, users)?;
         Ok(Containers { root, spec })
     }
 }
@@ -71,6 +74,7 @@ impl Zone {
         let c = self.containers()?;
         let container = c
             .spec
+            .hosts
             .get(host)
             .with_context(|| format!("no container for {host}"))?;
         Ok(MachineSpec {
@@ -89,6 +93,10 @@ impl Zone {
             let m = self.machine(h)?;
             m.container.write(&m.etc_root())?;
             files::mkdir(&m.journal_dir())?;
+            // nspawn refuses a bind whose source is missing.
+            for b in m.container.binds.iter().filter(|b| !b.read_only) {
+                files::mkdir(&b.source)?;
+            }
         }
         Ok(())
     }
@@ -166,6 +174,15 @@ impl Zone {
         Ok(())
     }
 
+    /// The credential `name` as `unit` on `host` loaded it
+    /// (`/run/credentials/<unit>/<name>`, LoadCredential=).
+    pub fn loaded_credential(&self, host: &str, unit: &str, name: &str) -> Result<String> {
+        machine::exec_ok(
+            self.leader(host)?,
+            &["cat", &format!("/run/credentials/{unit}/{name}")],
+        )
+    }
+
     /// `systemd-analyze security` of every unit of `host`, one report per unit.
     pub fn security(&self, host: &str) -> Result<Vec<(String, String)>> {
         let m = self.machine(host)?;
@@ -189,6 +206,14 @@ impl Zone {
         let text = String::from_utf8_lossy(&out.stdout);
         overall_exposure(&text)
             .with_context(|| format!("no overall exposure for {unit} in {text:?}"))
+    }
+
+    /// The last lines `unit` on `host` logged (for a check's detail).
+    pub fn unit_journal(&self, host: &str, unit: &str) -> String {
+        let dir = self.run_dir.join(host).join("journal");
+        let text = machine::journal(&dir, &[unit], "cat").unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(12)..].join("\n")
     }
 
     /// Each unit's journal, from the host's bound journal directory, into
@@ -280,6 +305,13 @@ impl Zone {
         tokio::task::block_in_place(|| self.start_container(&b))?;
         self.wait_formed(&[&a, &b, &g], timeout).await?;
         self.wait_serving(&a, timeout).await?;
+        // beta's keepalived would start from its boot-delay timer, 15 s
+        // after boot: that delay keeps a host that boots alone from taking
+        // the VIP before its gates could pass. With alpha already MASTER it
+        // protects nothing here, so it is started now, as an operator's
+        // `systemctl start` would (the boot drill keeps the timers: it
+        // boots the hosts again in every order). Saves ~10 s per drill.
+        tokio::task::block_in_place(|| self.systemctl(&b, &["start", unit_of(Kind::Keepalived)?]))?;
         self.wait_until(&format!("{b} BACKUP and standby"), timeout, || async {
             let s = self.agent_status(&b).await.ok()?;
             (s.vrrp.state == bsfg_mgmt::VrrpState::Backup && s.role == bsfg_mgmt::Role::Standby)

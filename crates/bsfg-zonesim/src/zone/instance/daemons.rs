@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// systemd's exit status when it could not set up a unit's cgroup
+/// (`EXIT_CGROUP`, systemd.exec(5)).
+const EXIT_CGROUP: &str = "219";
+
 impl Zone {
     // ------------------------------------------------------------ daemons
 
@@ -32,7 +36,42 @@ impl Zone {
     /// In the systemd mode: `systemctl start` of `kind`'s unit (a no-op when
     /// systemd's Restart= already brought it back).
     fn start_unit(&self, host: &str, kind: Kind) -> Result<()> {
-        self.systemctl(host, &["start", super::unit_of(kind)?])?;
+        let unit = super::unit_of(kind)?;
+        let Err(e) = self.systemctl(host, &["start", unit]) else {
+            return Ok(());
+        };
+        // Started right after `systemctl stop`, a unit can fail with
+        // 219/CGROUP: in a container whose cgroups its systemd does not own
+        // (no systemd on the machine) the old cgroup is not always removed
+        // at once ("Failed to kill control group ... Input/output error").
+        // Its Restart= starts it again a second later; only that case is
+        // waited for (a NixOS host owns its cgroups and never sees it).
+        let status = self.systemctl(host, &["show", "-p", "ExecMainStatus", "--value", unit])?;
+        if status.trim() != EXIT_CGROUP {
+            return Err(e);
+        }
+        self.progress.say(format!(
+            "{unit} on {host} failed with 219/CGROUP (the container's cgroups); waiting for its Restart="
+        ));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self
+                .systemctl(host, &["is-active", unit])
+                .is_ok_and(|s| s.trim() == "active")
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(e.context(format!(
+            "{unit} on {host} did not come back by its Restart= within 10 s"
+        )))
+    }
+
+    /// `systemctl stop` of `kind`'s unit on `host` (the systemd mode): an
+    /// operator's stop, which no `Restart=` undoes.
+    pub fn stop_unit(&self, host: &str, kind: Kind) -> Result<()> {
+        self.systemctl(host, &["stop", super::unit_of(kind)?])?;
         Ok(())
     }
 

@@ -130,7 +130,16 @@ impl Zone {
         self.creds
             .as_ref()
             .context("no CA in this process (certificates are made by `up`)")?
-            .install_server(&self.spec, host, days)
+            .install_server(host, days)
+    }
+
+    /// Where `host`'s controller certificate is on this machine (in the
+    /// systemd mode: in the tree its container binds the directory from).
+    pub fn certificate_file(&self, host: &str) -> Result<std::path::PathBuf> {
+        self.creds
+            .as_ref()
+            .context("no CA in this process (certificates are made by `up`)")?
+            .server_certificate(host)
     }
 
     pub fn install_short_certificate(&self, host: &str) -> Result<()> {

@@ -163,10 +163,6 @@ impl Zone {
         for h in spec.host_names() {
             files::write_host(spec.host(h), &HostDirs::new(&run_dir, h))?;
         }
-        nats_users.write(&spec)?;
-        progress.say("making the zone CA and issuing the zone certificate plan (bsfg-pki)");
-        let creds = Credentials::create(&spec, &workload, &run_dir)?;
-        write_cli_files(opts, &spec, &workload, &run_dir, &progress)?;
         let containers = match opts.init {
             Init::Process => None,
             Init::Systemd => Some(containers::Containers::prepare(
@@ -177,6 +173,19 @@ impl Zone {
                 &|m| progress.say(m),
             )?),
         };
+        nats_users.write(&spec)?;
+        progress.say("making the zone CA and issuing the zone certificate plan (bsfg-pki)");
+        let creds = match &containers {
+            None => Credentials::create(&spec.pki, None, &workload, &run_dir)?,
+            // The appliance's paths, in the tree the containers bind from.
+            Some(c) => {
+                for h in c.spec.hosts.values() {
+                    nats_users.write_to(&h.password_files)?;
+                }
+                Credentials::create(&c.spec.pki, Some(&c.spec.staging), &workload, &run_dir)?
+            }
+        };
+        write_cli_files(opts, &spec, &workload, &run_dir, &progress)?;
         guard.armed = false;
         // From here on the Zone's Drop removes the instance.
         let zone = Zone {
