@@ -66,9 +66,32 @@ async fn a_snapshot_restores_into_an_empty_cluster_with_offsets_cursors_and_kv()
         })
         .await
         .unwrap();
-    let mut batch = reader.fetch().max_messages(100).messages().await.unwrap();
-    while let Some(m) = batch.next().await {
-        m.unwrap().double_ack().await.unwrap();
+    // A fresh consumer on a fresh R3 cluster may answer its first pulls with
+    // 503 (no responders) until its leader is elected: pull again.
+    let mut acked = 0;
+    let mut tries = 0;
+    while acked < 100 {
+        tries += 1;
+        assert!(tries < 100, "acknowledged only {acked} of 100 messages");
+        let mut batch = match reader.fetch().max_messages(100 - acked).messages().await {
+            Ok(b) => b,
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        while let Some(m) = batch.next().await {
+            match m {
+                Ok(m) => {
+                    m.double_ack().await.unwrap();
+                    acked += 1;
+                }
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    break;
+                }
+            }
+        }
     }
     // The snapshot takes the consumer's state from its leader's info; wait
     // until that has the acknowledgements (they replicate asynchronously).
