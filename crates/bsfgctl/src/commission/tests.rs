@@ -288,6 +288,18 @@ pub(crate) fn agent_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut AgentSta
         .unwrap()
 }
 
+/// `host` would start another controller build than the other service host.
+pub(crate) fn with_another_controller_build(s: &mut Snapshot, host: &str) {
+    agent_mut(s, host)
+        .host_facts
+        .as_mut()
+        .unwrap()
+        .controller_executable = Some(
+        "/nix/store/1b7b1j6ii2rw2dyz2h9h7xlcg7vcd4h4-bsfg-controller-0.1.1/bin/bsfg-controller"
+            .into(),
+    );
+}
+
 pub(crate) fn host_mut<'a>(s: &'a mut Snapshot, host: &str) -> &'a mut HostObservation {
     s.hosts.iter_mut().find(|h| h.name == host).unwrap()
 }
@@ -506,14 +518,7 @@ fn quorum_streams_clock_keepalived_and_builds_each_fail_alone() {
     assert_eq!(failing(&s), vec!["keepalived-unicast"]);
     // Beta would start another controller build.
     let mut s = healthy();
-    agent_mut(&mut s, "beta")
-        .host_facts
-        .as_mut()
-        .unwrap()
-        .controller_executable = Some(
-        "/nix/store/1b7b1j6ii2rw2dyz2h9h7xlcg7vcd4h4-bsfg-controller-0.1.1/bin/bsfg-controller"
-            .into(),
-    );
+    with_another_controller_build(&mut s, "beta");
     assert_eq!(failing(&s), vec!["controller-builds"]);
     // Gamma was upgraded to another nats-server and the others not yet.
     let mut s = healthy();
@@ -578,14 +583,7 @@ fn zone_status_flags_problems_and_renders_a_row_per_host() {
     assert!(text.ends_with("no problems found\n"));
 
     let mut s = healthy();
-    agent_mut(&mut s, "beta")
-        .host_facts
-        .as_mut()
-        .unwrap()
-        .controller_executable = Some(
-        "/nix/store/1b7b1j6ii2rw2dyz2h9h7xlcg7vcd4h4-bsfg-controller-0.1.1/bin/bsfg-controller"
-            .into(),
-    );
+    with_another_controller_build(&mut s, "beta");
     let a = agent_mut(&mut s, "beta");
     a.gates[4].verdict = bsfg_mgmt::Verdict::Fail;
     a.gates[4].reason = "valid for 10 days, below 30 days".into();

@@ -3,7 +3,7 @@
 //! an unplanned failover blocks with its reason.
 
 use super::*;
-use crate::commission::tests::{NOW, agent_mut, healthy, host_mut};
+use crate::commission::tests::{NOW, agent_mut, healthy, host_mut, with_another_controller_build};
 use bsfg_mgmt::agent::{GateId, Role};
 
 fn check_of(s: &Snapshot) -> Check {
@@ -168,14 +168,7 @@ fn check_and_plan_serialize_for_json() {
 #[test]
 fn the_upgrades_own_build_skew_does_not_block_the_next_step() {
     let mut s = healthy();
-    agent_mut(&mut s, "beta")
-        .host_facts
-        .as_mut()
-        .unwrap()
-        .controller_executable = Some(
-        "/nix/store/1b7b1j6ii2rw2dyz2h9h7xlcg7vcd4h4-bsfg-controller-0.1.1/bin/bsfg-controller"
-            .into(),
-    );
+    with_another_controller_build(&mut s, "beta");
     let view = status::evaluate(&s, NOW);
     assert!(
         view.problems
