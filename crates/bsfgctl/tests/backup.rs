@@ -201,6 +201,19 @@ async fn a_snapshot_restores_into_an_empty_cluster_with_offsets_cursors_and_kv()
     // Every store gone: a second, empty cluster.
     let target = NatsCluster::start3().await;
     let turl = target.client_url(1);
+    // A just-formed cluster can still answer the JetStream API with "no
+    // responders" on the server the restore connects to; wait until that
+    // server's API answers, as an operator waits for a rebuilt cluster.
+    let tj = js(&turl).await;
+    let mut tries = 0;
+    while let Err(e) = tj.query_account().await {
+        tries += 1;
+        assert!(
+            tries < 100,
+            "the new cluster's JetStream API never answered: {e}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let (code, report, stderr) = bsfgctl(&turl, &["restore", "--from", &snapshot]);
     assert_eq!(code, 0, "{stderr}");
     let restored: Vec<&str> = report["streams"]
