@@ -12,19 +12,15 @@
 use super::ctx::{contract, hosts};
 use super::{Ctx, PROMOTION_TIMEOUT};
 use crate::netns;
-use crate::processes::{self, Kind};
+use crate::processes::Kind;
 use crate::zone::Zone;
 use anyhow::{Context, Result, bail};
-use rustix::process::Signal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How long `upgrade check` may take to call the next step safe (a
 /// restarted server catching up, VRRP settling after the handover).
 const SAFE_TIMEOUT: Duration = Duration::from_secs(120);
-/// nats-server's lame-duck mode lasts `lame_duck_duration` (30 s in the
-/// rendered configuration) at most; the margin covers the shutdown.
-const LAME_DUCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One step of `bsfgctl upgrade plan --json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,24 +154,9 @@ async fn wait_safe(z: &Zone, c: &mut Ctx, before: &str) -> Result<()> {
     bail!("the upgrade stopped: {before} never became safe ({last})")
 }
 
-/// Stops `kind` on `host` (`signal`, then waits up to `timeout`).
-async fn stop(z: &Zone, host: &str, kind: Kind, signal: Signal, timeout: Duration) -> Result<()> {
-    let Some(d) = z.daemon(host, kind) else {
-        return Ok(());
-    };
-    d.signal(signal);
-    let gone = tokio::task::spawn_blocking(move || processes::wait_gone(&d, timeout)).await?;
-    if !gone {
-        bail!("{} on {host} did not stop within {timeout:?}", kind.name());
-    }
-    Ok(())
-}
-
 /// `nixos-rebuild switch` of `host` onto the new build: the next
-/// generation's agent and keepalived configuration, then the changed units
-/// stopped in the reverse of their start order (keepalived, the agent, which
-/// stops its controller, nats-server in lame-duck mode) and started from
-/// the new binaries in boot order.
+/// generation's agent and keepalived configuration, then every daemon
+/// restarted from the new binaries ([`Zone::restart_host_onto`]).
 async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, renames: &[(PathBuf, PathBuf)]) -> Result<()> {
     let h = z.spec.host(host).clone();
     let dirs = z.host_dirs(host);
@@ -193,34 +174,13 @@ async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, renames: &[(PathBuf, PathBuf
             .with_context(|| format!("writing {}", f.display()))?;
     }
     c.event(format!("{host}: switching to the new build"));
-    for (runs, kind) in [
-        (h.runs.keepalived, Kind::Keepalived),
-        (h.runs.gate_agent, Kind::GateAgent),
-    ] {
-        if runs {
-            stop(z, host, kind, Signal::TERM, Duration::from_secs(20)).await?;
-        }
-    }
-    let ldm = Instant::now();
-    // SIGUSR2 is nats-server's lame-duck mode, as the appliance's unit stops it.
-    stop(z, host, Kind::Nats, Signal::USR2, LAME_DUCK_TIMEOUT).await?;
+    let switch = Instant::now();
+    z.restart_host_onto(host, &|argv| upgraded(argv, renames))
+        .await?;
     c.event(format!(
-        "{host}: nats-server left in lame-duck mode in {:.1} s",
-        ldm.elapsed().as_secs_f64()
+        "{host}: daemons stopped (nats-server in lame-duck mode) in {:.1} s",
+        switch.elapsed().as_secs_f64()
     ));
-    z.spawn(host, Kind::Nats, upgraded(&h.units.nats.argv, renames)?)?;
-    if h.runs.gate_agent {
-        let unit = h.units.gate_agent.as_ref().context("no gate agent unit")?;
-        z.spawn(host, Kind::GateAgent, upgraded(&unit.argv, renames)?)?;
-    }
-    if h.runs.keepalived {
-        let new = &renames
-            .iter()
-            .find(|(old, _)| old == &z.tools().keepalived)
-            .context("no new keepalived")?
-            .1;
-        z.start_keepalived_from(host, new)?;
-    }
     c.event(format!("{host}: every daemon started from the new build"));
     Ok(())
 }

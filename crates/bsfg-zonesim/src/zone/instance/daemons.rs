@@ -10,12 +10,17 @@ use anyhow::{Context, Result, bail};
 use bsfg_mgmt::{Role, VrrpState};
 use rustix::process::Signal;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// systemd's exit status when it could not set up a unit's cgroup
 /// (`EXIT_CGROUP`, systemd.exec(5)).
 const EXIT_CGROUP: &str = "219";
+/// How long a planned stop of the agent or keepalived may take.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// nats-server's lame-duck mode lasts `lame_duck_duration` (30 s in the
+/// rendered configuration) at most; the margin covers the shutdown.
+pub const LAME_DUCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Zone {
     // ------------------------------------------------------------ daemons
@@ -102,12 +107,6 @@ impl Zone {
         self.start_keepalived_after(host, Duration::ZERO)
     }
 
-    /// keepalived from `program` (the rolling-upgrade drill's new build),
-    /// restarted at once as a switch restarts its unit.
-    pub fn start_keepalived_from(&self, host: &str, program: &std::path::Path) -> Result<()> {
-        self.launch_keepalived(host, program, Duration::ZERO)
-    }
-
     /// keepalived, `delay` from now: the process is recorded at once and
     /// waits in a shell that then becomes keepalived (same pid), so a crash
     /// meanwhile kills it like any other process of the host.
@@ -187,43 +186,66 @@ impl Zone {
         Ok(())
     }
 
-    /// A planned restart of every daemon on `host` (what `nixos-rebuild
-    /// switch` of a new configuration does to it): the agent first (SIGTERM:
-    /// it stops its controller and faults its track file on the way out),
-    /// then keepalived, then nats-server, each waited for; then the host's
-    /// daemons start again in boot order, keepalived at once (a switch
-    /// restarts keepalived.service itself; the boot-delay timer is for
-    /// boots). The daemons read their certificates and configuration anew.
+    /// A planned restart of every daemon on `host` onto the same binaries
+    /// (certificates and configuration are read anew): [`Zone::restart_host_onto`].
     pub async fn restart_host(&self, host: &str) -> Result<()> {
+        self.restart_host_onto(host, &|argv| Ok(argv.to_vec()))
+            .await
+    }
+
+    /// What `nixos-rebuild switch` does to `host`: every daemon stopped as
+    /// its unit stops it — the agent first (SIGTERM: it stops its controller
+    /// and faults its track file on the way out), then keepalived, then
+    /// nats-server in lame-duck mode (SIGUSR2, the unit's KillSignal) — each
+    /// waited for, then started again in boot order from `build(argv)` (the
+    /// same command line, or a new build's), keepalived at once (a switch
+    /// restarts keepalived.service itself; the boot-delay timer is for boots).
+    pub async fn restart_host_onto(
+        &self,
+        host: &str,
+        build: &(dyn Fn(&[String]) -> Result<Vec<String>> + Sync),
+    ) -> Result<()> {
         if self.init() == Init::Systemd {
             bail!(
-                "restart_host drives the process mode's daemons; under --init systemd restart the units"
+                "restarting a host drives the process mode's daemons; under --init systemd restart the units"
             );
         }
-        for kind in [Kind::GateAgent, Kind::Keepalived, Kind::Nats] {
-            let Some(d) = self.daemon(host, kind) else {
-                continue;
-            };
-            d.signal(Signal::TERM);
-            let waited = d.clone();
-            let gone = tokio::task::spawn_blocking(move || {
-                processes::wait_gone(&waited, Duration::from_secs(30))
-            })
-            .await?;
-            if !gone {
-                bail!(
-                    "{} on {host} did not stop within 30 s of SIGTERM",
-                    kind.name()
-                );
-            }
+        for (kind, signal, timeout) in [
+            (Kind::GateAgent, Signal::TERM, STOP_TIMEOUT),
+            (Kind::Keepalived, Signal::TERM, STOP_TIMEOUT),
+            (Kind::Nats, Signal::USR2, LAME_DUCK_TIMEOUT),
+        ] {
+            self.stop_daemon(host, kind, signal, timeout).await?;
         }
-        let runs = self.spec.host(host).runs;
-        self.start_nats(host)?;
-        if runs.gate_agent {
-            self.start_agent(host)?;
+        let h = self.spec.host(host);
+        self.spawn(host, Kind::Nats, build(&h.units.nats.argv)?)?;
+        if h.runs.gate_agent {
+            let unit = h.units.gate_agent.as_ref().context("no gate agent unit")?;
+            self.spawn(host, Kind::GateAgent, build(&unit.argv)?)?;
         }
-        if runs.keepalived {
-            self.start_keepalived(host)?;
+        if h.runs.keepalived {
+            let program = build(&[self.tools.keepalived.display().to_string()])?;
+            self.launch_keepalived(host, Path::new(&program[0]), Duration::ZERO)?;
+        }
+        Ok(())
+    }
+
+    /// Stops `kind` on `host` with `signal` and waits up to `timeout` for it
+    /// to be gone; nothing to do if it does not run.
+    pub async fn stop_daemon(
+        &self,
+        host: &str,
+        kind: Kind,
+        signal: Signal,
+        timeout: Duration,
+    ) -> Result<()> {
+        let Some(d) = self.daemon(host, kind) else {
+            return Ok(());
+        };
+        d.signal(signal);
+        let gone = tokio::task::spawn_blocking(move || processes::wait_gone(&d, timeout)).await?;
+        if !gone {
+            bail!("{} on {host} did not stop within {timeout:?}", kind.name());
         }
         Ok(())
     }
