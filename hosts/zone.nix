@@ -91,6 +91,17 @@
     natsRouteCertificate = "/var/lib/bsfg/tls/nats-route.pem";
     natsRoutePrivateKey = "/var/lib/bsfg/tls/nats-route.key";
   };
+  # The service probe on gamma (blackbox exporter on its management
+  # address, :9115): gRPC and Connect health on the VIP with a client
+  # certificate of its own, identity "plant-a-probe" (in no ACL: the
+  # controller admits it to the health service only). `bsfgctl pki issue`
+  # issues the certificate and stages it for gamma at these paths; the
+  # exporter reads them through LoadCredential=. Prometheus scrapes it
+  # (job bsfg-service-probe, /etc/bsfg/monitoring/scrape-probe.yml).
+  probe = {
+    certificate = "/var/lib/bsfg/tls/probe.pem";
+    privateKey = "/var/lib/bsfg/tls/probe.key";
+  };
   certificatePolicy = {
     minValidity = "30d";
     policy = "deny";

@@ -28,6 +28,11 @@ in rec {
       if settings.runs.gateAgent
       then [settings.ports.controllerManagement settings.ports.agentManagement]
       else []
+    )
+    ++ (
+      if settings.probe or null != null
+      then [settings.probe.listen.port]
+      else []
     );
 
   extraInputRules = {

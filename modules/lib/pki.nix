@@ -6,6 +6,7 @@
 #   plan { zone = normalised; installsFor = host -> { controller; natsRoute; }; }
 #
 # installsFor host: the files of that host, each { certificate; privateKey; ca; }
+# (`probe`: gamma's service probe, read only when the zone has one)
 # (the appliance: the `certificates` paths of the description, the same on
 # every host; the simulator: lib.simulatorPaths).
 let
@@ -24,6 +25,10 @@ in {
     natsRoute = {
       certificate = zone.certificates.natsRouteCertificate;
       privateKey = zone.certificates.natsRoutePrivateKey;
+      inherit (zone.certificates) ca;
+    };
+    probe = {
+      inherit (zone.probe) certificate privateKey;
       inherit (zone.certificates) ca;
     };
   };
@@ -83,6 +88,22 @@ in {
         usage = "client";
         installs = [];
       })
-      clients;
+      clients
+      # The service probe's client identity, on gamma: in no ACL, so the
+      # controller admits it to the health service only.
+      ++ (
+        if zone.probe == null
+        then []
+        else [
+          {
+            name = "probe";
+            commonName = zone.probe.identity;
+            dnsNames = [zone.probe.identity];
+            ipAddresses = [];
+            usage = "client";
+            installs = [({host = byRole.gamma;} // (installsFor byRole.gamma).probe)];
+          }
+        ]
+      );
   };
 }

@@ -60,6 +60,7 @@ in
       in {
         controller = p.tls;
         natsRoute = p.natsRoute;
+        inherit (p) probe;
       };
     };
   }

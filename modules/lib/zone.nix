@@ -23,6 +23,7 @@ let
   firewall = import ./firewall.nix;
   mkUnits = import ./units.nix;
   site = import ./network.nix;
+  probeLib = import ./probe.nix;
 
   inherit
     (builtins)
@@ -53,6 +54,8 @@ let
     controller = 9443;
     controllerManagement = 9464;
     agentManagement = 9465;
+    # gamma's service probe (blackbox exporter), on its management address.
+    probe = 9115;
   };
 
   # The name keepalived and systemd know the pieces by. Fixed, not options:
@@ -143,6 +146,19 @@ let
   in
     key "privateKey"
     ++ key "natsRoutePrivateKey"
+    ++ (
+      let
+        p = get desc "probe" null;
+      in
+        if isAttrs p && p ? privateKey
+        then [
+          {
+            option = "probe.privateKey";
+            path = p.privateKey;
+          }
+        ]
+        else []
+    )
     ++ pw "nats.systemUser" (get n "systemUser" null)
     ++ (
       if isAttrs users
@@ -556,6 +572,38 @@ let
       then fail "backup is set but nats.users.backup is not: the snapshots connect as that NATS user (nats.users.backup = { passwordFile = ...; passwordHash = ...; })"
       else r // {directory = checkAbsolutePath "backup.directory" r.directory;};
 
+    # The service probe on gamma (modules/lib/probe.nix): gRPC and Connect
+    # health on the VIP with a client certificate of its own, exported for
+    # Prometheus. Its identity may call the health service only: it must
+    # be in no ACL. Absent or null: no probe.
+    probe = let
+      p = get desc "probe" null;
+      unknownP = filter (k: !(elem k ["identity" "certificate" "privateKey" "timeout"])) (attrNames p);
+      identity = names.checkIdentity "probe.identity" (get p "identity" "${zoneId}-probe");
+      acls =
+        builtins.concatMap (c: c.append) (attrValues classes)
+        ++ builtins.concatMap (c: c.allowed) (attrValues consumers)
+        ++ builtins.concatMap (b: b.read ++ b.write) (attrValues buckets);
+      timeoutMs = duration.toMs "probe.timeout" (get p "timeout" "2s");
+    in
+      if p == null
+      then null
+      else if !(isAttrs p)
+      then fail "probe must be an attribute set, e.g. { certificate = \"/var/lib/bsfg/tls/probe.pem\"; privateKey = \"/var/lib/bsfg/tls/probe.key\"; }"
+      else if unknownP != []
+      then fail "unknown setting(s) probe.${concatStringsSep ", probe." unknownP}; known: probe.identity, probe.certificate, probe.privateKey, probe.timeout"
+      else if elem identity acls
+      then fail "probe.identity = ${toJSON identity} is named in an ACL (classes.*.append, consumers.*.allowed, buckets.*): the probe may call the health service only; give it an identity of its own"
+      else if identity == certificates.controllerIdentity
+      then fail "probe.identity = ${toJSON identity} is the controller's identity (certificates.controllerIdentity); give the probe an identity of its own"
+      else if timeoutMs < 100 || timeoutMs > 60000
+      then fail "probe.timeout = ${toJSON (get p "timeout" null)}: between 100ms and 60s (Prometheus' scrape_timeout must exceed it)"
+      else {
+        inherit identity timeoutMs;
+        certificate = checkAbsolutePath "probe.certificate" (get p "certificate" null);
+        privateKey = checkSecretPath "probe.privateKey" (get p "privateKey" null);
+      };
+
     known = [
       "zone"
       "tier"
@@ -580,6 +628,7 @@ let
       "time"
       "nats"
       "backup"
+      "probe"
       "ssh"
     ];
     unknown = filter (k: !(elem k known)) (attrNames desc);
@@ -592,9 +641,9 @@ let
       # deepSeq: validate every section now, including those (certificates,
       # managementNetwork) that only some consumers of the result read, so an
       # error never depends on which output someone happens to evaluate.
-      builtins.deepSeq [hosts tier managementNetwork ssh vip vrrpWithSegment certificates certificatePolicy lease classes consumers buckets peers gateAgent nats backup network time] {
+      builtins.deepSeq [hosts tier managementNetwork ssh vip vrrpWithSegment certificates certificatePolicy lease classes consumers buckets peers gateAgent nats backup probe network time] {
         zone = zoneId;
-        inherit tier hosts managementNetwork ssh ports vip certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats backup network time;
+        inherit tier hosts managementNetwork ssh ports vip certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats backup probe network time;
         vrrp = vrrpWithSegment;
         store = get desc "store" {};
         limits = get desc "limits" {};
@@ -634,6 +683,13 @@ let
     natsBackupPassword = "/run/credentials/bsfg-backup.service/nats-password";
     backupState = "/var/lib/bsfg-backup";
     # nats-server's route certificate, key and the zone CA, LoadCredential=.
+    # The service probe's client certificate, key and the zone CA (gamma's
+    # blackbox exporter, LoadCredential=).
+    probe = {
+      certificate = "/run/credentials/prometheus-blackbox-exporter.service/cert.pem";
+      privateKey = "/run/credentials/prometheus-blackbox-exporter.service/key.pem";
+      ca = "/run/credentials/prometheus-blackbox-exporter.service/ca.pem";
+    };
     natsRoute = {
       certificate = "/run/credentials/nats.service/route-cert.pem";
       privateKey = "/run/credentials/nats.service/route-key.pem";
@@ -663,6 +719,11 @@ let
     natsAgentPassword = "${base}/credentials/nats-agent-password";
     natsBackupPassword = "${base}/credentials/nats-backup-password";
     backupState = "${base}/backup";
+    probe = {
+      certificate = "${base}/credentials/probe-cert.pem";
+      privateKey = "${base}/credentials/probe-key.pem";
+      ca = "${base}/credentials/ca.pem";
+    };
     natsRoute = {
       certificate = "${base}/credentials/nats-route-cert.pem";
       privateKey = "${base}/credentials/nats-route-key.pem";
@@ -695,6 +756,10 @@ let
       then zone.hosts.${host}
       else fail "host ${toJSON host} is not in the zone (hosts: ${concatStringsSep ", " (attrNames zone.hosts)})";
     isService = elem h.role serviceRoles;
+    probe = probeLib.host {
+      inherit zone paths;
+      settings = {inherit (h) name role managementAddress;};
+    };
     others = filter (o: o.name != host) (attrValues zone.hosts);
     peerServiceHost = head (filter (o: elem o.role serviceRoles) others);
     seg = zone.vrrp.segment;
@@ -1044,7 +1109,10 @@ let
           gateAgent = isService;
           controller = isService;
           artifacts = isService;
+          probe = probe != null;
         };
+        # gamma's service probe (modules/lib/probe.nix), null elsewhere.
+        inherit probe;
         inherit paths ports;
         nats = let
           settings = nats // natsAccounts;

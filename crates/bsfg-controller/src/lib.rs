@@ -157,9 +157,8 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
             ));
         }
     };
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<bsfg_proto::v1::boundary_service_server::BoundaryServiceServer<rpc::grpc::GrpcBoundary>>().await;
-    let app = rpc::ProtocolSplit::new(boundary.clone(), health_service);
+    // The health service answers from the fence (rpc::health).
+    let app = rpc::ProtocolSplit::new(boundary.clone());
     let server = tokio::spawn(rpc::serve(
         listener,
         tls,
@@ -230,7 +229,6 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
     }
     tracing::info!("stopping: draining in-flight requests");
     fence.set_draining();
-    health_reporter.set_not_serving::<bsfg_proto::v1::boundary_service_server::BoundaryServiceServer<rpc::grpc::GrpcBoundary>>().await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     if fenced.is_some() {
         // Nothing in flight can succeed any more (the fence refuses every

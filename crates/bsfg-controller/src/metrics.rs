@@ -83,6 +83,7 @@ pub struct Metrics {
     pub rpc_requests: Family<MethodCode, Counter>,
     pub rpc_latency: Family<MethodLabel, Histogram>,
     pub tls_handshake_failures: Counter,
+    pub tls_handshakes_abandoned: Counter,
     pub serving: Gauge,
     pub listen_info: Family<AddressLabel, Gauge>,
     pub consumer_backlog: Family<ConsumerLabel, Gauge>,
@@ -156,6 +157,7 @@ impl Metrics {
             rpc_requests: Family::default(),
             rpc_latency: Family::new_with_constructor(latency_histogram),
             tls_handshake_failures: Counter::default(),
+            tls_handshakes_abandoned: Counter::default(),
             serving: Gauge::default(),
             listen_info: Family::default(),
             consumer_backlog: Family::default(),
@@ -200,6 +202,11 @@ impl Metrics {
             r,
             &contract::TLS_HANDSHAKE_FAILURES,
             self.tls_handshake_failures.clone(),
+        );
+        register(
+            r,
+            &contract::TLS_HANDSHAKES_ABANDONED,
+            self.tls_handshakes_abandoned.clone(),
         );
         register(r, &contract::LISTEN, self.listen_info.clone());
         register(

@@ -124,6 +124,62 @@ async fn clients_without_a_valid_certificate_of_the_zone_ca_are_refused() {
     assert!(failures >= 3.0, "{failures} handshake failures counted");
 }
 
+/// One counter of the controller's metrics.
+async fn counter(zone: &Zone, name: &str) -> f64 {
+    let metrics = zone.controller.metrics().await.unwrap();
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+}
+
+/// A client that closes the connection before the handshake completes
+/// (no TLS alert: it gave up, e.g. at its attempt timeout while the VIP
+/// moves) is counted apart from refused handshakes, which alert.
+#[tokio::test]
+async fn handshakes_the_client_abandons_are_not_failures() {
+    use tokio::io::AsyncWriteExt;
+    let zone = Zone::start1_with(|_| {}).await;
+    let addr = zone.controller.config.listen.address;
+    // A real ClientHello, then the client closes without answering.
+    let config = bsfg_client::client_config(&zone.producer, &[b"http/1.1"]).unwrap();
+    let mut conn = rustls::ClientConnection::new(
+        Arc::new(config),
+        ServerName::try_from("127.0.0.1").unwrap(),
+    )
+    .unwrap();
+    let mut hello = Vec::new();
+    conn.write_tls(&mut hello).unwrap();
+    for partial in [&hello[..], &[][..]] {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(partial).await.unwrap();
+        tcp.shutdown().await.unwrap();
+        drop(tcp);
+    }
+    // A refused one, for comparison: no client certificate.
+    assert!(
+        try_request(addr, without_client_cert(&zone.pki))
+            .await
+            .is_err()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let abandoned = counter(&zone, "bsfg_tls_handshakes_abandoned_total").await;
+        let failures = counter(&zone, "bsfg_tls_handshake_failures_total").await;
+        if abandoned >= 2.0 && failures >= 1.0 {
+            assert_eq!((abandoned, failures), (2.0, 1.0));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "abandoned {abandoned}, failures {failures}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn identities_without_permission_get_permission_denied() {
     let zone = Zone::start1_with(|_| {}).await;

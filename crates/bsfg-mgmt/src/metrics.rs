@@ -146,7 +146,13 @@ pub mod controller {
         "bsfg_tls_handshake_failures",
         Counter,
         &[],
-        "Failed TLS handshakes on the service port",
+        "Failed TLS handshakes on the service port: refused (no, expired or foreign client certificate, a TLS alert, a protocol error) or timed out; not those the client abandoned",
+    );
+    pub const TLS_HANDSHAKES_ABANDONED: MetricFamily = family(
+        "bsfg_tls_handshakes_abandoned",
+        Counter,
+        &[],
+        "TLS handshakes on the service port that the client ended by closing the connection, without a TLS alert (clients giving up, e.g. at their attempt timeout while the VIP moves)",
     );
     pub const LISTEN: MetricFamily = family(
         "bsfg_listen",
@@ -246,6 +252,7 @@ pub mod controller {
         RPC_REQUESTS,
         RPC_LATENCY_SECONDS,
         TLS_HANDSHAKE_FAILURES,
+        TLS_HANDSHAKES_ABANDONED,
         LISTEN,
         CONSUMER_BACKLOG,
         CONTROLLER_SERVING,

@@ -27,10 +27,20 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use std::sync::Arc;
 use std::time::Instant;
+use super::health::{self, Health};
 use wire::{Codec, Deframer, END_STREAM, Frame, content_type, decode, encode, envelope};
 
-pub fn router(boundary: Arc<Boundary>) -> Router {
+pub fn router(boundary: Arc<Boundary>, health: Health) -> Router {
     Router::new()
+        .route(
+            &format!("{}Check", health::PATH_PREFIX),
+            post(
+                move |State(b): State<Arc<Boundary>>, headers: HeaderMap, body: Body| {
+                    let health = health.clone();
+                    async move { health_check(&b, &health, &headers, body).await }
+                },
+            ),
+        )
         .route(
             &format!("/{}/{{method}}", bsfg_proto::SERVICE_NAME),
             post(handle).fallback(|State(b): State<Arc<Boundary>>, body: Body| async move {
@@ -48,6 +58,43 @@ pub fn router(boundary: Arc<Boundary>) -> Router {
             .await
         })
         .with_state(boundary)
+}
+
+/// `grpc.health.v1.Health/Check` as a Connect unary call (JSON or
+/// protobuf), for probes that speak HTTP only; no role needed.
+async fn health_check(b: &Boundary, health: &Health, headers: &HeaderMap, body: Body) -> Response {
+    if let Err(e) = wire::check_protocol_version(
+        headers
+            .get("connect-protocol-version")
+            .map(HeaderValue::as_bytes),
+    ) {
+        return refuse(b, body, &e, None).await;
+    }
+    let Some((codec, false)) =
+        wire::codec_of(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))
+    else {
+        let e = Reason::InvalidRequest
+            .err("content-type must be application/json or application/proto (a unary call)");
+        return refuse(b, body, &e, Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)).await;
+    };
+    let limit = b.limits().max_connect_body_bytes;
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        let e = Reason::InvalidRequest.err(format!("request body is larger than {limit} bytes"));
+        return error_response(&e);
+    };
+    match health::connect_answer(health, codec == Codec::Json, &bytes) {
+        Ok((answer, true)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, content_type_header(codec, false))],
+            answer,
+        )
+            .into_response(),
+        Ok((_, false)) => error_response(&Reason::Unimplemented.err(format!(
+            "no health status for that service: ask for \"\" or \"{}\"",
+            bsfg_proto::SERVICE_NAME
+        ))),
+        Err(e) => error_response(&e),
+    }
 }
 
 /// How long a refused request's body is read before the answer goes out.

@@ -4,6 +4,7 @@
 
 pub mod connect;
 pub mod grpc;
+pub mod health;
 pub mod status;
 
 use crate::boundary::Boundary;
@@ -37,12 +38,8 @@ pub struct ProtocolSplit {
 }
 
 impl ProtocolSplit {
-    pub fn new(
-        boundary: Arc<Boundary>,
-        health: tonic_health::pb::health_server::HealthServer<
-            impl tonic_health::pb::health_server::Health,
-        >,
-    ) -> Self {
+    pub fn new(boundary: Arc<Boundary>) -> Self {
+        let health = health::Health::new(boundary.fence.clone());
         let limits = boundary.limits().clone();
         // Room for the largest fact plus framing; object chunks are bounded by the same.
         let max_message = (limits.max_fact_bytes + 64 * 1024).max(1 << 20);
@@ -51,12 +48,12 @@ impl ProtocolSplit {
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(64 << 20),
         )
-        .add_service(health)
+        .add_service(health.clone().server())
         .into_axum_router();
         ProtocolSplit {
             grpc,
             metrics: boundary.metrics.clone(),
-            connect: connect::router(boundary),
+            connect: connect::router(boundary, health),
         }
     }
 }
@@ -83,7 +80,7 @@ where
             return Box::pin(self.connect.clone().oneshot(req.map(axum::body::Body::new)));
         }
         // The health service keeps its own (standard) statuses.
-        if req.uri().path().starts_with("/grpc.health.v1.Health/") {
+        if req.uri().path().starts_with(health::PATH_PREFIX) {
             return Box::pin(self.grpc.clone().oneshot(req.map(axum::body::Body::new)));
         }
         let method = connect::static_method(req.uri().path().rsplit('/').next().unwrap_or(""));
@@ -104,6 +101,18 @@ where
             Ok(response)
         })
     }
+}
+
+/// A handshake the client ended by closing the connection: end of stream
+/// or a reset before it finished, with no TLS alert (an alert, a bad
+/// certificate, an unknown CA, a protocol error, is `InvalidData` carrying
+/// the rustls error, and counts as a failure).
+fn abandoned(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+    )
 }
 
 /// Accepts connections until `stop`, then drains in-flight requests for up to `drain`.
@@ -151,6 +160,14 @@ pub async fn serve(
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,
+                    // The client closed the connection mid-handshake
+                    // without a TLS alert: it gave up (an attempt timeout
+                    // while the VIP moves), nothing was refused.
+                    Ok(Err(e)) if abandoned(&e) => {
+                        metrics.tls_handshakes_abandoned.inc();
+                        tracing::debug!(%peer, error = %e, "TLS handshake abandoned by the client");
+                        return;
+                    }
                     Ok(Err(e)) => {
                         metrics.tls_handshake_failures.inc();
                         tracing::info!(%peer, error = %e, "TLS handshake refused");
