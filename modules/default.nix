@@ -13,5 +13,6 @@
     ./services/controller.nix
     ./services/gate-agent.nix
     ./services/backup.nix
+    ./services/probe.nix
   ];
 }

@@ -4,7 +4,7 @@
 # their management addresses), logs zone-local first (journald), forwarded
 # second (optional systemd-journal-upload). The zone's alert rules and
 # Grafana dashboard (ops/) are installed under /etc/bsfg/monitoring for a
-# Prometheus/Grafana elsewhere, and /etc/bsfg/zone.json tells bsfgctl what
+# Prometheus/Grafana elsewhere (with the service probe's scrape job), and /etc/bsfg/zone.json tells bsfgctl what
 # the zone should look like (modules/lib/operator.nix).
 {
   config,
@@ -142,6 +142,11 @@ in {
         }
         // lib.optionalAttrs (ocfg.grafanaDashboard != null) {
           "bsfg/monitoring/dashboard.json".source = ocfg.grafanaDashboard;
+        }
+        # The scrape job of gamma's service probe (modules/lib/probe.nix),
+        # for the same Prometheus.
+        // lib.optionalAttrs (cfg.normalisedZone.probe != null) {
+          "bsfg/monitoring/scrape-probe.yml".text = (import ./lib/probe.nix).scrapeConfigText cfg.normalisedZone;
         };
     }
   ]);

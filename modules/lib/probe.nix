@@ -12,8 +12,8 @@
 # job (`scrapeConfig`) is shipped with the zone's alert rules.
 #
 #   host { zone; settings; paths; } -> null (no probe on this host) or
-#     { identity; listen = { address; port; }; config; configText; targets;
-#       scrapeConfig; scrapeConfigText; }
+#     { identity; listen = { address; port; }; config; configText; targets; }
+#   scrapeConfig zone, scrapeConfigText zone -> Prometheus' scrape job
 let
   inherit (builtins) toJSON toString;
 
@@ -75,12 +75,50 @@ let
       };
     };
   };
+
+  # What the probe dials: the VIP and the controller port.
+  targets = zone: let
+    vip = "${zone.vip.address}:${toString zone.ports.controller}";
+  in {
+    grpc = vip;
+    connect = "https://${vip}/grpc.health.v1.Health/Check";
+  };
+
+  # The Prometheus scrape job of the zone's probe (null: the zone has
+  # none): one job, one target per check; the `probe` label says which.
+  # The module and target travel as URL parameters (__param_*). The
+  # exporter cuts each probe to the scrape timeout less 0.5 s: keep
+  # scrape_timeout above probe.timeout + 0.5 s (Prometheus' default 10 s is).
+  scrapeConfig = zone:
+    if zone.probe == null
+    then null
+    else let
+      gamma = zone.hosts.${zone.byRole.gamma};
+      t = targets zone;
+    in {
+      job_name = "bsfg-service-probe";
+      metrics_path = "/probe";
+      static_configs = map (check: {
+        targets = ["${gamma.managementAddress}:${toString zone.ports.probe}"];
+        labels = {
+          inherit (zone) zone;
+          host = gamma.name;
+          probe = check;
+          __param_module = modules.${check};
+          __param_target = t.${check};
+        };
+      }) ["grpc" "connect"];
+    };
 in {
-  inherit modules service config;
+  inherit modules service config targets scrapeConfig;
+
+  # The scrape job as a Prometheus configuration file
+  # (/etc/bsfg/monitoring/scrape-probe.yml; JSON is YAML).
+  scrapeConfigText = zone: toJSON {scrape_configs = [(scrapeConfig zone)];} + "\n";
 
   host = {
     zone, # the result of `normalise`
-    settings, # { name; role; managementAddress; ports; }
+    settings, # { name; role; managementAddress; }
     paths, # nixosPaths or simulatorPaths runDir host (its `probe`)
   }:
     if zone.probe == null || settings.role != "gamma"
@@ -90,39 +128,14 @@ in {
         tls = paths.probe;
         inherit (zone.probe) timeoutMs;
       };
-      vip = "${zone.vip.address}:${toString zone.ports.controller}";
-      targets = {
-        grpc = vip;
-        connect = "https://${vip}/grpc.health.v1.Health/Check";
-      };
+    in {
+      inherit (zone.probe) identity;
       listen = {
         address = settings.managementAddress;
         port = zone.ports.probe;
       };
-      # One job, one target per check; the `probe` label says which.
-      # The module and target travel as URL parameters (__param_*). The
-      # exporter cuts each probe to the scrape timeout less 0.5 s: keep
-      # scrape_timeout above probe.timeout + 0.5 s (Prometheus' default
-      # 10 s is).
-      scrapeConfig = {
-        job_name = "bsfg-service-probe";
-        metrics_path = "/probe";
-        static_configs = map (check: {
-          targets = ["${listen.address}:${toString listen.port}"];
-          labels = {
-            inherit (zone) zone;
-            host = settings.name;
-            probe = check;
-            __param_module = modules.${check};
-            __param_target = targets.${check};
-          };
-        }) ["grpc" "connect"];
-      };
-    in {
-      inherit (zone.probe) identity;
-      inherit listen targets scrapeConfig;
+      targets = targets zone;
       config = c;
       configText = toJSON c + "\n";
-      scrapeConfigText = toJSON {scrape_configs = [scrapeConfig];} + "\n";
     };
 }
