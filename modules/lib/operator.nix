@@ -108,6 +108,7 @@ in {
         in {
           controller = p.tls;
           natsRoute = p.natsRoute;
+          inherit (p) probe;
         });
   };
 }

@@ -51,6 +51,8 @@ in
       pathsFor = lib.simulatorPaths runDir;
       supervisor = "process";
     };
+    # gamma's service probe's scrape job (null: no probe).
+    probeScrapeConfig = (import ./probe.nix).scrapeConfig zone;
     # The certificates the simulator issues (with bsfg-pki, as `bsfgctl pki
     # issue` does) and installs where each host's daemons read them.
     pki = (import ./pki.nix).plan {

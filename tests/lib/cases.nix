@@ -321,7 +321,7 @@ in {
   advert_interval_strings = map duration.msToSecondsString [200 1000 1500 50 250 10] == ["0.2" "1" "1.5" "0.05" "0.25" "0.01"];
 
   # --- roles decide what runs where (seed "Service Distribution")
-  gamma_runs_only_nats =
+  gamma_runs_nats_and_the_probe =
     g.runs
     == {
       nats = true;
@@ -329,9 +329,49 @@ in {
       gateAgent = false;
       controller = false;
       artifacts = false;
+      probe = true;
     };
   gamma_has_no_service_settings = g.keepalived == null && g.controller == null && g.gateAgent == null;
-  service_hosts_run_everything = builtins.all (h: builtins.all (x: x) (builtins.attrValues h.runs)) [a b];
+  service_hosts_run_everything_but_the_probe = builtins.all (h: builtins.all (x: x) (builtins.attrValues (builtins.removeAttrs h.runs ["probe"])) && !h.runs.probe && h.probe == null) [a b];
+
+  # --- the service probe on gamma (modules/lib/probe.nix)
+  probe_dials_the_vip_with_its_credentials = let
+    m = g.probe.config.modules;
+  in
+    g.probe.targets.grpc
+    == "10.20.0.100:9443"
+    && m.bsfg_grpc_health.grpc.tls_config.key_file == lib.nixosPaths.probe.privateKey
+    && m.bsfg_grpc_health.grpc.service == "bsfg.v1.BoundaryService"
+    && m.bsfg_connect_health.http.method == "POST"
+    && m.bsfg_connect_health.prober == "http"
+    && g.probe.listen
+    == {
+      address = "10.30.0.13";
+      port = 9115;
+    }
+    && builtins.fromJSON g.probe.configText == g.probe.config;
+  probe_port_only_on_gammas_management_address =
+    builtins.match ".*ip daddr 10.30.0.13 tcp dport [{] 8222, 9115 [}] accept.*" g.firewall.extraInputRules
+    != null
+    && builtins.match ".*9115.*" a.firewall.extraInputRules == null;
+  probe_certificate_is_a_client_on_gamma_only = let
+    c = planCert plan "probe";
+  in
+    c.commonName
+    == "plant-a-probe"
+    && c.usage == "client"
+    && map (i: i.host) c.installs == ["gamma"]
+    && (builtins.head c.installs).privateKey == "/var/lib/bsfg/tls/probe.key";
+  probe_scrape_job_labels_each_check = let
+    j = (import ../../modules/lib/probe.nix).scrapeConfig zone;
+  in
+    j.job_name
+    == "bsfg-service-probe"
+    && map (t: t.labels.probe) j.static_configs == ["grpc" "connect"]
+    && map (t: t.labels.__param_module) j.static_configs == ["bsfg_grpc_health" "bsfg_connect_health"]
+    && (builtins.head j.static_configs).targets == ["10.30.0.13:9115"];
+  probe_key_is_a_secret_path = builtins.elem "probe.privateKey" (map (p: p.option) (lib.secretPaths fx.base));
+  simulator_probe_uses_the_simulator_paths = sim.hosts.gamma.probe.config.modules.bsfg_grpc_health.grpc.tls_config.cert_file == "/run/sim/gamma/credentials/probe-cert.pem";
 
   # --- VRRP: asymmetric priorities, unicast to the other service host only
   priorities_asymmetric = a.keepalived.priority == 150 && b.keepalived.priority == 100;

@@ -27,6 +27,11 @@ in {
           delta = fx.base.hosts.gamma // {address = "10.20.0.14";};
         };
     });
+    probe_identity_in_an_acl = case "probe.identity = \"mes-producer\" is named in an ACL" (fx.with' {probe = fx.base.probe // {identity = "mes-producer";};});
+    probe_identity_is_the_controllers = case "probe.identity = \"plant-a-bsfg\" is the controller's identity" (fx.with' {probe = fx.base.probe // {identity = "plant-a-bsfg";};});
+    probe_unknown_setting = case "unknown setting(s) probe.port" (fx.with' {probe = fx.base.probe // {port = 1;};});
+    probe_timeout_too_long = case "probe.timeout = \"5m\": between 100ms and 60s" (fx.with' {probe = fx.base.probe // {timeout = "5m";};});
+    probe_key_in_the_store = case "probe.privateKey = \"/nix/store/" (fx.with' {probe = fx.base.probe // {privateKey = "${builtins.storeDir}/x-probe.key";};});
     duplicate_address = case "duplicate host address 10.20.0.11" (fx.withHost "gamma" {address = "10.20.0.11";});
     bad_address = case "hosts.beta.address = \"10.20.0.300\" is not an IPv4 address" (fx.withHost "beta" {address = "10.20.0.300";});
     vip_outside_subnet = case "vip.address 10.21.0.100 is outside the service hosts' subnet" (fx.withVip {address = "10.21.0.100";});

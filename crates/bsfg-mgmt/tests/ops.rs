@@ -35,8 +35,9 @@ fn bsfg_series() -> BTreeSet<String> {
 }
 
 /// Exporter series the rules and dashboard may use: prometheus-node-exporter
-/// and prometheus-nats-exporter (`-varz -healthz`) names, as documented by
-/// those projects; `up` is Prometheus' own.
+/// and prometheus-nats-exporter (`-varz -healthz`) names, and the blackbox
+/// exporter's probe results, as documented by those projects; `up` is
+/// Prometheus' own.
 const EXPORTER_SERIES: &[&str] = &[
     "up",
     "node_filesystem_avail_bytes",
@@ -48,6 +49,9 @@ const EXPORTER_SERIES: &[&str] = &[
     "gnatsd_healthz_status",
     "gnatsd_varz_jetstream_meta_cluster_size",
     "gnatsd_varz_jetstream_meta_leader",
+    // prometheus-blackbox-exporter's /probe (gamma's service probe).
+    "probe_success",
+    "probe_duration_seconds",
 ];
 
 /// Identifiers in a PromQL expression that name series (not functions,

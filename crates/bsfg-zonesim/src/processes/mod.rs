@@ -30,6 +30,8 @@ pub enum Kind {
     PowerFeed,
     /// `systemd-nspawn` booting a host (the systemd mode).
     Container,
+    /// gamma's service probe: Debian's blackbox exporter.
+    Probe,
 }
 
 impl Kind {
@@ -41,6 +43,7 @@ impl Kind {
             Kind::Controller => "bsfg-controller",
             Kind::PowerFeed => "bsfg-powercut",
             Kind::Container => "systemd-nspawn",
+            Kind::Probe => "blackbox-exporter",
         }
     }
 }

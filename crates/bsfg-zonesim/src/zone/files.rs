@@ -18,6 +18,8 @@ pub struct HostDirs {
     pub keepalived_dir: PathBuf,
     pub keepalived_config: PathBuf,
     pub credentials: PathBuf,
+    /// gamma's blackbox exporter configuration (modules/lib/probe.nix).
+    pub probe_config: PathBuf,
 }
 
 impl HostDirs {
@@ -29,6 +31,7 @@ impl HostDirs {
             keepalived_dir: root.join("keepalived"),
             keepalived_config: root.join("keepalived").join("keepalived.conf"),
             credentials: root.join("credentials"),
+            probe_config: root.join("blackbox.yml"),
             root,
         }
     }
@@ -79,6 +82,9 @@ pub fn write_host(host: &HostSpec, dirs: &HostDirs) -> Result<()> {
     if let Some(k) = &host.keepalived {
         mkdir(&dirs.keepalived_dir)?;
         write(&dirs.keepalived_config, &k.config_text, 0o644)?;
+    }
+    if let Some(p) = &host.probe {
+        write(&dirs.probe_config, &p.config_text, 0o644)?;
     }
     Ok(())
 }

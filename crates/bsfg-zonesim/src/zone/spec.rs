@@ -28,6 +28,9 @@ pub struct ZoneSpec {
     /// (modules/lib/pki.nix), issued by [`super::credentials`].
     pub pki: bsfg_pki::Plan,
     pub hosts: BTreeMap<String, HostSpec>,
+    /// Prometheus' scrape job of gamma's service probe
+    /// (modules/lib/probe.nix `scrapeConfig`); `None`: the zone has no probe.
+    pub probe_scrape_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +95,26 @@ pub struct HostSpec {
     pub units: Units,
     pub firewall: Firewall,
     pub chrony: Chrony,
+    /// gamma's service probe (modules/lib/probe.nix); `None` elsewhere.
+    pub probe: Option<Probe>,
+}
+
+/// The blackbox exporter gamma runs: where it listens and the rendered
+/// configuration (its client certificate at `paths.probe`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    pub identity: String,
+    pub listen: ProbeListen,
+    pub config_text: String,
+    /// What each check dials: `grpc` (host:port), `connect` (a URL).
+    pub targets: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProbeListen {
+    pub address: Ipv4Addr,
+    pub port: u16,
 }
 
 /// chrony as the host runs it (modules/lib/network.nix): the site's
@@ -185,6 +208,8 @@ pub struct Runs {
     pub gate_agent: bool,
     pub controller: bool,
     pub artifacts: bool,
+    #[serde(default)]
+    pub probe: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -199,6 +224,8 @@ pub struct Paths {
     pub tls: TlsPaths,
     /// nats-server's route certificate, key and the zone CA (cluster.tls).
     pub nats_route: TlsPaths,
+    /// The service probe's client certificate, key and the zone CA.
+    pub probe: Option<TlsPaths>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -26,7 +26,9 @@ pub fn unit_of(kind: Kind) -> Result<&'static str> {
         Kind::GateAgent => "bsfg-gate-agent.service",
         Kind::Keepalived => "keepalived.service",
         Kind::Controller => "bsfg-controller.service",
-        Kind::PowerFeed | Kind::Container => bail!("{} is no unit of a host", kind.name()),
+        Kind::PowerFeed | Kind::Container | Kind::Probe => {
+            bail!("{} is no unit of a host", kind.name())
+        }
     })
 }
 

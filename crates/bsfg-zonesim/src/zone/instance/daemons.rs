@@ -103,6 +103,33 @@ impl Zone {
             .map(drop)
     }
 
+    /// gamma's service probe: Debian's blackbox exporter on the host's
+    /// management address with the library's configuration, as nixpkgs'
+    /// prometheus-blackbox-exporter.service runs it (process mode only: a
+    /// container boots the appliance's own units, which do not include
+    /// nixpkgs' exporters).
+    pub fn start_probe(&self, host: &str) -> Result<()> {
+        let Some(p) = &self.spec.host(host).probe else {
+            bail!("{host} runs no service probe");
+        };
+        if self.init() == Init::Systemd {
+            return Ok(());
+        }
+        let program = bsfg_testkit::bins::find_system_program(
+            "prometheus-blackbox-exporter",
+            "prometheus-blackbox-exporter",
+        )?;
+        let argv = vec![
+            program.display().to_string(),
+            format!("--web.listen-address={}:{}", p.listen.address, p.listen.port),
+            format!(
+                "--config.file={}",
+                self.host_dirs(host).probe_config.display()
+            ),
+        ];
+        self.spawn(host, Kind::Probe, argv).map(drop)
+    }
+
     pub fn start_keepalived(&self, host: &str) -> Result<()> {
         self.start_keepalived_after(host, Duration::ZERO)
     }
@@ -173,6 +200,9 @@ impl Zone {
         self.start_nats(host)?;
         if runs.gate_agent {
             self.start_agent(host)?;
+        }
+        if runs.probe {
+            self.start_probe(host)?;
         }
         if let Some(k) = self
             .spec
@@ -361,6 +391,12 @@ impl Zone {
         self.progress.say(format!("JetStream cluster formed: 3 voters, meta leader elected; starting the gate agents on {a} and {b}"));
         self.start_agent(&a)?;
         self.start_agent(&b)?;
+        if self.spec.host(&g).runs.probe {
+            self.progress.say(format!(
+                "starting the service probe (blackbox exporter) on {g}"
+            ));
+            self.start_probe(&g)?;
+        }
         self.progress.say(format!("starting keepalived on {a}"));
         self.start_keepalived(&a)?;
         self.wait_serving(&a, timeout).await?;
