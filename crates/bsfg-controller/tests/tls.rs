@@ -145,11 +145,9 @@ async fn handshakes_the_client_abandons_are_not_failures() {
     let addr = zone.controller.config.listen.address;
     // A real ClientHello, then the client closes without answering.
     let config = bsfg_client::client_config(&zone.producer, &[b"http/1.1"]).unwrap();
-    let mut conn = rustls::ClientConnection::new(
-        Arc::new(config),
-        ServerName::try_from("127.0.0.1").unwrap(),
-    )
-    .unwrap();
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("127.0.0.1").unwrap())
+            .unwrap();
     let mut hello = Vec::new();
     conn.write_tls(&mut hello).unwrap();
     for partial in [&hello[..], &[][..]] {

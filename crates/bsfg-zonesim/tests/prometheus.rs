@@ -9,12 +9,20 @@
 //! - gamma crashes: the new meta leader's agent counts 2 of 3 voters
 //!   current and `BsfgJetStreamVotersMissing` goes pending, and resolves
 //!   once gamma is back and current;
-//! - no other alert fires at any point (the simulator runs no node or NATS
+//! - gamma's service probe (the real blackbox exporter, on the config the
+//!   zone library renders, scraped with the shipped job) succeeds in steady
+//!   state, fails for a few seconds across the failover and the gamma crash
+//!   without `BsfgServiceProbeFailing` firing, and fires when both gate
+//!   agents are stopped (so no controller serves on the VIP), resolving
+//!   once they are back; its identity is refused an append;
+//! - no other alert fires at any point, a failover's lease write failures
+//!   and abandoned handshakes included (the simulator runs no node or NATS
 //!   exporter, so `BsfgScrapeTargetMissing` is pending from the start);
 //! - the dashboard's queries return series, but for the exporters the
 //!   simulator does not run and a peer zone this test has none of.
 //!
-//! Needs root (network namespaces); fails without it.
+//! Needs root (network namespaces); fails without it. The helpers are
+//! `pub(crate)` for other Prometheus scenarios in this test binary.
 
 use bsfg_mgmt::http;
 use bsfg_zonesim::load::{Load, LoadConfig};
@@ -25,19 +33,24 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PORT: u16 = 19090;
-/// Longer than a failover, a boot and a rejoin take in the simulator.
-const SETTLE: Duration = Duration::from_secs(90);
+pub(crate) const PORT: u16 = 19090;
+/// Longer than a failover, a boot and a rejoin take in the simulator, and
+/// than the probe alert's `for:` (1 min) plus a scrape.
+pub(crate) const SETTLE: Duration = Duration::from_secs(90);
 /// Pending from the start: the rule wants node and NATS exporter targets,
 /// which the simulator does not run.
-const WITHOUT_EXPORTERS: &str = "BsfgScrapeTargetMissing";
+pub(crate) const WITHOUT_EXPORTERS: &str = "BsfgScrapeTargetMissing";
+/// The service probe's alert and job (ops/prometheus/bsfg-alerts.yaml,
+/// modules/lib/probe.nix).
+pub(crate) const PROBE_FAILING: &str = "BsfgServiceProbeFailing";
+pub(crate) const PROBE_JOB: &str = "bsfg-service-probe";
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     std::fs::canonicalize(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap()
 }
 
 /// Prometheus in the management namespace; killed when dropped.
-struct Prometheus(Child);
+pub(crate) struct Prometheus(Child);
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
@@ -46,37 +59,51 @@ impl Drop for Prometheus {
     }
 }
 
-fn prometheus_config(z: &Zone) -> String {
+/// Prometheus' configuration (JSON, which it reads as YAML): the gate
+/// agents' and controllers' jobs as the deployment runbook writes them,
+/// and the service probe's job exactly as the zone library renders it
+/// (scraped every second like the others).
+pub(crate) fn prometheus_config(z: &Zone) -> serde_json::Value {
+    use serde_json::json;
     let zone = &z.spec.zone;
-    let targets = |port: u16| {
-        z.spec
+    let job = |name: &str, port: u16| {
+        let targets: Vec<serde_json::Value> = z
+            .spec
             .service_hosts()
             .into_iter()
             .map(|h| {
-                format!(
-                    "      - {{targets: [\"{}:{port}\"], labels: {{zone: {zone}, host: {h}}}}}\n",
-                    z.spec.host(h).management_address
-                )
+                json!({
+                    "targets": [format!("{}:{port}", z.spec.host(h).management_address)],
+                    "labels": {"zone": zone, "host": h},
+                })
             })
-            .collect::<String>()
+            .collect();
+        json!({"job_name": name, "static_configs": targets})
     };
-    format!(
-        "global: {{scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}}\n\
-         rule_files: [{}]\n\
-         scrape_configs:\n\
-         \x20 - job_name: bsfg-gate-agent\n    static_configs:\n{}\
-         \x20 - job_name: bsfg-controller\n    static_configs:\n{}",
-        repo().join("ops/prometheus/bsfg-alerts.yaml").display(),
-        targets(z.spec.ports.agent_management),
-        targets(z.spec.ports.controller_management),
-    )
+    let mut jobs = vec![
+        job("bsfg-gate-agent", z.spec.ports.agent_management),
+        job("bsfg-controller", z.spec.ports.controller_management),
+    ];
+    if let Some(probe) = &z.spec.probe_scrape_config {
+        let mut probe = probe.clone();
+        // The exporter cuts a probe to the scrape timeout less 0.5 s; a
+        // scrape that times out has no probe_success at all.
+        probe["scrape_interval"] = json!("2s");
+        probe["scrape_timeout"] = json!("2s");
+        jobs.push(probe);
+    }
+    json!({
+        "global": {"scrape_interval": "1s", "scrape_timeout": "900ms", "evaluation_interval": "1s"},
+        "rule_files": [repo().join("ops/prometheus/bsfg-alerts.yaml")],
+        "scrape_configs": jobs,
+    })
 }
 
-fn start_prometheus(z: &Zone) -> Prometheus {
+pub(crate) fn start_prometheus(z: &Zone) -> Prometheus {
     let dir = z.run_dir.join("prometheus");
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("prometheus.yml");
-    std::fs::write(&config, prometheus_config(z)).unwrap();
+    std::fs::write(&config, prometheus_config(z).to_string()).unwrap();
     let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
     let child = Command::new("ip")
         .args(["netns", "exec", &z.ns(netns::MGMT), "prometheus"])
@@ -95,13 +122,13 @@ fn start_prometheus(z: &Zone) -> Prometheus {
 
 /// One active alert: its name, labels and state (pending or firing).
 #[derive(Debug, Clone)]
-struct Alert {
-    name: String,
-    labels: BTreeMap<String, String>,
-    state: String,
+pub(crate) struct Alert {
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) state: String,
 }
 
-async fn api(z: &Zone, path: String) -> Result<serde_json::Value, String> {
+pub(crate) async fn api(z: &Zone, path: String) -> Result<serde_json::Value, String> {
     z.in_ns(netns::MGMT, move || async move {
         http::get_json::<serde_json::Value>(
             &format!("127.0.0.1:{PORT}"),
@@ -115,7 +142,7 @@ async fn api(z: &Zone, path: String) -> Result<serde_json::Value, String> {
     .map_err(|e| format!("{e:#}"))?
 }
 
-async fn alerts(z: &Zone) -> Result<Vec<Alert>, String> {
+pub(crate) async fn alerts(z: &Zone) -> Result<Vec<Alert>, String> {
     let v = api(z, "/api/v1/alerts".into()).await?;
     let list = v["data"]["alerts"]
         .as_array()
@@ -135,44 +162,94 @@ async fn alerts(z: &Zone) -> Result<Vec<Alert>, String> {
 }
 
 /// Watches the alerts through the phases: every firing alert must be one
-/// the phase allows; every pending one is noted.
+/// the phase allows; every pending one is noted. Also follows the service
+/// probe's checks (`probe_success`), noting each failing stretch.
 #[derive(Default)]
-struct Watch {
-    unexpected_firing: BTreeSet<String>,
-    firing_seen: BTreeSet<String>,
-    pending_seen: BTreeSet<String>,
-    timeline: Vec<String>,
-    started: Option<Instant>,
+pub(crate) struct Watch {
+    pub(crate) unexpected_firing: BTreeSet<String>,
+    pub(crate) firing_seen: BTreeSet<String>,
+    pub(crate) pending_seen: BTreeSet<String>,
+    pub(crate) timeline: Vec<String>,
+    pub(crate) started: Option<Instant>,
+    /// The phase the probe's failures are attributed to.
+    pub(crate) phase: String,
+    /// Per check (`grpc`, `connect`): since when it has been failing.
+    probe_failing_since: BTreeMap<String, Instant>,
+    /// (phase, check, seconds failing) of every ended failing stretch.
+    pub(crate) probe_failures: Vec<(String, String, f64)>,
+    /// Checks whose last scrape failed (`up == 0`: no result at all).
+    probe_unscraped: BTreeSet<String>,
 }
 
 impl Watch {
-    fn at(&self) -> f64 {
+    pub(crate) fn at(&self) -> f64 {
         self.started.map_or(0.0, |s| s.elapsed().as_secs_f64())
+    }
+
+    pub(crate) fn note(&mut self, what: impl std::fmt::Display) {
+        let line = format!("{:6.1} s  {what}", self.at());
+        self.timeline.push(line);
     }
 
     /// One look at the active alerts: a firing one the phase does not
     /// allow is noted, and so is every new pending one.
-    async fn observe(&mut self, z: &Zone, allowed: &[&str]) -> Option<Vec<Alert>> {
+    pub(crate) async fn observe(&mut self, z: &Zone, allowed: &[&str]) -> Option<Vec<Alert>> {
+        self.observe_probe(z).await;
         let active = alerts(z).await.ok()?;
         for a in &active {
             let tag = format!("{} {:?}", a.name, a.labels.get("host"));
             if a.state == "firing" && self.firing_seen.insert(tag.clone()) {
-                self.timeline
-                    .push(format!("{:6.1} s  {tag} firing", self.at()));
+                self.note(format!("{tag} firing"));
             }
-            if a.state == "firing" && !allowed.contains(&a.name.as_str()) {
-                self.unexpected_firing.insert(tag.clone());
+            if a.state == "firing"
+                && !allowed.contains(&a.name.as_str())
+                && self.unexpected_firing.insert(tag.clone())
+            {
+                let gates = futures_status(z).await;
+                self.note(format!("unexpected: {tag} firing; agents:\n{gates}"));
             }
             if a.state == "pending" && self.pending_seen.insert(tag.clone()) {
-                self.timeline
-                    .push(format!("{:6.1} s  {tag} pending", self.at()));
+                self.note(format!("{tag} pending"));
             }
         }
         Some(active)
     }
 
+    /// The probe's latest result per check: a change is noted, an ended
+    /// failing stretch recorded with its length.
+    async fn observe_probe(&mut self, z: &Zone) {
+        if let Ok(up) = probe_up(z).await {
+            for (check, up) in up {
+                if !up && self.probe_unscraped.insert(check.clone()) {
+                    self.note(format!("probe {check}: the scrape fails (up == 0)"));
+                } else if up && self.probe_unscraped.remove(&check) {
+                    self.note(format!("probe {check}: scraped again"));
+                }
+            }
+        }
+        let Ok(results) = probe_results(z).await else {
+            return;
+        };
+        for (check, ok) in results {
+            match (ok, self.probe_failing_since.get(&check).copied()) {
+                (false, None) => {
+                    self.probe_failing_since
+                        .insert(check.clone(), Instant::now());
+                    self.note(format!("probe {check} fails"));
+                }
+                (true, Some(since)) => {
+                    self.probe_failing_since.remove(&check);
+                    let secs = since.elapsed().as_secs_f64();
+                    self.note(format!("probe {check} succeeds again (failed {secs:.1} s)"));
+                    self.probe_failures.push((self.phase.clone(), check, secs));
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Polls until `cond` holds on the active alerts (or `SETTLE` passes).
-    async fn until(
+    pub(crate) async fn until(
         &mut self,
         z: &Zone,
         what: &str,
@@ -186,8 +263,7 @@ impl Watch {
                 last = active.clone();
                 if cond(&active) {
                     let took = start.elapsed().as_secs_f64();
-                    self.timeline
-                        .push(format!("{:6.1} s  {what} (after {took:.1} s)", self.at()));
+                    self.note(format!("{what} (after {took:.1} s)"));
                     return took;
                 }
             }
@@ -201,10 +277,51 @@ impl Watch {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+
+    /// The longest failing stretch of any probe check in `phase`.
+    pub(crate) fn longest_probe_failure(&self, phase: &str) -> f64 {
+        self.probe_failures
+            .iter()
+            .filter(|(p, _, _)| p == phase)
+            .map(|(_, _, s)| *s)
+            .fold(0.0, f64::max)
+    }
+}
+
+/// The service probe's last result per check (`probe` label): success?
+pub(crate) async fn probe_results(z: &Zone) -> Result<BTreeMap<String, bool>, String> {
+    per_check(z, "probe_success").await
+}
+
+/// Whether each check's last scrape succeeded.
+pub(crate) async fn probe_up(z: &Zone) -> Result<BTreeMap<String, bool>, String> {
+    per_check(z, "up").await
+}
+
+/// `series{job="bsfg-service-probe"}` per check: is it 1?
+async fn per_check(z: &Zone, series: &str) -> Result<BTreeMap<String, bool>, String> {
+    let q = percent_encoding::utf8_percent_encode(
+        &format!("{series}{{job=\"{PROBE_JOB}\"}}"),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string();
+    let v = api(z, format!("/api/v1/query?query={q}")).await?;
+    let list = v["data"]["result"]
+        .as_array()
+        .ok_or_else(|| format!("no result in {v}"))?;
+    Ok(list
+        .iter()
+        .map(|r| {
+            (
+                r["metric"]["probe"].as_str().unwrap_or_default().to_owned(),
+                r["value"][1].as_str() == Some("1"),
+            )
+        })
+        .collect())
 }
 
 /// Every service host's failing gates, for a failure message.
-async fn futures_status(z: &Zone) -> String {
+pub(crate) async fn futures_status(z: &Zone) -> String {
     let mut out = String::new();
     for h in z.spec.service_hosts() {
         match z.agent_status(h).await {
@@ -215,7 +332,7 @@ async fn futures_status(z: &Zone) -> String {
     out
 }
 
-fn has(active: &[Alert], name: &str, host: &str) -> bool {
+pub(crate) fn has(active: &[Alert], name: &str, host: &str) -> bool {
     active.iter().any(|a| {
         a.name == name
             && a.labels.get("host").map(String::as_str) == Some(host)
@@ -223,23 +340,20 @@ fn has(active: &[Alert], name: &str, host: &str) -> bool {
     })
 }
 
-/// Warnings over a 5 minute window that alpha's failover trips (the
-/// alpha phase's consequences, still firing in the phases after it).
-const FAILOVER_WINDOW: [&str; 2] = ["BsfgLeaseWriteFailures", "BsfgTlsHandshakeFailures"];
-
-/// Nothing active but the baseline and `lingering` (firing since an earlier fault).
-fn settled(active: &[Alert], lingering: &[&str]) -> bool {
+/// Whether `name` is active (pending or firing) at all, or firing.
+pub(crate) fn active_any(active: &[Alert], name: &str, firing: bool) -> bool {
     active
         .iter()
-        .all(|a| a.name == WITHOUT_EXPORTERS || lingering.contains(&a.name.as_str()))
+        .any(|a| a.name == name && (a.state == "firing" || (!firing && a.state == "pending")))
 }
 
-fn only_baseline(active: &[Alert]) -> bool {
+/// Nothing active but the exporters' absence.
+pub(crate) fn only_baseline(active: &[Alert]) -> bool {
     active.iter().all(|a| a.name == WITHOUT_EXPORTERS)
 }
 
 /// Every panel query of the dashboard, with `$zone` set.
-fn dashboard_queries(zone: &str) -> Vec<String> {
+pub(crate) fn dashboard_queries(zone: &str) -> Vec<String> {
     let text = std::fs::read_to_string(repo().join("ops/grafana/bsfg-zone.json")).unwrap();
     let d: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut out = Vec::new();
@@ -261,7 +375,7 @@ fn dashboard_queries(zone: &str) -> Vec<String> {
 
 /// Series this test cannot have: the node and NATS exporters (not run by
 /// the simulator) and replication from a peer zone (none here).
-fn needs_what_the_simulator_lacks(expr: &str) -> bool {
+pub(crate) fn needs_what_the_simulator_lacks(expr: &str) -> bool {
     expr.contains("node_")
         || expr.contains("gnatsd_")
         || expr.contains("replicat")
@@ -269,7 +383,7 @@ fn needs_what_the_simulator_lacks(expr: &str) -> bool {
         || expr.contains("artifacts_rehydrat")
 }
 
-async fn series_count(z: &Zone, expr: &str) -> Result<usize, String> {
+pub(crate) async fn series_count(z: &Zone, expr: &str) -> Result<usize, String> {
     let q = percent_encoding::utf8_percent_encode(expr, percent_encoding::NON_ALPHANUMERIC);
     let v = api(z, format!("/api/v1/query?query={q}")).await?;
     if v["status"] != "success" {
@@ -287,6 +401,26 @@ fn prometheus_alerts_follow_the_faults_and_the_dashboard_has_series() {
         .build()
         .unwrap();
     rt.block_on(run());
+}
+
+/// Waits until both probe checks succeed again.
+pub(crate) async fn probe_succeeds(w: &mut Watch, z: &Zone, allowed: &[&str]) {
+    let start = Instant::now();
+    loop {
+        w.observe(z, allowed).await;
+        let r = probe_results(z).await;
+        if r.as_ref()
+            .is_ok_and(|r| r.len() == 2 && r.values().all(|ok| *ok))
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < SETTLE,
+            "the probe does not succeed again: {r:?}\n{}",
+            w.timeline.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 async fn run() {
@@ -330,13 +464,50 @@ async fn run() {
     .await;
     let ready = Instant::now();
     loop {
-        let n = series_count(z, "up{job=\"bsfg-gate-agent\"} == 1").await;
-        if n == Ok(2) {
+        let agents = series_count(z, "up{job=\"bsfg-gate-agent\"} == 1").await;
+        let probes = series_count(z, &format!("probe_success{{job=\"{PROBE_JOB}\"}} == 1")).await;
+        if agents == Ok(2) && probes == Ok(2) {
             break;
         }
-        assert!(ready.elapsed() < SETTLE, "gate agents not scraped: {n:?}");
+        assert!(
+            ready.elapsed() < SETTLE,
+            "gate agents scraped: {agents:?}, probe checks succeeding: {probes:?} (of 2 each)"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    w.note("steady state: both probe checks succeed");
+
+    // The probe's identity is in no ACL: the health service only.
+    let probe_tls = {
+        let p = z
+            .spec
+            .host(&g)
+            .paths
+            .probe
+            .clone()
+            .expect("gamma's probe paths");
+        bsfg_core::config::TlsFiles {
+            certificate: p.certificate,
+            private_key: p.private_key,
+            ca: p.ca,
+        }
+    };
+    let (endpoint, req) = (
+        z.spec.endpoint(),
+        bsfg_zonesim::load::fact_request(&z.workload, "prom", "probe-append", 0, 0),
+    );
+    let code = z
+        .in_ns(netns::CLIENT, move || async move {
+            let mut c = bsfg_client::connect_grpc(&endpoint, &probe_tls).unwrap();
+            c.append_fact(req).await.map(drop).map_err(|s| s.code())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        code,
+        Err(tonic::Code::PermissionDenied),
+        "the probe's identity may append"
+    );
 
     // The dashboard, on a zone that serves under load.
     let tls = z.client_tls().1;
@@ -392,20 +563,17 @@ async fn run() {
         "dashboard queries without series: {empty:#?}"
     );
 
-    // alpha crashes: its agent's target goes down. A failover also counts
-    // lease write failures (beta's writes refused until alpha's lease
-    // expires) and TLS handshakes the producers abandoned mid-way; those
-    // two warnings look at a 5 minute window and so outlast the test.
+    // alpha crashes: its agent's target goes down, and the probe fails
+    // for the seconds the failover takes, below the alert's `for:`.
+    w.phase = "alpha crash".into();
     let allowed_alpha = [
         WITHOUT_EXPORTERS,
         "BsfgScrapeTargetDown",
         "BsfgJetStreamVotersMissing",
         "BsfgQuorumGateFailing",
-        FAILOVER_WINDOW[0],
-        FAILOVER_WINDOW[1],
     ];
     z.crash(&a).unwrap();
-    w.timeline.push(format!("{:6.1} s  {a} crashed", w.at()));
+    w.note(format!("{a} crashed"));
     let pending_alpha = w
         .until(
             z,
@@ -416,15 +584,19 @@ async fn run() {
         .await;
     // The zone fails over before alpha boots again.
     z.wait_serving(&b, SETTLE).await.unwrap();
-    w.timeline.push(format!("{:6.1} s  {b} serves", w.at()));
+    w.note(format!("{b} serves"));
     z.restore(&a).unwrap();
-    w.timeline.push(format!("{:6.1} s  {a} restored", w.at()));
+    w.note(format!("{a} restored"));
     z.wait_formed(&[&a, &b, &g], SETTLE).await.unwrap();
     let resolved_alpha = w
-        .until(z, "alpha's alerts resolved", &allowed_alpha, |act| {
-            settled(act, &FAILOVER_WINDOW)
-        })
+        .until(
+            z,
+            "alpha's alerts resolved, the probe succeeds",
+            &allowed_alpha,
+            |act| only_baseline(act),
+        )
         .await;
+    probe_succeeds(&mut w, z, &allowed_alpha).await;
     // Settled before the next fault, as `bsfgctl upgrade check` judges it:
     // every voter and replica current, alpha a ready standby.
     let settling = Instant::now();
@@ -442,46 +614,113 @@ async fn run() {
         w.observe(z, &allowed_alpha).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    w.timeline.push(format!(
-        "{:6.1} s  settled: bsfgctl upgrade check passes",
-        w.at()
-    ));
+    w.note("settled: bsfgctl upgrade check passes");
 
-    // gamma crashes: the meta leader (alpha or beta now) sees 2 of 3.
-    let allowed_gamma = [
-        WITHOUT_EXPORTERS,
-        "BsfgJetStreamVotersMissing",
-        FAILOVER_WINDOW[0],
-        FAILOVER_WINDOW[1],
-    ];
+    // gamma crashes: the meta leader (alpha or beta now) sees 2 of 3. The
+    // probe runs on gamma and goes with it (its target is down, no
+    // probe_success series); the stream leaders on gamma are elected anew
+    // (lease writes fail for seconds: BsfgLeaseWriteFailures stays pending).
+    w.phase = "gamma crash".into();
+    let allowed_gamma = [WITHOUT_EXPORTERS, "BsfgJetStreamVotersMissing"];
     z.crash(&g).unwrap();
-    w.timeline.push(format!("{:6.1} s  {g} crashed", w.at()));
+    w.note(format!("{g} crashed"));
     let pending_gamma = w
         .until(
             z,
             "BsfgJetStreamVotersMissing pending or firing",
             &allowed_gamma,
-            |act| {
-                act.iter().any(|x| {
-                    x.name == "BsfgJetStreamVotersMissing"
-                        && (x.state == "pending" || x.state == "firing")
-                })
-            },
+            |act| active_any(act, "BsfgJetStreamVotersMissing", false),
         )
         .await;
     z.restore(&g).unwrap();
-    w.timeline.push(format!("{:6.1} s  {g} restored", w.at()));
+    w.note(format!("{g} restored"));
     let resolved_gamma = w
-        .until(z, "gamma's alert resolved", &allowed_gamma, |act| {
-            settled(act, &FAILOVER_WINDOW)
-        })
+        .until(z, "gamma's alert resolved", &allowed_gamma, only_baseline)
         .await;
+    probe_succeeds(&mut w, z, &allowed_gamma).await;
+
+    // No controller serves on the VIP: both gate agents stopped (as
+    // `systemctl stop bsfg-gate-agent` does: each stops its controller and
+    // faults its track file). The agents' series go with them, so only the
+    // probe (and the scrape targets' own rules) can say so; once they are
+    // back, the VIP is on neither host until one of them promotes again.
+    w.phase = "no controller".into();
+    let allowed_outage = [
+        WITHOUT_EXPORTERS,
+        PROBE_FAILING,
+        "BsfgScrapeTargetDown",
+        "BsfgServiceHostsUnobservable",
+        "BsfgVipOnNoServiceHost",
+        "BsfgNoControllerServing",
+    ];
+    for h in [&a, &b] {
+        z.stop_daemon(
+            h,
+            bsfg_zonesim::processes::Kind::GateAgent,
+            rustix::process::Signal::TERM,
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    }
+    w.note("both gate agents stopped");
+    let fired_probe = w
+        .until(
+            z,
+            "BsfgServiceProbeFailing firing",
+            &allowed_outage,
+            |act| active_any(act, PROBE_FAILING, true),
+        )
+        .await;
+    let outage_probe_failing = w
+        .probe_failing_since
+        .values()
+        .min()
+        .map_or(0.0, |s| s.elapsed().as_secs_f64());
+    for h in [&a, &b] {
+        z.start_agent(h).unwrap();
+    }
+    w.note("both gate agents started");
+    let serving = Instant::now();
+    z.wait_until("a controller serves again", SETTLE, || async {
+        for h in [&a, &b] {
+            if z.agent_status(h).await.ok()?.role == bsfg_mgmt::Role::Active {
+                return Some(());
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    w.note(format!(
+        "a controller serves again ({:.1} s after the agents started)",
+        serving.elapsed().as_secs_f64()
+    ));
+    let resolved_outage = w
+        .until(
+            z,
+            "the outage's alerts resolved",
+            &allowed_outage,
+            only_baseline,
+        )
+        .await;
+    probe_succeeds(&mut w, z, &allowed_outage).await;
     load.stop(Duration::from_secs(5)).await;
 
     println!("{}", w.timeline.join("\n"));
     println!(
-        "alpha crash: alert pending after {pending_alpha:.1} s, resolved {resolved_alpha:.1} s after the restore; \
-         gamma crash: pending after {pending_gamma:.1} s, resolved {resolved_gamma:.1} s after the restore"
+        "alpha crash: alert pending after {pending_alpha:.1} s, resolved {resolved_alpha:.1} s after the restore, \
+         probe failing at most {:.1} s; \
+         gamma crash: pending after {pending_gamma:.1} s, resolved {resolved_gamma:.1} s after the restore, \
+         probe failing at most {:.1} s; \
+         both agents stopped: {PROBE_FAILING} firing {fired_probe:.1} s after the stop \
+         (the probe failing for {outage_probe_failing:.1} s), resolved {resolved_outage:.1} s after the agents started",
+        w.longest_probe_failure("alpha crash"),
+        w.longest_probe_failure("gamma crash"),
+    );
+    println!(
+        "probe failures (phase, check, seconds): {:?}",
+        w.probe_failures
     );
     assert!(
         w.unexpected_firing.is_empty(),

@@ -12,6 +12,7 @@
 pub mod wire;
 
 use super::PeerIdentity;
+use super::health::{self, Health};
 use super::status::connect_error_json;
 use crate::boundary::Boundary;
 use axum::body::Body;
@@ -27,7 +28,6 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use std::sync::Arc;
 use std::time::Instant;
-use super::health::{self, Health};
 use wire::{Codec, Deframer, END_STREAM, Frame, content_type, decode, encode, envelope};
 
 pub fn router(boundary: Arc<Boundary>, health: Health) -> Router {

@@ -145,8 +145,8 @@ mod tests {
             Some(ServingStatus::Serving)
         );
         assert_eq!(h.status("other.Service"), None);
-        let (json, known) = connect_answer(&h, true, br#"{"service":"bsfg.v1.BoundaryService"}"#)
-            .unwrap();
+        let (json, known) =
+            connect_answer(&h, true, br#"{"service":"bsfg.v1.BoundaryService"}"#).unwrap();
         assert!(known);
         assert_eq!(json, br#"{"status":"SERVING"}"#);
         fence.set_draining();
@@ -155,7 +155,9 @@ mod tests {
         assert_eq!(json, br#"{"status":"NOT_SERVING"}"#);
         let (proto, _) = connect_answer(&h, false, &[]).unwrap();
         assert_eq!(
-            HealthCheckResponse::decode(proto.as_slice()).unwrap().status,
+            HealthCheckResponse::decode(proto.as_slice())
+                .unwrap()
+                .status,
             ServingStatus::NotServing as i32
         );
         assert!(!connect_answer(&h, true, br#"{"service":"x"}"#).unwrap().1);

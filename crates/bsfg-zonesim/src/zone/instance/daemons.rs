@@ -121,7 +121,10 @@ impl Zone {
         )?;
         let argv = vec![
             program.display().to_string(),
-            format!("--web.listen-address={}:{}", p.listen.address, p.listen.port),
+            format!(
+                "--web.listen-address={}:{}",
+                p.listen.address, p.listen.port
+            ),
             format!(
                 "--config.file={}",
                 self.host_dirs(host).probe_config.display()
