@@ -209,6 +209,7 @@ let
     controller = ../../modules/services/controller.nix;
     gate-agent = ../../modules/services/gate-agent.nix;
     backup = ../../modules/services/backup.nix;
+    probe = ../../modules/services/probe.nix;
   };
 
   evalModuleWith = override: evalModuleOn (cfg: lib.merge cfg override);
@@ -542,6 +543,25 @@ in {
     hasVrrp "alpha" && hasVrrp "beta" && !(hasVrrp "gamma");
   firewall_controller_port_to_vip_only = builtins.match ".*ip daddr 10[.]20[.]0[.]100 tcp dport 9443 accept.*" (builtins.replaceStrings ["\n"] [" "] (get "alpha" "firewall").networking.firewall.extraInputRules) != null;
   exporters_on_management_address = (get "beta" "observability").services.prometheus.exporters.node.listenAddress == "10.30.0.12";
+  # gamma's service probe: nixpkgs' blackbox exporter gets the library's
+  # text, and its unit the credentials under the names the text reads.
+  probe_module_hands_nixpkgs_the_rendered_config = let
+    bb = (get "gamma" "probe").services.prometheus.exporters.blackbox;
+    settings = (configFor "gamma").services.bsfg.settings;
+  in
+    bb.enable
+    && bb.configFile.text == settings.probe.configText
+    && bb.listenAddress == "10.30.0.13"
+    && bb.port == 9115;
+  probe_credentials_match_the_config_paths = let
+    sc = (get "gamma" "probe").systemd.services.prometheus-blackbox-exporter.serviceConfig;
+  in
+    sc.LoadCredential
+    == ["cert.pem:/var/lib/bsfg/tls/probe.pem" "key.pem:/var/lib/bsfg/tls/probe.key" "ca.pem:/var/lib/bsfg/tls/ca.pem"]
+    && sc.AmbientCapabilities == []
+    && zoneLib.nixosPaths.probe.privateKey == "/run/credentials/prometheus-blackbox-exporter.service/key.pem";
+  probe_only_on_gamma = (get "alpha" "probe") == {} && (get "beta" "probe") == {};
+  probe_scrape_job_shipped = builtins.fromJSON (get "alpha" "observability").environment.etc."bsfg/monitoring/scrape-probe.yml".text == {scrape_configs = [((import ../../modules/lib/probe.nix).scrapeConfig (configFor "alpha").services.bsfg.normalisedZone)];};
   nats_exporter_has_endpoint_flags = (get "gamma" "observability").services.prometheus.exporters.nats.extraFlags == ["-varz" "-healthz"];
   zone_json_for_bsfgctl = let
     z = builtins.fromJSON (get "beta" "observability").environment.etc."bsfg/zone.json".text;

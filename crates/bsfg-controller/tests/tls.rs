@@ -11,6 +11,18 @@ async fn try_request(
     addr: std::net::SocketAddr,
     config: rustls::ClientConfig,
 ) -> Result<String, String> {
+    let answer = post(addr, config, "/bsfg.v1.BoundaryService/FetchFacts", "{}").await?;
+    Ok(answer.lines().next().unwrap_or_default().to_owned())
+}
+
+/// A TLS handshake plus one Connect JSON POST over HTTP/1.1: Ok(the
+/// response's first bytes: status line, headers, body) or the error.
+async fn post(
+    addr: std::net::SocketAddr,
+    config: rustls::ClientConfig,
+    path: &str,
+    body: &str,
+) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
@@ -21,20 +33,58 @@ async fn try_request(
         .connect(name, tcp)
         .await
         .map_err(|e| format!("handshake: {e}"))?;
-    let req = "POST /bsfg.v1.BoundaryService/FetchFacts HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnect-protocol-version: 1\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
     tls.write_all(req.as_bytes())
         .await
         .map_err(|e| format!("write: {e}"))?;
-    let mut buf = vec![0u8; 512];
+    let mut buf = vec![0u8; 2048];
     let n = tls.read(&mut buf).await.map_err(|e| format!("read: {e}"))?;
     if n == 0 {
         return Err("connection closed".into());
     }
-    Ok(String::from_utf8_lossy(&buf[..n])
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned())
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// An identity in no ACL (a monitoring probe's) gets the health service,
+/// over gRPC and Connect, and nothing else.
+#[tokio::test]
+async fn an_identity_without_a_role_gets_health_only() {
+    let zone = Zone::start1_with(|_| {}).await;
+    let addr = zone.controller.config.listen.address;
+    let probe = zone.pki.client("plant-a-probe").tls_files();
+    let config = || bsfg_client::client_config(&probe, &[b"http/1.1"]).unwrap();
+    let answer = post(
+        addr,
+        config(),
+        "/grpc.health.v1.Health/Check",
+        r#"{"service":"bsfg.v1.BoundaryService"}"#,
+    )
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(r#"{"status":"SERVING"}"#), "{answer}");
+    let unknown = post(
+        addr,
+        config(),
+        "/grpc.health.v1.Health/Check",
+        r#"{"service":"x.Y"}"#,
+    )
+    .await
+    .unwrap();
+    assert!(!unknown.starts_with("HTTP/1.1 200"), "{unknown}");
+    let fetch = post(
+        addr,
+        config(),
+        "/bsfg.v1.BoundaryService/FetchFacts",
+        r#"{"consumerName":"all-ops","limit":1}"#,
+    )
+    .await
+    .unwrap();
+    assert!(fetch.starts_with("HTTP/1.1 403"), "{fetch}");
+    assert!(fetch.contains("not_authorized"), "{fetch}");
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

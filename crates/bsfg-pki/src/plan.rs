@@ -32,7 +32,8 @@ pub struct CaInstall {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Certificate {
-    /// Unique in the plan: `controller`, `nats-route-<host>`, `client-<identity>`.
+    /// Unique in the plan: `controller`, `nats-route-<host>`, `client-<identity>`,
+    /// `probe` (gamma's service probe).
     pub name: String,
     pub common_name: String,
     pub dns_names: Vec<String>,

@@ -133,7 +133,12 @@ fn zone_up_status_append_tail_down() {
     assert_eq!(role(0), Some(Role::Active));
     assert_eq!(alpha.controller_ready, Some(Readiness::Serving));
     assert_eq!(role(1), Some(Role::Standby));
-    assert_eq!(status.hosts[2].processes, ["nats-server"]);
+    // gamma: nats-server and its service probe (the blackbox exporter's
+    // name as the kernel keeps it, 15 characters).
+    assert_eq!(
+        status.hosts[2].processes,
+        ["nats-server", "prometheus-blac"]
+    );
     assert_eq!(status.jetstream.as_ref().map(|p| p.cluster_size), Some(3));
     let table = ok(&zonesim(&inst, &["status"]));
     assert!(table.contains("JetStream: meta leader"), "{table}");

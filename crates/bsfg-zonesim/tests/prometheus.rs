@@ -593,7 +593,7 @@ async fn run() {
             z,
             "alpha's alerts resolved, the probe succeeds",
             &allowed_alpha,
-            |act| only_baseline(act),
+            only_baseline,
         )
         .await;
     probe_succeeds(&mut w, z, &allowed_alpha).await;

@@ -7,16 +7,13 @@ use bsfg_zonesim::zone::options::default_repo;
 use bsfg_zonesim::zone::spec::{Binaries, ZoneSpec};
 use std::path::Path;
 
-/// The files are the library's texts, byte for byte, and the daemons
-/// accept them: the TOML parses to the library's data.
-#[test]
-fn writes_the_library_texts_unchanged() {
+/// The example zone (hosts/zone.nix) as the simulator sees it, under `dir`.
+fn example_zone(dir: &Path) -> ZoneSpec {
     let repo = default_repo();
-    let dir = tempfile::tempdir().unwrap();
-    let spec = ZoneSpec::evaluate(
+    ZoneSpec::evaluate(
         &repo,
         &repo.join("hosts/zone.nix"),
-        dir.path(),
+        dir,
         &Binaries {
             controller: "/bin/c".into(),
             gate_agent: "/bin/g".into(),
@@ -24,7 +21,15 @@ fn writes_the_library_texts_unchanged() {
         },
         None,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// The files are the library's texts, byte for byte, and the daemons
+/// accept them: the TOML parses to the library's data.
+#[test]
+fn writes_the_library_texts_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = example_zone(dir.path());
     let alpha = spec.alpha();
     let dirs = HostDirs::new(dir.path(), &alpha.name);
     write_host(alpha, &dirs).unwrap();
@@ -79,4 +84,46 @@ fn the_vm_tests_nats_passwords_match_the_hashes_their_zone_renders() {
             "{daemon}: the check can fail"
         );
     }
+}
+
+/// gamma's service probe runs on the library's configuration text, byte for
+/// byte, and the real blackbox exporter accepts it (as nixpkgs'
+/// `enableConfigCheck` does at build time). Needs Debian's
+/// prometheus-blackbox-exporter.
+#[test]
+fn gamma_runs_the_probe_on_the_library_text_and_the_exporter_accepts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = example_zone(dir.path());
+    let gamma = spec.host(&spec.by_role.gamma);
+    let dirs = HostDirs::new(dir.path(), &gamma.name);
+    write_host(gamma, &dirs).unwrap();
+    let p = gamma.probe.as_ref().expect("hosts/zone.nix has a probe");
+    assert_eq!(
+        std::fs::read_to_string(&dirs.probe_config).unwrap(),
+        p.config_text
+    );
+    assert!(spec.alpha().probe.is_none());
+    let tls = gamma.paths.probe.as_ref().unwrap();
+    assert!(p.config_text.contains(&*tls.private_key.to_string_lossy()));
+    let accepted = |file: &Path| {
+        let exporter = bsfg_testkit::bins::system_program(
+            "prometheus-blackbox-exporter",
+            "prometheus-blackbox-exporter",
+        );
+        let out = std::process::Command::new(exporter)
+            .arg("--config.check")
+            .arg(format!("--config.file={}", file.display()))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = accepted(&dirs.probe_config);
+    assert!(ok, "{stderr}");
+    // The check can fail: a prober the exporter does not know.
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, p.config_text.replace("\"grpc\"", "\"grpcx\"")).unwrap();
+    assert!(!accepted(&bad).0, "a broken configuration passed");
 }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! ca.pem  ca.key                        the zone CA (or the intermediate given to `init`)
-//! certificates/<name>.pem  <name>.key   every issued certificate: controller, nats-route-<host>, client-<identity>
+//! certificates/<name>.pem  <name>.key   every issued certificate: controller, nats-route-<host>, client-<identity>, probe
 //! hosts/<host>/<path>                   each host's files at the paths the zone library expects,
 //!                                       with their modes: copy the tree onto the host's root
 //! ```

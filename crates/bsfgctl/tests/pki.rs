@@ -159,6 +159,13 @@ fn init_from_an_intermediate_issue_renew_and_check_the_example_zone() {
         !pki.join("hosts/gamma/var/lib/bsfg/tls/controller.pem")
             .exists()
     );
+    // gamma's service probe: its client certificate on gamma only.
+    let gamma = pki.join("hosts/gamma/var/lib/bsfg/tls");
+    assert!(gamma.join("probe.pem").exists() && gamma.join("probe.key").exists());
+    assert!(!alpha.join("probe.key").exists());
+    let probe =
+        bsfg_pki::inspect::parse_pem(&std::fs::read(gamma.join("probe.pem")).unwrap()).unwrap();
+    assert_eq!(probe.common_name.as_deref(), Some("plant-a-probe"));
     let facts = bsfg_pki::inspect::parse_pem(&std::fs::read(alpha.join("controller.pem")).unwrap())
         .unwrap();
     assert_eq!(facts.common_name.as_deref(), Some("plant-a-bsfg"));
@@ -266,6 +273,7 @@ async fn bsfgctl_pki_output_runs_a_simulator_zone_and_bad_certificates_are_refus
         "nats-route-beta",
         "nats-route-gamma",
         "client-mes-producer",
+        "probe",
     ] {
         assert!(issued.contains(&format!("issued {name}")), "{issued}");
     }
