@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-/// One device of `lsblk --json --bytes --output NAME,PATH,TYPE,SIZE,RM,RO,MOUNTPOINTS`,
+/// One device of `lsblk --json --bytes --output NAME,PATH,TYPE,SIZE,RM,RO,MOUNTPOINTS,PTTYPE,FSTYPE`,
 /// with its partitions (and what is on them) as `children`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct BlockDevice {
@@ -24,6 +24,12 @@ pub struct BlockDevice {
     pub read_only: bool,
     #[serde(default, deserialize_with = "mountpoints")]
     pub mountpoints: Vec<String>,
+    /// The partition table on the device (`gpt`, `dos`), if any.
+    #[serde(default)]
+    pub pttype: Option<String>,
+    /// The signature on the device itself (`ext4`, `linux_raid_member`), if any.
+    #[serde(default)]
+    pub fstype: Option<String>,
     #[serde(default)]
     pub children: Vec<BlockDevice>,
 }
@@ -53,6 +59,26 @@ impl BlockDevice {
         let mut out: Vec<&str> = self.mountpoints.iter().map(String::as_str).collect();
         for c in &self.children {
             out.extend(c.mounted());
+        }
+        out
+    }
+
+    /// What is already on the disk, for the installer's `--wipe` rule:
+    /// its partition table, its partitions, and any signature on the disk
+    /// itself (a file system or RAID member without partitions). Empty: blank.
+    pub fn contents(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(t) = &self.pttype {
+            out.push(format!("a {t} partition table"));
+        }
+        if let Some(f) = &self.fstype {
+            out.push(format!("a {f} signature"));
+        }
+        for c in &self.children {
+            match &c.fstype {
+                Some(f) => out.push(format!("{} ({f})", c.path)),
+                None => out.push(c.path.clone()),
+            }
         }
         out
     }
@@ -107,6 +133,37 @@ pub enum Refusal {
         second: String,
         device: String,
     },
+    #[error(
+        "{0} is not a stable name: declare the disk as /dev/disk/by-id/… (ls -l /dev/disk/by-id/), which names the same disk on every boot"
+    )]
+    NotStable(String),
+    #[error("{declared} ({device}) holds {}, but {use_} needs at least {}", bytes(*size), bytes(*min))]
+    TooSmall {
+        declared: String,
+        device: String,
+        size: u64,
+        min: u64,
+        use_: String,
+    },
+    #[error("{first} ({}) and {second} ({}) form the {group} RAID1 but differ in size by more than 10%: is one of them the wrong disk?", bytes(*first_size), bytes(*second_size))]
+    UnevenPair {
+        group: String,
+        first: String,
+        second: String,
+        first_size: u64,
+        second_size: u64,
+    },
+    #[error("{declared} ({device}) is not blank: it has {}; pass --wipe to erase it", found.join(", "))]
+    NotBlank {
+        declared: String,
+        device: String,
+        found: Vec<String>,
+    },
+}
+
+/// A size as lsblk's users read it: decimal gigabytes, one decimal.
+pub fn bytes(n: u64) -> String {
+    format!("{:.1} GB", n as f64 / 1e9)
 }
 
 fn find<'a>(devices: &'a [BlockDevice], path: &str) -> Option<&'a BlockDevice> {
