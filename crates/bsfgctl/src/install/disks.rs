@@ -84,6 +84,40 @@ impl BlockDevice {
     }
 }
 
+/// What `blkid --probe --output export <device>` read from the device
+/// itself. lsblk takes PTTYPE and FSTYPE from udev's database, which is
+/// empty where udev has not run (or not yet seen a device); the probe
+/// reads the disk's first sectors, so the blank rule never rests on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Probe {
+    pub pttype: Option<String>,
+    pub fstype: Option<String>,
+}
+
+pub fn parse_blkid_export(text: &str) -> Probe {
+    let mut p = Probe::default();
+    for line in text.lines() {
+        match line.split_once('=') {
+            Some(("PTTYPE", v)) if !v.is_empty() => p.pttype = Some(v.to_owned()),
+            Some(("TYPE", v)) if !v.is_empty() => p.fstype = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    p
+}
+
+impl BlockDevice {
+    /// Adds what the probe found and lsblk did not report.
+    pub fn add_probe(&mut self, p: Probe) {
+        if self.pttype.is_none() {
+            self.pttype = p.pttype;
+        }
+        if self.fstype.is_none() {
+            self.fstype = p.fstype;
+        }
+    }
+}
+
 /// A disk of the zone description and what its path resolves to on this
 /// machine (`/dev/disk/by-id/nvme-…` → `/dev/nvme0n1`), if it exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,6 +335,26 @@ mod tests {
 
     fn layout(d: &[Declared]) -> Vec<String> {
         d.iter().map(|d| d.path.clone()).collect()
+    }
+
+    #[test]
+    fn blkid_probe_fills_what_lsblk_left_empty() {
+        // blkid 2.38 -p -o export on an ext4 file system and on a GPT disk.
+        let ext4 = "DEVNAME=/dev/loop0\nLABEL=probe\nUUID=cae767d9-8d19-4548-a258-a011f2744027\nVERSION=1.0\nBLOCK_SIZE=1024\nTYPE=ext4\nUSAGE=filesystem\n";
+        let gpt = "DEVNAME=/dev/sda\nPTUUID=5b1e0a2c-0c6f-4b0e-9d1a-7a0d7c2f1e11\nPTTYPE=gpt\n";
+        assert_eq!(
+            parse_blkid_export(ext4),
+            Probe {
+                pttype: None,
+                fstype: Some("ext4".into())
+            }
+        );
+        let mut d = parse_lsblk(HOST).unwrap().remove(0);
+        assert!(d.contents().is_empty());
+        d.add_probe(parse_blkid_export(gpt));
+        assert_eq!(d.contents(), ["a gpt partition table"]);
+        d.add_probe(parse_blkid_export(""));
+        assert_eq!(d.contents(), ["a gpt partition table"]);
     }
 
     #[test]

@@ -133,6 +133,47 @@ fn resolve(paths: &[String], dev_dir: &Path) -> Vec<disks::Declared> {
         .collect()
 }
 
+/// Adds `blkid --probe` of each declared whole disk to lsblk's view.
+fn probe(
+    present: &mut [disks::BlockDevice],
+    declared: &[disks::Declared],
+    dev_dir: &Path,
+) -> Result<()> {
+    for d in present.iter_mut() {
+        if !declared
+            .iter()
+            .any(|x| x.resolved.as_deref() == Some(d.path.as_str()))
+        {
+            continue;
+        }
+        let node = match d.path.strip_prefix("/dev/") {
+            Some(rest) => dev_dir.join(rest),
+            None => PathBuf::from(&d.path),
+        };
+        let out = std::process::Command::new("blkid")
+            .args(["--probe", "--output", "export"])
+            .arg(&node)
+            .output()
+            .map_err(|e| CliError::Usage(format!("running blkid (util-linux): {e}")))?;
+        // 2: nothing found on the device, i.e. blank.
+        match out.status.code() {
+            Some(0) => d.add_probe(disks::parse_blkid_export(&String::from_utf8_lossy(
+                &out.stdout,
+            ))),
+            Some(2) => {}
+            _ => {
+                return Err(CliError::Failed(format!(
+                    "blkid --probe {} exited with {}: {}",
+                    node.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run(a: &RunArgs) -> Result<u8> {
     let text = std::fs::read_to_string(&a.manifest).map_err(|e| {
         CliError::Usage(format!(
@@ -142,9 +183,10 @@ fn run(a: &RunArgs) -> Result<u8> {
     })?;
     let m = manifest::parse(&text)
         .map_err(|e| CliError::Usage(format!("{}: {e}", a.manifest.display())))?;
-    let present = block_devices(a.lsblk_json.as_deref())?;
+    let mut present = block_devices(a.lsblk_json.as_deref())?;
     let declared_paths: Vec<String> = m.disks.iter().map(|d| d.device.clone()).collect();
     let declared = resolve(&declared_paths, &a.dev_dir);
+    probe(&mut present, &declared, &a.dev_dir)?;
     let p = match plan::plan(&m, &declared, &present, plan::Allow { wipe: a.wipe }) {
         Ok(p) => p,
         Err(refusals) => {
