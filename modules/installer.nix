@@ -10,7 +10,6 @@
 {
   config,
   lib,
-  pkgs,
   ...
 }: let
   inherit (lib) mkOption mkEnableOption mkIf types;

@@ -279,7 +279,8 @@ in {
       settings = withDisks.alpha;
     };
   in
-    m.host == "alpha"
+    m.host
+    == "alpha"
     && m.mountPoint == "/mnt"
     && map (d: d.device) m.disks == withDisks.alpha.installDisks
     && map (d: d.group) m.disks == ["system" "system" "jetstream" "artifacts" "artifacts"]
@@ -316,7 +317,8 @@ in {
     key = byPath.${zone.certificates.privateKey};
     pw = byPath.${zone.nats.users.controller.passwordFile};
   in
-    builtins.length m.files == builtins.length (builtins.attrNames byPath)
+    builtins.length m.files
+    == builtins.length (builtins.attrNames byPath)
     && builtins.all (c: byPath ? ${c}) credentials
     && key.secret
     && key.option == "certificates.privateKey"

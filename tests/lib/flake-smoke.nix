@@ -45,7 +45,8 @@ in {
     m = pkgsOut.iso-alpha.modules;
     own = builtins.elemAt m 3;
   in
-    builtins.length m == 4
+    builtins.length m
+    == 4
     && builtins.elem {_stub = "disko-module";} m
     && builtins.elem ../../modules/installer.nix m
     && (builtins.head ((builtins.head m) {modulesPath = "/nixpkgs/nixos/modules";}).imports) == "/nixpkgs/nixos/modules/installer/cd-dvd/installation-cd-minimal.nix"
