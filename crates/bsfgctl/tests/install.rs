@@ -343,3 +343,77 @@ fn install_run_stops_when_disko_fails_and_says_what_state_the_disks_are_in() {
     assert_eq!(code, Some(2));
     assert!(err.contains("installer image"), "{err}");
 }
+
+/// A loop device over a sparse file, detached when dropped.
+struct Loop {
+    device: String,
+    _file: tempfile::NamedTempFile,
+}
+
+impl Loop {
+    fn new(bytes: u64) -> Loop {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().set_len(bytes).unwrap();
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(file.path())
+            .output()
+            .expect("losetup (util-linux)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Loop {
+            device: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            _file: file,
+        }
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}
+
+/// Real block devices, real lsblk and blkid: loop devices declared through
+/// by-id links. lsblk types them `loop`, not `disk`, so the installer
+/// refuses them before anything else; the by-id resolution and lsblk's
+/// real JSON (with PTTYPE and FSTYPE) are what this exercises.
+#[test]
+fn install_run_with_real_lsblk_refuses_loop_devices_as_not_disks() {
+    bsfg_testkit::require_root("loop devices");
+    let m = Machine::new(0);
+    let loops: Vec<Loop> = (0..5).map(|_| Loop::new(20 * GIB)).collect();
+    let by_id = m.path("dev/disk/by-id");
+    for (id, l) in ["ata-SYS0", "ata-SYS1", "nvme-JS", "ata-ART0", "ata-ART1"]
+        .iter()
+        .zip(&loops)
+    {
+        std::fs::remove_file(by_id.join(id)).unwrap();
+        std::os::unix::fs::symlink(&l.device, by_id.join(id)).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_bsfgctl"))
+        .args(["install", "run", "--dry-run", "--manifest"])
+        .arg(m.path("install.json"))
+        .arg("--dev-dir")
+        .arg(m.path("dev"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for l in &loops {
+        assert!(
+            text.contains(&format!("is {}, a loop, not a whole disk", l.device)),
+            "{text}"
+        );
+    }
+    assert!(text.contains("alpha: nothing written"), "{text}");
+    assert_eq!(m.log(), "");
+}
