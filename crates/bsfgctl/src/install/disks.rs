@@ -200,7 +200,8 @@ pub fn bytes(n: u64) -> String {
     format!("{:.1} GB", n as f64 / 1e9)
 }
 
-fn find<'a>(devices: &'a [BlockDevice], path: &str) -> Option<&'a BlockDevice> {
+/// The device (or partition) at `path` in lsblk's tree.
+pub fn find<'a>(devices: &'a [BlockDevice], path: &str) -> Option<&'a BlockDevice> {
     devices.iter().find_map(|d| {
         if d.path == path {
             Some(d)

@@ -49,16 +49,6 @@ pub struct Step {
     pub argv: Vec<String>,
 }
 
-fn find<'a>(devices: &'a [BlockDevice], path: &str) -> Option<&'a BlockDevice> {
-    devices.iter().find_map(|d| {
-        if d.path == path {
-            Some(d)
-        } else {
-            find(&d.children, path)
-        }
-    })
-}
-
 /// More than 10% apart (of the larger).
 fn uneven(a: u64, b: u64) -> bool {
     let (small, large) = (a.min(b), a.max(b));
@@ -102,7 +92,7 @@ pub fn plan(
                 use_: d.use_.clone(),
             });
         }
-        let erases = find(present, &s.device)
+        let erases = disks::find(present, &s.device)
             .map(BlockDevice::contents)
             .unwrap_or_default();
         if !erases.is_empty() && !allow.wipe {
