@@ -417,3 +417,50 @@ fn install_run_with_real_lsblk_refuses_loop_devices_as_not_disks() {
     assert!(text.contains("alpha: nothing written"), "{text}");
     assert_eq!(m.log(), "");
 }
+
+/// The manifest the zone library computes (modules/lib/install.nix, with
+/// the two store paths modules/installer.nix adds) is what `install run`
+/// reads: every field name and type agrees, for each role.
+#[test]
+fn the_zone_librarys_manifest_is_what_install_run_reads() {
+    let expr = format!(
+        r#"let
+  repo = {repo};
+  z = import (repo + "/modules/lib/zone.nix");
+  desc0 = import (repo + "/hosts/zone.nix");
+  disks = n: h: {{
+    system = ["/dev/disk/by-id/ata-${{n}}-sys0" "/dev/disk/by-id/ata-${{n}}-sys1"];
+    jetstream = "/dev/disk/by-id/nvme-${{n}}-js";
+  }} // (if h.role == "gamma" then {{}} else {{ artifacts = ["/dev/disk/by-id/ata-${{n}}-art0" "/dev/disk/by-id/ata-${{n}}-art1"]; }});
+  desc = desc0 // {{ hosts = builtins.mapAttrs (n: h: h // {{ disks = disks n h; }}) desc0.hosts; }};
+  hosts = z.allHosts {{ zone = z.normalise desc; pathsFor = _: z.nixosPaths; }};
+in builtins.mapAttrs (_: s: (import (repo + "/modules/lib/install.nix")).manifest {{ zone = desc; settings = s; }}
+  // {{ system = "/nix/store/00000000000000000000000000000000-nixos-system"; disko = "/nix/store/11111111111111111111111111111111-disko/bin/disko-destroy-format-mount"; }}) hosts"#,
+        repo = repo().display()
+    );
+    let all: serde_json::Value =
+        serde_json::from_slice(&crate::support::nix_eval_json(&expr)).unwrap();
+    for (host, disks, secrets) in [("alpha", 5, 5), ("beta", 5, 5), ("gamma", 3, 2)] {
+        let m = bsfgctl::install::manifest::parse(&all[host].to_string()).unwrap();
+        assert_eq!(m.host, host);
+        assert_eq!(m.mount_point, "/mnt");
+        assert_eq!(m.disks.len(), disks, "{m:?}");
+        let mut layout = m.layout.clone();
+        layout.sort();
+        let mut declared: Vec<String> = m.disks.iter().map(|d| d.device.clone()).collect();
+        declared.sort();
+        assert_eq!(layout, declared);
+        assert!(
+            m.disks
+                .iter()
+                .all(|d| d.min_bytes >= 8 * GIB && !d.use_.is_empty())
+        );
+        assert_eq!(
+            m.files.iter().filter(|f| f.secret).count(),
+            secrets,
+            "{:?}",
+            m.files
+        );
+        assert!(m.files.iter().all(|f| f.secret == f.option.is_some()));
+    }
+}
