@@ -44,7 +44,7 @@ in {
         mode = "0644";
         createdBy = "bsfgctl pki issue";
       }
-      else if match "certificates[.].*" secrets.${path} != null
+      else if match "certificates[.].*|probe[.]privateKey" secrets.${path} != null
       then {
         inherit path;
         secret = true;

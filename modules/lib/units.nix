@@ -23,6 +23,7 @@
   controllerUnit,
   agentUnit,
   backup ? null, # the zone's backup settings ({ schedule; directory; keep; }) or null
+  probe ? null, # the zone's service probe ({ certificate; privateKey; ... }) or null
   natsClientPort ? 4222,
 }: let
   inherit (builtins) concatStringsSep match toJSON;
@@ -285,6 +286,29 @@
     argv = natsArgv;
   };
 
+  # Added to nixpkgs' prometheus-blackbox-exporter.service (gamma's service
+  # probe, modules/lib/probe.nix): its client certificate, key and the zone
+  # CA by LoadCredential=, under the names the rendered configuration reads
+  # (nixosPaths.probe); no raw sockets (gRPC and HTTP probes only, where nixpkgs
+  # grants CAP_NET_RAW for ping), and the system-call filter and /proc
+  # restrictions nixpkgs' exporter units do not set.
+  blackboxExporter = {
+    name = "prometheus-blackbox-exporter.service";
+    serviceConfig = {
+      # The names of nixosPaths.probe (/run/credentials/<unit>/<name>).
+      LoadCredential = [
+        "cert.pem:${probe.certificate}"
+        "key.pem:${probe.privateKey}"
+        "ca.pem:${certificates.ca}"
+      ];
+      AmbientCapabilities = [];
+      CapabilityBoundingSet = [""];
+      SystemCallFilter = ["@system-service" "~@privileged" "~@resources"];
+      ProtectProc = "invisible";
+      ProcSubset = "pid";
+    };
+  };
+
   # Added to nixpkgs' keepalived.service: the notify FIFO and the track file
   # live in the agent's runtime directory.
   keepalived = {
@@ -309,5 +333,10 @@ in
       bsfg-backup = backupService;
       bsfg-backup-timer = backupTimer;
     }
+    else {}
+  )
+  // (
+    if runs.probe or false
+    then {prometheus-blackbox-exporter = blackboxExporter;}
     else {}
   )

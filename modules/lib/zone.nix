@@ -1158,8 +1158,9 @@ let
             # Snapshots from gamma: it never serves, so they cost the
             # service hosts nothing.
             backup = h.role == "gamma" && zone.backup != null;
+            probe = probe != null;
           };
-          inherit (zone) backup;
+          inherit (zone) backup probe;
           natsClientPort = ports.natsClient;
           inherit paths controllerUnit agentUnit controllerUser agentUser artifactsGroup;
           binaries = bins;

@@ -5,7 +5,8 @@
 # BsfgServiceProbeFailing). The certificate, its key and the zone CA reach
 # the unit by LoadCredential= (systemd reads them as root; the exporter
 # runs as nixpkgs' DynamicUser): the configuration in the Nix store names
-# only the /run/credentials paths, never a secret.
+# only the /run/credentials paths, never a secret. Configuration and unit
+# additions are rendered by the zone library; this module assigns them.
 {
   config,
   lib,
@@ -14,8 +15,7 @@
 }: let
   cfg = config.services.bsfg;
   p = cfg.settings.probe or null;
-  paths = cfg.settings.paths.probe;
-  z = cfg.normalisedZone;
+  sc = cfg.settings.units.prometheus-blackbox-exporter.serviceConfig;
 in {
   config = lib.mkIf (cfg.enable && p != null) {
     services.prometheus.exporters.blackbox = {
@@ -26,23 +26,14 @@ in {
       # --config.check` on it at build time.
       configFile = pkgs.writeText "bsfg-probe-blackbox.yml" p.configText;
     };
-    # LoadCredential= copies the files when the unit starts: restart it
-    # after the probe certificate is renewed (docs/runbooks/certificate-rotation.md).
-    systemd.services.prometheus-blackbox-exporter = {
-      serviceConfig = {
-        LoadCredential = [
-          "${baseNameOf paths.certificate}:${z.probe.certificate}"
-          "${baseNameOf paths.privateKey}:${z.probe.privateKey}"
-          "${baseNameOf paths.ca}:${z.certificates.ca}"
-        ];
-        # gRPC and HTTP probes only: no ICMP, so none of the raw sockets
-        # nixpkgs grants for ping probes.
-        AmbientCapabilities = lib.mkForce [];
-        CapabilityBoundingSet = lib.mkForce [""];
-        SystemCallFilter = ["@system-service" "~@privileged" "~@resources"];
-        ProtectProc = "invisible";
-        ProcSubset = "pid";
-      };
+    # What the appliance adds to nixpkgs' unit (modules/lib/units.nix):
+    # the credentials, no capabilities, a system-call filter. LoadCredential=
+    # copies the files when the unit starts: restart it after the probe
+    # certificate is renewed (docs/runbooks/certificate-rotation.md).
+    systemd.services.prometheus-blackbox-exporter.serviceConfig = {
+      inherit (sc) LoadCredential SystemCallFilter ProtectProc ProcSubset;
+      AmbientCapabilities = lib.mkForce sc.AmbientCapabilities;
+      CapabilityBoundingSet = lib.mkForce sc.CapabilityBoundingSet;
     };
   };
 }

@@ -301,6 +301,24 @@ in {
     };
   in
     m.disks == [] && m.layout == [];
+  # gamma's service probe: its key is a certificate key (0600, from
+  # `bsfgctl pki issue`), its certificate public.
+  install_manifest_gamma_places_the_probe_certificate = let
+    m = (import ../../modules/lib/install.nix).manifest {
+      zone = fx.base;
+      settings = nixos.gamma;
+    };
+    f = path: builtins.head (builtins.filter (x: x.path == path) m.files);
+  in
+    (f "/var/lib/bsfg/tls/probe.key")
+    == {
+      path = "/var/lib/bsfg/tls/probe.key";
+      secret = true;
+      option = "probe.privateKey";
+      mode = "0600";
+      createdBy = "bsfgctl pki issue";
+    }
+    && !(f "/var/lib/bsfg/tls/probe.pem").secret;
   # Every credential file of the host's units, each once; the secrets named
   # by their setting, with the mode and the command that creates them.
   install_manifest_files_are_the_units_credentials = let

@@ -339,6 +339,13 @@ let
           }
           else {}
         )
+        // (
+          if t.units ? prometheus-blackbox-exporter
+          then {
+            prometheus-blackbox-exporter = t.units.prometheus-blackbox-exporter // {inherit ((m "probe").systemd.services.prometheus-blackbox-exporter) serviceConfig;};
+          }
+          else {}
+        )
       ));
     }
     // (
