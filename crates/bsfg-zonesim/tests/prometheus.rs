@@ -27,17 +27,17 @@ use std::time::{Duration, Instant};
 
 const PORT: u16 = 19090;
 /// Longer than a failover, a boot and a rejoin take in the simulator.
-const SETTLE: Duration = Duration::from_secs(90);
+pub(crate) const SETTLE: Duration = Duration::from_secs(90);
 /// Pending from the start: the rule wants node and NATS exporter targets,
 /// which the simulator does not run.
-const WITHOUT_EXPORTERS: &str = "BsfgScrapeTargetMissing";
+pub(crate) const WITHOUT_EXPORTERS: &str = "BsfgScrapeTargetMissing";
 
 fn repo() -> PathBuf {
     std::fs::canonicalize(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap()
 }
 
 /// Prometheus in the management namespace; killed when dropped.
-struct Prometheus(Child);
+pub(crate) struct Prometheus(Child);
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
@@ -72,7 +72,7 @@ fn prometheus_config(z: &Zone) -> String {
     )
 }
 
-fn start_prometheus(z: &Zone) -> Prometheus {
+pub(crate) fn start_prometheus(z: &Zone) -> Prometheus {
     let dir = z.run_dir.join("prometheus");
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("prometheus.yml");
@@ -95,10 +95,10 @@ fn start_prometheus(z: &Zone) -> Prometheus {
 
 /// One active alert: its name, labels and state (pending or firing).
 #[derive(Debug, Clone)]
-struct Alert {
-    name: String,
-    labels: BTreeMap<String, String>,
-    state: String,
+pub(crate) struct Alert {
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) state: String,
 }
 
 async fn api(z: &Zone, path: String) -> Result<serde_json::Value, String> {
@@ -137,22 +137,22 @@ async fn alerts(z: &Zone) -> Result<Vec<Alert>, String> {
 /// Watches the alerts through the phases: every firing alert must be one
 /// the phase allows; every pending one is noted.
 #[derive(Default)]
-struct Watch {
-    unexpected_firing: BTreeSet<String>,
-    firing_seen: BTreeSet<String>,
-    pending_seen: BTreeSet<String>,
-    timeline: Vec<String>,
-    started: Option<Instant>,
+pub(crate) struct Watch {
+    pub(crate) unexpected_firing: BTreeSet<String>,
+    pub(crate) firing_seen: BTreeSet<String>,
+    pub(crate) pending_seen: BTreeSet<String>,
+    pub(crate) timeline: Vec<String>,
+    pub(crate) started: Option<Instant>,
 }
 
 impl Watch {
-    fn at(&self) -> f64 {
+    pub(crate) fn at(&self) -> f64 {
         self.started.map_or(0.0, |s| s.elapsed().as_secs_f64())
     }
 
     /// One look at the active alerts: a firing one the phase does not
     /// allow is noted, and so is every new pending one.
-    async fn observe(&mut self, z: &Zone, allowed: &[&str]) -> Option<Vec<Alert>> {
+    pub(crate) async fn observe(&mut self, z: &Zone, allowed: &[&str]) -> Option<Vec<Alert>> {
         let active = alerts(z).await.ok()?;
         for a in &active {
             let tag = format!("{} {:?}", a.name, a.labels.get("host"));
@@ -172,7 +172,7 @@ impl Watch {
     }
 
     /// Polls until `cond` holds on the active alerts (or `SETTLE` passes).
-    async fn until(
+    pub(crate) async fn until(
         &mut self,
         z: &Zone,
         what: &str,
@@ -215,7 +215,7 @@ async fn futures_status(z: &Zone) -> String {
     out
 }
 
-fn has(active: &[Alert], name: &str, host: &str) -> bool {
+pub(crate) fn has(active: &[Alert], name: &str, host: &str) -> bool {
     active.iter().any(|a| {
         a.name == name
             && a.labels.get("host").map(String::as_str) == Some(host)
@@ -225,16 +225,16 @@ fn has(active: &[Alert], name: &str, host: &str) -> bool {
 
 /// Warnings over a 5 minute window that alpha's failover trips (the
 /// alpha phase's consequences, still firing in the phases after it).
-const FAILOVER_WINDOW: [&str; 2] = ["BsfgLeaseWriteFailures", "BsfgTlsHandshakeFailures"];
+pub(crate) const FAILOVER_WINDOW: [&str; 2] = ["BsfgLeaseWriteFailures", "BsfgTlsHandshakeFailures"];
 
 /// Nothing active but the baseline and `lingering` (firing since an earlier fault).
-fn settled(active: &[Alert], lingering: &[&str]) -> bool {
+pub(crate) fn settled(active: &[Alert], lingering: &[&str]) -> bool {
     active
         .iter()
         .all(|a| a.name == WITHOUT_EXPORTERS || lingering.contains(&a.name.as_str()))
 }
 
-fn only_baseline(active: &[Alert]) -> bool {
+pub(crate) fn only_baseline(active: &[Alert]) -> bool {
     active.iter().all(|a| a.name == WITHOUT_EXPORTERS)
 }
 
@@ -269,7 +269,7 @@ fn needs_what_the_simulator_lacks(expr: &str) -> bool {
         || expr.contains("artifacts_rehydrat")
 }
 
-async fn series_count(z: &Zone, expr: &str) -> Result<usize, String> {
+pub(crate) async fn series_count(z: &Zone, expr: &str) -> Result<usize, String> {
     let q = percent_encoding::utf8_percent_encode(expr, percent_encoding::NON_ALPHANUMERIC);
     let v = api(z, format!("/api/v1/query?query={q}")).await?;
     if v["status"] != "success" {
@@ -401,6 +401,7 @@ async fn run() {
         "BsfgScrapeTargetDown",
         "BsfgJetStreamVotersMissing",
         "BsfgQuorumGateFailing",
+        "BsfgStreamReplicaNotCurrent",
         FAILOVER_WINDOW[0],
         FAILOVER_WINDOW[1],
     ];
@@ -451,6 +452,7 @@ async fn run() {
     let allowed_gamma = [
         WITHOUT_EXPORTERS,
         "BsfgJetStreamVotersMissing",
+        "BsfgStreamReplicaNotCurrent",
         FAILOVER_WINDOW[0],
         FAILOVER_WINDOW[1],
     ];
