@@ -60,7 +60,10 @@ fn all_current(configured: &BTreeMap<String, i64>, current: &BTreeMap<String, i6
 async fn a_killed_server_shows_as_a_replica_not_current_until_it_is_back() {
     let mut zone = Zone::start3().await;
     let (took, _) = until(&zone, "every stream with 3 of 3 current", all_current).await;
-    println!("every stream 3/3 current {:.1} s after start", took.as_secs_f64());
+    println!(
+        "every stream 3/3 current {:.1} s after start",
+        took.as_secs_f64()
+    );
 
     // The controller is connected to n0; n2 crashes.
     zone.nats.kill(2);
@@ -75,7 +78,10 @@ async fn a_killed_server_shows_as_a_replica_not_current_until_it_is_back() {
 
     zone.nats.restart(2).await;
     let (took, _) = until(&zone, "every stream 3/3 current again", all_current).await;
-    println!("n2 restarted: every stream 3/3 current after {:.1} s", took.as_secs_f64());
+    println!(
+        "n2 restarted: every stream 3/3 current after {:.1} s",
+        took.as_secs_f64()
+    );
     let m = zone.controller.metrics().await.unwrap();
     let leaders = per_stream(&m, "bsfg_stream_leader");
     assert!(

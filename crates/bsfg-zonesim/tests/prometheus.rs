@@ -225,7 +225,8 @@ pub(crate) fn has(active: &[Alert], name: &str, host: &str) -> bool {
 
 /// Warnings over a 5 minute window that alpha's failover trips (the
 /// alpha phase's consequences, still firing in the phases after it).
-pub(crate) const FAILOVER_WINDOW: [&str; 2] = ["BsfgLeaseWriteFailures", "BsfgTlsHandshakeFailures"];
+pub(crate) const FAILOVER_WINDOW: [&str; 2] =
+    ["BsfgLeaseWriteFailures", "BsfgTlsHandshakeFailures"];
 
 /// Nothing active but the baseline and `lingering` (firing since an earlier fault).
 pub(crate) fn settled(active: &[Alert], lingering: &[&str]) -> bool {
