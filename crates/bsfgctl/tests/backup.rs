@@ -339,7 +339,14 @@ async fn restore_waits_while_the_jetstream_api_has_no_responders() {
 
     // The default wait; the server comes back with JetStream meanwhile.
     let restore = Command::new(env!("CARGO_BIN_EXE_bsfgctl"))
-        .args(["--json", "restore", "--from", &snapshot, "--nats-url", &turl])
+        .args([
+            "--json",
+            "restore",
+            "--from",
+            &snapshot,
+            "--nats-url",
+            &turl,
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
