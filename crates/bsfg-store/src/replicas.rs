@@ -123,13 +123,21 @@ impl KnownStreams {
 /// Every stream of the account the stream list answers for (a stream whose
 /// leader does not answer in time is left out by the server).
 pub async fn stream_replicas(substrate: &Substrate) -> Result<Vec<StreamReplicas>, BsfgError> {
-    let infos: Vec<Info> = substrate
+    Ok(stream_infos(substrate)
+        .await?
+        .iter()
+        .map(StreamReplicas::from_info)
+        .collect())
+}
+
+/// Every stream's info from the stream list (answered by each leader).
+pub(crate) async fn stream_infos(substrate: &Substrate) -> Result<Vec<Info>, BsfgError> {
+    substrate
         .jetstream()
         .streams()
         .try_collect()
         .await
-        .map_err(|e| unavailable("listing streams", e))?;
-    Ok(infos.iter().map(StreamReplicas::from_info).collect())
+        .map_err(|e| unavailable("listing streams", e))
 }
 
 #[cfg(test)]
