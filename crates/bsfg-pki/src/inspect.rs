@@ -142,6 +142,24 @@ pub fn parse_all(pem_bytes: &[u8]) -> Result<Vec<CertificateFacts>, String> {
         .collect()
 }
 
+/// Each CERTIFICATE block of a PEM text on its own (a trust bundle's CAs,
+/// one PEM each), in order; text outside the blocks is dropped.
+pub fn split_pem(pem: &str) -> Vec<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        let end = start + len + END.len();
+        out.push(format!("{}\n", &rest[start..end]));
+        rest = &rest[end..];
+    }
+    out
+}
+
 /// SHA-256 of the first certificate's DER, lower-case hex (a CA's identity
 /// in the rollover state).
 pub fn sha256(pem_bytes: &[u8]) -> Result<String, String> {
@@ -256,6 +274,10 @@ mod tests {
         assert!(super::signer_in(&forged, &bundle).is_err());
         let all = super::parse_all(bundle.as_bytes()).unwrap();
         assert_eq!(all.len(), 2);
+        assert_eq!(
+            super::split_pem(&bundle),
+            [old.certificate_pem(), new.certificate_pem()]
+        );
         assert_ne!(
             super::sha256(old.certificate_pem().as_bytes()).unwrap(),
             super::sha256(new.certificate_pem().as_bytes()).unwrap()

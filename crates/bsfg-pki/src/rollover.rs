@@ -67,7 +67,6 @@ impl Phase {
 
 /// A CA as the rollover state names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct CaIdentity {
     pub subject: String,
     /// SHA-256 of the certificate's DER, hex.
@@ -78,7 +77,6 @@ pub struct CaIdentity {
 
 /// The rollover in progress (`rollover.json` in the CA directory).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Rollover {
     pub phase: Phase,
     pub old: CaIdentity,
