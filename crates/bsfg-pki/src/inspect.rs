@@ -248,8 +248,7 @@ mod tests {
         let old = Authority::generate("zone CA", Validity::days_from_now(30)).unwrap();
         let new = Authority::generate("zone CA G2", Validity::days_from_now(3650)).unwrap();
         let foreign = Authority::generate("foreign", Validity::days_from_now(30)).unwrap();
-        let bundle =
-            crate::rollover::bundle_pem(&[old.certificate_pem(), new.certificate_pem()]);
+        let bundle = crate::rollover::bundle_pem(&[old.certificate_pem(), new.certificate_pem()]);
         let request = LeafRequest {
             common_name: "alpha".into(),
             dns_names: vec![],

@@ -183,7 +183,12 @@ fn identity(pem: &str) -> Result<CaIdentity> {
 fn write_ca(cert: &Path, key: &Path, authority: &Authority) -> Result<()> {
     // The key first: a certificate without its key is never the newer file.
     files::write(key, authority.private_key_pem().as_bytes(), KEY_MODE).map_err(usage)?;
-    files::write(cert, authority.certificate_pem().as_bytes(), CERTIFICATE_MODE).map_err(usage)
+    files::write(
+        cert,
+        authority.certificate_pem().as_bytes(),
+        CERTIFICATE_MODE,
+    )
+    .map_err(usage)
 }
 
 fn load_ca(cert: &Path, key: &Path) -> Result<Authority> {
@@ -201,14 +206,15 @@ fn begin(a: &BeginArgs, file: &ConfigFile, json: bool) -> Result<u8> {
     let new = match (&a.ca_cert, &a.ca_key) {
         (Some(c), Some(k)) => load_ca(c, k)?,
         _ => {
-            let cn = rollover::next_common_name(
-                &plan.ca.common_name,
-                old_facts.common_name.as_deref(),
-            );
+            let cn =
+                rollover::next_common_name(&plan.ca.common_name, old_facts.common_name.as_deref());
             Authority::generate(&cn, Validity::days_from_now(a.days)).map_err(usage)?
         }
     };
-    let (old_id, new_id) = (identity(old.certificate_pem())?, identity(new.certificate_pem())?);
+    let (old_id, new_id) = (
+        identity(old.certificate_pem())?,
+        identity(new.certificate_pem())?,
+    );
     if old_id.sha256 == new_id.sha256 {
         return Err(usage(format!(
             "--ca-cert is the CA the zone has now ({}): a rollover needs another CA",
@@ -360,7 +366,8 @@ fn finish(a: &FinishArgs, file: &ConfigFile, json: bool) -> Result<u8> {
             (&old_key, "ca.key", KEY_MODE),
             (&old_cert, "ca.pem", CERTIFICATE_MODE),
         ] {
-            let bytes = std::fs::read(from).map_err(|e| usage(format!("{}: {e}", from.display())))?;
+            let bytes =
+                std::fs::read(from).map_err(|e| usage(format!("{}: {e}", from.display())))?;
             files::write(&archive.join(name), &bytes, mode).map_err(usage)?;
         }
     }

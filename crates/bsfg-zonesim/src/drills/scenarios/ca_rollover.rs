@@ -75,23 +75,35 @@ pub(super) async fn ca_rollover(z: &Zone, c: &mut Ctx) -> Result<()> {
         format!("exit {code:?}: {}", out.trim()),
     );
     // Every client (the load's producer and reader, bsfgctl) trusts both.
-    copy(&trust_bundle(&pki.dir), &client_dir.join("ca.pem"), CERTIFICATE_MODE)?;
+    copy(
+        &trust_bundle(&pki.dir),
+        &client_dir.join("ca.pem"),
+        CERTIFICATE_MODE,
+    )?;
 
     c.fault("CA rollover begun (both CAs trusted); rolling restart 1/3");
     rolling_restart_in_planned_order(z, c, &mut install).await?;
 
     let reissued = pki.pki_json(&["rollover", "reissue"], &[])?;
     let planned = z.spec.pki.certificates.len();
-    let by_new = reissued["certificates"]
-        .as_array()
-        .map_or(0, |rows| rows.iter().filter(|r| r["issuer"] == new_ca.as_str()).count());
+    let by_new = reissued["certificates"].as_array().map_or(0, |rows| {
+        rows.iter()
+            .filter(|r| r["issuer"] == new_ca.as_str())
+            .count()
+    });
     c.check(
         "bsfgctl pki rollover reissue: every certificate of the plan issued by the new CA",
         reissued["phase"] == "reissued" && by_new == planned,
         format!("{by_new} of {planned} by {new_ca}"),
     );
     // The clients take their new certificates (the bundle still trusts both).
-    for cert in z.spec.pki.certificates.iter().filter(|c| c.installs.is_empty()) {
+    for cert in z
+        .spec
+        .pki
+        .certificates
+        .iter()
+        .filter(|c| c.installs.is_empty())
+    {
         install_client(z, &pki.dir, &cert.common_name, &client_dir)?;
     }
     c.event("every certificate reissued by the new CA; rolling restart 2/3");
@@ -110,7 +122,11 @@ pub(super) async fn ca_rollover(z: &Zone, c: &mut Ctx) -> Result<()> {
             finished["trusted"], finished["archived"]
         ),
     );
-    copy(&trust_bundle(&pki.dir), &client_dir.join("ca.pem"), CERTIFICATE_MODE)?;
+    copy(
+        &trust_bundle(&pki.dir),
+        &client_dir.join("ca.pem"),
+        CERTIFICATE_MODE,
+    )?;
     c.event("the old CA no longer trusted; rolling restart 3/3");
     rolling_restart_in_planned_order(z, c, &mut install).await?;
     c.fault_ended("every host restarted trusting the new CA only");

@@ -140,4 +140,3 @@ pub(super) async fn cert_rotation(z: &Zone, c: &mut Ctx) -> Result<()> {
     serves_again(c, &v, PROMOTION_TIMEOUT).await;
     Ok(())
 }
-

@@ -173,7 +173,11 @@ fn write_zone_file(z: &Zone, work: &Path) -> Result<PathBuf> {
 
 /// Copies `host`'s files from the staging tree of `bsfgctl pki` onto the
 /// host (its root is the machine's: the plan's paths are the simulator's).
-pub(super) fn install_staged(spec: &crate::zone::spec::ZoneSpec, staging: &Path, host: &str) -> Result<()> {
+pub(super) fn install_staged(
+    spec: &crate::zone::spec::ZoneSpec,
+    staging: &Path,
+    host: &str,
+) -> Result<()> {
     let target = Target::Staging(staging);
     let mut files: Vec<(&str, u32)> = Vec::new();
     for cert in &spec.pki.certificates {
