@@ -183,34 +183,42 @@
       imports = [./modules/roles/${role}.nix packagesModule];
     };
 
-    # hosts/<name>/ is the host's identity (role, disks, access); its
-    # hardware.nix is kept apart so that the ISO image of the same host can
-    # leave it out.
-    hostModules = name: [./hosts/${name} packagesModule];
+    # hosts/<name>/ is the host's identity (role, disks, access), its
+    # hardware.nix the machine's (nixos-generate-config).
     mkHost = name:
       lib.nixosSystem {
-        modules = hostModules name ++ [./hosts/${name}/hardware.nix];
+        modules = [./hosts/${name} packagesModule ./hosts/${name}/hardware.nix];
       };
 
-    # A bootable EFI + USB image of one host (live appliance), through
-    # nixpkgs' installer/cd-dvd/iso-image.nix (not nixos-generators).
-    isoModule = {
-      lib,
-      modulesPath,
-      ...
-    }: {
-      imports = ["${modulesPath}/installer/cd-dvd/iso-image.nix"];
-      isoImage.makeEfiBootable = true;
-      isoImage.makeUsbBootable = true;
-      # The image boots from its own media; the data disks are still
-      # mounted by label if present, but their absence must not stop boot
-      # (NATS refuses to start without /data/jetstream: RequiresMountsFor).
-      services.bsfg.storage = lib.genAttrs ["jetstream" "artifacts" "opt"] (_: {
-        options = lib.mkImageMediaOverride ["noatime" "nofail" "x-systemd.device-timeout=10s"];
-      });
-    };
-    mkIso = name:
-      (lib.nixosSystem {modules = hostModules name ++ [isoModule];}).config.system.build.isoImage;
+    # The installer image of one host (modules/installer.nix): nixpkgs'
+    # minimal installation CD (EFI and USB bootable) carrying the host's
+    # system closure, disko's script for the role's layout on its declared
+    # disks and `bsfgctl install run`, which installs it offline.
+    mkInstaller = name: let
+      host = self.nixosConfigurations.${name}.config;
+    in
+      lib.nixosSystem {
+        modules = [
+          ({modulesPath, ...}: {
+            imports = ["${modulesPath}/installer/cd-dvd/installation-cd-minimal.nix"];
+          })
+          disko.nixosModules.disko
+          ./modules/installer.nix
+          {
+            nixpkgs.hostPlatform = system;
+            services.bsfg.installer = {
+              enable = true;
+              inherit (host.services.bsfg) zone settings;
+              system = host.system.build.toplevel;
+              cli = self.packages.${system}.bsfgctl;
+            };
+            # The host's operators, as on the installed host.
+            users.users.root.openssh.authorizedKeys = {
+              inherit (host.users.users.root.openssh.authorizedKeys) keys keyFiles;
+            };
+          }
+        ];
+      };
 
     hostNames = ["alpha" "beta" "gamma"];
 
@@ -253,7 +261,7 @@
       // {disko = disko.packages.${system}.disko;}
       // lib.listToAttrs (map (name: {
           name = "iso-${name}";
-          value = mkIso name;
+          value = (mkInstaller name).config.system.build.isoImage;
         })
         hostNames)
       // {default = rustPackages.bsfg-controller;};

@@ -137,6 +137,14 @@ in {
           assertion = isService || (cfg.storage.artifacts.device == null && !(config.fileSystems ? ${s.paths.artifacts}));
           message = "services.bsfg: ${cfg.hostName} has role ${cfg.role} and must not have artifact storage; remove services.bsfg.storage.artifacts.device and fileSystems.\"${s.paths.artifacts}\".";
         }
+        {
+          # The layout mirrors the ESP on MD RAID1 (metadata 1.0): bootctl
+          # cannot install systemd-boot onto it (disko's own boot-raid1
+          # test turns systemd-boot off for that reason); GRUB writes the
+          # removable-media path, which the firmware finds on either disk.
+          assertion = s.installDisks == [] || !(config.boot.loader.systemd-boot.enable or false);
+          message = "services.bsfg.storage: hosts.${cfg.hostName}.disks puts /boot on an MD RAID1, where systemd-boot cannot be installed; in hosts/${cfg.hostName}/hardware.nix set boot.loader.systemd-boot.enable = false; boot.loader.efi.canTouchEfiVariables = false; boot.loader.grub = { enable = true; efiSupport = true; efiInstallAsRemovable = true; device = \"nodev\"; };";
+        }
       ];
 
     # A host installed with its role's disk layout (hosts.<name>.disks,

@@ -11,6 +11,8 @@
 #   normalise { where; role; disks; }  -> null | { system; jetstream; artifacts; }
 #   layout disks                       -> disko.devices
 #   declared disks                     -> every device path the layout may touch
+#   uses disks                         -> [ { device; use; group; minBytes; } ]: what
+#                                         the installer shows and checks per disk
 let
   inherit (builtins) attrNames concatStringsSep elem filter isAttrs isList isString length toJSON;
   fail = msg: throw "zone: ${msg}";
@@ -67,6 +69,22 @@ in rec {
       if d.artifacts == null
       then []
       else d.artifacts
+    );
+
+  # What each declared disk becomes, for the installer's plan: `group`
+  # names a RAID1 (its two members should be of one size) and `minBytes`
+  # is the least a disk of that use can hold (the system: the 1 GiB ESP
+  # and a NixOS closure with room for a few generations).
+  uses = d: let
+    gib = n: n * 1024 * 1024 * 1024;
+    one = group: minBytes: use: device: {inherit device use group minBytes;};
+  in
+    map (one "system" (gib 16) "system RAID1 member: ESP (1 GiB, vfat, mirrored) and / (ext4)") d.system
+    ++ [(one "jetstream" (gib 8) "/data/jetstream (ext4, the whole disk)" d.jetstream)]
+    ++ (
+      if d.artifacts == null
+      then []
+      else map (one "artifacts" (gib 8) "artifacts RAID1 member: /artifacts (ext4)") d.artifacts
     );
 
   # One member disk of a RAID1: a GPT with the partitions given.

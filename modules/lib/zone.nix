@@ -1034,6 +1034,11 @@ let
           if h.disks == null
           then []
           else disksLib.declared h.disks;
+        # What each of them becomes (the installer's plan and size checks).
+        installDiskUses =
+          if h.disks == null
+          then []
+          else disksLib.uses h.disks;
         # Addresses and routes per interface, default gateway, DNS, chrony
         # (modules/lib/network.nix); modules/base.nix assigns them.
         network = site.hostNetwork {inherit zone host;};

@@ -272,6 +272,61 @@ in {
   in
     !(d.disk ? artifacts0) && !(d.mdadm ? artifacts) && d.mdadm ? system && builtins.length withDisks.gamma.installDisks == 3;
   disks_default_none = nixos.alpha.disko == null && nixos.alpha.installDisks == [];
+  # --- the installer's manifest (modules/lib/install.nix)
+  install_manifest_disks_and_layout = let
+    m = (import ../../modules/lib/install.nix).manifest {
+      zone = fx.base;
+      settings = withDisks.alpha;
+    };
+  in
+    m.host
+    == "alpha"
+    && m.mountPoint == "/mnt"
+    && map (d: d.device) m.disks == withDisks.alpha.installDisks
+    && map (d: d.group) m.disks == ["system" "system" "jetstream" "artifacts" "artifacts"]
+    && builtins.all (d: d.minBytes >= 8 * 1024 * 1024 * 1024) m.disks
+    # the devices disko's script touches: exactly the declared ones
+    && builtins.sort builtins.lessThan m.layout == builtins.sort builtins.lessThan withDisks.alpha.installDisks;
+  install_manifest_gamma_has_three_disks = let
+    m = (import ../../modules/lib/install.nix).manifest {
+      zone = fx.base;
+      settings = withDisks.gamma;
+    };
+  in
+    map (d: d.group) m.disks == ["system" "system" "jetstream"] && builtins.length m.layout == 3;
+  install_manifest_without_disks = let
+    m = (import ../../modules/lib/install.nix).manifest {
+      zone = fx.base;
+      settings = nixos.alpha;
+    };
+  in
+    m.disks == [] && m.layout == [];
+  # Every credential file of the host's units, each once; the secrets named
+  # by their setting, with the mode and the command that creates them.
+  install_manifest_files_are_the_units_credentials = let
+    m = (import ../../modules/lib/install.nix).manifest {
+      zone = fx.base;
+      settings = nixos.alpha;
+    };
+    byPath = builtins.listToAttrs (map (f: {
+        name = f.path;
+        value = f;
+      })
+      m.files);
+    credentials = builtins.concatMap (u: map (c: builtins.elemAt (builtins.match "[^:]+:(.*)" c) 0) (u.serviceConfig.LoadCredential or [])) (builtins.filter builtins.isAttrs (builtins.attrValues nixos.alpha.units));
+    key = byPath.${zone.certificates.privateKey};
+    pw = byPath.${zone.nats.users.controller.passwordFile};
+  in
+    builtins.length m.files
+    == builtins.length (builtins.attrNames byPath)
+    && builtins.all (c: byPath ? ${c}) credentials
+    && key.secret
+    && key.option == "certificates.privateKey"
+    && key.mode == "0600"
+    && pw.option == "nats.users.controller.passwordFile"
+    && pw.mode == "0400"
+    && builtins.match "head -c 32 /dev/urandom [|] base64 > .*" pw.createdBy != null
+    && !byPath.${zone.certificates.ca}.secret;
 
   # --- certificate plan (modules/lib/pki.nix)
   pki_controller_names_the_vip_and_both_service_hosts = let

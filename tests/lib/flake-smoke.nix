@@ -39,7 +39,19 @@ in {
   check_outputs = builtins.attrNames checks == builtins.sort builtins.lessThan (["audit" "clippy" "doc" "fmt" "nextest" "zone-lib"] ++ vmNames);
   nixos_configurations = builtins.attrNames outputs.nixosConfigurations == ["alpha" "beta" "gamma"];
   host_uses_its_hardware = builtins.elem ../../hosts/beta/hardware.nix outputs.nixosConfigurations.beta.modules;
-  iso_leaves_hardware_out = !(builtins.elem ../../hosts/alpha/hardware.nix pkgsOut.iso-alpha.modules);
+  # The ISO is the host's installer: nixpkgs' minimal installation CD,
+  # disko's module and ours, with the host's system and its zone settings.
+  iso_is_the_installer = let
+    m = pkgsOut.iso-alpha.modules;
+    own = builtins.elemAt m 3;
+  in
+    builtins.length m
+    == 4
+    && builtins.elem {_stub = "disko-module";} m
+    && builtins.elem ../../modules/installer.nix m
+    && (builtins.head ((builtins.head m) {modulesPath = "/nixpkgs/nixos/modules";}).imports) == "/nixpkgs/nixos/modules/installer/cd-dvd/installation-cd-minimal.nix"
+    && own.services.bsfg.installer.enable
+    && own.services.bsfg.installer.cli == pkgsOut.bsfgctl;
   nixos_modules = builtins.all (n: outputs.nixosModules ? ${n}) ["default" "alpha" "beta" "gamma" "zone" "nats" "keepalived" "controller" "gate-agent" "storage" "firewall" "observability"];
   lib_output_is_zone_library = outputs.lib.zone ? hostSettings;
   # The example zone declares no disks: no disko configuration, and the

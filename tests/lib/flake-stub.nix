@@ -134,9 +134,12 @@ let
     self = outputs;
     inherit nixpkgs crane;
     advisory-db = "/nix/store/00000000000000000000000000000000-advisory-db";
-    disko.packages.x86_64-linux.disko = {
-      _stub = "disko";
-      name = "disko";
+    disko = {
+      packages.x86_64-linux.disko = {
+        _stub = "disko";
+        name = "disko";
+      };
+      nixosModules.disko = {_stub = "disko-module";};
     };
   };
 in {

@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-/// One device of `lsblk --json --bytes --output NAME,PATH,TYPE,SIZE,RM,RO,MOUNTPOINTS`,
+/// One device of `lsblk --json --bytes --output NAME,PATH,TYPE,SIZE,RM,RO,MOUNTPOINTS,PTTYPE,FSTYPE`,
 /// with its partitions (and what is on them) as `children`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct BlockDevice {
@@ -24,6 +24,12 @@ pub struct BlockDevice {
     pub read_only: bool,
     #[serde(default, deserialize_with = "mountpoints")]
     pub mountpoints: Vec<String>,
+    /// The partition table on the device (`gpt`, `dos`), if any.
+    #[serde(default)]
+    pub pttype: Option<String>,
+    /// The signature on the device itself (`ext4`, `linux_raid_member`), if any.
+    #[serde(default)]
+    pub fstype: Option<String>,
     #[serde(default)]
     pub children: Vec<BlockDevice>,
 }
@@ -55,6 +61,60 @@ impl BlockDevice {
             out.extend(c.mounted());
         }
         out
+    }
+
+    /// What is already on the disk, for the installer's `--wipe` rule:
+    /// its partition table, its partitions, and any signature on the disk
+    /// itself (a file system or RAID member without partitions). Empty: blank.
+    pub fn contents(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(t) = &self.pttype {
+            out.push(format!("a {t} partition table"));
+        }
+        if let Some(f) = &self.fstype {
+            out.push(format!("a {f} signature"));
+        }
+        for c in &self.children {
+            match &c.fstype {
+                Some(f) => out.push(format!("{} ({f})", c.path)),
+                None => out.push(c.path.clone()),
+            }
+        }
+        out
+    }
+}
+
+/// What `blkid --probe --output export <device>` read from the device
+/// itself. lsblk takes PTTYPE and FSTYPE from udev's database, which is
+/// empty where udev has not run (or not yet seen a device); the probe
+/// reads the disk's first sectors, so the blank rule never rests on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Probe {
+    pub pttype: Option<String>,
+    pub fstype: Option<String>,
+}
+
+pub fn parse_blkid_export(text: &str) -> Probe {
+    let mut p = Probe::default();
+    for line in text.lines() {
+        match line.split_once('=') {
+            Some(("PTTYPE", v)) if !v.is_empty() => p.pttype = Some(v.to_owned()),
+            Some(("TYPE", v)) if !v.is_empty() => p.fstype = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    p
+}
+
+impl BlockDevice {
+    /// Adds what the probe found and lsblk did not report.
+    pub fn add_probe(&mut self, p: Probe) {
+        if self.pttype.is_none() {
+            self.pttype = p.pttype;
+        }
+        if self.fstype.is_none() {
+            self.fstype = p.fstype;
+        }
     }
 }
 
@@ -107,9 +167,41 @@ pub enum Refusal {
         second: String,
         device: String,
     },
+    #[error(
+        "{0} is not a stable name: declare the disk as /dev/disk/by-id/… (ls -l /dev/disk/by-id/), which names the same disk on every boot"
+    )]
+    NotStable(String),
+    #[error("{declared} ({device}) holds {}, but {use_} needs at least {}", bytes(*size), bytes(*min))]
+    TooSmall {
+        declared: String,
+        device: String,
+        size: u64,
+        min: u64,
+        use_: String,
+    },
+    #[error("{first} ({}) and {second} ({}) form the {group} RAID1 but differ in size by more than 10%: is one of them the wrong disk?", bytes(*first_size), bytes(*second_size))]
+    UnevenPair {
+        group: String,
+        first: String,
+        second: String,
+        first_size: u64,
+        second_size: u64,
+    },
+    #[error("{declared} ({device}) is not blank: it has {}; pass --wipe to erase it", found.join(", "))]
+    NotBlank {
+        declared: String,
+        device: String,
+        found: Vec<String>,
+    },
 }
 
-fn find<'a>(devices: &'a [BlockDevice], path: &str) -> Option<&'a BlockDevice> {
+/// A size as lsblk's users read it: decimal gigabytes, one decimal.
+pub fn bytes(n: u64) -> String {
+    format!("{:.1} GB", n as f64 / 1e9)
+}
+
+/// The device (or partition) at `path` in lsblk's tree.
+pub fn find<'a>(devices: &'a [BlockDevice], path: &str) -> Option<&'a BlockDevice> {
     devices.iter().find_map(|d| {
         if d.path == path {
             Some(d)
@@ -244,6 +336,26 @@ mod tests {
 
     fn layout(d: &[Declared]) -> Vec<String> {
         d.iter().map(|d| d.path.clone()).collect()
+    }
+
+    #[test]
+    fn blkid_probe_fills_what_lsblk_left_empty() {
+        // blkid 2.38 -p -o export on an ext4 file system and on a GPT disk.
+        let ext4 = "DEVNAME=/dev/loop0\nLABEL=probe\nUUID=cae767d9-8d19-4548-a258-a011f2744027\nVERSION=1.0\nBLOCK_SIZE=1024\nTYPE=ext4\nUSAGE=filesystem\n";
+        let gpt = "DEVNAME=/dev/sda\nPTUUID=5b1e0a2c-0c6f-4b0e-9d1a-7a0d7c2f1e11\nPTTYPE=gpt\n";
+        assert_eq!(
+            parse_blkid_export(ext4),
+            Probe {
+                pttype: None,
+                fstype: Some("ext4".into())
+            }
+        );
+        let mut d = parse_lsblk(HOST).unwrap().remove(0);
+        assert!(d.contents().is_empty());
+        d.add_probe(parse_blkid_export(gpt));
+        assert_eq!(d.contents(), ["a gpt partition table"]);
+        d.add_probe(parse_blkid_export(""));
+        assert_eq!(d.contents(), ["a gpt partition table"]);
     }
 
     #[test]
