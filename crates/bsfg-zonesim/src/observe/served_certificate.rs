@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls;
 
 /// The leaf certificate a server presented.
@@ -75,23 +77,9 @@ pub async fn peek(
     tls: &TlsFiles,
     timeout: Duration,
 ) -> Result<Served, String> {
-    let alpn: &[&[u8]] = match listener {
-        Listener::Controller => &[b"h2"],
-        Listener::NatsRoute => &[],
-    };
-    let config = bsfg_client::client_config(tls, alpn)?;
-    let name = ServerName::try_from(server_name.to_owned())
-        .map_err(|e| format!("server name {server_name:?}: {e}"))?;
     let work = async {
-        let mut tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("{addr}: {e}"))?;
-        if listener == Listener::NatsRoute {
-            skip_info_line(&mut tcp).await?;
-        }
-        let conn = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
+        let conn = handshake(listener, addr, server_name, tls)
+            .await?
             .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
         let leaf = conn
             .get_ref()
@@ -104,6 +92,33 @@ pub async fn peek(
     tokio::time::timeout(timeout, work)
         .await
         .map_err(|_| format!("no TLS handshake with {addr} within {timeout:?}"))?
+}
+
+/// The TCP connection (past nats-server's INFO line) and the client's side
+/// of the TLS handshake as `tls`; the outer error is everything before the
+/// handshake, the inner one the handshake's own.
+async fn handshake(
+    listener: Listener,
+    addr: SocketAddr,
+    server_name: &str,
+    tls: &TlsFiles,
+) -> Result<std::io::Result<TlsStream<TcpStream>>, String> {
+    let alpn: &[&[u8]] = match listener {
+        Listener::Controller => &[b"h2"],
+        Listener::NatsRoute => &[],
+    };
+    let config = bsfg_client::client_config(tls, alpn)?;
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|e| format!("server name {server_name:?}: {e}"))?;
+    let mut tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    if listener == Listener::NatsRoute {
+        skip_info_line(&mut tcp).await?;
+    }
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await)
 }
 
 /// What a server did with the client certificate of a handshake.
@@ -132,24 +147,8 @@ pub async fn client_verdict(
     timeout: Duration,
 ) -> Result<ClientVerdict, String> {
     use tokio::io::AsyncWriteExt;
-    let alpn: &[&[u8]] = match listener {
-        Listener::Controller => &[b"h2"],
-        Listener::NatsRoute => &[],
-    };
-    let config = bsfg_client::client_config(tls, alpn)?;
-    let name = ServerName::try_from(server_name.to_owned())
-        .map_err(|e| format!("server name {server_name:?}: {e}"))?;
     let work = async {
-        let mut tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("{addr}: {e}"))?;
-        if listener == Listener::NatsRoute {
-            skip_info_line(&mut tcp).await?;
-        }
-        let mut conn = match tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-        {
+        let mut conn = match handshake(listener, addr, server_name, tls).await? {
             Ok(c) => c,
             // TLS 1.2: the server refuses within the handshake.
             Err(e) => return alert_of(&e).ok_or(format!("TLS handshake with {addr}: {e}")),
@@ -187,7 +186,7 @@ fn alert_of(e: &std::io::Error) -> Option<ClientVerdict> {
 /// Consumes nats-server's greeting up to its CRLF (at most 64 KiB) if it
 /// sends one before the TLS handshake; a server that waits for the client's
 /// hello sends nothing within [`INFO_WAIT`] (well inside its TLS timeout).
-async fn skip_info_line(tcp: &mut tokio::net::TcpStream) -> Result<(), String> {
+async fn skip_info_line(tcp: &mut TcpStream) -> Result<(), String> {
     let mut first = [0u8; 1];
     match tokio::time::timeout(INFO_WAIT, tcp.peek(&mut first)).await {
         Err(_) => return Ok(()),

@@ -60,6 +60,13 @@ pub struct ZoneArg {
 pub struct InitArgs {
     #[command(flatten)]
     pub zone: ZoneArg,
+    #[command(flatten)]
+    pub ca: NewCaArgs,
+}
+
+/// A CA to create, or an existing one to take (`init`, `rollover begin`).
+#[derive(Debug, Args)]
+pub struct NewCaArgs {
     /// Validity of a new CA.
     #[arg(long, default_value_t = 3650, value_name = "DAYS")]
     pub days: i64,
@@ -69,6 +76,22 @@ pub struct InitArgs {
     /// The private key of --ca-cert (PEM).
     #[arg(long, requires = "ca_cert", value_name = "FILE")]
     pub ca_key: Option<PathBuf>,
+}
+
+impl NewCaArgs {
+    /// The existing CA given, or a new one named `common_name`.
+    fn authority(&self, common_name: &str) -> Result<Authority> {
+        match (&self.ca_cert, &self.ca_key) {
+            (Some(c), Some(k)) => {
+                let cert = files::read(c).map_err(usage)?;
+                let key = files::read(k).map_err(usage)?;
+                Authority::load(&cert, &key).map_err(usage)
+            }
+            _ => {
+                Authority::generate(common_name, Validity::days_from_now(self.days)).map_err(usage)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -218,15 +241,7 @@ fn init(a: &InitArgs, file: &ConfigFile) -> Result<u8> {
             dir.ca_key().display()
         )));
     }
-    let authority = match (&a.ca_cert, &a.ca_key) {
-        (Some(c), Some(k)) => {
-            let cert = files::read(c).map_err(usage)?;
-            let key = files::read(k).map_err(usage)?;
-            Authority::load(&cert, &key).map_err(usage)?
-        }
-        _ => Authority::generate(&plan.ca.common_name, Validity::days_from_now(a.days))
-            .map_err(usage)?,
-    };
+    let authority = a.ca.authority(&plan.ca.common_name)?;
     files::write(
         &dir.ca_key(),
         authority.private_key_pem().as_bytes(),
@@ -244,7 +259,7 @@ fn init(a: &InitArgs, file: &ConfigFile) -> Result<u8> {
     println!(
         "zone CA {} ({}), valid until {}: {}",
         facts.subject,
-        if a.ca_cert.is_some() {
+        if a.ca.ca_cert.is_some() {
             "existing"
         } else {
             "new"

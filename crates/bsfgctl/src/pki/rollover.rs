@@ -3,13 +3,15 @@
 //! intermediate). The order and its refusals are bsfg-pki's
 //! [`bsfg_pki::rollover`]; this is the CA directory's side of each step.
 
-use super::{CaDir, IssueRow, ZoneArg, date, issue_some, load_zone, print_issue_rows, usage};
+use super::{
+    CaDir, IssueRow, NewCaArgs, ZoneArg, date, issue_some, load_zone, print_issue_rows, usage,
+};
 use crate::exit::{self, Result};
 use crate::identity::ConfigFile;
 use bsfg_pki::files::{self, CERTIFICATE_MODE, KEY_MODE};
 use bsfg_pki::plan::Plan;
 use bsfg_pki::rollover::{self, CaIdentity, Phase, Rollover, Step};
-use bsfg_pki::{Authority, Validity, inspect};
+use bsfg_pki::{Authority, inspect};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -55,15 +57,9 @@ pub enum RolloverCommand {
 pub struct BeginArgs {
     #[command(flatten)]
     pub zone: ZoneArg,
-    /// Validity of the new CA.
-    #[arg(long, default_value_t = 3650, value_name = "DAYS")]
-    pub days: i64,
-    /// Take this CA certificate (PEM, e.g. an enterprise intermediate) as the new CA instead of creating one.
-    #[arg(long, requires = "ca_key", value_name = "FILE")]
-    pub ca_cert: Option<PathBuf>,
-    /// The private key of --ca-cert (PEM).
-    #[arg(long, requires = "ca_cert", value_name = "FILE")]
-    pub ca_key: Option<PathBuf>,
+    /// The new CA: created, or taken with --ca-cert/--ca-key (e.g. an enterprise intermediate).
+    #[command(flatten)]
+    pub ca: NewCaArgs,
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +120,25 @@ struct StepReport {
 }
 
 const RESTART: [&str; 2] = ["nats.service", "bsfg-gate-agent.service"];
+
+impl StepReport {
+    /// The report of `step`, which led to `state`.
+    fn new(dir: &CaDir<'_>, plan: &Plan, step: Step, state: &Rollover, clients: String) -> Self {
+        StepReport {
+            step,
+            phase: Some(state.phase),
+            trusted: state.trusted().map(Clone::clone).to_vec(),
+            issuing: state.issuing().clone(),
+            bundle: dir.bundle().display().to_string(),
+            staged: plan.hosts(),
+            restart: RESTART.to_vec(),
+            clients,
+            next: Some(state.phase.next()),
+            certificates: vec![],
+            archived: None,
+        }
+    }
+}
 
 impl CaDir<'_> {
     fn state_file(&self) -> PathBuf {
@@ -203,14 +218,10 @@ fn begin(a: &BeginArgs, file: &ConfigFile, json: bool) -> Result<u8> {
     let phase = allowed(read_state(&dir)?.as_ref(), Step::Begin)?;
     let old = dir.authority()?;
     let old_facts = inspect::parse_pem(old.certificate_pem().as_bytes()).map_err(usage)?;
-    let new = match (&a.ca_cert, &a.ca_key) {
-        (Some(c), Some(k)) => load_ca(c, k)?,
-        _ => {
-            let cn =
-                rollover::next_common_name(&plan.ca.common_name, old_facts.common_name.as_deref());
-            Authority::generate(&cn, Validity::days_from_now(a.days)).map_err(usage)?
-        }
-    };
+    let new = a.ca.authority(&rollover::next_common_name(
+        &plan.ca.common_name,
+        old_facts.common_name.as_deref(),
+    ))?;
     let (old_id, new_id) = (
         identity(old.certificate_pem())?,
         identity(new.certificate_pem())?,
@@ -241,27 +252,12 @@ fn begin(a: &BeginArgs, file: &ConfigFile, json: bool) -> Result<u8> {
     };
     debug_assert_eq!(phase, Some(state.phase));
     write_state(&dir, &state)?;
-    report(
-        &dir,
-        &plan,
-        StepReport {
-            step: Step::Begin,
-            phase,
-            trusted: state.trusted().map(Clone::clone).to_vec(),
-            issuing: state.issuing().clone(),
-            bundle: dir.bundle().display().to_string(),
-            staged: plan.hosts(),
-            restart: RESTART.to_vec(),
-            clients: format!(
-                "replace each client's CA file with {} (it trusts both CAs)",
-                dir.bundle().display()
-            ),
-            next: Some(Step::Reissue),
-            certificates: vec![],
-            archived: None,
-        },
-        json,
-    )
+    let clients = format!(
+        "replace each client's CA file with {} (it trusts both CAs)",
+        dir.bundle().display()
+    );
+    let r = StepReport::new(&dir, &plan, Step::Begin, &state, clients);
+    report(&dir, &plan, r, json)
 }
 
 fn reissue(a: &ReissueArgs, file: &ConfigFile, json: bool) -> Result<u8> {
@@ -307,27 +303,13 @@ fn reissue(a: &ReissueArgs, file: &ConfigFile, json: bool) -> Result<u8> {
     state.reissued = Some(super::now());
     debug_assert_eq!(phase, Some(state.phase));
     write_state(&dir, &state)?;
-    report(
-        &dir,
-        &plan,
-        StepReport {
-            step: Step::Reissue,
-            phase,
-            trusted: state.trusted().map(Clone::clone).to_vec(),
-            issuing: state.issuing().clone(),
-            bundle: dir.bundle().display().to_string(),
-            staged: plan.hosts(),
-            restart: RESTART.to_vec(),
-            clients: format!(
-                "give each client its new certificate and key ({}/client-<identity>.pem|key) before `finish`",
-                dir.0.join("certificates").display()
-            ),
-            next: Some(Step::Finish),
-            certificates,
-            archived: None,
-        },
-        json,
-    )
+    let clients = format!(
+        "give each client its new certificate and key ({}/client-<identity>.pem|key) before `finish`",
+        dir.0.join("certificates").display()
+    );
+    let mut r = StepReport::new(&dir, &plan, Step::Reissue, &state, clients);
+    r.certificates = certificates;
+    report(&dir, &plan, r, json)
 }
 
 fn finish(a: &FinishArgs, file: &ConfigFile, json: bool) -> Result<u8> {
@@ -378,27 +360,15 @@ fn finish(a: &FinishArgs, file: &ConfigFile, json: bool) -> Result<u8> {
         .map_err(|e| usage(format!("{}: {e}", dir.state_file().display())))?;
     std::fs::remove_dir_all(dir.rollover())
         .map_err(|e| usage(format!("{}: {e}", dir.rollover().display())))?;
-    report(
-        &dir,
-        &plan,
-        StepReport {
-            step: Step::Finish,
-            phase,
-            trusted: vec![state.new.clone()],
-            issuing: state.new.clone(),
-            bundle: dir.bundle().display().to_string(),
-            staged: plan.hosts(),
-            restart: RESTART.to_vec(),
-            clients: format!(
-                "replace each client's CA file with {} (the new CA only)",
-                dir.bundle().display()
-            ),
-            next: None,
-            certificates: vec![],
-            archived: Some(archive.display().to_string()),
-        },
-        json,
-    )
+    let clients = format!(
+        "replace each client's CA file with {} (the new CA only)",
+        dir.bundle().display()
+    );
+    let mut r = StepReport::new(&dir, &plan, Step::Finish, &state, clients);
+    (r.phase, r.next, r.trusted) = (phase, None, vec![state.new.clone()]);
+    r.issuing = state.new.clone();
+    r.archived = Some(archive.display().to_string());
+    report(&dir, &plan, r, json)
 }
 
 #[derive(Debug, Serialize)]
