@@ -50,6 +50,21 @@ fn copy_onto_root(tree: &Path) {
     assert!(st.success());
 }
 
+/// `bsfgctl pki check --host <host>` on the host's staged tree in `pki`.
+fn check_staged(zone_file: &Path, pki: &Path, host: &str, extra: &[&str]) -> Output {
+    let root = pki.join("hosts").join(host);
+    let mut args = vec![
+        "pki",
+        "check",
+        "--host",
+        host,
+        "--root",
+        root.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    bsfgctl(zone_file, &args)
+}
+
 /// zone.json of `zone_nix` as modules/lib/operator.nix computes it (with a
 /// simulator's `run_dir`: its paths), written into `dir`.
 fn operator_zone_file(zone_nix: &Path, run_dir: Option<&Path>, dir: &Path) -> PathBuf {
@@ -223,17 +238,7 @@ fn init_from_an_intermediate_issue_renew_and_check_the_example_zone() {
         &zone_file,
         &["pki", "check", "--dir", dir, "--min-validity", "60d"],
     ));
-    ok(&bsfgctl(
-        &zone_file,
-        &[
-            "pki",
-            "check",
-            "--host",
-            "alpha",
-            "--root",
-            pki.join("hosts/alpha").to_str().unwrap(),
-        ],
-    ));
+    ok(&check_staged(&zone_file, &pki, "alpha", &[]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,35 +597,14 @@ fn a_ca_rollover_stages_the_bundle_step_by_step_and_refuses_a_step_out_of_order(
     }
     assert!(!pki.join("rollover.json").exists() && !pki.join("rollover").exists());
     ok(&run(&["check"]));
-    ok(&bsfgctl(
-        &zone_file,
-        &[
-            "pki",
-            "check",
-            "--host",
-            "alpha",
-            "--root",
-            pki.join("hosts/alpha").to_str().unwrap(),
-        ],
-    ));
+    ok(&check_staged(&zone_file, &pki, "alpha", &[]));
     // The old controller certificate is no longer trusted on the host.
     std::fs::write(
         pki.join("hosts/alpha/var/lib/bsfg/tls/controller.pem"),
         &old_controller,
     )
     .unwrap();
-    let out = bsfgctl(
-        &zone_file,
-        &[
-            "pki",
-            "check",
-            "--json",
-            "--host",
-            "alpha",
-            "--root",
-            pki.join("hosts/alpha").to_str().unwrap(),
-        ],
-    );
+    let out = check_staged(&zone_file, &pki, "alpha", &["--json"]);
     assert_eq!(out.status.code(), Some(1));
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let controller = rows
