@@ -84,6 +84,7 @@
   certificates = {
     certificate = "/var/lib/bsfg/tls/controller.pem";
     privateKey = "/var/lib/bsfg/tls/controller.key";
+    # The trust bundle (the zone CA; old and new during `bsfgctl pki rollover`).
     ca = "/var/lib/bsfg/tls/ca.pem";
     # Every host's (gamma's too) certificate for the JetStream cluster
     # routes, from the same zone CA: IP SAN = the host's `address`, DNS SAN

@@ -6,7 +6,9 @@
 #   plan { zone = normalised; installsFor = host -> { controller; natsRoute; }; }
 #
 # installsFor host: the files of that host, each { certificate; privateKey; ca; }
-# (`probe`: gamma's service probe, read only when the zone has one)
+# (`probe`: gamma's service probe, read only when the zone has one;
+# `ca` is the trust bundle every verifier reads: the zone CA, and the old
+# and the new one during `bsfgctl pki rollover`)
 # (the appliance: the `certificates` paths of the description, the same on
 # every host; the simulator: lib.simulatorPaths).
 let

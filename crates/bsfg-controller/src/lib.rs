@@ -185,6 +185,22 @@ pub async fn run(config: ControllerConfig) -> Result<(), StartError> {
         config.store.fill_poll_interval,
         stop.clone(),
     );
+    spawn_stream_health(
+        substrate.clone(),
+        boundary
+            .store_buffers()
+            .values()
+            .chain(boundary.forward_buffers().values())
+            .map(|b| b.stream_name().to_owned())
+            .collect(),
+        config.store.replicas,
+        metrics.clone(),
+        config
+            .store
+            .fill_poll_interval
+            .max(STREAM_HEALTH_MIN_INTERVAL),
+        stop.clone(),
+    );
     spawn_leader_placement(
         substrate.clone(),
         config.nats.clone(),
@@ -301,6 +317,44 @@ fn spawn_fill_poller(boundary: Arc<boundary::Boundary>, every: Duration, stop: C
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(every) => { boundary.refresh_fill().await; boundary.refresh_backlog().await; },
+            }
+        }
+    });
+}
+
+/// Stream listings are answered by every stream leader in turn: at most
+/// one a second however short the fill poll is.
+const STREAM_HEALTH_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Re-reads every stream's replicas from its leader (`bsfg_stream_*`):
+/// the zone's buffers are known from the start, the KV buckets from the
+/// first listing; a known stream missing from a later listing (its leader
+/// does not answer) is reported leaderless, never dropped.
+fn spawn_stream_health(
+    substrate: Substrate,
+    buffers: Vec<String>,
+    replicas: usize,
+    metrics: Arc<metrics::Metrics>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut known = bsfg_store::KnownStreams::default();
+        for b in &buffers {
+            known.expect(b, replicas);
+        }
+        loop {
+            let listed = match bsfg_store::stream_replicas(&substrate).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::debug!(error = %e, "stream replica listing failed");
+                    None
+                }
+            };
+            metrics.set_stream_replicas(&known.merge(listed));
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
             }
         }
     });

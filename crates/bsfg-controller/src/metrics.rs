@@ -47,6 +47,11 @@ pub struct PeerLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabel {
+    pub stream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AddressLabel {
     pub address: String,
 }
@@ -98,6 +103,10 @@ pub struct Metrics {
     pub artifact_transfer_failures: Family<PeerLabel, Counter>,
     pub artifacts_rehydrating: Gauge,
     pub artifacts_rehydrated: Counter,
+    pub stream_replicas: Family<StreamLabel, Gauge>,
+    pub stream_replicas_current: Family<StreamLabel, Gauge>,
+    pub stream_leader: Family<StreamLabel, Gauge>,
+    pub stream_replica_lag: Family<StreamLabel, Gauge>,
 }
 
 /// Registers `metric` under its family in the management contract.
@@ -172,6 +181,10 @@ impl Metrics {
             artifact_transfer_failures: Family::default(),
             artifacts_rehydrating: Gauge::default(),
             artifacts_rehydrated: Counter::default(),
+            stream_replicas: Family::default(),
+            stream_replicas_current: Family::default(),
+            stream_leader: Family::default(),
+            stream_replica_lag: Family::default(),
         };
         m.register_all()
     }
@@ -262,7 +275,40 @@ impl Metrics {
             &contract::ARTIFACTS_REHYDRATED,
             self.artifacts_rehydrated.clone(),
         );
+        register(r, &contract::STREAM_REPLICAS, self.stream_replicas.clone());
+        register(
+            r,
+            &contract::STREAM_REPLICAS_CURRENT,
+            self.stream_replicas_current.clone(),
+        );
+        register(r, &contract::STREAM_LEADER, self.stream_leader.clone());
+        register(
+            r,
+            &contract::STREAM_REPLICA_LAG,
+            self.stream_replica_lag.clone(),
+        );
         self
+    }
+
+    /// Every known stream's replica health (a refresh replaces them all).
+    pub fn set_stream_replicas(&self, streams: &[bsfg_store::StreamReplicas]) {
+        for s in streams {
+            let l = StreamLabel {
+                stream: s.stream.clone(),
+            };
+            self.stream_replicas
+                .get_or_create(&l)
+                .set(s.configured as i64);
+            self.stream_replicas_current
+                .get_or_create(&l)
+                .set(s.current as i64);
+            self.stream_leader
+                .get_or_create(&l)
+                .set(s.leader.is_some() as i64);
+            self.stream_replica_lag
+                .get_or_create(&l)
+                .set(s.max_lag as i64);
+        }
     }
 
     pub fn class(&self, class: &str) -> Option<&ClassMetrics> {
@@ -311,6 +357,10 @@ mod tests {
         m.frontier_offset.get_or_create(&consumer).set(1);
         m.last_confirm_seconds.get_or_create(&consumer).set(1);
         m.consumer_backlog.get_or_create(&consumer).set(1);
+        m.set_stream_replicas(&[bsfg_store::StreamReplicas::leaderless(
+            "facts_operational",
+            3,
+        )]);
         m.listen_info
             .get_or_create(&AddressLabel {
                 address: "10.0.0.100:9443".into(),

@@ -11,4 +11,5 @@ mod lifecycle;
 mod meta_placement;
 mod power_cut;
 mod replication;
+mod stream_replicas;
 mod tls;

@@ -238,6 +238,34 @@ pub mod controller {
         &[],
         "Artifacts fetched back from peers",
     );
+    /// The zone's streams (store buffers `facts_<class>`, forward buffers
+    /// `fwd_<peer>`, KV buckets `KV_<bucket>`), as each stream's RAFT
+    /// leader reports them to the active controller. A stream whose leader
+    /// does not answer reports 0 replicas current and no leader.
+    pub const STREAM_REPLICAS: MetricFamily = family(
+        "bsfg_stream_replicas",
+        Gauge,
+        &["stream"],
+        "Configured replicas of each stream of the zone (store buffers, forward buffers, KV buckets)",
+    );
+    pub const STREAM_REPLICAS_CURRENT: MetricFamily = family(
+        "bsfg_stream_replicas_current",
+        Gauge,
+        &["stream"],
+        "Replicas of each stream current as its leader reports them: the leader plus every follower current and online; 0 while no leader answers",
+    );
+    pub const STREAM_LEADER: MetricFamily = family(
+        "bsfg_stream_leader",
+        Gauge,
+        &["stream"],
+        "1 while the stream has a RAFT leader that answers, 0 while none does (appends or cursor writes to it stall)",
+    );
+    pub const STREAM_REPLICA_LAG: MetricFamily = family(
+        "bsfg_stream_replica_lag",
+        Gauge,
+        &["stream"],
+        "RAFT entries the furthest-behind online follower of each stream lags its leader (an offline follower counts as not current instead)",
+    );
 
     pub const ALL: &[MetricFamily] = &[
         APPEND_REQUESTS,
@@ -267,6 +295,10 @@ pub mod controller {
         REPLICATED_FACTS,
         ARTIFACTS_REHYDRATING,
         ARTIFACTS_REHYDRATED,
+        STREAM_REPLICAS,
+        STREAM_REPLICAS_CURRENT,
+        STREAM_LEADER,
+        STREAM_REPLICA_LAG,
         BUILD_INFO,
     ];
 }

@@ -90,22 +90,82 @@ pub fn parse_pem(pem_bytes: &[u8]) -> Result<CertificateFacts, String> {
 }
 
 /// Whether the first certificate of `leaf_pem` carries a valid signature by
-/// the first certificate of `ca_pem`, whose subject is its issuer.
+/// a certificate of `ca_pem` (one CA, or a trust bundle of several) whose
+/// subject is its issuer.
 pub fn verify_signed_by(leaf_pem: &str, ca_pem: &str) -> Result<(), String> {
-    let ca_der = pem_certificates(ca_pem.as_bytes())?.remove(0);
-    let (_, ca) =
-        X509Certificate::from_der(&ca_der).map_err(|e| format!("invalid CA certificate: {e}"))?;
+    signer_in(leaf_pem, ca_pem).map(|_| ())
+}
+
+/// The certificate of the bundle `ca_pem` that signed the first certificate
+/// of `leaf_pem` (which CA of a rollover's bundle issued a leaf).
+pub fn signer_in(leaf_pem: &str, ca_pem: &str) -> Result<CertificateFacts, String> {
+    let cas = pem_certificates(ca_pem.as_bytes())?;
     with_first(leaf_pem.as_bytes(), |leaf| {
-        if leaf.issuer() != ca.subject() {
-            return Err(format!(
-                "issued by {}, not by this CA ({})",
-                leaf.issuer(),
-                ca.subject()
-            ));
+        let mut why = Vec::new();
+        for der in &cas {
+            let (_, ca) = X509Certificate::from_der(der)
+                .map_err(|e| format!("invalid CA certificate: {e}"))?;
+            if leaf.issuer() != ca.subject() {
+                why.push(ca.subject().to_string());
+                continue;
+            }
+            return match leaf.verify_signature(Some(ca.public_key())) {
+                Ok(()) => Ok(facts(&ca)),
+                Err(e) => Err(format!(
+                    "signature does not verify against {}: {e}",
+                    ca.subject()
+                )),
+            };
         }
-        leaf.verify_signature(Some(ca.public_key()))
-            .map_err(|e| format!("signature does not verify against {}: {e}", ca.subject()))
+        Err(format!(
+            "issued by {}, not by {} ({})",
+            leaf.issuer(),
+            if cas.len() == 1 {
+                "this CA"
+            } else {
+                "a CA of this bundle"
+            },
+            why.join(", ")
+        ))
     })
+}
+
+/// Every certificate of a PEM file (a trust bundle), in order.
+pub fn parse_all(pem_bytes: &[u8]) -> Result<Vec<CertificateFacts>, String> {
+    pem_certificates(pem_bytes)?
+        .iter()
+        .map(|der| {
+            X509Certificate::from_der(der)
+                .map(|(_, c)| facts(&c))
+                .map_err(|e| format!("invalid X.509 certificate: {e}"))
+        })
+        .collect()
+}
+
+/// Each CERTIFICATE block of a PEM text on its own (a trust bundle's CAs,
+/// one PEM each), in order; text outside the blocks is dropped.
+pub fn split_pem(pem: &str) -> Vec<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        let end = start + len + END.len();
+        out.push(format!("{}\n", &rest[start..end]));
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// SHA-256 of the first certificate's DER, lower-case hex (a CA's identity
+/// in the rollover state).
+pub fn sha256(pem_bytes: &[u8]) -> Result<String, String> {
+    use sha2::Digest;
+    let der = pem_certificates(pem_bytes)?.remove(0);
+    Ok(hex::encode(sha2::Sha256::digest(&der)))
 }
 
 /// Whether `key_pem` is the private key of the first certificate of `cert_pem`.
@@ -181,6 +241,47 @@ impl Expiry {
 #[cfg(test)]
 mod tests {
     use super::Expiry;
+    use crate::{Authority, LeafRequest, Usage, Validity};
+
+    #[test]
+    fn the_signer_of_a_leaf_is_found_in_a_bundle() {
+        let old = Authority::generate("zone CA", Validity::days_from_now(30)).unwrap();
+        let new = Authority::generate("zone CA G2", Validity::days_from_now(3650)).unwrap();
+        let foreign = Authority::generate("foreign", Validity::days_from_now(30)).unwrap();
+        let bundle = crate::rollover::bundle_pem(&[old.certificate_pem(), new.certificate_pem()]);
+        let request = LeafRequest {
+            common_name: "alpha".into(),
+            dns_names: vec![],
+            ip_addresses: vec![],
+            usage: Usage::Client,
+        };
+        let valid = Validity::days_from_now(10);
+        for (ca, subject) in [(&old, "CN=zone CA"), (&new, "CN=zone CA G2")] {
+            let leaf = ca.issue(&request, valid).unwrap().certificate_pem;
+            assert_eq!(super::signer_in(&leaf, &bundle).unwrap().subject, subject);
+            super::verify_signed_by(&leaf, &bundle).unwrap();
+        }
+        let stranger = foreign.issue(&request, valid).unwrap().certificate_pem;
+        assert_eq!(
+            super::signer_in(&stranger, &bundle).unwrap_err(),
+            "issued by CN=foreign, not by a CA of this bundle (CN=zone CA, CN=zone CA G2)"
+        );
+        // The same subject with another key (a CA re-made under its old
+        // name) does not pass for the CA of the bundle.
+        let impostor = Authority::generate("zone CA", Validity::days_from_now(30)).unwrap();
+        let forged = impostor.issue(&request, valid).unwrap().certificate_pem;
+        assert!(super::signer_in(&forged, &bundle).is_err());
+        let all = super::parse_all(bundle.as_bytes()).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            super::split_pem(&bundle),
+            [old.certificate_pem(), new.certificate_pem()]
+        );
+        assert_ne!(
+            super::sha256(old.certificate_pem().as_bytes()).unwrap(),
+            super::sha256(new.certificate_pem().as_bytes()).unwrap()
+        );
+    }
 
     const DAY: i64 = 86_400;
 

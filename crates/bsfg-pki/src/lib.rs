@@ -7,6 +7,7 @@
 //! | [`plan`] | the certificate plan of a zone (`modules/lib/pki.nix`, in `zone.json` as `pki`) |
 //! | [`issue`] | issuing a plan and installing the files, with their modes |
 //! | [`inspect`] | what a certificate says (subject, SANs, validity, issuer) and the pure expiry classification |
+//! | [`rollover`] | a zone CA rollover's steps (begin, reissue, finish), their order and the trust bundle |
 //! | [`files`] | writing certificate and key files atomically with their modes |
 
 pub mod authority;
@@ -14,6 +15,7 @@ pub mod files;
 pub mod inspect;
 pub mod issue;
 pub mod plan;
+pub mod rollover;
 
 pub use authority::{Authority, Issued, LeafRequest, Usage, Validity};
 pub use inspect::{CertificateFacts, Expiry};

@@ -9,6 +9,7 @@
 //! | [`ArtifactIndex`] | KV bucket `bsfg_artifacts`: bucket/key → digest, size, media type |
 //! | [`LeaseStore`] | KV bucket `bsfg_lease`: the zone controller lease |
 //! | [`step_down_leaders_on`], [`MetaMover`] | stream and meta RAFT leaders, kept off the active host |
+//! | [`stream_replicas`] | every stream's replicas current, leader and lag, as its leader reports them |
 //!
 //! The crate's public API is the substrate port: another substrate would
 //! reimplement these types, and nothing outside this crate names JetStream.
@@ -37,6 +38,7 @@ mod lease;
 mod meta;
 pub mod page;
 mod placement;
+mod replicas;
 mod substrate;
 
 pub use artifact_index::{ArtifactIndex, ArtifactRecord, IndexOutcome};
@@ -48,4 +50,5 @@ pub use meta::{
 };
 pub use page::Page;
 pub use placement::{StreamPlacement, gathering_peer, placements, step_down_leaders_on};
+pub use replicas::{KnownStreams, StreamReplicas, stream_replicas};
 pub use substrate::{Substrate, retry_while_unavailable};

@@ -22,10 +22,8 @@
 //! - streams step down **one at a time**, each waiting for its new leader
 //!   before the next, so at most one stream is between leaders at any moment.
 
-use crate::errors::unavailable;
 use crate::substrate::Substrate;
 use bsfg_core::BsfgError;
-use futures::TryStreamExt;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -62,12 +60,7 @@ struct StepDownResponse {
 
 /// Placement of every stream of the account.
 pub async fn placements(substrate: &Substrate) -> Result<Vec<StreamPlacement>, BsfgError> {
-    let infos: Vec<_> = substrate
-        .jetstream()
-        .streams()
-        .try_collect()
-        .await
-        .map_err(|e| unavailable("listing streams", e))?;
+    let infos = crate::replicas::stream_infos(substrate).await?;
     Ok(infos
         .into_iter()
         .map(|info| {

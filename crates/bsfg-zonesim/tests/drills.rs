@@ -179,6 +179,11 @@ fn drill_cert_rotation() {
     drill(Drill::CertRotation);
 }
 
+#[test]
+fn drill_ca_rollover() {
+    drill(Drill::CaRollover);
+}
+
 /// Every drill has its test above (a new drill without one fails here;
 /// the systemd mode's own drills are in systemd_drills.rs).
 #[test]

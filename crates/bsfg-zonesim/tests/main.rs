@@ -4,6 +4,7 @@
 
 mod drills;
 mod lifecycle;
+mod monitoring_table;
 mod prometheus;
 mod rendered_files;
 mod security;

@@ -174,11 +174,11 @@ pub(crate) struct Watch {
     /// The phase the probe's failures are attributed to.
     pub(crate) phase: String,
     /// Per check (`grpc`, `connect`): since when it has been failing.
-    probe_failing_since: BTreeMap<String, Instant>,
+    pub(crate) probe_failing_since: BTreeMap<String, Instant>,
     /// (phase, check, seconds failing) of every ended failing stretch.
     pub(crate) probe_failures: Vec<(String, String, f64)>,
     /// Checks whose last scrape failed (`up == 0`: no result at all).
-    probe_unscraped: BTreeSet<String>,
+    pub(crate) probe_unscraped: BTreeSet<String>,
 }
 
 impl Watch {
@@ -345,6 +345,19 @@ pub(crate) fn active_any(active: &[Alert], name: &str, firing: bool) -> bool {
     active
         .iter()
         .any(|a| a.name == name && (a.state == "firing" || (!firing && a.state == "pending")))
+}
+
+/// The two warnings a failover used to fire (abandoned handshakes counted
+/// as failures, a leader election's lease write failures). This test no
+/// longer allows them; monitoring_table.rs still lists them as lingering.
+pub(crate) const FAILOVER_WINDOW: [&str; 2] =
+    ["BsfgLeaseWriteFailures", "BsfgTlsHandshakeFailures"];
+
+/// Nothing active but the baseline and `lingering` (firing since an earlier fault).
+pub(crate) fn settled(active: &[Alert], lingering: &[&str]) -> bool {
+    active
+        .iter()
+        .all(|a| a.name == WITHOUT_EXPORTERS || lingering.contains(&a.name.as_str()))
 }
 
 /// Nothing active but the exporters' absence.
@@ -571,6 +584,7 @@ async fn run() {
         "BsfgScrapeTargetDown",
         "BsfgJetStreamVotersMissing",
         "BsfgQuorumGateFailing",
+        "BsfgStreamReplicaNotCurrent",
     ];
     z.crash(&a).unwrap();
     w.note(format!("{a} crashed"));
@@ -621,7 +635,11 @@ async fn run() {
     // probe_success series); the stream leaders on gamma are elected anew
     // (lease writes fail for seconds: BsfgLeaseWriteFailures stays pending).
     w.phase = "gamma crash".into();
-    let allowed_gamma = [WITHOUT_EXPORTERS, "BsfgJetStreamVotersMissing"];
+    let allowed_gamma = [
+        WITHOUT_EXPORTERS,
+        "BsfgJetStreamVotersMissing",
+        "BsfgStreamReplicaNotCurrent",
+    ];
     z.crash(&g).unwrap();
     w.note(format!("{g} crashed"));
     let pending_gamma = w

@@ -202,18 +202,8 @@ async fn a_snapshot_restores_into_an_empty_cluster_with_offsets_cursors_and_kv()
     let target = NatsCluster::start3().await;
     let turl = target.client_url(1);
     // A just-formed cluster can still answer the JetStream API with "no
-    // responders" on the server the restore connects to; wait until that
-    // server's API answers, as an operator waits for a rebuilt cluster.
-    let tj = js(&turl).await;
-    let mut tries = 0;
-    while let Err(e) = tj.query_account().await {
-        tries += 1;
-        assert!(
-            tries < 100,
-            "the new cluster's JetStream API never answered: {e}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // responders" on the server the restore connects to: restore waits
+    // for it (--wait) as an operator would, straight after the rebuild.
     let (code, report, stderr) = bsfgctl(&turl, &["restore", "--from", &snapshot]);
     assert_eq!(code, 0, "{stderr}");
     let restored: Vec<&str> = report["streams"]
@@ -282,4 +272,104 @@ async fn a_snapshot_restores_into_an_empty_cluster_with_offsets_cursors_and_kv()
         .await
         .unwrap();
     assert_eq!(ack.sequence, 301);
+}
+
+/// A nats-server on `port` with JetStream (store under `dir`) or without.
+fn server(port: u16, dir: &std::path::Path, jetstream: bool) -> bsfg_testkit::process::Daemon {
+    let mut cmd = Command::new(bsfg_testkit::bins::nats_server());
+    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+    if jetstream {
+        cmd.args(["-js", "-sd"]).arg(dir.join("js"));
+    }
+    bsfg_testkit::process::Daemon::spawn(
+        &format!("nats-restore-wait-{port}"),
+        cmd,
+        &dir.join(format!("nats-{jetstream}.log")),
+    )
+    .unwrap()
+}
+
+/// Restore into a server whose JetStream API does not answer ("no
+/// responders", as on a cluster just rebuilt): it waits, says so, and goes
+/// on once the API answers; with a short `--wait` it gives up, exit 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_waits_while_the_jetstream_api_has_no_responders() {
+    let source = NatsCluster::start1().await;
+    let url = source.client_url(0);
+    let j = js(&url).await;
+    j.create_stream(stream::Config {
+        name: "facts_operational".into(),
+        subjects: vec!["facts.operational.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..5 {
+        j.publish("facts.operational.x", format!("{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let into = dir.path().join("snapshots");
+    let (code, report, stderr) = bsfgctl(&url, &["backup", "--into", into.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let snapshot = report["snapshot"].as_str().unwrap().to_owned();
+
+    // No JetStream on the target: the API never answers; --wait bounds it.
+    let port = bsfg_testkit::ports::free_ports(1)[0];
+    let turl = format!("nats://127.0.0.1:{port}");
+    let mut plain = server(port, dir.path(), false);
+    let mut tries = 0;
+    while async_nats::connect(&turl).await.is_err() {
+        tries += 1;
+        assert!(tries < 50, "the plain server never listened");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = bsfgctl(&turl, &["restore", "--from", &snapshot, "--wait", "2s"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("does not answer yet (no responders)")
+            && stderr.contains("still answers \"no responders\" after 2s (--wait)"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+
+    // The default wait; the server comes back with JetStream meanwhile.
+    let restore = Command::new(env!("CARGO_BIN_EXE_bsfgctl"))
+        .args([
+            "--json",
+            "restore",
+            "--from",
+            &snapshot,
+            "--nats-url",
+            &turl,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    plain.kill();
+    let _js = server(port, dir.path(), true);
+    let out = tokio::task::spawn_blocking(move || restore.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("no responders"), "{stderr}");
+    let restored = js(&turl)
+        .await
+        .get_stream("facts_operational")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .clone();
+    assert_eq!((restored.messages, restored.last_sequence), (5, 5));
 }

@@ -50,6 +50,21 @@ fn copy_onto_root(tree: &Path) {
     assert!(st.success());
 }
 
+/// `bsfgctl pki check --host <host>` on the host's staged tree in `pki`.
+fn check_staged(zone_file: &Path, pki: &Path, host: &str, extra: &[&str]) -> Output {
+    let root = pki.join("hosts").join(host);
+    let mut args = vec![
+        "pki",
+        "check",
+        "--host",
+        host,
+        "--root",
+        root.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    bsfgctl(zone_file, &args)
+}
+
 /// zone.json of `zone_nix` as modules/lib/operator.nix computes it (with a
 /// simulator's `run_dir`: its paths), written into `dir`.
 fn operator_zone_file(zone_nix: &Path, run_dir: Option<&Path>, dir: &Path) -> PathBuf {
@@ -230,17 +245,7 @@ fn init_from_an_intermediate_issue_renew_and_check_the_example_zone() {
         &zone_file,
         &["pki", "check", "--dir", dir, "--min-validity", "60d"],
     ));
-    ok(&bsfgctl(
-        &zone_file,
-        &[
-            "pki",
-            "check",
-            "--host",
-            "alpha",
-            "--root",
-            pki.join("hosts/alpha").to_str().unwrap(),
-        ],
-    ));
+    ok(&check_staged(&zone_file, &pki, "alpha", &[]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,4 +456,183 @@ async fn bsfgctl_pki_output_runs_a_simulator_zone_and_bad_certificates_are_refus
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("expired"), "{text}");
+}
+
+/// `bsfgctl pki rollover` on the example zone's CA directory: each step
+/// stages what it says (the trust bundle and the leaves on every host's
+/// tree), `check` names the bundle's CAs and each leaf's issuer, and a
+/// step out of order is refused with nothing written.
+#[test]
+fn a_ca_rollover_stages_the_bundle_step_by_step_and_refuses_a_step_out_of_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zone_file = operator_zone_file(&repo().join("hosts/zone.nix"), None, tmp.path());
+    let pki = tmp.path().join("pki");
+    let dir = pki.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut full = vec!["pki"];
+        full.extend_from_slice(args);
+        full.extend(["--dir", dir]);
+        bsfgctl(&zone_file, &full)
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut full = args.to_vec();
+        full.push("--json");
+        serde_json::from_str(&ok(&run(&full))).unwrap()
+    };
+    ok(&run(&["init"]));
+    ok(&run(&["issue"]));
+    let staged = |host: &str, file: &str| {
+        std::fs::read_to_string(
+            pki.join("hosts")
+                .join(host)
+                .join("var/lib/bsfg/tls")
+                .join(file),
+        )
+        .unwrap()
+    };
+    let cas_on = |host: &str| bsfg_pki::inspect::split_pem(&staged(host, "ca.pem")).len();
+    let issuers = |rows: &serde_json::Value| -> Vec<String> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"] != "ca")
+            .map(|r| r["issued_by"].as_str().unwrap_or("-").to_owned())
+            .collect()
+    };
+    let old_controller = staged("alpha", "controller.pem");
+
+    for early in [["rollover", "reissue"], ["rollover", "finish"]] {
+        let out = run(&early);
+        assert_eq!(out.status.code(), Some(2), "{early:?} before begin");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the next step is `bsfgctl pki rollover begin`"),
+            "{err}"
+        );
+    }
+    assert!(!pki.join("rollover.json").exists() && !pki.join("rollover").exists());
+
+    let begun = json(&["rollover", "begin"]);
+    assert_eq!(begun["phase"], "trust-both", "{begun:#}");
+    assert_eq!(begun["next"], "reissue");
+    let (old_ca, new_ca) = (
+        begun["trusted"][0]["subject"].as_str().unwrap().to_owned(),
+        begun["trusted"][1]["subject"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(
+        (old_ca.as_str(), new_ca.as_str()),
+        ("CN=plant-a zone CA", "CN=plant-a zone CA G2")
+    );
+    for h in ["alpha", "beta", "gamma"] {
+        assert_eq!(cas_on(h), 2, "{h} trusts both after begin");
+    }
+    assert_eq!(
+        staged("alpha", "controller.pem"),
+        old_controller,
+        "begin issues nothing"
+    );
+    for again in [["rollover", "begin"], ["rollover", "finish"]] {
+        let out = run(&again);
+        assert_eq!(out.status.code(), Some(2), "{again:?} after begin");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("the next step is `bsfgctl pki rollover reissue`"),
+            "{err}"
+        );
+    }
+    let rows = json(&["check"]);
+    assert_eq!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"] == "ca")
+            .count(),
+        2
+    );
+    assert!(issuers(&rows).iter().all(|i| *i == old_ca), "{rows:#}");
+    let text = ok(&run(&["check"]));
+    assert!(
+        text.contains("2 CAs (CN=plant-a zone CA, CN=plant-a zone CA G2)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("phase trust-both, next step `bsfgctl pki rollover reissue`"),
+        "{text}"
+    );
+
+    let reissued = json(&["rollover", "reissue"]);
+    assert_eq!(reissued["phase"], "reissued");
+    let certs = reissued["certificates"].as_array().unwrap();
+    assert!(!certs.is_empty() && certs.iter().all(|c| c["issuer"] == new_ca.as_str()));
+    assert_ne!(staged("alpha", "controller.pem"), old_controller);
+    assert_eq!(cas_on("gamma"), 2, "both still trusted after reissue");
+    let rows = json(&["check"]);
+    assert!(issuers(&rows).iter().all(|i| *i == new_ca), "{rows:#}");
+    let renewed = json(&["renew", "--within", "10d"]);
+    assert!(
+        renewed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["action"] == "kept" && r["issuer"] == new_ca.as_str()),
+        "{renewed:#}"
+    );
+    let out = run(&["rollover", "reissue"]);
+    assert_eq!(out.status.code(), Some(2), "reissue twice");
+
+    let finished = json(&["rollover", "finish"]);
+    assert!(
+        finished["phase"].is_null() && finished["next"].is_null(),
+        "{finished:#}"
+    );
+    let archived = Path::new(finished["archived"].as_str().unwrap()).to_owned();
+    assert_eq!(
+        std::fs::metadata(archived.join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        bsfg_pki::inspect::parse_pem(&std::fs::read(archived.join("ca.pem")).unwrap())
+            .unwrap()
+            .subject,
+        old_ca
+    );
+    for h in ["alpha", "beta", "gamma"] {
+        assert_eq!(cas_on(h), 1, "{h} trusts the new CA only after finish");
+    }
+    assert!(!pki.join("rollover.json").exists() && !pki.join("rollover").exists());
+    ok(&run(&["check"]));
+    ok(&check_staged(&zone_file, &pki, "alpha", &[]));
+    // The old controller certificate is no longer trusted on the host.
+    std::fs::write(
+        pki.join("hosts/alpha/var/lib/bsfg/tls/controller.pem"),
+        &old_controller,
+    )
+    .unwrap();
+    let out = check_staged(&zone_file, &pki, "alpha", &["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let controller = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "controller")
+        .unwrap();
+    assert!(controller["issued_by"].is_null(), "{controller:#}");
+    assert!(
+        controller["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["kind"] == "not_signed_by_ca"),
+        "{controller:#}"
+    );
+    let status = json(&["rollover", "status"]);
+    assert!(
+        status["phase"].is_null() && status["next"] == "begin",
+        "{status:#}"
+    );
 }

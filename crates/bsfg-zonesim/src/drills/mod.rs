@@ -66,10 +66,11 @@ pub enum Drill {
     ZoneRestore,
     RollingUpgrade,
     CertRotation,
+    CaRollover,
 }
 
 impl Drill {
-    pub const ALL: [Drill; 25] = [
+    pub const ALL: [Drill; 26] = [
         Drill::BringUp,
         Drill::Boot,
         Drill::AlphaCrash,
@@ -95,6 +96,7 @@ impl Drill {
         Drill::ZoneRestore,
         Drill::RollingUpgrade,
         Drill::CertRotation,
+        Drill::CaRollover,
     ];
 
     pub fn name(self) -> &'static str {
@@ -124,6 +126,7 @@ impl Drill {
             Drill::ZoneRestore => "zone-restore",
             Drill::RollingUpgrade => "rolling-upgrade",
             Drill::CertRotation => "cert-rotation",
+            Drill::CaRollover => "ca-rollover",
         }
     }
 
@@ -199,6 +202,9 @@ impl Drill {
             Drill::CertRotation => {
                 "under load, bsfgctl pki renew (overlap), then a rolling restart (gamma, standby, planned handover, old active) and a handover back: every daemon serves its new certificate, nothing lost"
             }
+            Drill::CaRollover => {
+                "under load, the zone CA replaced by bsfgctl pki rollover (begin, reissue, finish) with a rolling restart after each step: nothing lost, every daemon serves a certificate of the new CA, one of the old CA is refused"
+            }
         }
     }
 
@@ -231,8 +237,8 @@ impl Drill {
             // The process mode's stand-ins for what systemd does to the agent
             // (its restarts and backoff, secrets appearing later) drive the
             // agent themselves; under systemd, agent-killed and agent-stopped
-            // are their counterparts. cert-rotation's rolling restart drives
-            // the process mode's daemons; rolling-upgrade swaps the processes'
+            // are their counterparts. cert-rotation's and ca-rollover's
+            // rolling restarts drive the process mode's daemons; rolling-upgrade swaps the processes'
             // binaries itself.
             crate::container::Init::Systemd => {
                 !self.needs_power_feed()
@@ -244,6 +250,7 @@ impl Drill {
                             | Drill::FirstBootWithoutSecrets
                             | Drill::RollingUpgrade
                             | Drill::CertRotation
+                            | Drill::CaRollover
                     )
             }
         }

@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls;
 
 /// The leaf certificate a server presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,23 +77,9 @@ pub async fn peek(
     tls: &TlsFiles,
     timeout: Duration,
 ) -> Result<Served, String> {
-    let alpn: &[&[u8]] = match listener {
-        Listener::Controller => &[b"h2"],
-        Listener::NatsRoute => &[],
-    };
-    let config = bsfg_client::client_config(tls, alpn)?;
-    let name = ServerName::try_from(server_name.to_owned())
-        .map_err(|e| format!("server name {server_name:?}: {e}"))?;
     let work = async {
-        let mut tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("{addr}: {e}"))?;
-        if listener == Listener::NatsRoute {
-            skip_info_line(&mut tcp).await?;
-        }
-        let conn = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
+        let conn = handshake(listener, addr, server_name, tls)
+            .await?
             .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
         let leaf = conn
             .get_ref()
@@ -105,10 +94,99 @@ pub async fn peek(
         .map_err(|_| format!("no TLS handshake with {addr} within {timeout:?}"))?
 }
 
+/// The TCP connection (past nats-server's INFO line) and the client's side
+/// of the TLS handshake as `tls`; the outer error is everything before the
+/// handshake, the inner one the handshake's own.
+async fn handshake(
+    listener: Listener,
+    addr: SocketAddr,
+    server_name: &str,
+    tls: &TlsFiles,
+) -> Result<std::io::Result<TlsStream<TcpStream>>, String> {
+    let alpn: &[&[u8]] = match listener {
+        Listener::Controller => &[b"h2"],
+        Listener::NatsRoute => &[],
+    };
+    let config = bsfg_client::client_config(tls, alpn)?;
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|e| format!("server name {server_name:?}: {e}"))?;
+    let mut tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    if listener == Listener::NatsRoute {
+        skip_info_line(&mut tcp).await?;
+    }
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await)
+}
+
+/// What a server did with the client certificate of a handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientVerdict {
+    /// The handshake completed and the server spoke over it.
+    Accepted,
+    /// The server ended the handshake with this TLS alert.
+    Refused(rustls::AlertDescription),
+}
+
+/// How long a server is given to accept or refuse after the handshake.
+const VERDICT_WAIT: Duration = Duration::from_secs(5);
+
+/// Handshakes with `addr` as `tls` and waits for the server's verdict on
+/// the client certificate: with TLS 1.3 the client's side of the handshake
+/// completes before the server has checked it, so the verdict is the
+/// server's first record (an alert, or data: HTTP/2 SETTINGS from the
+/// controller, INFO from nats-server's route port). Must run inside the
+/// namespace that reaches `addr`.
+pub async fn client_verdict(
+    listener: Listener,
+    addr: SocketAddr,
+    server_name: &str,
+    tls: &TlsFiles,
+    timeout: Duration,
+) -> Result<ClientVerdict, String> {
+    use tokio::io::AsyncWriteExt;
+    let work = async {
+        let mut conn = match handshake(listener, addr, server_name, tls).await? {
+            Ok(c) => c,
+            // TLS 1.2: the server refuses within the handshake.
+            Err(e) => return alert_of(&e).ok_or(format!("TLS handshake with {addr}: {e}")),
+        };
+        if listener == Listener::Controller {
+            // The HTTP/2 client preface and an empty SETTINGS frame.
+            conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+                .await
+                .or_else(|e| alert_of(&e).map(|_| ()).ok_or(e.to_string()))?;
+        }
+        let mut buf = [0u8; 1];
+        match tokio::time::timeout(VERDICT_WAIT, conn.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => Ok(ClientVerdict::Accepted),
+            Ok(Ok(_)) => Err(format!("{addr} closed the connection without an alert")),
+            Ok(Err(e)) => alert_of(&e).ok_or(format!("reading from {addr}: {e}")),
+            Err(_) => Err(format!(
+                "{addr} neither spoke nor refused within {VERDICT_WAIT:?}"
+            )),
+        }
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| format!("no TLS verdict from {addr} within {timeout:?}"))?
+}
+
+/// The TLS alert the peer sent, if that is what `e` is (by its typed
+/// rustls error, not its text).
+fn alert_of(e: &std::io::Error) -> Option<ClientVerdict> {
+    match e.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(d) => Some(ClientVerdict::Refused(*d)),
+        _ => None,
+    }
+}
+
 /// Consumes nats-server's greeting up to its CRLF (at most 64 KiB) if it
 /// sends one before the TLS handshake; a server that waits for the client's
 /// hello sends nothing within [`INFO_WAIT`] (well inside its TLS timeout).
-async fn skip_info_line(tcp: &mut tokio::net::TcpStream) -> Result<(), String> {
+async fn skip_info_line(tcp: &mut TcpStream) -> Result<(), String> {
     let mut first = [0u8; 1];
     match tokio::time::timeout(INFO_WAIT, tcp.peek(&mut first)).await {
         Err(_) => return Ok(()),

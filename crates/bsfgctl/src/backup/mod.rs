@@ -105,6 +105,78 @@ pub struct RestoreArgs {
     /// Restore the lease's stream too.
     #[arg(long)]
     pub include_lease: bool,
+    /// How long to wait while the zone's JetStream API does not answer yet
+    /// ("no responders": a cluster just rebuilt or restarted is still
+    /// forming); 0 fails at once.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub wait: Duration,
+}
+
+/// The wait of `restore --wait`: retries an API request that found no
+/// responder, with a progress line every few seconds, until the budget is
+/// spent.
+struct ApiWait {
+    budget: Duration,
+    waited: Duration,
+    last_note: Option<Duration>,
+}
+
+impl ApiWait {
+    const RETRY: Duration = Duration::from_millis(250);
+    const NOTE_EVERY: Duration = Duration::from_secs(5);
+
+    fn new(budget: Duration) -> ApiWait {
+        ApiWait {
+            budget,
+            waited: Duration::ZERO,
+            last_note: None,
+        }
+    }
+
+    /// One "no responders" answer for `what`: sleeps and returns, or fails
+    /// (exit 3) once `--wait` is spent.
+    async fn no_responders(&mut self, what: &str, url: &str) -> Result<()> {
+        if self.waited >= self.budget {
+            return Err(CliError::Unreachable(format!(
+                "{what}: the JetStream API at {url} still answers \"no responders\" after {} \
+                 (--wait): is the cluster formed and JetStream enabled? (bsfgctl zone status)",
+                humantime::format_duration(self.budget)
+            )));
+        }
+        if self
+            .last_note
+            .is_none_or(|t| self.waited >= t + Self::NOTE_EVERY)
+        {
+            eprintln!(
+                "{what}: the JetStream API at {url} does not answer yet (no responders); \
+                 waited {} of {} (--wait)",
+                humantime::format_duration(Duration::from_secs(self.waited.as_secs())),
+                humantime::format_duration(self.budget)
+            );
+            self.last_note = Some(self.waited);
+        }
+        tokio::time::sleep(Self::RETRY).await;
+        self.waited += Self::RETRY;
+        Ok(())
+    }
+
+    /// `request` again while it finds no responder.
+    async fn patiently<T, Fut>(
+        &mut self,
+        stream: &str,
+        url: &str,
+        mut request: impl FnMut() -> Fut,
+    ) -> Result<T>
+    where
+        Fut: std::future::Future<Output = std::result::Result<T, wire::WireError>>,
+    {
+        loop {
+            match request().await {
+                Err(wire::WireError::NoResponders) => self.no_responders(stream, url).await?,
+                r => return r.map_err(|e| wire_err(stream, e)),
+            }
+        }
+    }
 }
 
 async fn connect(a: &NatsArgs) -> Result<async_nats::Client> {
@@ -469,12 +541,14 @@ pub async fn restore(a: &RestoreArgs, json: bool) -> Result<u8> {
     let mut rows = Vec::new();
     if !a.verify_only {
         let client = connect(&a.nats).await?;
+        let url = a.nats.nats_url.as_str();
+        let mut wait = ApiWait::new(a.wait);
         if !a.replace {
             let mut existing = Vec::new();
             for s in &chosen {
-                if wire::exists(&client, &s.name)
-                    .await
-                    .map_err(|e| wire_err(&s.name, e))?
+                if wait
+                    .patiently(&s.name, url, || wire::exists(&client, &s.name))
+                    .await?
                 {
                     existing.push(s.name.as_str());
                 }
@@ -488,20 +562,26 @@ pub async fn restore(a: &RestoreArgs, json: bool) -> Result<u8> {
         }
         for s in &chosen {
             if a.replace {
-                wire::delete(&client, &s.name)
-                    .await
-                    .map_err(|e| wire_err(&s.name, e))?;
+                wait.patiently(&s.name, url, || wire::delete(&client, &s.name))
+                    .await?;
             }
             let path = a.from.join(&s.file);
-            let mut input = tokio::fs::File::open(&path)
-                .await
-                .map_err(|e| io_err(&path, e))?;
             let mut bar = progress::Progress::new(format!("restore {}", s.name));
-            let got = wire::restore(&client, &s.name, &s.config, &s.state, &mut input, |n| {
-                bar.update(n, Some(s.bytes))
-            })
-            .await
-            .map_err(|e| wire_err(&s.name, e))?;
+            // "No responders" comes before the first chunk is read: open the
+            // archive again for the next try.
+            let got = loop {
+                let mut input = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|e| io_err(&path, e))?;
+                match wire::restore(&client, &s.name, &s.config, &s.state, &mut input, |n| {
+                    bar.update(n, Some(s.bytes))
+                })
+                .await
+                {
+                    Err(wire::WireError::NoResponders) => wait.no_responders(&s.name, url).await?,
+                    r => break r.map_err(|e| wire_err(&s.name, e))?,
+                }
+            };
             if !manifest::same_content(&got, &s.state) {
                 return Err(CliError::Failed(format!(
                     "{}: restored sequences {}..{} ({} messages), the snapshot had {}..{} ({})",

@@ -13,7 +13,7 @@
 //!   empty request ends it and is answered with the restored stream's info.
 
 use super::manifest::StreamState;
-use async_nats::Client;
+use async_nats::{Client, RequestErrorKind};
 use bytes::Bytes;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -47,6 +47,11 @@ pub enum WireError {
     Io(#[from] std::io::Error),
     #[error("unexpected answer from nats-server: {0}")]
     Protocol(String),
+    /// No server took an API request (the JetStream API is not up yet on
+    /// the server: a cluster just formed or restarted). Nothing happened,
+    /// so the request may be sent again.
+    #[error("no responders: the JetStream API does not answer yet")]
+    NoResponders,
 }
 
 fn nats(e: impl std::fmt::Display) -> WireError {
@@ -82,7 +87,13 @@ async fn api(
     } else {
         Bytes::from(body.to_string())
     };
-    let msg = client.request(subject, payload).await.map_err(nats)?;
+    let msg = client
+        .request(subject, payload)
+        .await
+        .map_err(|e| match e.kind() {
+            RequestErrorKind::NoResponders => WireError::NoResponders,
+            _ => nats(e),
+        })?;
     answer(&msg.payload)
 }
 

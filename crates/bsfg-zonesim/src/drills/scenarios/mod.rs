@@ -3,10 +3,12 @@
 //! ([`super::run`]) does the rest (load, checker, read-back, metrics).
 
 mod bring_up;
+mod ca_rollover;
 mod cert_rotation;
 mod crashes;
 mod gates;
 mod partitions;
+mod pki_rollout;
 pub(crate) mod rolling;
 mod supervision;
 mod systemd_supervision;
@@ -49,6 +51,7 @@ pub(super) async fn run(drill: Drill, z: &Zone, c: &mut Ctx) -> Result<()> {
         Drill::ZoneRestore => super::restore::zone_restore(z, c).await,
         Drill::RollingUpgrade => super::upgrade::rolling_upgrade(z, c).await,
         Drill::CertRotation => cert_rotation::cert_rotation(z, c).await,
+        Drill::CaRollover => ca_rollover::ca_rollover(z, c).await,
     }
 }
 

@@ -5,11 +5,18 @@
 //! The CA directory (`--dir`, on the CA machine, never on the hosts):
 //!
 //! ```text
-//! ca.pem  ca.key                        the zone CA (or the intermediate given to `init`)
+//! ca.pem  ca.key                        the CA that issues (the zone CA, or the intermediate given to `init`)
+//! bundle.pem                            the trust bundle: what every verifier trusts (the CA; old and new
+//!                                       during a rollover); staged as each host's `ca.pem`, given to clients
 //! certificates/<name>.pem  <name>.key   every issued certificate: controller, nats-route-<host>, client-<identity>, probe
 //! hosts/<host>/<path>                   each host's files at the paths the zone library expects,
 //!                                       with their modes: copy the tree onto the host's root
+//! rollover.json  rollover/              a CA rollover in progress (`pki rollover`): its phase, the new
+//!                                       (and, after `reissue`, the old) CA
+//! archive/<sha256>/ca.pem  ca.key       CAs retired by `pki rollover finish`
 //! ```
+
+mod rollover;
 
 use crate::exit::{self, CliError, Result};
 use crate::identity::ConfigFile;
@@ -32,8 +39,11 @@ pub enum PkiCommand {
     Issue(IssueArgs),
     /// Re-issue (new key) every certificate that expires within --within or no longer matches the zone.
     Renew(RenewArgs),
-    /// Report the CA's and every certificate's expiry, chain, key and names; exit 1 on any problem.
+    /// Report the trust bundle's CAs and every certificate's expiry, issuing CA, key and names; exit 1 on any problem.
     Check(CheckArgs),
+    /// Replace the zone CA without downtime: begin, roll, reissue, roll, finish, roll.
+    #[command(subcommand)]
+    Rollover(rollover::RolloverCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -50,6 +60,13 @@ pub struct ZoneArg {
 pub struct InitArgs {
     #[command(flatten)]
     pub zone: ZoneArg,
+    #[command(flatten)]
+    pub ca: NewCaArgs,
+}
+
+/// A CA to create, or an existing one to take (`init`, `rollover begin`).
+#[derive(Debug, Args)]
+pub struct NewCaArgs {
     /// Validity of a new CA.
     #[arg(long, default_value_t = 3650, value_name = "DAYS")]
     pub days: i64,
@@ -59,6 +76,22 @@ pub struct InitArgs {
     /// The private key of --ca-cert (PEM).
     #[arg(long, requires = "ca_cert", value_name = "FILE")]
     pub ca_key: Option<PathBuf>,
+}
+
+impl NewCaArgs {
+    /// The existing CA given, or a new one named `common_name`.
+    fn authority(&self, common_name: &str) -> Result<Authority> {
+        match (&self.ca_cert, &self.ca_key) {
+            (Some(c), Some(k)) => {
+                let cert = files::read(c).map_err(usage)?;
+                let key = files::read(k).map_err(usage)?;
+                Authority::load(&cert, &key).map_err(usage)
+            }
+            _ => {
+                Authority::generate(common_name, Validity::days_from_now(self.days)).map_err(usage)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -104,9 +137,10 @@ pub struct CheckArgs {
 pub fn command(c: &PkiCommand, file: &ConfigFile, json: bool) -> Result<u8> {
     match c {
         PkiCommand::Init(a) => init(a, file),
-        PkiCommand::Issue(a) => issue_command(a, file),
-        PkiCommand::Renew(a) => renew(a, file),
+        PkiCommand::Issue(a) => issue_command(a, file, json),
+        PkiCommand::Renew(a) => renew(a, file, json),
         PkiCommand::Check(a) => check(a, file, json),
+        PkiCommand::Rollover(c) => rollover::command(c, file, json),
     }
 }
 
@@ -127,6 +161,22 @@ struct CaDir<'a>(&'a Path);
 impl CaDir<'_> {
     fn ca_cert(&self) -> PathBuf {
         self.0.join("ca.pem")
+    }
+    fn bundle(&self) -> PathBuf {
+        self.0.join("bundle.pem")
+    }
+    /// What every verifier trusts: `bundle.pem`, or the CA alone in a CA
+    /// directory made before trust bundles.
+    fn trust_pem(&self) -> Result<String> {
+        let path = if self.bundle().exists() {
+            self.bundle()
+        } else {
+            self.ca_cert()
+        };
+        files::read(&path).map_err(|e| usage(format!("{e} (run `bsfgctl pki init` first)")))
+    }
+    fn write_bundle(&self, pem: &str) -> Result<()> {
+        files::write(&self.bundle(), pem.as_bytes(), CERTIFICATE_MODE).map_err(usage)
     }
     fn ca_key(&self) -> PathBuf {
         self.0.join("ca.key")
@@ -151,6 +201,18 @@ impl CaDir<'_> {
             certificate_pem: std::fs::read_to_string(self.cert(name)).ok()?,
             private_key_pem: std::fs::read_to_string(self.key(name)).ok()?,
         })
+    }
+    /// Stages the trust bundle as every host's CA file: the plan's CA
+    /// installs and the CA path of every installed certificate.
+    fn stage_trust(&self, plan: &Plan, trust_pem: &str) -> Result<()> {
+        let staging = Target::Staging(&self.hosts());
+        issue::install_ca(plan, trust_pem, staging).map_err(usage)?;
+        for c in &plan.certificates {
+            if let Some(issued) = self.read_issued(&c.name) {
+                issue::install(c, &issued, trust_pem, staging).map_err(usage)?;
+            }
+        }
+        Ok(())
     }
     fn store(&self, c: &Certificate, issued: &Issued, ca_pem: &str) -> Result<()> {
         files::write(
@@ -179,15 +241,7 @@ fn init(a: &InitArgs, file: &ConfigFile) -> Result<u8> {
             dir.ca_key().display()
         )));
     }
-    let authority = match (&a.ca_cert, &a.ca_key) {
-        (Some(c), Some(k)) => {
-            let cert = files::read(c).map_err(usage)?;
-            let key = files::read(k).map_err(usage)?;
-            Authority::load(&cert, &key).map_err(usage)?
-        }
-        _ => Authority::generate(&plan.ca.common_name, Validity::days_from_now(a.days))
-            .map_err(usage)?,
-    };
+    let authority = a.ca.authority(&plan.ca.common_name)?;
     files::write(
         &dir.ca_key(),
         authority.private_key_pem().as_bytes(),
@@ -200,11 +254,12 @@ fn init(a: &InitArgs, file: &ConfigFile) -> Result<u8> {
         CERTIFICATE_MODE,
     )
     .map_err(usage)?;
+    dir.write_bundle(authority.certificate_pem())?;
     let facts = inspect::parse_pem(authority.certificate_pem().as_bytes()).map_err(usage)?;
     println!(
         "zone CA {} ({}), valid until {}: {}",
         facts.subject,
-        if a.ca_cert.is_some() {
+        if a.ca.ca_cert.is_some() {
             "existing"
         } else {
             "new"
@@ -215,94 +270,163 @@ fn init(a: &InitArgs, file: &ConfigFile) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// Issues `certs` and stages every host's files (the CA too).
-fn issue_some(dir: &CaDir<'_>, plan: &Plan, certs: &[&Certificate], days: i64) -> Result<()> {
+/// One certificate that `issue`, `renew` or `rollover reissue` issued or kept.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IssueRow {
+    pub name: String,
+    pub common_name: String,
+    /// `issued` or `kept`.
+    pub action: &'static str,
+    /// Why: "not issued yet", the problems found, "rollover".
+    pub reason: String,
+    /// The CA that issued it (subject).
+    pub issuer: String,
+    pub not_after: i64,
+    /// The hosts whose staged trees hold it; empty for client identities.
+    pub hosts: Vec<String>,
+    /// Where the certificate is in the CA directory.
+    pub path: String,
+}
+
+/// Issues `certs` (with the reason for each) and stages every host's files
+/// (the trust bundle too).
+fn issue_some(
+    dir: &CaDir<'_>,
+    plan: &Plan,
+    certs: &[(&Certificate, String)],
+    days: i64,
+) -> Result<Vec<IssueRow>> {
     let authority = dir.authority()?;
-    issue::install_ca(
-        plan,
-        authority.certificate_pem(),
-        Target::Staging(&dir.hosts()),
-    )
-    .map_err(usage)?;
-    for c in certs {
-        let issued = authority
-            .issue(&c.request(), Validity::days_from_now(days))
-            .map_err(usage)?;
-        dir.store(c, &issued, authority.certificate_pem())?;
-        let hosts: Vec<&str> = c.installs.iter().map(|i| i.host.as_str()).collect();
-        println!(
-            "issued {:<24} CN={} until {}{}",
-            c.name,
-            c.common_name,
-            date(Validity::days_from_now(days).not_after.unix_timestamp()),
-            if hosts.is_empty() {
-                format!(" -> {}", dir.cert(&c.name).display())
-            } else {
-                format!(" -> {}", hosts.join(", "))
-            }
-        );
+    let trust = dir.trust_pem()?;
+    let issuer = inspect::parse_pem(authority.certificate_pem().as_bytes())
+        .map_err(usage)?
+        .subject;
+    issue::install_ca(plan, &trust, Target::Staging(&dir.hosts())).map_err(usage)?;
+    let mut rows = Vec::new();
+    for (c, reason) in certs {
+        let validity = Validity::days_from_now(days);
+        let issued = authority.issue(&c.request(), validity).map_err(usage)?;
+        dir.store(c, &issued, &trust)?;
+        rows.push(IssueRow {
+            name: c.name.clone(),
+            common_name: c.common_name.clone(),
+            action: "issued",
+            reason: reason.clone(),
+            issuer: issuer.clone(),
+            not_after: validity.not_after.unix_timestamp(),
+            hosts: c.installs.iter().map(|i| i.host.clone()).collect(),
+            path: dir.cert(&c.name).display().to_string(),
+        });
+    }
+    Ok(rows)
+}
+
+fn kept(c: &Certificate, reason: String, dir: &CaDir<'_>) -> IssueRow {
+    let facts = dir
+        .read_issued(&c.name)
+        .and_then(|i| inspect::parse_pem(i.certificate_pem.as_bytes()).ok());
+    IssueRow {
+        name: c.name.clone(),
+        common_name: c.common_name.clone(),
+        action: "kept",
+        reason,
+        issuer: facts.as_ref().map(|f| f.issuer.clone()).unwrap_or_default(),
+        not_after: facts.map_or(0, |f| f.not_after),
+        hosts: c.installs.iter().map(|i| i.host.clone()).collect(),
+        path: dir.cert(&c.name).display().to_string(),
+    }
+}
+
+/// The rows of `issue`/`renew`: one line each, or JSON.
+fn print_issue_rows(rows: &[IssueRow], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(rows).map_err(usage)?);
+        return Ok(());
+    }
+    for r in rows {
+        match r.action {
+            "issued" => println!(
+                "issued {:<24} CN={} until {} by {} -> {} ({})",
+                r.name,
+                r.common_name,
+                date(r.not_after),
+                r.issuer,
+                if r.hosts.is_empty() {
+                    r.path.clone()
+                } else {
+                    r.hosts.join(", ")
+                },
+                r.reason
+            ),
+            _ => println!("kept   {:<24} {}", r.name, r.reason),
+        }
     }
     Ok(())
 }
 
-fn issue_command(a: &IssueArgs, file: &ConfigFile) -> Result<u8> {
+fn issue_command(a: &IssueArgs, file: &ConfigFile, json: bool) -> Result<u8> {
     let (_, plan) = load_zone(&a.zone, file)?;
     let dir = CaDir(&a.zone.dir);
-    let todo: Vec<&Certificate> = plan
-        .certificates
-        .iter()
-        .filter(|c| a.force || dir.read_issued(&c.name).is_none())
-        .collect();
+    let mut todo = Vec::new();
+    let mut rows = Vec::new();
     for c in &plan.certificates {
-        if !todo.iter().any(|t| t.name == c.name) {
-            println!(
-                "kept   {:<24} (issued; --force or `pki renew` to replace)",
-                c.name
-            );
+        match dir.read_issued(&c.name) {
+            None => todo.push((c, "not issued yet".to_owned())),
+            Some(_) if a.force => todo.push((c, "--force".to_owned())),
+            Some(_) => rows.push(kept(
+                c,
+                "(issued; --force or `pki renew` to replace)".into(),
+                &dir,
+            )),
         }
     }
-    issue_some(&dir, &plan, &todo, a.days)?;
-    println!(
-        "each host's files: {}/<host>/ (copy onto the host's root)",
-        dir.hosts().display()
-    );
+    rows.extend(issue_some(&dir, &plan, &todo, a.days)?);
+    print_issue_rows(&rows, json)?;
+    if !json {
+        println!(
+            "each host's files: {}/<host>/ (copy onto the host's root)",
+            dir.hosts().display()
+        );
+    }
     Ok(exit::OK)
 }
 
-fn renew(a: &RenewArgs, file: &ConfigFile) -> Result<u8> {
+fn renew(a: &RenewArgs, file: &ConfigFile, json: bool) -> Result<u8> {
     let (_, plan) = load_zone(&a.zone, file)?;
     let dir = CaDir(&a.zone.dir);
+    // Checked against the CA that issues now: after a CA rollover's
+    // `reissue`, a leaf of the old CA is renewed too.
     let ca_pem = files::read(&dir.ca_cert()).map_err(usage)?;
     let now = now();
     let mut todo = Vec::new();
+    let mut rows = Vec::new();
     for c in &plan.certificates {
-        let row = match dir.read_issued(&c.name) {
-            Some(i) => assess(
-                &c.name,
-                Some(c),
-                &i.certificate_pem,
-                Some(&i.private_key_pem),
-                Against {
-                    ca_pem: &ca_pem,
-                    now,
-                    min_validity: a.within.as_secs() as i64,
-                },
-            ),
-            None => {
-                todo.push(c);
-                println!("renew  {:<24} not issued yet", c.name);
-                continue;
-            }
+        let Some(i) = dir.read_issued(&c.name) else {
+            todo.push((c, "not issued yet".to_owned()));
+            continue;
         };
+        let row = assess(
+            &c.name,
+            Some(c),
+            &i.certificate_pem,
+            Some(&i.private_key_pem),
+            Against {
+                ca_pem: &ca_pem,
+                now,
+                min_validity: a.within.as_secs() as i64,
+            },
+        );
         if row.problems.is_empty() {
-            println!("kept   {:<24} {} left", c.name, days(row.remaining));
+            rows.push(kept(c, format!("{} left", days(row.remaining)), &dir));
         } else {
-            println!("renew  {:<24} {}", c.name, problem_text(&row.problems));
-            todo.push(c);
+            todo.push((c, problem_text(&row.problems)));
         }
     }
-    issue_some(&dir, &plan, &todo, a.days)?;
-    if !todo.is_empty() {
+    let issued = issue_some(&dir, &plan, &todo, a.days)?;
+    let renewed = !issued.is_empty();
+    rows.extend(issued);
+    print_issue_rows(&rows, json)?;
+    if renewed && !json {
         println!(
             "roll them out one host at a time (the old certificates stay valid until they expire): docs/runbooks/certificate-rotation.md"
         );
@@ -313,9 +437,13 @@ fn renew(a: &RenewArgs, file: &ConfigFile) -> Result<u8> {
 /// One line of `pki check`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckRow {
+    /// `ca` for a CA of the trust bundle, else the plan's name.
     pub name: String,
     pub path: String,
     pub subject: String,
+    /// The CA of the trust bundle that issued it (its subject); none when
+    /// no CA of the bundle did (a problem `not_signed_by_ca` says why).
+    pub issued_by: Option<String>,
     pub not_after: i64,
     /// Seconds left (negative: expired).
     pub remaining: i64,
@@ -385,6 +513,7 @@ impl CheckRow {
             name: name.into(),
             path,
             subject: String::new(),
+            issued_by: None,
             not_after: 0,
             remaining: 0,
             status,
@@ -438,8 +567,11 @@ pub fn assess(
     // The CA itself: a zone CA signs itself; an intermediate's chain ends
     // in the enterprise PKI, which is not here to check against.
     let intermediate = name == "ca" && facts.issuer != facts.subject;
-    if !intermediate && let Err(e) = inspect::verify_signed_by(cert_pem, ca_pem) {
-        problems.push(Problem::new(ProblemKind::NotSignedByCa, e));
+    let mut issued_by = None;
+    match inspect::signer_in(cert_pem, ca_pem) {
+        Ok(signer) => issued_by = Some(signer.subject),
+        Err(_) if intermediate => issued_by = Some(facts.issuer.clone()),
+        Err(e) => problems.push(Problem::new(ProblemKind::NotSignedByCa, e)),
     }
     if let Some(key) = key_pem
         && let Err(e) = inspect::key_matches(cert_pem, key)
@@ -478,6 +610,7 @@ pub fn assess(
         name: name.into(),
         path: String::new(),
         subject: facts.subject,
+        issued_by,
         not_after: facts.not_after,
         remaining: facts.not_after - now,
         status: if problems.is_empty() {
@@ -513,12 +646,24 @@ fn check_one(
     let Ok(cert_pem) = std::fs::read_to_string(cert) else {
         return missing(name, cert);
     };
+    check_pem(name, planned, &cert_pem, cert, key, against)
+}
+
+/// Checks the certificate `cert_pem` (read from `cert`) and its key file.
+fn check_pem(
+    name: &str,
+    planned: Option<&Certificate>,
+    cert_pem: &str,
+    cert: &Path,
+    key: Option<&Path>,
+    against: Against<'_>,
+) -> CheckRow {
     let key_pem = match key.map(std::fs::read_to_string) {
         Some(Ok(k)) => Some(k),
         Some(Err(_)) => return missing(name, key.unwrap_or(cert)),
         None => None,
     };
-    let mut row = assess(name, planned, &cert_pem, key_pem.as_deref(), against);
+    let mut row = assess(name, planned, cert_pem, key_pem.as_deref(), against);
     row.path = cert.display().to_string();
     if let Some(k) = key {
         use std::os::unix::fs::PermissionsExt;
@@ -538,6 +683,40 @@ fn check_one(
     row
 }
 
+/// A row per CA of the trust bundle at `path`, each checked like a
+/// certificate (the issuing CA against its key `issuing_key`, when given:
+/// `(its SHA-256, the key file)`).
+fn check_bundle(
+    path: &Path,
+    issuing_key: Option<(&str, &Path)>,
+    against: Against<'_>,
+) -> Vec<CheckRow> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return vec![missing("ca", path)];
+    };
+    let cas = inspect::split_pem(&text);
+    if cas.is_empty() {
+        let problem = Problem::new(
+            ProblemKind::Unreadable,
+            format!("{}: no PEM CERTIFICATE block", path.display()),
+        );
+        return vec![CheckRow::failed(
+            "ca",
+            path.display().to_string(),
+            "unreadable",
+            problem,
+        )];
+    }
+    cas.iter()
+        .map(|pem| {
+            let key = issuing_key.and_then(|(sha, key)| {
+                (inspect::sha256(pem.as_bytes()).ok().as_deref() == Some(sha)).then_some(key)
+            });
+            check_pem("ca", None, pem, path, key, against)
+        })
+        .collect()
+}
+
 fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
     let (zone, plan) = load_zone(&a.zone, file)?;
     let min = a
@@ -547,22 +726,49 @@ fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
     let now = now();
     let dir = CaDir(&a.zone.dir);
     let mut rows = Vec::new();
+    let bundle_path;
     match &a.host {
         None => {
-            let ca_path = dir.ca_cert();
-            let ca_pem = std::fs::read_to_string(&ca_path).unwrap_or_default();
+            bundle_path = if dir.bundle().exists() {
+                dir.bundle()
+            } else {
+                dir.ca_cert()
+            };
+            let trust = std::fs::read_to_string(&bundle_path).unwrap_or_default();
             let against = Against {
-                ca_pem: &ca_pem,
+                ca_pem: &trust,
                 now,
                 min_validity: min,
             };
-            rows.push(check_one(
-                "ca",
-                None,
-                &ca_path,
-                Some(&dir.ca_key()),
+            let issuing = std::fs::read_to_string(dir.ca_cert())
+                .ok()
+                .and_then(|pem| inspect::sha256(pem.as_bytes()).ok());
+            let ca_key = dir.ca_key();
+            let ca_rows = check_bundle(
+                &bundle_path,
+                issuing.as_deref().map(|sha| (sha, ca_key.as_path())),
                 against,
-            ));
+            );
+            if let Some(sha) = &issuing
+                && !inspect::split_pem(&trust)
+                    .iter()
+                    .any(|pem| inspect::sha256(pem.as_bytes()).ok().as_ref() == Some(sha))
+            {
+                rows.push(CheckRow::failed(
+                    "ca",
+                    dir.ca_cert().display().to_string(),
+                    "wrong",
+                    Problem::new(
+                        ProblemKind::NotSignedByCa,
+                        format!(
+                            "the issuing CA {} is not in the trust bundle {}",
+                            dir.ca_cert().display(),
+                            bundle_path.display()
+                        ),
+                    ),
+                ));
+            }
+            rows.extend(ca_rows);
             for c in &plan.certificates {
                 rows.push(check_one(
                     &c.name,
@@ -581,14 +787,14 @@ fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
                 .iter()
                 .find(|i| &i.host == host)
                 .ok_or_else(|| usage(format!("{host} is not a host of zone {}", plan.zone)))?;
-            let ca_path = at(&ca_install.path);
-            let ca_pem = std::fs::read_to_string(&ca_path).unwrap_or_default();
+            bundle_path = at(&ca_install.path);
+            let trust = std::fs::read_to_string(&bundle_path).unwrap_or_default();
             let against = Against {
-                ca_pem: &ca_pem,
+                ca_pem: &trust,
                 now,
                 min_validity: min,
             };
-            rows.push(check_one("ca", None, &ca_path, None, against));
+            rows.extend(check_bundle(&bundle_path, None, against));
             for c in &plan.certificates {
                 for i in c.installs.iter().filter(|i| &i.host == host) {
                     rows.push(check_one(
@@ -622,11 +828,33 @@ fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
                     } else {
                         days(r.remaining)
                     },
+                    r.issued_by.clone().unwrap_or_else(|| "-".into()),
                     r.status.to_owned(),
                     problem_text(&r.problems),
                 ]
             })
             .collect();
+        let cas: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.name == "ca" && !r.subject.is_empty())
+            .map(|r| r.subject.as_str())
+            .collect();
+        println!(
+            "trust bundle {}: {} CA{} ({})",
+            bundle_path.display(),
+            cas.len(),
+            if cas.len() == 1 { "" } else { "s" },
+            cas.join(", ")
+        );
+        if a.host.is_none()
+            && let Some(r) = rollover::read_state(&dir)?
+        {
+            println!(
+                "CA rollover in progress: phase {}, next step `{}`",
+                r.phase.token(),
+                r.phase.next().command()
+            );
+        }
         print!(
             "{}",
             table::render(
@@ -635,6 +863,7 @@ fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
                     "SUBJECT",
                     "NOT AFTER",
                     "LEFT",
+                    "ISSUED BY",
                     "STATUS",
                     "PROBLEM"
                 ],

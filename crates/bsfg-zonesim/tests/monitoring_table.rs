@@ -1,0 +1,428 @@
+//! Every row of the Triad-HA monitoring table the simulator can produce,
+//! firing on its fault, with the shipped rules and a real Prometheus
+//! (the set-up and the watch of `prometheus.rs`; alpha-crash and
+//! gamma-crash voters are covered there). One zone, under load, faults in
+//! turn, each resolved before the next:
+//!
+//! 1. the standby's controller certificate below the 30-day policy;
+//! 2. VRRP split three times (beta stops hearing alpha): the VIP on both
+//!    service hosts, then VRRP churn;
+//! 3. the active host's artifact storage gone (it demotes, beta takes over);
+//! 4. gamma crashes: every stream runs on 2 of 3 replicas and the meta
+//!    group on 2 of 3 voters; then the standby crashes too (the majority
+//!    lost): quorum gate failing, no VIP anywhere, no controller serving.
+//!
+//! Every alert this file waits for must reach *firing* (the longest `for:`
+//! is 1 min); no alert fires that the phase's fault does not explain. The
+//! table row → alert → fault → observed state is in docs/testing.md.
+//!
+//! Needs root (network namespaces); fails without it.
+
+use crate::prometheus::{
+    Alert, FAILOVER_WINDOW, SETTLE, WITHOUT_EXPORTERS, Watch, only_baseline, series_count, settled,
+    start_prometheus,
+};
+use bsfg_zonesim::load::{Load, LoadConfig};
+use bsfg_zonesim::netns;
+use bsfg_zonesim::zone::{Options, Zone};
+use std::time::{Duration, Instant};
+
+/// Warnings over a 15 min window: firing from phase 2 to the end.
+const CHURN: [&str; 2] = ["BsfgVrrpTransitionChurn", "BsfgRoleTransitionChurn"];
+
+/// `name` firing, on `host` if given (zone-wide alerts carry no host).
+fn firing(active: &[Alert], name: &str, host: Option<&str>) -> bool {
+    active.iter().any(|a| {
+        a.name == name
+            && a.state == "firing"
+            && host.is_none_or(|h| a.labels.get("host").map(String::as_str) == Some(h))
+    })
+}
+
+/// The phase's allowed alerts: the baseline, what outlasts earlier faults,
+/// and `own`.
+fn allowed<'a>(own: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![WITHOUT_EXPORTERS];
+    v.extend(FAILOVER_WINDOW);
+    v.extend(CHURN);
+    v.extend(own);
+    v
+}
+
+fn lingering() -> Vec<&'static str> {
+    let mut v: Vec<&str> = FAILOVER_WINDOW.to_vec();
+    v.extend(CHURN);
+    v
+}
+
+/// One table row as observed.
+struct Row {
+    row: &'static str,
+    alert: &'static str,
+    fault: String,
+    observed: String,
+}
+
+/// Polls a PromQL expression until it has `n` series, noting alerts.
+async fn until_series(z: &Zone, w: &mut Watch, expr: &str, n: usize, allowed: &[&str]) {
+    let start = Instant::now();
+    loop {
+        w.observe(z, allowed).await;
+        let got = series_count(z, expr).await;
+        if got == Ok(n) {
+            return;
+        }
+        assert!(
+            start.elapsed() < SETTLE,
+            "not within {SETTLE:?}: {expr} has {n} series (got {got:?})\n{}",
+            w.timeline.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Settled as `bsfgctl upgrade check` judges it: every voter and replica
+/// current, the standby ready.
+async fn settle(z: &Zone, w: &mut Watch, allowed: &[&str]) {
+    let start = Instant::now();
+    loop {
+        let (safe, blockers) =
+            tokio::task::block_in_place(|| bsfg_zonesim::drills::upgrade::upgrade_check(z))
+                .unwrap();
+        if safe {
+            w.timeline
+                .push(format!("{:6.1} s  settled: upgrade check passes", w.at()));
+            return;
+        }
+        assert!(
+            start.elapsed() < SETTLE * 2,
+            "the zone never settled: {blockers}\n{}",
+            w.timeline.join("\n")
+        );
+        w.observe(z, allowed).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn serving_host(z: &Zone) -> String {
+    let start = Instant::now();
+    loop {
+        for h in z.spec.service_hosts() {
+            if z.serving(h).await {
+                return h.to_owned();
+            }
+        }
+        assert!(start.elapsed() < SETTLE, "no service host serves");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[test]
+fn prometheus_monitoring_table_rows_fire_on_their_faults() {
+    bsfg_testkit::require_root("network namespaces of the zone simulator");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let instance = format!("mt{}", std::process::id() % 100_000);
+    let mut opts = Options::new(&instance);
+    opts.repo =
+        std::fs::canonicalize(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
+            .unwrap();
+    opts.quiet = true;
+    let zone = tokio::task::block_in_place(|| Zone::create(&opts)).expect("create the zone");
+    zone.boot(Duration::from_secs(120))
+        .await
+        .expect("boot the zone");
+    let z = &zone;
+    // Declared after the zone: stopped before the zone's namespaces go.
+    let _prometheus = start_prometheus(z);
+    let [a, b, g] = z.spec.host_names().map(str::to_owned);
+    let load = Load::start(
+        &z.runtime(netns::CLIENT).unwrap(),
+        &z.spec.endpoint(),
+        &z.client_tls().0,
+        &z.workload,
+        Instant::now(),
+        &LoadConfig {
+            producers: 2,
+            ..LoadConfig::new(&format!("mt-{instance}"))
+        },
+    )
+    .unwrap();
+    let mut w = Watch {
+        started: Some(Instant::now()),
+        ..Default::default()
+    };
+    let mut rows = Vec::new();
+    w.until(z, "baseline: only the exporters' absence", &[], |act| {
+        only_baseline(act) && act.iter().any(|x| x.name == WITHOUT_EXPORTERS)
+    })
+    .await;
+    until_series(z, &mut w, "up{job=\"bsfg-gate-agent\"} == 1", 2, &[]).await;
+
+    // 1. Certificate expiry: the standby's certificate valid 10 days.
+    let ok = allowed(&["BsfgCertificateExpiresSoon", "BsfgCertificateUnreadable"]);
+    z.install_short_certificate(&b).unwrap();
+    z.restart_agent(&b).await.unwrap();
+    w.timeline
+        .push(format!("{:6.1} s  {b}: certificate valid 10 days", w.at()));
+    let took = w
+        .until(z, "BsfgCertificateExpiresSoon firing", &ok, |act| {
+            firing(act, "BsfgCertificateExpiresSoon", Some(&b))
+        })
+        .await;
+    rows.push(Row {
+        row: "Certificate expiry",
+        alert: "BsfgCertificateExpiresSoon",
+        fault: format!("{b}'s controller certificate replaced by one valid 10 days"),
+        observed: format!("firing after {took:.0} s; resolved with a valid one"),
+    });
+    z.install_valid_certificate(&b).unwrap();
+    z.restart_agent(&b).await.unwrap();
+    w.until(z, "certificate alerts resolved", &ok, |act| {
+        settled(act, &lingering())
+    })
+    .await;
+
+    // 2. VRRP split: beta stops hearing alpha's adverts and becomes MASTER
+    // too. Three splits: VRRP churn (6 changes of beta's MASTER state in 15 min).
+    let ok = allowed(&["BsfgVipOnBothServiceHosts", "BsfgVipOnInactiveHost"]);
+    let master = |v: u8| format!("bsfg_vrrp_state{{host=\"{b}\", state=\"MASTER\"}} == {v}");
+    let mut vip_both = 0.0;
+    for split in 0..3 {
+        z.drop_vrrp(&b, &a).unwrap();
+        w.timeline.push(format!(
+            "{:6.1} s  {b} stops hearing {a}'s VRRP ({})",
+            w.at(),
+            split + 1
+        ));
+        if split == 0 {
+            vip_both = w
+                .until(z, "BsfgVipOnBothServiceHosts firing", &ok, |act| {
+                    firing(act, "BsfgVipOnBothServiceHosts", None)
+                })
+                .await;
+        } else {
+            until_series(z, &mut w, &master(1), 1, &ok).await;
+        }
+        z.heal_vrrp(&b).unwrap();
+        until_series(z, &mut w, &master(0), 1, &ok).await;
+    }
+    rows.push(Row {
+        row: "VIP held by expected active node (present on an unexpected host)",
+        alert: "BsfgVipOnBothServiceHosts",
+        fault: format!("{b} drops {a}'s VRRP adverts (both MASTER)"),
+        observed: format!("firing after {vip_both:.0} s; resolved when healed"),
+    });
+    let took = w
+        .until(z, "BsfgVrrpTransitionChurn firing", &ok, |act| {
+            firing(act, "BsfgVrrpTransitionChurn", Some(&b))
+        })
+        .await;
+    rows.push(Row {
+        row: "Keepalived role transition churn",
+        alert: "BsfgVrrpTransitionChurn",
+        fault: format!("three VRRP splits of {b} in a row"),
+        observed: format!(
+            "firing {took:.0} s after the third heal (a 15 min window: outlasts the test)"
+        ),
+    });
+    w.until(z, "VIP alerts resolved", &ok, |act| {
+        settled(act, &lingering())
+    })
+    .await;
+
+    // 3. Artifact storage: gone on the active host, which demotes at once.
+    let active = serving_host(z).await;
+    let other = if active == a { b.clone() } else { a.clone() };
+    let ok = allowed(&[
+        "BsfgArtifactStorageUnavailable",
+        "BsfgArtifactStorageUnavailableOnActive",
+    ]);
+    z.remove_artifacts(&active).unwrap();
+    w.timeline
+        .push(format!("{:6.1} s  {active}: artifact storage gone", w.at()));
+    let took = w
+        .until(z, "BsfgArtifactStorageUnavailable firing", &ok, |act| {
+            firing(act, "BsfgArtifactStorageUnavailable", Some(&active))
+        })
+        .await;
+    z.wait_serving(&other, SETTLE).await.unwrap();
+    let tag = format!("BsfgArtifactStorageUnavailableOnActive {:?}", Some(&active));
+    let on_active = w.pending_seen.contains(&tag) || w.firing_seen.contains(&tag);
+    rows.push(Row {
+        row: "Artifact storage availability",
+        alert: "BsfgArtifactStorageUnavailable",
+        fault: format!("{active}'s artifact storage removed while it is active"),
+        observed: format!(
+            "firing after {took:.0} s; {other} serves; BsfgArtifactStorageUnavailableOnActive {}",
+            if on_active {
+                "seen"
+            } else {
+                "never seen (the agent demotes in the same evaluation)"
+            }
+        ),
+    });
+    z.restore_artifacts(&active).unwrap();
+    w.until(z, "artifact alerts resolved", &ok, |act| {
+        settled(act, &lingering())
+    })
+    .await;
+    settle(z, &mut w, &ok).await;
+
+    // 4. gamma crashes: every stream on 2 of 3 replicas, 2 of 3 voters.
+    let active = serving_host(z).await;
+    let standby = if active == a { b.clone() } else { a.clone() };
+    let mut ok = allowed(&[
+        "BsfgStreamReplicaNotCurrent",
+        "BsfgJetStreamVotersMissing",
+        // Pending while gamma's streams elect new leaders.
+        "BsfgStreamWithoutLeader",
+        // gamma runs the service probe: its target goes down with it.
+        "BsfgScrapeTargetDown",
+    ]);
+    z.crash(&g).unwrap();
+    w.timeline.push(format!("{:6.1} s  {g} crashed", w.at()));
+    let took = w
+        .until(
+            z,
+            "BsfgStreamReplicaNotCurrent and BsfgJetStreamVotersMissing firing",
+            &ok,
+            |act| {
+                firing(act, "BsfgStreamReplicaNotCurrent", Some(&active))
+                    && firing(act, "BsfgJetStreamVotersMissing", None)
+            },
+        )
+        .await;
+    let streams = series_count(
+        z,
+        "bsfg_stream_replicas_current == 2 and on (zone, host, stream) bsfg_stream_replicas == 3",
+    )
+    .await
+    .unwrap();
+    assert!(streams >= 3, "only {streams} streams on 2 of 3 replicas");
+    rows.push(Row {
+        row: "JetStream cluster membership (and every stream's replicas)",
+        alert: "BsfgStreamReplicaNotCurrent, BsfgJetStreamVotersMissing",
+        fault: format!("{g} crashes"),
+        observed: format!("both firing after {took:.0} s, for all {streams} streams"),
+    });
+    // BsfgStreamWithoutLeader must not have fired (elections take seconds).
+    assert!(
+        !w.timeline
+            .iter()
+            .any(|t| t.contains("BsfgStreamWithoutLeader") && t.ends_with("firing")),
+        "{}",
+        w.timeline.join("\n")
+    );
+
+    // ... and the standby too: the majority is lost.
+    ok.extend([
+        "BsfgQuorumGateFailing",
+        "BsfgVipOnNoServiceHost",
+        "BsfgNoControllerServing",
+        "BsfgScrapeTargetDown",
+        "BsfgStreamWithoutLeader",
+        "BsfgLeaseWriteFailures",
+        // The zone serves nothing: a probe of the VIP from outside fails.
+        "BsfgServiceProbeFailing",
+    ]);
+    z.crash(&standby).unwrap();
+    w.timeline
+        .push(format!("{:6.1} s  {standby} crashed too", w.at()));
+    // The active controller lists no stream with a leader until its agent
+    // stops it: pending at least; firing if it runs 15 s more.
+    let without_leader = std::cell::Cell::new("");
+    let took = w
+        .until(z, "quorum, VIP and controller alerts firing", &ok, |act| {
+            for x in act.iter().filter(|x| x.name == "BsfgStreamWithoutLeader") {
+                if without_leader.get() != "firing" {
+                    without_leader.set(if x.state == "firing" {
+                        "firing"
+                    } else {
+                        "pending"
+                    });
+                }
+            }
+            firing(act, "BsfgQuorumGateFailing", Some(&active))
+                && firing(act, "BsfgVipOnNoServiceHost", None)
+                && firing(act, "BsfgNoControllerServing", None)
+        })
+        .await;
+    for (row, alert) in [
+        ("JetStream quorum availability", "BsfgQuorumGateFailing"),
+        (
+            "VIP held by expected active node (absent from both)",
+            "BsfgVipOnNoServiceHost",
+        ),
+        ("BSFG controller health", "BsfgNoControllerServing"),
+    ] {
+        rows.push(Row {
+            row,
+            alert,
+            fault: format!("{g} and {standby} crashed: {active} alone"),
+            observed: format!("firing {took:.0} s after the second crash (all three)"),
+        });
+    }
+    assert_ne!(
+        without_leader.get(),
+        "",
+        "BsfgStreamWithoutLeader never active\n{}",
+        w.timeline.join("\n")
+    );
+    rows.push(Row {
+        row: "JetStream quorum availability (streams)",
+        alert: "BsfgStreamWithoutLeader",
+        fault: format!("{g} and {standby} crashed: {active} alone"),
+        observed: format!(
+            "{} (the controller reports every stream leaderless until its agent stops it)",
+            without_leader.get()
+        ),
+    });
+    z.restore(&g).unwrap();
+    z.restore(&standby).unwrap();
+    w.timeline
+        .push(format!("{:6.1} s  {g} and {standby} restored", w.at()));
+    z.wait_formed(&[&a, &b, &g], SETTLE).await.unwrap();
+    w.until(z, "every alert resolved", &ok, |act| {
+        settled(act, &lingering())
+    })
+    .await;
+    settle(z, &mut w, &ok).await;
+    load.stop(Duration::from_secs(5)).await;
+
+    // Role churn follows from the failovers above (not asserted: how many
+    // transitions a host makes depends on which host promotes).
+    let role_churn: Vec<&String> = w
+        .firing_seen
+        .iter()
+        .filter(|t| t.starts_with("BsfgRoleTransitionChurn"))
+        .collect();
+    rows.push(Row {
+        row: "Keepalived role transition churn (agent roles)",
+        alert: "BsfgRoleTransitionChurn",
+        fault: "the failovers of phases 3 and 4".into(),
+        observed: if role_churn.is_empty() {
+            "not firing in this run".into()
+        } else {
+            format!("firing: {role_churn:?}")
+        },
+    });
+    println!("{}", w.timeline.join("\n"));
+    println!("| row | alert | fault | observed |\n|---|---|---|---|");
+    for r in &rows {
+        println!("| {} | {} | {} | {} |", r.row, r.alert, r.fault, r.observed);
+    }
+    assert!(
+        w.unexpected_firing.is_empty(),
+        "alerts fired that the faults do not explain: {:?}\n{}",
+        w.unexpected_firing,
+        w.timeline.join("\n")
+    );
+}
