@@ -353,6 +353,9 @@ pub(crate) fn active_any(active: &[Alert], name: &str, firing: bool) -> bool {
 pub(crate) const FAILOVER_WINDOW: [&str; 2] =
     ["BsfgLeaseWriteFailures", "BsfgTlsHandshakeFailures"];
 
+/// Lingers for its 15 min window once the agents' restarts have tripped it.
+const CHURN_AFTER_RESTARTS: &str = "BsfgRoleTransitionChurn";
+
 /// Nothing active but the baseline and `lingering` (firing since an earlier fault).
 pub(crate) fn settled(active: &[Alert], lingering: &[&str]) -> bool {
     active
@@ -670,6 +673,14 @@ async fn run() {
         "BsfgServiceHostsUnobservable",
         "BsfgVipOnNoServiceHost",
         "BsfgNoControllerServing",
+        // Both agents restart demoted and pass standby and promoting again:
+        // with the alpha crash's failover that is more than four role
+        // changes in 15 minutes on the host that wins (seen on a loaded
+        // CI machine), which is what the churn warning is for.
+        CHURN_AFTER_RESTARTS,
+        // A loaded host's lease write may miss its 100 ms after the
+        // promotion: pending is what the rule's `for:` lets through.
+        "BsfgLeaseWriteFailures",
     ];
     for h in [&a, &b] {
         z.stop_daemon(
@@ -715,12 +726,13 @@ async fn run() {
         serving.elapsed().as_secs_f64()
     ));
     let resolved_outage = w
-        .until(
-            z,
-            "the outage's alerts resolved",
-            &allowed_outage,
-            only_baseline,
-        )
+        .until(z, "the outage's alerts resolved", &allowed_outage, |act| {
+            act.iter().all(|a| {
+                a.name == WITHOUT_EXPORTERS
+                    || a.name == CHURN_AFTER_RESTARTS
+                    || (a.name == "BsfgLeaseWriteFailures" && a.state == "pending")
+            })
+        })
         .await;
     probe_succeeds(&mut w, z, &allowed_outage).await;
     load.stop(Duration::from_secs(5)).await;

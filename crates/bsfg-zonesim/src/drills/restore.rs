@@ -309,15 +309,16 @@ pub(super) async fn zone_restore(z: &Zone, c: &mut Ctx) -> Result<()> {
         restored["streams"].as_array().map_or(0, Vec::len),
         r.restore_s
     ));
-    // Under systemd alpha's agent first, beta's once alpha serves, as the
-    // zone boots: an agent start can take a second longer there (see
-    // Zone::start_unit), enough for beta's hold-down to end first and beta
-    // to win the VIP (nopreempt keeps it), which is correct but not the
-    // outcome this drill compares.
-    let staged = if systemd { vec![&a] } else { vec![&a, &b] };
-    tokio::task::block_in_place(|| staged.iter().try_for_each(|h| z.start_agent(h)))?;
+    // Alpha's agent first, beta's once alpha serves, as the runbook says.
+    // Both agents start demoted (they released the VIP when stopped) and
+    // clear their track file after the hold-down; started together, the one
+    // whose gates pass first wins the VIP and nopreempt keeps it. Beta
+    // winning is correct, but not the outcome this drill compares, and on a
+    // loaded host (alpha's first lease-bucket request took 12 s in one CI
+    // run) it happens.
+    tokio::task::block_in_place(|| z.start_agent(&a))?;
     r.resumed_at = c.elapsed();
-    c.fault_ended("both gate agents started again");
+    c.fault_ended("alpha's gate agent started again");
     let v = c.samples();
     c.wait_for(
         "alpha holds the VIP and serves again",
@@ -325,14 +326,12 @@ pub(super) async fn zone_restore(z: &Zone, c: &mut Ctx) -> Result<()> {
         || super::scenarios::serves(&v, &a),
     )
     .await;
-    if systemd {
-        tokio::task::block_in_place(|| z.start_agent(&b))?;
-        c.wait_for("beta's agent back, standby", PROMOTION_TIMEOUT, || async {
-            let s = z.agent_status(&b).await.ok()?;
-            (s.role == bsfg_mgmt::Role::Standby).then(|| "beta standby".to_owned())
-        })
-        .await;
-    }
+    tokio::task::block_in_place(|| z.start_agent(&b))?;
+    c.wait_for("beta's agent back, standby", PROMOTION_TIMEOUT, || async {
+        let s = z.agent_status(&b).await.ok()?;
+        (s.role == bsfg_mgmt::Role::Standby).then(|| "beta standby".to_owned())
+    })
+    .await;
     c.wait_acks(
         "appends acknowledged after the restore",
         30,
