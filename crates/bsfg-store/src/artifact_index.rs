@@ -102,14 +102,31 @@ impl ArtifactIndex {
     }
 
     /// Every artifact the index knows (for rehydration and reports).
+    ///
+    /// The keys come from the stream's subject list, which its leader
+    /// answers. `kv::Store::keys` uses an ephemeral consumer instead, whose
+    /// "nothing pending" can be taken on a replica that has not applied the
+    /// latest writes: on a loaded R3 cluster it listed nothing right after
+    /// an acknowledged put, and a listing that is short without an error is
+    /// taken for complete by the rehydrator.
     pub async fn list(&self) -> Result<Vec<ArtifactRecord>, BsfgError> {
-        let keys: Vec<String> = match self.kv.keys().await {
-            Ok(k) => k
-                .try_collect()
-                .await
-                .map_err(|e| unavailable("listing artifacts", e))?,
-            Err(e) => return Err(unavailable("listing artifacts", e)),
-        };
+        let subjects: Vec<(String, usize)> = self
+            .kv
+            .stream
+            .info_with_subjects(format!("{}>", self.kv.prefix))
+            .await
+            .map_err(|e| unavailable("listing artifacts", e))?
+            .try_collect()
+            .await
+            .map_err(|e| unavailable("listing artifacts", e))?;
+        let keys: Vec<String> = subjects
+            .into_iter()
+            .filter_map(|(subject, _)| {
+                subject
+                    .strip_prefix(self.kv.prefix.as_str())
+                    .map(str::to_owned)
+            })
+            .collect();
         let mut out = Vec::with_capacity(keys.len());
         for k in keys {
             if let Some(bytes) = self
