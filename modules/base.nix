@@ -41,13 +41,13 @@ in {
     # Addresses (zone segment, management network, the dedicated VRRP
     # segment), static routes, default gateway and DNS, as the zone library
     # computes them (modules/lib/network.nix).
-    networking.interfaces = lib.mkIf cfg.manageNetwork (builtins.mapAttrs (_: i: {
-        ipv4.addresses = i.addresses;
-        ipv4.routes = i.routes;
-      })
-      s.network.interfaces);
-    networking.defaultGateway = lib.mkIf (cfg.manageNetwork && s.network.defaultGateway != null) s.network.defaultGateway;
-    networking.nameservers = lib.mkIf (cfg.manageNetwork && s.network.nameservers != []) s.network.nameservers;
+    networking = let
+      n = (import ./lib/network.nix).networking s.network;
+    in {
+      interfaces = lib.mkIf cfg.manageNetwork n.interfaces;
+      defaultGateway = lib.mkIf (cfg.manageNetwork && n.defaultGateway != null) n.defaultGateway;
+      nameservers = lib.mkIf cfg.manageNetwork n.nameservers;
+    };
 
     # The site's servers, the other two hosts as peers, orphan mode.
     services.chrony = {

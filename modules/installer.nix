@@ -70,17 +70,15 @@ in {
     environment.etc."bsfg/install.json".text = builtins.toJSON manifest;
     environment.systemPackages = [cfg.cli];
 
-    networking.hostName = "${s.name}-installer";
-    # The host's own addresses, routes, gateway and DNS (as modules/base.nix
-    # assigns them), so the workstation reaches it where it will live.
-    networking.useDHCP = false;
-    networking.interfaces =
-      builtins.mapAttrs (_: i: {
-        ipv4.addresses = i.addresses;
-        ipv4.routes = i.routes;
-      })
-      s.network.interfaces;
-    networking.defaultGateway = mkIf (s.network.defaultGateway != null) s.network.defaultGateway;
-    networking.nameservers = mkIf (s.network.nameservers != []) s.network.nameservers;
+    # The host's own addresses, routes, gateway and DNS (the definitions
+    # modules/base.nix assigns), so the workstation reaches it where it will live.
+    networking = let
+      n = (import ./lib/network.nix).networking s.network;
+    in {
+      hostName = "${s.name}-installer";
+      useDHCP = false;
+      inherit (n) interfaces nameservers;
+      defaultGateway = mkIf (n.defaultGateway != null) n.defaultGateway;
+    };
   };
 }

@@ -9,6 +9,7 @@
 #   normaliseTime desc                                   -> time (servers, localStratum, policy, maxOffset)
 #   normaliseVrrpSegment { desc; hosts; vip; }           -> null | { interface; prefixLength; addresses; }
 #   hostNetwork { zone; host; }                          -> what the host configures (README.md)
+#   networking network                                   -> NixOS `networking.*` of hostNetwork's result
 #   hostChrony { zone; host; }                           -> { servers; extraConfig; peers; }
 let
   net = import ./net.nix;
@@ -252,6 +253,21 @@ in rec {
         interface = ifaceOf n.defaultGateway;
       };
     inherit (n) nameservers;
+  };
+
+  # hostNetwork's result as NixOS `networking.*` values, for the installed
+  # host (modules/base.nix) and its installer image (modules/installer.nix)
+  # alike. The keys do not depend on the zone (services.bsfg.hostName
+  # defaults to networking.hostName); defaultGateway is null without one,
+  # and the modules then leave it undefined.
+  networking = network: {
+    interfaces =
+      builtins.mapAttrs (_: i: {
+        ipv4.addresses = i.addresses;
+        ipv4.routes = i.routes;
+      })
+      network.interfaces;
+    inherit (network) defaultGateway nameservers;
   };
 
   # chrony: the site's servers, the other two hosts as peers, and orphan
