@@ -434,6 +434,21 @@ in {
   assertion_gamma_with_gate_agent = fires {systemd.services.bsfg-gate-agent = {};} "gamma" "gate-agent";
   assertion_gamma_with_artifacts_mount = fires {fileSystems."/artifacts" = {device = "/dev/sdb1";};} "gamma" "storage";
   # Power loss (docs/durability.md): JetStream on a journaling file system, barriers on.
+  # The layout mirrors the ESP on an MD RAID1: systemd-boot on a host with
+  # declared disks is refused, naming the fix; GRUB, or no declared disks, is not.
+  assertion_systemd_boot_on_the_mirrored_esp = let
+    failed = disks: systemdBoot:
+      (evalModuleWith {
+          services.bsfg.settings.installDisks = disks;
+          boot.loader.systemd-boot.enable = systemdBoot;
+        } "alpha"
+        modules.storage)
+      .assertionsFailed;
+    sys0 = ["/dev/disk/by-id/ata-SYS0" "/dev/disk/by-id/ata-SYS1"];
+  in
+    builtins.any (m: builtins.match ".*hosts[.]alpha[.]disks puts /boot on an MD RAID1, where systemd-boot cannot be installed; in hosts/alpha/hardware.nix set boot[.]loader[.]systemd-boot[.]enable = false;.*efiInstallAsRemovable = true.*" m != null) (failed sys0 true)
+    && failed sys0 false == []
+    && failed [] true == [];
   assertion_jetstream_not_journaled = fires {services.bsfg.storage.jetstream.fsType = "ext2";} "gamma" "storage";
   assertion_artifacts_without_barriers = fires {services.bsfg.storage.artifacts.options = ["noatime" "nobarrier"];} "alpha" "storage";
   assertion_controller_wanted_by_boot = fires {systemd.services.bsfg-controller.wantedBy = ["multi-user.target"];} "alpha" "controller";
