@@ -3,7 +3,8 @@
 # layout partitions (as the zone declares them, as the disko layout names
 # them, and what each becomes), and the files to place on the host before
 # its first boot: every LoadCredential= source of its units, the secrets
-# among them as `secretPaths` names them. Pure; modules/installer.nix adds
+# among them as `secretPaths` names them, the keys among those as the
+# certificate plan (modules/lib/pki.nix) installs them. Pure; modules/installer.nix adds
 # the store paths of the host's system and of disko's script.
 #
 #   manifest { zone; settings; } -> { host; role; zone; disks; layout; mountPoint; files; }
@@ -12,6 +13,7 @@
 let
   inherit (builtins) attrValues baseNameOf concatMap elem filter foldl' head isAttrs listToAttrs match;
   zoneLib = import ./zone.nix;
+  pki = import ./pki.nix;
 
   # "name:path" -> path
   credentialPath = c: let
@@ -33,6 +35,22 @@ in {
       name = s.path;
       value = s.option;
     }) (zoneLib.secretPaths zone));
+    # Every file `bsfgctl pki issue` writes on this host (the certificate
+    # plan, as modules/lib/operator.nix hands it to bsfgctl).
+    z = zoneLib.normalise zone;
+    issue = pki.plan {
+      zone = z;
+      installsFor = pki.applianceInstalls z;
+    };
+    issued =
+      map (i: i.path) (filter (i: i.host == settings.name) issue.ca.installs)
+      ++ concatMap (c:
+        concatMap (i:
+          if i.host == settings.name
+          then [i.certificate i.privateKey]
+          else [])
+        c.installs)
+      issue.certificates;
     units = filter isAttrs (attrValues settings.units);
     paths = unique (concatMap (u: map credentialPath (u.serviceConfig.LoadCredential or [])) units);
     file = path:
@@ -44,7 +62,7 @@ in {
         mode = "0644";
         createdBy = "bsfgctl pki issue";
       }
-      else if match "certificates[.].*|probe[.]privateKey" secrets.${path} != null
+      else if elem path issued
       then {
         inherit path;
         secret = true;
@@ -62,7 +80,7 @@ in {
   in {
     host = settings.name;
     inherit (settings) role;
-    zone = (zoneLib.normalise zone).zone;
+    inherit (z) zone;
     # disko mounts the new system here; nixos-install installs into it.
     mountPoint = "/mnt";
     disks = settings.installDiskUses;
