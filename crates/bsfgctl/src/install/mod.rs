@@ -107,24 +107,27 @@ fn block_devices(file: Option<&Path>) -> Result<Vec<disks::BlockDevice>> {
     disks::parse_lsblk(&json).map_err(|e| CliError::Usage(e.to_string()))
 }
 
+/// Where `/dev/…` `path` is under `dev_dir` (normally /dev itself).
+fn under(dev_dir: &Path, path: &str) -> PathBuf {
+    match path.strip_prefix("/dev/") {
+        Some(rest) => dev_dir.join(rest),
+        None => PathBuf::from(path),
+    }
+}
+
 /// Each declared path and the device it names on this machine: the link
-/// resolved under `dev_dir` (normally /dev itself) and named as under /dev.
+/// resolved under `dev_dir` and named as under /dev.
 fn resolve(paths: &[String], dev_dir: &Path) -> Vec<disks::Declared> {
     let root = std::fs::canonicalize(dev_dir).unwrap_or_else(|_| dev_dir.to_owned());
     paths
         .iter()
         .map(|p| {
-            let inside = match p.strip_prefix("/dev/") {
-                Some(rest) => dev_dir.join(rest),
-                None => PathBuf::from(p),
-            };
-            let resolved =
-                std::fs::canonicalize(inside)
-                    .ok()
-                    .map(|r| match r.strip_prefix(&root) {
-                        Ok(rest) => Path::new("/dev").join(rest).display().to_string(),
-                        Err(_) => r.display().to_string(),
-                    });
+            let resolved = std::fs::canonicalize(under(dev_dir, p)).ok().map(|r| {
+                match r.strip_prefix(&root) {
+                    Ok(rest) => Path::new("/dev").join(rest).display().to_string(),
+                    Err(_) => r.display().to_string(),
+                }
+            });
             disks::Declared {
                 path: p.clone(),
                 resolved,
@@ -146,10 +149,7 @@ fn probe(
         {
             continue;
         }
-        let node = match d.path.strip_prefix("/dev/") {
-            Some(rest) => dev_dir.join(rest),
-            None => PathBuf::from(&d.path),
-        };
+        let node = under(dev_dir, &d.path);
         let out = std::process::Command::new("blkid")
             .args(["--probe", "--output", "export"])
             .arg(&node)
