@@ -327,7 +327,25 @@ mod tests {
         let p = plan(&m, &d, &present, Allow { wipe: true }).unwrap();
         assert_eq!(p.disks.len(), 5);
         assert!(p.disks[0].erases.is_empty());
-        assert_eq!(p.disks[1].erases.len(), 2);
+        assert_eq!(
+            p.disks[1].erases,
+            ["a dos partition table", "/dev/sdb1 (ntfs)"]
+        );
+        assert_eq!(
+            (
+                p.disks[2].declared.as_str(),
+                p.disks[2].device.as_str(),
+                p.disks[2].size,
+                p.disks[2].erases.as_slice()
+            ),
+            (
+                "/dev/disk/by-id/nvme-JS",
+                "/dev/nvme0n1",
+                1920383410176,
+                ["a linux_raid_member signature".to_owned()].as_slice()
+            )
+        );
+        // What the operator reads before confirming.
         let text = render(&p);
         assert!(
             text.contains("ERASES a dos partition table, /dev/sdb1 (ntfs)"),
@@ -425,6 +443,11 @@ mod tests {
         );
         assert!(!uneven(480103981056, 500107862016));
         assert!(uneven(480103981056, 1000204886016));
+        // The rule's edge: 10% of the larger is still even, more is not,
+        // in either order.
+        assert!(!uneven(1000, 900) && !uneven(900, 1000));
+        assert!(uneven(1000, 899) && uneven(899, 1000));
+        assert!(!uneven(4000787030016, 4000787030016));
     }
 
     #[test]
