@@ -619,6 +619,41 @@ pub async fn restore(a: &RestoreArgs, json: bool) -> Result<u8> {
 mod tests {
     use super::*;
 
+    /// `--wait` bounds the retries: `0` gives up at the first "no
+    /// responders", a budget at budget/RETRY sleeps; any other error
+    /// ends the wait at once.
+    #[tokio::test]
+    async fn the_wait_for_responders_is_bounded_and_only_for_no_responders() {
+        let mut w = ApiWait::new(Duration::ZERO);
+        assert!(matches!(
+            w.no_responders("facts", "nats://x:4222").await,
+            Err(CliError::Unreachable(_))
+        ));
+
+        let mut w = ApiWait::new(ApiWait::RETRY * 2);
+        let mut calls = 0;
+        let r: Result<()> = w
+            .patiently("facts", "nats://x:4222", || {
+                calls += 1;
+                async { Err(wire::WireError::NoResponders) }
+            })
+            .await;
+        assert!(matches!(r, Err(CliError::Unreachable(_))));
+        assert_eq!(calls, 3);
+        assert_eq!(w.waited, ApiWait::RETRY * 2);
+
+        let mut w = ApiWait::new(Duration::from_secs(60));
+        let mut calls = 0;
+        let r: Result<()> = w
+            .patiently("facts", "nats://x:4222", || {
+                calls += 1;
+                async { Err(wire::WireError::Protocol("bad answer".into())) }
+            })
+            .await;
+        assert!(r.is_err() && !matches!(r, Err(CliError::Unreachable(_))));
+        assert_eq!((calls, w.waited), (1, Duration::ZERO));
+    }
+
     #[test]
     fn the_metrics_file_names_the_contracts_families() {
         let m = Manifest {
