@@ -304,7 +304,7 @@ impl Metrics {
                 .set(s.current as i64);
             self.stream_leader
                 .get_or_create(&l)
-                .set(s.leader.is_some() as i64);
+                .set(s.has_leader as i64);
             self.stream_replica_lag
                 .get_or_create(&l)
                 .set(s.max_lag as i64);

@@ -25,7 +25,8 @@ pub struct StreamReplicas {
     /// The leader plus every follower reported current and online; 0
     /// without a leader.
     pub current: usize,
-    pub leader: Option<String>,
+    /// Whether a RAFT leader answers for the stream.
+    pub has_leader: bool,
     /// RAFT entries the furthest-behind *online* follower lags the leader
     /// (an offline one counts as not current instead).
     pub max_lag: u64,
@@ -48,24 +49,22 @@ impl StreamReplicas {
         cluster: Option<&ClusterInfo>,
     ) -> StreamReplicas {
         let configured = num_replicas.max(1);
-        let (leader, current, max_lag) = match cluster {
+        let (has_leader, current, max_lag) = match cluster {
             // A single server: the stream is its own leader.
-            None => (None, configured, 0),
-            Some(c) => match c.leader.as_deref().filter(|l| !l.is_empty()) {
-                None => (None, 0, 0),
-                Some(l) => {
-                    let online = c.replicas.iter().filter(|r| !r.offline);
-                    let current = 1 + online.clone().filter(|r| r.current).count();
-                    let lag = online.filter_map(|r| r.lag).max().unwrap_or(0);
-                    (Some(l.to_owned()), current, lag)
-                }
-            },
+            None => (true, configured, 0),
+            Some(c) if c.leader.as_deref().is_none_or(str::is_empty) => (false, 0, 0),
+            Some(c) => {
+                let online = c.replicas.iter().filter(|r| !r.offline);
+                let current = 1 + online.clone().filter(|r| r.current).count();
+                let lag = online.filter_map(|r| r.lag).max().unwrap_or(0);
+                (true, current, lag)
+            }
         };
         StreamReplicas {
             stream: stream.to_owned(),
             configured,
             current,
-            leader,
+            has_leader,
             max_lag,
         }
     }
@@ -76,7 +75,7 @@ impl StreamReplicas {
             stream: stream.to_owned(),
             configured,
             current: 0,
-            leader: None,
+            has_leader: false,
             max_lag: 0,
         }
     }
@@ -163,7 +162,7 @@ mod tests {
                 stream: "facts_operational".into(),
                 configured: 3,
                 current: 2,
-                leader: Some("gamma".into()),
+                has_leader: true,
                 max_lag: 3,
             }
         );
@@ -176,7 +175,13 @@ mod tests {
             serde_json::json!({"leader": "", "replicas": [
                 {"name": "alpha", "current": true, "active": 1000}]}),
         );
-        assert_eq!((s.current, s.leader), (0, None));
+        assert_eq!((s.current, s.has_leader), (0, false));
+    }
+
+    #[test]
+    fn a_single_server_leads_its_streams() {
+        let s = StreamReplicas::from_cluster("facts_operational", 1, None);
+        assert_eq!((s.current, s.has_leader), (1, true));
     }
 
     #[test]

@@ -19,12 +19,10 @@
 //! Needs root (network namespaces); fails without it.
 
 use crate::prometheus::{
-    Alert, FAILOVER_WINDOW, SETTLE, WITHOUT_EXPORTERS, Watch, only_baseline, series_count, settled,
-    start_prometheus,
+    AGENTS_UP, Alert, FAILOVER_WINDOW, SETTLE, WITHOUT_EXPORTERS, Watch, boot_zone, only_baseline,
+    run_zone_test, series_count, settled, start_load, start_prometheus, until_series,
 };
-use bsfg_zonesim::load::{Load, LoadConfig};
-use bsfg_zonesim::netns;
-use bsfg_zonesim::zone::{Options, Zone};
+use bsfg_zonesim::zone::Zone;
 use std::time::{Duration, Instant};
 
 /// Warnings over a 15 min window: firing from phase 2 to the end.
@@ -55,30 +53,25 @@ fn lingering() -> Vec<&'static str> {
     v
 }
 
+/// Polls until `name` fires (on `host` if given); the seconds it took.
+async fn until_firing(z: &Zone, w: &mut Watch, ok: &[&str], name: &str, host: Option<&str>) -> f64 {
+    w.until(z, &format!("{name} firing"), ok, |act| {
+        firing(act, name, host)
+    })
+    .await
+}
+
+/// Polls until nothing is active but the baseline and what lingers.
+async fn until_resolved(z: &Zone, w: &mut Watch, what: &str, ok: &[&str]) {
+    w.until(z, what, ok, |act| settled(act, &lingering())).await;
+}
+
 /// One table row as observed.
 struct Row {
     row: &'static str,
     alert: &'static str,
     fault: String,
     observed: String,
-}
-
-/// Polls a PromQL expression until it has `n` series, noting alerts.
-async fn until_series(z: &Zone, w: &mut Watch, expr: &str, n: usize, allowed: &[&str]) {
-    let start = Instant::now();
-    loop {
-        w.observe(z, allowed).await;
-        let got = series_count(z, expr).await;
-        if got == Ok(n) {
-            return;
-        }
-        assert!(
-            start.elapsed() < SETTLE,
-            "not within {SETTLE:?}: {expr} has {n} series (got {got:?})\n{}",
-            w.timeline.join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 /// Settled as `bsfgctl upgrade check` judges it: every voter and replica
@@ -90,8 +83,7 @@ async fn settle(z: &Zone, w: &mut Watch, allowed: &[&str]) {
             tokio::task::block_in_place(|| bsfg_zonesim::drills::upgrade::upgrade_check(z))
                 .unwrap();
         if safe {
-            w.timeline
-                .push(format!("{:6.1} s  settled: upgrade check passes", w.at()));
+            w.note("settled: upgrade check passes");
             return;
         }
         assert!(
@@ -119,64 +111,31 @@ async fn serving_host(z: &Zone) -> String {
 
 #[test]
 fn prometheus_monitoring_table_rows_fire_on_their_faults() {
-    bsfg_testkit::require_root("network namespaces of the zone simulator");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run());
+    run_zone_test(run());
 }
 
 async fn run() {
     let instance = format!("mt{}", std::process::id() % 100_000);
-    let mut opts = Options::new(&instance);
-    opts.repo =
-        std::fs::canonicalize(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
-            .unwrap();
-    opts.quiet = true;
-    let zone = tokio::task::block_in_place(|| Zone::create(&opts)).expect("create the zone");
-    zone.boot(Duration::from_secs(120))
-        .await
-        .expect("boot the zone");
+    let zone = boot_zone(&instance).await;
     let z = &zone;
     // Declared after the zone: stopped before the zone's namespaces go.
     let _prometheus = start_prometheus(z);
     let [a, b, g] = z.spec.host_names().map(str::to_owned);
-    let load = Load::start(
-        &z.runtime(netns::CLIENT).unwrap(),
-        &z.spec.endpoint(),
-        &z.client_tls().0,
-        &z.workload,
-        Instant::now(),
-        &LoadConfig {
-            producers: 2,
-            ..LoadConfig::new(&format!("mt-{instance}"))
-        },
-    )
-    .unwrap();
-    let mut w = Watch {
-        started: Some(Instant::now()),
-        ..Default::default()
-    };
+    let load = start_load(z, &format!("mt-{instance}"));
+    let mut w = Watch::starting_now();
     let mut rows = Vec::new();
     w.until(z, "baseline: only the exporters' absence", &[], |act| {
         only_baseline(act) && act.iter().any(|x| x.name == WITHOUT_EXPORTERS)
     })
     .await;
-    until_series(z, &mut w, "up{job=\"bsfg-gate-agent\"} == 1", 2, &[]).await;
+    until_series(z, &mut w, &[(AGENTS_UP, 2)], &[]).await;
 
     // 1. Certificate expiry: the standby's certificate valid 10 days.
     let ok = allowed(&["BsfgCertificateExpiresSoon", "BsfgCertificateUnreadable"]);
     z.install_short_certificate(&b).unwrap();
     z.restart_agent(&b).await.unwrap();
-    w.timeline
-        .push(format!("{:6.1} s  {b}: certificate valid 10 days", w.at()));
-    let took = w
-        .until(z, "BsfgCertificateExpiresSoon firing", &ok, |act| {
-            firing(act, "BsfgCertificateExpiresSoon", Some(&b))
-        })
-        .await;
+    w.note(format!("{b}: certificate valid 10 days"));
+    let took = until_firing(z, &mut w, &ok, "BsfgCertificateExpiresSoon", Some(&b)).await;
     rows.push(Row {
         row: "Certificate expiry",
         alert: "BsfgCertificateExpiresSoon",
@@ -185,10 +144,7 @@ async fn run() {
     });
     z.install_valid_certificate(&b).unwrap();
     z.restart_agent(&b).await.unwrap();
-    w.until(z, "certificate alerts resolved", &ok, |act| {
-        settled(act, &lingering())
-    })
-    .await;
+    until_resolved(z, &mut w, "certificate alerts resolved", &ok).await;
 
     // 2. VRRP split: beta stops hearing alpha's adverts and becomes MASTER
     // too. Three splits: VRRP churn (6 changes of beta's MASTER state in 15 min).
@@ -197,22 +153,14 @@ async fn run() {
     let mut vip_both = 0.0;
     for split in 0..3 {
         z.drop_vrrp(&b, &a).unwrap();
-        w.timeline.push(format!(
-            "{:6.1} s  {b} stops hearing {a}'s VRRP ({})",
-            w.at(),
-            split + 1
-        ));
+        w.note(format!("{b} stops hearing {a}'s VRRP ({})", split + 1));
         if split == 0 {
-            vip_both = w
-                .until(z, "BsfgVipOnBothServiceHosts firing", &ok, |act| {
-                    firing(act, "BsfgVipOnBothServiceHosts", None)
-                })
-                .await;
+            vip_both = until_firing(z, &mut w, &ok, "BsfgVipOnBothServiceHosts", None).await;
         } else {
-            until_series(z, &mut w, &master(1), 1, &ok).await;
+            until_series(z, &mut w, &[(&master(1), 1)], &ok).await;
         }
         z.heal_vrrp(&b).unwrap();
-        until_series(z, &mut w, &master(0), 1, &ok).await;
+        until_series(z, &mut w, &[(&master(0), 1)], &ok).await;
     }
     rows.push(Row {
         row: "VIP held by expected active node (present on an unexpected host)",
@@ -220,11 +168,7 @@ async fn run() {
         fault: format!("{b} drops {a}'s VRRP adverts (both MASTER)"),
         observed: format!("firing after {vip_both:.0} s; resolved when healed"),
     });
-    let took = w
-        .until(z, "BsfgVrrpTransitionChurn firing", &ok, |act| {
-            firing(act, "BsfgVrrpTransitionChurn", Some(&b))
-        })
-        .await;
+    let took = until_firing(z, &mut w, &ok, "BsfgVrrpTransitionChurn", Some(&b)).await;
     rows.push(Row {
         row: "Keepalived role transition churn",
         alert: "BsfgVrrpTransitionChurn",
@@ -233,10 +177,7 @@ async fn run() {
             "firing {took:.0} s after the third heal (a 15 min window: outlasts the test)"
         ),
     });
-    w.until(z, "VIP alerts resolved", &ok, |act| {
-        settled(act, &lingering())
-    })
-    .await;
+    until_resolved(z, &mut w, "VIP alerts resolved", &ok).await;
 
     // 3. Artifact storage: gone on the active host, which demotes at once.
     let active = serving_host(z).await;
@@ -246,13 +187,15 @@ async fn run() {
         "BsfgArtifactStorageUnavailableOnActive",
     ]);
     z.remove_artifacts(&active).unwrap();
-    w.timeline
-        .push(format!("{:6.1} s  {active}: artifact storage gone", w.at()));
-    let took = w
-        .until(z, "BsfgArtifactStorageUnavailable firing", &ok, |act| {
-            firing(act, "BsfgArtifactStorageUnavailable", Some(&active))
-        })
-        .await;
+    w.note(format!("{active}: artifact storage gone"));
+    let took = until_firing(
+        z,
+        &mut w,
+        &ok,
+        "BsfgArtifactStorageUnavailable",
+        Some(&active),
+    )
+    .await;
     z.wait_serving(&other, SETTLE).await.unwrap();
     let tag = format!("BsfgArtifactStorageUnavailableOnActive {:?}", Some(&active));
     let on_active = w.pending_seen.contains(&tag) || w.firing_seen.contains(&tag);
@@ -270,10 +213,7 @@ async fn run() {
         ),
     });
     z.restore_artifacts(&active).unwrap();
-    w.until(z, "artifact alerts resolved", &ok, |act| {
-        settled(act, &lingering())
-    })
-    .await;
+    until_resolved(z, &mut w, "artifact alerts resolved", &ok).await;
     settle(z, &mut w, &ok).await;
 
     // 4. gamma crashes: every stream on 2 of 3 replicas, 2 of 3 voters.
@@ -288,7 +228,7 @@ async fn run() {
         "BsfgScrapeTargetDown",
     ]);
     z.crash(&g).unwrap();
-    w.timeline.push(format!("{:6.1} s  {g} crashed", w.at()));
+    w.note(format!("{g} crashed"));
     let took = w
         .until(
             z,
@@ -334,8 +274,7 @@ async fn run() {
         "BsfgServiceProbeFailing",
     ]);
     z.crash(&standby).unwrap();
-    w.timeline
-        .push(format!("{:6.1} s  {standby} crashed too", w.at()));
+    w.note(format!("{standby} crashed too"));
     // The active controller lists no stream with a leader until its agent
     // stops it: pending at least; firing if it runs 15 s more.
     let without_leader = std::cell::Cell::new("");
@@ -387,13 +326,9 @@ async fn run() {
     });
     z.restore(&g).unwrap();
     z.restore(&standby).unwrap();
-    w.timeline
-        .push(format!("{:6.1} s  {g} and {standby} restored", w.at()));
+    w.note(format!("{g} and {standby} restored"));
     z.wait_formed(&[&a, &b, &g], SETTLE).await.unwrap();
-    w.until(z, "every alert resolved", &ok, |act| {
-        settled(act, &lingering())
-    })
-    .await;
+    until_resolved(z, &mut w, "every alert resolved", &ok).await;
     settle(z, &mut w, &ok).await;
     load.stop(Duration::from_secs(5)).await;
 

@@ -182,6 +182,13 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
+    pub(crate) fn starting_now() -> Watch {
+        Watch {
+            started: Some(Instant::now()),
+            ..Default::default()
+        }
+    }
+
     pub(crate) fn at(&self) -> f64 {
         self.started.map_or(0.0, |s| s.elapsed().as_secs_f64())
     }
@@ -408,15 +415,79 @@ pub(crate) async fn series_count(z: &Zone, expr: &str) -> Result<usize, String> 
     Ok(v["data"]["result"].as_array().map_or(0, Vec::len))
 }
 
-#[test]
-fn prometheus_alerts_follow_the_faults_and_the_dashboard_has_series() {
+/// Polls PromQL expressions until each has its number of series at once,
+/// noting alerts.
+pub(crate) async fn until_series(
+    z: &Zone,
+    w: &mut Watch,
+    want: &[(&str, usize)],
+    allowed: &[&str],
+) {
+    let start = Instant::now();
+    loop {
+        w.observe(z, allowed).await;
+        let mut got = Vec::new();
+        for (expr, _) in want {
+            got.push(series_count(z, expr).await);
+        }
+        if want.iter().zip(&got).all(|((_, n), g)| *g == Ok(*n)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < SETTLE,
+            "not within {SETTLE:?}: series wanted (expression, count) {want:?}, got {got:?}\n{}",
+            w.timeline.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Runs a zone test on a runtime of its own (root: the zone's network
+/// namespaces).
+pub(crate) fn run_zone_test(test: impl std::future::Future<Output = ()>) {
     bsfg_testkit::require_root("network namespaces of the zone simulator");
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(run());
+        .unwrap()
+        .block_on(test);
+}
+
+/// The zone `instance` of this repository, created and booted.
+pub(crate) async fn boot_zone(instance: &str) -> Zone {
+    let mut opts = Options::new(instance);
+    opts.repo = repo();
+    opts.quiet = true;
+    let zone = tokio::task::block_in_place(|| Zone::create(&opts)).expect("create the zone");
+    zone.boot(Duration::from_secs(120))
+        .await
+        .expect("boot the zone");
+    zone
+}
+
+/// Two producers appending through the VIP from the client namespace.
+pub(crate) fn start_load(z: &Zone, name: &str) -> Load {
+    Load::start(
+        &z.runtime(netns::CLIENT).unwrap(),
+        &z.spec.endpoint(),
+        &z.client_tls().0,
+        &z.workload,
+        Instant::now(),
+        &LoadConfig {
+            producers: 2,
+            ..LoadConfig::new(name)
+        },
+    )
+    .unwrap()
+}
+
+/// Both gate agents scraped.
+pub(crate) const AGENTS_UP: &str = "up{job=\"bsfg-gate-agent\"} == 1";
+
+#[test]
+fn prometheus_alerts_follow_the_faults_and_the_dashboard_has_series() {
+    run_zone_test(run());
 }
 
 /// Waits until both probe checks succeed again.
@@ -441,34 +512,13 @@ pub(crate) async fn probe_succeeds(w: &mut Watch, z: &Zone, allowed: &[&str]) {
 
 async fn run() {
     let instance = format!("pm{}", std::process::id() % 100_000);
-    let mut opts = Options::new(&instance);
-    opts.repo = repo();
-    opts.quiet = true;
-    let zone = tokio::task::block_in_place(|| Zone::create(&opts)).expect("create the zone");
-    zone.boot(Duration::from_secs(120))
-        .await
-        .expect("boot the zone");
+    let zone = boot_zone(&instance).await;
     let z = &zone;
     // Declared after the zone: stopped before the zone's namespaces go.
     let _prometheus = start_prometheus(z);
     let [a, b, g] = z.spec.host_names().map(str::to_owned);
-    let epoch = Instant::now();
-    let load = Load::start(
-        &z.runtime(netns::CLIENT).unwrap(),
-        &z.spec.endpoint(),
-        &z.client_tls().0,
-        &z.workload,
-        epoch,
-        &LoadConfig {
-            producers: 2,
-            ..LoadConfig::new(&format!("prom-{instance}"))
-        },
-    )
-    .unwrap();
-    let mut w = Watch {
-        started: Some(Instant::now()),
-        ..Default::default()
-    };
+    let load = start_load(z, &format!("prom-{instance}"));
+    let mut w = Watch::starting_now();
 
     // Baseline: every agent target up, no alert but the exporters' absence.
     w.until(
@@ -478,19 +528,8 @@ async fn run() {
         |act| only_baseline(act) && act.iter().any(|x| x.name == WITHOUT_EXPORTERS),
     )
     .await;
-    let ready = Instant::now();
-    loop {
-        let agents = series_count(z, "up{job=\"bsfg-gate-agent\"} == 1").await;
-        let probes = series_count(z, &format!("probe_success{{job=\"{PROBE_JOB}\"}} == 1")).await;
-        if agents == Ok(2) && probes == Ok(2) {
-            break;
-        }
-        assert!(
-            ready.elapsed() < SETTLE,
-            "gate agents scraped: {agents:?}, probe checks succeeding: {probes:?} (of 2 each)"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let probes = format!("probe_success{{job=\"{PROBE_JOB}\"}} == 1");
+    until_series(z, &mut w, &[(AGENTS_UP, 2), (&probes, 2)], &[]).await;
     w.note("steady state: both probe checks succeed");
 
     // The probe's identity is in no ACL: the health service only.

@@ -83,13 +83,13 @@ async fn health_check(b: &Boundary, health: &Health, headers: &HeaderMap, body: 
         return error_response(&e);
     };
     match health::connect_answer(health, codec == Codec::Json, &bytes) {
-        Ok((answer, true)) => (
+        Ok(Some(answer)) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, content_type_header(codec, false))],
             answer,
         )
             .into_response(),
-        Ok((_, false)) => error_response(&Reason::Unimplemented.err(format!(
+        Ok(None) => error_response(&Reason::Unimplemented.err(format!(
             "no health status for that service: ask for \"\" or \"{}\"",
             bsfg_proto::SERVICE_NAME
         ))),

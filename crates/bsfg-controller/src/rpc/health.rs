@@ -95,12 +95,13 @@ impl tonic_health::pb::health_server::Health for Health {
 }
 
 /// A Connect unary health check's answer: the JSON body (proto3 JSON: the
-/// status by name) or the protobuf one, and whether the service exists.
+/// status by name) or the protobuf one; `None` for a service this server
+/// does not have.
 pub fn connect_answer(
     health: &Health,
     json: bool,
     body: &[u8],
-) -> Result<(Vec<u8>, bool), bsfg_core::BsfgError> {
+) -> Result<Option<Vec<u8>>, bsfg_core::BsfgError> {
     use bsfg_core::Reason;
     use prost::Message;
     let service = if json {
@@ -119,7 +120,7 @@ pub fn connect_answer(
             .service
     };
     let Some(status) = health.status(&service) else {
-        return Ok((Vec::new(), false));
+        return Ok(None);
     };
     let out = if json {
         serde_json::to_vec(&serde_json::json!({ "status": status.as_str_name() }))
@@ -127,7 +128,7 @@ pub fn connect_answer(
     } else {
         response(status).encode_to_vec()
     };
-    Ok((out, true))
+    Ok(Some(out))
 }
 
 #[cfg(test)]
@@ -145,22 +146,23 @@ mod tests {
             Some(ServingStatus::Serving)
         );
         assert_eq!(h.status("other.Service"), None);
-        let (json, known) =
-            connect_answer(&h, true, br#"{"service":"bsfg.v1.BoundaryService"}"#).unwrap();
-        assert!(known);
-        assert_eq!(json, br#"{"status":"SERVING"}"#);
+        let json = connect_answer(&h, true, br#"{"service":"bsfg.v1.BoundaryService"}"#).unwrap();
+        assert_eq!(json.as_deref(), Some(&br#"{"status":"SERVING"}"#[..]));
         fence.set_draining();
         assert_eq!(h.status(""), Some(ServingStatus::NotServing));
-        let (json, _) = connect_answer(&h, true, b"").unwrap();
-        assert_eq!(json, br#"{"status":"NOT_SERVING"}"#);
-        let (proto, _) = connect_answer(&h, false, &[]).unwrap();
+        let json = connect_answer(&h, true, b"").unwrap();
+        assert_eq!(json.as_deref(), Some(&br#"{"status":"NOT_SERVING"}"#[..]));
+        let proto = connect_answer(&h, false, &[]).unwrap().expect("known");
         assert_eq!(
             HealthCheckResponse::decode(proto.as_slice())
                 .unwrap()
                 .status,
             ServingStatus::NotServing as i32
         );
-        assert!(!connect_answer(&h, true, br#"{"service":"x"}"#).unwrap().1);
+        assert_eq!(
+            connect_answer(&h, true, br#"{"service":"x"}"#).unwrap(),
+            None
+        );
         assert!(connect_answer(&h, true, b"{").is_err());
     }
 }
