@@ -130,18 +130,6 @@ pub fn signer_in(leaf_pem: &str, ca_pem: &str) -> Result<CertificateFacts, Strin
     })
 }
 
-/// Every certificate of a PEM file (a trust bundle), in order.
-pub fn parse_all(pem_bytes: &[u8]) -> Result<Vec<CertificateFacts>, String> {
-    pem_certificates(pem_bytes)?
-        .iter()
-        .map(|der| {
-            X509Certificate::from_der(der)
-                .map(|(_, c)| facts(&c))
-                .map_err(|e| format!("invalid X.509 certificate: {e}"))
-        })
-        .collect()
-}
-
 /// Each CERTIFICATE block of a PEM text on its own (a trust bundle's CAs,
 /// one PEM each, re-encoded with LF line ends), in order; other blocks and
 /// text between blocks are dropped, a malformed block is an error.
@@ -266,8 +254,6 @@ mod tests {
         let impostor = Authority::generate("zone CA", Validity::days_from_now(30)).unwrap();
         let forged = impostor.issue(&request, valid).unwrap().certificate_pem;
         assert!(super::signer_in(&forged, &bundle).is_err());
-        let all = super::parse_all(bundle.as_bytes()).unwrap();
-        assert_eq!(all.len(), 2);
         assert_eq!(
             super::split_pem(&bundle).unwrap(),
             [old.certificate_pem(), new.certificate_pem()]
