@@ -130,34 +130,17 @@ pub fn signer_in(leaf_pem: &str, ca_pem: &str) -> Result<CertificateFacts, Strin
     })
 }
 
-/// Every certificate of a PEM file (a trust bundle), in order.
-pub fn parse_all(pem_bytes: &[u8]) -> Result<Vec<CertificateFacts>, String> {
-    pem_certificates(pem_bytes)?
-        .iter()
-        .map(|der| {
-            X509Certificate::from_der(der)
-                .map(|(_, c)| facts(&c))
-                .map_err(|e| format!("invalid X.509 certificate: {e}"))
-        })
-        .collect()
-}
-
 /// Each CERTIFICATE block of a PEM text on its own (a trust bundle's CAs,
-/// one PEM each), in order; text outside the blocks is dropped.
-pub fn split_pem(pem: &str) -> Vec<String> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let mut out = Vec::new();
-    let mut rest = pem;
-    while let Some(start) = rest.find(BEGIN) {
-        let Some(len) = rest[start..].find(END) else {
-            break;
-        };
-        let end = start + len + END.len();
-        out.push(format!("{}\n", &rest[start..end]));
-        rest = &rest[end..];
-    }
-    out
+/// one PEM each, re-encoded with LF line ends), in order; other blocks and
+/// text between blocks are dropped, a malformed block is an error.
+pub fn split_pem(text: &str) -> Result<Vec<String>, String> {
+    let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    Ok(pem::parse_many(text)
+        .map_err(|e| format!("not PEM: {e}"))?
+        .iter()
+        .filter(|block| block.tag() == "CERTIFICATE")
+        .map(|block| pem::encode_config(block, lf))
+        .collect())
 }
 
 /// SHA-256 of the first certificate's DER, lower-case hex (a CA's identity
@@ -271,11 +254,16 @@ mod tests {
         let impostor = Authority::generate("zone CA", Validity::days_from_now(30)).unwrap();
         let forged = impostor.issue(&request, valid).unwrap().certificate_pem;
         assert!(super::signer_in(&forged, &bundle).is_err());
-        let all = super::parse_all(bundle.as_bytes()).unwrap();
-        assert_eq!(all.len(), 2);
         assert_eq!(
-            super::split_pem(&bundle),
+            super::split_pem(&bundle).unwrap(),
             [old.certificate_pem(), new.certificate_pem()]
+        );
+        let mut corrupt = bundle.clone();
+        let in_second = bundle.rfind("-----END").unwrap() - 10;
+        corrupt.replace_range(in_second..in_second + 1, "!");
+        assert!(
+            super::split_pem(&corrupt).is_err(),
+            "a damaged CA is an error, not one CA fewer"
         );
         assert_ne!(
             super::sha256(old.certificate_pem().as_bytes()).unwrap(),

@@ -490,7 +490,11 @@ fn a_ca_rollover_stages_the_bundle_step_by_step_and_refuses_a_step_out_of_order(
         )
         .unwrap()
     };
-    let cas_on = |host: &str| bsfg_pki::inspect::split_pem(&staged(host, "ca.pem")).len();
+    let cas_on = |host: &str| {
+        bsfg_pki::inspect::split_pem(&staged(host, "ca.pem"))
+            .unwrap()
+            .len()
+    };
     let issuers = |rows: &serde_json::Value| -> Vec<String> {
         rows.as_array()
             .unwrap()

@@ -694,19 +694,25 @@ fn check_bundle(
     let Ok(text) = std::fs::read_to_string(path) else {
         return vec![missing("ca", path)];
     };
-    let cas = inspect::split_pem(&text);
-    if cas.is_empty() {
-        let problem = Problem::new(
-            ProblemKind::Unreadable,
-            format!("{}: no PEM CERTIFICATE block", path.display()),
-        );
-        return vec![CheckRow::failed(
-            "ca",
-            path.display().to_string(),
-            "unreadable",
-            problem,
-        )];
-    }
+    let cas = inspect::split_pem(&text).and_then(|cas| {
+        if cas.is_empty() {
+            Err("no PEM CERTIFICATE block".to_owned())
+        } else {
+            Ok(cas)
+        }
+    });
+    let cas = match cas {
+        Ok(cas) => cas,
+        Err(e) => {
+            let problem = Problem::new(ProblemKind::Unreadable, format!("{}: {e}", path.display()));
+            return vec![CheckRow::failed(
+                "ca",
+                path.display().to_string(),
+                "unreadable",
+                problem,
+            )];
+        }
+    };
     cas.iter()
         .map(|pem| {
             let key = issuing_key.and_then(|(sha, key)| {
@@ -750,9 +756,11 @@ fn check(a: &CheckArgs, file: &ConfigFile, json: bool) -> Result<u8> {
                 against,
             );
             if let Some(sha) = &issuing
-                && !inspect::split_pem(&trust)
-                    .iter()
-                    .any(|pem| inspect::sha256(pem.as_bytes()).ok().as_ref() == Some(sha))
+                // An unreadable bundle has its own row from `check_bundle`.
+                && inspect::split_pem(&trust).is_ok_and(|cas| {
+                    !cas.iter()
+                        .any(|pem| inspect::sha256(pem.as_bytes()).ok().as_ref() == Some(sha))
+                })
             {
                 rows.push(CheckRow::failed(
                     "ca",

@@ -386,6 +386,7 @@ fn status(a: &StatusArgs, json: bool) -> Result<u8> {
     let state = read_state(&dir)?;
     let trust = dir.trust_pem()?;
     let trusted = inspect::split_pem(&trust)
+        .map_err(|e| usage(format!("the trust bundle: {e}")))?
         .iter()
         .map(|pem| identity(pem))
         .collect::<Result<Vec<_>>>()?;

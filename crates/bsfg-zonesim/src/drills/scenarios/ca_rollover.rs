@@ -9,7 +9,7 @@
 //! port, while the new one is accepted.
 
 use super::pki_rollout::{
-    CaDirectory, Listening, append_as, client_files, install_client, install_staged, served,
+    CaDirectory, Listening, check_append, client_files, install_client, install_staged, served,
     trust_bundle,
 };
 use super::rolling::rolling_restart_in_planned_order;
@@ -194,23 +194,14 @@ pub(super) async fn ca_rollover(z: &Zone, c: &mut Ctx) -> Result<()> {
         );
     }
     let id = format!("ca-rollover-{}-new-client", z.instance);
-    match append_as(z, creds.client_files(&producer_cn), &id).await {
-        Ok(()) => {
-            c.check(
-                "an append with the producer's certificate of the new CA is acknowledged",
-                true,
-                id.clone(),
-            );
-            c.extra_acked.push(id);
-        }
-        Err(e) => {
-            c.check(
-                "an append with the producer's certificate of the new CA is acknowledged",
-                false,
-                format!("{e:#}"),
-            );
-        }
-    }
+    check_append(
+        z,
+        c,
+        creds.client_files(&producer_cn),
+        id,
+        "an append with the producer's certificate of the new CA is acknowledged",
+    )
+    .await;
     serves_again(c, &v, PROMOTION_TIMEOUT).await;
     Ok(())
 }

@@ -7,7 +7,8 @@
 //! a real TLS connection before and after.
 
 use super::pki_rollout::{
-    CaDirectory, append_as, client_files, install_client, install_staged, peek_controller, served,
+    CaDirectory, check_append, client_files, install_client, install_staged, peek_controller,
+    served,
 };
 use super::rolling::rolling_restart_in_planned_order;
 use super::{Ctx, PROMOTION_TIMEOUT, contract, hosts, roles, serves_again, takes_over};
@@ -127,15 +128,7 @@ pub(super) async fn cert_rotation(z: &Zone, c: &mut Ctx) -> Result<()> {
     ] {
         let id = format!("cert-rotation-{}-{tag}-client", z.instance);
         let name = format!("an append with the producer's {which} certificate is acknowledged");
-        match append_as(z, tls, &id).await {
-            Ok(()) => {
-                c.check(&name, true, id.clone());
-                c.extra_acked.push(id);
-            }
-            Err(e) => {
-                c.check(&name, false, format!("{e:#}"));
-            }
-        }
+        check_append(z, c, tls, id, &name).await;
     }
     serves_again(c, &v, PROMOTION_TIMEOUT).await;
     Ok(())

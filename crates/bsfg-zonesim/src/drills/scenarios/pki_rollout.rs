@@ -3,6 +3,7 @@
 //! files onto the host, a client's files, and the certificate each daemon
 //! serves over a real TLS connection.
 
+use super::Ctx;
 use crate::load;
 use crate::netns;
 use crate::observe::served_certificate::{self, Listener, Served};
@@ -147,7 +148,23 @@ pub(super) async fn peek_controller(z: &Zone, tls: TlsFiles) -> Result<Served, S
     .map_err(|e| format!("{e:#}"))?
 }
 
-pub(super) async fn append_as(z: &Zone, tls: TlsFiles, id: &str) -> Result<()> {
+/// Checks (as `name`) that an append as `tls` is acknowledged, and counts
+/// the fact `id` among the acknowledged ones when it is.
+pub(super) async fn check_append(z: &Zone, c: &mut Ctx, tls: TlsFiles, id: String, name: &str) {
+    let appended = append_as(z, tls, &id).await;
+    c.check(
+        name,
+        appended.is_ok(),
+        appended
+            .as_ref()
+            .map_or_else(|e| format!("{e:#}"), |()| id.clone()),
+    );
+    if appended.is_ok() {
+        c.extra_acked.push(id);
+    }
+}
+
+async fn append_as(z: &Zone, tls: TlsFiles, id: &str) -> Result<()> {
     let endpoint = z.spec.endpoint();
     let req = load::fact_request(&z.workload, "pki-rollout", id, 0, 1_780_000_000_000);
     z.in_ns(netns::CLIENT, move || async move {
