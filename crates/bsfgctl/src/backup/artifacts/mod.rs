@@ -9,7 +9,9 @@
 
 pub mod plan;
 
-use super::{io_err, now_ms, progress, sync_dir, textfile, write_synced, write_textfile};
+use super::{
+    dir_entries, io_err, now_ms, progress, sync_dir, textfile, write_synced, write_textfile,
+};
 use crate::exit::{self, CliError, Result};
 use clap::Args;
 use plan::{ArtifactManifest, Blob, BlobProblem, RestoreAction, SnapshotAction};
@@ -239,17 +241,9 @@ fn read_manifest(dir: &Path) -> Result<ArtifactManifest> {
     Ok(m)
 }
 
-fn snapshot_names(into: &Path) -> Result<Vec<String>> {
-    let rd = std::fs::read_dir(into).map_err(|e| io_err(into, e))?;
-    Ok(rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect())
-}
-
 /// The newest completed artifact snapshot under `into` and its manifest.
 pub fn newest(into: &Path) -> Result<Option<(PathBuf, ArtifactManifest)>> {
-    let mut names: Vec<String> = snapshot_names(into)?
+    let mut names: Vec<String> = dir_entries(into)?
         .into_iter()
         .filter(|n| plan::is_snapshot_name(n))
         .collect();
@@ -274,7 +268,7 @@ pub fn backup_artifacts(a: &BackupArtifactsArgs, json: bool) -> Result<u8> {
         write_textfile(path, &metrics_text(good, this_run.is_some(), now_ms()))?;
     }
     let (m, dir, linked) = result?;
-    let victims = plan::to_prune(&snapshot_names(&a.into)?, a.keep);
+    let victims = plan::to_prune(&dir_entries(&a.into)?, a.keep);
     for v in &victims {
         let p = a.into.join(v);
         std::fs::remove_dir_all(&p).map_err(|e| io_err(&p, e))?;
@@ -334,7 +328,7 @@ fn take_snapshot(a: &BackupArtifactsArgs) -> Result<(ArtifactManifest, PathBuf, 
     std::fs::create_dir_all(&a.into).map_err(|e| io_err(&a.into, e))?;
     let previous = newest(&a.into)?;
     let steps = plan::plan_snapshot(&source, previous.as_ref().map(|(_, m)| m.blobs.as_slice()));
-    let name = plan::dir_name(started_unix_ms, &snapshot_names(&a.into)?);
+    let name = plan::dir_name(started_unix_ms, &dir_entries(&a.into)?);
     let partial = a.into.join(format!(".{name}.partial"));
     let done_dir = a.into.join(&name);
     // 0700: the blobs are the zone's artifacts, readable by the backup only.
