@@ -795,7 +795,12 @@ in {
   # only, each of its own /artifacts, from the one renderer (units.nix).
   artifact_backup_units_on_the_service_hosts_only = let
     hs = lib.allHosts {
-      zone = lib.normalise (fx.with' {artifactBackup = {schedule = "*-*-* 03:00:00"; keep = 3;};});
+      zone = lib.normalise (fx.with' {
+        artifactBackup = {
+          schedule = "*-*-* 03:00:00";
+          keep = 3;
+        };
+      });
       pathsFor = _: lib.nixosPaths;
     };
     without = lib.allHosts {
@@ -812,13 +817,16 @@ in {
     && builtins.tail svc.argv == ["backup-artifacts" "--from" "/artifacts" "--into" "/var/lib/bsfg-artifact-backup/snapshots" "--keep" "3" "--metrics-file" "/var/lib/bsfg-artifact-backup/bsfg-artifact-backup.prom"]
     && hs.beta.units.bsfg-artifact-backup-timer.timerConfig.OnCalendar == "*-*-* 03:00:00"
     && hs.beta.units.bsfg-artifact-backup-timer.wantedBy == ["timers.target"]
-    && svc.wantedBy == [] && !svc.restartIfChanged
+    && svc.wantedBy == []
+    && !svc.restartIfChanged
     # Least privilege: reads /artifacts through its group, writes only the
     # destination and its state directory, no network.
     && sc.ReadOnlyPaths == ["/artifacts"]
     && sc.ReadWritePaths == ["-/var/lib/bsfg-artifact-backup/snapshots"]
     && sc.SupplementaryGroups == ["bsfg-artifacts"]
-    && sc.PrivateNetwork && sc.ProtectSystem == "strict" && sc.User == "bsfg-artifact-backup"
+    && sc.PrivateNetwork
+    && sc.ProtectSystem == "strict"
+    && sc.User == "bsfg-artifact-backup"
     && builtins.match ".*ExecStart=[^\n]*backup-artifacts --from /artifacts.*" svc.text != null
     && builtins.match ".*OnCalendar=\\*-\\*-\\* 03:00:00.*" hs.alpha.units.bsfg-artifact-backup-timer.text != null;
 }
