@@ -791,4 +791,42 @@ in {
     && c.hosts.gamma.passwordFiles.controller == null
     && builtins.all (host: loads host "route-cert.pem" && loads host "route-key.pem") ["alpha" "beta" "gamma"]
     && builtins.length (sources "alpha") > builtins.length (sources "gamma");
+  # Artifact snapshots (zone setting artifactBackup): on alpha and beta
+  # only, each of its own /artifacts, from the one renderer (units.nix).
+  artifact_backup_units_on_the_service_hosts_only = let
+    hs = lib.allHosts {
+      zone = lib.normalise (fx.with' {
+        artifactBackup = {
+          schedule = "*-*-* 03:00:00";
+          keep = 3;
+        };
+      });
+      pathsFor = _: lib.nixosPaths;
+    };
+    without = lib.allHosts {
+      zone = lib.normalise (builtins.removeAttrs fx.base ["artifactBackup"]);
+      pathsFor = _: lib.nixosPaths;
+    };
+    svc = hs.alpha.units.bsfg-artifact-backup;
+    sc = svc.serviceConfig;
+  in
+    builtins.all (h: hs.${h}.units ? bsfg-artifact-backup && hs.${h}.units ? bsfg-artifact-backup-timer) ["alpha" "beta"]
+    && !(hs.gamma.units ? bsfg-artifact-backup)
+    # Absent: no unit anywhere.
+    && builtins.all (h: !(without.${h}.units ? bsfg-artifact-backup)) ["alpha" "beta" "gamma"]
+    && builtins.tail svc.argv == ["backup-artifacts" "--from" "/artifacts" "--into" "/var/lib/bsfg-artifact-backup/snapshots" "--keep" "3" "--metrics-file" "/var/lib/bsfg-artifact-backup/bsfg-artifact-backup.prom"]
+    && hs.beta.units.bsfg-artifact-backup-timer.timerConfig.OnCalendar == "*-*-* 03:00:00"
+    && hs.beta.units.bsfg-artifact-backup-timer.wantedBy == ["timers.target"]
+    && svc.wantedBy == []
+    && !svc.restartIfChanged
+    # Least privilege: reads /artifacts through its group, writes only the
+    # destination and its state directory, no network.
+    && sc.ReadOnlyPaths == ["/artifacts"]
+    && sc.ReadWritePaths == ["-/var/lib/bsfg-artifact-backup/snapshots"]
+    && sc.SupplementaryGroups == ["bsfg-artifacts"]
+    && sc.PrivateNetwork
+    && sc.ProtectSystem == "strict"
+    && sc.User == "bsfg-artifact-backup"
+    && builtins.match ".*ExecStart=[^\n]*backup-artifacts --from /artifacts.*" svc.text != null
+    && builtins.match ".*OnCalendar=\\*-\\*-\\* 03:00:00.*" hs.alpha.units.bsfg-artifact-backup-timer.text != null;
 }
