@@ -721,6 +721,21 @@ in {
     && gf."/etc/systemd/system/bsfg-backup.timer".text == g.units.bsfg-backup-timer.text
     && c.hosts.gamma.links."/etc/systemd/system/timers.target.wants/bsfg-backup.timer" == "../bsfg-backup.timer"
     && builtins.elem "bsfg-backup.service" c.hosts.gamma.units
+    # alpha's and beta's artifact snapshots likewise, with their user, the
+    # program and their state directory; none on gamma.
+    && builtins.all (h: let
+      u = c.appliance.${h}.units;
+      hf = c.hosts.${h}.files;
+      bound = map (b: b.target) c.hosts.${h}.binds;
+    in
+      hf."/etc/systemd/system/bsfg-artifact-backup.service".text == c.containerise u.bsfg-artifact-backup.text
+      && hf."/etc/systemd/system/bsfg-artifact-backup.timer".text == u.bsfg-artifact-backup-timer.text
+      && c.hosts.${h}.links."/etc/systemd/system/timers.target.wants/bsfg-artifact-backup.timer" == "../bsfg-artifact-backup.timer"
+      && builtins.elem "bsfg-artifact-backup.service" c.hosts.${h}.units
+      && builtins.match ".*u bsfg-artifact-backup 986 .*" hf."/etc/sysusers.d/bsfg.conf".text != null
+      && builtins.all (p: builtins.elem p bound) [c.containerBinaries.bsfgctl "/var/lib/bsfg-artifact-backup" "/artifacts"]) ["alpha" "beta"]
+    && !(gf ? "/etc/systemd/system/bsfg-artifact-backup.service")
+    && !(builtins.elem "bsfg-artifact-backup.service" c.hosts.gamma.units)
     # ...and no store path is left in the container.
     && builtins.all (f: builtins.match ".*/nix/store/.*" f.text == null) (builtins.attrValues files);
   containerise_replaces_exactly_the_store_binaries = let
