@@ -111,14 +111,18 @@ fn blob_path(root: &Path, hex: &str) -> PathBuf {
 
 /// The regular files under `root/blobs/sha256`, as blobs, and the names
 /// that are not content addresses (or not regular files).
-fn list_blobs(root: &Path) -> Result<(Vec<Blob>, Vec<String>)> {
+/// Errors name the path and keep the kind, for the caller's hint.
+fn list_blobs(root: &Path) -> std::io::Result<(Vec<Blob>, Vec<String>)> {
     let dir = root.join(plan::BLOB_DIR);
-    let rd = std::fs::read_dir(&dir).map_err(|e| io_err(&dir, e))?;
+    let at = |p: &Path, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+    };
+    let rd = std::fs::read_dir(&dir).map_err(|e| at(&dir, e))?;
     let (mut blobs, mut names) = (Vec::new(), Vec::new());
     for entry in rd {
-        let entry = entry.map_err(|e| io_err(&dir, e))?;
+        let entry = entry.map_err(|e| at(&dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let meta = entry.metadata().map_err(|e| io_err(&entry.path(), e))?;
+        let meta = entry.metadata().map_err(|e| at(&entry.path(), e))?;
         if meta.is_file() {
             names.push(name.clone());
             if plan::is_content_address(&name) {
@@ -308,9 +312,14 @@ pub fn backup_artifacts(a: &BackupArtifactsArgs, json: bool) -> Result<u8> {
 fn take_snapshot(a: &BackupArtifactsArgs) -> Result<(ArtifactManifest, PathBuf, usize)> {
     let started_unix_ms = now_ms();
     let (source, foreign) = list_blobs(&a.from).map_err(|e| {
-        CliError::Failed(format!(
-            "{e} (is --from the artifact store, with blobs/sha256?)"
-        ))
+        let hint = match e.kind() {
+            // The store is 2770 bsfg-controller:bsfg-artifacts.
+            std::io::ErrorKind::PermissionDenied => {
+                "readable by the bsfg-artifacts group only: run as root or as a member (the unit's SupplementaryGroups=)"
+            }
+            _ => "is --from the artifact store, with blobs/sha256?",
+        };
+        CliError::Failed(format!("{e} ({hint})"))
     })?;
     if !foreign.is_empty() {
         let problems: Vec<BlobProblem> = foreign
@@ -526,7 +535,7 @@ pub fn restore_artifacts(a: &RestoreArtifactsArgs, json: bool) -> Result<u8> {
                 own(d, 0o2770)?;
             }
         }
-        let (store, _) = list_blobs(&a.into)?;
+        let (store, _) = list_blobs(&a.into).map_err(|e| CliError::Failed(e.to_string()))?;
         let steps = plan::plan_restore(&m.blobs, &store);
         let total: u64 = steps
             .iter()
