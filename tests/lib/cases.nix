@@ -728,7 +728,8 @@ in {
       hf = c.hosts.${h}.files;
       bound = map (b: b.target) c.hosts.${h}.binds;
     in
-      hf."/etc/systemd/system/bsfg-artifact-backup.service".text == c.containerise u.bsfg-artifact-backup.text
+      hf."/etc/systemd/system/bsfg-artifact-backup.service".text
+      == c.containerise u.bsfg-artifact-backup.text
       && hf."/etc/systemd/system/bsfg-artifact-backup.timer".text == u.bsfg-artifact-backup-timer.text
       && c.hosts.${h}.links."/etc/systemd/system/timers.target.wants/bsfg-artifact-backup.timer" == "../bsfg-artifact-backup.timer"
       && builtins.elem "bsfg-artifact-backup.service" c.hosts.${h}.units
