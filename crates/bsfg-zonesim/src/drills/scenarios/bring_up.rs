@@ -219,26 +219,8 @@ pub(super) async fn boot(z: &Zone, c: &mut Ctx) -> Result<()> {
 /// the snapshot it left in its state directory reads back whole
 /// (`bsfgctl restore --verify-only`, run here, independent of the unit).
 fn backup_runs_once(z: &Zone, c: &mut Ctx, host: &str) {
-    let (timer, service) = ("bsfg-backup.timer", "bsfg-backup.service");
-    let active = z
-        .systemctl(host, &["is-active", timer])
-        .unwrap_or_else(|e| format!("{e:#}"));
-    c.check(
-        &format!("{timer} on {host} is active (enabled, waiting)"),
-        active.trim() == "active",
-        active.trim(),
-    );
-    let ran = z
-        .systemctl(host, &["start", service])
-        .and_then(|_| z.systemctl(host, &["show", "-p", "Result", "--value", service]));
-    c.check(
-        &format!("{service} on {host} ran once and succeeded"),
-        ran.as_ref().is_ok_and(|r| r.trim() == "success"),
-        match &ran {
-            Ok(r) => format!("Result={}", r.trim()),
-            Err(e) => format!("{e:#}\n{}", z.unit_journal(host, service)),
-        },
-    );
+    timer_waits(z, c, host, "bsfg-backup.timer");
+    runs_once(z, c, host, "bsfg-backup.service");
     let state = z.run_dir.join(host).join("backup");
     let metrics = std::fs::read_to_string(state.join("bsfg-backup.prom")).unwrap_or_default();
     c.check(
@@ -251,18 +233,7 @@ fn backup_runs_once(z: &Zone, c: &mut Ctx, host: &str) {
         .cloned()
         .context("no snapshot-* directory")
         .and_then(|dir| {
-            let bin = bsfg_testkit::bins::find_workspace_binary("bsfgctl", None)?;
-            let out = std::process::Command::new(bin)
-                .args(["restore", "--verify-only", "--from"])
-                .arg(&dir)
-                .output()?;
-            anyhow::ensure!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            let manifest: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)?;
+            let manifest = verify_with_bsfgctl("restore", &dir)?;
             let streams = manifest["streams"].as_array().map_or(0, Vec::len);
             anyhow::ensure!(streams > 0, "its manifest lists no stream");
             Ok(format!("{}: {streams} streams", dir.display()))
@@ -285,16 +256,9 @@ fn backup_runs_once(z: &Zone, c: &mut Ctx, host: &str) {
 /// left in its state directory holds the uploaded blob and reads back
 /// whole (`bsfgctl restore-artifacts --verify-only`, run here).
 async fn artifact_backup_runs_once(z: &Zone, c: &mut Ctx, active: &str, standby: &str) {
-    let (timer, service) = ("bsfg-artifact-backup.timer", "bsfg-artifact-backup.service");
+    let service = "bsfg-artifact-backup.service";
     for h in [active, standby] {
-        let state = z
-            .systemctl(h, &["is-active", timer])
-            .unwrap_or_else(|e| format!("{e:#}"));
-        c.check(
-            &format!("{timer} on {h} is active (enabled, waiting)"),
-            state.trim() == "active",
-            state.trim(),
-        );
+        timer_waits(z, c, h, "bsfg-artifact-backup.timer");
     }
     let (tls, _) = z.client_tls();
     let endpoint = z.spec.endpoint();
@@ -335,17 +299,7 @@ async fn artifact_backup_runs_once(z: &Zone, c: &mut Ctx, active: &str, standby:
         e.as_ref().is_ok_and(|e| *e <= limit),
         format!("{e:?}"),
     );
-    let ran = z
-        .systemctl(active, &["start", service])
-        .and_then(|_| z.systemctl(active, &["show", "-p", "Result", "--value", service]));
-    c.check(
-        &format!("{service} on {active} ran once and succeeded"),
-        ran.as_ref().is_ok_and(|r| r.trim() == "success"),
-        match &ran {
-            Ok(r) => format!("Result={}", r.trim()),
-            Err(e) => format!("{e:#}\n{}", z.unit_journal(active, service)),
-        },
-    );
+    runs_once(z, c, active, service);
     let state = z.run_dir.join(active).join("artifact-backup");
     let metrics_file = state.join("bsfg-artifact-backup.prom");
     let metrics = std::fs::read_to_string(&metrics_file).unwrap_or_default();
@@ -371,18 +325,7 @@ async fn artifact_backup_runs_once(z: &Zone, c: &mut Ctx, active: &str, standby:
                 "{} is root's: the unit ran as root",
                 dir.display()
             );
-            let bin = bsfg_testkit::bins::find_workspace_binary("bsfgctl", None)?;
-            let out = std::process::Command::new(bin)
-                .args(["restore-artifacts", "--verify-only", "--from"])
-                .arg(&dir)
-                .output()?;
-            anyhow::ensure!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            let manifest: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)?;
+            let manifest = verify_with_bsfgctl("restore-artifacts", &dir)?;
             let hex = digest.strip_prefix("sha256:").unwrap_or(&digest);
             let names: Vec<&str> = manifest["blobs"]
                 .as_array()
@@ -406,6 +349,51 @@ async fn artifact_backup_runs_once(z: &Zone, c: &mut Ctx, active: &str, standby:
             Err(e) => format!("{e:#}"),
         },
     );
+}
+
+/// A snapshot timer on `host` is enabled and waiting.
+fn timer_waits(z: &Zone, c: &mut Ctx, host: &str, timer: &str) {
+    let state = z
+        .systemctl(host, &["is-active", timer])
+        .unwrap_or_else(|e| format!("{e:#}"));
+    c.check(
+        &format!("{timer} on {host} is active (enabled, waiting)"),
+        state.trim() == "active",
+        state.trim(),
+    );
+}
+
+/// Starts a oneshot `service` on `host` as its timer would; it succeeds.
+fn runs_once(z: &Zone, c: &mut Ctx, host: &str, service: &str) {
+    let ran = z
+        .systemctl(host, &["start", service])
+        .and_then(|_| z.systemctl(host, &["show", "-p", "Result", "--value", service]));
+    c.check(
+        &format!("{service} on {host} ran once and succeeded"),
+        ran.as_ref().is_ok_and(|r| r.trim() == "success"),
+        match &ran {
+            Ok(r) => format!("Result={}", r.trim()),
+            Err(e) => format!("{e:#}\n{}", z.unit_journal(host, service)),
+        },
+    );
+}
+
+/// `bsfgctl <restore> --verify-only --from <dir>` on this machine, outside
+/// the container; the snapshot's manifest.
+fn verify_with_bsfgctl(restore: &str, dir: &std::path::Path) -> Result<serde_json::Value> {
+    let bin = bsfg_testkit::bins::find_workspace_binary("bsfgctl", None)?;
+    let out = std::process::Command::new(bin)
+        .args([restore, "--verify-only", "--from"])
+        .arg(dir)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(serde_json::from_slice(&std::fs::read(
+        dir.join("manifest.json"),
+    )?)?)
 }
 
 /// Directories named `<prefix>*` up to two levels below `dir`, sorted.
