@@ -106,7 +106,12 @@ in {
           [''--collector.systemd.unit-include=(bsfg-.*|nats|keepalived)\.service'']
           # Gamma with scheduled snapshots: bsfg_backup_* from the metrics
           # file bsfg-backup.service writes (textfile collector).
-          ++ lib.optional (s.units ? bsfg-backup) "--collector.textfile.directory=${s.paths.backupState}";
+          ++ lib.optional (s.units ? bsfg-backup) "--collector.textfile.directory=${s.paths.backupState}"
+          # Alpha and beta with artifact snapshots: bsfg_artifact_backup_*
+          # from bsfg-artifact-backup.service's metrics file. (Gamma has no
+          # artifact store, the service hosts no stream snapshots: one
+          # textfile directory per host.)
+          ++ lib.optional (s.units ? bsfg-artifact-backup) "--collector.textfile.directory=${s.paths.artifactBackupState}";
       };
       services.prometheus.exporters.nats = {
         enable = true;

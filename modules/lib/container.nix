@@ -223,6 +223,7 @@
   # persist, so an id must not depend on the order sysusers runs in.
   sysusers = s: let
     backs = s.units ? bsfg-backup;
+    artifactBacks = s.units ? bsfg-artifact-backup;
   in
     concatStringsSep "\n" ([
         "u nats 980 \"NATS daemon user\" ${s.paths.jetstream}"
@@ -243,6 +244,13 @@
       ++ (
         if backs
         then ["u bsfg-backup 985 \"BSFG zone snapshots\""]
+        else []
+      )
+      # modules/services/artifact-backup.nix: users.users.bsfg-artifact-backup
+      # (its group too; /artifacts is read through SupplementaryGroups=).
+      ++ (
+        if artifactBacks
+        then ["u bsfg-artifact-backup 986 \"BSFG artifact store snapshots\""]
         else []
       ))
     + "\n";
@@ -267,6 +275,7 @@
     sim = lib.simulatorPaths runDir name;
     service = s.runs.gateAgent;
     backs = s.units ? bsfg-backup;
+    artifactBacks = s.units ? bsfg-artifact-backup;
     file = text: {
       text = containerise text;
       mode = "0644";
@@ -345,6 +354,19 @@
         ]
         else []
       )
+      # alpha's and beta's artifact snapshots (modules/services/
+      # artifact-backup.nix): bsfg-artifact-backup.service and its timer.
+      ++ (
+        if artifactBacks
+        then [
+          {
+            name = "${unitDir}/bsfg-artifact-backup.service";
+            value = file s.units.bsfg-artifact-backup.text;
+          }
+          (own s.units.bsfg-artifact-backup-timer)
+        ]
+        else []
+      )
     );
     links = listToAttrs (
       [(wants "nats.service")]
@@ -368,6 +390,16 @@
           {
             name = "${unitDir}/timers.target.wants/bsfg-backup.timer";
             value = "../bsfg-backup.timer";
+          }
+        ]
+        else []
+      )
+      ++ (
+        if artifactBacks
+        then [
+          {
+            name = "${unitDir}/timers.target.wants/bsfg-artifact-backup.timer";
+            value = "../bsfg-artifact-backup.timer";
           }
         ]
         else []
@@ -407,12 +439,25 @@
       # for nats.service; the controller's certificate, key and passwords;
       # each daemon's own NATS password), as the description places them.
       ++ (
+        if backs || artifactBacks
+        then [(ro hostBinaries.bsfgctl containerBinaries.bsfgctl)]
+        else []
+      )
+      ++ (
         if backs
         then [
-          (ro hostBinaries.bsfgctl containerBinaries.bsfgctl)
           # /var/lib/bsfg-backup (StateDirectory=): the snapshots and the
           # metrics file, kept across reboots as on gamma's disk.
           (rw sim.backupState s.paths.backupState)
+        ]
+        else []
+      )
+      ++ (
+        if artifactBacks
+        then [
+          # /var/lib/bsfg-artifact-backup (StateDirectory=): likewise on
+          # alpha and beta.
+          (rw sim.artifactBackupState s.paths.artifactBackupState)
         ]
         else []
       )
@@ -440,6 +485,11 @@
       ++ (
         if backs
         then ["bsfg-backup.service"]
+        else []
+      )
+      ++ (
+        if artifactBacks
+        then ["bsfg-artifact-backup.service"]
         else []
       );
   };

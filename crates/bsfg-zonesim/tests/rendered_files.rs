@@ -127,3 +127,83 @@ fn gamma_runs_the_probe_on_the_library_text_and_the_exporter_accepts_it() {
     std::fs::write(&bad, p.config_text.replace("\"grpc\"", "\"grpcx\"")).unwrap();
     assert!(!accepted(&bad).0, "a broken configuration passed");
 }
+
+/// The systemd mode writes into alpha's and beta's containers the
+/// artifact-backup service and timer the appliance's module assigns (the
+/// zone library's texts, only the store path of bsfgctl replaced by the
+/// bound program), enables the timer, binds bsfgctl and the state
+/// directory; gamma's container has neither.
+#[test]
+fn the_containers_get_the_appliance_artifact_backup_units() {
+    use bsfg_zonesim::container::spec;
+    use bsfg_zonesim::zone::spec::{eval_json, nix_string};
+    let repo = default_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let zone_file = repo.join("hosts/zone.nix");
+    let bins = Binaries {
+        controller: "/bin/c".into(),
+        gate_agent: "/bin/g".into(),
+        nats_server: "/bin/n".into(),
+    };
+    let bsfgctl = Path::new("/bin/ctl");
+    let containers = spec::evaluate(&repo, &zone_file, dir.path(), &bins, bsfgctl, None).unwrap();
+    // What the NixOS module gets for each host, in the container's paths.
+    let expr = format!(
+        "let c = import {} {{ zoneFile = {}; runDir = {}; }}; t = h: u: c.containerise c.appliance.${{h}}.units.${{u}}.text; \
+         in {{ inherit (c.containerBinaries) bsfgctl; alpha = [(t \"alpha\" \"bsfg-artifact-backup\") (t \"alpha\" \"bsfg-artifact-backup-timer\")]; \
+         beta = [(t \"beta\" \"bsfg-artifact-backup\") (t \"beta\" \"bsfg-artifact-backup-timer\")]; \
+         gamma = c.appliance.gamma.units ? bsfg-artifact-backup; }}",
+        nix_string(&repo.join("modules/lib/container.nix").display().to_string()),
+        nix_string(&zone_file.display().to_string()),
+        nix_string(&dir.path().display().to_string()),
+    );
+    let appliance: serde_json::Value =
+        serde_json::from_slice(&eval_json(&expr, "the appliance's artifact-backup units").unwrap())
+            .unwrap();
+    assert_eq!(appliance["gamma"], false, "gamma has no artifact store");
+    let bound_bsfgctl = appliance["bsfgctl"].as_str().unwrap();
+    let units = Path::new("etc/systemd/system");
+    for host in ["alpha", "beta"] {
+        let c = &containers.hosts[host];
+        let root = dir.path().join(format!("{host}-root"));
+        c.write(&root).unwrap();
+        let read = |f: &str| std::fs::read_to_string(root.join(units).join(f)).unwrap();
+        let service = read("bsfg-artifact-backup.service");
+        assert_eq!(service, appliance[host][0].as_str().unwrap(), "{host}");
+        assert_eq!(
+            read("bsfg-artifact-backup.timer"),
+            appliance[host][1].as_str().unwrap(),
+            "{host}"
+        );
+        assert!(
+            service.contains(&format!(
+                "\nExecStart={bound_bsfgctl} backup-artifacts --from /artifacts "
+            )),
+            "{service}"
+        );
+        assert_eq!(
+            std::fs::read_link(
+                root.join(units)
+                    .join("timers.target.wants/bsfg-artifact-backup.timer")
+            )
+            .unwrap(),
+            Path::new("../bsfg-artifact-backup.timer")
+        );
+        let bind = |target: &str| c.binds.iter().find(|b| b.target == Path::new(target));
+        let program = bind(bound_bsfgctl).expect("bsfgctl bound");
+        assert!(program.read_only && program.source == bsfgctl);
+        let state = bind("/var/lib/bsfg-artifact-backup").expect("state directory bound");
+        assert!(!state.read_only && state.source == dir.path().join(host).join("artifact-backup"));
+        assert!(c.units.iter().any(|u| u == "bsfg-artifact-backup.service"));
+    }
+    let gamma = &containers.hosts["gamma"];
+    assert!(!gamma.files.contains_key(Path::new(
+        "/etc/systemd/system/bsfg-artifact-backup.service"
+    )));
+    assert!(
+        !gamma
+            .units
+            .iter()
+            .any(|u| u == "bsfg-artifact-backup.service")
+    );
+}

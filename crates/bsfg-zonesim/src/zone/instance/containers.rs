@@ -53,7 +53,7 @@ impl Containers {
             "evaluating modules/lib/container.nix (the appliance's units, files and users per host); root {}",
             root.display()
         ));
-        // gamma's bsfg-backup.service runs it.
+        // gamma's bsfg-backup.service and the service hosts' bsfg-artifact-backup.service run it.
         let bsfgctl =
             bsfg_testkit::bins::find_workspace_binary("bsfgctl", opts.bin_dir.as_deref())?;
         let spec = spec::evaluate(&opts.repo, &opts.zone_file, run_dir, bins, &bsfgctl, users)?;
