@@ -11,8 +11,11 @@
 # `binds` (state, credentials and programs: { source; target; readOnly; }),
 # `passwordFiles` (where on the machine the simulator writes each NATS
 # password this host's units load: { system; controller; gateAgent;
-# backup; }, null where none) and `units` (the units whose journal and
-# `systemd-analyze security` the simulator reports). At the top, `pki`:
+# backup; }, null where none), `units` (the units whose journal and
+# `systemd-analyze security` the simulator reports) and `restartIfChanged`
+# (unit file name -> whether a `nixos-rebuild switch` that changes it
+# restarts it: the units data's `restartIfChanged`, nixpkgs' default true
+# where the appliance sets none). At the top, `pki`:
 # the zone's certificate plan with the appliance's install paths (what
 # `bsfgctl pki issue` installs), which the simulator issues into
 # `staging` (<staging>/<host>/<path on the host>). Everything is the NixOS host's data (`hostSettings` with
@@ -184,6 +187,8 @@
   # appliance's ordering after the gate agent and its timer delay
   # (modules/services/keepalived.nix). Debian's keepalived binary.
   keepalivedConfig = "/etc/keepalived/keepalived.conf";
+  # Debian's keepalived in the container's root (not bound in).
+  keepalivedProgram = "/usr/sbin/keepalived";
   keepalivedUnit = s:
     render.unitFile {
       description = "Keepalive Daemon (LVS and VRRP)";
@@ -196,7 +201,7 @@
         PIDFile = "/run/keepalived.pid";
         KillMode = "process";
         RuntimeDirectory = "keepalived";
-        ExecStart = "/usr/sbin/keepalived -f ${keepalivedConfig} -p /run/keepalived.pid";
+        ExecStart = "${keepalivedProgram} -f ${keepalivedConfig} -p /run/keepalived.pid";
         ExecReload = "/bin/kill -HUP $MAINPID";
         Restart = "always";
         RestartSec = "1s";
@@ -442,9 +447,29 @@
         then ["bsfg-backup.service"]
         else []
       );
+    # systemd.services.<name>.restartIfChanged of each unit file above
+    # (a service's file is `<name>.service` unless its `name` says so).
+    restartIfChanged = listToAttrs (map (u: {
+        name =
+          if match ".*[.](service|timer)" u.name != null
+          then u.name
+          else "${u.name}.service";
+        value = u.restartIfChanged or true;
+      })
+      (attrValues s.units)
+      ++ (
+        if service
+        then [
+          {
+            name = "keepalived-boot-delay.timer";
+            value = true;
+          }
+        ]
+        else []
+      ));
   };
 in {
-  inherit containerBinaries storeBinaries staging;
+  inherit containerBinaries keepalivedProgram storeBinaries staging;
   pki = pkiPlan;
   # The same function the files above went through, for the tests.
   inherit containerise;
