@@ -26,12 +26,15 @@
   zoneFile,
   runDir,
   # Host paths of the programs bound into every container:
-  # { controller; gateAgent; natsServer; bsfgctl; } (absolute).
+  # { controller; gateAgent; natsServer; bsfgctl; blackboxExporter; }
+  # (absolute; blackboxExporter: Debian's, bound into gamma's container
+  # when the zone has a service probe).
   hostBinaries ? {
     controller = "/usr/local/bin/bsfg-controller";
     gateAgent = "/usr/local/bin/bsfg-gate-agent";
     natsServer = "/usr/local/bin/nats-server";
     bsfgctl = "/usr/local/bin/bsfgctl";
+    blackboxExporter = "/usr/bin/prometheus-blackbox-exporter";
   },
   # As in simulator.nix; the password files are bound to secretsDir below.
   natsSystemUser ? null,
@@ -117,6 +120,8 @@
     gateAgent = "/usr/local/bin/bsfg-gate-agent";
     natsServer = "/usr/local/bin/nats-server";
     bsfgctl = "/usr/local/bin/bsfgctl";
+    # nixpkgs' prometheus-blackbox-exporter (no store path of ours to replace).
+    blackboxExporter = "/usr/local/bin/blackbox_exporter";
   };
   names = attrNames storeBinaries;
   containerise = replaceStrings (map (n: storeBinaries.${n}) names) (map (n: containerBinaries.${n}) names);
@@ -221,6 +226,57 @@
     WantedBy=multi-user.target
   '';
 
+  # nixpkgs' prometheus-blackbox-exporter.service (mkExporterConf in
+  # nixos/modules/services/monitoring/prometheus/exporters.nix with the
+  # serviceOpts of exporters/blackbox.nix), with what the appliance adds
+  # (units.nix, as modules/services/probe.nix merges it: LoadCredential=,
+  # no capabilities, a system-call filter). The configuration, which NixOS
+  # checks into the store, is /etc/bsfg/probe-blackbox.json here.
+  probeConfig = "/etc/bsfg/probe-blackbox.json";
+  probeUnit = s: let
+    sc = s.units.prometheus-blackbox-exporter.serviceConfig;
+  in
+    render.unitFile {
+      description = "Prometheus blackbox exporter (the zone's service probe)";
+      wantedBy = ["multi-user.target"];
+      wants = [];
+      after = ["network.target"];
+      unitConfig = {};
+      serviceConfig = {
+        Restart = "always";
+        PrivateTmp = true;
+        WorkingDirectory = "/tmp";
+        DynamicUser = true;
+        User = "blackbox-exporter";
+        Group = "blackbox-exporter";
+        DeviceAllow = [""];
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        NoNewPrivileges = true;
+        PrivateDevices = true;
+        ProtectClock = true;
+        ProtectControlGroups = true;
+        ProtectHome = true;
+        ProtectHostname = true;
+        ProtectKernelLogs = true;
+        ProtectKernelModules = true;
+        ProtectKernelTunables = true;
+        ProtectSystem = "strict";
+        RemoveIPC = true;
+        RestrictAddressFamilies = ["AF_INET" "AF_INET6"];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        SystemCallArchitectures = "native";
+        UMask = "0077";
+        ExecStart = "${containerBinaries.blackboxExporter} --web.listen-address ${s.probe.listen.address}:${toString s.probe.listen.port} --config.file ${probeConfig}";
+        ExecReload = "/bin/kill -HUP $MAINPID";
+        inherit (sc) LoadCredential SystemCallFilter ProtectProc ProcSubset;
+        # mkForce in modules/services/probe.nix: [] renders no line.
+        CapabilityBoundingSet = sc.CapabilityBoundingSet;
+      };
+    };
+
   # ------------------------------------------------------------ users, dirs
 
   # users.users of the modules (isSystemUser), with fixed ids: the
@@ -272,6 +328,7 @@
     sim = lib.simulatorPaths runDir name;
     service = s.runs.gateAgent;
     backs = s.units ? bsfg-backup;
+    probes = s.probe != null;
     file = text: {
       text = containerise text;
       mode = "0644";
@@ -350,6 +407,20 @@
         ]
         else []
       )
+      ++ (
+        if probes
+        then [
+          {
+            name = probeConfig;
+            value = file s.probe.configText;
+          }
+          {
+            name = "${unitDir}/prometheus-blackbox-exporter.service";
+            value = file (probeUnit s);
+          }
+        ]
+        else []
+      )
     );
     links = listToAttrs (
       [(wants "nats.service")]
@@ -375,6 +446,11 @@
             value = "../bsfg-backup.timer";
           }
         ]
+        else []
+      )
+      ++ (
+        if probes
+        then [(wants "prometheus-blackbox-exporter.service")]
         else []
       )
     );
@@ -421,6 +497,11 @@
         ]
         else []
       )
+      ++ (
+        if probes
+        then [(ro hostBinaries.blackboxExporter containerBinaries.blackboxExporter)]
+        else []
+      )
       ++ map (d: ro (onMachine name d) d) (credentialDirs s);
     # The NATS passwords the units of this host load, on the machine.
     passwordFiles = let
@@ -445,6 +526,11 @@
       ++ (
         if backs
         then ["bsfg-backup.service"]
+        else []
+      )
+      ++ (
+        if probes
+        then ["prometheus-blackbox-exporter.service"]
         else []
       );
     # systemd.services.<name>.restartIfChanged of each unit file above

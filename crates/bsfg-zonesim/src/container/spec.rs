@@ -67,6 +67,12 @@ pub struct ContainerSpec {
     pub keepalived_program: PathBuf,
 }
 
+/// The Debian program gamma's probe unit runs (bound into its container).
+pub const BLACKBOX_EXPORTER: (&str, &str) = (
+    "prometheus-blackbox-exporter",
+    "prometheus-blackbox-exporter",
+);
+
 pub fn evaluate(
     repo: &Path,
     zone_file: &Path,
@@ -76,9 +82,16 @@ pub fn evaluate(
     users: Option<&NatsUsers>,
 ) -> Result<ContainerSpec> {
     let users = users_arguments(users);
+    // Found here, required only if a container binds it (checked below).
+    let exporter =
+        bsfg_testkit::bins::find_system_program(BLACKBOX_EXPORTER.0, BLACKBOX_EXPORTER.1);
+    let exporter_path = exporter.as_ref().map_or_else(
+        |_| PathBuf::from("/usr/bin/prometheus-blackbox-exporter"),
+        Clone::clone,
+    );
     let expr = format!(
         "let c = import {} {{ zoneFile = {}; runDir = {};{users} \
-         hostBinaries = {{ controller = {}; gateAgent = {}; natsServer = {}; bsfgctl = {}; }}; }}; \
+         hostBinaries = {{ controller = {}; gateAgent = {}; natsServer = {}; bsfgctl = {}; blackboxExporter = {}; }}; }}; \
          in {{ inherit (c) hosts pki staging containerBinaries keepalivedProgram; }}",
         nix_string(&repo.join("modules/lib/container.nix").display().to_string()),
         nix_string(&zone_file.display().to_string()),
@@ -87,13 +100,25 @@ pub fn evaluate(
         nix_string(&bins.gate_agent.display().to_string()),
         nix_string(&bins.nats_server.display().to_string()),
         nix_string(&bsfgctl.display().to_string()),
+        nix_string(&exporter_path.display().to_string()),
     );
     let json = crate::zone::spec::eval_json(
         &expr,
         &format!("modules/lib/container.nix rejected {}", zone_file.display()),
     )?;
-    serde_json::from_slice(&json)
-        .context("modules/lib/container.nix's output does not have the documented shape")
+    let spec: ContainerSpec = serde_json::from_slice(&json)
+        .context("modules/lib/container.nix's output does not have the documented shape")?;
+    if let Err(e) = exporter {
+        let needs = spec
+            .hosts
+            .values()
+            .any(|h| h.binds.iter().any(|b| b.source == exporter_path));
+        if needs {
+            return Err(anyhow::anyhow!("{e}")
+                .context("the zone has a service probe, which gamma's container runs"));
+        }
+    }
+    Ok(spec)
 }
 
 impl HostContainer {

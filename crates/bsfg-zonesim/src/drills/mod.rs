@@ -17,6 +17,7 @@ pub mod read_back;
 pub mod replication;
 pub mod restore;
 mod scenarios;
+pub mod service_probe;
 pub mod upgrade;
 
 pub use ctx::Ctx;

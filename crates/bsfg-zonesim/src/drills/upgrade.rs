@@ -13,7 +13,7 @@
 //! safe; at the end every daemon and controller runs from the new build.
 
 use super::ctx::{contract, hosts};
-use super::{Ctx, PROMOTION_TIMEOUT};
+use super::{Ctx, PROMOTION_TIMEOUT, service_probe};
 use crate::container::Init;
 use crate::container::machine::SIM_STATE;
 use crate::netns;
@@ -21,6 +21,8 @@ use crate::processes::Kind;
 use crate::zone::Zone;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long `upgrade check` may take to call the next step safe (a
@@ -328,7 +330,7 @@ fn check_all_new(z: &Zone, c: &mut Ctx, build: &NewBuild) -> Result<()> {
 }
 
 pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
-    let [a, b, _] = z.spec.host_names().map(str::to_owned);
+    let [_, b, _] = z.spec.host_names().map(str::to_owned);
     // The handover moves the service to beta; nothing moves it back.
     c.expected = crate::drills::outcome::Outcome {
         summary: contract(
@@ -354,8 +356,43 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
             .join(", ")
     ));
     c.fault("rolling upgrade begins");
+    // gamma's service probe asked throughout, as Prometheus asks it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (rolled, probed) = tokio::join!(
+        async {
+            let r = roll(z, c, &steps, &build).await;
+            stop.store(true, Ordering::Relaxed);
+            r
+        },
+        service_probe::watch(z, stop.clone())
+    );
+    rolled?;
+    for (check, seen) in probed? {
+        c.check(
+            &format!("gamma's service probe ({check}) saw the VIP serving through the upgrade"),
+            seen.continuous(),
+            format!(
+                "{} probes: {} SERVING, {} failed (longest {:.1} s; the drill allows {:?}, \
+                 BsfgServiceProbeFailing 1 min), {} unanswered (the exporter restarting with gamma)",
+                seen.probes,
+                seen.serving,
+                seen.failed,
+                seen.longest_failing_s,
+                service_probe::MAX_FAILING,
+                seen.unreachable
+            ),
+        );
+    }
+    wait_safe(z, c, "the end (every host upgraded)").await?;
+    c.fault_ended("every host runs the new build");
+    check_all_new(z, c, &build)
+}
+
+/// Every step of the plan, each once `upgrade check` calls it safe.
+async fn roll(z: &Zone, c: &mut Ctx, steps: &[PlannedStep], build: &NewBuild) -> Result<()> {
+    let [a, b, _] = z.spec.host_names().map(str::to_owned);
     let v = c.samples();
-    for s in &steps {
+    for s in steps {
         let what = if s.handover {
             format!("the handover from {}", s.host)
         } else {
@@ -376,7 +413,7 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
             )
             .await;
         } else {
-            rebuild(z, c, &s.host, &build).await?;
+            rebuild(z, c, &s.host, build).await?;
         }
         c.wait_acks(
             &format!("appends acknowledged after {what}"),
@@ -385,9 +422,7 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
         )
         .await;
     }
-    wait_safe(z, c, "the end (every host upgraded)").await?;
-    c.fault_ended("every host runs the new build");
-    check_all_new(z, c, &build)
+    Ok(())
 }
 
 #[cfg(test)]

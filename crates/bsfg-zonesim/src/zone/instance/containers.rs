@@ -256,7 +256,8 @@ pub struct Switched {
 
 impl Zone {
     /// Every program the containers run, as (path in the containers, file
-    /// on this machine): the bound programs and Debian's keepalived.
+    /// on this machine): the bound programs (gamma's probe exporter
+    /// included) and Debian's keepalived.
     pub fn container_programs(&self) -> Result<Vec<(PathBuf, PathBuf)>> {
         let c = self.containers()?;
         let b = &c.spec.container_binaries;
@@ -273,6 +274,14 @@ impl Zone {
             (at("gateAgent")?, self.tools.gate_agent.clone()),
             (at("natsServer")?, self.tools.nats_server.clone()),
             (at("bsfgctl")?, bsfgctl),
+            (
+                at("blackboxExporter")?,
+                bsfg_testkit::bins::find_system_program(
+                    spec::BLACKBOX_EXPORTER.0,
+                    spec::BLACKBOX_EXPORTER.1,
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
             (ka.clone(), c.root.join(ka.strip_prefix("/").unwrap_or(ka))),
         ])
     }
