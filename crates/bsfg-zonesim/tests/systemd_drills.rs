@@ -116,6 +116,9 @@ fn systemd_drill_agent_stopped() {
 #[test]
 fn systemd_drill_rolling_upgrade() {
     let r = systemd_drill(Drill::RollingUpgrade);
+    for e in &r.events {
+        println!("{:>7.1} s  {}", e.at_s, e.what);
+    }
     println!(
         "rolling upgrade (systemd): longest stall {:.2} s, {} acknowledged, wall time {:.0} s",
         r.longest_stall_s, r.acked, r.duration_s

@@ -373,7 +373,7 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
             seen.continuous(),
             format!(
                 "{} probes: {} SERVING, {} failed (longest {:.1} s; the drill allows {:?}, \
-                 BsfgServiceProbeFailing 1 min), {} unanswered (the exporter restarting with gamma)",
+                 BsfgServiceProbeFailing 1 min), {} unanswered by the exporter (restarting with its host)",
                 seen.probes,
                 seen.serving,
                 seen.failed,

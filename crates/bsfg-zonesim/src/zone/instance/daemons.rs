@@ -110,9 +110,8 @@ impl Zone {
 
     /// gamma's service probe: Debian's blackbox exporter on the host's
     /// management address with the library's configuration, as nixpkgs'
-    /// prometheus-blackbox-exporter.service runs it (process mode only: a
-    /// container boots the appliance's own units, which do not include
-    /// nixpkgs' exporters).
+    /// prometheus-blackbox-exporter.service runs it (in the systemd mode
+    /// gamma's container boots that unit itself: nothing to do).
     pub fn start_probe(&self, host: &str) -> Result<()> {
         let Some(p) = &self.spec.host(host).probe else {
             bail!("{host} runs no service probe");
