@@ -370,7 +370,11 @@
       ];
       AmbientCapabilities = [];
       CapabilityBoundingSet = [""];
-      SystemCallFilter = ["@system-service" "~@privileged" "~@resources"];
+      # setrlimit (in @resources) allowed again: Go programs raise their
+      # soft RLIMIT_NOFILE to the hard limit at start, and systemd's
+      # soft 1024 < hard makes the exporter do it; without it seccomp
+      # kills it at once (SIGSYS, seen in the simulator's systemd mode).
+      SystemCallFilter = ["@system-service" "~@privileged" "~@resources" "setrlimit"];
       ProtectProc = "invisible";
       ProcSubset = "pid";
     };

@@ -739,6 +739,33 @@ in {
     && !(builtins.elem "bsfg-artifact-backup.service" c.hosts.gamma.units)
     # ...and no store path is left in the container.
     && builtins.all (f: builtins.match ".*/nix/store/.*" f.text == null) (builtins.attrValues files);
+  # What a switch of a container restarts is the units data's
+  # restartIfChanged (nixpkgs' default true where the appliance sets none),
+  # and gamma's container runs the service probe as the appliance does:
+  # nixpkgs' exporter unit with the appliance's additions, enabled.
+  container_switch_and_probe_follow_the_units_data = let
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+    };
+    r = c.hosts.alpha.restartIfChanged;
+    g = c.hosts.gamma;
+    unit = g.files."/etc/systemd/system/prometheus-blackbox-exporter.service".text;
+    contains = re: text: builtins.length (builtins.split re text) > 1;
+  in
+    !r."bsfg-controller.service"
+    && r."bsfg-gate-agent.service"
+    && r."nats.service"
+    && r."keepalived.service"
+    && !g.restartIfChanged."bsfg-backup.service"
+    && builtins.elem "prometheus-blackbox-exporter.service" g.units
+    && g.links."/etc/systemd/system/multi-user.target.wants/prometheus-blackbox-exporter.service" == "../prometheus-blackbox-exporter.service"
+    && contains "\nSystemCallFilter=~@resources\nSystemCallFilter=setrlimit\n" unit
+    && contains "\nExecStart=${c.containerBinaries.blackboxExporter} --web.listen-address [0-9.]+:9115 --config.file /etc/bsfg/probe-blackbox.json\n" unit
+    && contains "\nLoadCredential=cert.pem:" unit
+    && g.files."/etc/bsfg/probe-blackbox.json".text == c.appliance.gamma.probe.configText
+    && builtins.any (b: b.target == c.containerBinaries.blackboxExporter && b.readOnly) g.binds
+    && !(c.hosts.alpha.files ? "/etc/systemd/system/prometheus-blackbox-exporter.service");
   containerise_replaces_exactly_the_store_binaries = let
     c = import ../../modules/lib/container.nix {
       zoneFile = ../../hosts/zone.nix;

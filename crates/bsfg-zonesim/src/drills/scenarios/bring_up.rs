@@ -47,14 +47,19 @@ pub(super) async fn bring_up(z: &Zone, c: &mut Ctx) -> Result<()> {
         format!("role {}, controller {}", bs.role, bs.controller.process),
     );
     let names = z.process_names(&g);
-    // The service probe (Debian's prometheus-blackbox-exporter; the kernel
-    // keeps 15 characters of the name) runs there too, in the process mode.
-    let probe = z.spec.host(&g).runs.probe && z.init() == crate::container::Init::Process;
-    let expected: &[&str] = if probe {
-        &["nats-server", "prometheus-blac"]
-    } else {
-        &["nats-server"]
+    // The service probe (Debian's blackbox exporter; the kernel keeps 15
+    // characters of the name) runs there too: the process mode runs it as
+    // Debian names it, gamma's container as nixpkgs' unit does.
+    let probe = match z.init() {
+        crate::container::Init::Process => "prometheus-blac",
+        crate::container::Init::Systemd => "blackbox_export",
     };
+    let mut expected = vec!["nats-server"];
+    if z.spec.host(&g).runs.probe {
+        expected.push(probe);
+    }
+    // process_names is sorted.
+    expected.sort_unstable();
     c.check(
         "gamma runs nats-server (and its service probe) only: no agent, keepalived, controller",
         names == expected,
