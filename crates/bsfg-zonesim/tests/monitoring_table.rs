@@ -27,7 +27,7 @@
 
 use crate::prometheus::{
     AGENTS_UP, Alert, CLOCK, FAILOVER_WINDOW, SETTLE, WITHOUT_EXPORTERS, Watch, boot,
-    clock_unsynchronised, create_zone, only_baseline, run_zone_test, series_count, settled,
+    clock_unsynchronised, create_zone, in_baseline, run_zone_test, series_count, settled,
     start_load, start_prometheus, until_series,
 };
 use bsfg_zonesim::zone::Zone;
@@ -199,7 +199,7 @@ async fn run() {
     let mut rows = Vec::new();
     let unsynced_clock = clock_unsynchronised(z, &mut w).await;
     w.until(z, "baseline: only the exporters' absence", &[], |act| {
-        act.iter().all(|x| only_baseline(std::slice::from_ref(x)) || x.name == DISK)
+        act.iter().all(|x| in_baseline(x) || x.name == DISK)
             && act.iter().any(|x| x.name == WITHOUT_EXPORTERS)
     })
     .await;

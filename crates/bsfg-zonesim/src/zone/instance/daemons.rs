@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The node exporter's `--collector.filesystem.mount-points-exclude`
+/// default (1.5.0) without `run`.
+const SIMULATOR_MOUNT_POINTS_EXCLUDE: &str = "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+
 /// systemd's exit status when it could not set up a unit's cgroup
 /// (`EXIT_CGROUP`, systemd.exec(5)).
 const EXIT_CGROUP: &str = "219";
@@ -149,6 +153,11 @@ impl Zone {
         )?;
         let mut argv = vec![program.display().to_string()];
         argv.extend(self.spec.host(host).node_exporter.args.iter().cloned());
+        // The one flag the appliance does not pass: the exporter's default
+        // mount-point exclusion (1.5.0) without `/run`, where the
+        // simulator's hosts keep their state (the appliance's /artifacts
+        // and /data/jetstream are not excluded).
+        argv.push(SIMULATOR_MOUNT_POINTS_EXCLUDE.into());
         self.spawn(host, Kind::NodeExporter, argv).map(drop)
     }
 
