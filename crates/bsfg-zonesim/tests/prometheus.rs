@@ -126,7 +126,15 @@ fn node_job(z: &Zone) -> serde_json::Value {
     use serde_json::json;
     let zone = &z.spec.zone;
     let mut targets = Vec::new();
-    let mut relabel = Vec::new();
+    // Only the series the rules and the dashboard read are stored: a
+    // node exporter serves about 1,000 per host, and the TSDB's writes share
+    // the machine's disk with the artifact stores whose write probes (an
+    // fsync, 1 s timeout) the agents run.
+    let mut relabel = vec![json!({
+        "source_labels": ["__name__"],
+        "regex": NODE_SERIES,
+        "action": "keep",
+    })];
     for h in z.spec.host_names() {
         let host = z.spec.host(h);
         let listen = &host.node_exporter.listen;
@@ -160,6 +168,9 @@ fn node_job(z: &Zone) -> serde_json::Value {
         "metric_relabel_configs": relabel,
     })
 }
+
+/// Every node-exporter series ops/prometheus and ops/grafana use.
+const NODE_SERIES: &str = "node_(filesystem_(avail|size)_bytes|timex_(offset_seconds|sync_status)|systemd_unit_state|cpu_seconds_total)|bsfg_backup_.+";
 
 /// `s` as an RE2 pattern matching only itself.
 fn regex_escape(s: &str) -> String {
