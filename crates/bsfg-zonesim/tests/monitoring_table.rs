@@ -429,13 +429,23 @@ async fn run() {
         })
     };
     let ok = allowed(&[]);
-    w.until_within(z, "BsfgDiskAlmostFull firing for beta's /artifacts", &ok, DISK_WITHIN, disk_on)
-        .await;
+    w.until_within(
+        z,
+        "BsfgDiskAlmostFull firing for beta's /artifacts",
+        &ok,
+        DISK_WITHIN,
+        disk_on,
+    )
+    .await;
     let disk_took = w.at();
     let clock_took = if unsynced_clock {
-        w.until_within(z, "BsfgClockOffset firing on beta", &ok, DISK_WITHIN, |act| {
-            firing(act, CLOCK, Some(&b))
-        })
+        w.until_within(
+            z,
+            "BsfgClockOffset firing on beta",
+            &ok,
+            DISK_WITHIN,
+            |act| firing(act, CLOCK, Some(&b)),
+        )
         .await;
         Some(w.at())
     } else {

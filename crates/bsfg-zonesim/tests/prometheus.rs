@@ -190,7 +190,9 @@ fn regex_escape(s: &str) -> String {
 pub(crate) async fn clock_unsynchronised(z: &Zone, w: &mut Watch) -> bool {
     let hosts = z.spec.host_names().len();
     until_series(z, w, &[("up{job=\"node\"} == 1", hosts)], &[]).await;
-    let unsynced = series_count(z, "node_timex_sync_status == 0").await.unwrap();
+    let unsynced = series_count(z, "node_timex_sync_status == 0")
+        .await
+        .unwrap();
     assert!(
         unsynced == 0 || unsynced == hosts,
         "{unsynced} of {hosts} hosts report an unsynchronised clock: they share one kernel"
@@ -735,6 +737,18 @@ async fn run() {
         .unwrap();
     assert!(refused.is_err(), "an append without a fact was accepted");
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // A rate over the node job needs two of its 5 s scrapes per host.
+    let hosts = z.spec.host_names().len();
+    until_series(
+        z,
+        &mut w,
+        &[(
+            "avg by (host) (rate(node_cpu_seconds_total{mode=\"idle\"}[5m]))",
+            hosts,
+        )],
+        &[],
+    )
+    .await;
     let mut empty = Vec::new();
     let mut skipped = 0;
     let queries = dashboard_queries(&z.spec.zone);
