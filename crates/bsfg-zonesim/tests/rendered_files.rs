@@ -127,3 +127,49 @@ fn gamma_runs_the_probe_on_the_library_text_and_the_exporter_accepts_it() {
     std::fs::write(&bad, p.config_text.replace("\"grpc\"", "\"grpcx\"")).unwrap();
     assert!(!accepted(&bad).0, "a broken configuration passed");
 }
+
+/// Every host's node exporter gets the arguments nixpkgs' unit composes
+/// from the library's collectors and flags (tests/lib/module-smoke.nix
+/// checks the module's side), on the management address, with gamma's
+/// snapshot metrics directory under the simulator's run directory.
+#[test]
+fn node_exporter_arguments_are_the_librarys() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = example_zone(dir.path());
+    for h in spec.host_names() {
+        let n = &spec.host(h).node_exporter;
+        let mut want: Vec<String> = n
+            .enabled_collectors
+            .iter()
+            .map(|c| format!("--collector.{c}"))
+            .collect();
+        want.push("--web.listen-address".into());
+        want.push(format!("{}:{}", n.listen.address, n.listen.port));
+        want.extend(n.extra_flags.iter().cloned());
+        assert_eq!(n.args, want, "{h}");
+        assert_eq!(n.listen.address, spec.host(h).management_address, "{h}");
+        assert_eq!(n.listen.port, 9100, "{h}");
+        assert!(n.enabled_collectors.iter().any(|c| c == "systemd"), "{h}");
+    }
+    let textfile: Vec<&String> = spec
+        .gamma()
+        .node_exporter
+        .extra_flags
+        .iter()
+        .filter(|f| f.starts_with("--collector.textfile.directory="))
+        .collect();
+    assert_eq!(textfile.len(), 1, "{textfile:?}");
+    assert!(
+        textfile[0].contains(&dir.path().display().to_string()),
+        "{textfile:?}"
+    );
+    assert!(
+        !spec
+            .alpha()
+            .node_exporter
+            .extra_flags
+            .iter()
+            .any(|f| f.contains("textfile")),
+        "only gamma takes snapshots"
+    );
+}
