@@ -47,16 +47,19 @@ pub(super) async fn bring_up(z: &Zone, c: &mut Ctx) -> Result<()> {
         format!("role {}, controller {}", bs.role, bs.controller.process),
     );
     let names = z.process_names(&g);
-    // The service probe (Debian's prometheus-blackbox-exporter; the kernel
-    // keeps 15 characters of the name) runs there too, in the process mode.
-    let probe = z.spec.host(&g).runs.probe && z.init() == crate::container::Init::Process;
-    let expected: &[&str] = if probe {
-        &["nats-server", "prometheus-blac"]
-    } else {
-        &["nats-server"]
-    };
+    // The node exporter and the service probe (Debian's
+    // prometheus-node-exporter and prometheus-blackbox-exporter; the kernel
+    // keeps 15 characters of a name) run there too, in the process mode.
+    let process_mode = z.init() == crate::container::Init::Process;
+    let mut expected = vec!["nats-server"];
+    if process_mode && z.spec.host(&g).runs.probe {
+        expected.push("prometheus-blac");
+    }
+    if process_mode {
+        expected.push("prometheus-node");
+    }
     c.check(
-        "gamma runs nats-server (and its service probe) only: no agent, keepalived, controller",
+        "gamma runs nats-server (its node exporter and service probe) only: no agent, keepalived, controller",
         names == expected,
         format!("{names:?}"),
     );
