@@ -167,6 +167,15 @@
     keep = 7;
   };
 
+  # Scheduled snapshots of the artifact store, taken on alpha and beta each
+  # of its own /artifacts (docs/runbooks/jetstream-backup-restore.md). Put
+  # the directory on another disk than /artifacts, and copy it off the zone.
+  artifactBackup = {
+    schedule = "daily";
+    directory = "/var/lib/bsfg-artifact-backup/snapshots";
+    keep = 7;
+  };
+
   # Store buffer classes, consumers, artifact buckets and peer zones, in the
   # controller's own schema (crates/bsfg-core/src/config/controller.rs).
   classes = {

@@ -13,6 +13,7 @@
     ./services/controller.nix
     ./services/gate-agent.nix
     ./services/backup.nix
+    ./services/artifact-backup.nix
     ./services/probe.nix
   ];
 }

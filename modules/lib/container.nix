@@ -11,8 +11,11 @@
 # `binds` (state, credentials and programs: { source; target; readOnly; }),
 # `passwordFiles` (where on the machine the simulator writes each NATS
 # password this host's units load: { system; controller; gateAgent;
-# backup; }, null where none) and `units` (the units whose journal and
-# `systemd-analyze security` the simulator reports). At the top, `pki`:
+# backup; }, null where none), `units` (the units whose journal and
+# `systemd-analyze security` the simulator reports) and `restartIfChanged`
+# (unit file name -> whether a `nixos-rebuild switch` that changes it
+# restarts it: the units data's `restartIfChanged`, nixpkgs' default true
+# where the appliance sets none). At the top, `pki`:
 # the zone's certificate plan with the appliance's install paths (what
 # `bsfgctl pki issue` installs), which the simulator issues into
 # `staging` (<staging>/<host>/<path on the host>). Everything is the NixOS host's data (`hostSettings` with
@@ -23,12 +26,15 @@
   zoneFile,
   runDir,
   # Host paths of the programs bound into every container:
-  # { controller; gateAgent; natsServer; bsfgctl; } (absolute).
+  # { controller; gateAgent; natsServer; bsfgctl; blackboxExporter; }
+  # (absolute; blackboxExporter: Debian's, bound into gamma's container
+  # when the zone has a service probe).
   hostBinaries ? {
     controller = "/usr/local/bin/bsfg-controller";
     gateAgent = "/usr/local/bin/bsfg-gate-agent";
     natsServer = "/usr/local/bin/nats-server";
     bsfgctl = "/usr/local/bin/bsfgctl";
+    blackboxExporter = "/usr/bin/prometheus-blackbox-exporter";
   },
   # As in simulator.nix; the password files are bound to secretsDir below.
   natsSystemUser ? null,
@@ -114,6 +120,8 @@
     gateAgent = "/usr/local/bin/bsfg-gate-agent";
     natsServer = "/usr/local/bin/nats-server";
     bsfgctl = "/usr/local/bin/bsfgctl";
+    # nixpkgs' prometheus-blackbox-exporter (no store path of ours to replace).
+    blackboxExporter = "/usr/local/bin/blackbox_exporter";
   };
   names = attrNames storeBinaries;
   containerise = replaceStrings (map (n: storeBinaries.${n}) names) (map (n: containerBinaries.${n}) names);
@@ -184,6 +192,8 @@
   # appliance's ordering after the gate agent and its timer delay
   # (modules/services/keepalived.nix). Debian's keepalived binary.
   keepalivedConfig = "/etc/keepalived/keepalived.conf";
+  # Debian's keepalived in the container's root (not bound in).
+  keepalivedProgram = "/usr/sbin/keepalived";
   keepalivedUnit = s:
     render.unitFile {
       description = "Keepalive Daemon (LVS and VRRP)";
@@ -196,7 +206,7 @@
         PIDFile = "/run/keepalived.pid";
         KillMode = "process";
         RuntimeDirectory = "keepalived";
-        ExecStart = "/usr/sbin/keepalived -f ${keepalivedConfig} -p /run/keepalived.pid";
+        ExecStart = "${keepalivedProgram} -f ${keepalivedConfig} -p /run/keepalived.pid";
         ExecReload = "/bin/kill -HUP $MAINPID";
         Restart = "always";
         RestartSec = "1s";
@@ -216,6 +226,57 @@
     WantedBy=multi-user.target
   '';
 
+  # nixpkgs' prometheus-blackbox-exporter.service (mkExporterConf in
+  # nixos/modules/services/monitoring/prometheus/exporters.nix with the
+  # serviceOpts of exporters/blackbox.nix), with what the appliance adds
+  # (units.nix, as modules/services/probe.nix merges it: LoadCredential=,
+  # no capabilities, a system-call filter). The configuration, which NixOS
+  # checks into the store, is /etc/bsfg/probe-blackbox.json here.
+  probeConfig = "/etc/bsfg/probe-blackbox.json";
+  probeUnit = s: let
+    sc = s.units.prometheus-blackbox-exporter.serviceConfig;
+  in
+    render.unitFile {
+      description = "Prometheus blackbox exporter (the zone's service probe)";
+      wantedBy = ["multi-user.target"];
+      wants = [];
+      after = ["network.target"];
+      unitConfig = {};
+      serviceConfig = {
+        Restart = "always";
+        PrivateTmp = true;
+        WorkingDirectory = "/tmp";
+        DynamicUser = true;
+        User = "blackbox-exporter";
+        Group = "blackbox-exporter";
+        DeviceAllow = [""];
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        NoNewPrivileges = true;
+        PrivateDevices = true;
+        ProtectClock = true;
+        ProtectControlGroups = true;
+        ProtectHome = true;
+        ProtectHostname = true;
+        ProtectKernelLogs = true;
+        ProtectKernelModules = true;
+        ProtectKernelTunables = true;
+        ProtectSystem = "strict";
+        RemoveIPC = true;
+        RestrictAddressFamilies = ["AF_INET" "AF_INET6"];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        SystemCallArchitectures = "native";
+        UMask = "0077";
+        ExecStart = "${containerBinaries.blackboxExporter} --web.listen-address ${s.probe.listen.address}:${toString s.probe.listen.port} --config.file ${probeConfig}";
+        ExecReload = "/bin/kill -HUP $MAINPID";
+        inherit (sc) LoadCredential SystemCallFilter ProtectProc ProcSubset;
+        # mkForce in modules/services/probe.nix: [] renders no line.
+        CapabilityBoundingSet = sc.CapabilityBoundingSet;
+      };
+    };
+
   # ------------------------------------------------------------ users, dirs
 
   # users.users of the modules (isSystemUser), with fixed ids: the
@@ -223,6 +284,7 @@
   # persist, so an id must not depend on the order sysusers runs in.
   sysusers = s: let
     backs = s.units ? bsfg-backup;
+    artifactBacks = s.units ? bsfg-artifact-backup;
   in
     concatStringsSep "\n" ([
         "u nats 980 \"NATS daemon user\" ${s.paths.jetstream}"
@@ -243,6 +305,13 @@
       ++ (
         if backs
         then ["u bsfg-backup 985 \"BSFG zone snapshots\""]
+        else []
+      )
+      # modules/services/artifact-backup.nix: users.users.bsfg-artifact-backup
+      # (its group too; /artifacts is read through SupplementaryGroups=).
+      ++ (
+        if artifactBacks
+        then ["u bsfg-artifact-backup 986 \"BSFG artifact store snapshots\""]
         else []
       ))
     + "\n";
@@ -267,6 +336,8 @@
     sim = lib.simulatorPaths runDir name;
     service = s.runs.gateAgent;
     backs = s.units ? bsfg-backup;
+    artifactBacks = s.units ? bsfg-artifact-backup;
+    probes = s.probe != null;
     file = text: {
       text = containerise text;
       mode = "0644";
@@ -345,6 +416,33 @@
         ]
         else []
       )
+      # alpha's and beta's artifact snapshots (modules/services/
+      # artifact-backup.nix): bsfg-artifact-backup.service and its timer.
+      ++ (
+        if artifactBacks
+        then [
+          {
+            name = "${unitDir}/bsfg-artifact-backup.service";
+            value = file s.units.bsfg-artifact-backup.text;
+          }
+          (own s.units.bsfg-artifact-backup-timer)
+        ]
+        else []
+      )
+      ++ (
+        if probes
+        then [
+          {
+            name = probeConfig;
+            value = file s.probe.configText;
+          }
+          {
+            name = "${unitDir}/prometheus-blackbox-exporter.service";
+            value = file (probeUnit s);
+          }
+        ]
+        else []
+      )
     );
     links = listToAttrs (
       [(wants "nats.service")]
@@ -370,6 +468,21 @@
             value = "../bsfg-backup.timer";
           }
         ]
+        else []
+      )
+      ++ (
+        if artifactBacks
+        then [
+          {
+            name = "${unitDir}/timers.target.wants/bsfg-artifact-backup.timer";
+            value = "../bsfg-artifact-backup.timer";
+          }
+        ]
+        else []
+      )
+      ++ (
+        if probes
+        then [(wants "prometheus-blackbox-exporter.service")]
         else []
       )
     );
@@ -407,13 +520,31 @@
       # for nats.service; the controller's certificate, key and passwords;
       # each daemon's own NATS password), as the description places them.
       ++ (
+        if backs || artifactBacks
+        then [(ro hostBinaries.bsfgctl containerBinaries.bsfgctl)]
+        else []
+      )
+      ++ (
         if backs
         then [
-          (ro hostBinaries.bsfgctl containerBinaries.bsfgctl)
           # /var/lib/bsfg-backup (StateDirectory=): the snapshots and the
           # metrics file, kept across reboots as on gamma's disk.
           (rw sim.backupState s.paths.backupState)
         ]
+        else []
+      )
+      ++ (
+        if artifactBacks
+        then [
+          # /var/lib/bsfg-artifact-backup (StateDirectory=): likewise on
+          # alpha and beta.
+          (rw sim.artifactBackupState s.paths.artifactBackupState)
+        ]
+        else []
+      )
+      ++ (
+        if probes
+        then [(ro hostBinaries.blackboxExporter containerBinaries.blackboxExporter)]
         else []
       )
       ++ map (d: ro (onMachine name d) d) (credentialDirs s);
@@ -441,10 +572,40 @@
         if backs
         then ["bsfg-backup.service"]
         else []
+      )
+      ++ (
+        if artifactBacks
+        then ["bsfg-artifact-backup.service"]
+        else []
+      )
+      ++ (
+        if probes
+        then ["prometheus-blackbox-exporter.service"]
+        else []
       );
+    # systemd.services.<name>.restartIfChanged of each unit file above
+    # (a service's file is `<name>.service` unless its `name` says so).
+    restartIfChanged = listToAttrs (map (u: {
+        name =
+          if match ".*[.](service|timer)" u.name != null
+          then u.name
+          else "${u.name}.service";
+        value = u.restartIfChanged or true;
+      })
+      (attrValues s.units)
+      ++ (
+        if service
+        then [
+          {
+            name = "keepalived-boot-delay.timer";
+            value = true;
+          }
+        ]
+        else []
+      ));
   };
 in {
-  inherit containerBinaries storeBinaries staging;
+  inherit containerBinaries keepalivedProgram storeBinaries staging;
   pki = pkiPlan;
   # The same function the files above went through, for the tests.
   inherit containerise;

@@ -30,6 +30,15 @@ in {
         if settings.units ? bsfg-backup
         then ["--collector.textfile.directory=${settings.paths.backupState}"]
         else []
+      )
+      # Alpha and beta with artifact snapshots: bsfg_artifact_backup_* from
+      # bsfg-artifact-backup.service's metrics file. (Gamma has no artifact
+      # store, the service hosts no stream snapshots: one textfile
+      # directory per host.)
+      ++ (
+        if settings.units ? bsfg-artifact-backup
+        then ["--collector.textfile.directory=${settings.paths.artifactBackupState}"]
+        else []
       );
     listen = {
       address = settings.managementAddress;

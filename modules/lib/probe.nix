@@ -12,7 +12,7 @@
 # job (`scrapeConfig`) is shipped with the zone's alert rules.
 #
 #   host { zone; settings; paths; } -> null (no probe on this host) or
-#     { identity; listen = { address; port; }; config; configText; targets; }
+#     { identity; listen = { address; port; }; config; configText; targets; modules; }
 #   scrapeConfig zone, scrapeConfigText zone -> Prometheus' scrape job
 let
   inherit (builtins) toJSON toString;
@@ -135,6 +135,8 @@ in {
         port = zone.ports.probe;
       };
       targets = targets zone;
+      # check -> the `module` parameter of /probe (what Prometheus asks).
+      inherit modules;
       config = c;
       configText = toJSON c + "\n";
     };

@@ -23,6 +23,7 @@
   controllerUnit,
   agentUnit,
   backup ? null, # the zone's backup settings ({ schedule; directory; keep; }) or null
+  artifactBackup ? null, # the zone's artifactBackup settings (same shape) or null
   probe ? null, # the zone's service probe ({ certificate; privateKey; ... }) or null
   natsClientPort ? 4222,
 }: let
@@ -247,24 +248,90 @@
     # Never started by a switch: only by its timer (or an operator).
     restartIfChanged = false;
   };
-  backupTimer = let
+  backupTimer = snapshotTimer "bsfg-backup" "BSFG zone snapshot schedule" backup.schedule;
+
+  # The timer of a scheduled snapshot: a missed run (host off) runs at the
+  # next boot (Persistent=); the random delay keeps hosts from all reading
+  # their disks at the same second.
+  snapshotTimer = name: description: schedule: let
     timerConfig = {
-      OnCalendar = backup.schedule;
+      OnCalendar = schedule;
       Persistent = true;
       RandomizedDelaySec = "10min";
     };
   in {
-    name = "bsfg-backup.timer";
-    description = "BSFG zone snapshot schedule";
+    name = "${name}.timer";
+    inherit description timerConfig;
     wantedBy = ["timers.target"];
-    inherit timerConfig;
     text =
-      section "Unit" {Description = "BSFG zone snapshot schedule";}
+      section "Unit" {Description = description;}
       + "\n"
       + section "Timer" timerConfig
       + "\n"
       + section "Install" {WantedBy = "timers.target";};
   };
+
+  # Scheduled snapshots of this service host's artifact store (zone setting
+  # `artifactBackup`): a oneshot that copies every blob new since the last
+  # snapshot (hashed against its name, read back), hard-links the rest,
+  # prunes beyond `keep` and writes bsfg_artifact_backup_* for the node
+  # exporter's textfile collector. It reads /artifacts (the artifacts
+  # group) and writes only the destination and its state directory; no
+  # network at all.
+  artifactBackupMetricsFile = "${paths.artifactBackupState}/bsfg-artifact-backup.prom";
+  artifactBackupArgv =
+    if artifactBackup == null
+    then []
+    else [
+      binaries.bsfgctl
+      "backup-artifacts"
+      "--from"
+      paths.artifacts
+      "--into"
+      artifactBackup.directory
+      "--keep"
+      (toString artifactBackup.keep)
+      "--metrics-file"
+      artifactBackupMetricsFile
+    ];
+  artifactBackupService = own {
+    name = "bsfg-artifact-backup";
+    description = "BSFG artifact store snapshot (bsfgctl backup-artifacts)";
+    wantedBy = [];
+    wants = [];
+    after = [];
+    unitConfig.RequiresMountsFor = [paths.artifacts artifactBackup.directory];
+    serviceConfig =
+      hardening
+      // {
+        Type = "oneshot";
+        ExecStart = execLine artifactBackupArgv;
+        User = "bsfg-artifact-backup";
+        Group = "bsfg-artifact-backup";
+        # /artifacts is 2770 bsfg-controller:bsfg-artifacts and the blobs
+        # 0640: the group reads them; read-only besides.
+        SupplementaryGroups = [artifactsGroup];
+        ReadOnlyPaths = [paths.artifacts];
+        # The metrics file (world-readable, for the node exporter) and the
+        # default snapshot directory; each snapshot directory is 0700.
+        StateDirectory = "bsfg-artifact-backup";
+        StateDirectoryMode = "0755";
+        UMask = "0022";
+        # Elsewhere than the state directory the destination must exist
+        # (RequiresMountsFor= above), or the run fails and says where.
+        ReadWritePaths = ["-${artifactBackup.directory}"];
+        PrivateNetwork = true;
+        RestrictAddressFamilies = ["AF_UNIX"];
+        PrivateUsers = true;
+        TimeoutStartSec = "2h";
+        Nice = 10;
+        IOSchedulingClass = "idle";
+      };
+    argv = artifactBackupArgv;
+    # Never started by a switch: only by its timer (or an operator).
+    restartIfChanged = false;
+  };
+  artifactBackupTimer = snapshotTimer "bsfg-artifact-backup" "BSFG artifact store snapshot schedule" artifactBackup.schedule;
 
   # Added to nixpkgs' nats.service: the listeners bind host addresses, and
   # JetStream data never goes onto the root file system because its mount
@@ -303,7 +370,11 @@
       ];
       AmbientCapabilities = [];
       CapabilityBoundingSet = [""];
-      SystemCallFilter = ["@system-service" "~@privileged" "~@resources"];
+      # setrlimit (in @resources) allowed again: Go programs raise their
+      # soft RLIMIT_NOFILE to the hard limit at start, and systemd's
+      # soft 1024 < hard makes the exporter do it; without it seccomp
+      # kills it at once (SIGSYS, seen in the simulator's systemd mode).
+      SystemCallFilter = ["@system-service" "~@privileged" "~@resources" "setrlimit"];
       ProtectProc = "invisible";
       ProcSubset = "pid";
     };
@@ -332,6 +403,14 @@ in
     then {
       bsfg-backup = backupService;
       bsfg-backup-timer = backupTimer;
+    }
+    else {}
+  )
+  // (
+    if runs.artifactBackup or false
+    then {
+      bsfg-artifact-backup = artifactBackupService;
+      bsfg-artifact-backup-timer = artifactBackupTimer;
     }
     else {}
   )

@@ -544,33 +544,51 @@ let
         };
       };
 
-    # Scheduled snapshots of every JetStream stream, taken on gamma by
-    # `bsfgctl backup` as nats.users.backup (absent or null: none).
-    # schedule: systemd OnCalendar; directory: where the snapshots go (an
-    # existing directory, e.g. a mounted backup disk; the default is the
-    # unit's own state directory); keep: how many snapshots stay.
-    backup = let
-      b = get desc "backup" null;
+    # Scheduled snapshots, one shape for both kinds: schedule (systemd
+    # OnCalendar), directory (where the snapshots go: an existing directory,
+    # e.g. a mounted backup disk; the default is the unit's own state
+    # directory), keep (how many snapshots stay). Absent or null: none.
+    snapshotSchedule = name: defaultDirectory: let
+      b = get desc name null;
       unknownB = filter (k: !(elem k ["schedule" "directory" "keep"])) (attrNames b);
       r = {
         schedule = get b "schedule" "daily";
-        directory = get b "directory" "/var/lib/bsfg-backup/snapshots";
+        directory = get b "directory" defaultDirectory;
         keep = get b "keep" 7;
       };
     in
       if b == null
       then null
       else if !(isAttrs b)
-      then fail "backup must be an attribute set, e.g. { schedule = \"daily\"; directory = \"/var/lib/bsfg-backup/snapshots\"; keep = 7; }"
+      then fail "${name} must be an attribute set, e.g. { schedule = \"daily\"; directory = \"${defaultDirectory}\"; keep = 7; }"
       else if unknownB != []
-      then fail "unknown setting(s) backup.${concatStringsSep ", backup." unknownB}; known: backup.schedule, backup.directory, backup.keep"
+      then fail "unknown setting(s) ${name}.${concatStringsSep ", ${name}." unknownB}; known: ${name}.schedule, ${name}.directory, ${name}.keep"
       else if !(isString r.schedule) || r.schedule == ""
-      then fail "backup.schedule = ${toJSON r.schedule}: a systemd calendar expression such as \"daily\" or \"*-*-* 02:30:00\""
+      then fail "${name}.schedule = ${toJSON r.schedule}: a systemd calendar expression such as \"daily\" or \"*-*-* 02:30:00\""
       else if !(isInt r.keep) || r.keep < 1
-      then fail "backup.keep = ${toJSON r.keep}: keep at least 1 snapshot"
-      else if nats.users.backup == null
+      then fail "${name}.keep = ${toJSON r.keep}: keep at least 1 snapshot"
+      else r // {directory = checkAbsolutePath "${name}.directory" r.directory;};
+
+    # Every JetStream stream, snapshotted on gamma by `bsfgctl backup` as
+    # nats.users.backup.
+    backup = let
+      r = snapshotSchedule "backup" "/var/lib/bsfg-backup/snapshots";
+    in
+      if r != null && nats.users.backup == null
       then fail "backup is set but nats.users.backup is not: the snapshots connect as that NATS user (nats.users.backup = { passwordFile = ...; passwordHash = ...; })"
-      else r // {directory = checkAbsolutePath "backup.directory" r.directory;};
+      else r;
+
+    # The artifact store (/artifacts) of alpha and beta, each snapshotted
+    # on its own host by `bsfgctl backup-artifacts` (no NATS: the artifact
+    # index is in the JetStream snapshots). The directory must not be
+    # under /artifacts: a snapshot there dies with the disk it protects.
+    artifactBackup = let
+      r = snapshotSchedule "artifactBackup" "/var/lib/bsfg-artifact-backup/snapshots";
+      under = d: p: d == p || builtins.substring 0 (builtins.stringLength p + 1) d == "${p}/";
+    in
+      if r != null && under r.directory "/artifacts"
+      then fail "artifactBackup.directory = ${toJSON r.directory} is inside /artifacts: the snapshots must be on another disk than the store they protect (e.g. /var/lib/bsfg-artifact-backup/snapshots or a mounted backup disk)"
+      else r;
 
     # The service probe on gamma (modules/lib/probe.nix): gRPC and Connect
     # health on the VIP with a client certificate of its own, exported for
@@ -628,6 +646,7 @@ let
       "time"
       "nats"
       "backup"
+      "artifactBackup"
       "probe"
       "ssh"
     ];
@@ -641,9 +660,9 @@ let
       # deepSeq: validate every section now, including those (certificates,
       # managementNetwork) that only some consumers of the result read, so an
       # error never depends on which output someone happens to evaluate.
-      builtins.deepSeq [hosts tier managementNetwork ssh vip vrrpWithSegment certificates certificatePolicy lease classes consumers buckets peers gateAgent nats backup probe network time] {
+      builtins.deepSeq [hosts tier managementNetwork ssh vip vrrpWithSegment certificates certificatePolicy lease classes consumers buckets peers gateAgent nats backup artifactBackup probe network time] {
         zone = zoneId;
-        inherit tier hosts managementNetwork ssh ports vip certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats backup probe network time;
+        inherit tier hosts managementNetwork ssh ports vip certificates certificatePolicy lease classes consumers buckets peers logging gateAgent nats backup artifactBackup probe network time;
         vrrp = vrrpWithSegment;
         store = get desc "store" {};
         limits = get desc "limits" {};
@@ -682,6 +701,9 @@ let
     # node exporter's textfile collector reads.
     natsBackupPassword = "/run/credentials/bsfg-backup.service/nats-password";
     backupState = "/var/lib/bsfg-backup";
+    # bsfg-artifact-backup.service's state directory (alpha, beta): its
+    # metrics file, and the default snapshot directory.
+    artifactBackupState = "/var/lib/bsfg-artifact-backup";
     # nats-server's route certificate, key and the zone CA, LoadCredential=.
     # The service probe's client certificate, key and the zone CA (gamma's
     # blackbox exporter, LoadCredential=).
@@ -719,6 +741,7 @@ let
     natsAgentPassword = "${base}/credentials/nats-agent-password";
     natsBackupPassword = "${base}/credentials/nats-backup-password";
     backupState = "${base}/backup";
+    artifactBackupState = "${base}/artifact-backup";
     probe = {
       certificate = "${base}/credentials/probe-cert.pem";
       privateKey = "${base}/credentials/probe-key.pem";
@@ -1158,9 +1181,11 @@ let
             # Snapshots from gamma: it never serves, so they cost the
             # service hosts nothing.
             backup = h.role == "gamma" && zone.backup != null;
+            # Each service host's own /artifacts, on that host.
+            artifactBackup = isService && zone.artifactBackup != null;
             probe = probe != null;
           };
-          inherit (zone) backup probe;
+          inherit (zone) backup artifactBackup probe;
           natsClientPort = ports.natsClient;
           inherit paths controllerUnit agentUnit controllerUser agentUser artifactsGroup;
           binaries = bins;

@@ -721,8 +721,51 @@ in {
     && gf."/etc/systemd/system/bsfg-backup.timer".text == g.units.bsfg-backup-timer.text
     && c.hosts.gamma.links."/etc/systemd/system/timers.target.wants/bsfg-backup.timer" == "../bsfg-backup.timer"
     && builtins.elem "bsfg-backup.service" c.hosts.gamma.units
+    # alpha's and beta's artifact snapshots likewise, with their user, the
+    # program and their state directory; none on gamma.
+    && builtins.all (h: let
+      u = c.appliance.${h}.units;
+      hf = c.hosts.${h}.files;
+      bound = map (b: b.target) c.hosts.${h}.binds;
+    in
+      hf."/etc/systemd/system/bsfg-artifact-backup.service".text
+      == c.containerise u.bsfg-artifact-backup.text
+      && hf."/etc/systemd/system/bsfg-artifact-backup.timer".text == u.bsfg-artifact-backup-timer.text
+      && c.hosts.${h}.links."/etc/systemd/system/timers.target.wants/bsfg-artifact-backup.timer" == "../bsfg-artifact-backup.timer"
+      && builtins.elem "bsfg-artifact-backup.service" c.hosts.${h}.units
+      && builtins.match ".*u bsfg-artifact-backup 986 .*" hf."/etc/sysusers.d/bsfg.conf".text != null
+      && builtins.all (p: builtins.elem p bound) [c.containerBinaries.bsfgctl "/var/lib/bsfg-artifact-backup" "/artifacts"]) ["alpha" "beta"]
+    && !(gf ? "/etc/systemd/system/bsfg-artifact-backup.service")
+    && !(builtins.elem "bsfg-artifact-backup.service" c.hosts.gamma.units)
     # ...and no store path is left in the container.
     && builtins.all (f: builtins.match ".*/nix/store/.*" f.text == null) (builtins.attrValues files);
+  # What a switch of a container restarts is the units data's
+  # restartIfChanged (nixpkgs' default true where the appliance sets none),
+  # and gamma's container runs the service probe as the appliance does:
+  # nixpkgs' exporter unit with the appliance's additions, enabled.
+  container_switch_and_probe_follow_the_units_data = let
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+    };
+    r = c.hosts.alpha.restartIfChanged;
+    g = c.hosts.gamma;
+    unit = g.files."/etc/systemd/system/prometheus-blackbox-exporter.service".text;
+    contains = re: text: builtins.length (builtins.split re text) > 1;
+  in
+    !r."bsfg-controller.service"
+    && r."bsfg-gate-agent.service"
+    && r."nats.service"
+    && r."keepalived.service"
+    && !g.restartIfChanged."bsfg-backup.service"
+    && builtins.elem "prometheus-blackbox-exporter.service" g.units
+    && g.links."/etc/systemd/system/multi-user.target.wants/prometheus-blackbox-exporter.service" == "../prometheus-blackbox-exporter.service"
+    && contains "\nSystemCallFilter=~@resources\nSystemCallFilter=setrlimit\n" unit
+    && contains "\nExecStart=${c.containerBinaries.blackboxExporter} --web.listen-address [0-9.]+:9115 --config.file /etc/bsfg/probe-blackbox.json\n" unit
+    && contains "\nLoadCredential=cert.pem:" unit
+    && g.files."/etc/bsfg/probe-blackbox.json".text == c.appliance.gamma.probe.configText
+    && builtins.any (b: b.target == c.containerBinaries.blackboxExporter && b.readOnly) g.binds
+    && !(c.hosts.alpha.files ? "/etc/systemd/system/prometheus-blackbox-exporter.service");
   containerise_replaces_exactly_the_store_binaries = let
     c = import ../../modules/lib/container.nix {
       zoneFile = ../../hosts/zone.nix;
@@ -791,4 +834,42 @@ in {
     && c.hosts.gamma.passwordFiles.controller == null
     && builtins.all (host: loads host "route-cert.pem" && loads host "route-key.pem") ["alpha" "beta" "gamma"]
     && builtins.length (sources "alpha") > builtins.length (sources "gamma");
+  # Artifact snapshots (zone setting artifactBackup): on alpha and beta
+  # only, each of its own /artifacts, from the one renderer (units.nix).
+  artifact_backup_units_on_the_service_hosts_only = let
+    hs = lib.allHosts {
+      zone = lib.normalise (fx.with' {
+        artifactBackup = {
+          schedule = "*-*-* 03:00:00";
+          keep = 3;
+        };
+      });
+      pathsFor = _: lib.nixosPaths;
+    };
+    without = lib.allHosts {
+      zone = lib.normalise (builtins.removeAttrs fx.base ["artifactBackup"]);
+      pathsFor = _: lib.nixosPaths;
+    };
+    svc = hs.alpha.units.bsfg-artifact-backup;
+    sc = svc.serviceConfig;
+  in
+    builtins.all (h: hs.${h}.units ? bsfg-artifact-backup && hs.${h}.units ? bsfg-artifact-backup-timer) ["alpha" "beta"]
+    && !(hs.gamma.units ? bsfg-artifact-backup)
+    # Absent: no unit anywhere.
+    && builtins.all (h: !(without.${h}.units ? bsfg-artifact-backup)) ["alpha" "beta" "gamma"]
+    && builtins.tail svc.argv == ["backup-artifacts" "--from" "/artifacts" "--into" "/var/lib/bsfg-artifact-backup/snapshots" "--keep" "3" "--metrics-file" "/var/lib/bsfg-artifact-backup/bsfg-artifact-backup.prom"]
+    && hs.beta.units.bsfg-artifact-backup-timer.timerConfig.OnCalendar == "*-*-* 03:00:00"
+    && hs.beta.units.bsfg-artifact-backup-timer.wantedBy == ["timers.target"]
+    && svc.wantedBy == []
+    && !svc.restartIfChanged
+    # Least privilege: reads /artifacts through its group, writes only the
+    # destination and its state directory, no network.
+    && sc.ReadOnlyPaths == ["/artifacts"]
+    && sc.ReadWritePaths == ["-/var/lib/bsfg-artifact-backup/snapshots"]
+    && sc.SupplementaryGroups == ["bsfg-artifacts"]
+    && sc.PrivateNetwork
+    && sc.ProtectSystem == "strict"
+    && sc.User == "bsfg-artifact-backup"
+    && builtins.match ".*ExecStart=[^\n]*backup-artifacts --from /artifacts.*" svc.text != null
+    && builtins.match ".*OnCalendar=\\*-\\*-\\* 03:00:00.*" hs.alpha.units.bsfg-artifact-backup-timer.text != null;
 }

@@ -32,6 +32,12 @@ in {
     probe_unknown_setting = case "unknown setting(s) probe.port" (fx.with' {probe = fx.base.probe // {port = 1;};});
     probe_timeout_too_long = case "probe.timeout = \"5m\": between 100ms and 60s" (fx.with' {probe = fx.base.probe // {timeout = "5m";};});
     probe_key_in_the_store = case "probe.privateKey = \"/nix/store/" (fx.with' {probe = fx.base.probe // {privateKey = "${builtins.storeDir}/x-probe.key";};});
+    artifact_backup_keeps_nothing = case "artifactBackup.keep = 0: keep at least 1 snapshot" (fx.with' {artifactBackup = {keep = 0;};});
+    artifact_backup_unknown_setting = case "unknown setting(s) artifactBackup.retention; known: artifactBackup.schedule" (fx.with' {artifactBackup = {retention = 3;};});
+    artifact_backup_no_schedule = case "artifactBackup.schedule = \"\": a systemd calendar expression" (fx.with' {artifactBackup = {schedule = "";};});
+    artifact_backup_not_a_set = case "artifactBackup must be an attribute set" (fx.with' {artifactBackup = "daily";});
+    artifact_backup_onto_the_store = case "artifactBackup.directory = \"/artifacts/snapshots\" is inside /artifacts" (fx.with' {artifactBackup = {directory = "/artifacts/snapshots";};});
+    artifact_backup_relative_directory = case "artifactBackup.directory" (fx.with' {artifactBackup = {directory = "snapshots";};});
     duplicate_address = case "duplicate host address 10.20.0.11" (fx.withHost "gamma" {address = "10.20.0.11";});
     bad_address = case "hosts.beta.address = \"10.20.0.300\" is not an IPv4 address" (fx.withHost "beta" {address = "10.20.0.300";});
     vip_outside_subnet = case "vip.address 10.21.0.100 is outside the service hosts' subnet" (fx.withVip {address = "10.21.0.100";});

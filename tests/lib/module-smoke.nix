@@ -209,6 +209,7 @@ let
     controller = ../../modules/services/controller.nix;
     gate-agent = ../../modules/services/gate-agent.nix;
     backup = ../../modules/services/backup.nix;
+    artifact-backup = ../../modules/services/artifact-backup.nix;
     probe = ../../modules/services/probe.nix;
   };
 
@@ -349,6 +350,14 @@ let
           then {
             bsfg-backup = ownUnit "backup" "bsfg-backup" t.units.bsfg-backup;
             bsfg-backup-timer = t.units.bsfg-backup-timer // {inherit ((m "backup").systemd.timers.bsfg-backup) description wantedBy timerConfig;};
+          }
+          else {}
+        )
+        // (
+          if t.units ? bsfg-artifact-backup
+          then {
+            bsfg-artifact-backup = ownUnit "artifact-backup" "bsfg-artifact-backup" t.units.bsfg-artifact-backup;
+            bsfg-artifact-backup-timer = t.units.bsfg-artifact-backup-timer // {inherit ((m "artifact-backup").systemd.timers.bsfg-artifact-backup) description wantedBy timerConfig;};
           }
           else {}
         )

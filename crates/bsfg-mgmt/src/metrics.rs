@@ -450,6 +450,59 @@ pub mod backup {
     ];
 }
 
+/// The metrics file of `bsfgctl backup-artifacts` on alpha and beta (node
+/// exporter textfile collector): the scheduled snapshots of each service
+/// host's artifact store.
+pub mod artifact_backup {
+    use super::{Kind::*, MetricFamily, family};
+
+    pub const LAST_SUCCESS_TIMESTAMP_SECONDS: MetricFamily = family(
+        "bsfg_artifact_backup_last_success_timestamp_seconds",
+        Gauge,
+        &[],
+        "When the newest verified artifact snapshot finished (Unix seconds)",
+    );
+    pub const LAST_SUCCESS_BLOBS: MetricFamily = family(
+        "bsfg_artifact_backup_last_success_blobs",
+        Gauge,
+        &[],
+        "Blobs in the newest verified artifact snapshot",
+    );
+    pub const LAST_SUCCESS_BYTES: MetricFamily = family(
+        "bsfg_artifact_backup_last_success_bytes",
+        Gauge,
+        &[],
+        "Size of the newest verified artifact snapshot (all blobs, linked ones included)",
+    );
+    pub const LAST_SUCCESS_COPIED_BYTES: MetricFamily = family(
+        "bsfg_artifact_backup_last_success_copied_bytes",
+        Gauge,
+        &[],
+        "Bytes the newest verified artifact snapshot copied (the rest are hard links to the previous one)",
+    );
+    pub const LAST_RUN_SUCCESS: MetricFamily = family(
+        "bsfg_artifact_backup_last_run_success",
+        Gauge,
+        &[],
+        "1 if the last run copied and verified every blob, else 0",
+    );
+    pub const LAST_RUN_TIMESTAMP_SECONDS: MetricFamily = family(
+        "bsfg_artifact_backup_last_run_timestamp_seconds",
+        Gauge,
+        &[],
+        "When the last artifact snapshot run ended (Unix seconds)",
+    );
+
+    pub const ALL: &[MetricFamily] = &[
+        LAST_SUCCESS_TIMESTAMP_SECONDS,
+        LAST_SUCCESS_BLOBS,
+        LAST_SUCCESS_BYTES,
+        LAST_SUCCESS_COPIED_BYTES,
+        LAST_RUN_SUCCESS,
+        LAST_RUN_TIMESTAMP_SECONDS,
+    ];
+}
+
 /// The families an OpenMetrics exposition declares (`# TYPE` lines), with
 /// the label names of their first sample: what a daemon's unit test
 /// compares with its table.

@@ -30,6 +30,7 @@ fn bsfg_series() -> BTreeSet<String> {
         .iter()
         .chain(bsfg_mgmt::metrics::agent::ALL)
         .chain(bsfg_mgmt::metrics::backup::ALL)
+        .chain(bsfg_mgmt::metrics::artifact_backup::ALL)
         .flat_map(|f| f.series())
         .collect()
 }

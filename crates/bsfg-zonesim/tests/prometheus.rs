@@ -51,11 +51,13 @@ pub(crate) const WITHOUT_EXPORTERS: &str = "BsfgScrapeTargetMissing";
 /// or none, and no test here may change it: where it holds, the alert is
 /// part of the baseline ([`clock_unsynchronised`]).
 pub(crate) const CLOCK: &str = "BsfgClockOffset";
-/// Pending from the first scrape of gamma's node exporter: the zone
-/// schedules snapshots (hosts/zone.nix `backup`), and in the process mode
-/// none has run, so no `bsfg_backup_last_success_timestamp_seconds` is
-/// there. Its `for:` is 15 min, longer than any test here: it must never fire.
-pub(crate) const NO_SNAPSHOT_YET: &str = "BsfgBackupStale";
+/// Pending from the first scrape of the node exporters: the zone
+/// schedules snapshots of its streams (gamma) and artifacts (alpha, beta),
+/// and in the process mode none has run, so no
+/// `bsfg_backup_last_success_timestamp_seconds` (or the artifacts') is
+/// there. Their `for:` is 15 min, longer than any test here: they must
+/// never fire.
+pub(crate) const NO_SNAPSHOT_YET: [&str; 2] = ["BsfgBackupStale", "BsfgArtifactBackupStale"];
 /// Set once by [`clock_unsynchronised`].
 static CLOCK_UNSYNCHRONISED: AtomicBool = AtomicBool::new(false);
 /// The service probe's alert and job (ops/prometheus/bsfg-alerts.yaml,
@@ -170,7 +172,7 @@ fn node_job(z: &Zone) -> serde_json::Value {
 }
 
 /// Every node-exporter series ops/prometheus and ops/grafana use.
-const NODE_SERIES: &str = "node_(filesystem_(avail|size)_bytes|timex_(offset_seconds|sync_status)|systemd_unit_state|cpu_seconds_total)|bsfg_backup_.+";
+const NODE_SERIES: &str = "node_(filesystem_(avail|size)_bytes|timex_(offset_seconds|sync_status)|systemd_unit_state|cpu_seconds_total)|bsfg_(artifact_)?backup_.+";
 
 /// `s` as an RE2 pattern matching only itself.
 fn regex_escape(s: &str) -> String {
@@ -504,7 +506,7 @@ pub(crate) fn only_baseline(active: &[Alert]) -> bool {
 
 /// [`baseline`], or [`NO_SNAPSHOT_YET`] while pending.
 pub(crate) fn in_baseline(a: &Alert) -> bool {
-    baseline(&a.name) || (a.name == NO_SNAPSHOT_YET && a.state == "pending")
+    baseline(&a.name) || (NO_SNAPSHOT_YET.contains(&a.name.as_str()) && a.state == "pending")
 }
 
 /// Every panel query of the dashboard, with `$zone` set.

@@ -128,10 +128,91 @@ fn gamma_runs_the_probe_on_the_library_text_and_the_exporter_accepts_it() {
     assert!(!accepted(&bad).0, "a broken configuration passed");
 }
 
+/// The systemd mode writes into alpha's and beta's containers the
+/// artifact-backup service and timer the appliance's module assigns (the
+/// zone library's texts, only the store path of bsfgctl replaced by the
+/// bound program), enables the timer, binds bsfgctl and the state
+/// directory; gamma's container has neither.
+#[test]
+fn the_containers_get_the_appliance_artifact_backup_units() {
+    use bsfg_zonesim::container::spec;
+    use bsfg_zonesim::zone::spec::{eval_json, nix_string};
+    let repo = default_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let zone_file = repo.join("hosts/zone.nix");
+    let bins = Binaries {
+        controller: "/bin/c".into(),
+        gate_agent: "/bin/g".into(),
+        nats_server: "/bin/n".into(),
+    };
+    let bsfgctl = Path::new("/bin/ctl");
+    let containers = spec::evaluate(&repo, &zone_file, dir.path(), &bins, bsfgctl, None).unwrap();
+    // What the NixOS module gets for each host, in the container's paths.
+    let expr = format!(
+        "let c = import {} {{ zoneFile = {}; runDir = {}; }}; t = h: u: c.containerise c.appliance.${{h}}.units.${{u}}.text; \
+         in {{ inherit (c.containerBinaries) bsfgctl; alpha = [(t \"alpha\" \"bsfg-artifact-backup\") (t \"alpha\" \"bsfg-artifact-backup-timer\")]; \
+         beta = [(t \"beta\" \"bsfg-artifact-backup\") (t \"beta\" \"bsfg-artifact-backup-timer\")]; \
+         gamma = c.appliance.gamma.units ? bsfg-artifact-backup; }}",
+        nix_string(&repo.join("modules/lib/container.nix").display().to_string()),
+        nix_string(&zone_file.display().to_string()),
+        nix_string(&dir.path().display().to_string()),
+    );
+    let appliance: serde_json::Value =
+        serde_json::from_slice(&eval_json(&expr, "the appliance's artifact-backup units").unwrap())
+            .unwrap();
+    assert_eq!(appliance["gamma"], false, "gamma has no artifact store");
+    let bound_bsfgctl = appliance["bsfgctl"].as_str().unwrap();
+    let units = Path::new("etc/systemd/system");
+    for host in ["alpha", "beta"] {
+        let c = &containers.hosts[host];
+        let root = dir.path().join(format!("{host}-root"));
+        c.write(&root).unwrap();
+        let read = |f: &str| std::fs::read_to_string(root.join(units).join(f)).unwrap();
+        let service = read("bsfg-artifact-backup.service");
+        assert_eq!(service, appliance[host][0].as_str().unwrap(), "{host}");
+        assert_eq!(
+            read("bsfg-artifact-backup.timer"),
+            appliance[host][1].as_str().unwrap(),
+            "{host}"
+        );
+        assert!(
+            service.contains(&format!(
+                "\nExecStart={bound_bsfgctl} backup-artifacts --from /artifacts "
+            )),
+            "{service}"
+        );
+        assert_eq!(
+            std::fs::read_link(
+                root.join(units)
+                    .join("timers.target.wants/bsfg-artifact-backup.timer")
+            )
+            .unwrap(),
+            Path::new("../bsfg-artifact-backup.timer")
+        );
+        let bind = |target: &str| c.binds.iter().find(|b| b.target == Path::new(target));
+        let program = bind(bound_bsfgctl).expect("bsfgctl bound");
+        assert!(program.read_only && program.source == bsfgctl);
+        let state = bind("/var/lib/bsfg-artifact-backup").expect("state directory bound");
+        assert!(!state.read_only && state.source == dir.path().join(host).join("artifact-backup"));
+        assert!(c.units.iter().any(|u| u == "bsfg-artifact-backup.service"));
+    }
+    let gamma = &containers.hosts["gamma"];
+    assert!(!gamma.files.contains_key(Path::new(
+        "/etc/systemd/system/bsfg-artifact-backup.service"
+    )));
+    assert!(
+        !gamma
+            .units
+            .iter()
+            .any(|u| u == "bsfg-artifact-backup.service")
+    );
+}
+
 /// Every host's node exporter gets the arguments nixpkgs' unit composes
 /// from the library's collectors and flags (tests/lib/module-smoke.nix
-/// checks the module's side), on the management address, with gamma's
-/// snapshot metrics directory under the simulator's run directory.
+/// checks the module's side), on the management address, with the snapshot
+/// metrics directories (gamma's streams, the service hosts' artifacts)
+/// under the simulator's run directory.
 #[test]
 fn node_exporter_arguments_are_the_librarys() {
     let dir = tempfile::tempdir().unwrap();
@@ -150,26 +231,25 @@ fn node_exporter_arguments_are_the_librarys() {
         assert_eq!(n.listen.address, spec.host(h).management_address, "{h}");
         assert_eq!(n.listen.port, 9100, "{h}");
         assert!(n.enabled_collectors.iter().any(|c| c == "systemd"), "{h}");
+        let textfile: Vec<&String> = n
+            .extra_flags
+            .iter()
+            .filter(|f| f.starts_with("--collector.textfile.directory="))
+            .collect();
+        assert!(
+            textfile.len() <= 1,
+            "{h}: one directory per host: {textfile:?}"
+        );
+        for f in textfile {
+            assert!(f.contains(&dir.path().display().to_string()), "{h}: {f}");
+        }
     }
-    let textfile: Vec<&String> = spec
-        .gamma()
-        .node_exporter
-        .extra_flags
-        .iter()
-        .filter(|f| f.starts_with("--collector.textfile.directory="))
-        .collect();
-    assert_eq!(textfile.len(), 1, "{textfile:?}");
     assert!(
-        textfile[0].contains(&dir.path().display().to_string()),
-        "{textfile:?}"
-    );
-    assert!(
-        !spec
-            .alpha()
+        spec.gamma()
             .node_exporter
             .extra_flags
             .iter()
-            .any(|f| f.contains("textfile")),
-        "only gamma takes snapshots"
+            .any(|f| f.starts_with("--collector.textfile.directory=")),
+        "gamma serves its snapshot metrics"
     );
 }

@@ -7,7 +7,7 @@
 //! never two controllers serving, every check of the drill. The first run
 //! on a machine builds the cached Debian root (debootstrap, a few minutes).
 //!
-//! CI (`scripts/test`) runs all nine (each boots its own containers; the
+//! CI (`scripts/test`) runs all ten (each boots its own containers; the
 //! drills' per-test wall times are in docs/zone-simulator.md). The
 //! snapshot recovery on containers is `#[ignore]`d (time budget) and runs
 //! with `cargo nextest run -p bsfg-zonesim --run-ignored all -E 'test(/systemd_drill_/)'`.
@@ -15,10 +15,11 @@
 use bsfg_zonesim::container::Init;
 use bsfg_zonesim::drills::{self, Drill, DrillOptions};
 use bsfg_zonesim::load::LoadConfig;
+use bsfg_zonesim::report::DrillReport;
 use bsfg_zonesim::zone::Options;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-fn systemd_drill(d: Drill) {
+fn systemd_drill(d: Drill) -> DrillReport {
     static N: AtomicU32 = AtomicU32::new(0);
     assert!(
         rustix::process::geteuid().is_root(),
@@ -53,6 +54,7 @@ fn systemd_drill(d: Drill) {
     assert_eq!(r.dual_active_samples, 0, "two controllers served at once");
     assert!(r.samples > 0, "the checker took no samples");
     assert!(r.passed, "{}", r.summary());
+    r
 }
 
 /// VM test bring-up (tests/scripts/bring_up.py).
@@ -107,6 +109,20 @@ fn systemd_drill_agent_killed() {
 #[test]
 fn systemd_drill_agent_stopped() {
     systemd_drill(Drill::AgentStopped);
+}
+
+/// Every unit of every container switched onto a new build under load,
+/// as `nixos-rebuild switch` restarts them (docs/runbooks/upgrade.md).
+#[test]
+fn systemd_drill_rolling_upgrade() {
+    let r = systemd_drill(Drill::RollingUpgrade);
+    for e in &r.events {
+        println!("{:>7.1} s  {}", e.at_s, e.what);
+    }
+    println!(
+        "rolling upgrade (systemd): longest stall {:.2} s, {} acknowledged, wall time {:.0} s",
+        r.longest_stall_s, r.acked, r.duration_s
+    );
 }
 
 /// The snapshot recovery runbook on containers: `systemctl stop` of the

@@ -60,6 +60,10 @@ pub enum Command {
     Backup(crate::backup::BackupArgs),
     /// Restore streams from a snapshot (offsets and cursors as they were).
     Restore(crate::backup::RestoreArgs),
+    /// Snapshot this host's artifact store (blobs verified, unchanged ones hard-linked).
+    BackupArtifacts(crate::backup::artifacts::BackupArtifactsArgs),
+    /// Restore an artifact snapshot into an artifact store (verified before anything is written).
+    RestoreArtifacts(crate::backup::artifacts::RestoreArtifactsArgs),
     /// Rolling upgrade: the order and command per host, and whether the next step is safe now.
     #[command(subcommand)]
     Upgrade(UpgradeCommand),

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod artifact_backup;
 mod backup;
 mod client;
 mod install;

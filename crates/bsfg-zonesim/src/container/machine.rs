@@ -265,6 +265,7 @@ mod tests {
             }],
             password_files: Default::default(),
             units: vec![],
+            restart_if_changed: BTreeMap::new(),
         };
         let m = MachineSpec {
             root: Path::new("/cache/root"),

@@ -17,6 +17,7 @@ pub mod read_back;
 pub mod replication;
 pub mod restore;
 mod scenarios;
+pub mod service_probe;
 pub mod upgrade;
 
 pub use ctx::Ctx;
@@ -238,8 +239,8 @@ impl Drill {
             // (its restarts and backoff, secrets appearing later) drive the
             // agent themselves; under systemd, agent-killed and agent-stopped
             // are their counterparts. cert-rotation's and ca-rollover's
-            // rolling restarts drive the process mode's daemons; rolling-upgrade swaps the processes'
-            // binaries itself.
+            // rolling restarts drive the process mode's daemons
+            // (rolling-upgrade switches the containers' units instead).
             crate::container::Init::Systemd => {
                 !self.needs_power_feed()
                     && !matches!(
@@ -248,7 +249,6 @@ impl Drill {
                             | Drill::OrphanedController
                             | Drill::AgentCrashLoop
                             | Drill::FirstBootWithoutSecrets
-                            | Drill::RollingUpgrade
                             | Drill::CertRotation
                             | Drill::CaRollover
                     )

@@ -58,8 +58,6 @@ struct Acked {
     size: u64,
 }
 
-const BUCKET: &str = "drawings";
-
 fn artifact_bytes(instance: &str, i: u32) -> Vec<u8> {
     // 48 KiB of content unique to the run and the artifact.
     let mut h = Sha256::new();
@@ -99,30 +97,21 @@ async fn upload(
     acked: Arc<Mutex<Vec<Acked>>>,
     stop: CancellationToken,
 ) {
-    use pb::put_object_request::Part;
     let mut i = 0u32;
     while !stop.is_cancelled() {
         i += 1;
         let data = artifact_bytes(&instance, i);
         let key = format!("power/{instance}/{i}.bin");
-        let mut msgs = vec![pb::PutObjectRequest {
-            part: Some(Part::Header(pb::ObjectHeader {
-                bucket: BUCKET.into(),
-                key: key.clone(),
-                media_type: "application/octet-stream".into(),
-                size: data.len() as u64,
-            })),
-        }];
-        msgs.extend(data.chunks(16 * 1024).map(|c| pb::PutObjectRequest {
-            part: Some(Part::Chunk(c.to_vec())),
-        }));
-        let put = async {
-            let mut c = bsfg_client::connect_grpc(&endpoint, &tls).ok()?;
-            c.put_object(futures::stream::iter(msgs)).await.ok()
-        };
-        match tokio::time::timeout(Duration::from_secs(5), put).await {
-            Ok(Some(r)) => {
-                let r = r.into_inner();
+        let put = crate::load::put_object(
+            &endpoint,
+            &tls,
+            crate::load::ARTIFACT_BUCKET,
+            &key,
+            &data,
+            Duration::from_secs(5),
+        );
+        match put.await {
+            Ok(r) => {
                 acked.lock().expect("acked").push(Acked {
                     key,
                     digest: r.digest,
@@ -160,7 +149,7 @@ async fn check_artifacts(z: &Zone, acked: &[Acked]) -> Vec<String> {
                 let mut c = bsfg_client::connect_grpc(&endpoint, &tls).ok()?;
                 let r = c
                     .get_object(pb::GetObjectRequest {
-                        bucket: BUCKET.into(),
+                        bucket: crate::load::ARTIFACT_BUCKET.into(),
                         key,
                     })
                     .await;

@@ -1,21 +1,28 @@
 //! Drill `rolling-upgrade`: under load, every daemon of every host is
-//! replaced by a new build (a second copy of the binaries, in the run
-//! directory) in the order `bsfgctl upgrade plan` prints: gamma, the
-//! standby, a planned handover, the old active. Each rebuild does what
-//! `nixos-rebuild switch` does to a host: the next generation's files (the
-//! same files, pointing at the new binaries), the changed daemons stopped
-//! (nats-server in lame-duck mode) and started again. Before every step the
-//! drill waits until `bsfgctl upgrade check`, run from the management
-//! network as an operator runs it, says the step is safe; at the end every
-//! daemon and controller runs from the new build.
+//! replaced by a new build (a second copy of the binaries at a new path) in
+//! the order `bsfgctl upgrade plan` prints: gamma, the standby, a planned
+//! handover, the old active. Each rebuild does what `nixos-rebuild switch`
+//! does to a host: the next generation's files (the same files, pointing
+//! at the new binaries), the changed daemons stopped (nats-server in
+//! lame-duck mode) and started again. In the process mode the simulator
+//! stops and starts the processes itself; under `--init systemd` the
+//! containers' units are switched as switch-to-configuration does it
+//! ([`Zone::switch_container`]: the library's `restartIfChanged` decides).
+//! Before every step the drill waits until `bsfgctl upgrade check`, run
+//! from the management network as an operator runs it, says the step is
+//! safe; at the end every daemon and controller runs from the new build.
 
 use super::ctx::{contract, hosts};
-use super::{Ctx, PROMOTION_TIMEOUT};
+use super::{Ctx, PROMOTION_TIMEOUT, service_probe};
+use crate::container::Init;
+use crate::container::machine::SIM_STATE;
 use crate::netns;
 use crate::processes::Kind;
 use crate::zone::Zone;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long `upgrade check` may take to call the next step safe (a
@@ -59,23 +66,74 @@ pub fn next_generation(text: &str, renames: &[(PathBuf, PathBuf)]) -> String {
     })
 }
 
-/// The new build: a copy of each binary the zone runs, in `<run dir>/bin-next/`
-/// (root-owned all the way up, as keepalived's script security wants).
-fn copy_build(z: &Zone) -> Result<Vec<(PathBuf, PathBuf)>> {
+/// The new build: the old → new path of every program, as the files of a
+/// generation name them, and where every process must run from at the end.
+struct NewBuild {
+    renames: Vec<(PathBuf, PathBuf)>,
+    runs_from: Vec<PathBuf>,
+}
+
+/// Copies `source` to `dest`, executable (root-owned all the way up, as
+/// keepalived's script security wants).
+fn install(source: &Path, dest: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    std::fs::copy(source, dest)
+        .with_context(|| format!("copying {} to {}", source.display(), dest.display()))?;
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// The new build: a copy of each binary the zone runs in
+/// `<run dir>/bin-next/`. Under systemd a container sees only what is bound
+/// into it, so each host gets the copy (hard links) in its state directory,
+/// which every container has at `/var/lib/bsfg-zonesim`.
+fn copy_build(z: &Zone) -> Result<NewBuild> {
     let dir = z.run_dir.join("bin-next");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::zone::files::mkdir(&dir)?;
+    if z.init() == Init::Systemd {
+        let inside = Path::new(SIM_STATE).join("bin-next");
+        let hosts: Vec<PathBuf> = z
+            .spec
+            .host_names()
+            .iter()
+            .map(|h| z.run_dir.join(h).join("bin-next"))
+            .collect();
+        for d in &hosts {
+            crate::zone::files::mkdir(d)?;
+        }
+        let mut renames = Vec::new();
+        for (old, source) in z.container_programs()? {
+            let name = old
+                .file_name()
+                .context("a program without a name")?
+                .to_owned();
+            let copy = dir.join(&name);
+            install(&source, &copy)?;
+            for d in &hosts {
+                let link = d.join(&name);
+                let _ = std::fs::remove_file(&link);
+                if std::fs::hard_link(&copy, &link).is_err() {
+                    install(&copy, &link)?;
+                }
+            }
+            renames.push((old, inside.join(&name)));
+        }
+        let mut runs_from = hosts;
+        runs_from.push(inside);
+        return Ok(NewBuild { renames, runs_from });
+    }
     let t = z.tools();
     let mut renames = Vec::new();
     for old in [&t.controller, &t.gate_agent, &t.nats_server, &t.keepalived] {
         let name = old.file_name().context("a binary without a name")?;
         let new = dir.join(name);
-        std::fs::copy(old, &new)
-            .with_context(|| format!("copying {} to {}", old.display(), new.display()))?;
-        std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755))?;
+        install(old, &new)?;
         renames.push((old.clone(), new));
     }
-    Ok(renames)
+    Ok(NewBuild {
+        renames,
+        runs_from: vec![dir],
+    })
 }
 
 /// `argv` with its program replaced by the new build's.
@@ -154,10 +212,13 @@ async fn wait_safe(z: &Zone, c: &mut Ctx, before: &str) -> Result<()> {
     bail!("the upgrade stopped: {before} never became safe ({last})")
 }
 
-/// `nixos-rebuild switch` of `host` onto the new build: the next
-/// generation's agent and keepalived configuration, then every daemon
-/// restarted from the new binaries ([`Zone::restart_host_onto`]).
-async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, renames: &[(PathBuf, PathBuf)]) -> Result<()> {
+/// `nixos-rebuild switch` of `host` onto the new build.
+async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, build: &NewBuild) -> Result<()> {
+    c.event(format!("{host}: switching to the new build"));
+    if z.init() == Init::Systemd {
+        return switch_units(z, c, host, build);
+    }
+    let renames = &build.renames;
     let h = z.spec.host(host).clone();
     let dirs = z.host_dirs(host);
     let mut files = Vec::new();
@@ -173,7 +234,6 @@ async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, renames: &[(PathBuf, PathBuf
         std::fs::write(f, next_generation(&text, renames))
             .with_context(|| format!("writing {}", f.display()))?;
     }
-    c.event(format!("{host}: switching to the new build"));
     let switch = Instant::now();
     z.restart_host_onto(host, &|argv| upgraded(argv, renames))
         .await?;
@@ -185,42 +245,92 @@ async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, renames: &[(PathBuf, PathBuf
     Ok(())
 }
 
-/// Every daemon of every host, and every controller, runs from `dir`.
-fn check_all_new(z: &Zone, c: &mut Ctx, dir: &Path) {
+/// nats-server's line when SIGUSR2 puts it into lame-duck mode.
+const LAME_DUCK_LINE: &str = "Entering lame duck mode";
+
+/// The systemd mode's switch: the units of `host`'s container, as
+/// switch-to-configuration restarts them; checks that nats.service went
+/// through lame-duck mode.
+fn switch_units(z: &Zone, c: &mut Ctx, host: &str, build: &NewBuild) -> Result<()> {
+    let nats = crate::zone::instance::unit_of(Kind::Nats)?;
+    let lame_ducks = || {
+        z.unit_journal_text(host, nats)
+            .matches(LAME_DUCK_LINE)
+            .count()
+    };
+    let before = tokio::task::block_in_place(lame_ducks);
+    let s = tokio::task::block_in_place(|| {
+        z.switch_container(host, &|t| next_generation(t, &build.renames))
+    })?;
+    c.event(format!(
+        "{host}: systemctl stop {} took {:.1} s; the next generation's files written, \
+         systemctl daemon-reload, the units started again{}",
+        s.restarted.join(" "),
+        s.stop.as_secs_f64(),
+        if s.left.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; changed, not restarted (restartIfChanged = false or not running): {}",
+                s.left.join(" ")
+            )
+        }
+    ));
+    if s.restarted.iter().any(|u| u == nats) {
+        let after = tokio::task::block_in_place(lame_ducks);
+        c.check(
+            &format!("{nats} on {host} stopped in lame-duck mode (KillSignal=SIGUSR2)"),
+            after > before,
+            format!("{LAME_DUCK_LINE:?} in its journal {before} → {after} times"),
+        );
+    }
+    Ok(())
+}
+
+/// Every daemon of every host, and every controller, runs from the new
+/// build: the process mode's records, or each running unit's main pid.
+fn check_all_new(z: &Zone, c: &mut Ctx, build: &NewBuild) -> Result<()> {
     let mut old = Vec::new();
     let mut count = 0;
     for host in z.spec.host_names() {
-        let mut pids: Vec<(String, u32)> = [Kind::Nats, Kind::GateAgent, Kind::Keepalived]
-            .into_iter()
-            .filter_map(|k| z.daemon(host, k).map(|d| (k.name().to_owned(), d.pid)))
-            .collect();
-        pids.extend(
-            z.controller_pids(host)
+        let pids: Vec<(String, u32)> = if z.init() == Init::Systemd {
+            z.unit_main_pids(host)?
+        } else {
+            let mut pids: Vec<(String, u32)> = [Kind::Nats, Kind::GateAgent, Kind::Keepalived]
                 .into_iter()
-                .map(|p| ("controller".to_owned(), p)),
-        );
+                .filter_map(|k| z.daemon(host, k).map(|d| (k.name().to_owned(), d.pid)))
+                .collect();
+            pids.extend(
+                z.controller_pids(host)
+                    .into_iter()
+                    .map(|p| ("controller".to_owned(), p)),
+            );
+            pids
+        };
         for (what, pid) in pids {
             count += 1;
             match std::fs::read_link(format!("/proc/{pid}/exe")) {
-                Ok(exe) if exe.starts_with(dir) => {}
+                Ok(exe) if build.runs_from.iter().any(|d| exe.starts_with(d)) => {}
                 Ok(exe) => old.push(format!("{host} {what} runs {}", exe.display())),
                 Err(e) => old.push(format!("{host} {what} ({pid}): {e}")),
             }
         }
     }
+    let from = build.runs_from.last().map(|d| d.display().to_string());
     c.check(
         "every daemon and controller runs the new build",
         old.is_empty() && count > 0,
         if old.is_empty() {
-            format!("{count} processes from {}", dir.display())
+            format!("{count} processes from {}", from.unwrap_or_default())
         } else {
             old.join("; ")
         },
     );
+    Ok(())
 }
 
 pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
-    let [a, b, _] = z.spec.host_names().map(str::to_owned);
+    let [_, b, _] = z.spec.host_names().map(str::to_owned);
     // The handover moves the service to beta; nothing moves it back.
     c.expected = crate::drills::outcome::Outcome {
         summary: contract(
@@ -230,7 +340,7 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
         serving: hosts(&[&b]),
     };
     c.target = Some(b.clone());
-    let renames = tokio::task::block_in_place(|| copy_build(z))?;
+    let build = tokio::task::block_in_place(|| copy_build(z))?;
     let (_, plan) = tokio::task::block_in_place(|| bsfgctl(z, &["upgrade", "plan"]))?;
     let steps = planned_steps(&plan)?;
     c.event(format!(
@@ -246,8 +356,43 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
             .join(", ")
     ));
     c.fault("rolling upgrade begins");
+    // gamma's service probe asked throughout, as Prometheus asks it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (rolled, probed) = tokio::join!(
+        async {
+            let r = roll(z, c, &steps, &build).await;
+            stop.store(true, Ordering::Relaxed);
+            r
+        },
+        service_probe::watch(z, stop.clone())
+    );
+    rolled?;
+    for (check, seen) in probed? {
+        c.check(
+            &format!("gamma's service probe ({check}) saw the VIP serving through the upgrade"),
+            seen.continuous(),
+            format!(
+                "{} probes: {} SERVING, {} failed (longest {:.1} s; the drill allows {:?}, \
+                 BsfgServiceProbeFailing 1 min), {} unanswered by the exporter (restarting with its host)",
+                seen.probes,
+                seen.serving,
+                seen.failed,
+                seen.longest_failing_s,
+                service_probe::MAX_FAILING,
+                seen.unreachable
+            ),
+        );
+    }
+    wait_safe(z, c, "the end (every host upgraded)").await?;
+    c.fault_ended("every host runs the new build");
+    check_all_new(z, c, &build)
+}
+
+/// Every step of the plan, each once `upgrade check` calls it safe.
+async fn roll(z: &Zone, c: &mut Ctx, steps: &[PlannedStep], build: &NewBuild) -> Result<()> {
+    let [a, b, _] = z.spec.host_names().map(str::to_owned);
     let v = c.samples();
-    for s in &steps {
+    for s in steps {
         let what = if s.handover {
             format!("the handover from {}", s.host)
         } else {
@@ -268,7 +413,7 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
             )
             .await;
         } else {
-            rebuild(z, c, &s.host, &renames).await?;
+            rebuild(z, c, &s.host, build).await?;
         }
         c.wait_acks(
             &format!("appends acknowledged after {what}"),
@@ -277,10 +422,6 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
         )
         .await;
     }
-    wait_safe(z, c, "the end (every host upgraded)").await?;
-    c.fault_ended("every host runs the new build");
-    let dir = z.run_dir.join("bin-next");
-    check_all_new(z, c, &dir);
     Ok(())
 }
 

@@ -349,6 +349,44 @@ pub async fn append_one(
     bail!("not acknowledged within {timeout:?}: {last}")
 }
 
+/// The example zone's artifact bucket (hosts/zone.nix `buckets`).
+pub const ARTIFACT_BUCKET: &str = "drawings";
+
+/// Uploads one artifact (`PutObject`, header then 16 KiB chunks) through
+/// `endpoint`, one attempt within `timeout`.
+pub async fn put_object(
+    endpoint: &str,
+    tls: &TlsFiles,
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+    timeout: Duration,
+) -> Result<pb::PutObjectResponse> {
+    use pb::put_object_request::Part;
+    let mut msgs = vec![pb::PutObjectRequest {
+        part: Some(Part::Header(pb::ObjectHeader {
+            bucket: bucket.into(),
+            key: key.into(),
+            media_type: "application/octet-stream".into(),
+            size: data.len() as u64,
+        })),
+    }];
+    msgs.extend(data.chunks(16 * 1024).map(|c| pb::PutObjectRequest {
+        part: Some(Part::Chunk(c.to_vec())),
+    }));
+    let put = async {
+        let mut c = connect_grpc(endpoint, tls).context("gRPC client")?;
+        let r = c
+            .put_object(futures::stream::iter(msgs))
+            .await
+            .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?;
+        Ok(r.into_inner())
+    };
+    tokio::time::timeout(timeout, put)
+        .await
+        .with_context(|| format!("PutObject {bucket}/{key}: no answer within {timeout:?}"))?
+}
+
 /// What the read-back found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReadBack {

@@ -123,6 +123,8 @@ pub struct Probe {
     pub config_text: String,
     /// What each check dials: `grpc` (host:port), `connect` (a URL).
     pub targets: BTreeMap<String, String>,
+    /// Each check's module (the `module` parameter of `/probe`).
+    pub modules: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

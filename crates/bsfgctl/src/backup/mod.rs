@@ -10,8 +10,10 @@
 //! | [`archive`] | reading a snapshot back: digest, decompression, archive walk |
 //! | [`wire`] | nats-server's snapshot and restore protocol |
 //! | [`progress`] | progress lines on standard error |
+//! | [`artifacts`] | snapshots of a service host's artifact store (blobs) |
 
 pub mod archive;
+pub mod artifacts;
 pub mod manifest;
 pub mod progress;
 pub mod wire;
@@ -462,10 +464,30 @@ fn read_manifest(dir: &Path) -> Result<Manifest> {
 fn write_metrics(path: &Path, into: &Path, this_run: Option<&Manifest>) -> Result<()> {
     let newest = newest(into).ok().flatten().map(|(_, m)| m);
     let good = this_run.or(newest.as_ref());
-    let text = metrics_text(good, this_run.is_some(), now_ms());
+    write_textfile(path, &metrics_text(good, this_run.is_some(), now_ms()))
+}
+
+/// Replaces a textfile-collector file atomically: the node exporter never
+/// reads half of one.
+fn write_textfile(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("prom.tmp");
     std::fs::write(&tmp, text).map_err(|e| io_err(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+/// Prometheus text format of gauge values, one family each.
+fn textfile(values: Vec<(&bsfg_mgmt::metrics::MetricFamily, String)>) -> String {
+    values
+        .into_iter()
+        .map(|(f, v)| {
+            format!(
+                "# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v}\n",
+                n = f.name,
+                h = f.help,
+                t = f.kind.name()
+            )
+        })
+        .collect()
 }
 
 /// The metrics file (Prometheus text format) of a run that ended at `now_ms`.
@@ -482,17 +504,7 @@ pub fn metrics_text(good: Option<&Manifest>, succeeded: bool, now_ms: i64) -> St
     }
     values.push((&m::LAST_RUN_SUCCESS, u8::from(succeeded).to_string()));
     values.push((&m::LAST_RUN_TIMESTAMP_SECONDS, secs(now_ms).to_string()));
-    values
-        .into_iter()
-        .map(|(f, v)| {
-            format!(
-                "# HELP {n} {h}\n# TYPE {n} {t}\n{n} {v}\n",
-                n = f.name,
-                h = f.help,
-                t = f.kind.name()
-            )
-        })
-        .collect()
+    textfile(values)
 }
 
 pub async fn restore(a: &RestoreArgs, json: bool) -> Result<u8> {

@@ -31,6 +31,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         Command::Man { out } => write_man_pages(&out),
         Command::Backup(a) => crate::backup::backup(&a, json).await,
         Command::Restore(a) => crate::backup::restore(&a, json).await,
+        Command::BackupArtifacts(a) => crate::backup::artifacts::backup_artifacts(&a, json),
+        Command::RestoreArtifacts(a) => crate::backup::artifacts::restore_artifacts(&a, json),
         command => {
             let file = ConfigFile::load(cli.config.as_deref())?;
             match command {
@@ -50,7 +52,9 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 Command::Completions { .. }
                 | Command::Man { .. }
                 | Command::Backup(_)
-                | Command::Restore(_) => unreachable!(),
+                | Command::Restore(_)
+                | Command::BackupArtifacts(_)
+                | Command::RestoreArtifacts(_) => unreachable!(),
             }
         }
     }

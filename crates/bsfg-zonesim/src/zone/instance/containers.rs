@@ -53,7 +53,7 @@ impl Containers {
             "evaluating modules/lib/container.nix (the appliance's units, files and users per host); root {}",
             root.display()
         ));
-        // gamma's bsfg-backup.service runs it.
+        // gamma's bsfg-backup.service and the service hosts' bsfg-artifact-backup.service run it.
         let bsfgctl =
             bsfg_testkit::bins::find_workspace_binary("bsfgctl", opts.bin_dir.as_deref())?;
         let spec = spec::evaluate(&opts.repo, &opts.zone_file, run_dir, bins, &bsfgctl, users)?;
@@ -212,10 +212,15 @@ impl Zone {
 
     /// The last lines `unit` on `host` logged (for a check's detail).
     pub fn unit_journal(&self, host: &str, unit: &str) -> String {
-        let dir = self.run_dir.join(host).join("journal");
-        let text = machine::journal(&dir, &[unit], "cat").unwrap_or_default();
+        let text = self.unit_journal_text(host, unit);
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(12)..].join("\n")
+    }
+
+    /// Everything `unit` on `host` logged (this boot and earlier ones).
+    pub fn unit_journal_text(&self, host: &str, unit: &str) -> String {
+        let dir = self.run_dir.join(host).join("journal");
+        machine::journal(&dir, &[unit], "cat").unwrap_or_default()
     }
 
     /// Each unit's journal, from the host's bound journal directory, into
@@ -234,6 +239,101 @@ impl Zone {
             }
         }
         Ok(())
+    }
+}
+
+/// What [`Zone::switch_container`] did to one host.
+#[derive(Debug, Clone)]
+pub struct Switched {
+    /// The units stopped before the new files and started after the reload.
+    pub restarted: Vec<String>,
+    /// Changed units a switch does not restart (`restartIfChanged = false`)
+    /// or that were not running.
+    pub left: Vec<String>,
+    /// How long `systemctl stop` took (nats-server's lame-duck mode).
+    pub stop: Duration,
+}
+
+impl Zone {
+    /// Every program the containers run, as (path in the containers, file
+    /// on this machine): the bound programs (gamma's probe exporter
+    /// included) and Debian's keepalived.
+    pub fn container_programs(&self) -> Result<Vec<(PathBuf, PathBuf)>> {
+        let c = self.containers()?;
+        let b = &c.spec.container_binaries;
+        let at = |name: &str| {
+            b.get(name)
+                .cloned()
+                .with_context(|| format!("modules/lib/container.nix names no {name} program"))
+        };
+        let ka = &c.spec.keepalived_program;
+        let bsfgctl = bsfg_testkit::bins::find_workspace_binary("bsfgctl", None)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(vec![
+            (at("controller")?, self.tools.controller.clone()),
+            (at("gateAgent")?, self.tools.gate_agent.clone()),
+            (at("natsServer")?, self.tools.nats_server.clone()),
+            (at("bsfgctl")?, bsfgctl),
+            (
+                at("blackboxExporter")?,
+                bsfg_testkit::bins::find_system_program(
+                    spec::BLACKBOX_EXPORTER.0,
+                    spec::BLACKBOX_EXPORTER.1,
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+            (ka.clone(), c.root.join(ka.strip_prefix("/").unwrap_or(ka))),
+        ])
+    }
+
+    /// The main pid of every running unit of `host` the library lists.
+    pub fn unit_main_pids(&self, host: &str) -> Result<Vec<(String, u32)>> {
+        let m = self.machine(host)?;
+        let mut pids = Vec::new();
+        for u in &m.container.units {
+            if let Some(pid) = self.main_pid(host, u)? {
+                pids.push((u.clone(), pid));
+            }
+        }
+        Ok(pids)
+    }
+
+    /// What `nixos-rebuild switch` to the next generation (every file's
+    /// text through `edit`) does to `host`'s container, as
+    /// switch-to-configuration does it: the running units whose file
+    /// changes and that restart if changed are stopped in one transaction
+    /// (systemd stops them in reverse start order; nats.service in
+    /// lame-duck mode, its KillSignal), the changed files are written, systemd
+    /// reloads, and the stopped units start again in boot order.
+    pub fn switch_container(&self, host: &str, edit: &dyn Fn(&str) -> String) -> Result<Switched> {
+        let m = self.machine(host)?;
+        let next = m.container.next_generation(edit);
+        let plan = m.container.switch_to(&next)?;
+        let (restarted, mut idle): (Vec<String>, Vec<String>) =
+            plan.restart.into_iter().partition(|u| {
+                self.systemctl(host, &["is-active", u])
+                    .is_ok_and(|s| s.trim() == "active")
+            });
+        let start = std::time::Instant::now();
+        if !restarted.is_empty() {
+            let mut argv = vec!["stop"];
+            argv.extend(restarted.iter().map(String::as_str));
+            self.systemctl(host, &argv)
+                .with_context(|| format!("stopping {} on {host}", restarted.join(" ")))?;
+        }
+        let stop = start.elapsed();
+        m.container.changed_in(&next).write(&m.etc_root())?;
+        self.systemctl(host, &["daemon-reload"])?;
+        for u in &restarted {
+            self.start_unit_named(host, u)?;
+        }
+        let mut left = plan.left;
+        left.append(&mut idle);
+        Ok(Switched {
+            restarted,
+            left,
+            stop,
+        })
     }
 }
 

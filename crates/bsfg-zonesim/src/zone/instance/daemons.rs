@@ -45,7 +45,12 @@ impl Zone {
     /// In the systemd mode: `systemctl start` of `kind`'s unit (a no-op when
     /// systemd's Restart= already brought it back).
     fn start_unit(&self, host: &str, kind: Kind) -> Result<()> {
-        let unit = super::unit_of(kind)?;
+        self.start_unit_named(host, super::unit_of(kind)?)
+    }
+
+    /// `systemctl start UNIT` in `host`'s container, waiting out the
+    /// container's 219/CGROUP failure of a unit started right after its stop.
+    pub(crate) fn start_unit_named(&self, host: &str, unit: &str) -> Result<()> {
         let Err(e) = self.systemctl(host, &["start", unit]) else {
             return Ok(());
         };
@@ -109,9 +114,8 @@ impl Zone {
 
     /// gamma's service probe: Debian's blackbox exporter on the host's
     /// management address with the library's configuration, as nixpkgs'
-    /// prometheus-blackbox-exporter.service runs it (process mode only: a
-    /// container boots the appliance's own units, which do not include
-    /// nixpkgs' exporters).
+    /// prometheus-blackbox-exporter.service runs it (in the systemd mode
+    /// gamma's container boots that unit itself: nothing to do).
     pub fn start_probe(&self, host: &str) -> Result<()> {
         let Some(p) = &self.spec.host(host).probe else {
             bail!("{host} runs no service probe");
