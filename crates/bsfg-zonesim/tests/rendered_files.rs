@@ -207,3 +207,49 @@ fn the_containers_get_the_appliance_artifact_backup_units() {
             .any(|u| u == "bsfg-artifact-backup.service")
     );
 }
+
+/// Every host's node exporter gets the arguments nixpkgs' unit composes
+/// from the library's collectors and flags (tests/lib/module-smoke.nix
+/// checks the module's side), on the management address, with the snapshot
+/// metrics directories (gamma's streams, the service hosts' artifacts)
+/// under the simulator's run directory.
+#[test]
+fn node_exporter_arguments_are_the_librarys() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = example_zone(dir.path());
+    for h in spec.host_names() {
+        let n = &spec.host(h).node_exporter;
+        let mut want: Vec<String> = n
+            .enabled_collectors
+            .iter()
+            .map(|c| format!("--collector.{c}"))
+            .collect();
+        want.push("--web.listen-address".into());
+        want.push(format!("{}:{}", n.listen.address, n.listen.port));
+        want.extend(n.extra_flags.iter().cloned());
+        assert_eq!(n.args, want, "{h}");
+        assert_eq!(n.listen.address, spec.host(h).management_address, "{h}");
+        assert_eq!(n.listen.port, 9100, "{h}");
+        assert!(n.enabled_collectors.iter().any(|c| c == "systemd"), "{h}");
+        let textfile: Vec<&String> = n
+            .extra_flags
+            .iter()
+            .filter(|f| f.starts_with("--collector.textfile.directory="))
+            .collect();
+        assert!(
+            textfile.len() <= 1,
+            "{h}: one directory per host: {textfile:?}"
+        );
+        for f in textfile {
+            assert!(f.contains(&dir.path().display().to_string()), "{h}: {f}");
+        }
+    }
+    assert!(
+        spec.gamma()
+            .node_exporter
+            .extra_flags
+            .iter()
+            .any(|f| f.starts_with("--collector.textfile.directory=")),
+        "gamma serves its snapshot metrics"
+    );
+}

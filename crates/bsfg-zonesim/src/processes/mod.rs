@@ -32,6 +32,8 @@ pub enum Kind {
     Container,
     /// gamma's service probe: Debian's blackbox exporter.
     Probe,
+    /// Host metrics: Debian's node exporter.
+    NodeExporter,
 }
 
 impl Kind {
@@ -44,6 +46,7 @@ impl Kind {
             Kind::PowerFeed => "bsfg-powercut",
             Kind::Container => "systemd-nspawn",
             Kind::Probe => "blackbox-exporter",
+            Kind::NodeExporter => "node-exporter",
         }
     }
 }

@@ -97,6 +97,20 @@ pub struct HostSpec {
     pub chrony: Chrony,
     /// gamma's service probe (modules/lib/probe.nix); `None` elsewhere.
     pub probe: Option<Probe>,
+    /// The host's node exporter (modules/lib/node-exporter.nix).
+    pub node_exporter: NodeExporter,
+}
+
+/// The node exporter every host runs: where it listens and the arguments
+/// nixpkgs' unit passes it (`--collector.<each>`, `--web.listen-address`,
+/// the flags), which the simulator hands Debian's node exporter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeExporter {
+    pub listen: ProbeListen,
+    pub enabled_collectors: Vec<String>,
+    pub extra_flags: Vec<String>,
+    pub args: Vec<String>,
 }
 
 /// The blackbox exporter gamma runs: where it listens and the rendered

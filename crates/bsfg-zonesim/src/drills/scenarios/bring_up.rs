@@ -49,7 +49,8 @@ pub(super) async fn bring_up(z: &Zone, c: &mut Ctx) -> Result<()> {
     let names = z.process_names(&g);
     // The service probe (Debian's blackbox exporter; the kernel keeps 15
     // characters of the name) runs there too: the process mode runs it as
-    // Debian names it, gamma's container as nixpkgs' unit does.
+    // Debian names it, gamma's container as nixpkgs' unit does. So does the
+    // node exporter in the process mode (Debian's prometheus-node-exporter).
     let probe = match z.init() {
         crate::container::Init::Process => "prometheus-blac",
         crate::container::Init::Systemd => "blackbox_export",
@@ -58,10 +59,13 @@ pub(super) async fn bring_up(z: &Zone, c: &mut Ctx) -> Result<()> {
     if z.spec.host(&g).runs.probe {
         expected.push(probe);
     }
+    if z.init() == crate::container::Init::Process {
+        expected.push("prometheus-node");
+    }
     // process_names is sorted.
     expected.sort_unstable();
     c.check(
-        "gamma runs nats-server (and its service probe) only: no agent, keepalived, controller",
+        "gamma runs nats-server (its node exporter and service probe) only: no agent, keepalived, controller",
         names == expected,
         format!("{names:?}"),
     );

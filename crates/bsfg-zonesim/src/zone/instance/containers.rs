@@ -26,7 +26,7 @@ pub fn unit_of(kind: Kind) -> Result<&'static str> {
         Kind::GateAgent => "bsfg-gate-agent.service",
         Kind::Keepalived => "keepalived.service",
         Kind::Controller => "bsfg-controller.service",
-        Kind::PowerFeed | Kind::Container | Kind::Probe => {
+        Kind::PowerFeed | Kind::Container | Kind::Probe | Kind::NodeExporter => {
             bail!("{} is no unit of a host", kind.name())
         }
     })

@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The node exporter's `--collector.filesystem.mount-points-exclude`
+/// default (1.5.0) without `run`.
+const SIMULATOR_MOUNT_POINTS_EXCLUDE: &str = "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|mnt|media|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+
 /// systemd's exit status when it could not set up a unit's cgroup
 /// (`EXIT_CGROUP`, systemd.exec(5)).
 const EXIT_CGROUP: &str = "219";
@@ -137,6 +141,30 @@ impl Zone {
         self.spawn(host, Kind::Probe, argv).map(drop)
     }
 
+    /// The host's node exporter: Debian's, on the management address with
+    /// the library's arguments (modules/lib/node-exporter.nix), as nixpkgs'
+    /// prometheus-node-exporter.service runs it (process mode only, like
+    /// the probe). Without systemd its systemd collector fails each scrape
+    /// (`node_scrape_collector_success{collector="systemd"} 0`); the
+    /// filesystem, timex and textfile collectors read this machine.
+    pub fn start_node_exporter(&self, host: &str) -> Result<()> {
+        if self.init() == Init::Systemd {
+            return Ok(());
+        }
+        let program = bsfg_testkit::bins::find_system_program(
+            "prometheus-node-exporter",
+            "prometheus-node-exporter",
+        )?;
+        let mut argv = vec![program.display().to_string()];
+        argv.extend(self.spec.host(host).node_exporter.args.iter().cloned());
+        // The one flag the appliance does not pass: the exporter's default
+        // mount-point exclusion (1.5.0) without `/run`, where the
+        // simulator's hosts keep their state (the appliance's /artifacts
+        // and /data/jetstream are not excluded).
+        argv.push(SIMULATOR_MOUNT_POINTS_EXCLUDE.into());
+        self.spawn(host, Kind::NodeExporter, argv).map(drop)
+    }
+
     pub fn start_keepalived(&self, host: &str) -> Result<()> {
         self.start_keepalived_after(host, Duration::ZERO)
     }
@@ -205,6 +233,7 @@ impl Zone {
         }
         let runs = self.spec.host(host).runs;
         self.start_nats(host)?;
+        self.start_node_exporter(host)?;
         if runs.gate_agent {
             self.start_agent(host)?;
         }
@@ -395,6 +424,9 @@ impl Zone {
             self.start_nats(h)?;
         }
         self.wait_formed(&[&a, &b, &g], timeout).await?;
+        for h in [&a, &b, &g] {
+            self.start_node_exporter(h)?;
+        }
         self.progress.say(format!("JetStream cluster formed: 3 voters, meta leader elected; starting the gate agents on {a} and {b}"));
         self.start_agent(&a)?;
         self.start_agent(&b)?;
