@@ -385,7 +385,26 @@ async fn rogue_route_checks(z: &Zone) {
             .stderr(log)
             .spawn()
             .expect("rogue nats-server");
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Alpha says why it refused: the handshake (foreign CA) or the route
+        // authorisation (zone CA, no route identity) failed for gamma's
+        // address; rogue{n} itself only sees its connection closed. Wait for
+        // that refusal (bounded) rather than a fixed time: on a loaded
+        // machine the rogue's start and first dial took longer than 5 s.
+        let why = if n == 0 { "tls" } else { "authentication" };
+        let alpha_log = z.host_dirs(&alpha.name).log("nats-server");
+        let refusals = || -> Vec<String> {
+            std::fs::read_to_string(&alpha_log)
+                .unwrap()
+                .to_lowercase()
+                .lines()
+                .filter(|l| l.contains(&format!("{}:", g.address)) && l.contains("[err]"))
+                .map(str::to_owned)
+                .collect()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !refusals().iter().any(|l| l.contains(why)) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
         let monitor = format!("127.0.0.1:{}", 8333 + n);
         let rogue: serde_json::Value = z
             .in_ns(&gamma, move || async move {
@@ -417,17 +436,7 @@ async fn rogue_route_checks(z: &Zone) {
             !names.iter().any(|n| n.starts_with("rogue")),
             "alpha routes to {names:?}"
         );
-        // Alpha says why: the handshake (foreign CA) or the route
-        // authorisation (zone CA, no route identity) failed for gamma's
-        // address; rogue{n} itself only sees its connection closed.
-        let log = std::fs::read_to_string(z.host_dirs(&alpha.name).log("nats-server"))
-            .unwrap()
-            .to_lowercase();
-        let from_gamma: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains(&format!("{}:", g.address)) && l.contains("[err]"))
-            .collect();
-        let why = if n == 0 { "tls" } else { "authentication" };
+        let from_gamma = refusals();
         assert!(
             from_gamma.iter().any(|l| l.contains(why)),
             "alpha logged no {why} error for rogue{n} from {}: {from_gamma:?}",
