@@ -379,6 +379,8 @@ pub fn jetstream_quorum(s: &Snapshot) -> Item {
 
 /// Every stream at the zone's replica count, with a leader whose own view
 /// reports every follower current (only a stream's leader knows).
+pub const STREAMS_R3: &str = "streams-r3";
+
 pub fn streams_replicated(s: &Snapshot) -> Item {
     let mut fail = Vec::new();
     let mut ev = Vec::new();
@@ -450,7 +452,7 @@ pub fn streams_replicated(s: &Snapshot) -> Item {
         }
     }
     Item::new(
-        "streams-r3",
+        STREAMS_R3,
         "every stream and bucket at R3 with current replicas",
         fail,
         ev,
