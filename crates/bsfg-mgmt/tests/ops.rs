@@ -263,6 +263,10 @@ fn the_seed_monitoring_table_and_contract_thresholds_are_covered() {
         ("BsfgControllerOnGamma", r#"host="gamma""#),
         ("BsfgJetStreamUnhealthy", "gnatsd_healthz_status"),
         (
+            "BsfgJetStreamUnhealthy",
+            r#"bsfg_gate_state{gate="jetstream"} == 0"#,
+        ),
+        (
             "BsfgJetStreamVotersMissing",
             r#"bsfg_jetstream_voters_current{view="leader"} < 3"#,
         ),

@@ -11,7 +11,9 @@
 //! 4. gamma crashes: every stream runs on 2 of 3 replicas and the meta
 //!    group on 2 of 3 voters; then the standby crashes too (the majority
 //!    lost): quorum gate failing, no VIP anywhere, no controller serving;
-//! 5. all along, from before the boot: beta's artifact store is a 64 MiB
+//! 5. the standby's nats-server killed: local JetStream unhealthy, as its
+//!    gate agent's JetStream gate sees it; started again;
+//! 6. all along, from before the boot: beta's artifact store is a 64 MiB
 //!    tmpfs the test fills to 92 %, which every host's node exporter (the
 //!    appliance's collectors and flags) reports; `BsfgDiskAlmostFull`
 //!    (`for: 5m`) fires for beta's `/artifacts`, and resolves once the
@@ -38,7 +40,7 @@ use std::time::{Duration, Instant};
 /// Warnings over a 15 min window: firing from phase 2 to the end.
 const CHURN: [&str; 2] = ["BsfgVrrpTransitionChurn", "BsfgRoleTransitionChurn"];
 
-/// Phase 5's alert: active from the start until the filler goes.
+/// Phase 6's alert: active from the start until the filler goes.
 const DISK: &str = "BsfgDiskAlmostFull";
 /// Its `for:` (5 min) from the first evaluation, and a margin.
 const DISK_WITHIN: Duration = Duration::from_secs(7 * 60);
@@ -182,7 +184,7 @@ async fn run() {
     let zone = create_zone(&instance);
     let z = &zone;
     let [a, b, g] = z.spec.host_names().map(str::to_owned);
-    // 5. Before the boot, so every daemon's namespace sees the mount; beta
+    // 6. Before the boot, so every daemon's namespace sees the mount; beta
     // is neither the host whose artifacts phase 3 removes nor the standby
     // phase 4 crashes (both alpha: it is active from the boot).
     // Declared after the zone: unmounted before its run directory goes.
@@ -262,7 +264,7 @@ async fn run() {
     let active = serving_host(z).await;
     assert_eq!(
         active, a,
-        "{a} no longer active before phase 3: its artifact storage is the one to remove ({b}'s is phase 5's mount)"
+        "{a} no longer active before phase 3: its artifact storage is the one to remove ({b}'s is phase 6's mount)"
     );
     let other = if active == a { b.clone() } else { a.clone() };
     let ok = allowed(&[
@@ -304,7 +306,7 @@ async fn run() {
     let standby = if active == a { b.clone() } else { a.clone() };
     assert_eq!(
         standby, a,
-        "{b} should be active after phase 3: crashing it would restart its node exporter (phase 5)"
+        "{b} should be active after phase 3: crashing it would restart its node exporter (phase 6)"
     );
     let mut ok = allowed(&[
         "BsfgStreamReplicaNotCurrent",
@@ -417,9 +419,54 @@ async fn run() {
     z.wait_formed(&[&a, &b, &g], SETTLE).await.unwrap();
     until_resolved(z, &mut w, "every alert resolved", &ok).await;
     settle(z, &mut w, &ok).await;
+
+    // 5. Local JetStream health: the standby's nats-server dies. Its gate
+    // agent's JetStream gate (the local /healthz) fails; the agent, and so
+    // the alert, stay up. Its streams and the meta group run on the others.
+    let active = serving_host(z).await;
+    let standby = if active == a { b.clone() } else { a.clone() };
+    let ok = allowed(&[
+        "BsfgJetStreamUnhealthy",
+        // The agent's quorum and lease gates read the same local server.
+        "BsfgQuorumGateFailing",
+        "BsfgJetStreamVotersMissing",
+        "BsfgStreamReplicaNotCurrent",
+        "BsfgStreamWithoutLeader",
+        "BsfgLeaseWriteFailures",
+    ]);
+    let killed = z.kill_all_named(&standby, "nats-server");
+    assert_eq!(
+        killed, 1,
+        "{standby}: {killed} nats-server processes killed"
+    );
+    w.note(format!("{standby}: nats-server killed"));
+    let took = until_firing(z, &mut w, &ok, "BsfgJetStreamUnhealthy", Some(&standby)).await;
+    let elsewhere: Vec<&String> = w
+        .firing_seen
+        .iter()
+        .filter(|t| t.starts_with("BsfgJetStreamUnhealthy") && !t.contains(&format!("{standby:?}")))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "BsfgJetStreamUnhealthy fired for a healthy host: {elsewhere:?}\n{}",
+        w.timeline.join("\n")
+    );
+    z.start_nats(&standby).unwrap();
+    w.note(format!("{standby}: nats-server started again"));
+    z.wait_formed(&[&a, &b, &g], SETTLE).await.unwrap();
+    until_resolved(z, &mut w, "JetStream alerts resolved", &ok).await;
+    rows.push(Row {
+        row: "Local JetStream health",
+        alert: "BsfgJetStreamUnhealthy",
+        fault: format!("{standby}'s nats-server killed (its gate agent's JetStream gate fails)"),
+        observed: format!(
+            "firing after {took:.0} s for {standby} only; resolved once it runs again"
+        ),
+    });
+    settle(z, &mut w, &ok).await;
     load.stop(Duration::from_secs(5)).await;
 
-    // 5. beta's artifact store 92 % full since before the boot.
+    // 6. beta's artifact store 92 % full since before the boot.
     let disk_on = |act: &[Alert]| {
         act.iter().any(|x| {
             x.name == DISK
