@@ -198,7 +198,7 @@ impl Drill {
                 "under load, bsfgctl backup on gamma; more load; every host's JetStream store destroyed; bsfgctl restore; the zone resumes: every fact before the snapshot back once at its offset"
             }
             Drill::RollingUpgrade => {
-                "under load, every daemon of every host replaced by a new build in bsfgctl upgrade plan's order (gamma, standby, handover, old active), each step when bsfgctl upgrade check calls it safe"
+                "under load, every daemon of every host replaced by a new build in bsfgctl upgrade plan's order (gamma, standby, handover, old active), each step when bsfgctl upgrade check calls it safe; then rolled back to the previous build in the same order"
             }
             Drill::CertRotation => {
                 "under load, bsfgctl pki renew (overlap), then a rolling restart (gamma, standby, planned handover, old active) and a handover back: every daemon serves its new certificate, nothing lost"

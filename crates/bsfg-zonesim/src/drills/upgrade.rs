@@ -11,6 +11,9 @@
 //! Before every step the drill waits until `bsfgctl upgrade check`, run
 //! from the management network as an operator runs it, says the step is
 //! safe; at the end every daemon and controller runs from the new build.
+//! Then the rollback (`nixos-rebuild switch --rollback`, docs/runbooks/
+//! upgrade.md): the same plan again, each host switched back onto the
+//! previous generation, until every daemon runs the old build again.
 
 use super::ctx::{contract, hosts};
 use super::{Ctx, PROMOTION_TIMEOUT, service_probe};
@@ -66,11 +69,32 @@ pub fn next_generation(text: &str, renames: &[(PathBuf, PathBuf)]) -> String {
     })
 }
 
-/// The new build: the old → new path of every program, as the files of a
-/// generation name them, and where every process must run from at the end.
-struct NewBuild {
+/// A generation to switch to: the current → its path of every program, as
+/// the files of a generation name them, and where every process must run
+/// from once every host is on it.
+struct Generation {
+    name: &'static str,
     renames: Vec<(PathBuf, PathBuf)>,
     runs_from: Vec<PathBuf>,
+}
+
+impl Generation {
+    /// The rollback from `self` (which the zone runs): every path back,
+    /// and the old programs (as the generation's files name them and where
+    /// they lie on this machine) as where the processes run from.
+    fn previous(&self, sources: Vec<PathBuf>) -> Generation {
+        let mut runs_from: Vec<PathBuf> = self.renames.iter().map(|(old, _)| old.clone()).collect();
+        runs_from.extend(sources);
+        Generation {
+            name: "the previous build",
+            renames: self
+                .renames
+                .iter()
+                .map(|(old, new)| (new.clone(), old.clone()))
+                .collect(),
+            runs_from,
+        }
+    }
 }
 
 /// Copies `source` to `dest`, executable (root-owned all the way up, as
@@ -87,7 +111,7 @@ fn install(source: &Path, dest: &Path) -> Result<()> {
 /// `<run dir>/bin-next/`. Under systemd a container sees only what is bound
 /// into it, so each host gets the copy (hard links) in its state directory,
 /// which every container has at `/var/lib/bsfg-zonesim`.
-fn copy_build(z: &Zone) -> Result<NewBuild> {
+fn copy_build(z: &Zone) -> Result<(Generation, Vec<PathBuf>)> {
     let dir = z.run_dir.join("bin-next");
     crate::zone::files::mkdir(&dir)?;
     if z.init() == Init::Systemd {
@@ -102,6 +126,7 @@ fn copy_build(z: &Zone) -> Result<NewBuild> {
             crate::zone::files::mkdir(d)?;
         }
         let mut renames = Vec::new();
+        let mut sources = Vec::new();
         for (old, source) in z.container_programs()? {
             let name = old
                 .file_name()
@@ -117,10 +142,18 @@ fn copy_build(z: &Zone) -> Result<NewBuild> {
                 }
             }
             renames.push((old, inside.join(&name)));
+            sources.push(source);
         }
         let mut runs_from = hosts;
         runs_from.push(inside);
-        return Ok(NewBuild { renames, runs_from });
+        return Ok((
+            Generation {
+                name: "the new build",
+                renames,
+                runs_from,
+            },
+            sources,
+        ));
     }
     let t = z.tools();
     let mut renames = Vec::new();
@@ -130,20 +163,32 @@ fn copy_build(z: &Zone) -> Result<NewBuild> {
         install(old, &new)?;
         renames.push((old.clone(), new));
     }
-    Ok(NewBuild {
-        renames,
-        runs_from: vec![dir],
-    })
+    let sources = renames.iter().map(|(old, _)| old.clone()).collect();
+    Ok((
+        Generation {
+            name: "the new build",
+            renames,
+            runs_from: vec![dir],
+        },
+        sources,
+    ))
 }
 
-/// `argv` with its program replaced by the new build's.
+/// `argv` with its program replaced by the generation's (kept if it is the
+/// generation's already: the simulator's command lines name the first build).
 fn upgraded(argv: &[String], renames: &[(PathBuf, PathBuf)]) -> Result<Vec<String>> {
     let (program, rest) = argv.split_first().context("an empty command line")?;
-    let (_, new) = renames
+    let target = renames
         .iter()
-        .find(|(old, _)| Path::new(program) == old)
+        .find_map(|(old, new)| {
+            if Path::new(program) == old {
+                Some(new)
+            } else {
+                (Path::new(program) == new).then_some(new)
+            }
+        })
         .with_context(|| format!("{program} is not a binary of the zone"))?;
-    Ok(std::iter::once(new.display().to_string())
+    Ok(std::iter::once(target.display().to_string())
         .chain(rest.iter().cloned())
         .collect())
 }
@@ -212,9 +257,9 @@ async fn wait_safe(z: &Zone, c: &mut Ctx, before: &str) -> Result<()> {
     bail!("the upgrade stopped: {before} never became safe ({last})")
 }
 
-/// `nixos-rebuild switch` of `host` onto the new build.
-async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, build: &NewBuild) -> Result<()> {
-    c.event(format!("{host}: switching to the new build"));
+/// `nixos-rebuild switch` of `host` onto `build`.
+async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, build: &Generation) -> Result<()> {
+    c.event(format!("{host}: switching to {}", build.name));
     if z.init() == Init::Systemd {
         return switch_units(z, c, host, build);
     }
@@ -241,7 +286,7 @@ async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, build: &NewBuild) -> Result<
         "{host}: daemons stopped (nats-server in lame-duck mode) in {:.1} s",
         switch.elapsed().as_secs_f64()
     ));
-    c.event(format!("{host}: every daemon started from the new build"));
+    c.event(format!("{host}: every daemon started from {}", build.name));
     Ok(())
 }
 
@@ -251,7 +296,7 @@ const LAME_DUCK_LINE: &str = "Entering lame duck mode";
 /// The systemd mode's switch: the units of `host`'s container, as
 /// switch-to-configuration restarts them; checks that nats.service went
 /// through lame-duck mode.
-fn switch_units(z: &Zone, c: &mut Ctx, host: &str, build: &NewBuild) -> Result<()> {
+fn switch_units(z: &Zone, c: &mut Ctx, host: &str, build: &Generation) -> Result<()> {
     let nats = crate::zone::instance::unit_of(Kind::Nats)?;
     let lame_ducks = || {
         z.unit_journal_text(host, nats)
@@ -287,9 +332,9 @@ fn switch_units(z: &Zone, c: &mut Ctx, host: &str, build: &NewBuild) -> Result<(
     Ok(())
 }
 
-/// Every daemon of every host, and every controller, runs from the new
-/// build: the process mode's records, or each running unit's main pid.
-fn check_all_new(z: &Zone, c: &mut Ctx, build: &NewBuild) -> Result<()> {
+/// Every daemon of every host, and every controller, runs from `build`:
+/// the process mode's records, or each running unit's main pid.
+fn check_all_on(z: &Zone, c: &mut Ctx, build: &Generation) -> Result<()> {
     let mut old = Vec::new();
     let mut count = 0;
     for host in z.spec.host_names() {
@@ -316,12 +361,11 @@ fn check_all_new(z: &Zone, c: &mut Ctx, build: &NewBuild) -> Result<()> {
             }
         }
     }
-    let from = build.runs_from.last().map(|d| d.display().to_string());
     c.check(
-        "every daemon and controller runs the new build",
+        &format!("every daemon and controller runs {}", build.name),
         old.is_empty() && count > 0,
         if old.is_empty() {
-            format!("{count} processes from {}", from.unwrap_or_default())
+            format!("{count} processes")
         } else {
             old.join("; ")
         },
@@ -330,37 +374,52 @@ fn check_all_new(z: &Zone, c: &mut Ctx, build: &NewBuild) -> Result<()> {
 }
 
 pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
-    let [_, b, _] = z.spec.host_names().map(str::to_owned);
-    // The handover moves the service to beta; nothing moves it back.
+    let [a, _, _] = z.spec.host_names().map(str::to_owned);
+    // The upgrade's handover moves the service to beta, the rollback's
+    // handover back to alpha.
     c.expected = crate::drills::outcome::Outcome {
         summary: contract(
             "Planned maintenance: the zone keeps serving, one controller at a time, nothing acknowledged lost",
         ),
-        vip: hosts(&[&b]),
-        serving: hosts(&[&b]),
+        vip: hosts(&[&a]),
+        serving: hosts(&[&a]),
     };
-    c.target = Some(b.clone());
-    let build = tokio::task::block_in_place(|| copy_build(z))?;
+    c.target = Some(a.clone());
+    let (build, sources) = tokio::task::block_in_place(|| copy_build(z))?;
+    c.fault("rolling upgrade begins");
+    roll_onto(z, c, &build).await?;
+    c.event("every host runs the new build");
+    check_all_on(z, c, &build)?;
+
+    let previous = build.previous(sources);
+    c.event("rollback begins (nixos-rebuild switch --rollback, the same order)");
+    roll_onto(z, c, &previous).await?;
+    c.fault_ended("every host runs the previous build again");
+    check_all_on(z, c, &previous)
+}
+
+/// The zone onto `build` in the order `bsfgctl upgrade plan` prints now,
+/// gamma's service probe asked throughout, as Prometheus asks it.
+async fn roll_onto(z: &Zone, c: &mut Ctx, build: &Generation) -> Result<()> {
     let (_, plan) = tokio::task::block_in_place(|| bsfgctl(z, &["upgrade", "plan"]))?;
     let steps = planned_steps(&plan)?;
     c.event(format!(
-        "bsfgctl upgrade plan: {}",
+        "bsfgctl upgrade plan (onto {}): {}",
+        build.name,
         steps
             .iter()
             .map(|s| format!(
                 "{} {}",
-                if s.handover { "hand over" } else { "upgrade" },
+                if s.handover { "hand over" } else { "switch" },
                 s.host
             ))
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    c.fault("rolling upgrade begins");
-    // gamma's service probe asked throughout, as Prometheus asks it.
     let stop = Arc::new(AtomicBool::new(false));
     let (rolled, probed) = tokio::join!(
         async {
-            let r = roll(z, c, &steps, &build).await;
+            let r = roll(z, c, &steps, build).await;
             stop.store(true, Ordering::Relaxed);
             r
         },
@@ -369,7 +428,10 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
     rolled?;
     for (check, seen) in probed? {
         c.check(
-            &format!("gamma's service probe ({check}) saw the VIP serving through the upgrade"),
+            &format!(
+                "gamma's service probe ({check}) saw the VIP serving throughout the switch onto {}",
+                build.name
+            ),
             seen.continuous(),
             format!(
                 "{} probes: {} SERVING, {} failed (longest {:.1} s; the drill allows {:?}, \
@@ -383,20 +445,18 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
             ),
         );
     }
-    wait_safe(z, c, "the end (every host upgraded)").await?;
-    c.fault_ended("every host runs the new build");
-    check_all_new(z, c, &build)
+    wait_safe(z, c, &format!("the end (every host on {})", build.name)).await
 }
 
 /// Every step of the plan, each once `upgrade check` calls it safe.
-async fn roll(z: &Zone, c: &mut Ctx, steps: &[PlannedStep], build: &NewBuild) -> Result<()> {
+async fn roll(z: &Zone, c: &mut Ctx, steps: &[PlannedStep], build: &Generation) -> Result<()> {
     let [a, b, _] = z.spec.host_names().map(str::to_owned);
     let v = c.samples();
     for s in steps {
         let what = if s.handover {
             format!("the handover from {}", s.host)
         } else {
-            format!("upgrading {}", s.host)
+            format!("switching {} onto {}", s.host, build.name)
         };
         wait_safe(z, c, &what).await?;
         if s.handover {
@@ -470,5 +530,33 @@ mod tests {
             ["/run/x/bin-next/bsfg-controller", "-c"]
         );
         assert!(upgraded(&["/bin/sh".to_owned()], &renames).is_err());
+    }
+
+    #[test]
+    fn the_rollback_points_every_file_and_command_back_at_the_old_build() {
+        let new = Generation {
+            name: "the new build",
+            renames: vec![(
+                PathBuf::from("/old/bsfg-controller"),
+                PathBuf::from("/run/x/bin-next/bsfg-controller"),
+            )],
+            runs_from: vec![PathBuf::from("/run/x/bin-next")],
+        };
+        let back = new.previous(vec![PathBuf::from("/target/debug/bsfg-controller")]);
+        let upgraded_text = "command = [\"/run/x/bin-next/bsfg-controller\"]\n";
+        assert_eq!(
+            next_generation(upgraded_text, &back.renames),
+            "command = [\"/old/bsfg-controller\"]\n"
+        );
+        // The simulator's command lines name the first build: kept as they are.
+        let argv = ["/old/bsfg-controller".to_owned(), "-c".to_owned()];
+        assert_eq!(upgraded(&argv, &back.renames).unwrap(), argv);
+        assert_eq!(
+            back.runs_from,
+            [
+                PathBuf::from("/old/bsfg-controller"),
+                PathBuf::from("/target/debug/bsfg-controller")
+            ]
+        );
     }
 }

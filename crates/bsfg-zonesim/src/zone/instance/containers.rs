@@ -37,6 +37,10 @@ pub fn unit_of(kind: Kind) -> Result<&'static str> {
 pub struct Containers {
     pub root: PathBuf,
     pub spec: ContainerSpec,
+    /// The generation a host was last switched to (absent: the first,
+    /// `spec`'s), which the next switch starts from, as a NixOS host's
+    /// `/run/current-system` is what `nixos-rebuild switch` compares with.
+    switched: std::sync::Mutex<std::collections::BTreeMap<String, spec::HostContainer>>,
 }
 
 impl Containers {
@@ -57,7 +61,11 @@ impl Containers {
         let bsfgctl =
             bsfg_testkit::bins::find_workspace_binary("bsfgctl", opts.bin_dir.as_deref())?;
         let spec = spec::evaluate(&opts.repo, &opts.zone_file, run_dir, bins, &bsfgctl, users)?;
-        Ok(Containers { root, spec })
+        Ok(Containers {
+            root,
+            spec,
+            switched: Default::default(),
+        })
     }
 }
 
@@ -298,8 +306,9 @@ impl Zone {
         Ok(pids)
     }
 
-    /// What `nixos-rebuild switch` to the next generation (every file's
-    /// text through `edit`) does to `host`'s container, as
+    /// What `nixos-rebuild switch` to the next generation (every file of
+    /// the generation the host runs, through `edit`) does to `host`'s
+    /// container, as
     /// switch-to-configuration does it: the running units whose file
     /// changes and that restart if changed are stopped in one transaction
     /// (systemd stops them in reverse start order; nats.service in
@@ -307,8 +316,15 @@ impl Zone {
     /// reloads, and the stopped units start again in boot order.
     pub fn switch_container(&self, host: &str, edit: &dyn Fn(&str) -> String) -> Result<Switched> {
         let m = self.machine(host)?;
-        let next = m.container.next_generation(edit);
-        let plan = m.container.switch_to(&next)?;
+        let switched = &self.containers()?.switched;
+        let current = switched
+            .lock()
+            .expect("switched")
+            .get(host)
+            .cloned()
+            .unwrap_or_else(|| m.container.clone());
+        let next = current.next_generation(edit);
+        let plan = current.switch_to(&next)?;
         let (restarted, mut idle): (Vec<String>, Vec<String>) =
             plan.restart.into_iter().partition(|u| {
                 self.systemctl(host, &["is-active", u])
@@ -322,11 +338,15 @@ impl Zone {
                 .with_context(|| format!("stopping {} on {host}", restarted.join(" ")))?;
         }
         let stop = start.elapsed();
-        m.container.changed_in(&next).write(&m.etc_root())?;
+        current.changed_in(&next).write(&m.etc_root())?;
         self.systemctl(host, &["daemon-reload"])?;
         for u in &restarted {
             self.start_unit_named(host, u)?;
         }
+        switched
+            .lock()
+            .expect("switched")
+            .insert(host.to_owned(), next);
         let mut left = plan.left;
         left.append(&mut idle);
         Ok(Switched {
