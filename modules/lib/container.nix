@@ -26,16 +26,21 @@
   zoneFile,
   runDir,
   # Host paths of the programs bound into every container:
-  # { controller; gateAgent; natsServer; bsfgctl; blackboxExporter; }
-  # (absolute; blackboxExporter: Debian's, bound into gamma's container
-  # when the zone has a service probe).
+  # { controller; gateAgent; natsServer; bsfgctl; blackboxExporter;
+  # nodeExporter; } (absolute; blackboxExporter: Debian's, bound into
+  # gamma's container when the zone has a service probe; nodeExporter:
+  # Debian's prometheus-node-exporter, bound into every container).
   hostBinaries ? {
     controller = "/usr/local/bin/bsfg-controller";
     gateAgent = "/usr/local/bin/bsfg-gate-agent";
     natsServer = "/usr/local/bin/nats-server";
     bsfgctl = "/usr/local/bin/bsfgctl";
     blackboxExporter = "/usr/bin/prometheus-blackbox-exporter";
+    nodeExporter = "/usr/bin/prometheus-node-exporter";
   },
+  # The node exporter's port (services.bsfg.observability.nodeExporterPort),
+  # as in simulator.nix.
+  nodeExporterPort ? (import ./node-exporter.nix).defaultPort,
   # As in simulator.nix; the password files are bound to secretsDir below.
   natsSystemUser ? null,
   natsUsers ? null,
@@ -122,6 +127,8 @@
     bsfgctl = "/usr/local/bin/bsfgctl";
     # nixpkgs' prometheus-blackbox-exporter (no store path of ours to replace).
     blackboxExporter = "/usr/local/bin/blackbox_exporter";
+    # nixpkgs' prometheus-node-exporter (bin/node_exporter), likewise.
+    nodeExporter = "/usr/local/bin/node_exporter";
   };
   names = attrNames storeBinaries;
   containerise = replaceStrings (map (n: storeBinaries.${n}) names) (map (n: containerBinaries.${n}) names);
@@ -277,6 +284,71 @@
       };
     };
 
+  # nixpkgs' prometheus-node-exporter.service, as
+  # services.prometheus.exporters.node (modules/observability.nix) makes it
+  # on every host: mkExporterConf's unit (exporters.nix, read at 01241074)
+  # merged with node.nix's serviceOpts (read at 04c7868c; the pinned
+  # 531670d8 is not stored): DynamicUser = false, so the module creates the
+  # system user and group node-exporter (sysusers below) and User= and
+  # Group= name them; RuntimeDirectory; RestrictAddressFamilies AF_INET
+  # AF_INET6 (mkExporterConf) plus AF_UNIX (the systemd collector's D-Bus)
+  # and AF_NETLINK (netdev is not disabled); ProtectClock = false (timex
+  # is not disabled); the rest mkExporterConf's hardening. ExecStart is
+  # node.nix's `node_exporter --collector.<each> --web.listen-address
+  # <address>:<port> <extraFlags>`, i.e. the library's `args`
+  # (node-exporter.nix), the appliance's paths in the textfile flags. No
+  # --collector.filesystem.mount-points-exclude, unlike the process mode:
+  # the container binds the state at the appliance's mount points
+  # (/artifacts, /data/jetstream), which the exporter's default exclusion
+  # keeps, as on the appliance; the process mode's hosts keep theirs under
+  # the run directory, which may lie in the excluded /run.
+  nodeExporterUser = "node-exporter";
+  nodeExporterUnit = s: let
+    e = (import ./node-exporter.nix).host {
+      settings = s;
+      port = nodeExporterPort;
+    };
+  in
+    render.unitFile {
+      # mkExporterConf sets no description; this one is the simulator's.
+      description = "Prometheus node exporter (host metrics)";
+      wantedBy = ["multi-user.target"];
+      wants = [];
+      after = ["network.target"];
+      unitConfig = {};
+      serviceConfig = {
+        Restart = "always";
+        PrivateTmp = true;
+        WorkingDirectory = "/tmp";
+        DynamicUser = false;
+        User = nodeExporterUser;
+        Group = nodeExporterUser;
+        RuntimeDirectory = "prometheus-node-exporter";
+        CapabilityBoundingSet = [""];
+        DeviceAllow = [""];
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        NoNewPrivileges = true;
+        PrivateDevices = true;
+        ProtectClock = false;
+        ProtectControlGroups = true;
+        ProtectHome = true;
+        ProtectHostname = true;
+        ProtectKernelLogs = true;
+        ProtectKernelModules = true;
+        ProtectKernelTunables = true;
+        ProtectSystem = "strict";
+        RemoveIPC = true;
+        RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK"];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        SystemCallArchitectures = "native";
+        UMask = "0077";
+        ExecStart = concatStringsSep " " ([containerBinaries.nodeExporter] ++ e.args);
+      };
+    };
+
   # ------------------------------------------------------------ users, dirs
 
   # users.users of the modules (isSystemUser), with fixed ids: the
@@ -288,6 +360,8 @@
   in
     concatStringsSep "\n" ([
         "u nats 980 \"NATS daemon user\" ${s.paths.jetstream}"
+        # exporters.nix: users.users.node-exporter (isSystemUser, its group).
+        "u ${nodeExporterUser} 987 \"Prometheus node exporter service user\""
       ]
       ++ (
         if s.runs.gateAgent
@@ -361,6 +435,10 @@
         {
           name = "${unitDir}/nats.service";
           value = file (natsUnit s);
+        }
+        {
+          name = "${unitDir}/prometheus-node-exporter.service";
+          value = file (nodeExporterUnit s);
         }
         {
           name = "/etc/sysusers.d/bsfg.conf";
@@ -445,7 +523,7 @@
       )
     );
     links = listToAttrs (
-      [(wants "nats.service")]
+      [(wants "nats.service") (wants "prometheus-node-exporter.service")]
       # Masked: remounting the root per /etc/fstab means nothing on the
       # container's overlay root and fails now and then (a difference from
       # a NixOS host, whose root is its own disk).
@@ -506,6 +584,7 @@
       [
         (rw sim.jetstream s.paths.jetstream)
         (ro hostBinaries.natsServer containerBinaries.natsServer)
+        (ro hostBinaries.nodeExporter containerBinaries.nodeExporter)
       ]
       ++ (
         if service
@@ -562,7 +641,7 @@
       backup = at (zone.nats.users.backup or null);
     };
     units =
-      ["nats.service"]
+      ["nats.service" "prometheus-node-exporter.service"]
       ++ (
         if service
         then [lib.agentUnit lib.controllerUnit "keepalived.service"]
@@ -593,6 +672,13 @@
         value = u.restartIfChanged or true;
       })
       (attrValues s.units)
+      # nixpkgs' default: mkExporterConf sets no restartIfChanged.
+      ++ [
+        {
+          name = "prometheus-node-exporter.service";
+          value = true;
+        }
+      ]
       ++ (
         if service
         then [

@@ -766,6 +766,41 @@ in {
     && g.files."/etc/bsfg/probe-blackbox.json".text == c.appliance.gamma.probe.configText
     && builtins.any (b: b.target == c.containerBinaries.blackboxExporter && b.readOnly) g.binds
     && !(c.hosts.alpha.files ? "/etc/systemd/system/prometheus-blackbox-exporter.service");
+  # Every container runs nixpkgs' node exporter unit on the appliance's
+  # flags (node-exporter.nix `args`, one renderer), with the appliance's
+  # paths (the textfile directories, not the run directory's), as the user
+  # nixpkgs' module creates, enabled; no mount-point flag of the process mode.
+  container_node_exporter_is_the_appliance_exporter = let
+    c = import ../../modules/lib/container.nix {
+      zoneFile = ../../hosts/zone.nix;
+      runDir = "/run/sim";
+    };
+    contains = re: text: builtins.length (builtins.split re text) > 1;
+    on = h: let
+      x = c.hosts.${h};
+      a = c.appliance.${h};
+      unit = x.files."/etc/systemd/system/prometheus-node-exporter.service".text;
+      e = (import ../../modules/lib/node-exporter.nix).host {
+        settings = a;
+        port = 9100;
+      };
+    in
+      builtins.elem "prometheus-node-exporter.service" x.units
+      && x.restartIfChanged."prometheus-node-exporter.service"
+      && x.links."/etc/systemd/system/multi-user.target.wants/prometheus-node-exporter.service" == "../prometheus-node-exporter.service"
+      && builtins.elem "ExecStart=${builtins.concatStringsSep " " ([c.containerBinaries.nodeExporter] ++ e.args)}" (builtins.filter builtins.isString (builtins.split "\n" unit))
+      && contains "--web.listen-address ${a.managementAddress}:9100 " unit
+      && !(contains "mount-points-exclude" unit)
+      && !(contains "/run/sim" unit)
+      && contains "\nUser=node-exporter\n" unit
+      && contains "\nRestrictAddressFamilies=AF_UNIX\n" unit
+      && contains "\nProtectSystem=strict\n" unit
+      && contains "u node-exporter 987 " x.files."/etc/sysusers.d/bsfg.conf".text
+      && builtins.any (b: b.target == c.containerBinaries.nodeExporter && b.readOnly) x.binds;
+  in
+    builtins.all on ["alpha" "beta" "gamma"]
+    && contains "--collector.textfile.directory=/var/lib/bsfg-backup" c.hosts.gamma.files."/etc/systemd/system/prometheus-node-exporter.service".text
+    && contains "--collector.textfile.directory=/var/lib/bsfg-artifact-backup" c.hosts.alpha.files."/etc/systemd/system/prometheus-node-exporter.service".text;
   containerise_replaces_exactly_the_store_binaries = let
     c = import ../../modules/lib/container.nix {
       zoneFile = ../../hosts/zone.nix;

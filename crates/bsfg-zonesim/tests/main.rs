@@ -9,4 +9,5 @@ mod prometheus;
 mod rendered_files;
 mod security;
 mod systemd_drills;
+mod systemd_unit_state;
 mod time;

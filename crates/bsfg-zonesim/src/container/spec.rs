@@ -73,6 +73,10 @@ pub const BLACKBOX_EXPORTER: (&str, &str) = (
     "prometheus-blackbox-exporter",
 );
 
+/// The Debian program every host's node exporter runs (the process mode
+/// starts it; every container's prometheus-node-exporter.service binds it).
+pub const NODE_EXPORTER: (&str, &str) = ("prometheus-node-exporter", "prometheus-node-exporter");
+
 pub fn evaluate(
     repo: &Path,
     zone_file: &Path,
@@ -82,16 +86,20 @@ pub fn evaluate(
     users: Option<&NatsUsers>,
 ) -> Result<ContainerSpec> {
     let users = users_arguments(users);
-    // Found here, required only if a container binds it (checked below).
-    let exporter =
-        bsfg_testkit::bins::find_system_program(BLACKBOX_EXPORTER.0, BLACKBOX_EXPORTER.1);
-    let exporter_path = exporter.as_ref().map_or_else(
-        |_| PathBuf::from("/usr/bin/prometheus-blackbox-exporter"),
-        Clone::clone,
-    );
+    // Found here, each required only if a container binds it (checked below).
+    let found = |(name, package): (&str, &str), fallback: &str| {
+        let p = bsfg_testkit::bins::find_system_program(name, package);
+        let path = p
+            .as_ref()
+            .map_or_else(|_| PathBuf::from(fallback), Clone::clone);
+        (p, path)
+    };
+    let (blackbox, blackbox_path) =
+        found(BLACKBOX_EXPORTER, "/usr/bin/prometheus-blackbox-exporter");
+    let (node, node_path) = found(NODE_EXPORTER, "/usr/bin/prometheus-node-exporter");
     let expr = format!(
         "let c = import {} {{ zoneFile = {}; runDir = {};{users} \
-         hostBinaries = {{ controller = {}; gateAgent = {}; natsServer = {}; bsfgctl = {}; blackboxExporter = {}; }}; }}; \
+         hostBinaries = {{ controller = {}; gateAgent = {}; natsServer = {}; bsfgctl = {}; blackboxExporter = {}; nodeExporter = {}; }}; }}; \
          in {{ inherit (c) hosts pki staging containerBinaries keepalivedProgram; }}",
         nix_string(&repo.join("modules/lib/container.nix").display().to_string()),
         nix_string(&zone_file.display().to_string()),
@@ -100,7 +108,8 @@ pub fn evaluate(
         nix_string(&bins.gate_agent.display().to_string()),
         nix_string(&bins.nats_server.display().to_string()),
         nix_string(&bsfgctl.display().to_string()),
-        nix_string(&exporter_path.display().to_string()),
+        nix_string(&blackbox_path.display().to_string()),
+        nix_string(&node_path.display().to_string()),
     );
     let json = crate::zone::spec::eval_json(
         &expr,
@@ -108,14 +117,26 @@ pub fn evaluate(
     )?;
     let spec: ContainerSpec = serde_json::from_slice(&json)
         .context("modules/lib/container.nix's output does not have the documented shape")?;
-    if let Err(e) = exporter {
-        let needs = spec
-            .hosts
-            .values()
-            .any(|h| h.binds.iter().any(|b| b.source == exporter_path));
-        if needs {
-            return Err(anyhow::anyhow!("{e}")
-                .context("the zone has a service probe, which gamma's container runs"));
+    for (found, path, why) in [
+        (
+            blackbox,
+            &blackbox_path,
+            "the zone has a service probe, which gamma's container runs",
+        ),
+        (
+            node,
+            &node_path,
+            "every host's container runs the node exporter",
+        ),
+    ] {
+        if let Err(e) = found {
+            let needs = spec
+                .hosts
+                .values()
+                .any(|h| h.binds.iter().any(|b| &b.source == path));
+            if needs {
+                return Err(anyhow::anyhow!("{e}").context(why));
+            }
         }
     }
     Ok(spec)

@@ -50,18 +50,17 @@ pub(super) async fn bring_up(z: &Zone, c: &mut Ctx) -> Result<()> {
     // The service probe (Debian's blackbox exporter; the kernel keeps 15
     // characters of the name) runs there too: the process mode runs it as
     // Debian names it, gamma's container as nixpkgs' unit does. So does the
-    // node exporter in the process mode (Debian's prometheus-node-exporter).
-    let probe = match z.init() {
-        crate::container::Init::Process => "prometheus-blac",
-        crate::container::Init::Systemd => "blackbox_export",
+    // node exporter (Debian's prometheus-node-exporter; nixpkgs' unit runs
+    // node_exporter).
+    let (probe, node) = match z.init() {
+        crate::container::Init::Process => ("prometheus-blac", "prometheus-node"),
+        crate::container::Init::Systemd => ("blackbox_export", "node_exporter"),
     };
     let mut expected = vec!["nats-server"];
     if z.spec.host(&g).runs.probe {
         expected.push(probe);
     }
-    if z.init() == crate::container::Init::Process {
-        expected.push("prometheus-node");
-    }
+    expected.push(node);
     // process_names is sorted.
     expected.sort_unstable();
     c.check(

@@ -264,8 +264,8 @@ pub struct Switched {
 
 impl Zone {
     /// Every program the containers run, as (path in the containers, file
-    /// on this machine): the bound programs (gamma's probe exporter
-    /// included) and Debian's keepalived.
+    /// on this machine): the bound programs (gamma's probe exporter and
+    /// every host's node exporter included) and Debian's keepalived.
     pub fn container_programs(&self) -> Result<Vec<(PathBuf, PathBuf)>> {
         let c = self.containers()?;
         let b = &c.spec.container_binaries;
@@ -287,6 +287,14 @@ impl Zone {
                 bsfg_testkit::bins::find_system_program(
                     spec::BLACKBOX_EXPORTER.0,
                     spec::BLACKBOX_EXPORTER.1,
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            ),
+            (
+                at("nodeExporter")?,
+                bsfg_testkit::bins::find_system_program(
+                    spec::NODE_EXPORTER.0,
+                    spec::NODE_EXPORTER.1,
                 )
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
             ),
@@ -433,7 +441,14 @@ impl Zone {
         // protects nothing here, so it is started now, as an operator's
         // `systemctl start` would (the boot drill keeps the timers: it
         // boots the hosts again in every order). Saves ~10 s per drill.
-        tokio::task::block_in_place(|| self.systemctl(&b, &["start", unit_of(Kind::Keepalived)?]))?;
+        // The timer is stopped with it: still pending, it would start
+        // keepalived 15 s after boot even if a drill had stopped it by then
+        // (the rolling upgrade's stop of beta's units, which then fails
+        // with "Job for keepalived.service canceled").
+        tokio::task::block_in_place(|| {
+            self.systemctl(&b, &["start", unit_of(Kind::Keepalived)?])?;
+            self.systemctl(&b, &["stop", "keepalived-boot-delay.timer"])
+        })?;
         self.wait_until(&format!("{b} BACKUP and standby"), timeout, || async {
             let s = self.agent_status(&b).await.ok()?;
             (s.vrrp.state == bsfg_mgmt::VrrpState::Backup && s.role == bsfg_mgmt::Role::Standby)

@@ -143,18 +143,17 @@ impl Zone {
 
     /// The host's node exporter: Debian's, on the management address with
     /// the library's arguments (modules/lib/node-exporter.nix), as nixpkgs'
-    /// prometheus-node-exporter.service runs it (process mode only, like
-    /// the probe). Without systemd its systemd collector fails each scrape
+    /// prometheus-node-exporter.service runs it (process mode only: every
+    /// container runs that unit, modules/lib/container.nix). Without
+    /// systemd its systemd collector fails each scrape
     /// (`node_scrape_collector_success{collector="systemd"} 0`); the
     /// filesystem, timex and textfile collectors read this machine.
     pub fn start_node_exporter(&self, host: &str) -> Result<()> {
         if self.init() == Init::Systemd {
             return Ok(());
         }
-        let program = bsfg_testkit::bins::find_system_program(
-            "prometheus-node-exporter",
-            "prometheus-node-exporter",
-        )?;
+        let (name, package) = crate::container::spec::NODE_EXPORTER;
+        let program = bsfg_testkit::bins::find_system_program(name, package)?;
         let mut argv = vec![program.display().to_string()];
         argv.extend(self.spec.host(host).node_exporter.args.iter().cloned());
         // The one flag the appliance does not pass: the exporter's default
