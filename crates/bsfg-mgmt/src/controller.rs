@@ -149,7 +149,8 @@ pub struct PeerReplication {
     pub confirmed_offset: u64,
     /// Facts waiting at the peer after the last page.
     pub backlog: u64,
-    /// Age of the newest fact of the last page when it was stored here.
+    /// Age of the newest fact of the last page when it was stored here, or
+    /// the time since a round last completed if longer (as the metric).
     pub lag_seconds: f64,
 }
 

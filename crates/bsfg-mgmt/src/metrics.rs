@@ -200,7 +200,7 @@ pub mod controller {
         "bsfg_replication_lag_seconds",
         Gauge,
         &["peer"],
-        "Age of the newest fact pulled from each peer zone when it was stored",
+        "How far behind each peer zone this zone may be: the age of the newest fact of the last page when it was stored here, or the time since a round last completed if longer (it grows while the peer cannot be reached)",
     );
     pub const REPLICATION_BACKLOG: MetricFamily = family(
         "bsfg_replication_backlog",

@@ -13,13 +13,18 @@
 //!    lost): quorum gate failing, no VIP anywhere, no controller serving;
 //! 5. the standby's nats-server killed: local JetStream unhealthy, as its
 //!    gate agent's JetStream gate sees it; started again;
-//! 6. all along, from before the boot: beta's artifact store is a 64 MiB
+//! 6. the zone pulls from its peer node (started before the boot), which
+//!    appends; its link to both service hosts is cut at the switch until
+//!    `BsfgReplicationLag` fires for the peer, then healed: the drain
+//!    arrives and the alert resolves;
+//! 7. all along, from before the boot: beta's artifact store is a 64 MiB
 //!    tmpfs the test fills to 92 %, which every host's node exporter (the
 //!    appliance's collectors and flags) reports; `BsfgDiskAlmostFull`
 //!    (`for: 5m`) fires for beta's `/artifacts`, and resolves once the
 //!    filler is deleted. Where this machine's kernel clock is
 //!    unsynchronised, `BsfgClockOffset` fires on it too (beta's: the other
-//!    hosts' exporters restart with their crash in phase 4).
+//!    hosts' exporters restart with their crash in phase 4). Phases 5
+//!    and 6 run while its `for:` does.
 //!
 //! Every alert this file waits for must reach *firing*; no alert fires that
 //! the phase's fault does not explain. The table row → alert → fault →
@@ -28,11 +33,13 @@
 //! Needs root (network namespaces); fails without it.
 
 use crate::prometheus::{
-    AGENTS_UP, Alert, CLOCK, FAILOVER_WINDOW, SETTLE, WITHOUT_EXPORTERS, Watch, boot,
+    AGENTS_UP, Alert, CLOCK, FAILOVER_WINDOW, SETTLE, WITHOUT_EXPORTERS, Watch, api, boot,
     clock_unsynchronised, create_zone, in_baseline, run_zone_test, series_count, settled,
-    start_load, start_prometheus, until_series,
+    start_load, start_peer, start_prometheus, until_series, wait_peer,
 };
+use bsfg_zonesim::load::{Load, LoadConfig};
 use bsfg_zonesim::zone::Zone;
+use bsfg_zonesim::zone::peer::PEER;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -40,7 +47,11 @@ use std::time::{Duration, Instant};
 /// Warnings over a 15 min window: firing from phase 2 to the end.
 const CHURN: [&str; 2] = ["BsfgVrrpTransitionChurn", "BsfgRoleTransitionChurn"];
 
-/// Phase 6's alert: active from the start until the filler goes.
+/// Phase 6's alert (and the backlog's, which the cut may trip).
+const LAG: &str = "BsfgReplicationLag";
+const BACKLOG: &str = "BsfgReplicationBacklog";
+
+/// Phase 7's alert: active from the start until the filler goes.
 const DISK: &str = "BsfgDiskAlmostFull";
 /// Its `for:` (5 min) from the first evaluation, and a margin.
 const DISK_WITHIN: Duration = Duration::from_secs(7 * 60);
@@ -161,6 +172,13 @@ async fn settle(z: &Zone, w: &mut Watch, allowed: &[&str]) {
     }
 }
 
+/// The value of a one-series PromQL expression.
+async fn value(z: &Zone, expr: &str) -> Option<f64> {
+    let q = percent_encoding::utf8_percent_encode(expr, percent_encoding::NON_ALPHANUMERIC);
+    let v = api(z, format!("/api/v1/query?query={q}")).await.ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
 async fn serving_host(z: &Zone) -> String {
     let start = Instant::now();
     loop {
@@ -184,12 +202,16 @@ async fn run() {
     let zone = create_zone(&instance);
     let z = &zone;
     let [a, b, g] = z.spec.host_names().map(str::to_owned);
-    // 6. Before the boot, so every daemon's namespace sees the mount; beta
+    // 7. Before the boot, so every daemon's namespace sees the mount; beta
     // is neither the host whose artifacts phase 3 removes nor the standby
     // phase 4 crashes (both alpha: it is active from the boot).
     // Declared after the zone: unmounted before its run directory goes.
     let small = SmallFilesystem::mount_filled(&z.spec.host(&b).paths.artifacts);
+    // 6. Before the boot, as the replication drills do: the controllers
+    // find it serving (a configured peer that never answers is lag).
+    let peer = start_peer(z);
     boot(z).await;
+    wait_peer(z, &peer).await;
     let _prometheus = start_prometheus(z);
     let load = start_load(z, &format!("mt-{instance}"));
     let mut w = Watch::starting_now();
@@ -264,7 +286,7 @@ async fn run() {
     let active = serving_host(z).await;
     assert_eq!(
         active, a,
-        "{a} no longer active before phase 3: its artifact storage is the one to remove ({b}'s is phase 6's mount)"
+        "{a} no longer active before phase 3: its artifact storage is the one to remove ({b}'s is phase 7's mount)"
     );
     let other = if active == a { b.clone() } else { a.clone() };
     let ok = allowed(&[
@@ -306,7 +328,7 @@ async fn run() {
     let standby = if active == a { b.clone() } else { a.clone() };
     assert_eq!(
         standby, a,
-        "{b} should be active after phase 3: crashing it would restart its node exporter (phase 6)"
+        "{b} should be active after phase 3: crashing it would restart its node exporter (phase 7)"
     );
     let mut ok = allowed(&[
         "BsfgStreamReplicaNotCurrent",
@@ -466,7 +488,99 @@ async fn run() {
     settle(z, &mut w, &ok).await;
     load.stop(Duration::from_secs(5)).await;
 
-    // 6. beta's artifact store 92 % full since before the boot.
+    // 6. Replication: the peer appends (one producer); the zone pulls it.
+    let pz = peer.plan.zone.clone();
+    let ok = allowed(&[LAG, BACKLOG]);
+    let peer_load = Load::start(
+        &z.runtime(PEER).unwrap(),
+        &peer.plan.endpoint,
+        &peer.producer,
+        &peer.workload,
+        Instant::now(),
+        &LoadConfig {
+            producers: 1,
+            ..LoadConfig::new(&format!("mt-peer-{instance}"))
+        },
+    )
+    .unwrap();
+    let replicated = format!("increase(bsfg_replicated_facts_total{{peer=\"{pz}\"}}[10s]) > 0");
+    until_series(z, &mut w, &[(&replicated, 1)], &ok).await;
+    w.note(format!("the zone pulls from {pz}, which appends"));
+    // Frames between the peer's switch port and both service hosts dropped:
+    // nothing arrives, while the peer keeps storing.
+    z.partition(PEER, &[a.as_str(), b.as_str()]).unwrap();
+    w.note(format!("{pz} cut off from {a} and {b}"));
+    let lag_firing = |act: &[Alert]| {
+        act.iter()
+            .any(|x| x.name == LAG && x.state == "firing" && x.labels.get("peer") == Some(&pz))
+    };
+    let lag_took = w
+        .until_within(
+            z,
+            "BsfgReplicationLag firing",
+            &ok,
+            SETTLE + Duration::from_secs(30),
+            lag_firing,
+        )
+        .await;
+    let lag_series = format!("bsfg_replication_lag_seconds{{peer=\"{pz}\"}}");
+    let lag_at_firing = value(z, &format!("max({lag_series})"))
+        .await
+        .unwrap_or(-1.0);
+    let total = format!("sum(bsfg_replicated_facts_total{{peer=\"{pz}\"}})");
+    let before_heal = value(z, &total).await.unwrap_or(0.0);
+    z.heal_partition().unwrap();
+    w.note(format!("{pz} reachable again"));
+    let lag_resolved = w
+        .until(z, "BsfgReplicationLag resolved", &ok, |act| {
+            !act.iter().any(|x| x.name == LAG)
+        })
+        .await;
+    // Caught up: the drain of what the peer stored during the cut arrived.
+    until_series(
+        z,
+        &mut w,
+        &[(
+            &format!("bsfg_replication_backlog{{peer=\"{pz}\"}} == 0 and {lag_series} < 1"),
+            1,
+        )],
+        &ok,
+    )
+    .await;
+    let backlog_peak = value(
+        z,
+        &format!("max(max_over_time(bsfg_replication_backlog{{peer=\"{pz}\"}}[3m]))"),
+    )
+    .await
+    .unwrap_or(-1.0);
+    let drained = value(z, &total).await.unwrap_or(0.0) - before_heal;
+    assert!(
+        drained > 0.0,
+        "nothing replicated after the heal\n{}",
+        w.timeline.join("\n")
+    );
+    peer_load.stop(Duration::from_secs(5)).await;
+    let backlog_seen = w.firing_seen.iter().any(|t| t.starts_with(BACKLOG));
+    rows.push(Row {
+        row: "Cross-zone replication lag",
+        alert: LAG,
+        fault: format!(
+            "{pz} (the peer node, appending) cut off from {a} and {b} at the switch, then healed"
+        ),
+        observed: format!(
+            "firing {lag_took:.0} s after the cut (lag {lag_at_firing:.0} s then); resolved {lag_resolved:.0} s after the heal, \
+             {drained:.0} facts replicated after the heal (backlog 0 again); the backlog gauge peaked at {backlog_peak:.0}{} \
+             ({BACKLOG} {})",
+            if backlog_peak == 0.0 {
+                " (the drain took less than a scrape)"
+            } else {
+                ""
+            },
+            if backlog_seen { "fired" } else { "not firing: it wants 10,000" }
+        ),
+    });
+
+    // 7. beta's artifact store 92 % full since before the boot.
     let disk_on = |act: &[Alert]| {
         act.iter().any(|x| {
             x.name == DISK

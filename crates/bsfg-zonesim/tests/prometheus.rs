@@ -21,8 +21,9 @@
 //!   every host's node exporter is scraped as job `node`);
 //! - the dashboard's queries return series, but for the filesystems of
 //!   the appliance's mounts (the simulator's hosts have none), the NATS
-//!   exporter the simulator does not run and a peer zone this test has
-//!   none of.
+//!   exporter the simulator does not run and replication (the zone's peer
+//!   node runs, so its lag is watched, but nothing is appended there; the
+//!   monitoring-table test cuts it off while it appends).
 //!
 //! Needs root (network namespaces); fails without it. The helpers are
 //! `pub(crate)` for other Prometheus scenarios in this test binary.
@@ -30,6 +31,7 @@
 use bsfg_mgmt::http;
 use bsfg_zonesim::load::{Load, LoadConfig};
 use bsfg_zonesim::netns;
+use bsfg_zonesim::zone::peer::PeerNode;
 use bsfg_zonesim::zone::{Options, Zone};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -532,7 +534,7 @@ pub(crate) fn dashboard_queries(zone: &str) -> Vec<String> {
 
 /// Series this test cannot have: the appliance's mounts (the simulator's
 /// hosts keep their state in directories), the NATS exporter (not run by
-/// the simulator) and replication from a peer zone (none here).
+/// the simulator) and replicated facts (the peer node appends nothing here).
 pub(crate) fn needs_what_the_simulator_lacks(expr: &str) -> bool {
     expr.contains("node_filesystem")
         || expr.contains("gnatsd_")
@@ -589,11 +591,29 @@ pub(crate) fn run_zone_test(test: impl std::future::Future<Output = ()>) {
         .block_on(test);
 }
 
-/// The zone `instance` of this repository, created and booted.
-pub(crate) async fn boot_zone(instance: &str) -> Zone {
+/// The zone `instance` of this repository, created and booted, with its
+/// peer node serving.
+pub(crate) async fn boot_zone(instance: &str) -> (Zone, PeerNode) {
     let zone = create_zone(instance);
+    let peer = start_peer(&zone);
     boot(&zone).await;
-    zone
+    wait_peer(&zone, &peer).await;
+    (zone, peer)
+}
+
+/// The zone's peer node (the zone it pulls from, `bsfg_zonesim::zone::peer`),
+/// started before the boot as the replication drills start it: the zone's
+/// controllers pull from `peers.enterprise`, and a configured peer that
+/// never answers is replication lag (`BsfgReplicationLag` fires a minute
+/// after the controller starts). Appends nothing by itself.
+pub(crate) fn start_peer(z: &Zone) -> PeerNode {
+    tokio::task::block_in_place(|| z.start_peer(&repo())).expect("start the peer node")
+}
+
+pub(crate) async fn wait_peer(z: &Zone, peer: &PeerNode) {
+    z.wait_peer_serving(peer, SETTLE)
+        .await
+        .expect("the peer node serves");
 }
 
 /// The zone `instance` of this repository, created (nothing runs yet).
@@ -656,7 +676,7 @@ pub(crate) async fn probe_succeeds(w: &mut Watch, z: &Zone, allowed: &[&str]) {
 
 async fn run() {
     let instance = format!("pm{}", std::process::id() % 100_000);
-    let zone = boot_zone(&instance).await;
+    let (zone, _peer) = boot_zone(&instance).await;
     let z = &zone;
     // Declared after the zone: stopped before the zone's namespaces go.
     let _prometheus = start_prometheus(z);

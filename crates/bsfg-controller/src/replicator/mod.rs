@@ -19,6 +19,7 @@
 //! `bsfg_replication_rejected_total{peer,reason}`, logged, and confirmed, so
 //! one bad fact does not stall the boundary.
 
+pub mod lag;
 pub mod page;
 pub mod rehydrate;
 
@@ -32,6 +33,7 @@ use bsfg_core::retry::{Backoff, RepeatedWarning};
 use bsfg_core::{BsfgError, Reason};
 use bsfg_mgmt::controller::{PeerReplication, PeerState};
 use futures::StreamExt;
+use lag::Lag;
 use page::Admission;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -77,7 +79,12 @@ pub struct PeerReplicator {
     boundary: Arc<Boundary>,
     settings: Replication,
     status: Arc<Mutex<PeerReplication>>,
+    lag: Mutex<Lag>,
 }
+
+/// How often the lag is published while a round is in flight or the
+/// replicator waits (it grows then): the scrape interval's order.
+const LAG_REFRESH: Duration = Duration::from_secs(1);
 
 /// Why a round failed; the page stays unconfirmed.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +125,7 @@ impl PeerReplicator {
                 boundary,
                 settings,
                 status: status.clone(),
+                lag: Mutex::new(Lag::start(bsfg_core::clock::unix_ms())),
             },
             status,
         ))
@@ -129,19 +137,61 @@ impl PeerReplicator {
         }
     }
 
+    fn label(&self) -> crate::metrics::PeerLabel {
+        crate::metrics::PeerLabel {
+            peer: self.link.zone.clone(),
+        }
+    }
+
+    fn learned(&self, f: impl FnOnce(&mut Lag)) {
+        if let Ok(mut l) = self.lag.lock() {
+            f(&mut l);
+        }
+        self.publish_lag();
+    }
+
+    /// The lag as of now, to the metric and `/status`.
+    fn publish_lag(&self) {
+        let Ok(lag) = self
+            .lag
+            .lock()
+            .map(|l| l.seconds(bsfg_core::clock::unix_ms()))
+        else {
+            return;
+        };
+        self.boundary
+            .metrics
+            .replication_lag_seconds
+            .get_or_create(&self.label())
+            .set(lag);
+        self.set(|s| s.lag_seconds = lag);
+    }
+
     /// Pulls until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         let mut backoff = Backoff::new(self.settings.backoff_min, self.settings.backoff_max);
         let mut warning = RepeatedWarning::new(Duration::from_secs(1));
+        let mut refresh = tokio::time::interval(LAG_REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        self.publish_lag();
         loop {
             if stop.is_cancelled() {
                 return;
             }
             let pause = if !self.boundary.fence.is_serving() {
                 self.set(|s| s.state = PeerState::Paused);
+                self.learned(|l| l.paused(bsfg_core::clock::unix_ms()));
                 Duration::from_millis(100)
             } else {
-                match self.round().await {
+                let round = self.round();
+                tokio::pin!(round);
+                let outcome = loop {
+                    tokio::select! {
+                        r = &mut round => break r,
+                        _ = refresh.tick() => self.publish_lag(),
+                    }
+                };
+                match outcome {
                     Ok(0) => {
                         backoff.reset();
                         self.set(|s| {
@@ -167,14 +217,20 @@ impl PeerReplicator {
                             s.state = PeerState::Backoff;
                             s.last_error = Some(e.to_string());
                         });
+                        self.publish_lag();
                         wait
                     }
                 }
             };
             if !pause.is_zero() {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(pause) => {}
+                let sleep = tokio::time::sleep(pause);
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = &mut sleep => break,
+                        _ = refresh.tick() => self.publish_lag(),
+                    }
                 }
             }
         }
@@ -191,9 +247,7 @@ impl PeerReplicator {
             .await
             .map_err(rpc)?
             .into_inner();
-        let label = crate::metrics::PeerLabel {
-            peer: self.link.zone.clone(),
-        };
+        let label = self.label();
         self.boundary
             .metrics
             .replication_backlog
@@ -201,15 +255,8 @@ impl PeerReplicator {
             .set(i64::try_from(page.backlog).unwrap_or(i64::MAX));
         let plan = page::plan(&self.link.zone, &page, self.boundary.limits());
         let Some(last) = plan.confirm else {
-            self.set(|s| {
-                s.backlog = 0;
-                s.lag_seconds = 0.0;
-            });
-            self.boundary
-                .metrics
-                .replication_lag_seconds
-                .get_or_create(&label)
-                .set(0.0);
+            self.set(|s| s.backlog = 0);
+            self.learned(|l| l.caught_up(bsfg_core::clock::unix_ms()));
             return Ok(0);
         };
         let n = plan.facts.len();
@@ -230,6 +277,8 @@ impl PeerReplicator {
                 rejected += 1;
             }
         }
+        // The page's facts arrived now (the confirmation's round trip is not their lag).
+        let stored_here_ms = bsfg_core::clock::unix_ms();
         // Everything of the page is durable here (or deliberately rejected): confirm it.
         client
             .confirm_receipt(ConfirmReceiptRequest {
@@ -238,15 +287,12 @@ impl PeerReplicator {
             })
             .await
             .map_err(rpc)?;
-        let lag = page::lag_seconds(
-            bsfg_core::clock::unix_ms(),
-            plan.newest_stored_at_unix_ms.unwrap_or(i64::MAX),
-        );
-        self.boundary
-            .metrics
-            .replication_lag_seconds
-            .get_or_create(&label)
-            .set(lag);
+        self.learned(|l| {
+            l.arrived(
+                stored_here_ms,
+                plan.newest_stored_at_unix_ms.unwrap_or(i64::MAX),
+            )
+        });
         self.boundary
             .metrics
             .replicated_facts
@@ -264,7 +310,6 @@ impl PeerReplicator {
             s.rejected += rejected as u64;
             s.confirmed_offset = last;
             s.backlog = page.backlog;
-            s.lag_seconds = lag;
         });
         Ok(n)
     }
