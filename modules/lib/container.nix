@@ -233,8 +233,52 @@
     WantedBy=multi-user.target
   '';
 
-  # nixpkgs' prometheus-blackbox-exporter.service (mkExporterConf in
-  # nixos/modules/services/monitoring/prometheus/exporters.nix with the
+  # mkExporterConf's unit (nixos/modules/services/monitoring/prometheus/
+  # exporters.nix, read at 01241074): what every nixpkgs exporter's unit
+  # starts from; the exporter's serviceOpts, and the appliance's additions,
+  # go over it (`serviceConfig`).
+  exporterUnit = {
+    description,
+    serviceConfig,
+  }:
+    render.unitFile {
+      inherit description;
+      wantedBy = ["multi-user.target"];
+      wants = [];
+      after = ["network.target"];
+      unitConfig = {};
+      serviceConfig =
+        {
+          Restart = "always";
+          PrivateTmp = true;
+          WorkingDirectory = "/tmp";
+          DynamicUser = true;
+          CapabilityBoundingSet = [""];
+          DeviceAllow = [""];
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          NoNewPrivileges = true;
+          PrivateDevices = true;
+          ProtectClock = true;
+          ProtectControlGroups = true;
+          ProtectHome = true;
+          ProtectHostname = true;
+          ProtectKernelLogs = true;
+          ProtectKernelModules = true;
+          ProtectKernelTunables = true;
+          ProtectSystem = "strict";
+          RemoveIPC = true;
+          RestrictAddressFamilies = ["AF_INET" "AF_INET6"];
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          RestrictSUIDSGID = true;
+          SystemCallArchitectures = "native";
+          UMask = "0077";
+        }
+        // serviceConfig;
+    };
+
+  # nixpkgs' prometheus-blackbox-exporter.service (mkExporterConf with the
   # serviceOpts of exporters/blackbox.nix), with what the appliance adds
   # (units.nix, as modules/services/probe.nix merges it: LoadCredential=,
   # no capabilities, a system-call filter). The configuration, which NixOS
@@ -243,39 +287,11 @@
   probeUnit = s: let
     sc = s.units.prometheus-blackbox-exporter.serviceConfig;
   in
-    render.unitFile {
+    exporterUnit {
       description = "Prometheus blackbox exporter (the zone's service probe)";
-      wantedBy = ["multi-user.target"];
-      wants = [];
-      after = ["network.target"];
-      unitConfig = {};
       serviceConfig = {
-        Restart = "always";
-        PrivateTmp = true;
-        WorkingDirectory = "/tmp";
-        DynamicUser = true;
         User = "blackbox-exporter";
         Group = "blackbox-exporter";
-        DeviceAllow = [""];
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        NoNewPrivileges = true;
-        PrivateDevices = true;
-        ProtectClock = true;
-        ProtectControlGroups = true;
-        ProtectHome = true;
-        ProtectHostname = true;
-        ProtectKernelLogs = true;
-        ProtectKernelModules = true;
-        ProtectKernelTunables = true;
-        ProtectSystem = "strict";
-        RemoveIPC = true;
-        RestrictAddressFamilies = ["AF_INET" "AF_INET6"];
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        SystemCallArchitectures = "native";
-        UMask = "0077";
         ExecStart = "${containerBinaries.blackboxExporter} --web.listen-address ${s.probe.listen.address}:${toString s.probe.listen.port} --config.file ${probeConfig}";
         ExecReload = "/bin/kill -HUP $MAINPID";
         inherit (sc) LoadCredential SystemCallFilter ProtectProc ProcSubset;
@@ -286,14 +302,13 @@
 
   # nixpkgs' prometheus-node-exporter.service, as
   # services.prometheus.exporters.node (modules/observability.nix) makes it
-  # on every host: mkExporterConf's unit (exporters.nix, read at 01241074)
-  # merged with node.nix's serviceOpts (read at 04c7868c; the pinned
-  # 531670d8 is not stored): DynamicUser = false, so the module creates the
-  # system user and group node-exporter (sysusers below) and User= and
-  # Group= name them; RuntimeDirectory; RestrictAddressFamilies AF_INET
-  # AF_INET6 (mkExporterConf) plus AF_UNIX (the systemd collector's D-Bus)
-  # and AF_NETLINK (netdev is not disabled); ProtectClock = false (timex
-  # is not disabled); the rest mkExporterConf's hardening. ExecStart is
+  # on every host: mkExporterConf's unit merged with node.nix's serviceOpts
+  # (read at 04c7868c; the pinned 531670d8 is not stored): DynamicUser =
+  # false, so the module creates the system user and group node-exporter
+  # (sysusers below) and User= and Group= name them; RuntimeDirectory;
+  # RestrictAddressFamilies AF_INET AF_INET6 (mkExporterConf) plus AF_UNIX
+  # (the systemd collector's D-Bus) and AF_NETLINK (netdev is not
+  # disabled); ProtectClock = false (timex is not disabled). ExecStart is
   # node.nix's `node_exporter --collector.<each> --web.listen-address
   # <address>:<port> <extraFlags>`, i.e. the library's `args`
   # (node-exporter.nix), the appliance's paths in the textfile flags. No
@@ -309,42 +324,16 @@
       port = nodeExporterPort;
     };
   in
-    render.unitFile {
+    exporterUnit {
       # mkExporterConf sets no description; this one is the simulator's.
       description = "Prometheus node exporter (host metrics)";
-      wantedBy = ["multi-user.target"];
-      wants = [];
-      after = ["network.target"];
-      unitConfig = {};
       serviceConfig = {
-        Restart = "always";
-        PrivateTmp = true;
-        WorkingDirectory = "/tmp";
         DynamicUser = false;
         User = nodeExporterUser;
         Group = nodeExporterUser;
         RuntimeDirectory = "prometheus-node-exporter";
-        CapabilityBoundingSet = [""];
-        DeviceAllow = [""];
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        NoNewPrivileges = true;
-        PrivateDevices = true;
         ProtectClock = false;
-        ProtectControlGroups = true;
-        ProtectHome = true;
-        ProtectHostname = true;
-        ProtectKernelLogs = true;
-        ProtectKernelModules = true;
-        ProtectKernelTunables = true;
-        ProtectSystem = "strict";
-        RemoveIPC = true;
         RestrictAddressFamilies = ["AF_INET" "AF_INET6" "AF_UNIX" "AF_NETLINK"];
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        SystemCallArchitectures = "native";
-        UMask = "0077";
         ExecStart = concatStringsSep " " ([containerBinaries.nodeExporter] ++ e.args);
       };
     };
