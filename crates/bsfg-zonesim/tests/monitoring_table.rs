@@ -17,14 +17,18 @@
 //!    appends; its link to both service hosts is cut at the switch until
 //!    `BsfgReplicationLag` fires for the peer, then healed: the drain
 //!    arrives and the alert resolves;
-//! 7. all along, from before the boot: beta's artifact store is a 64 MiB
+//! 7. the standby's controller configured for a wildcard address (the
+//!    development flag the zone library never renders) and made active by
+//!    a planned handover: bound to something other than the VIP; handed
+//!    back;
+//! 8. all along, from before the boot: beta's artifact store is a 64 MiB
 //!    tmpfs the test fills to 92 %, which every host's node exporter (the
 //!    appliance's collectors and flags) reports; `BsfgDiskAlmostFull`
 //!    (`for: 5m`) fires for beta's `/artifacts`, and resolves once the
 //!    filler is deleted. Where this machine's kernel clock is
 //!    unsynchronised, `BsfgClockOffset` fires on it too (beta's: the other
 //!    hosts' exporters restart with their crash in phase 4). Phases 5
-//!    and 6 run while its `for:` does.
+//!    to 7 run while its `for:` does.
 //!
 //! Every alert this file waits for must reach *firing*; no alert fires that
 //! the phase's fault does not explain. The table row → alert → fault →
@@ -51,7 +55,7 @@ const CHURN: [&str; 2] = ["BsfgVrrpTransitionChurn", "BsfgRoleTransitionChurn"];
 const LAG: &str = "BsfgReplicationLag";
 const BACKLOG: &str = "BsfgReplicationBacklog";
 
-/// Phase 7's alert: active from the start until the filler goes.
+/// Phase 8's alert: active from the start until the filler goes.
 const DISK: &str = "BsfgDiskAlmostFull";
 /// Its `for:` (5 min) from the first evaluation, and a margin.
 const DISK_WITHIN: Duration = Duration::from_secs(7 * 60);
@@ -179,6 +183,27 @@ async fn value(z: &Zone, expr: &str) -> Option<f64> {
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
+/// Pure: a controller configuration bound to every address, as the
+/// development flag allows (`[listen] address = "0.0.0.0:<port>"`,
+/// `allow_wildcard = true`).
+fn wildcard_listen(config: &str) -> String {
+    let mut t: toml::Table = config.parse().expect("the controller's TOML");
+    let listen = t
+        .get_mut("listen")
+        .and_then(toml::Value::as_table_mut)
+        .expect("a [listen] table");
+    let address: std::net::SocketAddr = listen["address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("listen.address");
+    listen.insert(
+        "address".into(),
+        format!("0.0.0.0:{}", address.port()).into(),
+    );
+    listen.insert("allow_wildcard".into(), true.into());
+    toml::to_string(&t).expect("TOML")
+}
+
 async fn serving_host(z: &Zone) -> String {
     let start = Instant::now();
     loop {
@@ -202,7 +227,7 @@ async fn run() {
     let zone = create_zone(&instance);
     let z = &zone;
     let [a, b, g] = z.spec.host_names().map(str::to_owned);
-    // 7. Before the boot, so every daemon's namespace sees the mount; beta
+    // 8. Before the boot, so every daemon's namespace sees the mount; beta
     // is neither the host whose artifacts phase 3 removes nor the standby
     // phase 4 crashes (both alpha: it is active from the boot).
     // Declared after the zone: unmounted before its run directory goes.
@@ -286,7 +311,7 @@ async fn run() {
     let active = serving_host(z).await;
     assert_eq!(
         active, a,
-        "{a} no longer active before phase 3: its artifact storage is the one to remove ({b}'s is phase 7's mount)"
+        "{a} no longer active before phase 3: its artifact storage is the one to remove ({b}'s is phase 8's mount)"
     );
     let other = if active == a { b.clone() } else { a.clone() };
     let ok = allowed(&[
@@ -328,7 +353,7 @@ async fn run() {
     let standby = if active == a { b.clone() } else { a.clone() };
     assert_eq!(
         standby, a,
-        "{b} should be active after phase 3: crashing it would restart its node exporter (phase 7)"
+        "{b} should be active after phase 3: crashing it would restart its node exporter (phase 8)"
     );
     let mut ok = allowed(&[
         "BsfgStreamReplicaNotCurrent",
@@ -580,7 +605,50 @@ async fn run() {
         ),
     });
 
-    // 7. beta's artifact store 92 % full since before the boot.
+    // 7. Controller bound to VIP only: the standby's controller configured
+    // to bind a wildcard, with the development flag that allows it (the
+    // zone library never renders the flag: on the appliance this takes a
+    // hand-edited configuration); a planned handover makes it serve.
+    settle(z, &mut w, &allowed(&[])).await;
+    let active = serving_host(z).await;
+    let standby = if active == a { b.clone() } else { a.clone() };
+    let config = z.spec.host(&standby).paths.controller_config.clone();
+    let original = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, wildcard_listen(&original)).unwrap();
+    let ok = allowed(&["BsfgControllerBoundToWildcard"]);
+    z.restart_agent(&active).await.unwrap();
+    w.note(format!(
+        "{standby}: controller configured for 0.0.0.0 (listen.allow_wildcard); {active}'s agent restarted (handover)"
+    ));
+    z.wait_serving(&standby, SETTLE).await.unwrap();
+    let took = until_firing(
+        z,
+        &mut w,
+        &ok,
+        "BsfgControllerBoundToWildcard",
+        Some(&standby),
+    )
+    .await;
+    std::fs::write(&config, &original).unwrap();
+    settle(z, &mut w, &ok).await;
+    z.restart_agent(&standby).await.unwrap();
+    w.note(format!(
+        "{standby}: configuration restored; its agent restarted (handover back)"
+    ));
+    z.wait_serving(&active, SETTLE).await.unwrap();
+    until_resolved(z, &mut w, "wildcard bind resolved", &ok).await;
+    rows.push(Row {
+        row: "Controller bound to VIP only",
+        alert: "BsfgControllerBoundToWildcard",
+        fault: format!(
+            "{standby}'s controller configured for 0.0.0.0 with listen.allow_wildcard, then serving after a planned handover"
+        ),
+        observed: format!(
+            "firing {took:.0} s after the handover began (no `for:`); resolved when {active} served again"
+        ),
+    });
+
+    // 8. beta's artifact store 92 % full since before the boot.
     let disk_on = |act: &[Alert]| {
         act.iter().any(|x| {
             x.name == DISK
