@@ -28,7 +28,7 @@
 
 use crate::prometheus::{
     AGENTS_UP, Alert, WITHOUT_EXPORTERS, Watch, clock_unsynchronised, only_baseline, repo,
-    run_zone_test, start_prometheus, until_series,
+    run_zone_test, start_peer, start_prometheus, until_series, wait_peer,
 };
 use bsfg_mgmt::Role;
 use bsfg_zonesim::container::{Init, machine};
@@ -96,9 +96,14 @@ async fn run() {
     let started = Instant::now();
     let zone = tokio::task::block_in_place(|| Zone::create(&opts)).expect("create the zone");
     let created = started.elapsed().as_secs_f64();
+    // The zone's controllers pull from its peer: one that never answers is
+    // replication lag (as in the other Prometheus tests). Declared after
+    // the zone: stopped before it.
+    let peer = start_peer(&zone);
     zone.boot(Duration::from_secs(120))
         .await
         .expect("boot the zone");
+    wait_peer(&zone, &peer).await;
     let booted = started.elapsed().as_secs_f64() - created;
     let z = &zone;
     // Declared after the zone: stopped before the zone's namespaces go.
