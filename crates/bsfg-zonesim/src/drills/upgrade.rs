@@ -79,12 +79,10 @@ struct Generation {
 }
 
 impl Generation {
-    /// The rollback from `self` (which the zone runs): every path back,
-    /// and the old programs (as the generation's files name them and where
-    /// they lie on this machine) as where the processes run from.
-    fn previous(&self, sources: Vec<PathBuf>) -> Generation {
-        let mut runs_from: Vec<PathBuf> = self.renames.iter().map(|(old, _)| old.clone()).collect();
-        runs_from.extend(sources);
+    /// The rollback from `self`: every path back; the processes then run
+    /// from `runs_from` (the old programs, as the files name them and, under
+    /// systemd, where they lie on this machine).
+    fn previous(&self, runs_from: Vec<PathBuf>) -> Generation {
         Generation {
             name: "the previous build",
             renames: self
@@ -111,7 +109,8 @@ fn install(source: &Path, dest: &Path) -> Result<()> {
 /// `<run dir>/bin-next/`. Under systemd a container sees only what is bound
 /// into it, so each host gets the copy (hard links) in its state directory,
 /// which every container has at `/var/lib/bsfg-zonesim`.
-fn copy_build(z: &Zone) -> Result<(Generation, Vec<PathBuf>)> {
+/// Returns the new build and the rollback to the old one.
+fn copy_build(z: &Zone) -> Result<(Generation, Generation)> {
     let dir = z.run_dir.join("bin-next");
     crate::zone::files::mkdir(&dir)?;
     if z.init() == Init::Systemd {
@@ -126,7 +125,8 @@ fn copy_build(z: &Zone) -> Result<(Generation, Vec<PathBuf>)> {
             crate::zone::files::mkdir(d)?;
         }
         let mut renames = Vec::new();
-        let mut sources = Vec::new();
+        // The old programs inside (as the files name them) and outside.
+        let mut old_programs = Vec::new();
         for (old, source) in z.container_programs()? {
             let name = old
                 .file_name()
@@ -141,19 +141,19 @@ fn copy_build(z: &Zone) -> Result<(Generation, Vec<PathBuf>)> {
                     install(&copy, &link)?;
                 }
             }
+            old_programs.push(old.clone());
             renames.push((old, inside.join(&name)));
-            sources.push(source);
+            old_programs.push(source);
         }
         let mut runs_from = hosts;
         runs_from.push(inside);
-        return Ok((
-            Generation {
-                name: "the new build",
-                renames,
-                runs_from,
-            },
-            sources,
-        ));
+        let next = Generation {
+            name: "the new build",
+            renames,
+            runs_from,
+        };
+        let previous = next.previous(old_programs);
+        return Ok((next, previous));
     }
     let t = z.tools();
     let mut renames = Vec::new();
@@ -163,30 +163,23 @@ fn copy_build(z: &Zone) -> Result<(Generation, Vec<PathBuf>)> {
         install(old, &new)?;
         renames.push((old.clone(), new));
     }
-    let sources = renames.iter().map(|(old, _)| old.clone()).collect();
-    Ok((
-        Generation {
-            name: "the new build",
-            renames,
-            runs_from: vec![dir],
-        },
-        sources,
-    ))
+    let old_programs = renames.iter().map(|(old, _)| old.clone()).collect();
+    let next = Generation {
+        name: "the new build",
+        renames,
+        runs_from: vec![dir],
+    };
+    let previous = next.previous(old_programs);
+    Ok((next, previous))
 }
 
 /// `argv` with its program replaced by the generation's (kept if it is the
 /// generation's already: the simulator's command lines name the first build).
 fn upgraded(argv: &[String], renames: &[(PathBuf, PathBuf)]) -> Result<Vec<String>> {
     let (program, rest) = argv.split_first().context("an empty command line")?;
-    let target = renames
+    let (_, target) = renames
         .iter()
-        .find_map(|(old, new)| {
-            if Path::new(program) == old {
-                Some(new)
-            } else {
-                (Path::new(program) == new).then_some(new)
-            }
-        })
+        .find(|(old, new)| Path::new(program) == old || Path::new(program) == new)
         .with_context(|| format!("{program} is not a binary of the zone"))?;
     Ok(std::iter::once(target.display().to_string())
         .chain(rest.iter().cloned())
@@ -385,13 +378,12 @@ pub(super) async fn rolling_upgrade(z: &Zone, c: &mut Ctx) -> Result<()> {
         serving: hosts(&[&a]),
     };
     c.target = Some(a.clone());
-    let (build, sources) = tokio::task::block_in_place(|| copy_build(z))?;
+    let (build, previous) = tokio::task::block_in_place(|| copy_build(z))?;
     c.fault("rolling upgrade begins");
     roll_onto(z, c, &build).await?;
     c.event("every host runs the new build");
     check_all_on(z, c, &build)?;
 
-    let previous = build.previous(sources);
     c.event("rollback begins (nixos-rebuild switch --rollback, the same order)");
     roll_onto(z, c, &previous).await?;
     c.fault_ended("every host runs the previous build again");
@@ -542,7 +534,7 @@ mod tests {
             )],
             runs_from: vec![PathBuf::from("/run/x/bin-next")],
         };
-        let back = new.previous(vec![PathBuf::from("/target/debug/bsfg-controller")]);
+        let back = new.previous(vec![PathBuf::from("/old/bsfg-controller")]);
         let upgraded_text = "command = [\"/run/x/bin-next/bsfg-controller\"]\n";
         assert_eq!(
             next_generation(upgraded_text, &back.renames),
@@ -551,12 +543,6 @@ mod tests {
         // The simulator's command lines name the first build: kept as they are.
         let argv = ["/old/bsfg-controller".to_owned(), "-c".to_owned()];
         assert_eq!(upgraded(&argv, &back.renames).unwrap(), argv);
-        assert_eq!(
-            back.runs_from,
-            [
-                PathBuf::from("/old/bsfg-controller"),
-                PathBuf::from("/target/debug/bsfg-controller")
-            ]
-        );
+        assert_eq!(back.runs_from, [PathBuf::from("/old/bsfg-controller")]);
     }
 }
