@@ -167,6 +167,22 @@ impl PeerReplicator {
         self.set(|s| s.lag_seconds = lag);
     }
 
+    /// Awaits `work`, publishing the lag at every `refresh` tick meanwhile:
+    /// it grows while no round completes.
+    async fn publishing_lag<F: std::future::Future>(
+        &self,
+        refresh: &mut tokio::time::Interval,
+        work: F,
+    ) -> F::Output {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                _ = refresh.tick() => self.publish_lag(),
+            }
+        }
+    }
+
     /// Pulls until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         let mut backoff = Backoff::new(self.settings.backoff_min, self.settings.backoff_max);
@@ -183,15 +199,7 @@ impl PeerReplicator {
                 self.learned(|l| l.paused(bsfg_core::clock::unix_ms()));
                 Duration::from_millis(100)
             } else {
-                let round = self.round();
-                tokio::pin!(round);
-                let outcome = loop {
-                    tokio::select! {
-                        r = &mut round => break r,
-                        _ = refresh.tick() => self.publish_lag(),
-                    }
-                };
-                match outcome {
+                match self.publishing_lag(&mut refresh, self.round()).await {
                     Ok(0) => {
                         backoff.reset();
                         self.set(|s| {
@@ -223,14 +231,9 @@ impl PeerReplicator {
                 }
             };
             if !pause.is_zero() {
-                let sleep = tokio::time::sleep(pause);
-                tokio::pin!(sleep);
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = &mut sleep => break,
-                        _ = refresh.tick() => self.publish_lag(),
-                    }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = self.publishing_lag(&mut refresh, tokio::time::sleep(pause)) => {}
                 }
             }
         }
