@@ -262,4 +262,9 @@ pub struct CommissionArgs {
     /// How long a failover or failback may take before the drill fails.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub drill_timeout: Duration,
+    /// How long a failing streams-r3 is re-checked (every 500 ms) before it
+    /// counts: a follower catching up after a failover is briefly not
+    /// current. 0s decides on the first observation.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub stream_settle: Duration,
 }

@@ -18,15 +18,15 @@ pub(crate) mod tests;
 use crate::cli::CommissionArgs;
 use crate::exit::Result;
 use crate::identity::ConfigFile;
+use crate::zone::snapshot::Snapshot;
 use bsfg_core::clock::unix_ms;
 use checklist::{Item, Thresholds, Verdict};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-/// How long a failing `streams-r3` is re-observed before it counts: after a
-/// failover or a restart a follower is briefly "not current" while it catches
-/// up, which is the zone settling, not a fault.
-const STREAM_SETTLE: Duration = Duration::from_secs(5);
+/// How often a failing `streams-r3` is re-observed within `--stream-settle`:
+/// after a failover or a restart a follower is briefly "not current" while
+/// it catches up, which is the zone settling, not a fault.
 const STREAM_SETTLE_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Serialize)]
@@ -36,17 +36,21 @@ struct Report<'a> {
     items: &'a [Item],
 }
 
-/// Re-observes the zone while `streams-r3` fails, for at most
-/// [`STREAM_SETTLE`], and keeps the last verdict.
-async fn settle_streams(a: &CommissionArgs, file: &ConfigFile, items: &mut [Item]) {
+/// Re-observes the zone (`observe`; None: it did not answer) while the
+/// `streams-r3` item fails, for at most `within`, and keeps the last verdict.
+pub(crate) async fn settle_streams<F, Fut>(items: &mut [Item], within: Duration, mut observe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<Snapshot>>,
+{
     let Some(item) = items.iter_mut().find(|i| i.id == checklist::STREAMS_R3) else {
         return;
     };
-    let deadline = Instant::now() + STREAM_SETTLE;
+    let deadline = Instant::now() + within;
     while item.verdict == Verdict::Fail && Instant::now() < deadline {
         tokio::time::sleep(STREAM_SETTLE_INTERVAL).await;
         // A zone that stops answering keeps the verdict already reached.
-        if let Ok(snap) = crate::zone::observe(&a.zone, file).await {
+        if let Some(snap) = observe().await {
             *item = checklist::streams_replicated(&snap);
         }
     }
@@ -60,7 +64,10 @@ pub async fn command(a: &CommissionArgs, file: &ConfigFile, json: bool) -> Resul
         max_clock_offset: a.max_clock_offset,
     };
     let mut items = checklist::evaluate_all(&snap, &thresholds, unix_ms());
-    settle_streams(a, file, &mut items).await;
+    settle_streams(&mut items, a.stream_settle, || async {
+        crate::zone::observe(&a.zone, file).await.ok()
+    })
+    .await;
 
     let class = a
         .class

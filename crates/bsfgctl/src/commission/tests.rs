@@ -466,18 +466,7 @@ fn quorum_streams_clock_keepalived_and_builds_each_fail_alone() {
         "voter currency is unknown without an agreed leader"
     );
     // A stream at R1.
-    let mut s = healthy();
-    for h in &mut s.hosts {
-        let j = h.jsz.as_mut().unwrap();
-        for st in &mut j.account_details[0].stream_detail {
-            if st.name == "facts_operational" {
-                st.config = Some(StreamConfig {
-                    num_replicas: Some(1),
-                });
-            }
-        }
-    }
-    assert_eq!(failing(&s), vec!["streams-r3"]);
+    assert_eq!(failing(&with_a_stream_at_r1()), vec!["streams-r3"]);
     // Beta's clock 150 ms ahead.
     let mut s = healthy();
     host_mut(&mut s, "beta").varz.as_mut().unwrap().now = Some(rfc3339(NOW + 153));
@@ -601,4 +590,60 @@ fn zone_status_flags_problems_and_renders_a_row_per_host() {
         "{:?}",
         v.problems
     );
+}
+
+/// `healthy()` with one stream at R1: `streams-r3` fails on it.
+fn with_a_stream_at_r1() -> Snapshot {
+    let mut s = healthy();
+    for h in &mut s.hosts {
+        let j = h.jsz.as_mut().unwrap();
+        for st in &mut j.account_details[0].stream_detail {
+            if st.name == "facts_operational" {
+                st.config = Some(StreamConfig {
+                    num_replicas: Some(1),
+                });
+            }
+        }
+    }
+    s
+}
+
+fn streams_item(s: &Snapshot) -> Vec<Item> {
+    vec![streams_replicated(s)]
+}
+
+#[tokio::test]
+async fn a_failing_streams_item_is_observed_again_until_it_passes_or_the_settle_ends() {
+    // Passes on the second observation: the verdict is the pass.
+    let mut items = streams_item(&with_a_stream_at_r1());
+    let mut seen = vec![None, Some(healthy())];
+    super::settle_streams(&mut items, Duration::from_secs(5), || {
+        let next = seen.remove(0);
+        async move { next }
+    })
+    .await;
+    assert_eq!(items[0].verdict, Verdict::Pass, "{:?}", items[0].evidence);
+    assert!(seen.is_empty(), "observed {} times too few", seen.len());
+
+    // Never passes: still failing once the settle time is over.
+    let mut items = streams_item(&with_a_stream_at_r1());
+    let mut observed = 0;
+    super::settle_streams(&mut items, Duration::from_millis(1_200), || {
+        observed += 1;
+        async { Some(with_a_stream_at_r1()) }
+    })
+    .await;
+    assert_eq!(items[0].verdict, Verdict::Fail);
+    assert!((2..=4).contains(&observed), "observed {observed} times");
+
+    // 0 s (or a passing item): decided at once, nothing observed again.
+    for (first, within) in [
+        (with_a_stream_at_r1(), Duration::ZERO),
+        (healthy(), Duration::from_secs(5)),
+    ] {
+        let mut items = streams_item(&first);
+        let verdict = items[0].verdict;
+        super::settle_streams(&mut items, within, || async { panic!("observed again") }).await;
+        assert_eq!(items[0].verdict, verdict);
+    }
 }
