@@ -237,18 +237,134 @@ pub fn wait_booted(
 /// `journalctl -o OUTPUT` of one unit, read on this machine from the
 /// host's bound journal directory (`cat`: the daemon's own lines).
 pub fn journal(dir: &Path, units: &[&str], output: &str) -> Result<String> {
+    let args: Vec<String> = units
+        .iter()
+        .flat_map(|u| ["-u".into(), u.to_string()])
+        .collect();
+    journalctl(dir, output, &args)
+}
+
+/// The entries of the journal in `dir` that match `matches` (journalctl's
+/// match syntax: `FIELD=value`, `+` between alternatives), in order.
+pub fn journal_entries(dir: &Path, matches: &[&str]) -> Result<Vec<JournalEntry>> {
+    let args: Vec<String> = matches.iter().map(|m| m.to_string()).collect();
+    parse_json_entries(&journalctl(dir, "json", &args)?)
+        .with_context(|| format!("journalctl --directory={} -o json", dir.display()))
+}
+
+/// journalctl's stdout; its failure (exit status, stderr) is an error, not
+/// an empty journal.
+fn journalctl(dir: &Path, output: &str, args: &[String]) -> Result<String> {
     let out = Command::new("journalctl")
         .arg(format!("--directory={}", dir.display()))
         .args(["--no-pager", "-o", output])
-        .args(units.iter().flat_map(|u| ["-u", u]))
+        .args(args)
         .output()
         .context("running journalctl (Debian package systemd)")?;
+    if !out.status.success() {
+        bail!(
+            "journalctl --directory={} -o {output} {}: {}: {}",
+            dir.display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One journal entry: the fields a check classifies by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub message: String,
+    /// `_SYSTEMD_UNIT`: journald's attribution by the sender's cgroup.
+    pub unit: Option<String>,
+    /// `SYSLOG_IDENTIFIER`: for a unit's stdout, its program's name.
+    pub identifier: Option<String>,
+}
+
+/// `journalctl -o json` output, one object a line (pure: tested). A field
+/// that is not valid UTF-8 comes as an array of bytes, one logged more
+/// than once as an array of values (the first counts).
+pub fn parse_json_entries(text: &str) -> Result<Vec<JournalEntry>> {
+    fn field(v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Array(a) if a.iter().all(|b| b.is_u64()) => Some(
+                String::from_utf8_lossy(
+                    &a.iter()
+                        .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                        .collect::<Vec<u8>>(),
+                )
+                .into_owned(),
+            ),
+            serde_json::Value::Array(a) => a.first().and_then(field),
+            _ => None,
+        }
+    }
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).with_context(|| format!("a journal entry: {l}"))?;
+            let get = |k: &str| v.get(k).and_then(field);
+            Ok(JournalEntry {
+                message: get("MESSAGE").unwrap_or_default(),
+                unit: get("_SYSTEMD_UNIT"),
+                identifier: get("SYSLOG_IDENTIFIER"),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_journal_json_entries() {
+        // journalctl -o json: a string, a byte array (not UTF-8 safe), a
+        // field given twice, an entry with no unit (its sender was gone).
+        let text = concat!(
+            r#"{"MESSAGE":"[1] Entering lame duck mode, stop accepting new clients","_SYSTEMD_UNIT":"nats.service","SYSLOG_IDENTIFIER":"nats-server"}"#,
+            "\n",
+            r#"{"MESSAGE":[104,105],"_SYSTEMD_UNIT":["a.service","b.service"]}"#,
+            "\n\n",
+            r#"{"MESSAGE":null,"SYSLOG_IDENTIFIER":"nats-server"}"#,
+            "\n",
+        );
+        let e = parse_json_entries(text).unwrap();
+        assert_eq!(
+            e,
+            vec![
+                JournalEntry {
+                    message: "[1] Entering lame duck mode, stop accepting new clients".into(),
+                    unit: Some("nats.service".into()),
+                    identifier: Some("nats-server".into()),
+                },
+                JournalEntry {
+                    message: "hi".into(),
+                    unit: Some("a.service".into()),
+                    identifier: None,
+                },
+                JournalEntry {
+                    message: String::new(),
+                    unit: None,
+                    identifier: Some("nats-server".into()),
+                },
+            ]
+        );
+        assert!(parse_json_entries("-- No entries --").is_err());
+    }
+
+    #[test]
+    fn a_journalctl_failure_is_an_error() {
+        let e = journal(Path::new("/nonexistent/journal"), &["nats.service"], "cat")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exit status: 1"), "{e}");
+        assert!(e.contains("/nonexistent/journal"), "{e}");
+    }
     use crate::container::spec::Bind;
     use std::collections::BTreeMap;
 

@@ -18,7 +18,7 @@
 use super::ctx::{contract, hosts};
 use super::{Ctx, PROMOTION_TIMEOUT, service_probe};
 use crate::container::Init;
-use crate::container::machine::SIM_STATE;
+use crate::container::machine::{JournalEntry, SIM_STATE};
 use crate::netns;
 use crate::processes::Kind;
 use crate::zone::Zone;
@@ -285,18 +285,39 @@ async fn rebuild(z: &Zone, c: &mut Ctx, host: &str, build: &Generation) -> Resul
 
 /// nats-server's line when SIGUSR2 puts it into lame-duck mode.
 const LAME_DUCK_LINE: &str = "Entering lame duck mode";
+/// nats-server's stdout identifier in the journal (ExecStart's program).
+const NATS_PROGRAM: &str = "nats-server";
+/// How long the lame-duck line may take to reach the journal after the
+/// switch: journald writes a stream's lines after reading them, and the
+/// check reads right after `systemctl start`.
+const JOURNAL_WAIT: Duration = Duration::from_secs(5);
+
+/// How often `program`'s journal has `line`: (all, of which journald
+/// attributed to `unit`). A line of a process that exited before journald
+/// read its cgroup has no `_SYSTEMD_UNIT` (pure: tested).
+fn count_lines(entries: &[JournalEntry], unit: &str, line: &str) -> (usize, usize) {
+    let with: Vec<&JournalEntry> = entries
+        .iter()
+        .filter(|e| e.message.contains(line))
+        .collect();
+    let attributed = with
+        .iter()
+        .filter(|e| e.unit.as_deref() == Some(unit))
+        .count();
+    (with.len(), attributed)
+}
 
 /// The systemd mode's switch: the units of `host`'s container, as
 /// switch-to-configuration restarts them; checks that nats.service went
 /// through lame-duck mode.
 fn switch_units(z: &Zone, c: &mut Ctx, host: &str, build: &Generation) -> Result<()> {
     let nats = crate::zone::instance::unit_of(Kind::Nats)?;
-    let lame_ducks = || {
-        z.unit_journal_text(host, nats)
-            .matches(LAME_DUCK_LINE)
-            .count()
+    let lame_ducks = || -> Result<(usize, usize)> {
+        let entries = z.program_journal(host, nats, NATS_PROGRAM)?;
+        Ok(count_lines(&entries, nats, LAME_DUCK_LINE))
     };
-    let before = tokio::task::block_in_place(lame_ducks);
+    let before = tokio::task::block_in_place(lame_ducks)
+        .with_context(|| format!("reading {nats}'s journal on {host} before the switch"))?;
     let s = tokio::task::block_in_place(|| {
         z.switch_container(host, &|t| next_generation(t, &build.renames))
     })?;
@@ -315,11 +336,34 @@ fn switch_units(z: &Zone, c: &mut Ctx, host: &str, build: &Generation) -> Result
         }
     ));
     if s.restarted.iter().any(|u| u == nats) {
-        let after = tokio::task::block_in_place(lame_ducks);
+        let start = Instant::now();
+        let after = tokio::task::block_in_place(|| {
+            loop {
+                let after = lame_ducks();
+                match &after {
+                    Ok((n, _)) if *n > before.0 => break after,
+                    _ if start.elapsed() >= JOURNAL_WAIT => break after,
+                    _ => std::thread::sleep(Duration::from_millis(200)),
+                }
+            }
+        });
+        let (ok, detail) = match after {
+            Ok((n, attributed)) => (
+                n > before.0,
+                format!(
+                    "{LAME_DUCK_LINE:?} in {NATS_PROGRAM}'s journal {} → {n} times \
+                     ({} → {attributed} attributed to {nats}), read {:.1} s after the start",
+                    before.0,
+                    before.1,
+                    start.elapsed().as_secs_f64()
+                ),
+            ),
+            Err(e) => (false, format!("reading the journal: {e:#}")),
+        };
         c.check(
             &format!("{nats} on {host} stopped in lame-duck mode (KillSignal=SIGUSR2)"),
-            after > before,
-            format!("{LAME_DUCK_LINE:?} in its journal {before} → {after} times"),
+            ok,
+            detail,
         );
     }
     Ok(())
@@ -480,6 +524,28 @@ async fn roll(z: &Zone, c: &mut Ctx, steps: &[PlannedStep], build: &Generation) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lame_duck_lines_are_counted_with_their_attribution() {
+        let entry = |message: &str, unit: Option<&str>| JournalEntry {
+            message: message.into(),
+            unit: unit.map(str::to_owned),
+            identifier: Some(NATS_PROGRAM.into()),
+        };
+        let line = "[7] 2026/12/04 15:00:00.000000 [INF] Entering lame duck mode, stop accepting new clients";
+        let entries = [
+            entry(line, Some("nats.service")),
+            entry("[7] Server Exiting..", Some("nats.service")),
+            // Logged as the process exited: journald found no cgroup.
+            entry(line, None),
+            entry(line, Some("other.service")),
+        ];
+        assert_eq!(
+            count_lines(&entries, "nats.service", LAME_DUCK_LINE),
+            (3, 1)
+        );
+        assert_eq!(count_lines(&[], "nats.service", LAME_DUCK_LINE), (0, 0));
+    }
 
     #[test]
     fn the_plan_is_read_in_order() {

@@ -220,15 +220,39 @@ impl Zone {
 
     /// The last lines `unit` on `host` logged (for a check's detail).
     pub fn unit_journal(&self, host: &str, unit: &str) -> String {
-        let text = self.unit_journal_text(host, unit);
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(12)..].join("\n")
+        match self.unit_journal_text(host, unit) {
+            Ok(text) => {
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(12)..].join("\n")
+            }
+            Err(e) => format!("(no journal: {e:#})"),
+        }
     }
 
     /// Everything `unit` on `host` logged (this boot and earlier ones).
-    pub fn unit_journal_text(&self, host: &str, unit: &str) -> String {
+    pub fn unit_journal_text(&self, host: &str, unit: &str) -> Result<String> {
         let dir = self.run_dir.join(host).join("journal");
-        machine::journal(&dir, &[unit], "cat").unwrap_or_default()
+        machine::journal(&dir, &[unit], "cat")
+    }
+
+    /// The entries `program` (its stdout's identifier) or `unit` logged on
+    /// `host`: an entry journald could not attribute to the unit (the
+    /// sender gone before its cgroup was read) is in it too.
+    pub fn program_journal(
+        &self,
+        host: &str,
+        unit: &str,
+        program: &str,
+    ) -> Result<Vec<machine::JournalEntry>> {
+        let dir = self.run_dir.join(host).join("journal");
+        machine::journal_entries(
+            &dir,
+            &[
+                &format!("_SYSTEMD_UNIT={unit}"),
+                "+",
+                &format!("SYSLOG_IDENTIFIER={program}"),
+            ],
+        )
     }
 
     /// Each unit's journal, from the host's bound journal directory, into
