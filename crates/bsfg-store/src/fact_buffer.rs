@@ -3,9 +3,11 @@
 
 use crate::answer::{Answer, Meaning, classify};
 use crate::errors::{internal, unavailable};
+use crate::group_commit::{GroupCommitStats, GroupCommitter};
 use crate::page::{Page, batch_direct_get};
 use crate::substrate::Substrate;
 use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
+use bsfg_core::config::GroupCommit;
 use bsfg_core::identity::message_token;
 use bsfg_core::retry::Backoff;
 use bsfg_core::source::{Buffer, subject_matches};
@@ -42,7 +44,8 @@ impl AppendOutcome {
 }
 
 /// Why a put-if-absent publish did not write.
-enum PublishRefusal {
+#[derive(Debug)]
+pub(crate) enum PublishRefusal {
     /// The subject already holds a fact (10071): this `message_id` is taken.
     IdTaken,
     /// Another write to the subject is in flight (10164): retry shortly.
@@ -53,6 +56,50 @@ enum PublishRefusal {
     /// The stream's store refused the write (10077): full, or failing.
     StoreRefused,
     Failed(BsfgError),
+}
+
+/// The only header of a fact's publish: it makes the write a put-if-absent on its subject.
+pub(crate) fn if_absent_headers() -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
+    headers
+}
+
+/// A fact's own put-if-absent publish to `subject` of `stream`, its
+/// acknowledgement awaited.
+pub(crate) async fn publish_if_absent(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    subject: &str,
+    body: Bytes,
+) -> Result<u64, PublishRefusal> {
+    let ack = match js
+        .publish_with_headers(subject.to_owned(), if_absent_headers(), body)
+        .await
+    {
+        Ok(pending) => pending.await,
+        Err(e) => Err(e),
+    };
+    ack.map(|a| a.sequence).map_err(|e| refusal_of(&e, stream))
+}
+
+/// What a refused or unanswered publish to `stream` means, by its typed code.
+pub(crate) fn refusal_of(e: &(dyn std::error::Error + 'static), stream: &str) -> PublishRefusal {
+    let answer = Answer::of(e);
+    match classify(answer) {
+        Meaning::SequenceMismatch => PublishRefusal::IdTaken,
+        Meaning::ExpectationPending => PublishRefusal::SubjectBusy,
+        Meaning::NotDone => PublishRefusal::NotDone,
+        Meaning::StoreRefused => PublishRefusal::StoreRefused,
+        Meaning::NoRoom => PublishRefusal::Failed(Reason::StoreBufferFull.err(format!(
+            "JetStream has no room for stream {stream} ({answer:?}: a server or account storage limit)"
+        ))),
+        Meaning::Unsettled => PublishRefusal::Failed(unavailable(
+            "publishing a fact",
+            format!("no acknowledgement from JetStream ({e})"),
+        )),
+        Meaning::Refused => PublishRefusal::Failed(internal("publishing a fact", e)),
+    }
 }
 
 /// How full a buffer is, estimated without a round trip per append: the last
@@ -86,6 +133,8 @@ pub struct FactBuffer {
     substrate: Substrate,
     stream: stream::Stream,
     fill: Arc<BufferFill>,
+    /// Batches concurrent appends (absent when group commit is off).
+    committer: Option<GroupCommitter>,
 }
 
 impl std::fmt::Debug for FactBuffer {
@@ -106,6 +155,7 @@ impl FactBuffer {
         buffer: Buffer,
         max_age: Duration,
         max_bytes: u64,
+        group_commit: GroupCommit,
     ) -> Result<FactBuffer, BsfgError> {
         let name = buffer.stream_name();
         let wanted = stream::Config {
@@ -125,6 +175,8 @@ impl FactBuffer {
             duplicate_window: max_age.min(Duration::from_secs(120)),
             allow_direct: true,
             deny_delete: true,
+            // Group commit writes atomic batches; harmless when it is off.
+            allow_atomic_publish: true,
             ..Default::default()
         };
         let js = substrate.jetstream();
@@ -141,7 +193,8 @@ impl FactBuffer {
                     || c.num_replicas != wanted.num_replicas
                     || c.discard != wanted.discard
                     || c.allow_direct != wanted.allow_direct
-                    || c.deny_delete != wanted.deny_delete;
+                    || c.deny_delete != wanted.deny_delete
+                    || c.allow_atomic_publish != wanted.allow_atomic_publish;
                 if differs {
                     tracing::info!(stream = %name, "reconciling stream configuration");
                     js.update_stream(&wanted)
@@ -167,11 +220,15 @@ impl FactBuffer {
             max_bytes,
             ..Default::default()
         });
+        let committer = group_commit.enabled.then(|| {
+            GroupCommitter::spawn(substrate.jetstream().clone(), name.clone(), &group_commit)
+        });
         let me = FactBuffer {
             buffer,
             substrate: substrate.clone(),
             stream,
             fill,
+            committer,
         };
         me.refresh_fill().await?;
         Ok(me)
@@ -256,39 +313,26 @@ impl FactBuffer {
         }
     }
 
+    /// One put-if-absent write: through the group committer when it runs,
+    /// else a publish of its own.
     async fn publish_if_absent(&self, subject: &str, body: Bytes) -> Result<u64, PublishRefusal> {
-        // The only header: it makes the write a put-if-absent on this subject.
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
-        let ack = match self
-            .substrate
-            .jetstream()
-            .publish_with_headers(subject.to_owned(), headers, body)
-            .await
-        {
-            Ok(pending) => pending.await,
-            Err(e) => Err(e),
-        };
-        let e = match ack {
-            Ok(ack) => return Ok(ack.sequence),
-            Err(e) => e,
-        };
-        let answer = Answer::of(&e);
-        Err(match classify(answer) {
-            Meaning::SequenceMismatch => PublishRefusal::IdTaken,
-            Meaning::ExpectationPending => PublishRefusal::SubjectBusy,
-            Meaning::NotDone => PublishRefusal::NotDone,
-            Meaning::StoreRefused => PublishRefusal::StoreRefused,
-            Meaning::NoRoom => PublishRefusal::Failed(Reason::StoreBufferFull.err(format!(
-                "JetStream has no room for stream {} ({answer:?}: a server or account storage limit)",
-                self.stream_name()
-            ))),
-            Meaning::Unsettled => PublishRefusal::Failed(unavailable(
-                "publishing a fact",
-                format!("no acknowledgement from JetStream ({e})"),
-            )),
-            Meaning::Refused => PublishRefusal::Failed(internal("publishing a fact", e)),
-        })
+        match &self.committer {
+            Some(c) => c.commit(subject.to_owned(), body).await,
+            None => {
+                publish_if_absent(
+                    self.substrate.jetstream(),
+                    self.stream_name(),
+                    subject,
+                    body,
+                )
+                .await
+            }
+        }
+    }
+
+    /// What group commit has done on this buffer so far.
+    pub fn group_commit_stats(&self) -> Option<&GroupCommitStats> {
+        self.committer.as_ref().map(|c| c.stats())
     }
 
     /// The store refused a write of `len` bytes: the stream is at its

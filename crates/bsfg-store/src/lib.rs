@@ -19,9 +19,11 @@
 //! Consistency choices, and why:
 //! - Every JetStream failure is classified by its typed code ([`answer`]),
 //!   never by its text.
-//! - Appends are one JetStream write each: the fact is published to its own
-//!   subject with `Nats-Expected-Last-Subject-Sequence: 0`, so the stream itself
-//!   is the put-if-absent index, for the whole retention.
+//! - Every fact is published to its own subject with
+//!   `Nats-Expected-Last-Subject-Sequence: 0`, so the stream itself is the
+//!   put-if-absent index, for the whole retention. Concurrent appends to one
+//!   stream are written as one atomic batch ([`group_commit`]), each fact
+//!   keeping its own condition and its own answer.
 //! - KV buckets are created with `allow_direct = false`: reads go to the RAFT
 //!   leader, so a lease or cursor is never read stale from a lagging follower.
 //! - Fact pages are read with batched direct gets, served by the nearest
@@ -33,6 +35,7 @@ mod artifact_index;
 mod cursors;
 mod errors;
 mod fact_buffer;
+pub mod group_commit;
 mod kv;
 mod lease;
 mod meta;
@@ -44,6 +47,7 @@ mod substrate;
 pub use artifact_index::{ArtifactIndex, ArtifactRecord, IndexOutcome};
 pub use cursors::{CursorAdvance, CursorStore, StoredCursor};
 pub use fact_buffer::{AppendOutcome, BufferFill, FactBuffer, StoredRecord};
+pub use group_commit::GroupCommitStats;
 pub use lease::{LeaseSighting, LeaseStore, LeaseWrite, monotonic_now};
 pub use meta::{
     MetaMover, MetaOutcome, MetaPeer, MetaPlacement, MetaPlan, SystemConnection, plan as meta_plan,

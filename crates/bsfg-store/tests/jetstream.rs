@@ -35,9 +35,16 @@ async fn substrate(cluster: &NatsCluster) -> Substrate {
 async fn put_if_absent_is_atomic_and_tells_duplicates_from_conflicts() {
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let buf =
-        set_up(|| FactBuffer::ensure(&s, Buffer::Store("operational".into()), WEEK, 64 << 20))
-            .await;
+    let buf = set_up(|| {
+        FactBuffer::ensure(
+            &s,
+            Buffer::Store("operational".into()),
+            WEEK,
+            64 << 20,
+            Default::default(),
+        )
+    })
+    .await;
 
     let first = buf
         .append("order", "m-1", Bytes::from_static(b"one"), |s| s == b"one")
@@ -85,8 +92,16 @@ async fn put_if_absent_is_atomic_and_tells_duplicates_from_conflicts() {
 async fn pages_are_filtered_ordered_and_resume_after_an_offset() {
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let buf =
-        set_up(|| FactBuffer::ensure(&s, Buffer::Store("telemetry".into()), WEEK, 64 << 20)).await;
+    let buf = set_up(|| {
+        FactBuffer::ensure(
+            &s,
+            Buffer::Store("telemetry".into()),
+            WEEK,
+            64 << 20,
+            Default::default(),
+        )
+    })
+    .await;
     for i in 0..30u32 {
         let kind = if i % 3 == 0 { "machine" } else { "order" };
         buf.append(
@@ -276,8 +291,16 @@ async fn a_full_stream_refuses_with_store_buffer_full() {
     let s = Substrate::connect_url(&cluster.client_url(0), 1)
         .await
         .unwrap();
-    let buf =
-        set_up(|| FactBuffer::ensure(&s, Buffer::Store("tiny".into()), WEEK, 64 * 1024)).await;
+    let buf = set_up(|| {
+        FactBuffer::ensure(
+            &s,
+            Buffer::Store("tiny".into()),
+            WEEK,
+            64 * 1024,
+            Default::default(),
+        )
+    })
+    .await;
     let body = Bytes::from(vec![b'x'; 4096]);
     let mut refused = None;
     for i in 0..64 {
@@ -321,9 +344,16 @@ async fn retries_past_offsets_that_spell_error_codes_are_duplicates_at_their_off
     ];
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let buf =
-        set_up(|| FactBuffer::ensure(&s, Buffer::Store("operational".into()), WEEK, 256 << 20))
-            .await;
+    let buf = set_up(|| {
+        FactBuffer::ensure(
+            &s,
+            Buffer::Store("operational".into()),
+            WEEK,
+            256 << 20,
+            Default::default(),
+        )
+    })
+    .await;
     let body = |i: u64| Bytes::from(format!("fact {i}"));
     let append = |i: u64| {
         let buf = buf.clone();

@@ -2,5 +2,6 @@
 //! dependencies instead of one per file): JetStream adapter against real nats-
 //! server clusters.
 
+mod group_commit;
 mod jetstream;
 mod meta_placement;

@@ -75,6 +75,7 @@ async fn the_meta_leader_moves_off_the_local_server_to_the_preferred_peer() {
             Buffer::Store("operational".into()),
             Duration::from_secs(3600),
             1 << 20,
+            Default::default(),
         )
     })
     .await

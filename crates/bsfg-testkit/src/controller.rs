@@ -99,6 +99,7 @@ pub fn test_config(
             forward_max_age: Duration::from_secs(3600),
             forward_max_bytes: bytesize(64 << 20),
             leaders_on: None,
+            group_commit: Default::default(),
         },
         limits: bsfg_core::Limits::default(),
         classes,

@@ -69,6 +69,7 @@ impl Boundary {
                 Buffer::Store(name.clone()),
                 class.max_age,
                 class.max_bytes.as_u64(),
+                config.store.group_commit.clone(),
             )
             .await?;
             store_buffers.insert(name.clone(), b);
@@ -80,6 +81,7 @@ impl Boundary {
                 Buffer::Forward(peer.clone()),
                 config.store.forward_max_age,
                 config.store.forward_max_bytes.as_u64(),
+                config.store.group_commit.clone(),
             )
             .await?;
             forward_buffers.insert(peer.clone(), b);

@@ -106,6 +106,84 @@ pub struct Store {
     /// Unset, or that server down: the peer already leading the most.
     #[serde(default)]
     pub leaders_on: Option<String>,
+    /// How concurrent appends to one fact stream are committed together.
+    #[serde(default)]
+    pub group_commit: GroupCommit,
+}
+
+/// Group commit: appends that arrive together for the same fact stream are
+/// written as one JetStream atomic batch, so the RAFT proposal, the
+/// replication and (on `sync_interval: always`) the fsync are paid once per
+/// batch. A fact that arrives while nothing is in flight goes at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupCommit {
+    /// Off: every fact is its own JetStream publish.
+    pub enabled: bool,
+    /// Facts in one batch (nats-server accepts at most 1,000).
+    pub max_facts: usize,
+    /// Encoded bytes in one batch.
+    #[serde(serialize_with = "exact_bytes")]
+    pub max_bytes: ByteSize,
+    /// Batches (or lone facts) of one stream awaiting their acknowledgement;
+    /// facts that arrive meanwhile form the next batch (nats-server accepts
+    /// at most 50 open batches per stream).
+    pub max_in_flight: usize,
+    /// How long a batch that is not full waits for more facts while another
+    /// batch of the stream is in flight (never when the stream is idle).
+    /// Zero: it goes as soon as a slot is free.
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+}
+
+/// nats-server's own bounds (ADR-50): facts per atomic batch, open batches per stream.
+pub const SERVER_MAX_BATCH_FACTS: usize = 1000;
+pub const SERVER_MAX_OPEN_BATCHES: usize = 50;
+
+impl Default for GroupCommit {
+    fn default() -> Self {
+        GroupCommit {
+            enabled: true,
+            max_facts: 128,
+            max_bytes: ByteSize::mib(1),
+            max_in_flight: 4,
+            max_delay: Duration::ZERO,
+        }
+    }
+}
+
+impl GroupCommit {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !(1..=SERVER_MAX_BATCH_FACTS).contains(&self.max_facts) {
+            return Err(ConfigError::new(
+                "store.group_commit.max_facts",
+                format!(
+                    "must be between 1 and {SERVER_MAX_BATCH_FACTS} (nats-server's limit per atomic batch)"
+                ),
+            ));
+        }
+        if !(1..=SERVER_MAX_OPEN_BATCHES).contains(&self.max_in_flight) {
+            return Err(ConfigError::new(
+                "store.group_commit.max_in_flight",
+                format!(
+                    "must be between 1 and {SERVER_MAX_OPEN_BATCHES} (nats-server's limit of open batches per stream)"
+                ),
+            ));
+        }
+        if self.max_bytes.as_u64() == 0 {
+            return Err(ConfigError::new(
+                "store.group_commit.max_bytes",
+                "must be at least one byte",
+            ));
+        }
+        if self.max_delay > Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "store.group_commit.max_delay",
+                format!("{:?} is longer than 1 s", self.max_delay),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_replicas() -> usize {
@@ -317,6 +395,7 @@ impl ControllerConfig {
                 "must differ from listen.address",
             ));
         }
+        self.store.group_commit.check()?;
         if !(1..=5).contains(&self.store.replicas) {
             return Err(ConfigError::new(
                 "store.replicas",
@@ -567,5 +646,36 @@ identity = "enterprise-bsfg"
             .unwrap_err()
             .to_string();
         assert!(err.contains("artefact_dir"), "{err}");
+    }
+
+    #[test]
+    fn group_commit_is_on_by_default_and_its_bounds_are_checked() {
+        let c = example();
+        assert!(c.store.group_commit.enabled);
+        assert_eq!(
+            c.store.group_commit.max_delay,
+            Duration::ZERO,
+            "no wait when idle"
+        );
+        let with = |section: &str| {
+            let text = EXAMPLE.replace(
+                "[classes.operational]",
+                &format!("[store.group_commit]\n{section}\n[classes.operational]"),
+            );
+            let mut c: ControllerConfig = toml::from_str(&text).unwrap();
+            c.check().map(|_| c.store.group_commit)
+        };
+        let g = with("max_facts = 500\nmax_in_flight = 8\nmax_delay = \"2ms\"").unwrap();
+        assert_eq!((g.max_facts, g.max_in_flight), (500, 8));
+        assert_eq!(g.max_delay, Duration::from_millis(2));
+        for (section, key) in [
+            ("max_facts = 1001", "store.group_commit.max_facts"),
+            ("max_facts = 0", "store.group_commit.max_facts"),
+            ("max_in_flight = 51", "store.group_commit.max_in_flight"),
+            ("max_bytes = 0", "store.group_commit.max_bytes"),
+            ("max_delay = \"2s\"", "store.group_commit.max_delay"),
+        ] {
+            assert_eq!(with(section).unwrap_err().key, key, "{section}");
+        }
     }
 }
