@@ -240,13 +240,10 @@ pub async fn restore(
         if n == 0 {
             break;
         }
-        let reply = tokio::time::timeout(
-            IDLE,
-            client.request(deliver.clone(), Bytes::copy_from_slice(&buf[..n])),
-        )
-        .await
-        .map_err(|_| WireError::Stalled(IDLE))?
-        .map_err(nats)?;
+        let chunk = Bytes::copy_from_slice(&buf[..n]);
+        let reply = tokio::time::timeout(IDLE, send_chunk(client, &deliver, chunk, sent == 0))
+            .await
+            .map_err(|_| WireError::Stalled(IDLE))??;
         if !reply.payload.is_empty() {
             answer(&reply.payload)?;
         }
@@ -274,6 +271,28 @@ pub async fn restore(
         .transpose()
         .map_err(|e| WireError::Protocol(format!("restored state: {e}")))?
         .ok_or_else(|| WireError::Protocol("restore answer without the stream's state".into()))
+}
+
+/// One chunk of a restore, as a request the server answers. The server
+/// that accepted the restore subscribes to `deliver`; in a cluster that
+/// just formed, that interest can reach the server this client is on a
+/// moment after the accepting answer. So before the server has taken any
+/// chunk, "no responders" (nothing was received) means: send the first
+/// chunk again shortly; later it means the restore is gone.
+async fn send_chunk(
+    client: &Client,
+    deliver: &str,
+    chunk: Bytes,
+    first: bool,
+) -> Result<async_nats::Message, WireError> {
+    loop {
+        match client.request(deliver.to_owned(), chunk.clone()).await {
+            Err(e) if first && e.kind() == RequestErrorKind::NoResponders => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            r => return r.map_err(nats),
+        }
+    }
 }
 
 async fn read_full(r: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> std::io::Result<usize> {
