@@ -6,6 +6,7 @@ use crate::errors::{internal, unavailable};
 use crate::group_commit::{GroupCommitStats, GroupCommitter};
 use crate::page::{Page, batch_direct_get};
 use crate::substrate::Substrate;
+use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::stream::{self, DiscardPolicy, StorageType};
 use bsfg_core::config::GroupCommit;
 use bsfg_core::identity::message_token;
@@ -73,14 +74,31 @@ pub(crate) async fn publish_if_absent(
     subject: &str,
     body: Bytes,
 ) -> Result<u64, PublishRefusal> {
-    let ack = match js
-        .publish_with_headers(subject.to_owned(), if_absent_headers(), body)
+    let ack = send_if_absent(js, stream, subject, body).await?;
+    acknowledged(ack, stream).await
+}
+
+/// Sends a fact's own put-if-absent publish; its acknowledgement is awaited
+/// separately ([`acknowledged`]), so that sends keep their order.
+pub(crate) async fn send_if_absent(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    subject: &str,
+    body: Bytes,
+) -> Result<PublishAckFuture, PublishRefusal> {
+    js.publish_with_headers(subject.to_owned(), if_absent_headers(), body)
         .await
-    {
-        Ok(pending) => pending.await,
-        Err(e) => Err(e),
-    };
-    ack.map(|a| a.sequence).map_err(|e| refusal_of(&e, stream))
+        .map_err(|e| refusal_of(&e, stream))
+}
+
+/// The offset a sent fact was stored at, or why it was not.
+pub(crate) async fn acknowledged(
+    ack: PublishAckFuture,
+    stream: &str,
+) -> Result<u64, PublishRefusal> {
+    ack.await
+        .map(|a| a.sequence)
+        .map_err(|e| refusal_of(&e, stream))
 }
 
 /// What a refused or unanswered publish to `stream` means, by its typed code.

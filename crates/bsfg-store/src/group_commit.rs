@@ -22,7 +22,9 @@
 //! and `max_in_flight`). Answers are delivered in the order the batches were
 //! sent, so acknowledgements of one stream follow its offsets.
 
-use crate::fact_buffer::{PublishRefusal, if_absent_headers, publish_if_absent, refusal_of};
+use crate::fact_buffer::{
+    PublishRefusal, acknowledged, if_absent_headers, publish_if_absent, send_if_absent,
+};
 use async_nats::jetstream;
 use bsfg_core::config::GroupCommit;
 use bytes::Bytes;
@@ -255,16 +257,12 @@ impl Committer {
         if batch.len() == 1 {
             self.stats.lone_facts.fetch_add(1, Ordering::Relaxed);
             let s = batch.into_iter().next().expect("one");
-            let sent = self
-                .js
-                .publish_with_headers(s.subject.clone(), if_absent_headers(), s.body.clone())
-                .await;
+            let sent = send_if_absent(&self.js, &self.stream, &s.subject, s.body.clone()).await;
             return Box::pin(async move {
                 let outcome = match sent {
-                    Ok(ack) => ack.await.map(|a| a.sequence),
-                    Err(e) => Err(e),
-                }
-                .map_err(|e| refusal_of(&e, &self.stream));
+                    Ok(ack) => acknowledged(ack, &self.stream).await,
+                    Err(refused) => Err(refused),
+                };
                 vec![(s.answer, outcome)]
             });
         }

@@ -25,6 +25,20 @@ where
         .expect("set-up")
 }
 
+/// Store buffer `class` (a week's retention, `max_bytes`, group commit as by default).
+async fn store_buffer(s: &Substrate, class: &str, max_bytes: u64) -> FactBuffer {
+    set_up(|| {
+        FactBuffer::ensure(
+            s,
+            Buffer::Store(class.into()),
+            WEEK,
+            max_bytes,
+            Default::default(),
+        )
+    })
+    .await
+}
+
 async fn substrate(cluster: &NatsCluster) -> Substrate {
     Substrate::connect_url(&cluster.client_url(0), 3)
         .await
@@ -35,16 +49,7 @@ async fn substrate(cluster: &NatsCluster) -> Substrate {
 async fn put_if_absent_is_atomic_and_tells_duplicates_from_conflicts() {
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let buf = set_up(|| {
-        FactBuffer::ensure(
-            &s,
-            Buffer::Store("operational".into()),
-            WEEK,
-            64 << 20,
-            Default::default(),
-        )
-    })
-    .await;
+    let buf = store_buffer(&s, "operational", 64 << 20).await;
 
     let first = buf
         .append("order", "m-1", Bytes::from_static(b"one"), |s| s == b"one")
@@ -92,16 +97,7 @@ async fn put_if_absent_is_atomic_and_tells_duplicates_from_conflicts() {
 async fn pages_are_filtered_ordered_and_resume_after_an_offset() {
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let buf = set_up(|| {
-        FactBuffer::ensure(
-            &s,
-            Buffer::Store("telemetry".into()),
-            WEEK,
-            64 << 20,
-            Default::default(),
-        )
-    })
-    .await;
+    let buf = store_buffer(&s, "telemetry", 64 << 20).await;
     for i in 0..30u32 {
         let kind = if i % 3 == 0 { "machine" } else { "order" };
         buf.append(
@@ -291,16 +287,7 @@ async fn a_full_stream_refuses_with_store_buffer_full() {
     let s = Substrate::connect_url(&cluster.client_url(0), 1)
         .await
         .unwrap();
-    let buf = set_up(|| {
-        FactBuffer::ensure(
-            &s,
-            Buffer::Store("tiny".into()),
-            WEEK,
-            64 * 1024,
-            Default::default(),
-        )
-    })
-    .await;
+    let buf = store_buffer(&s, "tiny", 64 * 1024).await;
     let body = Bytes::from(vec![b'x'; 4096]);
     let mut refused = None;
     for i in 0..64 {
@@ -344,16 +331,7 @@ async fn retries_past_offsets_that_spell_error_codes_are_duplicates_at_their_off
     ];
     let cluster = NatsCluster::start3().await;
     let s = substrate(&cluster).await;
-    let buf = set_up(|| {
-        FactBuffer::ensure(
-            &s,
-            Buffer::Store("operational".into()),
-            WEEK,
-            256 << 20,
-            Default::default(),
-        )
-    })
-    .await;
+    let buf = store_buffer(&s, "operational", 256 << 20).await;
     let body = |i: u64| Bytes::from(format!("fact {i}"));
     let append = |i: u64| {
         let buf = buf.clone();
